@@ -1,0 +1,35 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU build of torch where no NVIDIA GPU is present (on this project's machines
+# `torch==2.13.0` resolves to a local CPU wheel); override on GPU nodes, e.g. TORCH_SPEC=torch.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: install demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/python -m engine.sample demo
+	$(BIN)/engine run --batch demo/manifest.jsonl --out-dir demo/out; \
+	  status=$$?; echo; echo "Outputs are in $(CURDIR)/demo/out (results: demo/out/results.jsonl)"; \
+	  test $$status -le 1
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m bench.bench
+
+clean:
+	rm -rf demo previews .pytest_cache

@@ -1,0 +1,73 @@
+"""The ``engine`` command: a thin click layer over the engine's Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from cli.progress import Progress, summary_table
+from engine import EngineError, default_workers, load_manifest, run_batch
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="animated-previews-engine")
+def main() -> None:
+    """Turn videos into animated GIF and WebP previews, in bulk."""
+
+
+@main.command()
+@click.option("--batch", "manifest", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Manifest: JSON Lines, one job per line (see README: 'Manifest').")
+@click.option("--out-dir", default=Path("previews"), show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the images and results.jsonl; every output must stay inside it.")
+@click.option("--input-root", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folder that relative input paths start from [default: the manifest's folder].")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help=f"Jobs run side by side, one per worker process [default: the cores there are, here {default_workers()}].")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print each result as a JSON line on stdout, then a {\"summary\": ...} line, instead of the table.")
+def run(manifest: Path, out_dir: Path, input_root: Path | None, workers: int | None, as_json: bool) -> None:
+    """Make one animated image per manifest line.
+
+    \b
+    A line is either snake_case:
+      {"id": "intro", "input": "a.mp4", "format": "gif", "fps": 15,
+       "width": 640, "seek": 5, "duration": 3}
+    or the VOD template shape:
+      {"id": "intro", "input": "a.mp4", "TemplateConfig": {"Format": "webp", "Fps": "15",
+       "Width": "640", "Height": "360", "TimeSpan": {"Seek": "5", "Duration": "3"}}}
+    Use trim_end (TimeSpan.End) instead of duration to stop that many seconds before the end.
+
+    Every job ends as a line of OUT_DIR/results.jsonl. Exit status: 0 when every job
+    succeeded, 1 when some failed, 2 for a usage error (such as a missing manifest).
+    """
+    try:
+        entries = load_manifest(manifest, input_root=input_root)
+    except EngineError as error:
+        raise click.UsageError(error.message) from None
+    if not entries:
+        raise click.UsageError(f"manifest {manifest} holds no jobs")
+    progress = Progress(len(entries))
+    started = time.perf_counter()
+    results = []
+    try:
+        for result in run_batch(entries, out_dir, workers=workers, on_result=progress):
+            results.append(result)
+            if as_json:
+                click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+    except OSError as exc:
+        raise click.UsageError(f"cannot write to {out_dir}: {exc}") from None
+    wall = time.perf_counter() - started
+    failed = sum(1 for r in results if not r.ok)
+    if as_json:
+        click.echo(json.dumps({"summary": {"jobs": len(results), "succeeded": len(results) - failed,
+                                           "failed": failed, "seconds": round(wall, 3),
+                                           "results": str(out_dir / "results.jsonl")}}))
+    else:
+        click.echo(summary_table(results, wall))
+        click.echo(f"results: {out_dir / 'results.jsonl'}")
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,71 @@
+"""How a batch shows itself on a terminal: a live bar on a TTY, plain lines otherwise, a table at the end."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+import click
+
+from engine.result import Result
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)  # pragma: no cover
+
+
+class Progress:
+    """Reports each finished job: redraws one bar line on a terminal, prints a line otherwise."""
+
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
+        self.done = 0
+        self.failed = 0
+        self.started = time.perf_counter()
+
+    def __call__(self, result: Result) -> None:
+        self.done += 1
+        self.failed += 0 if result.ok else 1
+        if self.live:
+            width = 30
+            filled = int(width * self.done / max(1, self.total))
+            rate = self.done / max(1e-9, time.perf_counter() - self.started)
+            click.echo(
+                f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+                f"failed {self.failed}  {rate:.2f} jobs/s ",
+                nl=False, file=self.stream,
+            )
+            if self.done == self.total:
+                click.echo("", file=self.stream)
+        else:
+            what = result.output if result.ok else f"{result.error_code}: {result.error_message}"
+            click.echo(f"[{self.done}/{self.total}] {result.id} {result.status} {what}", file=self.stream)
+
+
+def summary_table(results: list[Result], wall_seconds: float) -> str:
+    """A fixed-width table of every job, then totals."""
+    headers = ("id", "status", "format", "size", "frames", "bytes", "seconds", "output / error")
+    rows = []
+    for r in results:
+        size = f"{r.width}x{r.height}" if r.width else "-"
+        detail = r.output if r.ok else f"{r.error_code}: {r.error_message}"
+        if r.ok and r.notes:
+            detail += f"  ({'; '.join(r.notes)})"
+        rows.append((r.id, r.status, r.format or "-", size, str(r.frames or "-"), _size(r.bytes),
+                     f"{r.timings.get('total', 0):.2f}", detail or ""))
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers[:-1], widths)) + "  " + headers[-1]]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1])
+    ok = sum(1 for r in results if r.ok)
+    lines.append(f"{ok} succeeded, {len(results) - ok} failed, {len(results)} jobs in {wall_seconds:.2f} s")
+    return "\n".join(lines)

@@ -1,0 +1,27 @@
+"""Animated previews (GIF, WebP) from videos, in bulk.
+
+The Python API that the ``engine`` command is a thin layer over::
+
+    from engine import load_manifest, run_batch
+    for result in run_batch(load_manifest("jobs.jsonl"), out_dir="previews", workers=4):
+        print(result.id, result.status, result.output or result.error_message)
+"""
+
+from engine.batch import default_workers, run_batch
+from engine.errors import EngineError, ErrorCode
+from engine.manifest import ManifestEntry, load_manifest, parse_manifest_lines
+from engine.result import Result
+from engine.spec import JobSpec, parse_job
+
+__all__ = [
+    "EngineError",
+    "ErrorCode",
+    "JobSpec",
+    "ManifestEntry",
+    "Result",
+    "default_workers",
+    "load_manifest",
+    "parse_job",
+    "parse_manifest_lines",
+    "run_batch",
+]

@@ -1,0 +1,147 @@
+"""Many jobs at once: a pool of worker processes, results in completion order.
+
+Each worker process runs whole jobs (decode, kernels, encode, write) with one compute thread, so
+``workers`` jobs run side by side and a 2-core machine keeps both cores busy. Processes rather
+than threads because decoding, resizing and encoding hold the GIL in parts, and because a
+native crash in a decoder (a corrupt file can do that) then kills one worker, not the batch:
+the jobs that were in flight are retried one by one in a fresh process, and the one that crashes
+again is reported as failed.
+
+Jobs are fed to the pool a few at a time, so memory stays flat however long the manifest is.
+Each result is appended to ``results.jsonl`` as soon as it is known.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from engine.errors import EngineError, ErrorCode
+from engine.manifest import ManifestEntry
+from engine.result import Result
+
+_worker_decoder = None
+
+
+def _init_worker(threads: int) -> None:
+    """Runs once in each worker process: one compute thread per job, decoder built once."""
+    global _worker_decoder
+    import torch
+
+    from engine.decode.pyav import PyAVDecoder
+
+    torch.set_num_threads(threads)
+    _worker_decoder = PyAVDecoder(threads=threads)
+
+
+def _run_in_worker(entry: ManifestEntry, out_dir: Path) -> Result:
+    from engine.job import run_job
+
+    assert entry.spec is not None and _worker_decoder is not None
+    return run_job(entry.spec, out_dir, _worker_decoder, line=entry.line)
+
+
+def default_workers() -> int:
+    """As many workers as there are cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _pool(workers: int, threads: int) -> ProcessPoolExecutor:
+    # forkserver: workers start from a clean process that has imported the engine once, so
+    # starting them is fast and never inherits a parent's threads (torch, OpenMP) mid-flight.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["engine.job", "engine.decode.pyav"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
+
+
+def _crashed(entry: ManifestEntry) -> Result:
+    return Result.failure(entry.id, EngineError(
+        ErrorCode.INVALID_VIDEO_FORMAT,
+        "the decoder crashed on this input (its worker process died); the file is likely corrupt",
+    ), line=entry.line, input=str(entry.spec.input) if entry.spec else None)
+
+
+def _isolate(entries: list[ManifestEntry], out_dir: Path, threads: int) -> Iterator[Result]:
+    """Re-run jobs that were in flight when a worker died, each alone, to find the culprit."""
+    for entry in entries:
+        with _pool(1, threads) as pool:
+            try:
+                yield pool.submit(_run_in_worker, entry, out_dir).result()
+            except BrokenProcessPool:
+                yield _crashed(entry)
+
+
+def run_batch(
+    entries: Iterable[ManifestEntry],
+    out_dir: Path | str,
+    *,
+    workers: int | None = None,
+    results_path: Path | str | None = None,
+    on_result: Callable[[Result], None] | None = None,
+) -> Iterator[Result]:
+    """Run every entry; yield one :class:`Result` per entry, in completion order.
+
+    Entries that failed validation become failed results at once. Results are appended to
+    ``results_path`` (default ``<out_dir>/results.jsonl``, truncated first) as they come.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    workers = workers or default_workers()
+    threads = max(1, default_workers() // workers)
+    results_file = Path(results_path) if results_path else out_dir / "results.jsonl"
+    with open(results_file, "w", encoding="utf-8") as log:
+
+        def emit(result: Result) -> Result:
+            log.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+            log.flush()
+            if on_result is not None:
+                on_result(result)
+            return result
+
+        pending = iter(entries)
+        in_flight: dict[Future, ManifestEntry] = {}
+        pool = _pool(workers, threads)
+        try:
+            while True:
+                suspects: list[ManifestEntry] = []
+                while not suspects and len(in_flight) < 2 * workers:
+                    entry = next(pending, None)
+                    if entry is None:
+                        break
+                    if entry.spec is None:
+                        yield emit(Result.failure(entry.id, entry.error or EngineError(
+                            ErrorCode.INVALID_PARAMETER, "invalid manifest line"), line=entry.line))
+                        continue
+                    try:
+                        in_flight[pool.submit(_run_in_worker, entry, out_dir)] = entry
+                    except BrokenProcessPool:
+                        suspects.append(entry)
+                if not in_flight and not suspects:
+                    break
+                if in_flight:
+                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        entry = in_flight.pop(future)
+                        try:
+                            yield emit(future.result())
+                        except BrokenProcessPool:
+                            suspects.append(entry)
+                if suspects:  # a worker died: every job still in flight died with the pool
+                    suspects.extend(in_flight.values())
+                    in_flight.clear()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    for result in _isolate(suspects, out_dir, threads):
+                        yield emit(result)
+                    pool = _pool(workers, threads)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,53 @@
+"""Decoding the frames a timeline needs, behind one interface for every backend.
+
+A backend answers :meth:`Decoder.decode_frames` with a :class:`DecodedClip`: the distinct source
+frames shown at the timeline's instants (upright, RGB, on the backend's device) and, for each
+instant, which of them is on screen. Keeping frames distinct matters when the source rate is below
+the output rate: a 10 fps source sampled at 30 fps decodes and resizes each frame once.
+
+Backends: :mod:`engine.decode.pyav` (CPU, FFmpeg via PyAV). The NVDEC backend (GPU) answers the
+same interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import torch
+
+from engine.probe import MediaInfo
+
+
+@dataclass(frozen=True)
+class DecodedClip:
+    """Frames on screen at each instant of a timeline."""
+
+    frames: torch.Tensor
+    """uint8 [U, 3, H, W]: the distinct source frames used, upright (rotation applied), RGB."""
+    index: torch.Tensor
+    """int64 [N]: for each instant, the row of ``frames`` on screen then."""
+    source_times: tuple[float, ...]
+    """For each instant, the presentation time (s from the video's start) of the frame shown."""
+    frames_decoded: int
+    """Source frames decoded to serve the clip, a measure of how well seeking worked."""
+    rotation: int = 0
+    """Quarter turns (counter-clockwise) already applied to make the frames upright."""
+
+    @property
+    def height(self) -> int:
+        return int(self.frames.shape[-2])
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[-1])
+
+
+class Decoder(Protocol):
+    """A way to turn a video file and instants into a :class:`DecodedClip`."""
+
+    name: str
+
+    def decode_frames(self, media: MediaInfo, instants: Sequence[float]) -> DecodedClip:
+        """Seek near ``instants[0]`` and decode forward only as far as ``instants[-1]``."""
+        ...

@@ -1,0 +1,177 @@
+"""CPU decoding with PyAV (FFmpeg's decoders).
+
+Seeks to the keyframe at or before the first instant and decodes forward only until the frame on
+screen at the last instant is known, so a clip at minute 50 never decodes minutes 0-49. Only the
+frames actually shown are converted to RGB; frames passed over on the way are decoded (codecs
+need them) but never converted.
+
+Colour: conversion to RGB uses the frame's own matrix and range tags. Untagged HD video (720 rows
+or more) is taken as BT.709 and smaller untagged video as BT.601, which is what players assume.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import av
+import numpy as np
+import torch
+
+from engine.decode import DecodedClip
+from engine.errors import EngineError, ErrorCode
+from engine.probe import MediaInfo, open_container
+
+_SEEK_BACKOFF = (0.0, 1.0, 5.0, 30.0)
+"""Seconds to step back when a demuxer's seek lands after the wanted time (imprecise indexes)."""
+_UNSPECIFIED = 2  # AVCOL_SPC_UNSPECIFIED
+
+
+def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """RGB24 array of a frame, honouring its colour matrix and range; rotation applied."""
+    colorspace = frame.colorspace
+    if colorspace in (_UNSPECIFIED, None, 0):
+        colorspace = av.video.reformatter.Colorspace.ITU709 if frame.height >= 720 else av.video.reformatter.Colorspace.ITU601
+    rgb = frame.reformat(
+        format="rgb24",
+        src_colorspace=colorspace,
+        src_color_range=frame.color_range or None,
+        dst_color_range=av.video.reformatter.ColorRange.JPEG,
+        threads=1,
+    ).to_ndarray()
+    turns = round((frame.rotation or 0) / 90) % 4
+    if turns:
+        rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
+    return rgb
+
+
+class PyAVDecoder:
+    """The CPU backend: FFmpeg decoders through PyAV, frames as CPU tensors."""
+
+    name = "pyav"
+
+    def __init__(self, threads: int = 1) -> None:
+        self.threads = max(1, threads)
+
+    def decode_frames(self, media: MediaInfo, instants: Sequence[float]) -> DecodedClip:
+        container = open_container(media.path)
+        try:
+            return self._decode(container, media, instants)
+        except av.error.FFmpegError as exc:
+            raise EngineError(
+                ErrorCode.INVALID_VIDEO_FORMAT,
+                f"decoding {media.path.name} failed ({exc.strerror or exc}); the file may be corrupt or truncated",
+            ) from None
+        finally:
+            container.close()
+
+    def _decode(self, container: av.container.InputContainer, media: MediaInfo, instants: Sequence[float]) -> DecodedClip:
+        stream = container.streams[media.stream_index]
+        ctx = stream.codec_context
+        ctx.thread_count = self.threads
+        ctx.thread_type = "AUTO" if self.threads > 1 else "SLICE"
+        first = instants[0]
+        for back in _SEEK_BACKOFF:
+            target = max(0.0, first - back)
+            result = self._decode_from(container, stream, media, instants, target)
+            if result is not None:
+                return result
+        # No seek landed early enough: decode from the very start.
+        result = self._decode_from(container, stream, media, instants, None)
+        assert result is not None
+        return result
+
+    def _decode_from(self, container, stream, media: MediaInfo, instants: Sequence[float], target: float | None):
+        """Decode from a seek to ``target`` (None: from the start without seeking).
+
+        Returns None when the seek landed after ``instants[0]`` (then the caller seeks earlier).
+        """
+        tb = stream.time_base
+        seek_to = target if target is not None else 0.0
+        try:  # PyAV flushes the decoder on seek, so a retry starts clean
+            container.seek(int((seek_to + media.start_time) / tb), stream=stream, backward=True, any_frame=False)
+        except av.error.FFmpegError:
+            if seek_to > 0:
+                return None
+
+        frames: list[np.ndarray] = []
+        times: list[float] = []
+        index: list[int] = []
+        decoded = 0
+        k = 0
+        n = len(instants)
+        previous = None  # (frame, time) of the last frame seen, not yet converted
+        previous_row = -1  # its row in ``frames`` once converted
+        first_time: float | None = None
+        last_time = None
+        for frame in container.decode(stream):
+            decoded += 1
+            if frame.pts is not None:
+                t = float(frame.pts * tb) - media.start_time
+            elif last_time is not None:
+                t = last_time + 1.0 / (media.fps or 25.0)
+            else:
+                t = 0.0
+            last_time = t
+            if first_time is None:
+                first_time = t
+                # The seek overshot: the frame shown at the first instant lies before this one.
+                if target is not None and target > 0 and t > instants[0] + 1e-6:
+                    return None
+            while k < n and instants[k] < t - 1e-6:
+                if previous is None:  # instant before the first frame of the video: show that frame
+                    previous, previous_row = (frame, t), -1
+                if previous_row < 0:
+                    frames.append(_to_rgb(previous[0]))
+                    times.append(previous[1])
+                    previous_row = len(frames) - 1
+                index.append(previous_row)
+                k += 1
+            if k >= n:
+                break
+            previous, previous_row = (frame, t), -1
+        if previous is None:
+            if target is not None and target > 0:
+                return None  # nothing after the seek point: let the caller try from earlier
+            raise EngineError(
+                ErrorCode.INVALID_VIDEO_FORMAT,
+                f"no frame of {media.path.name} could be decoded; the file may be truncated or corrupt",
+            )
+        frame_period = 1.0 / (media.fps or 25.0)
+        if k == 0 and instants[0] > previous[1] + 2 * frame_period:
+            raise EngineError(
+                ErrorCode.INVALID_TIME_RANGE,
+                f"the video's frames end at {previous[1]:.3f} s although its header says {media.duration:.3f} s; "
+                f"seek {instants[0]:.3f} s is past the last frame",
+            )
+        while k < n:  # end of stream: the last frame stays on screen
+            if previous_row < 0:
+                frames.append(_to_rgb(previous[0]))
+                times.append(previous[1])
+                previous_row = len(frames) - 1
+            index.append(previous_row)
+            k += 1
+        shapes = {f.shape for f in frames}
+        if len(shapes) > 1:  # resolution changes mid-stream: bring all to the first frame's size
+            frames = _conform(frames)
+        tensor = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+        return DecodedClip(
+            frames=tensor,
+            index=torch.tensor(index, dtype=torch.int64),
+            source_times=tuple(times[i] for i in index),
+            frames_decoded=decoded,
+            rotation=round((previous[0].rotation or 0) / 90) % 4,
+        )
+
+
+def _conform(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Resize frames to the first one's size (streams that change resolution mid-way)."""
+    from kernels.resize import resize
+
+    h, w = frames[0].shape[:2]
+    out = []
+    for f in frames:
+        if f.shape[:2] != (h, w):
+            t = torch.from_numpy(f).permute(2, 0, 1).unsqueeze(0).contiguous()
+            f = resize(t, h, w)[0].permute(1, 2, 0).numpy()
+        out.append(f)
+    return out

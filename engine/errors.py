@@ -1,0 +1,37 @@
+"""The one error type that crosses every boundary of the engine.
+
+A job that cannot be done ends as a ``Result`` carrying an :class:`ErrorCode` and a message
+that tells the user what to change; it never raises out of the batch runner. The codes are the
+service's own vocabulary (``InvalidVideoFormat`` and friends), so that results, events and logs
+read the same as the documentation users already know.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ErrorCode(str, Enum):
+    """Why a job failed. The string value is what results and events carry."""
+
+    INPUT_NOT_FOUND = "InputNotFound"
+    INVALID_VIDEO_FORMAT = "InvalidVideoFormat"
+    INVALID_TIME_RANGE = "InvalidTimeRange"
+    INVALID_PARAMETER = "InvalidParameter"
+    OUTPUT_ERROR = "OutputError"
+    INTERNAL_ERROR = "InternalError"
+
+
+class EngineError(Exception):
+    """A failure with a code from :class:`ErrorCode` and a message meant for the user."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code.value}: {self.message}"
+
+    def __reduce__(self):  # keep code and message across process boundaries
+        return (type(self), (self.code, self.message))

@@ -1,0 +1,135 @@
+"""Opening a container once to learn what the video is: :func:`probe` -> :class:`MediaInfo`.
+
+Everything later stages need to plan a job (length, frame rate, start offset, which stream) is
+read here, before any frame is decoded, so range errors are reported without decoding anything.
+Only this module and :mod:`engine.decode` know PyAV.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from engine.errors import EngineError, ErrorCode
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """Facts about the chosen video stream. Times are seconds from the stream's first frame."""
+
+    path: Path
+    container: str
+    stream_index: int
+    codec: str
+    width: int
+    height: int
+    pixel_format: str
+    sample_aspect_ratio: Fraction
+    fps: float | None
+    duration: float
+    duration_source: str
+    """Where ``duration`` came from: "stream", "container" or "scan" (demuxed to the end)."""
+    start_time: float
+    """Presentation time of the stream's start in seconds; user times are relative to it."""
+    video_streams: int
+
+    @property
+    def display_width(self) -> int:
+        """Width as shown on screen: coded width stretched by the sample aspect ratio."""
+        return max(1, round(self.width * self.sample_aspect_ratio))
+
+
+def open_container(path: Path) -> av.container.InputContainer:
+    """Open ``path`` for reading, turning every failure into an :class:`EngineError`."""
+    if not path.exists():
+        raise EngineError(ErrorCode.INPUT_NOT_FOUND, f"input {path} does not exist")
+    if not path.is_file():
+        raise EngineError(ErrorCode.INPUT_NOT_FOUND, f"input {path} is not a file")
+    if not os.access(path, os.R_OK):
+        raise EngineError(ErrorCode.INPUT_NOT_FOUND, f"input {path} cannot be read (permission denied)")
+    try:
+        return av.open(str(path), mode="r", metadata_errors="ignore")
+    except av.error.FFmpegError as exc:
+        raise EngineError(
+            ErrorCode.INVALID_VIDEO_FORMAT,
+            f"{path.name} is not a readable media file ({exc.strerror or exc}); check that it plays locally",
+        ) from None
+
+
+def pick_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The best video stream: the largest picture, ignoring cover art (attached pictures)."""
+    candidates = [
+        s for s in container.streams.video
+        if not (s.disposition & av.stream.Disposition.attached_pic) and s.codec_context is not None
+    ]
+    if not candidates:
+        raise EngineError(
+            ErrorCode.INVALID_VIDEO_FORMAT,
+            "the file has no video stream (audio only?); animated images need a video",
+        )
+    return max(candidates, key=lambda s: (s.codec_context.width * s.codec_context.height, -s.index))
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
+    if value is None or time_base is None:
+        return None
+    return float(value * time_base)
+
+
+def _scan_duration(path: Path, stream_index: int, start: float) -> float | None:
+    """Demux (no decoding) to the end to find the last packet's end time."""
+    end = None
+    with av.open(str(path), metadata_errors="ignore") as container:
+        stream = container.streams[stream_index]
+        tb = stream.time_base
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            finish = float((packet.pts + (packet.duration or 0)) * tb)
+            end = finish if end is None else max(end, finish)
+    return None if end is None else end - start
+
+
+def probe(path: Path) -> MediaInfo:
+    """Read the container header and choose the video stream; never decodes a frame."""
+    path = Path(path)
+    container = open_container(path)
+    try:
+        stream = pick_video_stream(container)
+        ctx = stream.codec_context
+        if not ctx.width or not ctx.height:
+            raise EngineError(ErrorCode.INVALID_VIDEO_FORMAT, "the video stream has no picture size; the file may be corrupt")
+        tb = stream.time_base
+        start = _seconds(stream.start_time, tb)
+        if start is None:
+            start = (container.start_time or 0) / av.time_base
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else None
+        duration, source = _seconds(stream.duration, tb), "stream"
+        if not duration or duration <= 0:
+            duration, source = None, "container"
+            if container.duration and container.duration > 0:
+                duration = container.duration / av.time_base - max(0.0, start - (container.start_time or 0) / av.time_base)
+        sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
+        sar = Fraction(sar) if sar and sar > 0 else Fraction(1)
+        info = dict(
+            path=path, container=container.format.name, stream_index=stream.index, codec=ctx.name,
+            width=ctx.width, height=ctx.height, pixel_format=ctx.pix_fmt or "unknown",
+            sample_aspect_ratio=sar, fps=fps, start_time=start, video_streams=len(container.streams.video),
+        )
+    except av.error.FFmpegError as exc:
+        raise EngineError(ErrorCode.INVALID_VIDEO_FORMAT, f"{path.name} cannot be read ({exc.strerror or exc})") from None
+    finally:
+        container.close()
+    if not duration or duration <= 0:
+        try:
+            duration, source = _scan_duration(path, info["stream_index"], start), "scan"
+        except av.error.FFmpegError as exc:
+            raise EngineError(ErrorCode.INVALID_VIDEO_FORMAT, f"{path.name} cannot be read to its end ({exc})") from None
+        if not duration or duration <= 0:
+            raise EngineError(ErrorCode.INVALID_VIDEO_FORMAT, "the video stream holds no frames; the file may be corrupt or empty")
+    return MediaInfo(duration=duration, duration_source=source, **info)

@@ -1,0 +1,48 @@
+"""What became of one job: :class:`Result`, one line of ``results.jsonl``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from engine.errors import EngineError
+
+STAGES = ("probe", "decode", "kernels", "encode", "write")
+
+
+@dataclass(frozen=True)
+class Result:
+    """Outcome of a job: ``status`` is "success" or "failed" (then ``error_code`` says why)."""
+
+    id: str
+    status: str
+    input: str | None = None
+    output: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None
+    fps: float | None = None
+    duration: float | None = None
+    bytes: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    notes: tuple[str, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage (probe, decode, kernels, encode, write) and in all (total)."""
+    source_frames_decoded: int | None = None
+    device: str | None = None
+    line: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    @classmethod
+    def failure(cls, job_id: str, error: EngineError, **extra: Any) -> "Result":
+        return cls(id=job_id, status="failed", error_code=error.code.value, error_message=error.message, **extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["notes"] = list(self.notes)
+        return data
