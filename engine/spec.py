@@ -61,19 +61,20 @@ def _fail(message: str) -> EngineError:
     return EngineError(ErrorCode.INVALID_PARAMETER, message)
 
 
-def _number(value: Any, field: str) -> float:
+def _number(value: Any, field: str, allowed: str = "") -> float:
     """Accept JSON numbers and numeric strings ("15", "2.5"); refuse booleans and NaN/inf."""
+    wrong = _fail(f"{field} must be a number{allowed}, got {value!r}")
     if isinstance(value, bool):
-        raise _fail(f"{field} must be a number, got {value!r}")
+        raise wrong
     if isinstance(value, str):
         try:
             number = float(value.strip())
         except ValueError:
-            raise _fail(f"{field} must be a number, got {value!r}") from None
+            raise wrong from None
     elif isinstance(value, (int, float)):
         number = float(value)
     else:
-        raise _fail(f"{field} must be a number, got {value!r}")
+        raise wrong
     if not math.isfinite(number):
         raise EngineError(
             ErrorCode.INVALID_TIME_RANGE if field in _TIME_FIELDS else ErrorCode.INVALID_PARAMETER,
@@ -181,7 +182,7 @@ def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path) -> 
 
     if fields.get("fps") is None:
         raise _fail(f"fps is required: frames per second from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
-    fps = _number(fields["fps"], "fps")
+    fps = _number(fields["fps"], "fps", f" from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
     if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
         raise _fail(f"fps must be from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}, got {fields['fps']!r}")
 
