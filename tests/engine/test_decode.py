@@ -1,0 +1,97 @@
+"""The PyAV decoder hands over, for each instant, the source frame on screen at that instant.
+
+Every fixture frame shows its own index (tests/clipmaker.py), so these tests prove which source
+frame landed at each output instant, for several codecs, after seeking.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import clipmaker
+from engine.decode.pyav import PyAVDecoder
+from engine.errors import EngineError, ErrorCode
+from engine.probe import probe
+
+
+def shown_indices(path, instants):
+    clip = PyAVDecoder().decode_frames(probe(path), instants)
+    frames = clip.frames.permute(0, 2, 3, 1).numpy()
+    return [clipmaker.read_index(frames[i]) for i in clip.index.tolist()], clip
+
+
+def expected(instants, fps, first=0):
+    return [first + math.floor(t * fps + 1e-6) for t in instants]
+
+
+@pytest.mark.parametrize("codec", clipmaker.available_codecs())
+def test_each_codec_delivers_the_frame_on_screen_at_each_instant(tmp_path, codec):
+    path = clipmaker.make_clip(tmp_path / f"c-{codec}", codec=codec, fps=25, frames=50, gop=10)
+    instants = [0.52 + k / 10 for k in range(12)]
+    indices, clip = shown_indices(path, instants)
+    assert indices == expected(instants, 25)
+
+
+def test_seeking_decodes_from_the_keyframe_before_the_start_not_from_the_beginning(tmp_path):
+    path = clipmaker.make_clip(tmp_path / "long.mp4", fps=25, frames=400, gop=50, width=160, height=120)
+    instants = [13.1 + k / 5 for k in range(5)]
+    indices, clip = shown_indices(path, instants)
+    assert indices == expected(instants, 25)
+    # keyframe at 12.0 s (frame 300), last needed frame 342: about 43 frames, never the 342 from 0
+    assert clip.frames_decoded <= 50 + 2
+
+
+def test_low_source_rate_is_decoded_once_per_source_frame(tmp_path):
+    path = clipmaker.make_clip(tmp_path / "slow.mp4", fps=5, frames=10, width=160, height=120)
+    instants = [k / 30 for k in range(30)]
+    indices, clip = shown_indices(path, instants)
+    assert indices == expected(instants, 5)
+    assert clip.frames.shape[0] == 5  # five distinct frames, each used six times
+
+
+def test_variable_frame_rate_uses_the_real_timestamps(tmp_path):
+    pts = [0.0, 0.1, 0.15, 0.5, 0.55, 0.9, 1.4, 1.45, 1.5, 2.0]
+    path = clipmaker.make_clip(tmp_path / "vfr.mkv", pts_seconds=pts, width=160, height=120)
+    instants = [k / 10 for k in range(20)]
+    indices, _ = shown_indices(path, instants)
+    want = [max(i for i, p in enumerate(pts) if p <= t + 1e-6) for t in instants]
+    assert indices == want
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_rotation_metadata_is_applied_so_frames_come_out_upright(tmp_path, rotation):
+    path = clipmaker.make_clip(tmp_path / f"rot{rotation}.mp4", fps=10, frames=10, width=192, height=128, rotation=rotation)
+    indices, clip = shown_indices(path, [0.0, 0.35])
+    assert indices == [0, 3]  # the reader refuses rotated or mirrored pictures
+    upright = (128, 192) if rotation % 180 == 0 else (192, 128)
+    assert (clip.height, clip.width) == upright
+
+
+def test_ten_bit_video_gives_the_same_colours_as_eight_bit(tmp_path):
+    eight = clipmaker.make_clip(tmp_path / "8.mp4", fps=10, frames=5, width=160, height=120)
+    ten = clipmaker.make_clip(tmp_path / "10.mp4", fps=10, frames=5, width=160, height=120, pix_fmt="yuv420p10le")
+    a = PyAVDecoder().decode_frames(probe(eight), [0.2]).frames.float()
+    b = PyAVDecoder().decode_frames(probe(ten), [0.2]).frames.float()
+    assert (a - b).abs().mean() < 3.0  # same picture, only compression noise apart
+
+
+def test_the_last_frame_stays_on_screen_to_the_end(tmp_path):
+    path = clipmaker.make_clip(tmp_path / "short.mp4", fps=10, frames=10, width=160, height=120)
+    indices, _ = shown_indices(path, [0.85, 0.95, 0.99])
+    assert indices == [8, 9, 9]
+
+
+def test_a_truncated_file_fails_cleanly_or_gives_the_frames_it_has(tmp_path):
+    whole = clipmaker.make_clip(tmp_path / "whole.mp4", fps=25, frames=100, width=160, height=120, faststart=True)
+    cut = clipmaker.make_truncated(whole, tmp_path / "cut.mp4", 0.5)
+    try:
+        media = probe(cut)
+        clip = PyAVDecoder().decode_frames(media, [3.0, 3.5])
+    except EngineError as error:
+        assert error.code in (ErrorCode.INVALID_VIDEO_FORMAT, ErrorCode.INVALID_TIME_RANGE)
+    else:  # what was decoded must still be real frames of the video, in order
+        frames = clip.frames.permute(0, 2, 3, 1).numpy()
+        got = [clipmaker.read_index(frames[i]) for i in clip.index.tolist()]
+        assert got == sorted(got) and all(0 <= i < 100 for i in got)
