@@ -31,17 +31,20 @@ Nothing here imports pytest, so benchmarks can use it too.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import av
 import numpy as np
 
 __all__ = [
     "CODECS",
+    "VARIANTS",
+    "variant_available",
     "MAX_INDEX",
     "available_codecs",
     "encoder_for",
@@ -79,28 +82,39 @@ def _col_edges(width: int) -> np.ndarray:
     return np.round(np.linspace(0, width, N_COLS + 1)).astype(int)
 
 
+@functools.lru_cache(maxsize=16)
+def _gradient_phases(width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x = (np.arange(width, dtype=np.float32) + 0.5) / width
+    y = (np.arange(height, dtype=np.float32) + 0.5) / height
+    xx, yy = np.meshgrid(x, y)
+    two_pi = np.float32(2 * np.pi)
+    return (
+        two_pi * (xx * 0.8 + yy * 0.3),
+        two_pi * (yy * 0.9 - xx * 0.2),
+        two_pi * (xx * 0.6 + yy * 0.5),
+    )
+
+
 def _gradient(index: int, width: int, height: int) -> np.ndarray:
     """Smooth colour gradient (uint8 RGB, height x width) that drifts with index."""
     if height <= 0:
         return np.zeros((0, width, 3), np.uint8)
-    x = (np.arange(width, dtype=np.float32) + 0.5) / width
-    y = (np.arange(height, dtype=np.float32) + 0.5) / height
-    xx, yy = np.meshgrid(x, y)
-    phase = index * 0.07
+    p_y, p_cb, p_cr = _gradient_phases(width, height)
+    phase = np.float32(index * 0.07)
     lo, hi = _GRAD_Y
-    yl = lo + (hi - lo) * (0.5 + 0.5 * np.sin(2 * np.pi * (xx * 0.8 + yy * 0.3) + phase))
-    cb = 60.0 * np.sin(2 * np.pi * (yy * 0.9 - xx * 0.2) - phase * 0.7)
-    cr = 60.0 * np.cos(2 * np.pi * (xx * 0.6 + yy * 0.5) + phase * 1.3)
-    r = yl + 1.402 * cr
-    g = yl - 0.344136 * cb - 0.714136 * cr
-    b = yl + 1.772 * cb
-    rgb = np.stack([r, g, b], axis=-1)
-    rgb = np.clip(rgb, 0, 255)
+    yl = lo + (hi - lo) * (0.5 + 0.5 * np.sin(p_y + phase))
+    cb = 60.0 * np.sin(p_cb - phase * 0.7)
+    cr = 60.0 * np.cos(p_cr + phase * 1.3)
+    rgb = np.empty((height, width, 3), np.float32)
+    rgb[..., 0] = yl + 1.402 * cr
+    rgb[..., 1] = yl - 0.344136 * cb - 0.714136 * cr
+    rgb[..., 2] = yl + 1.772 * cb
+    np.clip(rgb, 0, 255, out=rgb)
     # Clipping can move luma a little; pull it back into the allowed range.
     luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-    fix = np.clip(luma, lo, hi) - luma
-    rgb = np.clip(rgb + fix[..., None], 0, 255)
-    return np.round(rgb).astype(np.uint8)
+    rgb += (np.clip(luma, lo, hi) - luma)[..., None]
+    np.clip(rgb, 0, 255, out=rgb)
+    return (rgb + 0.5).astype(np.uint8)
 
 
 def render_frame(index: int, width: int = 320, height: int = 240) -> np.ndarray:
@@ -229,6 +243,33 @@ _DEFAULT_CONTAINER = {
 _SUFFIX = {"mp4": ".mp4", "webm": ".webm", "matroska": ".mkv", "mov": ".mov", "avi": ".avi"}
 
 
+#: named clip variants used by the tests and benchmarks: name -> make_clip kwargs
+VARIANTS: dict[str, dict] = {
+    "h264": {"codec": "h264"},
+    "hevc": {"codec": "hevc"},
+    "vp9": {"codec": "vp9"},
+    "vp8": {"codec": "vp8"},
+    "mpeg4": {"codec": "mpeg4"},
+    "av1": {"codec": "av1"},
+    "h264-10bit": {"codec": "h264", "pix_fmt": "yuv420p10le"},
+    "hevc-10bit": {"codec": "hevc", "pix_fmt": "yuv420p10le"},
+    "av1-10bit": {"codec": "av1", "pix_fmt": "yuv420p10le"},
+}
+
+
+def variant_available(name: str) -> bool:
+    """True when this PyAV build can encode ``VARIANTS[name]``."""
+    kw = VARIANTS[name]
+    enc = encoder_for(kw["codec"])
+    if enc is None:
+        return False
+    pix_fmt = kw.get("pix_fmt")
+    if pix_fmt is None:
+        return True
+    formats = av.Codec(enc, "w").video_formats or []
+    return any(f.name == pix_fmt for f in formats)
+
+
 def encoder_for(codec: str) -> str | None:
     """Name of the PyAV encoder used for ``codec``, or None when none is available."""
     for name in CODECS.get(codec, (codec,)):
@@ -313,10 +354,17 @@ def make_clip(
                  rate); stored with a 1/1000 s time base.
     audio:       add a 1 kHz-ish sine audio stream (aac; opus in webm) as long
                  as the video.
-    rotation:    display-matrix rotation in degrees counter-clockwise, as PyAV
-                 (``VideoFrame.rotation``) and ffprobe report it.  A player
-                 shows ``np.rot90(coded, rotation // 90)``: rotation=-90 is a
-                 phone clip that must be turned 90° clockwise.
+    rotation:    display-matrix rotation (multiple of 90) in degrees
+                 counter-clockwise, as PyAV (``VideoFrame.rotation``) and
+                 ffprobe report it.  A player shows
+                 ``np.rot90(coded, rotation // 90)`` (rotation=-90: turn the
+                 coded picture 90° clockwise, like a portrait phone clip).
+                 Like a phone, the coded pictures are stored sideways so that
+                 the *displayed* picture is upright: ``width`` x ``height``
+                 are the coded size, the display is ``height`` x ``width`` for
+                 ±90, and ``read_index`` reads the displayed frame while it
+                 refuses the raw coded one (``find_index`` on the raw frame
+                 gives turns == (-rotation // 90) % 4).
     faststart:   mp4/mov only: put the index (moov) in front, so a truncated
                  copy still opens and decodes up to the cut.
     first_index: index shown by the first frame.
@@ -346,6 +394,12 @@ def make_clip(
         # SVT-AV1 prints a banner per encoder unless told otherwise (1 = errors only).
         os.environ.setdefault("SVT_LOG", "1")
 
+    turns = 0
+    if rotation:
+        if rotation % 90:
+            raise ValueError("rotation must be a multiple of 90 degrees")
+        turns = (rotation // 90) % 4
+
     rate = _as_fraction(fps)
     pix_fmt = pix_fmt or "yuv420p"
     time_base = Fraction(1, 1000) if pts_seconds is not None else 1 / rate
@@ -353,8 +407,11 @@ def make_clip(
     open_opts = {}
     if faststart:
         open_opts["movflags"] = "+faststart"
+    fmt = container or _guess_format(path)
+    if fmt is None:
+        raise ValueError(f"cannot tell the container from {path.name!r}; pass container=")
     tmp = path.with_name(path.name + ".part")
-    out = av.open(str(tmp), mode="w", format=container or _guess_format(path), options=open_opts)
+    out = av.open(str(tmp), mode="w", format=fmt, options=open_opts)
     try:
         vs = out.add_stream(encoder, rate=rate, options=_encoder_options(encoder, gop))
         vs.width = width
@@ -375,8 +432,7 @@ def make_clip(
 
         astream = None
         if audio:
-            fmt = out.format.name
-            a_enc, a_rate = ("libopus", 48000) if "webm" in fmt or "ogg" in fmt else ("aac", 44100)
+            a_enc, a_rate = ("libopus", 48000) if fmt in ("webm", "ogg") else ("aac", 44100)
             astream = out.add_stream(a_enc, rate=a_rate)
             astream.layout = "mono"
             a_total = frames / rate if pts_seconds is None else pts_seconds[-1] + 1.0 / float(rate)
@@ -384,7 +440,12 @@ def make_clip(
             a_sent = 0.0
 
         for k in range(frames):
-            img = render_frame(first_index + k, width, height)
+            if turns % 2:
+                img = np.ascontiguousarray(np.rot90(render_frame(first_index + k, height, width), -turns))
+            elif turns:
+                img = np.ascontiguousarray(np.rot90(render_frame(first_index + k, width, height), -turns))
+            else:
+                img = render_frame(first_index + k, width, height)
             vf = av.VideoFrame.from_ndarray(img, format="rgb24")
             if pts_seconds is None:
                 vf.pts = k
