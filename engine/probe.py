@@ -19,7 +19,7 @@ from engine.errors import EngineError, ErrorCode
 
 @dataclass(frozen=True)
 class MediaInfo:
-    """Facts about the chosen video stream. Times are seconds from the stream's first frame."""
+    """Facts about the chosen video stream. Times are seconds from the container's start."""
 
     path: Path
     container: str
@@ -34,7 +34,8 @@ class MediaInfo:
     duration_source: str
     """Where ``duration`` came from: "stream", "container" or "scan" (demuxed to the end)."""
     start_time: float
-    """Presentation time of the stream's start in seconds; user times are relative to it."""
+    """The container's start time in seconds: user times count from it, and ``duration`` is the
+    video stream's end measured from it."""
     video_streams: int
 
     @property
@@ -81,7 +82,7 @@ def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
 
 
 def _scan_duration(path: Path, stream_index: int, start: float) -> float | None:
-    """Demux (no decoding) to the end to find the last packet's end time."""
+    """Demux (no decoding) to the end to find the last packet's end, counted from ``start``."""
     end = None
     with av.open(str(path), metadata_errors="ignore") as container:
         stream = container.streams[stream_index]
@@ -104,16 +105,18 @@ def probe(path: Path) -> MediaInfo:
         if not ctx.width or not ctx.height:
             raise EngineError(ErrorCode.INVALID_VIDEO_FORMAT, "the video stream has no picture size; the file may be corrupt")
         tb = stream.time_base
-        start = _seconds(stream.start_time, tb)
-        if start is None:
-            start = (container.start_time or 0) / av.time_base
+        stream_start = _seconds(stream.start_time, tb)
+        # User times count from the container's start, as players' seek bars and ffmpeg -ss do
+        # (a video stream may start a few ms after the audio, or seconds in, in MPEG-TS).
+        start = container.start_time / av.time_base if container.start_time is not None else (stream_start or 0.0)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else None
-        duration, source = _seconds(stream.duration, tb), "stream"
-        if not duration or duration <= 0:
-            duration, source = None, "container"
-            if container.duration and container.duration > 0:
-                duration = container.duration / av.time_base - max(0.0, start - (container.start_time or 0) / av.time_base)
+        duration, source = None, "stream"
+        stream_length = _seconds(stream.duration, tb)
+        if stream_length and stream_length > 0:
+            duration = (stream_start if stream_start is not None else start) + stream_length - start
+        elif container.duration and container.duration > 0:
+            duration, source = container.duration / av.time_base, "container"
         sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
         sar = Fraction(sar) if sar and sar > 0 else Fraction(1)
         info = dict(
