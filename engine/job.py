@@ -26,6 +26,9 @@ from kernels.resize import resize
 
 GIF_COLOURS = 255
 """Palette size for GIF: 256 minus the slot kept for the transparency of delta frames."""
+PALETTE_SAMPLE_STRIDE = 2
+"""The palette histogram reads every 2nd pixel of every 2nd row: half the median-cut time for the
+same PSNR on the benchmark clip (36.56 dB either way, measured when the kernel was written)."""
 
 
 class _Stopwatch:
@@ -51,7 +54,7 @@ def _render(spec: JobSpec, clip: DecodedClip, timeline: Timeline, size: tuple[in
     width, height = size
     frames = resize(clip.frames, height, width)
     if spec.format == "gif":
-        palette = median_cut(frames, max_colours=GIF_COLOURS)
+        palette = median_cut(frames, max_colours=GIF_COLOURS, sample_stride=PALETTE_SAMPLE_STRIDE)
         indices = remap(frames, palette)[clip.index]
         return "gif", (indices.cpu().numpy(), palette.cpu().numpy())
     rgb = frames[clip.index].permute(0, 2, 3, 1).contiguous()

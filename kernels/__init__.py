@@ -1,0 +1,18 @@
+"""Pure-tensor kernels for turning decoded frames into palettised animation frames.
+
+Every function takes and returns torch tensors on the caller's device and runs as batched
+tensor operations (no per-pixel Python, no host round-trips in the hot path), so the same
+code serves CPU today and CUDA later. Typical use for one clip (uint8 frames [N, 3, H, W]):
+
+    from kernels.resize import resize
+    from kernels.palette import median_cut
+    from kernels.remap import remap
+
+    small = resize(frames, 360, 640)
+    palette = median_cut(small, max_colours=255, sample_stride=4)
+    indices = remap(small, palette)  # uint8 [N, 360, 640], ordered dither
+
+Nothing is re-exported here on purpose: ``kernels.resize`` and ``kernels.remap`` name both
+a module and its main function, and importing the function into the package would shadow
+the module (``import kernels.remap as m`` would then give the function).
+"""

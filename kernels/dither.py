@@ -46,8 +46,10 @@ def dither_pattern(
     """Return float32 Bayer thresholds in [-0.5, 0.5) tiled over [C, height, width].
 
     With ``per_channel=False`` C is 1 and all colour channels share one pattern (the
-    classic choice). With ``per_channel=True`` C is 3 and the green and blue planes use a
-    transposed/shifted copy of the matrix, so the offsets are not all along the grey axis.
+    classic choice, and what remap uses: it tracked colour ramps better). With
+    ``per_channel=True`` C is 3 and the green and blue planes use a transposed/shifted copy
+    of the matrix, so the offsets are not all along the grey axis (slightly less PSNR loss
+    on busy content, but weaker banding removal at equal strength).
     """
     matrix = bayer_matrix(order, device=device)
     n = matrix.shape[0]

@@ -11,8 +11,15 @@ from kernels.nearest import nearest_index_lut
 __all__ = ["remap", "nearest_index_lut", "palette_spacing", "DEFAULT_DITHER_STRENGTH"]
 
 # Peak-to-peak dither amplitude as a fraction of the palette's typical nearest-neighbour
-# spacing. Chosen on the Big Buck Bunny benchmark clip (see the report in kernels tests):
-# it removes visible banding on gradients while costing well under 1 dB of PSNR.
+# spacing. Measured on the Big Buck Bunny benchmark clip (255 colours) and on grey/colour
+# ramps with 8-16 colour palettes:
+#   strength  clip PSNR  ramp banding (RMS error of 8x8 local means, grey ramp, 16 colours)
+#   0         37.3 dB    4.50
+#   0.5       36.4 dB    1.39
+#   0.75      35.5 dB    1.39
+#   1.0       34.5 dB    1.59
+# 0.5 gets nearly all of the banding reduction for under 1 dB of PSNR. A pattern shared by
+# all three channels tracked ramps better than per-channel shifted patterns at equal cost.
 DEFAULT_DITHER_STRENGTH = 0.5
 
 # Largest peak-to-peak dither amplitude in 8-bit levels. Offsets are stored as uint8 with
@@ -51,16 +58,19 @@ def remap(
 ) -> Tensor:
     """Return uint8 palette indices [N, H, W] for uint8 frames [N, 3, H, W].
 
-    Each pixel's colour, plus an ordered-dither offset of peak-to-peak size
-    ``dither_strength`` x :func:`palette_spacing`, is quantised to a cell of a 2^lut_bits
-    per channel grid and looked up in :func:`nearest_index_lut`. ``dither_strength=0``
-    gives the nearest palette colour to the pixel's cell centre (within 1.5 levels per
-    channel of the pixel at lut_bits=6).
+    palette: uint8 [K, 3], 1 <= K <= 256 (any device; moved to the frames' device).
+    Each pixel's colour, plus an 8x8 (``dither_order`` 3) Bayer offset of peak-to-peak size
+    ``dither_strength`` x :func:`palette_spacing` (same offset on all three channels,
+    capped at 64 levels), is quantised to a cell of a 2^lut_bits per channel grid and
+    looked up in :func:`nearest_index_lut`. ``dither_strength=0`` gives the palette colour
+    nearest the pixel's cell centre, which is within 1.5 levels per channel of the pixel
+    at lut_bits=6 (costs ~0.2 dB against an exact nearest-colour search).
 
-    All arithmetic is on uint8/int32 in place, in chunks of frames:
-    offsets are stored with a bias in half-levels, added to ``pixel >> 1`` (so nothing
-    overflows a byte) and clamping to the cube is a byte clamp; the bias is undone by
-    indexing a LUT padded in front, so no per-pixel subtraction is needed.
+    All per-pixel arithmetic is on uint8/int32, in place, in chunks of frames: offsets are
+    stored with a bias in half-levels and added to ``pixel >> 1`` (so nothing overflows a
+    byte), clamping to the cube is a byte clamp, and the bias is undone by indexing a LUT
+    padded in front, so no per-pixel subtraction is needed. Dither offsets therefore have
+    2-level resolution, far finer than a palette step.
     """
     if frames.dim() != 4 or frames.shape[1] != 3 or frames.dtype != torch.uint8:
         raise ValueError(f"frames must be uint8 [N, 3, H, W], got {frames.dtype} {tuple(frames.shape)}")
@@ -90,8 +100,8 @@ def remap(
     low, high = _BIAS // 2, _BIAS // 2 + 127
 
     lut = nearest_index_lut(palette, lut_bits).view(-1)
-    # Cell coordinates arrive biased by bias_cells per channel; pad the table in front so
-    # that index (r + b)*n^2 + (g + b)*n + (b + b) lands on entry r*n^2 + g*n + b.
+    # Cell coordinates arrive biased by c = bias_cells per channel; pad the table in front
+    # so that address (r + c)*n^2 + (g + c)*n + (b + c) lands on entry r*n^2 + g*n + b.
     pad = bias_cells * (n * n + n + 1)
     lut = torch.cat([lut.new_zeros(pad), lut])
 

@@ -34,8 +34,9 @@ def test_matching_size_returns_the_input_itself():
 
 def test_2x_downscale_of_a_pixel_checkerboard_is_flat_grey_not_aliased():
     out = resize(checkerboard(1, 64, 64), 32, 32).float()
-    # Point sampling would give pure black or white; averaging gives 127.5 everywhere.
-    assert (out - 127.5).abs().max() <= 2
+    # Point sampling would give pure black or white; averaging gives 127.5 everywhere
+    # (the corners, where the filter is cut off by the border, are within 3 levels).
+    assert (out - 127.5).abs().max() <= 3
 
 
 def test_flat_colour_stays_exactly_that_colour():
@@ -57,10 +58,11 @@ def test_upscaling_a_hard_edge_clamps_overshoot_instead_of_wrapping():
     frames = torch.zeros((1, 3, 8, 8), dtype=torch.uint8)
     frames[..., 4:] = 255
     out = resize(frames, 32, 32)
-    # Bicubic rings past 255 and below 0 at the edge; wrapped values would show up as
-    # dark pixels on the white side and bright ones on the black side.
-    assert out[..., 16:].min() >= 200
-    assert out[..., :16].max() <= 55
+    # Bicubic rings up to ~274 just right of the edge (columns 18-21) and down to ~-19
+    # just left of it (columns 10-13); wrapped values would show up as dark pixels on the
+    # white side and bright ones on the black side.
+    assert out[..., 18:].min() == 255
+    assert out[..., :14].max() == 0
 
 
 def test_channels_last_and_contiguous_inputs_give_the_same_result():
@@ -74,7 +76,6 @@ def test_float_path_used_off_cpu_agrees_with_the_uint8_path():
     frames = smooth_frames(3, 72, 96)
     native = resize(frames, 36, 40).int()
     fallback = _resize_float(frames, 36, 40).int()
-    assert fallback.dtype == torch.int32 or True
     assert (native - fallback).abs().max() <= 2
     assert (native - fallback).abs().float().mean() < 0.2
 
@@ -89,9 +90,9 @@ def test_bicubic_antialias_is_close_to_pil_lanczos():
     frames = frames.clamp(0, 255).to(torch.uint8)
     ours = resize(frames, 60, 80)[0].permute(1, 2, 0).float()
     image = pil.fromarray(frames[0].permute(1, 2, 0).numpy())
-    reference = torch.from_numpy(np.asarray(image.resize((80, 60), pil.LANCZOS))).float()
+    reference = torch.from_numpy(np.array(image.resize((80, 60), pil.LANCZOS))).float()
     psnr = 10 * torch.log10(255**2 / (ours - reference).square().mean())
-    assert psnr > 40
+    assert psnr > 44  # bicubic 47.3 dB; bilinear would give 38.7 dB, no antialiasing 39.0 dB
 
 
 def test_empty_batch_resizes_to_an_empty_batch():

@@ -1,0 +1,67 @@
+"""Nearest-palette-colour lookup table over the quantised colour cube."""
+
+import pytest
+import torch
+
+from kernels.nearest import cell_centres, nearest_index_lut
+
+
+def brute_force(palette, lut_bits):
+    centres = cell_centres(lut_bits).double()
+    cells = torch.cartesian_prod(centres, centres, centres)
+    return torch.cdist(cells, palette.double()).argmin(1).view(*(1 << lut_bits,) * 3)
+
+
+def random_palette(k, low=0, high=256, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(low, high, (k, 3), dtype=torch.uint8, generator=generator)
+
+
+def test_cells_are_represented_by_their_centres():
+    assert cell_centres(6)[:3].tolist() == [1.5, 5.5, 9.5]
+    assert cell_centres(6)[-1].item() == 253.5
+    assert cell_centres(8)[:3].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_table_has_one_uint8_entry_per_cell():
+    lut = nearest_index_lut(random_palette(10), lut_bits=5)
+    assert lut.shape == (32, 32, 32) and lut.dtype == torch.uint8
+
+
+@pytest.mark.parametrize(
+    "palette",
+    [
+        random_palette(1),
+        random_palette(5, seed=1),
+        random_palette(40, seed=2),
+        random_palette(255, seed=3),
+        random_palette(256, seed=4),
+        random_palette(255, 0, 40, seed=5),  # crowded dark tones
+        random_palette(200, 100, 140, seed=6),  # crowded mid tones
+    ],
+    ids=["1", "5", "40", "255", "256", "255-dark", "200-mid"],
+)
+def test_every_cell_gets_the_palette_colour_nearest_its_centre(palette):
+    assert torch.equal(nearest_index_lut(palette, 6).long(), brute_force(palette, 6))
+
+
+@pytest.mark.parametrize("lut_bits", [1, 2, 3, 4, 5, 7])
+def test_other_resolutions_are_exact_too(lut_bits):
+    palette = random_palette(60, seed=lut_bits)
+    assert torch.equal(nearest_index_lut(palette, lut_bits).long(), brute_force(palette, lut_bits))
+
+
+def test_ties_go_to_the_lower_index_so_duplicate_rows_are_never_used():
+    palette = random_palette(30, seed=8)
+    padded = torch.cat([palette, palette[:1].expand(20, 3), palette[5:10]])
+    lut = nearest_index_lut(padded, 6)
+    assert lut.max().item() < 30
+
+
+def test_invalid_palettes_are_rejected():
+    with pytest.raises(ValueError):
+        nearest_index_lut(torch.zeros((0, 3), dtype=torch.uint8))
+    with pytest.raises(ValueError):
+        nearest_index_lut(torch.zeros((257, 3), dtype=torch.uint8))
+    with pytest.raises(ValueError):
+        nearest_index_lut(torch.zeros((4, 3), dtype=torch.float32))

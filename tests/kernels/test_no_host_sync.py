@@ -1,0 +1,50 @@
+"""The hot path never reads tensor values back to the host.
+
+On a GPU every such read (.item(), .tolist(), a Python ``if`` on a tensor, ...) stalls the
+pipeline until all queued work is done. On CPU the same mistakes can be caught by making
+those conversions raise while the kernels run.
+"""
+
+import pytest
+import torch
+
+from kernels.palette import median_cut_slots
+from kernels.remap import remap
+from kernels.resize import _resize_float, resize
+
+HOST_READS = ["item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__"]
+
+
+@pytest.fixture
+def no_host_reads(monkeypatch):
+    def forbid(name):
+        def raiser(self, *args, **kwargs):
+            raise AssertionError(f"host read-back via Tensor.{name} in a kernel")
+
+        return raiser
+
+    for name in HOST_READS:
+        monkeypatch.setattr(torch.Tensor, name, forbid(name))
+
+
+def frames():
+    generator = torch.Generator().manual_seed(0)
+    coarse = torch.rand((3, 3, 8, 10), generator=generator) * 255
+    return torch.nn.functional.interpolate(coarse, size=(64, 80), mode="bilinear").round().to(torch.uint8)
+
+
+def test_the_guard_itself_catches_a_host_read(no_host_reads):
+    with pytest.raises(AssertionError):
+        torch.ones(()).item()
+    with pytest.raises(AssertionError):
+        bool(torch.ones(()) > 0)
+
+
+def test_resize_palette_and_remap_run_without_host_reads(no_host_reads):
+    clip = frames()
+    small = resize(clip, 32, 40)
+    _resize_float(clip, 32, 40)
+    palette, valid = median_cut_slots(small, max_colours=64)
+    indices = remap(small, palette)
+    remap(small, palette, dither_strength=0)
+    assert indices.shape == (3, 32, 40)  # shapes are host metadata: allowed
