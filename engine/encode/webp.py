@@ -1,25 +1,84 @@
-"""Animated WebP bytes from RGB frames (libwebp's animation encoder, through Pillow).
+"""Animated WebP bytes from RGB frames: libwebp (through Pillow) codes each frame, and this module
+writes the animation container (RIFF/WEBP with VP8X, ANIM and one ANMF chunk per frame) itself.
 
-Lossy at quality 75 by default, the same setting users know from ``ffmpeg -c:v libwebp_anim
--quality 75``. WebP runs on CPU workers: libwebp has no GPU encoder.
+Why not libwebp's animation encoder (``Image.save(save_all=True)``)? On the benchmark clip it
+spends half again as long for the same frames: it codes many frames twice (a key-frame candidate
+and a sub-frame candidate) and works on an ARGB canvas with alpha blending. Coding each frame
+once, as a still image, is the cheapest way to the same pictures, and it cannot drift: a lossy
+sub-frame in libwebp's encoder is blended onto the previous *decoded* canvas, so small errors
+persist until the next key frame.
+
+What the animation encoder did buy, skipping unchanged areas, is kept in a simpler form: each
+frame is compared with what the viewer's canvas holds (the source pixels last written there), and
+only the bounding box of pixels that moved by more than ``change_threshold`` is coded, as a
+sub-frame without blending. A frame with no change just extends the previous frame's duration.
+Comparing with the canvas, not with the previous frame, means a slow fade is still refreshed once
+its pixels have drifted past the threshold, so no error accumulates beyond it.
+
+Lossy at quality 75 by default, the setting users know from ``ffmpeg -c:v libwebp_anim -quality 75``.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 from PIL import Image
 
 DEFAULT_QUALITY = 75
 DEFAULT_METHOD = 2
-"""libwebp's effort (0 fast .. 6 small). ffmpeg's default is 4; on the benchmark clip (bench/)
-method 2 encodes about twice as fast for about 7 % more bytes at the same or better PSNR, and the
-encoder is the slowest stage of a WebP job."""
-KEYFRAME_SPACING = (2, 3)
-"""(kmin, kmax): a full keyframe at least every 3 frames. Lossy sub-frames are coded against the
-previous *decoded* canvas, so small errors drift until a keyframe; frequent keyframes keep PSNR up
-(+0.5 dB on the benchmark clip against libwebp's keyframe-free default) at no cost in bytes."""
+"""libwebp's effort (0 fast .. 6 small). ffmpeg's default is 4; on the benchmark clip method 2
+codes frames about twice as fast for about 7 % more bytes, and the encoder is the slowest stage
+of a WebP job."""
+CHANGE_THRESHOLD = 6
+"""A pixel counts as changed when a channel differs from the canvas by more than this (0-255)."""
+_FULL_FRAME_SHARE = 0.75
+"""Above this share of the canvas a changed box is coded as the whole frame (simpler, no seams)."""
+
+
+def _chunk(fourcc: bytes, payload: bytes) -> bytes:
+    pad = b"\0" if len(payload) % 2 else b""
+    return fourcc + struct.pack("<I", len(payload)) + payload + pad
+
+
+def _u24(value: int) -> bytes:
+    return struct.pack("<I", value)[:3]
+
+
+def _still_bitstream(rgb: np.ndarray, quality: int, method: int) -> bytes:
+    """The image-data chunks (VP8, or ALPH + VP8) of one frame coded as a still WebP."""
+    height, width, _ = rgb.shape
+    image = Image.frombuffer("RGB", (width, height), np.ascontiguousarray(rgb), "raw", "RGB", 0, 1)
+    buffer = io.BytesIO()
+    image.save(buffer, format="WEBP", quality=quality, method=method, lossless=False)
+    data = buffer.getvalue()
+    chunks, offset = [], 12
+    while offset + 8 <= len(data):
+        fourcc, size = data[offset:offset + 4], struct.unpack("<I", data[offset + 4:offset + 8])[0]
+        if fourcc in (b"VP8 ", b"ALPH"):
+            chunks.append(data[offset:offset + 8 + size + (size & 1)])
+        offset += 8 + size + (size & 1)
+    if not chunks:  # pragma: no cover - libwebp always writes a VP8 chunk for lossy RGB
+        raise RuntimeError("libwebp returned no image data")
+    return b"".join(chunks)
+
+
+def _changed_box(frame: np.ndarray, canvas: np.ndarray, threshold: int) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) around pixels differing from the canvas, x0/y0 even; None if none.
+
+    Works in uint8 (|a - b| as max - min) and reduces along rows first: a few passes over the
+    frame's bytes, not the int16 copies a plain ``abs(a - b)`` would make.
+    """
+    distance = np.maximum(frame, canvas)
+    distance -= np.minimum(frame, canvas)
+    moved = distance > threshold
+    rows = np.flatnonzero(moved.reshape(moved.shape[0], -1).any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(moved[rows[0]:rows[-1] + 1].any(axis=0).any(axis=1))
+    x0, y0 = int(cols[0]) & ~1, int(rows[0]) & ~1  # ANMF stores offsets halved
+    return x0, y0, int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 def encode_webp(
@@ -28,24 +87,35 @@ def encode_webp(
     *,
     quality: int = DEFAULT_QUALITY,
     method: int = DEFAULT_METHOD,
+    change_threshold: int = CHANGE_THRESHOLD,
 ) -> bytes:
-    """Encode ``frames`` (uint8 [N, H, W, 3]) as an animated WebP that loops forever."""
+    """Encode ``frames`` (uint8 [N, H, W, 3]) as a lossy animated WebP that loops forever.
+
+    ``delays_ms[k]`` is how long frame ``k`` stays on screen, in milliseconds.
+    """
     count, height, width, _ = frames.shape
     if len(delays_ms) != count:
         raise ValueError(f"{count} frames but {len(delays_ms)} delays")
-    images = [Image.frombuffer("RGB", (width, height), np.ascontiguousarray(f), "raw", "RGB", 0, 1) for f in frames]
-    buffer = io.BytesIO()
-    images[0].save(
-        buffer,
-        format="WEBP",
-        save_all=True,
-        append_images=images[1:],
-        duration=[int(d) for d in delays_ms],
-        loop=0,
-        quality=quality,
-        method=method,
-        lossless=False,
-        kmin=KEYFRAME_SPACING[0],
-        kmax=KEYFRAME_SPACING[1],
-    )
-    return buffer.getvalue()
+    canvas = frames[0].copy()
+    planned: list[list] = []  # [x0, y0, x1, y1, duration, frame index]
+    for k in range(count):
+        box = (0, 0, width, height) if k == 0 else _changed_box(frames[k], canvas, change_threshold)
+        if box is None:  # nothing moved: the previous frame simply stays longer
+            planned[-1][4] += int(delays_ms[k])
+            continue
+        x0, y0, x1, y1 = box
+        if (x1 - x0) * (y1 - y0) > _FULL_FRAME_SHARE * width * height:
+            x0, y0, x1, y1 = 0, 0, width, height
+        canvas[y0:y1, x0:x1] = frames[k, y0:y1, x0:x1]
+        planned.append([x0, y0, x1, y1, int(delays_ms[k]), k])
+
+    body = []
+    for x0, y0, x1, y1, duration, k in planned:
+        image_data = _still_bitstream(frames[k, y0:y1, x0:x1], quality, method)
+        header = (_u24(x0 // 2) + _u24(y0 // 2) + _u24(x1 - x0 - 1) + _u24(y1 - y0 - 1)
+                  + _u24(min(duration, 0xFFFFFF)) + bytes([0b10]))  # no blending, no disposal
+        body.append(_chunk(b"ANMF", header + image_data))
+    vp8x = _chunk(b"VP8X", bytes([0b10, 0, 0, 0]) + _u24(width - 1) + _u24(height - 1))  # animation flag
+    anim = _chunk(b"ANIM", b"\0\0\0\0" + struct.pack("<H", 0))  # background, loop forever
+    payload = b"WEBP" + vp8x + anim + b"".join(body)
+    return b"RIFF" + struct.pack("<I", len(payload)) + payload
