@@ -8,6 +8,7 @@ those conversions raise while the kernels run.
 import pytest
 import torch
 
+from kernels.colour import split_nv12, yuv420_to_rgb
 from kernels.palette import median_cut_slots
 from kernels.remap import remap
 from kernels.resize import _resize_float, resize
@@ -48,3 +49,12 @@ def test_resize_palette_and_remap_run_without_host_reads(no_host_reads):
     indices = remap(small, palette)
     remap(small, palette, dither_strength=0)
     assert indices.shape == (3, 32, 40)  # shapes are host metadata: allowed
+
+
+def test_colour_conversion_runs_without_host_reads(no_host_reads):
+    surfaces = torch.randint(0, 256, (2, 24, 20), dtype=torch.uint8)  # two 20x16 NV12 pictures
+    for chroma in ("nearest", "bilinear"):
+        rgb = yuv420_to_rgb(*split_nv12(surfaces, 16), matrix="bt709", full_range=False, chroma=chroma)
+        assert rgb.shape == (2, 3, 16, 20)
+    deep = torch.randint(0, 1 << 15, (2, 24, 20), dtype=torch.int16)
+    yuv420_to_rgb(*split_nv12(deep, 16), matrix="bt2020", full_range=True)
