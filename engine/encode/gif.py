@@ -28,11 +28,8 @@ def encode_gif(indices: np.ndarray, palette: np.ndarray, delays_cs: tuple[int, .
         raise ValueError(f"{count} frames but {len(delays_cs)} delays")
     if palette.shape[0] > TRANSPARENT_INDEX:
         raise ValueError("a GIF palette here holds at most 255 colours (one slot is kept for transparency)")
-    table = np.zeros((256, 3), dtype=np.uint8)
-    table[: palette.shape[0]] = palette
-    # The reserved slot gets a colour no frame uses, so palette lookups by colour stay unambiguous.
-    table[TRANSPARENT_INDEX] = _unused_colour(palette)
-    flat_palette = table.tobytes()
+    palette, indices = _distinct_palette(palette, indices)
+    flat_palette = palette.tobytes()
     images = []
     for frame in indices:
         image = Image.frombuffer("P", (width, height), np.ascontiguousarray(frame), "raw", "P", 0, 1)
@@ -54,13 +51,25 @@ def encode_gif(indices: np.ndarray, palette: np.ndarray, delays_cs: tuple[int, .
     return buffer.getvalue()
 
 
-def _unused_colour(palette: np.ndarray) -> np.ndarray:
-    """A colour not present in ``palette`` (there are 2**24 candidates and at most 255 taken)."""
+def _distinct_palette(palette: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A 256-entry table with no colour twice, and the indices rewritten to match.
+
+    Pillow's writer matches palette entries by colour; with repeated colours (a short palette
+    padded with black, or two boxes of a median cut landing on one mean) its matching turns
+    quadratic: 1.5 s for a 46-frame 320x180 clip with 32 colours, against 0.02 s once distinct.
+    """
+    _, first, inverse = np.unique(palette, axis=0, return_index=True, return_inverse=True)
+    canonical = first[inverse.reshape(-1)]  # each entry -> the first entry with its colour
+    if not np.array_equal(canonical, np.arange(len(palette))):
+        lookup = np.arange(256, dtype=np.uint8)
+        lookup[: len(palette)] = canonical
+        indices = lookup[indices]
+    table = np.zeros((256, 3), dtype=np.uint8)
+    table[: len(palette)] = palette
     taken = {tuple(int(v) for v in c) for c in palette}
-    for candidate in ((255, 0, 255), (1, 2, 3), (254, 1, 253)):
-        if candidate not in taken:
-            return np.array(candidate, dtype=np.uint8)
-    for value in range(256):  # pragma: no cover - needs a palette holding all three candidates
-        if (value, 255 - value, value) not in taken:
-            return np.array((value, 255 - value, value), dtype=np.uint8)
-    raise AssertionError("unreachable")
+    spare = (c for c in ((i % 256, (i * 37) % 256, 255 - i % 256) for i in range(1 << 16)) if c not in taken)
+    for slot in set(range(256)) - set(int(i) for i in np.unique(canonical)):
+        colour = next(spare)
+        taken.add(colour)
+        table[slot] = colour
+    return table, indices
