@@ -192,7 +192,7 @@ def _run_ffmpeg(cmd: list[str], batch_t0: float) -> dict:
     proc.returncode = os.waitstatus_to_exitcode(status)
     t1 = time.perf_counter()
     return {"latency_s": t1 - t0, "done_at_s": t1 - batch_t0, "returncode": proc.returncode,
-            "cpu_s": usage.ru_utime + usage.ru_stime,
+            "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kib": usage.ru_maxrss,
             "stderr": stderr.decode("utf-8", "replace")[-2000:]}
 
 
@@ -214,6 +214,7 @@ def run_ffmpeg_batch(job: Job, count: int, workers: int, out_dir: Path, *, exact
         clips.append({"id": cid, "status": "success" if ok else "failed", "output": str(out),
                       "bytes": out.stat().st_size if out.exists() else None,
                       "latency_s": r["latency_s"], "done_at_s": r["done_at_s"], "cpu_s": r["cpu_s"],
+                      "maxrss_kib": r["maxrss_kib"],
                       "error": None if ok else (r["stderr"].strip() or f"exit {r['returncode']}")})
     return {"wall_s": wall, "cpu_s": cpu, "clips": clips, "command": cmds[0]}
 

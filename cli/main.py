@@ -71,3 +71,6 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, workers: int | N
         click.echo(summary_table(results, wall))
         click.echo(f"results: {out_dir / 'results.jsonl'}")
     sys.exit(1 if failed else 0)
+
+
+from cli.bench import register_bench_command; register_bench_command(main)  # noqa: E402
