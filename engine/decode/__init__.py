@@ -5,8 +5,14 @@ frames shown at the timeline's instants (upright, RGB, on the backend's device) 
 instant, which of them is on screen. Keeping frames distinct matters when the source rate is below
 the output rate: a 10 fps source sampled at 30 fps decodes and resizes each frame once.
 
-Backends: :mod:`engine.decode.pyav` (CPU, FFmpeg via PyAV). The NVDEC backend (GPU) answers the
-same interface.
+Backends: :mod:`engine.decode.pyav` (CPU, FFmpeg via PyAV) and :mod:`engine.decode.nvdec` (NVDEC
+through PyNvVideoCodec, frames in GPU memory; imported only where it is chosen).
+:mod:`engine.decode.frame_index` maps a timeline's instants to the stream's frame numbers from the
+container's real timestamps, for backends that fetch frames by number.
+
+A backend that cannot serve a particular clip (a codec or colour layout it lacks, a container it
+cannot index) raises :class:`DecoderUnavailable`; the job then decodes the clip with the CPU
+backend and says why in its notes. Problems with the video itself stay :class:`EngineError`.
 """
 
 from __future__ import annotations
@@ -41,6 +47,13 @@ class DecodedClip:
     @property
     def width(self) -> int:
         return int(self.frames.shape[-1])
+
+
+class DecoderUnavailable(Exception):
+    """This backend cannot decode this clip; another backend (the CPU one) can be asked instead.
+
+    The message is the reason, written for the result's notes ("nvdec ... ").
+    """
 
 
 class Decoder(Protocol):

@@ -1,0 +1,203 @@
+"""From a timeline's instants to the stream's frame numbers, using the container's real timestamps.
+
+Decoders that fetch frames by number (NVDEC's SimpleDecoder) number them in presentation order
+from the stream's first frame, and would turn a time into a number as ``round(fps * t)``: right
+only for constant frame rate, and wrong for 29.97 fps material when the rate is kept as an
+integer. Here the video's packets are demuxed (read, never decoded) from the start up to the
+last instant, their presentation timestamps sorted, and each instant mapped to the frame on screen
+then, by the same rule as the CPU decoder: the last frame whose time is at or before the instant
+(the first frame for instants before it, the last one after the end).
+
+The selection also carries each chosen frame's raw timestamp, so a backend can check that the
+frame it got back is the one that was meant, and fall back when its numbering disagrees.
+
+:func:`read_stream_tags` learns what the CPU path reads from each decoded frame (display
+rotation, colour matrix and range, bit depth) by decoding the first frame on the CPU: PyAV exposes
+the display matrix only on decoded frames.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Sequence
+
+import av
+
+from engine.decode import DecoderUnavailable
+from engine.errors import EngineError, ErrorCode
+from engine.probe import MediaInfo, open_container
+
+_TOLERANCE = 1e-6
+"""Seconds of slack when comparing a frame's time with an instant (as the CPU decoder does)."""
+_REORDER_MARGIN = 5.0
+"""Seconds to read past the last instant when packets carry no decode timestamp: frames shown
+before the instant may come that much later in decode order (B-frame reordering)."""
+
+_MATRIX_BY_COLORSPACE = {1: "bt709", 4: "fcc", 5: "bt601", 6: "bt601", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
+"""FFmpeg's AVColorSpace tags -> kernel matrix names. Any other tag gets BT.601, as swscale
+(the CPU path's converter) does."""
+_UNSPECIFIED = (None, 0, 2)
+"""Tags the CPU path treats as untagged: BT.709 from 720 rows up, BT.601 below (pyav._to_rgb)."""
+_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+
+
+@dataclass(frozen=True)
+class FrameSelection:
+    """The frames to fetch for a timeline, by presentation number, and which one each instant shows."""
+
+    numbers: tuple[int, ...]
+    """Distinct frame numbers (0 = the stream's first frame in presentation order), ascending."""
+    pts: tuple[int, ...]
+    """Each fetched frame's presentation timestamp, in the stream's time base (the raw value)."""
+    rows: tuple[int, ...]
+    """For each instant, the position in ``numbers`` of the frame shown then."""
+    source_times: tuple[float, ...]
+    """For each instant, the time (s from the video's start) of the frame shown."""
+    keyframe: int
+    """Number of the keyframe at or before ``numbers[0]``, where decoding has to start."""
+
+    @property
+    def frames_decoded(self) -> int:
+        """Frames a decoder goes through: from the keyframe to the last frame fetched."""
+        return self.numbers[-1] - self.keyframe + 1
+
+
+@dataclass(frozen=True)
+class StreamTags:
+    """What the CPU path reads from each decoded frame, read once for a backend that cannot."""
+
+    turns: int
+    """Quarter turns counter-clockwise that make the picture upright (display matrix)."""
+    matrix: str
+    """YCbCr matrix for kernels.colour: "bt601", "bt709", "bt2020", ..."""
+    full_range: bool
+    bits: int
+    """Bits per sample (8, 10, 12)."""
+
+
+def select_frames(media: MediaInfo, instants: Sequence[float]) -> FrameSelection:
+    """Map ``instants`` (ascending, s from the video's start) to frame numbers by real timestamps.
+
+    Raises DecoderUnavailable when the stream's timestamps cannot be used (missing or repeated),
+    and EngineError(InvalidTimeRange) when the first instant lies past the last frame although
+    the header says the video lasts that long (as the CPU decoder does).
+    """
+    if not instants:
+        raise ValueError("no instants to select frames for")
+    entries, reached_end = _demux_timestamps(media, instants[-1])
+    if not entries:
+        raise EngineError(
+            ErrorCode.INVALID_VIDEO_FORMAT,
+            f"no frame of {media.path.name} could be read; the file may be truncated or corrupt",
+        )
+    order = sorted(range(len(entries)), key=lambda i: entries[i][0])
+    pts = [entries[i][0] for i in order]
+    if any(a == b for a, b in zip(pts, pts[1:])):
+        raise DecoderUnavailable("the video repeats frame timestamps, so its frames cannot be fetched by number")
+    tb = entries[0][3]
+    # Frames the CPU decoder would show (not dropped by an edit list), with their numbers and times.
+    shown = [(number, float(pts[number] * tb) - media.start_time) for number, i in enumerate(order) if not entries[i][2]]
+    if not shown:
+        raise DecoderUnavailable("every frame of the video is marked to be discarded")
+    times = [t for _, t in shown]
+    period = 1.0 / (media.fps or 25.0)
+    if reached_end and instants[0] > times[-1] + 2 * period:
+        raise EngineError(
+            ErrorCode.INVALID_TIME_RANGE,
+            f"the video's frames end at {times[-1]:.3f} s although its header says {media.duration:.3f} s; "
+            f"seek {instants[0]:.3f} s is past the last frame",
+        )
+    chosen: list[int] = []  # position in ``shown`` per instant
+    for instant in instants:
+        chosen.append(max(0, bisect.bisect_right(times, instant + _TOLERANCE) - 1))
+    distinct = sorted(set(chosen))
+    row_of = {position: row for row, position in enumerate(distinct)}
+    numbers = tuple(shown[p][0] for p in distinct)
+    keyframes = [number for number, i in enumerate(order) if entries[i][1] and number <= numbers[0]]
+    return FrameSelection(
+        numbers=numbers,
+        pts=tuple(pts[n] for n in numbers),
+        rows=tuple(row_of[p] for p in chosen),
+        source_times=tuple(shown[p][1] for p in chosen),
+        keyframe=keyframes[-1] if keyframes else 0,
+    )
+
+
+def _demux_timestamps(media: MediaInfo, last_instant: float) -> tuple[list[tuple[int, bool, bool, object]], bool]:
+    """(pts, keyframe, discard, time base) of the stream's packets in decode order, read from the
+    start until no later packet can be shown at or before ``last_instant``; and whether the end of
+    the stream was reached."""
+    container = open_container(media.path)
+    try:
+        stream = container.streams[media.stream_index]
+        tb = stream.time_base
+        entries: list[tuple[int, bool, bool, object]] = []
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                if packet.size == 0:  # the demuxer's end-of-stream marker
+                    continue
+                raise DecoderUnavailable("the video has packets without timestamps, so its frames cannot be fetched by number")
+            entries.append((packet.pts, packet.is_keyframe, packet.is_discard, tb))
+            # pts >= dts, so once a packet's dts is past the last instant no later packet is shown before it.
+            order_time = packet.dts if packet.dts is not None else packet.pts
+            margin = 0.0 if packet.dts is not None else _REORDER_MARGIN
+            if float(order_time * tb) - media.start_time > last_instant + _TOLERANCE + margin:
+                return entries, False
+        return entries, True
+    except av.error.FFmpegError as exc:
+        raise EngineError(
+            ErrorCode.INVALID_VIDEO_FORMAT,
+            f"reading {media.path.name} failed ({exc.strerror or exc}); the file may be corrupt or truncated",
+        ) from None
+    finally:
+        container.close()
+
+
+def read_stream_tags(media: MediaInfo) -> StreamTags:
+    """Rotation, colour matrix, range and bit depth, from the stream's first decoded frame."""
+    container = open_container(media.path)
+    try:
+        stream = container.streams[media.stream_index]
+        stream.codec_context.thread_type = "SLICE"
+        stream.codec_context.thread_count = 1
+        frame = next(iter(container.decode(stream)), None)
+    except av.error.FFmpegError as exc:
+        raise EngineError(
+            ErrorCode.INVALID_VIDEO_FORMAT,
+            f"decoding {media.path.name} failed ({exc.strerror or exc}); the file may be corrupt or truncated",
+        ) from None
+    finally:
+        container.close()
+    if frame is None:
+        raise EngineError(
+            ErrorCode.INVALID_VIDEO_FORMAT,
+            f"no frame of {media.path.name} could be decoded; the file may be truncated or corrupt",
+        )
+    return tags_of(frame)
+
+
+def tags_of(frame: av.VideoFrame) -> StreamTags:
+    """The rules engine/decode/pyav.py applies when it converts ``frame`` to RGB."""
+    colorspace = frame.colorspace
+    if colorspace in _UNSPECIFIED:
+        matrix = "bt709" if frame.height >= 720 else "bt601"
+    else:
+        matrix = _MATRIX_BY_COLORSPACE.get(int(colorspace), "bt601")
+    name = frame.format.name
+    return StreamTags(
+        turns=round((frame.rotation or 0) / 90) % 4,
+        matrix=matrix,
+        full_range=frame.color_range == _FULL_RANGE or name.startswith("yuvj"),
+        bits=pixel_bits(name),
+    )
+
+
+def pixel_bits(pixel_format: str) -> int:
+    """Bits per sample from an FFmpeg pixel format name: yuv420p -> 8, yuv420p10le -> 10, p010le -> 10."""
+    if pixel_format.startswith("p0") and pixel_format[1:4].isdigit():  # p010le, p016le: NV12-like words
+        return int(pixel_format[1:4])
+    for bits in (16, 14, 12, 10, 9):
+        if f"p{bits}" in pixel_format:
+            return bits
+    return 8

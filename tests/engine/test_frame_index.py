@@ -1,0 +1,96 @@
+"""Instants -> frame numbers from real timestamps (what the NVDEC backend asks for), checked on CPU.
+
+Frame k of a test clip shows index k, and frame numbers count frames in presentation order, so
+the number selected for an instant must equal the index the CPU decoder shows at that instant.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import clipmaker
+from engine.decode.frame_index import pixel_bits, read_stream_tags, select_frames
+from engine.decode.pyav import PyAVDecoder
+from engine.errors import EngineError, ErrorCode
+from engine.probe import probe
+
+
+def numbers_shown(path, instants):
+    selection = select_frames(probe(path), instants)
+    return [selection.numbers[row] for row in selection.rows], selection
+
+
+def cpu_shown(path, instants):
+    clip = PyAVDecoder().decode_frames(probe(path), instants)
+    frames = clip.frames.permute(0, 2, 3, 1).numpy()
+    return [clipmaker.read_index(frames[i]) for i in clip.index.tolist()], clip
+
+
+@pytest.mark.parametrize("codec", clipmaker.available_codecs())
+def test_each_codec_maps_instants_to_the_frames_the_cpu_decoder_shows(tmp_path, codec):
+    path = clipmaker.make_clip(tmp_path / f"c-{codec}", codec=codec, fps=25, frames=50, gop=10)
+    instants = [0.52 + k / 10 for k in range(12)] + [1.99]
+    numbers, selection = numbers_shown(path, instants)
+    assert numbers == cpu_shown(path, instants)[0] == [math.floor(t * 25 + 1e-6) for t in instants]
+    assert list(selection.numbers) == sorted(set(numbers))
+
+
+def test_every_frame_of_a_b_frame_stream_is_numbered_in_presentation_order(tmp_path):
+    path = clipmaker.make_clip(tmp_path / "b.mp4", codec="h264", fps=25, frames=40)  # libx264 default: B-frames
+    instants = [k / 25 for k in range(40)]
+    numbers, selection = numbers_shown(path, instants)
+    assert numbers == list(range(40))
+    assert list(selection.pts) == sorted(selection.pts)
+    assert selection.source_times == pytest.approx([k / 25 for k in range(40)], abs=1e-6)
+
+
+def test_variable_frame_rate_uses_the_real_timestamps(vfr_clip, vfr_pts):
+    instants = [k / 10 for k in range(21)]
+    numbers, selection = numbers_shown(vfr_clip, instants)
+    want = [max(i for i, p in enumerate(vfr_pts) if p <= t + 1e-6) for t in instants]
+    assert numbers == want == cpu_shown(vfr_clip, instants)[0]
+    assert selection.source_times == pytest.approx([vfr_pts[i] for i in want], abs=1e-6)
+
+
+def test_a_late_start_decodes_from_the_keyframe_before_it(long_gop_clip):
+    instants = [4.1 + k / 5 for k in range(5)]  # keyframes at 0, 2 s, 4 s (frames 0, 50, 100)
+    numbers, selection = numbers_shown(long_gop_clip, instants)
+    assert numbers == [math.floor(t * 25 + 1e-6) for t in instants]
+    assert selection.keyframe == 100
+    assert selection.frames_decoded == numbers[-1] - 100 + 1
+
+
+def test_the_last_frame_stays_on_screen_to_the_end(tmp_path):
+    path = clipmaker.make_clip(tmp_path / "short.mp4", fps=10, frames=10, width=160, height=120)
+    assert numbers_shown(path, [0.85, 0.95, 0.99])[0] == [8, 9, 9]
+
+
+def test_low_source_rate_selects_each_frame_once(tmp_path):
+    path = clipmaker.make_clip(tmp_path / "slow.mp4", fps=5, frames=10, width=160, height=120)
+    numbers, selection = numbers_shown(path, [k / 30 for k in range(30)])
+    assert selection.numbers == (0, 1, 2, 3, 4) and numbers == [k // 6 for k in range(30)]
+
+
+def test_a_seek_past_the_last_frame_is_an_invalid_time_range_like_on_the_cpu(tmp_path):
+    path = clipmaker.make_clip(tmp_path / "short.mp4", fps=10, frames=10, width=160, height=120)
+    media = probe(path)
+    with pytest.raises(EngineError) as err:
+        select_frames(media, [5.0, 5.1])
+    assert err.value.code is ErrorCode.INVALID_TIME_RANGE
+
+
+def test_stream_tags_follow_the_cpu_paths_rules(rotated_clip, clip_10bit, tmp_path):
+    rotated = read_stream_tags(probe(rotated_clip))
+    assert rotated.turns == 3  # -90 degrees: three quarter turns counter-clockwise
+    assert rotated.matrix == "bt601" and not rotated.full_range and rotated.bits == 8  # untagged, under 720 rows
+    assert read_stream_tags(probe(clip_10bit)).bits == 10
+    hd = clipmaker.make_clip(tmp_path / "hd.mp4", fps=10, frames=2, width=1280, height=720)
+    assert read_stream_tags(probe(hd)).matrix == "bt709"  # untagged HD
+
+
+@pytest.mark.parametrize("name,bits", [("yuv420p", 8), ("yuvj420p", 8), ("yuv420p10le", 10),
+                                       ("yuv422p12le", 12), ("p010le", 10), ("p016le", 16), ("nv12", 8)])
+def test_pixel_bits(name, bits):
+    assert pixel_bits(name) == bits
