@@ -11,6 +11,22 @@ import click
 
 from cli.progress import Progress, summary_table
 from engine import EngineError, default_workers, load_manifest, run_batch
+from engine.device import DEVICE_HELP, DeviceRequest, parse_device
+
+
+class DeviceParam(click.ParamType):
+    """--device values: auto, cpu, cuda, cuda:N (checked by engine.device.parse_device)."""
+
+    name = "device"
+
+    def convert(self, value, param, ctx) -> DeviceRequest:
+        try:
+            return parse_device(value)
+        except EngineError as error:
+            self.fail(error.message, param, ctx)
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "[auto|cpu|cuda|cuda:N]"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,9 +44,15 @@ def main() -> None:
               help="Folder that relative input paths start from [default: the manifest's folder].")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help=f"Jobs run side by side, one per worker process [default: the cores there are, here {default_workers()}].")
+@click.option("--device", default="auto", show_default=True, type=DeviceParam(),
+              help=f"Where jobs decode and run their kernels ({DEVICE_HELP}). auto: on the GPU when torch sees "
+                   "one, PyNvVideoCodec imports and NVDEC takes the video, else on the CPU; cuda[:N]: on GPU N "
+                   "where it can take the video. A job the GPU cannot take runs on the CPU and its result's "
+                   "notes say why. See `engine doctor`.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print each result as a JSON line on stdout, then a {\"summary\": ...} line, instead of the table.")
-def run(manifest: Path, out_dir: Path, input_root: Path | None, workers: int | None, as_json: bool) -> None:
+def run(manifest: Path, out_dir: Path, input_root: Path | None, workers: int | None, device: DeviceRequest,
+        as_json: bool) -> None:
     """Make one animated image per manifest line.
 
     \b
@@ -55,7 +77,7 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, workers: int | N
     started = time.perf_counter()
     results = []
     try:
-        for result in run_batch(entries, out_dir, workers=workers, on_result=progress):
+        for result in run_batch(entries, out_dir, workers=workers, on_result=progress, device=device):
             results.append(result)
             if as_json:
                 click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
@@ -72,5 +94,23 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, workers: int | N
         click.echo(f"results: {out_dir / 'results.jsonl'}")
     sys.exit(1 if failed else 0)
 
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option("--video", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Say what --device auto would choose for this file (default: a typical H.264 1080p MP4).")
+def doctor(as_json: bool, video: Path | None) -> None:
+    """Report versions (torch, CUDA, NVIDIA driver, PyNvVideoCodec, PyAV/FFmpeg, Pillow/libwebp),
+    the GPUs torch sees, which codecs NVDEC takes, and what --device auto would choose and why."""
+    from engine.doctor import diagnose, render_text
+
+    try:
+        report = diagnose(video)
+    except EngineError as error:
+        raise click.UsageError(f"{video}: {error.message}") from None
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        click.echo(render_text(report))
 
 from cli.bench import register_bench_command; register_bench_command(main)  # noqa: E402

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from typing import TextIO
 
 import click
@@ -51,16 +52,26 @@ class Progress:
             click.echo(f"[{self.done}/{self.total}] {result.id} {result.status} {what}", file=self.stream)
 
 
+FALLBACK = "fallback: "
+
+
 def summary_table(results: list[Result], wall_seconds: float) -> str:
-    """A fixed-width table of every job, then totals."""
-    headers = ("id", "status", "format", "size", "frames", "bytes", "seconds", "output / error")
+    """A fixed-width table of every job, then totals and why jobs ran on the CPU.
+
+    Fallback notes ("fallback: no CUDA device ...") are the same for many jobs, so they are
+    counted under the table rather than repeated on every row.
+    """
+    headers = ("id", "status", "format", "device", "size", "frames", "bytes", "seconds", "output / error")
     rows = []
+    fallbacks: Counter[str] = Counter()
     for r in results:
         size = f"{r.width}x{r.height}" if r.width else "-"
         detail = r.output if r.ok else f"{r.error_code}: {r.error_message}"
-        if r.ok and r.notes:
-            detail += f"  ({'; '.join(r.notes)})"
-        rows.append((r.id, r.status, r.format or "-", size, str(r.frames or "-"), _size(r.bytes),
+        fallbacks.update(n[len(FALLBACK):] for n in r.notes if n.startswith(FALLBACK))
+        notes = [n for n in r.notes if not n.startswith(FALLBACK)]
+        if r.ok and notes:
+            detail += f"  ({'; '.join(notes)})"
+        rows.append((r.id, r.status, r.format or "-", r.device or "-", size, str(r.frames or "-"), _size(r.bytes),
                      f"{r.timings.get('total', 0):.2f}", detail or ""))
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers[:-1], widths)) + "  " + headers[-1]]
@@ -68,4 +79,6 @@ def summary_table(results: list[Result], wall_seconds: float) -> str:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1])
     ok = sum(1 for r in results if r.ok)
     lines.append(f"{ok} succeeded, {len(results) - ok} failed, {len(results)} jobs in {wall_seconds:.2f} s")
+    for reason, count in fallbacks.most_common():
+        lines.append(f"on the CPU ({count} job{'s' if count != 1 else ''}): {reason}")
     return "\n".join(lines)

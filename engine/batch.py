@@ -9,6 +9,11 @@ again is reported as failed.
 
 Jobs are fed to the pool a few at a time, so memory stays flat however long the manifest is.
 Each result is appended to ``results.jsonl`` as soon as it is known.
+
+``device`` ("auto", "cpu", "cuda", "cuda:N") is checked here and handed to every worker; each job
+then picks its path after probing its video (engine/device.py). CUDA is never touched in this
+process: workers start from a forkserver that never initialised it, and each initialises it on
+its first GPU job.
 """
 
 from __future__ import annotations
@@ -21,29 +26,32 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from engine.device import DeviceRequest, parse_device
 from engine.errors import EngineError, ErrorCode
 from engine.manifest import ManifestEntry
 from engine.result import Result
 
 _worker_decoder = None
+_worker_device: DeviceRequest = DeviceRequest("cpu")
 
 
-def _init_worker(threads: int) -> None:
-    """Runs once in each worker process: one compute thread per job, decoder built once."""
-    global _worker_decoder
+def _init_worker(threads: int, device: DeviceRequest) -> None:
+    """Runs once in each worker process: one compute thread per job, CPU decoder built once."""
+    global _worker_decoder, _worker_device
     import torch
 
     from engine.decode.pyav import PyAVDecoder
 
     torch.set_num_threads(threads)
     _worker_decoder = PyAVDecoder(threads=threads)
+    _worker_device = device
 
 
 def _run_in_worker(entry: ManifestEntry, out_dir: Path) -> Result:
     from engine.job import run_job
 
     assert entry.spec is not None and _worker_decoder is not None
-    return run_job(entry.spec, out_dir, _worker_decoder, line=entry.line)
+    return run_job(entry.spec, out_dir, _worker_decoder, line=entry.line, device=_worker_device)
 
 
 def default_workers() -> int:
@@ -54,14 +62,15 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _pool(workers: int, threads: int) -> ProcessPoolExecutor:
+def _pool(workers: int, threads: int, device: DeviceRequest) -> ProcessPoolExecutor:
     # forkserver: workers start from a clean process that has imported the engine once, so
     # starting them is fast and never inherits a parent's threads (torch, OpenMP) mid-flight.
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     if method == "forkserver":
         context.set_forkserver_preload(["engine.job", "engine.decode.pyav"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                               initargs=(threads, device))
 
 
 def _crashed(entry: ManifestEntry) -> Result:
@@ -71,10 +80,10 @@ def _crashed(entry: ManifestEntry) -> Result:
     ), line=entry.line, input=str(entry.spec.input) if entry.spec else None)
 
 
-def _isolate(entries: list[ManifestEntry], out_dir: Path, threads: int) -> Iterator[Result]:
+def _isolate(entries: list[ManifestEntry], out_dir: Path, threads: int, device: DeviceRequest) -> Iterator[Result]:
     """Re-run jobs that were in flight when a worker died, each alone, to find the culprit."""
     for entry in entries:
-        with _pool(1, threads) as pool:
+        with _pool(1, threads, device) as pool:
             try:
                 yield pool.submit(_run_in_worker, entry, out_dir).result()
             except BrokenProcessPool:
@@ -88,12 +97,16 @@ def run_batch(
     workers: int | None = None,
     results_path: Path | str | None = None,
     on_result: Callable[[Result], None] | None = None,
+    device: str | DeviceRequest = "auto",
 ) -> Iterator[Result]:
     """Run every entry; yield one :class:`Result` per entry, in completion order.
 
     Entries that failed validation become failed results at once. Results are appended to
     ``results_path`` (default ``<out_dir>/results.jsonl``, truncated first) as they come.
+    ``device`` is the --device request; an invalid one raises EngineError(InvalidParameter) when
+    iteration starts, before any job runs.
     """
+    request = parse_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     workers = workers or default_workers()
@@ -110,7 +123,7 @@ def run_batch(
 
         pending = iter(entries)
         in_flight: dict[Future, ManifestEntry] = {}
-        pool = _pool(workers, threads)
+        pool = _pool(workers, threads, request)
         try:
             while True:
                 suspects: list[ManifestEntry] = []
@@ -140,8 +153,8 @@ def run_batch(
                     suspects.extend(in_flight.values())
                     in_flight.clear()
                     pool.shutdown(wait=False, cancel_futures=True)
-                    for result in _isolate(suspects, out_dir, threads):
+                    for result in _isolate(suspects, out_dir, threads, request):
                         yield emit(result)
-                    pool = _pool(workers, threads)
+                    pool = _pool(workers, threads, request)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -2,6 +2,12 @@
 
 :func:`run_job` never raises for a bad input: every failure becomes a failed :class:`Result`
 with an error code, so the batch runner can go on with the next job.
+
+Device: after probing, :func:`engine.device.choose_device` picks the path for this video. On the
+GPU path NVDEC decodes into GPU memory, the kernels run on those CUDA tensors, and only what the
+encoder needs comes back to the host (GIF: indexed frames and the palette; WebP: RGB frames,
+through pinned memory). If the GPU path fails for any reason, the job is decoded and rendered
+again on the CPU and its notes say why; the CPU path itself is the same code as without a GPU.
 """
 
 from __future__ import annotations
@@ -9,14 +15,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from engine.decode import DecodedClip, Decoder
+from engine.decode import DecodedClip, Decoder, DecoderUnavailable
+from engine.device import DeviceChoice, DeviceRequest, choose_device
 from engine.encode import encode_gif, encode_webp
 from engine.errors import EngineError, ErrorCode
 from engine.geometry import display_size, output_size
 from engine.output import resolve_output, write_atomic
-from engine.probe import probe
+from engine.probe import MediaInfo, probe
 from engine.result import Result
 from engine.spec import JobSpec
 from engine.timeline import Timeline, plan_timeline
@@ -37,10 +45,13 @@ class _Stopwatch:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self._start = time.perf_counter()
+        self.last = self._start
+        """When the latest lap ended."""
 
     def lap(self, stage: str, since: float) -> float:
         now = time.perf_counter()
         self.seconds[stage] = self.seconds.get(stage, 0.0) + now - since
+        self.last = now
         return now
 
     def totals(self) -> dict[str, float]:
@@ -56,30 +67,80 @@ def _render(spec: JobSpec, clip: DecodedClip, timeline: Timeline, size: tuple[in
     if spec.format == "gif":
         palette = median_cut(frames, max_colours=GIF_COLOURS, sample_stride=PALETTE_SAMPLE_STRIDE)
         indices = remap(frames, palette)[clip.index]
-        return "gif", (indices.cpu().numpy(), palette.cpu().numpy())
+        return "gif", (_to_host(indices), _to_host(palette))
     rgb = frames[clip.index].permute(0, 2, 3, 1).contiguous()
-    return "webp", rgb.cpu().numpy()
+    return "webp", _to_host(rgb)
 
 
-def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None = None) -> Result:
-    """Make one animated image; any failure comes back as a failed Result, never an exception."""
+def _to_host(tensor: torch.Tensor) -> np.ndarray:
+    """A CPU tensor as an array (no copy); a CUDA tensor through pinned memory (one DMA copy)."""
+    if tensor.device.type == "cpu":
+        return tensor.numpy()
+    host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+    host.copy_(tensor, non_blocking=True)
+    torch.cuda.current_stream(tensor.device).synchronize()
+    return host.numpy()
+
+
+def _decode_and_render(spec: JobSpec, media: MediaInfo, timeline: Timeline, decoder: Decoder,
+                       watch: _Stopwatch, t: float) -> tuple[DecodedClip, tuple[int, int], str, object, float]:
+    """Decode the clip and run the kernels on the decoder's device; laps the stopwatch."""
+    clip = decoder.decode_frames(media, timeline.instants)
+    coded = (clip.height, clip.width) if clip.rotation % 2 else (clip.width, clip.height)
+    size = output_size(spec, display_size(*coded, media.sample_aspect_ratio, clip.rotation))
+    t = watch.lap("decode", t)
+
+    with torch.inference_mode():
+        kind, payload = _render(spec, clip, timeline, size)
+    t = watch.lap("kernels", t)
+    return clip, size, kind, payload, t
+
+
+def _gpu_decoder(choice: DeviceChoice) -> Decoder:
+    from engine.decode.nvdec import nvdec_decoder  # imported only where the GPU path is chosen
+
+    return nvdec_decoder(int(choice.device.split(":")[1]))
+
+
+def _failure_summary(exc: BaseException) -> str:
+    if isinstance(exc, DecoderUnavailable):
+        return str(exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None = None,
+            device: str | DeviceRequest = "cpu") -> Result:
+    """Make one animated image; any failure comes back as a failed Result, never an exception.
+
+    ``decoder`` is the CPU decoder. ``device`` is the --device request ("auto", "cpu", "cuda",
+    "cuda:N"): where it allows, and the GPU path can take this video, the job runs there.
+    """
     watch = _Stopwatch()
     base = dict(line=line, input=str(spec.input), format=spec.format, device=decoder.name)
+    notes: list[str] = []
     try:
         t = time.perf_counter()
         destination = resolve_output(spec, out_dir)
         media = probe(spec.input)
         timeline = plan_timeline(spec, media)
+        choice = choose_device(device, media)
+        if choice.note:
+            notes.append(choice.note)
         t = watch.lap("probe", t)
 
-        clip = decoder.decode_frames(media, timeline.instants)
-        coded = (clip.height, clip.width) if clip.rotation % 2 else (clip.width, clip.height)
-        size = output_size(spec, display_size(*coded, media.sample_aspect_ratio, clip.rotation))
-        t = watch.lap("decode", t)
-
-        with torch.inference_mode():
-            kind, payload = _render(spec, clip, timeline, size)
-        t = watch.lap("kernels", t)
+        done = None
+        if choice.backend == "nvdec":
+            try:
+                done = _decode_and_render(spec, media, timeline, _gpu_decoder(choice), watch, t)
+                base["device"] = "nvdec"
+            except Exception as exc:  # the GPU path could not take it: the CPU path will
+                notes.append(f"fallback: the GPU path failed on {choice.device} ({_failure_summary(exc)}); decoded on the CPU")
+                t = watch.lap("decode", max(t, watch.last))  # the time lost counts as decoding
+        if done is None:
+            done = _decode_and_render(spec, media, timeline, decoder, watch, t)
+        clip, size, kind, payload, t = done
 
         if kind == "gif":
             indices, palette = payload
@@ -91,13 +152,14 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
         write_atomic(destination, data)
         watch.lap("write", t)
     except EngineError as error:
-        return Result.failure(spec.id, error, timings=watch.totals(), **base)
+        return Result.failure(spec.id, error, timings=watch.totals(), notes=tuple(notes), **base)
     except MemoryError:
         return Result.failure(spec.id, EngineError(
-            ErrorCode.INVALID_PARAMETER, "out of memory: lower the output size, fps or duration"), timings=watch.totals(), **base)
+            ErrorCode.INVALID_PARAMETER, "out of memory: lower the output size, fps or duration"),
+            timings=watch.totals(), notes=tuple(notes), **base)
     except Exception as exc:  # a bug or an unforeseen library error: report it, keep the batch going
         return Result.failure(spec.id, EngineError(
-            ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"), timings=watch.totals(), **base)
+            ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"), timings=watch.totals(), notes=tuple(notes), **base)
     return Result(
         id=spec.id,
         status="success",
@@ -108,7 +170,7 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
         fps=timeline.fps,
         duration=round(sum(timeline.delays) * timeline.tick, 4),
         bytes=len(data),
-        notes=timeline.notes,
+        notes=timeline.notes + tuple(notes),
         timings=watch.totals(),
         source_frames_decoded=clip.frames_decoded,
         **base,

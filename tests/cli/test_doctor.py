@@ -1,0 +1,101 @@
+"""`engine doctor` tells the truth about the machine it runs on."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import av
+import PIL
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import features
+
+import clipmaker
+import engine.device as device
+from cli.main import main
+from engine.device import CudaStatus
+
+
+@pytest.fixture(autouse=True)
+def fresh_probes():
+    device.clear_caches()
+    yield
+    device.clear_caches()
+
+
+def doctor(*args: str):
+    result = CliRunner().invoke(main, ["doctor", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_json_report_matches_what_this_process_sees():
+    report = json.loads(doctor("--json"))
+    assert report["torch"] == torch.__version__ and report["torch_cuda"] == torch.version.cuda
+    assert report["cuda_available"] == torch.cuda.is_available()
+    assert report["pyav"] == av.__version__
+    assert report["ffmpeg_libraries"]["libavcodec"] == ".".join(map(str, av.library_versions["libavcodec"]))
+    assert report["pillow"] == PIL.__version__ and report["libwebp"] == features.version("webp")
+    try:
+        __import__("PyNvVideoCodec")
+    except Exception as exc:
+        message = str(exc).strip().splitlines()[0]
+        assert report["pynvvideocodec"] is None
+        assert report["pynvvideocodec_error"] == f"{type(exc).__name__}: {message}"
+    else:
+        assert report["pynvvideocodec"] and report["pynvvideocodec_error"] is None
+    if not torch.cuda.is_available():
+        assert report["gpus"] == [] and "torch.cuda.is_available() is False" in report["cuda_reason"]
+        assert report["auto"]["device"] == "cpu" and report["auto"]["backend"] == "pyav"
+        assert report["auto"]["reason"].startswith("no CUDA device (torch.cuda.is_available() is False")
+        assert all(row["source"] == "table" for row in report["nvdec_codecs"])
+    else:
+        assert len(report["gpus"]) == torch.cuda.device_count()
+
+
+def test_text_report_has_a_line_for_each_finding():
+    text = doctor()
+    for label in ("torch ", "CUDA usable", "NVIDIA driver", "PyNvVideoCodec", "PyAV", "Pillow", "libwebp",
+                  "NVDEC codecs", "--device auto"):
+        assert label in text
+    if not torch.cuda.is_available():
+        assert "GPUs            none seen by torch" in text
+        assert "cpu (pyav) - no CUDA device" in text
+
+
+def test_the_auto_choice_for_a_given_video(tmp_path):
+    clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=10, frames=5, width=160, height=120)
+    report = json.loads(doctor("--json", "--video", str(clip)))
+    assert report["auto_for"] == str(clip)
+    if not torch.cuda.is_available():
+        assert report["auto"]["device"] == "cpu"
+
+
+def test_an_unreadable_video_is_a_usage_error(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    result = CliRunner().invoke(main, ["doctor", "--video", str(bad)])
+    assert result.exit_code == 2
+
+
+def test_on_a_gpu_node_codecs_come_from_the_gpu(monkeypatch):
+    """With CUDA and PyNvVideoCodec present (faked here), the codec list is asked of the GPU."""
+    monkeypatch.setattr(device, "cuda_status", lambda: CudaStatus(True, "", ("NVIDIA H100 80GB HBM3",), "12.8"))
+    module = types.SimpleNamespace(
+        __version__="2.2.4",
+        cudaVideoCodec=types.SimpleNamespace(**{l.cuvid: l.cuvid for l in device.HOPPER_NVDEC.values()}),
+        cudaVideoChromaFormat=types.SimpleNamespace(**{"420": "420"}),
+        GetDecoderCaps=lambda gpuid, codec, chromaformat, bitdepth: {
+            "supported": int(codec != "AV1" and (bitdepth == 8 or codec == "HEVC")),
+            "width_max": 8192, "height_max": 8192, "width_min": 48, "height_min": 16, "mb_num_max": 1 << 18},
+    )
+    monkeypatch.setattr(device, "_import_pynvvideocodec", lambda: module)
+    monkeypatch.setattr("engine.doctor._gpus", lambda: ())
+    report = json.loads(doctor("--json"))
+    assert report["pynvvideocodec"] == "2.2.4"
+    assert {row["source"] for row in report["nvdec_codecs"]} == {"GetDecoderCaps"}
+    supported = {(row["codec"], row["bits"]) for row in report["nvdec_codecs"] if row["supported"]}
+    assert ("hevc", 10) in supported and ("av1", 8) not in supported and ("h264", 10) not in supported
+    assert report["auto"]["device"] == "cuda:0" and report["auto"]["backend"] == "nvdec"
