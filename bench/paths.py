@@ -34,6 +34,7 @@ import json
 import os
 import shutil
 import statistics
+from collections import Counter
 import subprocess
 import sys
 import tempfile
@@ -438,6 +439,8 @@ def summarize_run(run: dict) -> dict:
         "stage_mean_s": stages_mean, "stage_median_s": stages_median,
         "bytes_total": sum(r.get("bytes") or 0 for r in ok), "bytes_mean": _mean([r.get("bytes") for r in ok]),
         "memory": run["memory"],
+        # where the jobs really ran (the engine falls back to the CPU when the GPU path cannot take a job)
+        "devices_used": dict(sorted(Counter(str(r.get("device")) for r in ok if r.get("device")).items())),
         "first_error": run.get("error") or next((f"{r.get('id')}: {r.get('error_code') or ''} {r.get('error_message')}"
                                                  for r in res if r.get("status") != "success"), None),
     }
@@ -556,6 +559,8 @@ def run_bench(manifest: Path, *, devices: list[str], baselines: list[str], repea
         for p in available:
             summary = summarize_path(runs[p])
             summary["status"] = "ok" if not summary["failed"] else f"{summary['failed']} of {summary['clips']} jobs failed"
+            if p == "cuda" and any(not d.startswith("cuda") for d in summary["devices_used"]):
+                summary["status"] += f" (some jobs fell back: {summary['devices_used']})"
             if report["config"]["psnr_jobs"]:
                 log(f"{p}: scoring PSNR against the common reference ...")
                 summary["quality"] = score_path(jobs, runs[p][-1]["results"], references, report["config"]["psnr_jobs"])
