@@ -23,6 +23,7 @@ Never run on a GPU yet: see tests/engine/test_gpu_parity.py for what a GPU sessi
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Sequence
 
@@ -44,15 +45,19 @@ class NvdecDecoder:
 
     name = "nvdec"
 
-    def __init__(self, gpu: int = 0) -> None:
+    def __init__(self, gpu: int = 0, device: torch.device | None = None) -> None:
+        """``gpu``: the GPU NVDEC runs on. ``device``: where frames go, ``cuda:gpu`` by default; a
+        CPU device lets tests drive this adapter with a stand-in PyNvVideoCodec on machines
+        without a GPU."""
         self.gpu = gpu
-        self.device = torch.device("cuda", gpu)
+        self.device = device if device is not None else torch.device("cuda", gpu)
 
     def decode_frames(self, media: MediaInfo, instants: Sequence[float]) -> DecodedClip:
         nvc = pynvvideocodec()
         selection = select_frames(media, instants)
         tags = read_stream_tags(media)
-        with torch.cuda.device(self.device):
+        on_gpu = self.device.type == "cuda"
+        with torch.cuda.device(self.device) if on_gpu else contextlib.nullcontext():
             frames = self._fetch(nvc, media, selection, tags)
         if tags.turns:
             frames = torch.rot90(frames, k=tags.turns, dims=(2, 3))
@@ -65,11 +70,11 @@ class NvdecDecoder:
         )
 
     def _fetch(self, nvc, media: MediaInfo, selection: FrameSelection, tags: StreamTags) -> torch.Tensor:
-        stream = torch.cuda.current_stream(self.device)
+        stream = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
         decoder = nvc.SimpleDecoder(
             str(media.path),
             gpu_id=self.gpu,
-            cuda_stream=stream.cuda_stream,
+            cuda_stream=stream.cuda_stream if stream is not None else 0,
             use_device_memory=True,
             output_color_type=nvc.OutputColorType.NATIVE,
         )
@@ -88,9 +93,11 @@ class NvdecDecoder:
                         "its frame numbering differs from the timestamps"
                     )
             surfaces = torch.stack([_surface(torch.from_dlpack(frame), media.height, tags.bits) for frame in fetched])
-            y, uv = split_nv12(surfaces, media.height, media.width)
+            y, uv = split_nv12(surfaces, round(surfaces.shape[1] / 1.5), media.width)
+            y, uv = y[:, : media.height], uv[:, : (media.height + 1) // 2]  # a surface taller than the picture
             out[start : start + len(numbers)] = yuv420_to_rgb(y, uv, matrix=tags.matrix, full_range=tags.full_range, chroma=chroma)
-            stream.synchronize()  # the copy must be done before the next call reuses the decoder's buffers
+            if stream is not None:  # the copy must be done before the next call reuses the decoder's buffers
+                stream.synchronize()
         return out
 
 
@@ -102,7 +109,7 @@ def _surface(plane: torch.Tensor, height: int, bits: int) -> torch.Tensor:
     again with strides (W, 1) (within the exported extent). A producer that exports words as
     bytes ((1.5 H, 2 W) uint8) is viewed as int16 words.
     """
-    if plane.dim() != 2 or plane.shape[0] < height + (height + 1) // 2:
+    if plane.dim() != 2 or round(plane.shape[0] / 1.5) < height:
         raise DecoderUnavailable(f"nvdec handed a frame of shape {tuple(plane.shape)} for a picture {height} rows high")
     rows, cols = plane.shape
     if bits > 8 and plane.element_size() == 1:

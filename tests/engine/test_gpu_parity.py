@@ -1,0 +1,228 @@
+"""The GPU path on a real GPU: NVDEC fetches the right frames, and GPU and CPU give the same animation.
+
+Every test here is marked ``gpu`` and is skipped where torch sees no CUDA device (tests/conftest.py).
+NVDEC tests also need PyNvVideoCodec and skip, saying so, where it does not import. None of this
+has run yet on a GPU: these are the checks a GPU session must pass (see engine/decode/nvdec.py).
+
+"Same animation": the same frame count, fps, duration and per-frame delays, the same source frame
+on screen at every instant (read back from the frames' own index stamps), and a PSNR of at least
+40 dB between the two outputs' displayed frames.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import clients
+import clipmaker
+import engine.device as device
+from engine import run_batch
+from engine.decode import DecoderUnavailable
+from engine.decode.nvdec import FETCH_BATCH, NvdecDecoder
+from engine.decode.pyav import PyAVDecoder
+from engine.job import _to_host, run_job
+from engine.manifest import load_manifest
+from engine.probe import probe
+from engine.spec import parse_job
+from kernels.colour import split_nv12, yuv420_to_rgb
+from kernels.palette import median_cut
+from kernels.remap import remap
+from kernels.resize import resize
+
+pytestmark = pytest.mark.gpu
+
+CUDA = torch.device("cuda", 0)
+
+
+@pytest.fixture
+def nvdec():
+    status = device.nvdec_status()
+    if status.error is not None:
+        pytest.skip(f"PyNvVideoCodec does not import here: {status.error}")
+    return NvdecDecoder(0)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def shown(clip) -> list[int]:
+    frames = clip.frames.permute(0, 2, 3, 1).cpu().numpy()
+    return [clipmaker.read_index(frames[i]) for i in clip.index.cpu().tolist()]
+
+
+def expected(instants, fps):
+    return [math.floor(t * fps + 1e-6) for t in instants]
+
+
+def require_nvdec_takes(path: Path):
+    choice = device.choose_device("cuda", probe(path))
+    if choice.backend != "nvdec":
+        pytest.skip(f"this GPU path does not take {path.name}: {choice.reason}")
+
+
+# -- kernels on CUDA tensors ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("deep", [False, True], ids=["nv12", "p016"])
+def test_colour_kernel_on_cuda_matches_the_cpu(deep):
+    generator = torch.Generator().manual_seed(0)
+    if deep:
+        surfaces = (torch.randint(0, 1024, (4, 96, 80), generator=generator) << 6).to(torch.int16)
+    else:
+        surfaces = torch.randint(0, 256, (4, 96, 80), generator=generator).to(torch.uint8)
+    for chroma in ("nearest", "bilinear"):
+        cpu = yuv420_to_rgb(*split_nv12(surfaces, 64), matrix="bt709", full_range=False, chroma=chroma)
+        gpu = yuv420_to_rgb(*split_nv12(surfaces.to(CUDA), 64), matrix="bt709", full_range=False, chroma=chroma)
+        assert gpu.device.type == "cuda"
+        assert (gpu.cpu().int() - cpu.int()).abs().max() <= 1
+
+
+def test_resize_palette_and_remap_on_cuda_are_as_good_as_on_the_cpu(tmp_path):
+    path = clipmaker.make_clip(tmp_path / "k.mp4", fps=10, frames=10, width=320, height=240)
+    frames = PyAVDecoder().decode_frames(probe(path), [k / 10 for k in range(10)]).frames.contiguous()
+    quality = {}
+    for where, tensor in (("cpu", frames), ("cuda", frames.to(CUDA))):
+        small = resize(tensor, 120, 160)
+        palette = median_cut(small, max_colours=255, sample_stride=2)
+        indices = remap(small, palette)
+        assert indices.device.type == where
+        rebuilt = palette[indices.long()].cpu().numpy()  # [N, h, w, 3]
+        quality[where] = psnr(rebuilt, small.permute(0, 2, 3, 1).cpu().numpy())
+    assert quality["cuda"] > quality["cpu"] - 1.0
+
+
+def test_to_host_copies_cuda_tensors_through_pinned_memory():
+    tensor = torch.arange(3 * 4 * 5, dtype=torch.int32).reshape(3, 4, 5).to(torch.uint8)
+    assert np.array_equal(_to_host(tensor.to(CUDA)), tensor.numpy())
+
+
+# -- NVDEC: the right frames -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("codec", ["h264", "hevc", "vp9", "vp8", "mpeg4"])
+def test_nvdec_fetches_the_frame_on_screen_at_each_instant(nvdec, tmp_path, codec):
+    if codec not in clipmaker.available_codecs():
+        pytest.skip(f"this PyAV cannot encode {codec}")
+    path = clipmaker.make_clip(tmp_path / f"c-{codec}", codec=codec, fps=25, frames=50, gop=10)
+    require_nvdec_takes(path)
+    instants = [0.52 + k / 10 for k in range(12)]
+    clip = nvdec.decode_frames(probe(path), instants)
+    assert clip.frames.device.type == "cuda" and clip.frames.dtype == torch.uint8
+    assert shown(clip) == expected(instants, 25)
+    cpu = PyAVDecoder().decode_frames(probe(path), instants)
+    assert psnr(clip.frames.cpu().numpy(), cpu.frames.contiguous().numpy()) >= 40
+    assert clip.source_times == pytest.approx(cpu.source_times, abs=1e-6)
+
+
+def test_more_frames_than_one_fetch_batch_come_out_right(nvdec, tmp_path):
+    count = FETCH_BATCH * 2 + 7  # three fetches: buffers of one fetch are reused by the next
+    path = clipmaker.make_clip(tmp_path / "many.mp4", fps=25, frames=count, gop=25, width=192, height=144)
+    require_nvdec_takes(path)
+    instants = [k / 25 for k in range(count)]
+    assert shown(nvdec.decode_frames(probe(path), instants)) == list(range(count))
+
+
+def test_seeking_starts_at_the_keyframe_before_the_first_instant(nvdec, long_gop_clip):
+    require_nvdec_takes(long_gop_clip)
+    instants = [4.1 + k / 5 for k in range(5)]
+    clip = nvdec.decode_frames(probe(long_gop_clip), instants)
+    assert shown(clip) == expected(instants, 25)
+    assert clip.frames_decoded <= 50
+
+
+def test_variable_frame_rate_gets_the_real_frames_or_a_clean_refusal(nvdec, vfr_clip, vfr_pts):
+    require_nvdec_takes(vfr_clip)
+    instants = [k / 10 for k in range(21)]
+    want = [max(i for i, p in enumerate(vfr_pts) if p <= t + 1e-6) for t in instants]
+    try:
+        clip = nvdec.decode_frames(probe(vfr_clip), instants)
+    except DecoderUnavailable as refusal:  # the job then decodes on the CPU: right frames either way
+        pytest.xfail(f"nvdec refused the VFR clip (the job falls back to the CPU): {refusal}")
+    assert shown(clip) == want
+
+
+def test_rotated_video_comes_out_upright(nvdec, rotated_clip):
+    require_nvdec_takes(rotated_clip)
+    clip = nvdec.decode_frames(probe(rotated_clip), [0.0, 0.4])
+    assert shown(clip) == [0, 10] and (clip.height, clip.width) == (320, 240) and clip.rotation == 3
+
+
+def test_ten_bit_hevc_matches_the_cpu(nvdec, tmp_path):
+    if "hevc" not in clipmaker.available_codecs():
+        pytest.skip("this PyAV cannot encode hevc")
+    path = clipmaker.make_clip(tmp_path / "h10.mp4", codec="hevc", pix_fmt="yuv420p10le", fps=10, frames=10)
+    require_nvdec_takes(path)
+    instants = [0.0, 0.35, 0.9]
+    clip = nvdec.decode_frames(probe(path), instants)
+    assert shown(clip) == [0, 3, 9]
+    cpu = PyAVDecoder().decode_frames(probe(path), instants)
+    assert psnr(clip.frames.cpu().numpy(), cpu.frames.contiguous().numpy()) >= 40
+
+
+@pytest.mark.parametrize("variant", ["av1", "h264-10bit"])
+def test_what_hopper_cannot_decode_takes_the_cpu_path(variant, tmp_path):
+    if not clipmaker.variant_available(variant):
+        pytest.skip(f"this PyAV cannot encode {variant}")
+    major, _ = torch.cuda.get_device_capability(0)
+    if major != 9:
+        pytest.skip("the expectation is Hopper's (H100/H200)")
+    path = clipmaker.make_clip(tmp_path / variant, fps=10, frames=5, **clipmaker.VARIANTS[variant])
+    choice = device.choose_device("auto", probe(path))
+    assert choice.backend == "pyav" and choice.note.startswith("fallback: ") and "does not decode" in choice.reason
+
+
+# -- the whole job: GPU and CPU give the same animation --------------------------------------------
+
+
+def run_both(path: Path, tmp_path: Path, fmt: str, **fields):
+    line = {"id": f"p-{fmt}", "input": str(path), "format": fmt, **fields}
+    spec = parse_job(line, default_id="p", input_root=path.parent)
+    cpu = run_job(spec, tmp_path / "cpu", PyAVDecoder(), device="cpu")
+    gpu = run_job(spec, tmp_path / "gpu", PyAVDecoder(), device="cuda")
+    assert cpu.ok and gpu.ok, (cpu, gpu)
+    assert gpu.device == "nvdec", gpu.notes
+    return cpu, gpu
+
+
+def assert_same_animation(cpu, gpu, fps: float):
+    assert (gpu.frames, gpu.fps, gpu.duration, gpu.width, gpu.height) == (cpu.frames, cpu.fps, cpu.duration, cpu.width, cpu.height)
+    a, b = clients.pillow_frames(cpu.output), clients.pillow_frames(gpu.output)
+    assert sum(d for _, d in a) == sum(d for _, d in b)
+    shown_a = [clients.displayed_frame_at(a, (k + 0.5) / fps) for k in range(cpu.frames)]
+    shown_b = [clients.displayed_frame_at(b, (k + 0.5) / fps) for k in range(gpu.frames)]
+    assert [clipmaker.read_index(f) for f in shown_a] == [clipmaker.read_index(f) for f in shown_b]
+    assert psnr(np.stack(shown_a), np.stack(shown_b)) >= 40
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
+@pytest.mark.parametrize("size", [(320, 240), (1280, 720)], ids=["240p", "720p"])
+def test_gpu_and_cpu_make_the_same_animation(nvdec, tmp_path, fmt, size):
+    path = clipmaker.make_clip(tmp_path / f"src-{size[1]}.mp4", fps=25, frames=75, gop=25, width=size[0], height=size[1])
+    require_nvdec_takes(path)
+    fields = {"fps": 10, "seek": 0.5, "duration": 2}
+    if size[1] > 240:
+        fields["width"] = 640
+    cpu, gpu = run_both(path, tmp_path, fmt, **fields)
+    assert_same_animation(cpu, gpu, 10)
+
+
+def test_a_batch_on_the_gpu_takes_what_nvdec_decodes_and_falls_back_for_the_rest(nvdec, tmp_path, h264_clip):
+    jobs = [{"id": "h264", "input": str(h264_clip), "format": "gif", "fps": 5, "duration": 1}]
+    if clipmaker.variant_available("av1"):
+        av1 = clipmaker.make_clip(tmp_path / "a.mkv", codec="av1", fps=10, frames=10)
+        jobs.append({"id": "av1", "input": str(av1), "format": "webp", "fps": 5, "duration": 1})
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(j) + "\n" for j in jobs))
+    results = {r.id: r for r in run_batch(load_manifest(manifest), tmp_path / "out", workers=2, device="cuda")}
+    assert all(r.ok for r in results.values())
+    assert results["h264"].device == "nvdec"
+    if "av1" in results and torch.cuda.get_device_capability(0)[0] == 9:
+        assert results["av1"].device == "pyav" and any(n.startswith("fallback: ") for n in results["av1"].notes)

@@ -1,0 +1,212 @@
+"""The NVDEC adapter's logic on CPU, driven by a stand-in for PyNvVideoCodec's SimpleDecoder.
+
+The stand-in behaves as the PyNvVideoCodec 2.x sources and docs describe SimpleDecoder (frames
+numbered in presentation order, ``get_batch_frames_by_index``, DLPack frames with a ``timestamp``
+in the stream's time base, NV12 as one (1.5 H, W) plane, P016 exported with a column stride of 2
+words, buffers reused by the next call), with the pictures decoded by PyAV. It proves what can be
+proved without a GPU: the frame numbers asked for, the copy before buffer reuse, the P016 fix-up,
+colour, rotation, the timestamp check and the job's fallback. The real thing is checked by
+tests/engine/test_gpu_parity.py on a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+
+import av
+import numpy as np
+import pytest
+import torch
+
+import clipmaker
+import engine.device as device
+import engine.job as job
+from engine.decode import DecoderUnavailable
+from engine.decode.nvdec import FETCH_BATCH, NvdecDecoder
+from engine.decode.pyav import PyAVDecoder
+from engine.device import DeviceChoice
+from engine.probe import probe
+from engine.spec import parse_job
+
+CPU = torch.device("cpu")
+
+
+class StandInFrame:
+    """A decoded frame as PyNvVideoCodec hands it: DLPack export plus the packet's timestamp."""
+
+    def __init__(self, tensor: torch.Tensor, timestamp: int) -> None:
+        self.tensor = tensor
+        self.timestamp = timestamp
+
+    def __dlpack__(self, stream=None):  # SimpleDecoder's signature: no max_version, no copy
+        return self.tensor.__dlpack__()
+
+    def __dlpack_device__(self):
+        return self.tensor.__dlpack_device__()
+
+
+def nv12(frame: av.VideoFrame) -> np.ndarray:
+    """The frame's planes as one (1.5 H, W) NV12 / P016 plane."""
+    deep = frame.format.name.endswith("10le")
+    dtype = np.uint16 if deep else np.uint8
+    y, u, v = (np.frombuffer(p, dtype).reshape(p.height, p.line_size // dtype().itemsize)[:, : p.width] for p in frame.planes)
+    surface = np.concatenate((y, np.stack((u, v), axis=-1).reshape(u.shape[0], -1)), axis=0)
+    return (surface.astype(np.uint32) << 6).astype(np.uint16) if deep else np.ascontiguousarray(surface)
+
+
+class StandInDecoder:
+    """SimpleDecoder on the CPU. ``words``: how P016 is exported ("strided": uint16 with strides
+    (W, 2) as PyNvVideoCodec 2.0.x does; "bytes": uint8 (1.5 H, 2 W)). ``shift``: timestamps
+    off by one from this frame number on (a numbering that disagrees with the container)."""
+
+    log: list[list[int]] = []
+
+    def __init__(self, path, gpu_id=0, cuda_context=0, cuda_stream=0, use_device_memory=True, max_width=0,
+                 max_height=0, need_scanned_stream_metadata=False, decoder_cache_size=4, output_color_type=None,
+                 words="strided", shift=None, short=False):
+        assert output_color_type == "NATIVE" and use_device_memory
+        self.words, self.shift, self.short = words, shift, short
+        with av.open(path) as container:
+            frames = list(container.decode(container.streams.video[0]))
+        frames.sort(key=lambda f: f.pts)
+        self.surfaces = [nv12(f) for f in frames]
+        self.pts = [f.pts for f in frames]
+        self.pool: list[torch.Tensor] = []
+        StandInDecoder.log = []
+
+    def __len__(self):
+        return len(self.surfaces)
+
+    def _export(self, slot: int, surface: np.ndarray) -> torch.Tensor:
+        """Write into a reused buffer, as the decoder does, and export the documented layout."""
+        rows, cols = surface.shape
+        if surface.dtype == np.uint16 and self.words == "strided":
+            if len(self.pool) <= slot:
+                self.pool.append(torch.empty(rows * cols + cols, dtype=torch.uint16))
+            buffer = self.pool[slot]
+            buffer[: rows * cols] = torch.from_numpy(surface.reshape(-1))
+            return buffer.as_strided((rows, cols), (cols, 2))
+        data = surface.view(np.uint8) if surface.dtype == np.uint16 else surface
+        if len(self.pool) <= slot:
+            self.pool.append(torch.empty(data.shape, dtype=torch.uint8))
+        self.pool[slot].copy_(torch.from_numpy(np.ascontiguousarray(data)))
+        return self.pool[slot]
+
+    def get_batch_frames_by_index(self, indices):
+        StandInDecoder.log.append(list(indices))
+        assert list(indices) == sorted(indices), "frames must be asked in ascending order"
+        if self.short:
+            indices = indices[:-1]
+        out = []
+        for slot, number in enumerate(indices):
+            stamp = self.pts[number] + (1 if self.shift is not None and number >= self.shift else 0)
+            out.append(StandInFrame(self._export(slot, self.surfaces[number]), stamp))
+        return out
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    """PyNvVideoCodec replaced by the stand-in; returns a setter for the decoder's options."""
+    options: dict = {}
+    module = types.SimpleNamespace(
+        __version__="stand-in",
+        OutputColorType=types.SimpleNamespace(NATIVE="NATIVE"),
+        SimpleDecoder=lambda path, **kw: StandInDecoder(path, **kw, **options),
+    )
+    device.clear_caches()
+    monkeypatch.setattr(device, "_import_pynvvideocodec", lambda: module)
+    yield options
+    device.clear_caches()
+
+
+def read(clip) -> list[int]:
+    frames = clip.frames.permute(0, 2, 3, 1).numpy()
+    return [clipmaker.read_index(frames[i]) for i in clip.index.tolist()]
+
+
+def psnr(a, b) -> float:
+    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def decode_both(path, instants):
+    media = probe(path)
+    return NvdecDecoder(0, device=CPU).decode_frames(media, instants), PyAVDecoder().decode_frames(media, instants)
+
+
+def test_frames_are_fetched_by_number_in_batches_and_copied_before_buffers_are_reused(stand_in, tmp_path):
+    count = 2 * FETCH_BATCH + 11
+    path = clipmaker.make_clip(tmp_path / "many.mp4", fps=25, frames=count + 20, gop=25, width=160, height=120)
+    instants = [0.2 + k / 25 for k in range(count)]
+    gpu, cpu = decode_both(path, instants)
+    assert read(gpu) == [5 + k for k in range(count)] == read(cpu)
+    asked = [n for call in StandInDecoder.log for n in call]
+    assert asked == list(range(5, 5 + count))  # from the first frame needed to the last, nothing after
+    assert all(len(call) <= FETCH_BATCH for call in StandInDecoder.log) and len(StandInDecoder.log) == 3
+    assert gpu.source_times == pytest.approx(cpu.source_times, abs=1e-9)
+    assert psnr(gpu.frames.numpy(), cpu.frames.contiguous().numpy()) > 45  # same YUV, swscale's filter
+
+
+@pytest.mark.parametrize("words", ["strided", "bytes"])
+def test_ten_bit_p016_frames_are_read_right_however_they_are_exported(stand_in, clip_10bit, words):
+    stand_in["words"] = words
+    instants = [0.0, 0.5, 1.0, 1.5]
+    gpu, cpu = decode_both(clip_10bit, instants)
+    assert read(gpu) == read(cpu) == [0, 12, 25, 37]
+    assert psnr(gpu.frames.numpy(), cpu.frames.contiguous().numpy()) > 40
+
+
+def test_rotation_is_applied_like_on_the_cpu(stand_in, rotated_clip):
+    gpu, cpu = decode_both(rotated_clip, [0.0, 0.4])
+    assert read(gpu) == [0, 10] and (gpu.height, gpu.width) == (cpu.height, cpu.width) == (320, 240)
+    assert gpu.rotation == cpu.rotation == 3
+
+
+def test_variable_frame_rate_is_numbered_from_real_timestamps(stand_in, vfr_clip, vfr_pts):
+    instants = [k / 10 for k in range(21)]
+    gpu, _ = decode_both(vfr_clip, instants)
+    assert read(gpu) == [max(i for i, p in enumerate(vfr_pts) if p <= t + 1e-6) for t in instants]
+
+
+def test_a_numbering_that_disagrees_with_the_timestamps_is_refused(stand_in, h264_clip):
+    stand_in["shift"] = 10
+    with pytest.raises(DecoderUnavailable, match="frame numbering differs"):
+        NvdecDecoder(0, device=CPU).decode_frames(probe(h264_clip), [0.0, 0.5, 1.0])
+
+
+def test_missing_frames_are_refused(stand_in, h264_clip):
+    stand_in["short"] = True
+    with pytest.raises(DecoderUnavailable, match="returned 2 frames for 3"):
+        NvdecDecoder(0, device=CPU).decode_frames(probe(h264_clip), [0.0, 0.5, 1.0])
+
+
+def job_spec(path, fmt):
+    return parse_job({"id": f"n-{fmt}", "input": str(path), "format": fmt, "fps": 10, "seek": 0.3, "duration": 1.2},
+                     default_id="n", input_root=path.parent)
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
+def test_a_job_on_the_nvdec_path_makes_the_same_animation_as_the_cpu(stand_in, monkeypatch, h264_clip, tmp_path, fmt):
+    import clients
+
+    monkeypatch.setattr(job, "choose_device", lambda requested, media: DeviceChoice("cuda:0", "nvdec", "test"))
+    monkeypatch.setattr(job, "_gpu_decoder", lambda choice: NvdecDecoder(0, device=CPU))
+    spec = job_spec(h264_clip, fmt)
+    on_nvdec = job.run_job(spec, tmp_path / "nvdec", PyAVDecoder(), device="cuda")
+    on_cpu = job.run_job(spec, tmp_path / "cpu", PyAVDecoder(), device="cpu")
+    assert on_nvdec.ok and on_nvdec.device == "nvdec" and on_nvdec.notes == ()
+    assert (on_nvdec.frames, on_nvdec.duration, on_nvdec.width) == (on_cpu.frames, on_cpu.duration, on_cpu.width)
+    a, b = clients.pillow_frames(on_cpu.output), clients.pillow_frames(on_nvdec.output)
+    assert [d for _, d in a] == [d for _, d in b]
+    assert [clipmaker.read_index(f) for f, _ in a] == [clipmaker.read_index(f) for f, _ in b]
+    assert psnr(np.stack([f for f, _ in a]), np.stack([f for f, _ in b])) >= 40
+
+
+def test_a_refusal_mid_job_falls_back_to_the_cpu_with_the_reason(stand_in, monkeypatch, h264_clip, tmp_path):
+    stand_in["shift"] = 0
+    monkeypatch.setattr(job, "choose_device", lambda requested, media: DeviceChoice("cuda:0", "nvdec", "test"))
+    monkeypatch.setattr(job, "_gpu_decoder", lambda choice: NvdecDecoder(0, device=CPU))
+    result = job.run_job(job_spec(h264_clip, "gif"), tmp_path, PyAVDecoder(), device="cuda")
+    assert result.ok and result.device == "pyav"
+    assert any("frame numbering differs" in n and n.startswith("fallback: the GPU path failed on cuda:0") for n in result.notes)
