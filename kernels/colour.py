@@ -133,9 +133,11 @@ def _to_float(samples: Tensor) -> Tensor:
     """Samples as float32 on the 8-bit scale (a 16-bit word w becomes w / 256)."""
     if samples.dtype == torch.uint8:
         return samples.to(torch.float32)
-    if samples.dtype == torch.int16:  # the bits of an unsigned word: undo the sign
-        return samples.to(torch.int32).bitwise_and_(0xFFFF).to(torch.float32).mul_(1.0 / 256.0)
-    return samples.to(torch.float32).mul_(1.0 / 256.0)
+    # Words are read through int16 (the same bits, sign undone in int32): torch's uint16 has only
+    # barebones support, on CUDA in particular, while int16 and int32 work everywhere.
+    if samples.dtype == torch.uint16:
+        samples = samples.view(torch.int16)
+    return samples.to(torch.int32).bitwise_and_(0xFFFF).to(torch.float32).mul_(1.0 / 256.0)
 
 
 def _nearest_chroma(uv: Tensor, height: int, width: int) -> Tensor:

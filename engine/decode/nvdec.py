@@ -107,7 +107,8 @@ def _surface(plane: torch.Tensor, height: int, bits: int) -> torch.Tensor:
     PyNvVideoCodec 2.0.x exports P016 frames as uint16 (1.5 H, W) with strides (W, 2) elements,
     i.e. every other word: the buffer itself is a plain (1.5 H, W) array of words, so it is viewed
     again with strides (W, 1) (within the exported extent). A producer that exports words as
-    bytes ((1.5 H, 2 W) uint8) is viewed as int16 words.
+    bytes ((1.5 H, 2 W) uint8) is viewed as int16 words. Words go on as int16 (the same bits),
+    which kernels.colour reads as unsigned.
     """
     if plane.dim() != 2 or round(plane.shape[0] / 1.5) < height:
         raise DecoderUnavailable(f"nvdec handed a frame of shape {tuple(plane.shape)} for a picture {height} rows high")
@@ -116,6 +117,8 @@ def _surface(plane: torch.Tensor, height: int, bits: int) -> torch.Tensor:
         plane = plane.contiguous().view(torch.int16)
     elif plane.stride() != (cols, 1):
         plane = plane.as_strided((rows, cols), (cols, 1))
+    if plane.dtype == torch.uint16:  # int16 has full support (stack, copies) on CUDA; uint16 does not
+        plane = plane.view(torch.int16)
     return plane
 
 
