@@ -18,7 +18,8 @@ Every failure that is about the GPU path rather than the video (an import error,
 refuses at the first fetch, a frame numbering that disagrees with the timestamps) surfaces as an
 exception; the job then decodes the clip on the CPU and notes why (engine/job.py).
 
-Never run on a GPU yet: see tests/engine/test_gpu_parity.py for what a GPU session must check.
+Never run on a GPU yet: notes/gpu-path.md lists every GPU-only line, and
+tests/engine/test_gpu_parity.py holds what a GPU session must check.
 """
 
 from __future__ import annotations

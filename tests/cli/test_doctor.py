@@ -99,3 +99,25 @@ def test_on_a_gpu_node_codecs_come_from_the_gpu(monkeypatch):
     supported = {(row["codec"], row["bits"]) for row in report["nvdec_codecs"] if row["supported"]}
     assert ("hevc", 10) in supported and ("av1", 8) not in supported and ("h264", 10) not in supported
     assert report["auto"]["device"] == "cuda:0" and report["auto"]["backend"] == "nvdec"
+
+
+@pytest.mark.parametrize("line,version", [
+    ("NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024", "550.54.15"),
+    ("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.133.20  Release Build  (dvs-builder@U16)", "570.133.20"),
+])
+def test_the_driver_version_is_read_from_the_kernel_module(monkeypatch, tmp_path, line, version):
+    import engine.doctor as doctor_module
+
+    proc = tmp_path / "version"
+    proc.write_text(line + "\nGCC version:  gcc version 12.2.0\n")
+    monkeypatch.setattr(doctor_module, "_DRIVER_FILE", proc)
+    assert doctor_module._driver_version() == (version, str(proc))
+
+
+def test_no_driver_says_where_it_looked(monkeypatch, tmp_path):
+    import engine.doctor as doctor_module
+
+    monkeypatch.setattr(doctor_module, "_DRIVER_FILE", tmp_path / "absent")
+    monkeypatch.setattr(doctor_module.shutil, "which", lambda name: None)
+    version, source = doctor_module._driver_version()
+    assert version is None and "absent" in source and "nvidia-smi" in source
