@@ -30,7 +30,7 @@ def cpu_shown(path, instants):
 
 @pytest.mark.parametrize("codec", clipmaker.available_codecs())
 def test_each_codec_maps_instants_to_the_frames_the_cpu_decoder_shows(tmp_path, codec):
-    path = clipmaker.make_clip(tmp_path / f"c-{codec}", codec=codec, fps=25, frames=50, gop=10)
+    path = clipmaker.make_clip(tmp_path / f"c-{codec}", codec=codec, fps=25, frames=50, gop=10, width=160, height=128)
     instants = [0.52 + k / 10 for k in range(12)] + [1.99]
     numbers, selection = numbers_shown(path, instants)
     assert numbers == cpu_shown(path, instants)[0] == [math.floor(t * 25 + 1e-6) for t in instants]
