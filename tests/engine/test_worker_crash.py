@@ -1,0 +1,58 @@
+"""A worker process that dies mid-job (as a decoder crashing on a corrupt file would) loses
+nothing: the jobs it held are run again alone, every job ends exactly once, no partial file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import clipmaker
+from engine import load_manifest, run_batch
+
+
+def grandchildren() -> list[int]:
+    """Pids whose parent is a child of this process: the pool's workers under the forkserver."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat[stat.rfind(")") + 2:].split()[1])
+    children = {pid for pid, parent in parents.items() if parent == os.getpid()}
+    return [pid for pid, parent in parents.items() if parent in children]
+
+
+def test_killing_a_worker_mid_batch_still_finishes_every_job_once(tmp_path):
+    clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=100, width=640, height=480)
+    jobs = [{"id": f"j{i}", "input": str(clip), "format": "webp", "fps": 25, "seek": 0, "duration": 3.9}
+            for i in range(6)]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(j) + "\n" for j in jobs))
+    killed: list[int] = []
+
+    def kill_a_worker() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            workers = grandchildren()
+            if len(workers) >= 2:
+                time.sleep(0.5)  # let them get into their first jobs
+                os.kill(workers[0], signal.SIGKILL)
+                killed.append(workers[0])
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_a_worker, daemon=True)
+    killer.start()
+    results = list(run_batch(load_manifest(manifest), tmp_path / "out", workers=2))
+    killer.join(timeout=5)
+
+    assert killed, "no worker process was found to kill"
+    assert sorted(r.id for r in results) == sorted(j["id"] for j in jobs)  # each exactly once
+    assert all(r.ok for r in results), [r.error_message for r in results if not r.ok]
+    leftovers = [p.name for p in (tmp_path / "out").iterdir() if p.suffix not in (".webp", ".jsonl")]
+    assert leftovers == []
