@@ -98,9 +98,11 @@ def plot_curve(curve: dict, png: Path) -> bool:
     for stage, colour in STAGE_COLOURS.items():
         vals = [(p.get("stage_mean_s") or {}).get(stage) or 0.0 for p in pts]
         tops = [b + v for b, v in zip(bottoms, vals)]
-        ax1.fill_between(xs, bottoms, tops, color=colour, alpha=0.55, label=f"{stage} (one job alone)", step=None)
+        ax1.fill_between(xs, bottoms, tops, color=colour, alpha=0.55, label=f"{stage} (one job's own time)", step=None)
         bottoms = tops
     ax1.plot(xs, [p["s_per_job"] for p in pts], "k.-", label="batch wall ÷ jobs")
+    if any(p.get("s_per_job_steady") for p in pts):
+        ax1.plot(xs, [p.get("s_per_job_steady") for p in pts], "k^--", label="÷ jobs, pool start-up excluded")
     ax1.set_xlabel(curve["x_label"])
     ax1.set_ylabel("seconds per job")
     ax1.set_ylim(bottom=0)
@@ -111,18 +113,24 @@ def plot_curve(curve: dict, png: Path) -> bool:
     right = curve.get("right") or {}
     key = right.get("key")
     if key:
-        ax2.plot(xs, [p.get(key) for p in pts], "o-", color="#c44e52", label=right.get("label", key))
+        k = right.get("scale", 1.0)
+        ax2.plot(xs, [None if p.get(key) is None else p[key] * k for p in pts], "o-", color="#c44e52",
+                 label=right.get("label", key))
         for extra in right.get("extra", []):
             ax2.plot(xs, [p.get(extra["key"]) for p in pts], "s--", color=extra.get("colour", "#4c72b0"),
                      label=extra.get("label", extra["key"]))
         ax2.set_ylabel(right.get("y_label", key))
-        ax2.set_ylim(bottom=0, top=max([p.get(key) or 0 for p in pts] + [0]) * 1.25 + 1e-9
+        ax2.set_ylim(bottom=0, top=max([(p.get(key) or 0) * k for p in pts] + [0]) * 1.25 + 1e-9
                      if right.get("zero", True) else None)
         ax2.legend(fontsize=8)
     ax2.set_xlabel(curve["x_label"])
     if curve.get("x_log"):
         ax2.set_xscale("log")
     ax2.set_title(right.get("title", ""), fontsize=10)
+    if len(xs) <= 10:
+        for ax in (ax1, ax2):
+            ax.set_xticks(xs, [f"{x:g}" for x in xs])
+            ax.minorticks_off()
     fig.suptitle(_machine_line(curve), fontsize=8)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
