@@ -13,7 +13,18 @@ from engine.manifest import ManifestEntry, load_manifest, parse_manifest_lines
 from engine.result import Result
 from engine.spec import JobSpec, parse_job
 
+
+def __getattr__(name: str):
+    """``engine.Engine`` (the store-backed VOD API) is imported on first use: the batch path never
+    pays for SQLite or the store's modules."""
+    if name == "Engine":
+        from engine.vod import Engine
+
+        return Engine
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")
+
 __all__ = [
+    "Engine",
     "EngineError",
     "ErrorCode",
     "JobSpec",

@@ -20,6 +20,11 @@ class ErrorCode(str, Enum):
     INVALID_PARAMETER = "InvalidParameter"
     OUTPUT_ERROR = "OutputError"
     INTERNAL_ERROR = "InternalError"
+    TEMPLATE_NOT_FOUND = "TemplateNotFound"
+    VIDEO_NOT_FOUND = "VideoNotFound"
+    JOB_NOT_FOUND = "JobNotFound"
+    STORE_ERROR = "StoreError"
+    """The store file cannot be opened or written (a path that is not a database, no permission)."""
 
 
 class EngineError(Exception):

@@ -1,0 +1,61 @@
+"""Opening the store: where the file lives, WAL mode, a busy timeout, migrations, transactions.
+
+Connections run in autocommit mode (``isolation_level=None``) and every write that must be atomic
+goes through :func:`transaction`, which starts with ``BEGIN IMMEDIATE``: the write lock is taken
+up front, so two workers never both read "queued" and then both write "running". Waits for the lock
+are absorbed by the busy timeout rather than surfacing as "database is locked".
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from engine.errors import EngineError, ErrorCode
+from engine.store.schema import migrate
+
+BUSY_TIMEOUT_MS = 30_000
+"""How long a connection waits for another process's write lock before giving up."""
+STORE_ENV = "ENGINE_STORE"
+
+
+def default_store_path() -> Path:
+    """``$ENGINE_STORE``, else ``$XDG_DATA_HOME/animated-previews/store.db`` (``~/.local/share`` when
+    unset): per user, so two users on one machine never share a queue by accident."""
+    if os.environ.get(STORE_ENV):
+        return Path(os.environ[STORE_ENV]).expanduser()
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data_home / "animated-previews" / "store.db"
+
+
+def open_store(path: Path) -> sqlite3.Connection:
+    """A connection to the store at ``path`` (created and migrated if needed), in WAL mode."""
+    path = Path(path).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a crash never corrupts, commits stay atomic
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrate(conn)
+    except (OSError, sqlite3.Error) as exc:
+        raise EngineError(ErrorCode.STORE_ERROR, f"cannot open the store {path}: {exc}") from None
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One atomic write: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

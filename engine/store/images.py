@@ -1,0 +1,72 @@
+"""Animated images made by finished jobs: one row per image, listed per video (ListDynamicImage).
+
+Rows hold the image's file path; URLs are made when reading (see :func:`image_url`), so changing
+``--base-url`` re-maps every image without touching the store.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+
+@dataclass(frozen=True)
+class DynamicImage:
+    """One animated image file and what it holds."""
+
+    id: str
+    video_id: str
+    job_id: str
+    path: Path
+    format: str
+    width: int
+    height: int
+    fps: float
+    bytes: int
+    created: float
+
+
+def _row(row: sqlite3.Row) -> DynamicImage:
+    return DynamicImage(id=row["id"], video_id=row["video_id"], job_id=row["job_id"], path=Path(row["path"]),
+                        format=row["format"], width=row["width"], height=row["height"], fps=row["fps"],
+                        bytes=row["bytes"], created=row["created"])
+
+
+def insert_image(conn: sqlite3.Connection, *, video_id: str, job_id: str, path: Path, format: str, width: int,
+                 height: int, fps: float, size: int, image_id: str | None = None) -> DynamicImage:
+    """Record an image; call inside the job's completing transaction."""
+    image = DynamicImage(id=image_id or uuid.uuid4().hex, video_id=video_id, job_id=job_id, path=Path(path), format=format,
+                         width=width, height=height, fps=fps, bytes=size, created=time.time())
+    conn.execute("INSERT INTO images (id, video_id, job_id, path, format, width, height, fps, bytes, created)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 (image.id, image.video_id, image.job_id, str(image.path), image.format, image.width, image.height,
+                  image.fps, image.bytes, image.created))
+    return image
+
+
+def get_image(conn: sqlite3.Connection, image_id: str) -> DynamicImage | None:
+    row = conn.execute("SELECT * FROM images WHERE id = ?", (image_id,)).fetchone()
+    return None if row is None else _row(row)
+
+
+def list_images(conn: sqlite3.Connection, video_id: str) -> list[DynamicImage]:
+    return [_row(r) for r in conn.execute("SELECT * FROM images WHERE video_id = ? ORDER BY created, id", (video_id,))]
+
+
+def image_url(path: Path, images_dir: Path, base_url: str | None) -> str:
+    """``base_url`` + the path below ``images_dir`` (percent-encoded), else a ``file://`` URL.
+
+    A path outside ``images_dir`` (written by a worker with another ``--out-dir``) keeps its
+    ``file://`` URL: there is no honest way to map it under the base."""
+    path = Path(path)
+    if base_url:
+        try:
+            relative = path.resolve().relative_to(Path(images_dir).resolve())
+        except ValueError:
+            return path.resolve().as_uri()
+        return base_url.rstrip("/") + "/" + quote(relative.as_posix())
+    return path.resolve().as_uri()

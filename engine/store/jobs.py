@@ -1,0 +1,135 @@
+"""The job queue: submit, claim with a lease, renew, finish; abandoned jobs come back.
+
+A job is ``queued`` until a worker claims it. Claiming is one ``UPDATE ... RETURNING`` statement,
+which SQLite runs under its single write lock, so each job goes to exactly one worker. The claim
+sets a lease (``lease_expires``) that the worker renews while it runs; a worker that dies stops
+renewing, and once the lease has passed the job is claimable again (``attempts`` counts the tries).
+A worker can only finish a job while it still holds it (``worker`` is its id and the state is
+``running``): a worker that lost its lease cannot overwrite the result of the one that took over.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import EngineError, ErrorCode
+from engine.store.db import transaction
+
+STATES = ("queued", "running", "success", "failed")
+MAX_ATTEMPTS = 3
+"""Tries before a job whose worker keeps dying (a decoder crash on that file) is failed for good."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One SubmitDynamicImageJob request and what became of it."""
+
+    id: str
+    video_id: str
+    template_id: str
+    state: str
+    spec: dict[str, Any] = field(hash=False)
+    """The template's fields as they were at submission."""
+    attempts: int = 0
+    worker: str | None = None
+    lease_expires: float | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    image_id: str | None = None
+    created: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+
+
+def _row(row: sqlite3.Row) -> Job:
+    return Job(id=row["id"], video_id=row["video_id"], template_id=row["template_id"], state=row["state"],
+               spec=json.loads(row["spec"]), attempts=row["attempts"], worker=row["worker"],
+               lease_expires=row["lease_expires"], error_code=row["error_code"], error_message=row["error_message"],
+               image_id=row["image_id"], created=row["created"], started=row["started"], finished=row["finished"])
+
+
+def submit_job(conn: sqlite3.Connection, video_id: str, template_id: str, spec: dict[str, Any]) -> Job:
+    job = Job(id=uuid.uuid4().hex, video_id=video_id, template_id=template_id, state="queued", spec=spec,
+              created=time.time())
+    with transaction(conn):
+        conn.execute("INSERT INTO jobs (id, video_id, template_id, spec, state, created) VALUES (?, ?, ?, ?, 'queued', ?)",
+                     (job.id, job.video_id, job.template_id, json.dumps(spec), job.created))
+    return job
+
+
+def get_job(conn: sqlite3.Connection, job_id: str) -> Job:
+    row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise EngineError(ErrorCode.JOB_NOT_FOUND, f"no job with id {job_id!r}")
+    return _row(row)
+
+
+def list_jobs(conn: sqlite3.Connection, *, state: str | None = None, video_id: str | None = None) -> list[Job]:
+    query, args = "SELECT * FROM jobs WHERE 1 = 1", []
+    if state is not None:
+        query += " AND state = ?"
+        args.append(state)
+    if video_id is not None:
+        query += " AND video_id = ?"
+        args.append(video_id)
+    return [_row(r) for r in conn.execute(query + " ORDER BY created, id", args)]
+
+
+def claim_job(conn: sqlite3.Connection, worker: str, lease_seconds: float, *, now: float | None = None) -> Job | None:
+    """Take the oldest queued job, or one whose worker's lease ran out; None when there is none."""
+    now = time.time() if now is None else now
+    row = conn.execute(
+        "UPDATE jobs SET state = 'running', worker = ?, lease_expires = ?, attempts = attempts + 1, started = ?"
+        " WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' OR (state = 'running' AND lease_expires < ?"
+        " AND attempts < ?)) ORDER BY created, id LIMIT 1) RETURNING *",
+        (worker, now + lease_seconds, now, now, MAX_ATTEMPTS)).fetchone()
+    return None if row is None else _row(row)
+
+
+def renew_lease(conn: sqlite3.Connection, job_id: str, worker: str, lease_seconds: float) -> bool:
+    """Extend this worker's lease; False if the job is no longer this worker's."""
+    cursor = conn.execute("UPDATE jobs SET lease_expires = ? WHERE id = ? AND worker = ? AND state = 'running'",
+                          (time.time() + lease_seconds, job_id, worker))
+    return cursor.rowcount == 1
+
+
+def finish_job(conn: sqlite3.Connection, job_id: str, worker: str, *, image_id: str | None = None,
+               error_code: str | None = None, error_message: str | None = None) -> bool:
+    """Mark the job done (success when ``error_code`` is None); call inside a transaction.
+
+    Returns False, changing nothing, when this worker no longer holds the job."""
+    cursor = conn.execute(
+        "UPDATE jobs SET state = ?, image_id = ?, error_code = ?, error_message = ?, finished = ?, lease_expires = NULL"
+        " WHERE id = ? AND worker = ? AND state = 'running'",
+        ("failed" if error_code else "success", image_id, error_code, error_message, time.time(), job_id, worker))
+    return cursor.rowcount == 1
+
+
+def release_job(conn: sqlite3.Connection, job_id: str, worker: str) -> bool:
+    """Give a job back to the queue (a worker stopping on Ctrl-C); this try does not count."""
+    cursor = conn.execute("UPDATE jobs SET state = 'queued', worker = NULL, lease_expires = NULL,"
+                          " attempts = max(0, attempts - 1) WHERE id = ? AND worker = ? AND state = 'running'",
+                          (job_id, worker))
+    return cursor.rowcount == 1
+
+
+def fail_abandoned(conn: sqlite3.Connection, *, now: float | None = None) -> list[Job]:
+    """Fail jobs whose workers died ``MAX_ATTEMPTS`` times; call inside a transaction."""
+    now = time.time() if now is None else now
+    rows = conn.execute(
+        "UPDATE jobs SET state = 'failed', error_code = ?, error_message = 'the worker stopped (killed or crashed)'"
+        " || ' while running this job ' || attempts || ' times; the file may crash the decoder', finished = ?,"
+        " lease_expires = NULL WHERE state = 'running' AND lease_expires < ? AND attempts >= ? RETURNING *",
+        (ErrorCode.INTERNAL_ERROR.value, now, now, MAX_ATTEMPTS)).fetchall()
+    return [_row(r) for r in rows]
+
+
+def count_claimable(conn: sqlite3.Connection, *, now: float | None = None) -> int:
+    now = time.time() if now is None else now
+    return conn.execute("SELECT count(*) FROM jobs WHERE state = 'queued' OR (state = 'running' AND lease_expires < ?)",
+                        (now,)).fetchone()[0]

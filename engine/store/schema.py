@@ -1,0 +1,116 @@
+"""The store's tables, as numbered migrations applied in order.
+
+The schema version lives in SQLite's ``PRAGMA user_version``. A store written by an older engine is
+brought up to date when it is opened; each migration runs in the same write transaction that bumps
+the version, so two processes opening a fresh store at once cannot both apply it, and a crash in the
+middle leaves the previous version intact. Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, """
+        CREATE TABLE templates (
+            id            TEXT PRIMARY KEY,
+            name          TEXT NOT NULL UNIQUE,
+            format        TEXT NOT NULL,
+            fps           REAL NOT NULL,
+            width         INTEGER,
+            height        INTEGER,
+            seek          REAL NOT NULL,
+            duration      REAL,
+            trim_end      REAL,
+            set_as_cover  INTEGER NOT NULL DEFAULT 0,
+            created       REAL NOT NULL,
+            modified      REAL NOT NULL
+        );
+        CREATE TABLE videos (
+            id              TEXT PRIMARY KEY,
+            path            TEXT NOT NULL UNIQUE,
+            title           TEXT NOT NULL,
+            size            INTEGER NOT NULL,
+            duration        REAL NOT NULL,
+            width           INTEGER NOT NULL,
+            height          INTEGER NOT NULL,
+            fps             REAL,
+            codec           TEXT NOT NULL,
+            cover_image_id  TEXT,
+            created         REAL NOT NULL
+        );
+        CREATE TABLE jobs (
+            id             TEXT PRIMARY KEY,
+            video_id       TEXT NOT NULL REFERENCES videos(id),
+            template_id    TEXT NOT NULL,
+            spec           TEXT NOT NULL,
+            state          TEXT NOT NULL CHECK (state IN ('queued', 'running', 'success', 'failed')),
+            attempts       INTEGER NOT NULL DEFAULT 0,
+            worker         TEXT,
+            lease_expires  REAL,
+            error_code     TEXT,
+            error_message  TEXT,
+            image_id       TEXT,
+            created        REAL NOT NULL,
+            started        REAL,
+            finished       REAL
+        );
+        CREATE INDEX jobs_by_state ON jobs(state, created);
+        CREATE TABLE images (
+            id       TEXT PRIMARY KEY,
+            video_id TEXT NOT NULL REFERENCES videos(id),
+            job_id   TEXT NOT NULL UNIQUE REFERENCES jobs(id),
+            path     TEXT NOT NULL,
+            format   TEXT NOT NULL,
+            width    INTEGER NOT NULL,
+            height   INTEGER NOT NULL,
+            fps      REAL NOT NULL,
+            bytes    INTEGER NOT NULL,
+            created  REAL NOT NULL
+        );
+        CREATE INDEX images_by_video ON images(video_id, created);
+        CREATE TABLE events (
+            id       TEXT PRIMARY KEY,
+            job_id   TEXT NOT NULL UNIQUE REFERENCES jobs(id),
+            body     TEXT NOT NULL,
+            created  REAL NOT NULL,
+            logged   INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE outbox (
+            event_id         TEXT PRIMARY KEY REFERENCES events(id),
+            url              TEXT NOT NULL,
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at  REAL NOT NULL,
+            lease_until      REAL,
+            delivered_at     REAL,
+            last_error       TEXT
+        );
+        CREATE INDEX outbox_pending ON outbox(delivered_at, next_attempt_at);
+        CREATE TABLE config (
+            key    TEXT PRIMARY KEY,
+            value  TEXT NOT NULL
+        );
+    """),
+)
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every migration newer than the store's version; returns the version reached."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > LATEST_VERSION:
+            raise RuntimeError(f"store schema version {version} is newer than this engine knows ({LATEST_VERSION})")
+        for number, script in MIGRATIONS:
+            if number > version:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+                version = number
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return version

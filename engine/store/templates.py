@@ -1,0 +1,215 @@
+"""Animated-image templates, as AddVodTemplate (TemplateType=DynamicImage) defines them.
+
+A template is validated by the same rules as a manifest line (:func:`engine.spec.parse_job` on the
+TemplateConfig shape), so a template the store accepts is a job the pipeline accepts, and the
+error names the field and its allowed range. Only the name rule (4-64 characters, unique) is
+checked here.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from engine.errors import EngineError, ErrorCode
+from engine.spec import parse_job
+from engine.store.db import transaction
+
+NAME_LENGTH = (4, 64)
+TEMPLATE_TYPE = "DynamicImage"
+_BODY_FIELDS = {"TemplateType", "Name", "TemplateConfig"}
+
+
+@dataclass(frozen=True)
+class Template:
+    """A named recipe: format, fps, optional size, and a time span in Duration mode (``duration``
+    seconds from ``seek``) or Trim mode (from ``seek`` to ``trim_end`` seconds before the end)."""
+
+    id: str
+    name: str
+    format: str
+    fps: float
+    seek: float
+    duration: float | None
+    trim_end: float | None
+    width: int | None = None
+    height: int | None = None
+    set_as_cover: bool = False
+    created: float = 0.0
+    modified: float = 0.0
+
+    @property
+    def mode(self) -> str:
+        return "Duration" if self.duration is not None else "Trim"
+
+    def template_config(self) -> dict[str, Any]:
+        """The TemplateConfig object, with numbers as strings as the service sends them."""
+        span: dict[str, str] = {"Seek": f"{self.seek:g}"}
+        if self.duration is not None:
+            span["Duration"] = f"{self.duration:g}"
+        else:
+            span["End"] = f"{self.trim_end:g}"
+        config: dict[str, Any] = {"Format": self.format, "Fps": f"{self.fps:g}"}
+        if self.width is not None:
+            config["Width"] = str(self.width)
+        if self.height is not None:
+            config["Height"] = str(self.height)
+        config["TimeSpan"] = span
+        config["SetAsCover"] = "true" if self.set_as_cover else "false"
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shape GetVodTemplate answers with."""
+        return {
+            "VodTemplateId": self.id,
+            "Name": self.name,
+            "TemplateType": TEMPLATE_TYPE,
+            "TemplateConfig": self.template_config(),
+            "CreationTime": iso_time(self.created),
+            "ModifyTime": iso_time(self.modified),
+        }
+
+    def job_fields(self) -> dict[str, Any]:
+        """What a job snapshots from its template when submitted (later edits do not change it)."""
+        return {"format": self.format, "fps": self.fps, "seek": self.seek, "duration": self.duration,
+                "trim_end": self.trim_end, "width": self.width, "height": self.height,
+                "set_as_cover": self.set_as_cover}
+
+
+def iso_time(seconds: float | None) -> str | None:
+    """UTC time as the service writes it: ``2026-11-24T08:52:00Z``."""
+    if seconds is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _invalid(message: str) -> EngineError:
+    return EngineError(ErrorCode.INVALID_PARAMETER, message)
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not NAME_LENGTH[0] <= len(name.strip()) <= NAME_LENGTH[1]:
+        raise _invalid(f"Name must be {NAME_LENGTH[0]}-{NAME_LENGTH[1]} characters, got {name!r}")
+    return name.strip()
+
+
+def build_template(template_id: str, name: Any, config: Any, *, created: float, modified: float) -> Template:
+    """Validate ``name`` and a TemplateConfig (object or JSON string) into a :class:`Template`."""
+    name = check_name(name)
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError as exc:
+            raise _invalid(f"TemplateConfig is not valid JSON: {exc}") from None
+    if not isinstance(config, Mapping):
+        raise _invalid("TemplateConfig must be an object")
+    spec = parse_job({"input": "template", "TemplateConfig": dict(config)}, default_id="template", input_root=Path("."))
+    return Template(id=template_id, name=name, format=spec.format, fps=spec.fps, seek=spec.seek,
+                    duration=spec.duration, trim_end=spec.trim_end, width=spec.width, height=spec.height,
+                    set_as_cover=spec.set_as_cover, created=created, modified=modified)
+
+
+def parse_body(body: Any) -> tuple[str, Any]:
+    """The (Name, TemplateConfig) of an AddVodTemplate / UpdateVodTemplate body."""
+    if not isinstance(body, Mapping):
+        raise _invalid("the template body must be a JSON object")
+    unknown = sorted(set(body) - _BODY_FIELDS)
+    if unknown:
+        raise _invalid(f"unknown field(s) {', '.join(unknown)} in the template body; allowed: {', '.join(sorted(_BODY_FIELDS))}")
+    if body.get("TemplateType", TEMPLATE_TYPE) != TEMPLATE_TYPE:
+        raise _invalid(f"TemplateType must be {TEMPLATE_TYPE}, got {body.get('TemplateType')!r}")
+    if "TemplateConfig" not in body:
+        raise _invalid("the template body needs a TemplateConfig")
+    return body.get("Name"), body["TemplateConfig"]
+
+
+def _row(row: sqlite3.Row) -> Template:
+    return Template(id=row["id"], name=row["name"], format=row["format"], fps=row["fps"], seek=row["seek"],
+                    duration=row["duration"], trim_end=row["trim_end"], width=row["width"], height=row["height"],
+                    set_as_cover=bool(row["set_as_cover"]), created=row["created"], modified=row["modified"])
+
+
+def _name_taken(name: str) -> EngineError:
+    return _invalid(f"a template named {name!r} already exists; names are unique")
+
+
+def insert_template(conn: sqlite3.Connection, name: Any, config: Any) -> Template:
+    now = time.time()
+    template = build_template(uuid.uuid4().hex, name, config, created=now, modified=now)
+    try:
+        with transaction(conn):
+            conn.execute(
+                "INSERT INTO templates (id, name, format, fps, width, height, seek, duration, trim_end, set_as_cover,"
+                " created, modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (template.id, template.name, template.format, template.fps, template.width, template.height,
+                 template.seek, template.duration, template.trim_end, int(template.set_as_cover), now, now))
+    except sqlite3.IntegrityError:
+        raise _name_taken(template.name) from None
+    return template
+
+
+def get_template(conn: sqlite3.Connection, template_id: str) -> Template:
+    row = conn.execute("SELECT * FROM templates WHERE id = ? OR name = ?", (template_id, template_id)).fetchone()
+    if row is None:
+        raise EngineError(ErrorCode.TEMPLATE_NOT_FOUND, f"no template with id or name {template_id!r}")
+    return _row(row)
+
+
+def list_templates(conn: sqlite3.Connection) -> list[Template]:
+    return [_row(r) for r in conn.execute("SELECT * FROM templates ORDER BY created, id")]
+
+
+def merge_config(config: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with the given TemplateConfig ``changes``; a new Duration drops End and vice versa."""
+    merged = {k: v for k, v in config.items() if k != "TimeSpan"}
+    span = dict(config.get("TimeSpan") or {})
+    for key, value in changes.items():
+        if key == "TimeSpan":
+            for span_key, span_value in value.items():
+                if span_key == "Duration":
+                    span.pop("End", None)
+                elif span_key == "End":
+                    span.pop("Duration", None)
+                span[span_key] = span_value
+        elif value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    merged["TimeSpan"] = span
+    return merged
+
+
+def update_template(conn: sqlite3.Connection, template_id: str, *, name: Any = None,
+                    config: Mapping[str, Any] | None = None, changes: Mapping[str, Any] | None = None) -> Template:
+    """Replace the config (``config``) or change some of its fields (``changes``); rename with ``name``."""
+    with transaction(conn):
+        current = get_template(conn, template_id)
+        new_config = config if config is not None else merge_config(current.template_config(), changes or {})
+        updated = build_template(current.id, current.name if name is None else name, new_config,
+                                 created=current.created, modified=time.time())
+        try:
+            conn.execute(
+                "UPDATE templates SET name = ?, format = ?, fps = ?, width = ?, height = ?, seek = ?, duration = ?,"
+                " trim_end = ?, set_as_cover = ?, modified = ? WHERE id = ?",
+                (updated.name, updated.format, updated.fps, updated.width, updated.height, updated.seek,
+                 updated.duration, updated.trim_end, int(updated.set_as_cover), updated.modified, updated.id))
+        except sqlite3.IntegrityError:
+            raise _name_taken(updated.name) from None
+    return updated
+
+
+def delete_template(conn: sqlite3.Connection, template_id: str) -> Template:
+    """Remove a template. Jobs already submitted keep their snapshot of it and still run."""
+    with transaction(conn):
+        template = get_template(conn, template_id)
+        conn.execute("DELETE FROM templates WHERE id = ?", (template.id,))
+    return template
+
+
+__all__ = ["Template", "build_template", "check_name", "delete_template", "get_template", "insert_template",
+           "iso_time", "list_templates", "merge_config", "parse_body", "update_template"]

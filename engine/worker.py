@@ -1,0 +1,188 @@
+"""The store's worker: claim a queued job, make its image, record the outcome and its event.
+
+Several workers (processes, on one machine) may share a store: each claim is atomic, each job
+is held under a lease that a heartbeat thread renews while the job runs, and a job whose worker
+died is claimed again once its lease has run out. The image is written atomically (temp file +
+rename) under its final name before the job is marked done, and the job's state, image record,
+cover, event and outbox row are written in one transaction: a kill at any moment leaves either
+nothing (the job is retried) or all of it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from engine.decode import Decoder
+from engine.job import run_job
+from engine.result import Result
+from engine.spec import JobSpec
+from engine.store import open_store, transaction
+from engine.store.events import insert_event, make_event
+from engine.store.images import image_url, insert_image
+from engine.store.jobs import Job, claim_job, fail_abandoned, finish_job, release_job, renew_lease
+from engine.store.outbox import enqueue
+from engine.store.videos import get_video, set_cover
+
+if TYPE_CHECKING:
+    from engine.vod import Engine
+
+LEASE_S = 60.0
+"""How long a claim holds without renewal; the heartbeat renews it every third of that."""
+POLL_S = 1.0
+
+
+def make_decoder() -> Decoder:
+    """The decoder every stored job runs with: the one place to change when a device choice comes."""
+    from engine.decode.pyav import PyAVDecoder
+
+    return PyAVDecoder()
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    """What one worker run did."""
+
+    worker: str
+    succeeded: int
+    failed: int
+    events_delivered: int
+
+    @property
+    def jobs(self) -> int:
+        return self.succeeded + self.failed
+
+
+class _Heartbeat:
+    """Renews a job's lease on its own connection while the main thread runs the job."""
+
+    def __init__(self, store: Path, job_id: str, worker: str, lease_seconds: float) -> None:
+        self._args = (store, job_id, worker, lease_seconds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
+
+    def _run(self) -> None:
+        store, job_id, worker, lease_seconds = self._args
+        conn = open_store(store)
+        try:
+            while not self._stop.wait(lease_seconds / 3):
+                if not renew_lease(conn, job_id, worker, lease_seconds):
+                    return
+        finally:
+            conn.close()
+
+    def __enter__(self) -> "_Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def job_spec(job: Job, video_path: Path, output: Path) -> JobSpec:
+    """The pipeline's request for a stored job: its template snapshot applied to its video."""
+    s = job.spec
+    return JobSpec(id=job.id, input=video_path, format=s["format"], fps=s["fps"], seek=s["seek"],
+                   duration=s["duration"], trim_end=s["trim_end"], width=s["width"], height=s["height"],
+                   output=output, set_as_cover=s["set_as_cover"])
+
+
+def _remove_partial_files(output: Path) -> None:
+    """Temp files a killed try of this job left beside its output (never under the final name)."""
+    if output.parent.is_dir():
+        for stale in output.parent.glob(f".{output.name}.*.part"):
+            stale.unlink(missing_ok=True)
+
+
+def _record(engine: "Engine", job: Job, worker: str, spec: JobSpec, result: Result) -> bool:
+    """Write the outcome, image, cover, event and outbox row at once; False if the lease was lost."""
+    conn = engine.connection
+    callback = engine.callback_url
+    with transaction(conn):
+        if result.ok:
+            image_id = uuid.uuid4().hex
+            if not finish_job(conn, job.id, worker, image_id=image_id):
+                return False
+            image = insert_image(conn, video_id=job.video_id, job_id=job.id, path=Path(result.output),
+                                 format=spec.format, width=result.width, height=result.height, fps=result.fps,
+                                 size=result.bytes, image_id=image_id)
+            if spec.set_as_cover:
+                set_cover(conn, job.video_id, image.id)
+            event = make_event(job_id=job.id, video_id=job.video_id, status="success",
+                               url=image_url(image.path, engine.images_dir, engine.base_url), width=image.width,
+                               height=image.height, size=image.bytes, format=image.format)
+        else:
+            if not finish_job(conn, job.id, worker, error_code=result.error_code, error_message=result.error_message):
+                return False
+            event = make_event(job_id=job.id, video_id=job.video_id, status="failed", format=spec.format,
+                               error_code=result.error_code, error_message=result.error_message)
+        insert_event(conn, event)
+        if callback:
+            enqueue(conn, event["EventId"], callback)
+    return True
+
+
+def _fail_abandoned(engine: "Engine") -> int:
+    conn = engine.connection
+    with transaction(conn):
+        jobs = fail_abandoned(conn)
+        for job in jobs:
+            event = make_event(job_id=job.id, video_id=job.video_id, status="failed", format=job.spec["format"],
+                               error_code=job.error_code, error_message=job.error_message)
+            insert_event(conn, event)
+            if engine.callback_url:
+                enqueue(conn, event["EventId"], engine.callback_url)
+    return len(jobs)
+
+
+def run_worker(engine: "Engine", *, until_empty: bool = False, lease_seconds: float = LEASE_S,
+               poll_seconds: float = POLL_S, max_jobs: int | None = None, worker_id: str | None = None,
+               stop: threading.Event | None = None, on_job: Callable[[Job], None] | None = None) -> WorkerReport:
+    """Process queued jobs until none is left (``until_empty``), ``max_jobs`` are done, or ``stop``.
+
+    Events go to the log and due callbacks are delivered before the first job and after each one.
+    """
+    worker = worker_id or new_worker_id()
+    decoder = make_decoder()
+    succeeded = failed = delivered = 0
+    delivered += engine.deliver_events().delivered
+    while not (stop is not None and stop.is_set()):
+        if max_jobs is not None and succeeded + failed >= max_jobs:
+            break
+        failed += _fail_abandoned(engine)
+        job = claim_job(engine.connection, worker, lease_seconds)
+        if job is None:
+            if until_empty:
+                break
+            (stop or threading.Event()).wait(poll_seconds)
+            delivered += engine.deliver_events().delivered
+            continue
+        video = get_video(engine.connection, job.video_id)
+        output = engine.images_dir.resolve() / job.video_id / f"{job.id}.{job.spec['format']}"
+        spec = job_spec(job, video.path, output)
+        _remove_partial_files(output)
+        try:
+            with _Heartbeat(engine.store_path, job.id, worker, lease_seconds):
+                result = run_job(spec, engine.images_dir.resolve(), decoder)
+        except KeyboardInterrupt:
+            release_job(engine.connection, job.id, worker)
+            raise
+        if _record(engine, job, worker, spec, result):
+            succeeded += result.ok
+            failed += not result.ok
+        if on_job is not None:
+            on_job(job)
+        delivered += engine.deliver_events().delivered
+    delivered += engine.deliver_events().delivered
+    return WorkerReport(worker=worker, succeeded=succeeded, failed=failed, events_delivered=delivered)
