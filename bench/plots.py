@@ -105,10 +105,11 @@ def plot_curve(curve: dict, png: Path) -> bool:
         ax1.plot(xs, [p.get("s_per_job_steady") for p in pts], "k^--", label="÷ jobs, pool start-up excluded")
     ax1.set_xlabel(curve["x_label"])
     ax1.set_ylabel("seconds per job")
-    ax1.set_ylim(bottom=0)
+    top = max([b for b in bottoms] + [p["s_per_job"] for p in pts] + [0])
+    ax1.set_ylim(0, top * 1.45 + 1e-9)  # head room for the legend above the data
     if curve.get("x_log"):
         ax1.set_xscale("log")
-    ax1.legend(fontsize=7, loc="upper left")
+    ax1.legend(fontsize=7, loc="upper left", ncol=2)
     ax1.set_title(curve["title"], fontsize=10)
     right = curve.get("right") or {}
     key = right.get("key")

@@ -2,7 +2,7 @@
 
     python -m bench.scaling                         # every curve (builds the library first if needed)
     python -m bench.scaling --curves seek,jobs      # some of them
-    python -m bench.scaling --jobs-counts 100,1000  # a shorter jobs curve
+    python -m bench.scaling --jobs-counts 100,1000  # a shorter jobs curve (points are run in the order given)
 
 Curves (each point is a batch through ``engine.run_batch`` on the CPU path, measured by
 ``bench/paths.py``, after a warm-up batch):
@@ -160,7 +160,7 @@ def run_curve(name: str, library: Path, *, workers: int, per_point: int, jobs_co
                     best[x] = point  # noise only ever adds time: keep the fastest batch
                 best[x]["wall_s_all"] = walls
                 log(f"   round {r + 1}/{runs}: {name} = {x}: {point['wall_s']:.2f} s")
-        for x in spec["xs"]:
+        for x in sorted(spec["xs"]):  # measured in the order given (e.g. largest first), reported in order of x
             point = best[x]
             curve["points"].append(point)
             log(f"{name} = {x}: {point['jobs']} jobs, {point['wall_s']:.2f} s, {point['s_per_job']:.3f} s/job, "
@@ -284,7 +284,14 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs-counts", default="100,1000,3000,10000", help="x values of the jobs curve")
     ap.add_argument("--results-dir", type=Path, default=paths.RESULTS_DIR)
     ap.add_argument("--no-build", action="store_true", help="do not build missing library files")
+    ap.add_argument("--replot", action="store_true",
+                    help="only redraw the PNGs and scaling.md from the scaling-*.json already there")
     args = ap.parse_args(argv)
+    if args.replot:
+        for p in sorted(args.results_dir.glob("scaling-*.json")):
+            plots.plot_curve(json.loads(p.read_text()), p.with_suffix(".png"))
+        (args.results_dir / "scaling.md").write_text(render_markdown(args.results_dir), encoding="utf-8")
+        return 0
     from engine import default_workers
 
     curves = [c.strip() for c in args.curves.split(",") if c.strip()]
