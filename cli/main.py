@@ -114,3 +114,4 @@ def doctor(as_json: bool, video: Path | None) -> None:
         click.echo(render_text(report))
 
 from cli.bench import register_bench_command; register_bench_command(main)  # noqa: E402
+from cli.vod import register_vod_commands; register_vod_commands(main)  # noqa: E402

@@ -1,0 +1,426 @@
+"""The VOD-style commands: template, video, submit, worker, jobs, images, events, config.
+
+Each command opens :class:`engine.vod.Engine` on ``--store`` (or ``$ENGINE_STORE``, or the per-user
+default), calls one of its methods and prints the answer: a short human form by default, the
+service's JSON shape with ``--json``. An :class:`EngineError` exits 1 with its code and message
+(as ``{"Code", "Message"}`` on stdout with ``--json``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from engine.errors import EngineError, ErrorCode
+from engine.store.db import STORE_ENV
+from engine.store.settings import KEYS as SETTING_KEYS
+from engine.store.webhook import SECRET_ENV
+from engine.vod import Engine, add_videos
+
+STORE_HELP = (f"Store file (SQLite). Default: ${STORE_ENV}, else $XDG_DATA_HOME/animated-previews/store.db "
+              "(~/.local/share/...). Images and events.jsonl go beside it.")
+
+
+def _emit(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False))
+
+
+def _fail(error: EngineError, as_json: bool) -> None:
+    if as_json:
+        _emit({"Code": error.code.value, "Message": error.message})
+    else:
+        click.echo(f"error: {error.code.value}: {error.message}", err=True)
+    sys.exit(1)
+
+
+def store_command(func: Callable) -> Callable:
+    """Adds --store and --json, opens the Engine, turns an EngineError into exit status 1."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (the service's field names).")
+    @click.option("--store", type=click.Path(dir_okay=False, path_type=Path), envvar=STORE_ENV, help=STORE_HELP)
+    @functools.wraps(func)
+    def wrapper(store: Path | None, as_json: bool, **kwargs: Any) -> None:
+        engine_kwargs = {k: kwargs.pop(k) for k in ("images_dir", "events_path", "base_url", "callback_url",
+                                                     "callback_secret") if k in kwargs}
+        try:
+            with Engine(store, **{k: v for k, v in engine_kwargs.items() if v is not None}) as engine:
+                func(engine, as_json=as_json, **kwargs)
+        except EngineError as error:
+            _fail(error, as_json)
+
+    return wrapper
+
+
+def url_options(func: Callable) -> Callable:
+    func = click.option("--base-url", help="URL prefix that paths below the images folder map to "
+                        "[default: the store's base_url setting, else file:// URLs].")(func)
+    return click.option("--out-dir", "images_dir", type=click.Path(file_okay=False, path_type=Path),
+                        help="Images folder [default: images/ beside the store].")(func)
+
+
+def _record_lines(record: dict[str, Any], prefix: str = "") -> list[str]:
+    lines: list[str] = []
+    for key, value in record.items():
+        if isinstance(value, dict):
+            lines += _record_lines(value, f"{prefix}{key}.")
+        else:
+            lines.append(f"{prefix}{key}: {'' if value is None else value}")
+    return lines
+
+
+def _print_record(record: dict[str, Any]) -> None:
+    click.echo("\n".join(_record_lines(record)))
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> None:
+    cells = [header] + [["-" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+# -- templates -----------------------------------------------------------------------------------
+
+def template_fields(func: Callable) -> Callable:
+    """Flags for TemplateConfig fields; values are validated by the engine (field + allowed range)."""
+    options = [
+        click.option("--format", "format", help="gif or webp."),
+        click.option("--fps", help="Frames per second, 1-60."),
+        click.option("--width", help="Output width in pixels (optional; alone keeps the aspect ratio)."),
+        click.option("--height", help="Output height in pixels (optional)."),
+        click.option("--seek", help="Start, seconds from the start of the video (default 0)."),
+        click.option("--duration", help="Duration mode: seconds from --seek."),
+        click.option("--trim-end", "trim_end", help="Trim mode: seconds cut from the end of the video."),
+        click.option("--set-as-cover/--no-set-as-cover", "set_as_cover", default=None,
+                     help="Make each image the video's cover (GetVideoInfo's CoverURL)."),
+        click.option("--body", type=click.File("r"),
+                     help="JSON file holding an AddVodTemplate body (TemplateType=DynamicImage, Name, TemplateConfig)."),
+        click.option("--name", help="Template name, 4-64 characters, unique."),
+    ]
+    for option in options:
+        func = option(func)
+    return func
+
+
+def _read_body(body) -> Any:
+    try:
+        return json.load(body)
+    except json.JSONDecodeError as exc:
+        raise EngineError(ErrorCode.INVALID_PARAMETER, f"{body.name} is not valid JSON: {exc}") from None
+
+
+def _field_flags(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: kwargs[k] for k in ("format", "fps", "width", "height", "seek", "duration", "trim_end", "set_as_cover")
+            if kwargs.get(k) is not None}
+
+
+@click.group("template")
+def template_group() -> None:
+    """Animated-image templates (AddVodTemplate with TemplateType=DynamicImage)."""
+
+
+@template_group.command("add")
+@template_fields
+@store_command
+def template_add(engine: Engine, as_json: bool, name: str | None, body, **kwargs: Any) -> None:
+    """Create a template from flags or --body FILE; prints its VodTemplateId.
+
+    \b
+    engine template add --name social-preview --format webp --fps 15 \\
+        --width 640 --height 360 --seek 5 --duration 3
+    engine template add --body template.json
+    """
+    fields = _field_flags(kwargs)
+    if body is not None:
+        if fields:
+            raise click.UsageError("give either --body or field flags, not both")
+        data = _read_body(body)
+        if name is not None and isinstance(data, dict):
+            data = {**data, "Name": name}
+        template = engine.add_template_body(data)
+    else:
+        if name is None:
+            raise click.UsageError("--name is required (or give --body FILE)")
+        template = engine.add_template(name, **fields)
+    _emit({"VodTemplateId": template.id}) if as_json else click.echo(template.id)
+
+
+@template_group.command("list")
+@store_command
+def template_list(engine: Engine, as_json: bool) -> None:
+    """List templates."""
+    templates = engine.templates()
+    if as_json:
+        _emit({"VodTemplateInfoList": [t.to_dict() for t in templates]})
+        return
+    rows = []
+    for t in templates:
+        size = f"{t.width or 'auto'}x{t.height or 'auto'}" if (t.width or t.height) else "source"
+        span = f"{t.seek:g}+{t.duration:g}s" if t.duration is not None else f"{t.seek:g}..end-{t.trim_end:g}s"
+        rows.append([t.id, t.name, t.format, f"{t.fps:g}", size, span, "yes" if t.set_as_cover else "no"])
+    _table(rows, ["VodTemplateId", "Name", "Format", "Fps", "Size", "TimeSpan", "Cover"])
+
+
+@template_group.command("show")
+@click.argument("template_id")
+@store_command
+def template_show(engine: Engine, as_json: bool, template_id: str) -> None:
+    """Show one template (by VodTemplateId or name)."""
+    record = engine.template(template_id).to_dict()
+    _emit({"VodTemplate": record}) if as_json else _print_record(record)
+
+
+@template_group.command("update")
+@click.argument("template_id")
+@template_fields
+@store_command
+def template_update(engine: Engine, as_json: bool, template_id: str, name: str | None, body, **kwargs: Any) -> None:
+    """Change some fields, or replace the TemplateConfig with --body FILE. --duration switches the
+    template to Duration mode, --trim-end to Trim mode."""
+    fields = _field_flags(kwargs)
+    if body is not None and fields:
+        raise click.UsageError("give either --body or field flags, not both")
+    if body is not None:
+        template = engine.update_template(template_id, name=name, body=_read_body(body))
+    else:
+        template = engine.update_template(template_id, name=name, **fields)
+    _emit({"VodTemplate": template.to_dict()}) if as_json else click.echo(template.id)
+
+
+@template_group.command("delete")
+@click.argument("template_id")
+@store_command
+def template_delete(engine: Engine, as_json: bool, template_id: str) -> None:
+    """Delete a template; jobs already submitted with it still run."""
+    template = engine.delete_template(template_id)
+    _emit({"VodTemplateId": template.id}) if as_json else click.echo(template.id)
+
+
+# -- videos --------------------------------------------------------------------------------------
+
+@click.group("video")
+def video_group() -> None:
+    """Registered videos (probed once when added)."""
+
+
+@video_group.command("add")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@store_command
+def video_add(engine: Engine, as_json: bool, paths: tuple[Path, ...]) -> None:
+    """Register video files; prints one VideoId per file. Exit 1 if any was refused."""
+    outcomes = add_videos(engine, paths)
+    errors = [(p, o) for p, o in outcomes if isinstance(o, EngineError)]
+    if as_json:
+        _emit({"Videos": [{"Path": str(p), "VideoId": o.id} for p, o in outcomes if not isinstance(o, EngineError)],
+               "Errors": [{"Path": str(p), "Code": e.code.value, "Message": e.message} for p, e in errors]})
+    else:
+        for path, outcome in outcomes:
+            if isinstance(outcome, EngineError):
+                click.echo(f"error: {path}: {outcome.code.value}: {outcome.message}", err=True)
+            else:
+                click.echo(f"{outcome.id}  {path}")
+    if errors:
+        sys.exit(1)
+
+
+@video_group.command("info")
+@click.argument("video_id")
+@url_options
+@store_command
+def video_info(engine: Engine, as_json: bool, video_id: str) -> None:
+    """GetVideoInfo: the video's facts and its CoverURL."""
+    info = engine.video_info(video_id)
+    _emit(info) if as_json else _print_record(info["Video"])
+
+
+@video_group.command("list")
+@store_command
+def video_list(engine: Engine, as_json: bool) -> None:
+    """List registered videos."""
+    videos = engine.videos()
+    if as_json:
+        _emit({"VideoList": [engine.video_info(v.id)["Video"] for v in videos]})
+        return
+    _table([[v.id, f"{v.duration:.3f}", f"{v.width}x{v.height}", v.codec, v.path] for v in videos],
+           ["VideoId", "Duration", "Size", "Codec", "Path"])
+
+
+# -- jobs ----------------------------------------------------------------------------------------
+
+@click.command("submit")
+@click.option("--video", "video_id", required=True, help="VideoId (from `engine video add`).")
+@click.option("--template", "template_id", required=True, help="VodTemplateId or template name.")
+@store_command
+def submit(engine: Engine, as_json: bool, video_id: str, template_id: str) -> None:
+    """SubmitDynamicImageJob: queue a job and print its JobId at once; `engine worker` runs it."""
+    job = engine.submit(video_id, template_id)
+    _emit({"DynamicImageJob": {"JobId": job.id}}) if as_json else click.echo(job.id)
+
+
+@click.command("worker")
+@click.option("--until-empty", is_flag=True, help="Exit once no job is queued (default: keep polling).")
+@click.option("--lease", "lease_seconds", type=click.FloatRange(min=1), default=60, show_default=True,
+              help="Seconds a claimed job stays this worker's without renewal; a killed worker's job is "
+                   "retried after this.")
+@click.option("--poll", "poll_seconds", type=click.FloatRange(min=0.05), default=1, show_default=True,
+              help="Seconds between looks at an empty queue.")
+@click.option("--max-jobs", type=click.IntRange(min=1), help="Stop after this many jobs.")
+@click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Event log (JSON Lines) [default: events.jsonl beside the store].")
+@click.option("--callback", "callback_url", help="POST each DynamicImageComplete event here "
+              "[default: the store's callback_url setting].")
+@click.option("--callback-secret", envvar=SECRET_ENV, help=f"HMAC-SHA256 key for callbacks (or ${SECRET_ENV}, "
+              "or the store's callback_secret setting).")
+@url_options
+@store_command
+def worker(engine: Engine, as_json: bool, until_empty: bool, lease_seconds: float, poll_seconds: float,
+           max_jobs: int | None) -> None:
+    """Run queued jobs. Several workers may share one store: each job is claimed once, and the
+    job of a worker that dies is taken again once its lease runs out."""
+
+    def show(job) -> None:
+        info = engine.job_info(job)
+        if as_json:
+            _emit(info)
+        else:
+            outcome = info["DynamicImageUrl"] if job.state == "success" else f"{job.error_code}: {job.error_message}"
+            click.echo(f"{job.id}  {job.state}  {outcome}")
+
+    try:
+        report = engine.run_worker(until_empty=until_empty, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
+                                   max_jobs=max_jobs, on_job=show)
+    except KeyboardInterrupt:
+        click.echo("stopped; the job in hand went back to the queue", err=True)
+        sys.exit(130)
+    summary = {"Worker": report.worker, "Succeeded": report.succeeded, "Failed": report.failed,
+               "EventsDelivered": report.events_delivered}
+    _emit({"Summary": summary}) if as_json else click.echo(
+        f"{report.jobs} jobs: {report.succeeded} succeeded, {report.failed} failed")
+
+
+@click.group("jobs")
+def jobs_group() -> None:
+    """Submitted jobs: state and errors."""
+
+
+@jobs_group.command("list")
+@click.option("--state", type=click.Choice(["queued", "running", "success", "failed"]))
+@click.option("--video", "video_id", help="Only this video's jobs.")
+@url_options
+@store_command
+def jobs_list(engine: Engine, as_json: bool, state: str | None, video_id: str | None) -> None:
+    """List jobs, oldest first."""
+    jobs = engine.jobs(state=state, video_id=video_id)
+    if as_json:
+        _emit({"JobList": [engine.job_info(j) for j in jobs]})
+        return
+    _table([[j.id, j.video_id, j.state, j.attempts, j.error_code] for j in jobs],
+           ["JobId", "VideoId", "State", "Attempts", "ErrorCode"])
+
+
+@jobs_group.command("show")
+@click.argument("job_id")
+@url_options
+@store_command
+def jobs_show(engine: Engine, as_json: bool, job_id: str) -> None:
+    """One job's state, attempts, error and image."""
+    info = engine.job_info(job_id)
+    _emit({"Job": info}) if as_json else _print_record(info)
+
+
+# -- images --------------------------------------------------------------------------------------
+
+@click.group("images")
+def images_group() -> None:
+    """Animated images made by finished jobs."""
+
+
+@images_group.command("list")
+@click.option("--video", "video_id", required=True, help="VideoId.")
+@url_options
+@store_command
+def images_list(engine: Engine, as_json: bool, video_id: str) -> None:
+    """ListDynamicImage: the video's animated images, oldest first."""
+    listing = engine.list_dynamic_images(video_id)
+    if as_json:
+        _emit(listing)
+        return
+    _table([[i["DynamicImageId"], i["Format"], f"{i['Width']}x{i['Height']}", f"{i['Fps']:g}", i["FileSize"], i["URL"]]
+            for i in listing["DynamicImageList"]], ["DynamicImageId", "Format", "Size", "Fps", "Bytes", "URL"])
+
+
+# -- events --------------------------------------------------------------------------------------
+
+@click.group("events")
+def events_group() -> None:
+    """DynamicImageComplete events: the log and the callback outbox."""
+
+
+@events_group.command("list")
+@click.option("--job", "job_id", help="Only this job's event.")
+@store_command
+def events_list(engine: Engine, as_json: bool, job_id: str | None) -> None:
+    """Every event, oldest first, and each callback still waiting."""
+    events = engine.events(job_id=job_id)
+    if as_json:
+        _emit({"Events": events, "Pending": engine.pending_deliveries()})
+        return
+    _table([[e["EventTime"], e["JobId"], e["Status"], e["ErrorCode"] or e["DynamicImageUrl"]] for e in events],
+           ["EventTime", "JobId", "Status", "URL / ErrorCode"])
+    waiting = engine.pending_deliveries()
+    if waiting:
+        click.echo(f"{len(waiting)} callback(s) waiting; last error: {waiting[0]['last_error']}")
+
+
+@events_group.command("flush")
+@click.option("--wait", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Keep retrying (with backoff) for up to this many seconds until every callback is delivered.")
+@click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Event log (JSON Lines) [default: events.jsonl beside the store].")
+@click.option("--callback-secret", envvar=SECRET_ENV, help=f"HMAC-SHA256 key (or ${SECRET_ENV}, or the store's setting).")
+@store_command
+def events_flush(engine: Engine, as_json: bool, wait: float) -> None:
+    """Write new events to the log and deliver every waiting callback now. Exit 1 if some remain."""
+    report = engine.flush_events(wait=wait)
+    summary = {"Delivered": report.delivered, "Failed": report.failed, "Pending": report.pending}
+    _emit(summary) if as_json else click.echo(
+        f"{report.delivered} delivered, {report.failed} failed attempts, {report.pending} still waiting")
+    if report.pending:
+        sys.exit(1)
+
+
+# -- settings ------------------------------------------------------------------------------------
+
+@click.group("config")
+def config_group() -> None:
+    """Settings kept in the store: callback_url, callback_secret, base_url."""
+
+
+@config_group.command("set")
+@click.argument("key", type=click.Choice(sorted(SETTING_KEYS)))
+@click.argument("value")
+@store_command
+def config_set(engine: Engine, as_json: bool, key: str, value: str) -> None:
+    """Set a setting ("" removes it)."""
+    engine.set_setting(key, value)
+    _emit({key: value}) if as_json else click.echo(f"{key} set")
+
+
+@config_group.command("show")
+@store_command
+def config_show(engine: Engine, as_json: bool) -> None:
+    """Show the settings (the secret masked)."""
+    settings = {k: ("***" if k == "callback_secret" else v) for k, v in engine.settings().items()}
+    settings["store"] = str(engine.store_path)
+    _emit(settings) if as_json else _print_record(settings)
+
+
+def register_vod_commands(main: click.Group) -> None:
+    """Add the VOD-style commands to the ``engine`` group."""
+    for command in (template_group, video_group, submit, worker, jobs_group, images_group, events_group, config_group):
+        main.add_command(command)
