@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -291,12 +292,18 @@ def worker(engine: Engine, as_json: bool, until_empty: bool, lease_seconds: floa
             outcome = info["DynamicImageUrl"] if job.state == "success" else f"{job.error_code}: {job.error_message}"
             click.echo(f"{job.id}  {job.state}  {outcome}")
 
+    def stop_on_term(signum, frame) -> None:  # a service manager's stop: give the job back, as Ctrl-C does
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop_on_term)
     try:
         report = engine.run_worker(until_empty=until_empty, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
                                    max_jobs=max_jobs, on_job=show)
     except KeyboardInterrupt:
         click.echo("stopped; the job in hand went back to the queue", err=True)
         sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     summary = {"Worker": report.worker, "Succeeded": report.succeeded, "Failed": report.failed,
                "EventsDelivered": report.events_delivered}
     _emit({"Summary": summary}) if as_json else click.echo(

@@ -158,3 +158,41 @@ def test_a_job_whose_worker_keeps_dying_fails_for_good_with_an_event(engine, cli
     final = engine.job(job.id)
     assert final.state == "failed" and final.error_code == "InternalError" and "3 times" in final.error_message
     assert engine.events(job_id=job.id)[0]["Status"] == "failed"
+
+
+def test_the_heartbeat_keeps_a_long_job_from_being_taken(tmp_path, clip, monkeypatch):
+    import engine.worker as worker_module
+
+    real_run_job = worker_module.run_job
+
+    def slow_run_job(*args, **kwargs):  # a job that lasts 4 leases
+        time.sleep(2.0)
+        return real_run_job(*args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "run_job", slow_run_job)
+    with Engine(store=tmp_path / "s.db") as engine:
+        video = engine.add_video(clip)
+        job = engine.submit(video.id, engine.add_template("long-job", format="gif", fps=2, duration=1).id)
+    done = threading.Event()
+    stolen: list[str] = []
+
+    def work() -> None:
+        with Engine(store=tmp_path / "s.db") as mine:
+            mine.run_worker(until_empty=True, lease_seconds=0.5)
+        done.set()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    with Engine(store=tmp_path / "s.db") as thief:
+        while thief.job(job.id).state == "queued":  # only once the worker holds it
+            time.sleep(0.01)
+        while not done.is_set():
+            taken = claim_job(thief.connection, "thief", 60)
+            if taken is not None:
+                stolen.append(taken.id)
+                break
+            time.sleep(0.05)
+        thread.join()
+        final = thief.job(job.id)
+    assert stolen == []
+    assert (final.state, final.attempts) == ("success", 1)

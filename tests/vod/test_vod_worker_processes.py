@@ -108,3 +108,21 @@ def test_a_worker_killed_mid_job_leaves_it_to_the_next_worker(tmp_path):
     assert image.path.stat().st_size == image.bytes
     leftovers = [p.name for p in image.path.parent.iterdir() if p != image.path]
     assert leftovers == []
+
+
+def test_sigterm_gives_the_job_in_hand_back_to_the_queue(tmp_path):
+    clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=100, width=640, height=480)
+    store = tmp_path / "store.db"
+    with Engine(store=store) as engine:
+        video = engine.add_video(clip)
+        job_id = engine.submit(video.id, engine.add_template("term-test", format="webp", fps=25, duration=3.9).id).id
+    proc = worker(store)
+    with Engine(store=store) as engine:
+        deadline = time.monotonic() + 120
+        while engine.job(job_id).state == "queued" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        job = engine.job(job_id)
+    assert proc.returncode == 130, err[-2000:]
+    assert (job.state, job.attempts, job.worker) == ("queued", 0, None)
