@@ -257,17 +257,23 @@ class Engine:
 
     def deliver_events(self, *, include_not_due: bool = False) -> DeliveryReport:
         """Copy new events to the log, then try each callback that is due (every pending one with
-        ``include_not_due``) once; failures are rescheduled with backoff."""
+        ``include_not_due``) once; failures are rescheduled with backoff. After a receiver fails, its
+        other events wait for the next pass, so a receiver that hangs delays a worker by one timeout."""
         events_table.append_to_log(self.connection, self.events_path)
         delivered = failed = 0
         secret = self.callback_secret
+        unreachable: set[str] = set()
         for item in outbox.claim_due(self.connection, include_not_due=include_not_due):
+            if item.url in unreachable:  # one failure per receiver per pass: a dead one costs one timeout
+                outbox.release(self.connection, item.event_id)
+                continue
             try:
                 post_event(item.url, item.body.encode(), item.event_id, secret, timeout=self.callback_timeout_s)
             except DeliveryFailed as exc:
                 with transaction(self.connection):
                     outbox.mark_failed(self.connection, item.event_id, str(exc), base=self.retry_base_s)
                 failed += 1
+                unreachable.add(item.url)
             else:
                 with transaction(self.connection):
                     outbox.mark_delivered(self.connection, item.event_id)

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from engine.store.db import transaction
 from engine.store.templates import iso_time
 
 EVENT_TYPE = "DynamicImageComplete"
@@ -72,7 +73,8 @@ def append_to_log(conn: sqlite3.Connection, log_path: Path) -> int:
             log.write("".join(r["body"] + "\n" for r in rows))
             log.flush()
             os.fsync(log.fileno())
-            conn.executemany("UPDATE events SET logged = 1 WHERE id = ?", [(r["id"],) for r in rows])
+            with transaction(conn):
+                conn.executemany("UPDATE events SET logged = 1 WHERE id = ?", [(r["id"],) for r in rows])
             return len(rows)
         finally:
             fcntl.flock(log.fileno(), fcntl.LOCK_UN)

@@ -63,6 +63,11 @@ def mark_failed(conn: sqlite3.Connection, event_id: str, error: str, *, base: fl
     return due
 
 
+def release(conn: sqlite3.Connection, event_id: str) -> None:
+    """Give back a leased row untried (its attempt count and schedule unchanged)."""
+    conn.execute("UPDATE outbox SET lease_until = NULL WHERE event_id = ?", (event_id,))
+
+
 def pending(conn: sqlite3.Connection) -> list[dict]:
     """Undelivered events: id, url, attempts, next attempt, last error."""
     return [dict(r) for r in conn.execute(

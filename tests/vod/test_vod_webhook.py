@@ -169,3 +169,24 @@ def test_a_later_worker_run_delivers_what_waited(one_job_store):
         receiver.close()
     [arrived] = receiver.accepted()
     assert SIGNATURE_HEADER not in {k for k, v in arrived["headers"].items() if v}  # no secret: unsigned
+
+
+def test_a_dead_receiver_costs_one_attempt_per_pass_not_one_per_event(tmp_path):
+    clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=10, frames=20, width=160, height=120)
+    port = free_port()
+    with Engine(store=tmp_path / "s.db", callback_url=f"http://127.0.0.1:{port}/") as engine:
+        video = engine.add_video(clip)
+        template = engine.add_template("many-events", format="gif", fps=2, duration=1)
+        for _ in range(3):
+            engine.submit(video.id, template.id)
+        engine.run_worker(until_empty=True)
+        report = engine.flush_events()
+        assert (report.failed, report.pending) == (1, 3)
+        receiver = Receiver(port)
+        try:
+            report = engine.flush_events()
+        finally:
+            receiver.close()
+        assert (report.delivered, report.pending) == (3, 0)
+        job_ids = sorted(j.id for j in engine.jobs())
+    assert sorted(json.loads(r["body"])["JobId"] for r in receiver.accepted()) == job_ids
