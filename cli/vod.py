@@ -271,6 +271,8 @@ def submit(engine: Engine, as_json: bool, video_id: str, template_id: str) -> No
 @click.option("--poll", "poll_seconds", type=click.FloatRange(min=0.05), default=1, show_default=True,
               help="Seconds between looks at an empty queue.")
 @click.option("--max-jobs", type=click.IntRange(min=1), help="Stop after this many jobs.")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads for torch and the decoder in this worker "
+              "[default: torch's own, all cores]. Running N workers on one machine: give each cores/N.")
 @click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Event log (JSON Lines) [default: events.jsonl beside the store].")
 @click.option("--callback", "callback_url", help="POST each DynamicImageComplete event here "
@@ -280,7 +282,7 @@ def submit(engine: Engine, as_json: bool, video_id: str, template_id: str) -> No
 @url_options
 @store_command
 def worker(engine: Engine, as_json: bool, until_empty: bool, lease_seconds: float, poll_seconds: float,
-           max_jobs: int | None) -> None:
+           max_jobs: int | None, threads: int | None) -> None:
     """Run queued jobs. Several workers may share one store: each job is claimed once, and the
     job of a worker that dies is taken again once its lease runs out."""
 
@@ -298,7 +300,7 @@ def worker(engine: Engine, as_json: bool, until_empty: bool, lease_seconds: floa
     previous = signal.signal(signal.SIGTERM, stop_on_term)
     try:
         report = engine.run_worker(until_empty=until_empty, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
-                                   max_jobs=max_jobs, on_job=show)
+                                   max_jobs=max_jobs, on_job=show, threads=threads)
     except KeyboardInterrupt:
         click.echo("stopped; the job in hand went back to the queue", err=True)
         sys.exit(130)

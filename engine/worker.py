@@ -38,11 +38,11 @@ LEASE_S = 60.0
 POLL_S = 1.0
 
 
-def make_decoder() -> Decoder:
+def make_decoder(threads: int = 1) -> Decoder:
     """The decoder every stored job runs with: the one place to change when a device choice comes."""
     from engine.decode.pyav import PyAVDecoder
 
-    return PyAVDecoder()
+    return PyAVDecoder(threads=threads)
 
 
 def new_worker_id() -> str:
@@ -148,13 +148,20 @@ def _fail_abandoned(engine: "Engine") -> int:
 
 def run_worker(engine: "Engine", *, until_empty: bool = False, lease_seconds: float = LEASE_S,
                poll_seconds: float = POLL_S, max_jobs: int | None = None, worker_id: str | None = None,
-               stop: threading.Event | None = None, on_job: Callable[[Job], None] | None = None) -> WorkerReport:
+               stop: threading.Event | None = None, on_job: Callable[[Job], None] | None = None,
+               threads: int | None = None) -> WorkerReport:
     """Process queued jobs until none is left (``until_empty``), ``max_jobs`` are done, or ``stop``.
 
     Events go to the log and due callbacks are delivered before the first job and after each one.
+    ``threads`` caps torch's and the decoder's threads in this process: with N workers on a
+    machine, cores // N each keeps them from fighting over the cores (as ``engine run`` does).
     """
     worker = worker_id or new_worker_id()
-    decoder = make_decoder()
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    decoder = make_decoder(threads or 1)
     succeeded = failed = delivered = 0
     delivered += engine.deliver_events().delivered
     while not (stop is not None and stop.is_set()):

@@ -40,7 +40,7 @@ def test_two_worker_processes_do_every_job_exactly_once(tmp_path):
         template = engine.add_template("two-workers", format="webp", fps=15, duration=2.5)
         submitted = [engine.submit(video.id, template.id).id for _ in range(16)]
 
-    procs = [worker(store, "--until-empty") for _ in range(2)]
+    procs = [worker(store, "--until-empty", "--threads", "1") for _ in range(2)]
     outputs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outputs]
 
