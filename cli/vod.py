@@ -284,7 +284,8 @@ def submit(engine: Engine, as_json: bool, video_id: str, template_id: str) -> No
 def worker(engine: Engine, as_json: bool, until_empty: bool, lease_seconds: float, poll_seconds: float,
            max_jobs: int | None, threads: int | None) -> None:
     """Run queued jobs. Several workers may share one store: each job is claimed once, and the
-    job of a worker that dies is taken again once its lease runs out."""
+    job of a worker that dies is taken again once its lease runs out. Ctrl-C or SIGTERM gives the
+    job in hand back to the queue (exit status 130)."""
 
     def show(job) -> None:
         info = engine.job_info(job)
