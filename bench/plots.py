@@ -101,11 +101,13 @@ def plot_curve(curve: dict, png: Path) -> bool:
         ax1.fill_between(xs, bottoms, tops, color=colour, alpha=0.55, label=f"{stage} (one job's own time)", step=None)
         bottoms = tops
     ax1.plot(xs, [p["s_per_job"] for p in pts], "k.-", label="batch wall ÷ jobs")
+    if all(p.get("cpu_s_per_job") for p in pts):
+        ax1.plot(xs, [p["cpu_s_per_job"] for p in pts], "o:", color="#6a3d9a", label="CPU s ÷ jobs (all processes)")
     if any(p.get("s_per_job_steady") for p in pts):
         ax1.plot(xs, [p.get("s_per_job_steady") for p in pts], "k^--", label="÷ jobs, pool start-up excluded")
     ax1.set_xlabel(curve["x_label"])
     ax1.set_ylabel("seconds per job")
-    top = max([b for b in bottoms] + [p["s_per_job"] for p in pts] + [0])
+    top = max([b for b in bottoms] + [p["s_per_job"] for p in pts] + [p.get("cpu_s_per_job") or 0 for p in pts] + [0])
     ax1.set_ylim(0, top * 1.45 + 1e-9)  # head room for the legend above the data
     if curve.get("x_log"):
         ax1.set_xscale("log")
