@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from engine.errors import EngineError, ErrorCode
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, """
         CREATE TABLE templates (
@@ -101,7 +103,8 @@ def migrate(conn: sqlite3.Connection) -> int:
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > LATEST_VERSION:
-            raise RuntimeError(f"store schema version {version} is newer than this engine knows ({LATEST_VERSION})")
+            raise EngineError(ErrorCode.STORE_ERROR, f"the store's schema version {version} is newer than this "
+                              f"engine knows ({LATEST_VERSION}); upgrade the engine to use this store")
         for number, script in MIGRATIONS:
             if number > version:
                 for statement in script.split(";"):

@@ -111,3 +111,55 @@ def test_failed_job_and_pending_callback_are_reported(run, clip):
     flushed = as_json(run("events", "flush", "--json", code=1))
     assert flushed["Pending"] == 1
     assert as_json(run("config", "show", "--json"))["callback_url"] == "http://127.0.0.1:9/never"
+
+
+def test_worker_callback_flag_and_secret_from_the_environment(run, clip, monkeypatch):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from engine.store.webhook import verify
+
+    got: list[tuple[bool, dict]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append((verify("env-secret", self.headers["X-Engine-Timestamp"], body,
+                               self.headers["X-Engine-Signature"]), json.loads(body)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("ENGINE_CALLBACK_SECRET", "env-secret")
+        video_id = run("video", "add", clip).stdout.split()[0]
+        template_id = run("template", "add", "--name", "hooked-gif", "--format", "gif", "--fps", "2",
+                          "--duration", "1").stdout.strip()
+        job_id = run("submit", "--video", video_id, "--template", template_id).stdout.strip()
+        summary = json.loads(run("worker", "--until-empty", "--json", "--callback",
+                                 f"http://127.0.0.1:{server.server_port}/hook").stdout.splitlines()[-1])["Summary"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert summary["EventsDelivered"] == 1
+    [(signed, event)] = got
+    assert signed and event["JobId"] == job_id and event["Status"] == "success"
+
+
+def test_a_store_from_a_newer_engine_is_refused(tmp_path):
+    import sqlite3
+
+    from engine import Engine, EngineError, ErrorCode
+
+    store = tmp_path / "future.db"
+    Engine(store=store).close()
+    conn = sqlite3.connect(store)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    with pytest.raises(EngineError) as info:
+        Engine(store=store)
+    assert info.value.code is ErrorCode.STORE_ERROR and "999" in info.value.message
