@@ -39,6 +39,25 @@ PALETTE_SAMPLE_STRIDE = 2
 same PSNR on the benchmark clip (36.56 dB either way, measured when the kernel was written)."""
 
 
+DECODE_MEMORY_BUDGET = 6 * 2**30
+"""Bytes of decoded source frames one job may hold. The decoders keep the clip's distinct frames
+at source size until the resize (bench/results/scaling.md: 2.4 GiB per worker for 3 s of 4K), so
+a long 4K clip could exhaust memory and kill its worker; such a job is refused up front instead."""
+
+
+def _check_decode_memory(media: MediaInfo, timeline: Timeline) -> None:
+    """Refuse clips whose decoded source frames would not fit in :data:`DECODE_MEMORY_BUDGET`."""
+    span = timeline.instants[-1] - timeline.instants[0]
+    distinct = min(timeline.frame_count, int(span * (media.fps or timeline.fps)) + 2)
+    needed = distinct * media.width * media.height * 3
+    if needed > DECODE_MEMORY_BUDGET:
+        raise EngineError(
+            ErrorCode.INVALID_PARAMETER,
+            f"the clip needs about {needed / 2**30:.1f} GiB of decoded {media.width}x{media.height} frames "
+            f"({distinct} frames); at most {DECODE_MEMORY_BUDGET / 2**30:.0f} GiB per job: shorten the duration or lower fps",
+        )
+
+
 class _Stopwatch:
     """Accumulates seconds per stage name."""
 
@@ -125,6 +144,7 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
         destination = resolve_output(spec, out_dir)
         media = probe(spec.input)
         timeline = plan_timeline(spec, media)
+        _check_decode_memory(media, timeline)
         choice = choose_device(device, media)
         if choice.note:
             notes.append(choice.note)

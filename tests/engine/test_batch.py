@@ -124,3 +124,18 @@ def test_a_rerun_replaces_outputs_whole(tmp_path, clip25):
     first = run(tmp_path, jobs)["a"]
     second = run(tmp_path, jobs)["a"]
     assert first.output == second.output and Path(second.output).stat().st_size == second.bytes
+
+
+def test_a_clip_too_big_to_hold_in_memory_is_refused_before_decoding(tmp_path, monkeypatch, clip25):
+    import engine.job
+
+    monkeypatch.setattr(engine.job, "DECODE_MEMORY_BUDGET", 320 * 240 * 3 * 10)  # ten frames
+    from engine.decode.pyav import PyAVDecoder
+    from engine.spec import parse_job
+
+    small = parse_job({"input": str(clip25), "format": "gif", "fps": 5, "duration": 1}, default_id="s", input_root=tmp_path)
+    big = parse_job({"input": str(clip25), "format": "gif", "fps": 25, "duration": 3}, default_id="b", input_root=tmp_path)
+    assert engine.job.run_job(small, tmp_path / "out", PyAVDecoder()).ok
+    refused = engine.job.run_job(big, tmp_path / "out", PyAVDecoder())
+    assert refused.error_code == "InvalidParameter" and "GiB" in refused.error_message
+    assert refused.timings.get("decode") is None
