@@ -40,12 +40,12 @@ def enqueue(conn: sqlite3.Connection, event_id: str, url: str) -> None:
 def claim_due(conn: sqlite3.Connection, *, include_not_due: bool = False, limit: int = 100) -> list[PendingDelivery]:
     """Lease the undelivered events whose next attempt is due (all of them with ``include_not_due``)."""
     now = time.time()
-    due = now + BACKOFF_MAX_S * 10 if include_not_due else now
+    due = "" if include_not_due else " AND next_attempt_at <= :now"
     rows = conn.execute(
-        "UPDATE outbox SET lease_until = ? WHERE event_id IN (SELECT event_id FROM outbox WHERE delivered_at IS NULL"
-        " AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at LIMIT ?)"
+        "UPDATE outbox SET lease_until = :lease WHERE event_id IN (SELECT event_id FROM outbox WHERE delivered_at IS NULL"
+        f"{due} AND (lease_until IS NULL OR lease_until < :now) ORDER BY next_attempt_at LIMIT :limit)"
         " RETURNING event_id, url, attempts, (SELECT body FROM events WHERE events.id = outbox.event_id) AS body",
-        (now + DELIVERY_LEASE_S, due, now, limit)).fetchall()
+        {"lease": now + DELIVERY_LEASE_S, "now": now, "limit": limit}).fetchall()
     return [PendingDelivery(r["event_id"], r["url"], r["body"], r["attempts"]) for r in rows]
 
 
