@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import click
 
+from engine.device import parse_device
+
 from engine.errors import EngineError, ErrorCode
 from engine.store.db import STORE_ENV
 from engine.store.settings import KEYS as SETTING_KEYS
@@ -263,6 +265,15 @@ def submit(engine: Engine, as_json: bool, video_id: str, template_id: str) -> No
     _emit({"DynamicImageJob": {"JobId": job.id}}) if as_json else click.echo(job.id)
 
 
+def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Refuse a bad --device before any job is claimed (exit status 2, as click's usage errors)."""
+    try:
+        parse_device(value)
+    except EngineError as error:
+        raise click.BadParameter(error.message) from None
+    return value
+
+
 @click.command("worker")
 @click.option("--until-empty", is_flag=True, help="Exit once no job is queued (default: keep polling).")
 @click.option("--lease", "lease_seconds", type=click.FloatRange(min=1), default=60, show_default=True,
@@ -273,6 +284,8 @@ def submit(engine: Engine, as_json: bool, video_id: str, template_id: str) -> No
 @click.option("--max-jobs", type=click.IntRange(min=1), help="Stop after this many jobs.")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads for torch and the decoder in this worker "
               "[default: torch's own, all cores]. Running N workers on one machine: give each cores/N.")
+@click.option("--device", default="auto", show_default=True, callback=_check_device,
+              help="Where jobs decode and run their kernels: auto, cpu, cuda or cuda:N, as for `engine run`.")
 @click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Event log (JSON Lines) [default: events.jsonl beside the store].")
 @click.option("--callback", "callback_url", help="POST each DynamicImageComplete event here "
@@ -282,7 +295,7 @@ def submit(engine: Engine, as_json: bool, video_id: str, template_id: str) -> No
 @url_options
 @store_command
 def worker(engine: Engine, as_json: bool, until_empty: bool, lease_seconds: float, poll_seconds: float,
-           max_jobs: int | None, threads: int | None) -> None:
+           max_jobs: int | None, threads: int | None, device: str) -> None:
     """Run queued jobs. Several workers may share one store: each job is claimed once, and the
     job of a worker that dies is taken again once its lease runs out. Ctrl-C or SIGTERM gives the
     job in hand back to the queue (exit status 130)."""
@@ -301,7 +314,7 @@ def worker(engine: Engine, as_json: bool, until_empty: bool, lease_seconds: floa
     previous = signal.signal(signal.SIGTERM, stop_on_term)
     try:
         report = engine.run_worker(until_empty=until_empty, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
-                                   max_jobs=max_jobs, on_job=show, threads=threads)
+                                   max_jobs=max_jobs, on_job=show, threads=threads, device=device)
     except KeyboardInterrupt:
         click.echo("stopped; the job in hand went back to the queue", err=True)
         sys.exit(130)

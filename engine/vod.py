@@ -218,10 +218,10 @@ class Engine:
     def run_worker(self, *, until_empty: bool = False, lease_seconds: float = LEASE_S, poll_seconds: float = POLL_S,
                    max_jobs: int | None = None, worker_id: str | None = None,
                    stop: threading.Event | None = None, on_job: Callable[[Job], None] | None = None,
-                   threads: int | None = None) -> WorkerReport:
+                   threads: int | None = None, device: str = "auto") -> WorkerReport:
         """Process queued jobs (see :func:`engine.worker.run_worker`); ``on_job`` gets each finished job."""
         return run_worker(self, until_empty=until_empty, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
-                          max_jobs=max_jobs, worker_id=worker_id, stop=stop, threads=threads,
+                          max_jobs=max_jobs, worker_id=worker_id, stop=stop, threads=threads, device=device,
                           on_job=None if on_job is None else (lambda job: on_job(self.job(job.id))))
 
     # -- images (ListDynamicImage) ---------------------------------------------------------------

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from engine.decode import Decoder
+from engine.device import parse_device
 from engine.job import run_job
 from engine.result import Result
 from engine.spec import JobSpec
@@ -39,7 +40,7 @@ POLL_S = 1.0
 
 
 def make_decoder(threads: int = 1) -> Decoder:
-    """The decoder every stored job runs with: the one place to change when a device choice comes."""
+    """The CPU decoder every stored job falls back to; the GPU path is chosen per job by run_job."""
     from engine.decode.pyav import PyAVDecoder
 
     return PyAVDecoder(threads=threads)
@@ -149,14 +150,17 @@ def _fail_abandoned(engine: "Engine") -> int:
 def run_worker(engine: "Engine", *, until_empty: bool = False, lease_seconds: float = LEASE_S,
                poll_seconds: float = POLL_S, max_jobs: int | None = None, worker_id: str | None = None,
                stop: threading.Event | None = None, on_job: Callable[[Job], None] | None = None,
-               threads: int | None = None) -> WorkerReport:
+               threads: int | None = None, device: str = "auto") -> WorkerReport:
     """Process queued jobs until none is left (``until_empty``), ``max_jobs`` are done, or ``stop``.
+
+    ``device`` is the ``--device`` request ("auto", "cpu", "cuda", "cuda:N"), as for ``engine run``.
 
     Events go to the log and due callbacks are delivered before the first job and after each one.
     ``threads`` caps torch's and the decoder's threads in this process: with N workers on a
     machine, cores // N each keeps them from fighting over the cores (as ``engine run`` does).
     """
     worker = worker_id or new_worker_id()
+    request = parse_device(device)
     if threads is not None:
         import torch
 
@@ -181,7 +185,7 @@ def run_worker(engine: "Engine", *, until_empty: bool = False, lease_seconds: fl
         _remove_partial_files(output)
         try:
             with _Heartbeat(engine.store_path, job.id, worker, lease_seconds):
-                result = run_job(spec, engine.images_dir.resolve(), decoder)
+                result = run_job(spec, engine.images_dir.resolve(), decoder, device=request)
         except KeyboardInterrupt:
             release_job(engine.connection, job.id, worker)
             raise
