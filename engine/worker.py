@@ -179,11 +179,11 @@ def run_worker(engine: "Engine", *, until_empty: bool = False, lease_seconds: fl
             (stop or threading.Event()).wait(poll_seconds)
             delivered += engine.deliver_events().delivered
             continue
-        video = get_video(engine.connection, job.video_id)
-        output = engine.images_dir.resolve() / job.video_id / f"{job.id}.{job.spec['format']}"
-        spec = job_spec(job, video.path, output)
-        _remove_partial_files(output)
-        try:
+        try:  # from the claim on: a Ctrl-C or SIGTERM anywhere gives the job back at once
+            video = get_video(engine.connection, job.video_id)
+            output = engine.images_dir.resolve() / job.video_id / f"{job.id}.{job.spec['format']}"
+            spec = job_spec(job, video.path, output)
+            _remove_partial_files(output)
             with _Heartbeat(engine.store_path, job.id, worker, lease_seconds):
                 result = run_job(spec, engine.images_dir.resolve(), decoder, device=request)
         except KeyboardInterrupt:
