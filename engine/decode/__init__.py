@@ -18,10 +18,12 @@ backend and says why in its notes. Problems with the video itself stay :class:`E
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, Sequence
 
 import torch
 
+from engine.errors import EngineError, ErrorCode
 from engine.probe import MediaInfo
 
 
@@ -47,6 +49,13 @@ class DecodedClip:
     @property
     def width(self) -> int:
         return int(self.frames.shape[-1])
+
+
+def unreadable(path: Path, action: str, exc: Exception | None = None) -> EngineError:
+    """The InvalidVideoFormat error for a file FFmpeg fails on while ``action`` ("decoding", ...)."""
+    cause = f" ({getattr(exc, 'strerror', None) or exc})" if exc is not None else ""
+    return EngineError(ErrorCode.INVALID_VIDEO_FORMAT,
+                       f"{action} {path.name} failed{cause}; the file may be corrupt or truncated")
 
 
 class DecoderUnavailable(Exception):

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import av
 
-from engine.decode import DecoderUnavailable
+from engine.decode import DecoderUnavailable, unreadable
 from engine.errors import EngineError, ErrorCode
 from engine.probe import MediaInfo, open_container
 
@@ -146,10 +146,7 @@ def _demux_timestamps(media: MediaInfo, last_instant: float) -> tuple[list[tuple
                 return entries, False
         return entries, True
     except av.error.FFmpegError as exc:
-        raise EngineError(
-            ErrorCode.INVALID_VIDEO_FORMAT,
-            f"reading {media.path.name} failed ({exc.strerror or exc}); the file may be corrupt or truncated",
-        ) from None
+        raise unreadable(media.path, "reading", exc) from None
     finally:
         container.close()
 
@@ -163,10 +160,7 @@ def read_stream_tags(media: MediaInfo) -> StreamTags:
         stream.codec_context.thread_count = 1
         frame = next(iter(container.decode(stream)), None)
     except av.error.FFmpegError as exc:
-        raise EngineError(
-            ErrorCode.INVALID_VIDEO_FORMAT,
-            f"decoding {media.path.name} failed ({exc.strerror or exc}); the file may be corrupt or truncated",
-        ) from None
+        raise unreadable(media.path, "decoding", exc) from None
     finally:
         container.close()
     if frame is None:

@@ -17,7 +17,7 @@ import av
 import numpy as np
 import torch
 
-from engine.decode import DecodedClip
+from engine.decode import DecodedClip, unreadable
 from engine.errors import EngineError, ErrorCode
 from engine.probe import MediaInfo, open_container
 
@@ -57,10 +57,7 @@ class PyAVDecoder:
         try:
             return self._decode(container, media, instants)
         except av.error.FFmpegError as exc:
-            raise EngineError(
-                ErrorCode.INVALID_VIDEO_FORMAT,
-                f"decoding {media.path.name} failed ({exc.strerror or exc}); the file may be corrupt or truncated",
-            ) from None
+            raise unreadable(media.path, "decoding", exc) from None
         finally:
             container.close()
 
@@ -101,6 +98,16 @@ class PyAVDecoder:
         n = len(instants)
         previous = None  # (frame, time) of the last frame seen, not yet converted
         previous_row = -1  # its row in ``frames`` once converted
+
+        def show(shown: tuple, row: int) -> int:
+            """Put ``shown`` (frame, time) on screen at the next instant, converting it once."""
+            if row < 0:
+                frames.append(_to_rgb(shown[0]))
+                times.append(shown[1])
+                row = len(frames) - 1
+            index.append(row)
+            return row
+
         first_time: float | None = None
         last_time = None
         for frame in container.decode(stream):
@@ -120,11 +127,7 @@ class PyAVDecoder:
             while k < n and instants[k] < t - 1e-6:
                 if previous is None:  # instant before the first frame of the video: show that frame
                     previous, previous_row = (frame, t), -1
-                if previous_row < 0:
-                    frames.append(_to_rgb(previous[0]))
-                    times.append(previous[1])
-                    previous_row = len(frames) - 1
-                index.append(previous_row)
+                previous_row = show(previous, previous_row)
                 k += 1
             if k >= n:
                 break
@@ -144,11 +147,7 @@ class PyAVDecoder:
                 f"seek {instants[0]:.3f} s is past the last frame",
             )
         while k < n:  # end of stream: the last frame stays on screen
-            if previous_row < 0:
-                frames.append(_to_rgb(previous[0]))
-                times.append(previous[1])
-                previous_row = len(frames) - 1
-            index.append(previous_row)
+            previous_row = show(previous, previous_row)
             k += 1
         shapes = {f.shape for f in frames}
         if len(shapes) > 1:  # resolution changes mid-stream: bring all to the first frame's size
