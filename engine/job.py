@@ -79,7 +79,7 @@ class _Stopwatch:
         return out
 
 
-def _render(spec: JobSpec, clip: DecodedClip, timeline: Timeline, size: tuple[int, int]) -> tuple[str, object]:
+def _render(spec: JobSpec, clip: DecodedClip, size: tuple[int, int]) -> tuple[str, object]:
     """Run the tensor kernels; returns what the encoder of ``spec.format`` takes."""
     width, height = size
     frames = resize(clip.frames, height, width)
@@ -110,7 +110,7 @@ def _decode_and_render(spec: JobSpec, media: MediaInfo, timeline: Timeline, deco
     t = watch.lap("decode", t)
 
     with torch.inference_mode():
-        kind, payload = _render(spec, clip, timeline, size)
+        kind, payload = _render(spec, clip, size)
     t = watch.lap("kernels", t)
     return clip, size, kind, payload, t
 

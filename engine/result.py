@@ -7,8 +7,6 @@ from typing import Any
 
 from engine.errors import EngineError
 
-STAGES = ("probe", "decode", "kernels", "encode", "write")
-
 
 @dataclass(frozen=True)
 class Result:

@@ -67,7 +67,9 @@ def _distinct_palette(palette: np.ndarray, indices: np.ndarray) -> tuple[np.ndar
     table = np.zeros((256, 3), dtype=np.uint8)
     table[: len(palette)] = palette
     taken = {tuple(int(v) for v in c) for c in palette}
-    spare = (c for c in ((i % 256, (i * 37) % 256, 255 - i % 256) for i in range(1 << 16)) if c not in taken)
+    # Walk the colour cube from an arbitrary corner: at most 256 colours are taken, so at most
+    # 512 candidates are ever looked at.
+    spare = (c for c in ((255 - (i >> 16), (i >> 8) & 255, i & 255) for i in range(1 << 24)) if c not in taken)
     for slot in set(range(256)) - set(int(i) for i in np.unique(canonical)):
         colour = next(spare)
         taken.add(colour)
