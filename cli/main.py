@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from cli.progress import Progress, summary_table
 from engine import EngineError, default_workers, load_manifest, run_batch
 from engine.device import DEVICE_HELP, DeviceRequest, parse_device
+from engine.store.db import STORE_ENV
+from engine.store.webhook import SECRET_ENV
 
 
 class DeviceParam(click.ParamType):
@@ -35,6 +39,11 @@ def main() -> None:
     """Turn videos into animated GIF and WebP previews, in bulk."""
 
 
+STORE_HELP = (f"Store file (SQLite) that remembers every job [default: ${STORE_ENV}, else "
+              "$XDG_DATA_HOME/animated-previews/store.db]. A line done by an earlier run (same input file, "
+              "settings and output) is not redone; events.jsonl goes beside it.")
+
+
 @main.command()
 @click.option("--batch", "manifest", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Manifest: JSON Lines, one job per line (see README: 'Manifest').")
@@ -49,10 +58,23 @@ def main() -> None:
                    "one, PyNvVideoCodec imports and NVDEC takes the video, else on the CPU; cuda[:N]: on GPU N "
                    "where it can take the video. A job the GPU cannot take runs on the CPU and its result's "
                    "notes say why. See `engine doctor`.")
+@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), envvar=STORE_ENV, help=STORE_HELP)
+@click.option("--retry-failed", is_flag=True, help="Also run again the lines that failed in an earlier run.")
+@click.option("--no-store", is_flag=True,
+              help="Run every line and remember nothing: no resuming, no events, no template names.")
+@click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Event log (JSON Lines) for DynamicImageComplete events [default: events.jsonl beside the store].")
+@click.option("--callback", "callback_url", help="POST each DynamicImageComplete event here "
+              "[default: the store's callback_url setting].")
+@click.option("--callback-secret", envvar=SECRET_ENV, help=f"HMAC-SHA256 key for callbacks (or ${SECRET_ENV}, "
+              "or the store's callback_secret setting).")
+@click.option("--base-url", help="URL prefix that paths below OUT_DIR map to in events [default: the store's "
+              "base_url setting, else file:// URLs].")
 @click.option("--json", "as_json", is_flag=True,
               help="Print each result as a JSON line on stdout, then a {\"summary\": ...} line, instead of the table.")
 def run(manifest: Path, out_dir: Path, input_root: Path | None, workers: int | None, device: DeviceRequest,
-        as_json: bool) -> None:
+        store: Path | None, retry_failed: bool, no_store: bool, events_path: Path | None, callback_url: str | None,
+        callback_secret: str | None, base_url: str | None, as_json: bool) -> None:
     """Make one animated image per manifest line.
 
     \b
@@ -62,13 +84,33 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, workers: int | N
     or the VOD template shape:
       {"id": "intro", "input": "a.mp4", "TemplateConfig": {"Format": "webp", "Fps": "15",
        "Width": "640", "Height": "360", "TimeSpan": {"Seek": "5", "Duration": "3"}}}
+    or names a stored template (`engine template add`), its own fields winning:
+      {"id": "intro", "input": "a.mp4", "template": "social-preview", "seek": 12}
     Use trim_end (TimeSpan.End) instead of duration to stop that many seconds before the end.
 
-    Every job ends as a line of OUT_DIR/results.jsonl. Exit status: 0 when every job
-    succeeded, 1 when some failed, 2 for a usage error (such as a missing manifest).
+    \b
+    Every line is a job in the store. Run the same manifest again (after a crash, a kill, or
+    with new lines) and only what is not done yet runs; the rest is reported from the store
+    as "reused". Each finished job also gets a DynamicImageComplete event (log and callback).
+
+    Every line ends as a line of OUT_DIR/results.jsonl. Exit status: 0 when every job
+    succeeded, 1 when some failed, 2 for a usage error (such as a missing manifest), 130 when
+    stopped by Ctrl-C or SIGTERM (jobs in flight go back to the store for the next run).
     """
+    store_given = click.get_current_context().get_parameter_source("store") == ParameterSource.COMMANDLINE
+    if no_store and (store_given or retry_failed or events_path or callback_url or base_url):  # $ENGINE_STORE is fine
+        raise click.UsageError("--no-store runs without the store: --store, --retry-failed, --events, --callback "
+                               "and --base-url need it")
+    engine = None
     try:
-        entries = load_manifest(manifest, input_root=input_root)
+        if no_store:
+            entries = load_manifest(manifest, input_root=input_root)
+        else:
+            from engine.vod import Engine
+
+            engine = Engine(store, events_path=events_path, base_url=base_url, callback_url=callback_url,
+                            callback_secret=callback_secret)
+            entries = engine.load_manifest(manifest, input_root=input_root)
     except EngineError as error:
         raise click.UsageError(error.message) from None
     if not entries:
@@ -76,22 +118,44 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, workers: int | N
     progress = Progress(len(entries))
     started = time.perf_counter()
     results = []
+    if engine is None:
+        stream = run_batch(entries, out_dir, workers=workers, on_result=progress, device=device)
+    else:
+        stream = engine.run_batch(entries, out_dir, workers=workers, device=device, retry_failed=retry_failed,
+                                  on_result=progress)
+
+    def stop_on_term(signum, frame) -> None:  # a scheduler's stop: give the jobs back, as Ctrl-C does
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop_on_term)
     try:
-        for result in run_batch(entries, out_dir, workers=workers, on_result=progress, device=device):
+        for result in stream:
             results.append(result)
             if as_json:
                 click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
     except OSError as exc:
         raise click.UsageError(f"cannot write to {out_dir}: {exc}") from None
+    except KeyboardInterrupt:
+        click.echo(f"stopped after {len(results)} of {len(entries)} jobs"
+                   + ("; the rest go on when the same command runs again" if engine else ""), err=True)
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stream.close()  # a stored run gives back the jobs it holds, while the store is still open
+        if engine is not None:
+            engine.close()
     wall = time.perf_counter() - started
     failed = sum(1 for r in results if not r.ok)
+    reused = sum(1 for r in results if r.reused)
     if as_json:
-        click.echo(json.dumps({"summary": {"jobs": len(results), "succeeded": len(results) - failed,
-                                           "failed": failed, "seconds": round(wall, 3),
-                                           "results": str(out_dir / "results.jsonl")}}))
+        summary = {"jobs": len(results), "succeeded": len(results) - failed, "failed": failed, "reused": reused,
+                   "seconds": round(wall, 3), "results": str(out_dir / "results.jsonl")}
+        if engine is not None:
+            summary["store"] = str(engine.store_path)
+        click.echo(json.dumps({"summary": summary}))
     else:
         click.echo(summary_table(results, wall))
-        click.echo(f"results: {out_dir / 'results.jsonl'}")
+        click.echo(f"results: {out_dir / 'results.jsonl'}" + (f"; store: {engine.store_path}" if engine else ""))
     sys.exit(1 if failed else 0)
 
 

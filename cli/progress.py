@@ -49,7 +49,8 @@ class Progress:
                 click.echo("", file=self.stream)
         else:
             what = result.output if result.ok else f"{result.error_code}: {result.error_message}"
-            click.echo(f"[{self.done}/{self.total}] {result.id} {result.status} {what}", file=self.stream)
+            done_before = " (done by an earlier run)" if result.reused else ""
+            click.echo(f"[{self.done}/{self.total}] {result.id} {result.status} {what}{done_before}", file=self.stream)
 
 
 FALLBACK = "fallback: "
@@ -79,6 +80,9 @@ def summary_table(results: list[Result], wall_seconds: float) -> str:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1])
     ok = sum(1 for r in results if r.ok)
     lines.append(f"{ok} succeeded, {len(results) - ok} failed, {len(results)} jobs in {wall_seconds:.2f} s")
+    reused = sum(1 for r in results if r.reused)
+    if reused:
+        lines.append(f"{reused} of them done by an earlier run and not redone (failures run again with --retry-failed)")
     for reason, count in fallbacks.most_common():
         lines.append(f"on the CPU ({count} job{'s' if count != 1 else ''}): {reason}")
     return "\n".join(lines)

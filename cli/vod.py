@@ -342,8 +342,8 @@ def jobs_list(engine: Engine, as_json: bool, state: str | None, video_id: str | 
     if as_json:
         _emit({"JobList": [engine.job_info(j) for j in jobs]})
         return
-    _table([[j.id, j.video_id, j.state, j.attempts, j.error_code] for j in jobs],
-           ["JobId", "VideoId", "State", "Attempts", "ErrorCode"])
+    _table([[j.id, j.video_id or j.input, j.state, j.attempts, j.error_code] for j in jobs],
+           ["JobId", "VideoId / batch input", "State", "Attempts", "ErrorCode"])
 
 
 @jobs_group.command("show")

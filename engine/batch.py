@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -35,9 +37,38 @@ _worker_decoder = None
 _worker_device: DeviceRequest = DeviceRequest("cpu")
 
 
-def _init_worker(threads: int, device: DeviceRequest) -> None:
+def _process_gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie counts: it runs nothing)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    except OSError:  # pragma: no cover - no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+    return stat[stat.rfind(")") + 2] in "ZX"
+
+
+def _exit_with_run(run_pid: int, period: float = 0.5) -> None:
+    """A worker must not outlive its run. If ``engine run`` is killed (SIGKILL, the OOM killer),
+    nothing tells its workers: they would finish their jobs unobserved, then wait forever for more
+    (and keep the forkserver alive). A watchdog thread ends the worker once the run is gone."""
+
+    def watch() -> None:
+        while not _process_gone(run_pid):
+            time.sleep(period)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="run-watchdog", daemon=True).start()
+
+
+def _init_worker(threads: int, device: DeviceRequest, run_pid: int) -> None:
     """Runs once in each worker process: one compute thread per job, CPU decoder built once."""
     global _worker_decoder, _worker_device
+    _exit_with_run(run_pid)
     import torch
 
     from engine.decode.pyav import PyAVDecoder
@@ -70,7 +101,7 @@ def _pool(workers: int, threads: int, device: DeviceRequest) -> ProcessPoolExecu
     if method == "forkserver":
         context.set_forkserver_preload(["engine.job", "engine.decode.pyav"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                               initargs=(threads, device))
+                               initargs=(threads, device, os.getpid()))
 
 
 def _crashed(entry: ManifestEntry) -> Result:
@@ -104,57 +135,77 @@ def run_batch(
     Entries that failed validation become failed results at once. Results are appended to
     ``results_path`` (default ``<out_dir>/results.jsonl``, truncated first) as they come.
     ``device`` is the --device request; an invalid one raises EngineError(InvalidParameter) when
-    iteration starts, before any job runs.
+    iteration starts, before any job runs. This runs every entry, remembering nothing: the store's
+    batch runs (:meth:`engine.Engine.run_batch`) skip what an earlier run did.
     """
     request = parse_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with ResultsLog(Path(results_path) if results_path else out_dir / "results.jsonl", on_result) as log:
+        for result in run_pool(entries, out_dir, workers=workers, device=request):
+            yield log.emit(result)
+
+
+class ResultsLog:
+    """``results.jsonl``: truncated when opened, one line per result, flushed as each comes."""
+
+    def __init__(self, path: Path, on_result: Callable[[Result], None] | None = None) -> None:
+        self.path = path
+        self._on_result = on_result
+        self._file = open(path, "w", encoding="utf-8")
+
+    def emit(self, result: Result) -> Result:
+        self._file.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        self._file.flush()
+        if self._on_result is not None:
+            self._on_result(result)
+        return result
+
+    def __enter__(self) -> "ResultsLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+
+def run_pool(entries: Iterable[ManifestEntry], out_dir: Path, *, workers: int | None = None,
+             device: DeviceRequest = DeviceRequest("auto")) -> Iterator[Result]:
+    """The worker pool: every entry's Result, in completion order (invalid entries at once)."""
     workers = workers or default_workers()
     threads = max(1, default_workers() // workers)
-    results_file = Path(results_path) if results_path else out_dir / "results.jsonl"
-    with open(results_file, "w", encoding="utf-8") as log:
-
-        def emit(result: Result) -> Result:
-            log.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
-            log.flush()
-            if on_result is not None:
-                on_result(result)
-            return result
-
-        pending = iter(entries)
-        in_flight: dict[Future, ManifestEntry] = {}
-        pool = _pool(workers, threads, request)
-        try:
-            while True:
-                suspects: list[ManifestEntry] = []
-                while not suspects and len(in_flight) < 2 * workers:
-                    entry = next(pending, None)
-                    if entry is None:
-                        break
-                    if entry.spec is None:
-                        yield emit(Result.failure(entry.id, entry.error or EngineError(
-                            ErrorCode.INVALID_PARAMETER, "invalid manifest line"), line=entry.line))
-                        continue
+    pending = iter(entries)
+    in_flight: dict[Future, ManifestEntry] = {}
+    pool = _pool(workers, threads, device)
+    try:
+        while True:
+            suspects: list[ManifestEntry] = []
+            while not suspects and len(in_flight) < 2 * workers:
+                entry = next(pending, None)
+                if entry is None:
+                    break
+                if entry.spec is None:
+                    yield Result.failure(entry.id, entry.error or EngineError(
+                        ErrorCode.INVALID_PARAMETER, "invalid manifest line"), line=entry.line)
+                    continue
+                try:
+                    in_flight[pool.submit(_run_in_worker, entry, out_dir)] = entry
+                except BrokenProcessPool:
+                    suspects.append(entry)
+            if not in_flight and not suspects:
+                break
+            if in_flight:
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    entry = in_flight.pop(future)
                     try:
-                        in_flight[pool.submit(_run_in_worker, entry, out_dir)] = entry
+                        yield future.result()
                     except BrokenProcessPool:
                         suspects.append(entry)
-                if not in_flight and not suspects:
-                    break
-                if in_flight:
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        entry = in_flight.pop(future)
-                        try:
-                            yield emit(future.result())
-                        except BrokenProcessPool:
-                            suspects.append(entry)
-                if suspects:  # a worker died: every job still in flight died with the pool
-                    suspects.extend(in_flight.values())
-                    in_flight.clear()
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    for result in _isolate(suspects, out_dir, threads, request):
-                        yield emit(result)
-                    pool = _pool(workers, threads, request)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if suspects:  # a worker died: every job still in flight died with the pool
+                suspects.extend(in_flight.values())
+                in_flight.clear()
+                pool.shutdown(wait=False, cancel_futures=True)
+                yield from _isolate(suspects, out_dir, threads, device)
+                pool = _pool(workers, threads, device)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from engine.errors import EngineError, ErrorCode
-from engine.spec import JobSpec, parse_job
+from engine.spec import JobSpec, TemplateLookup, parse_job
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,10 @@ def _id_hint(obj: object, default: str) -> str:
     return default
 
 
-def parse_manifest_lines(lines: Iterator[str] | list[str], *, input_root: Path) -> Iterator[ManifestEntry]:
-    """Parse manifest text line by line; duplicate ids after the first are errors."""
+def parse_manifest_lines(lines: Iterator[str] | list[str], *, input_root: Path,
+                         templates: TemplateLookup | None = None) -> Iterator[ManifestEntry]:
+    """Parse manifest text line by line; duplicate ids after the first are errors. ``templates``
+    resolves lines that name a stored template (``"template": "name or id"``)."""
     seen: set[str] = set()
     for number, text in enumerate(lines, start=1):
         text = text.strip()
@@ -50,7 +52,7 @@ def parse_manifest_lines(lines: Iterator[str] | list[str], *, input_root: Path) 
             continue
         job_id = _id_hint(obj, default_id)
         try:
-            spec = parse_job(obj, default_id=default_id, input_root=input_root)
+            spec = parse_job(obj, default_id=default_id, input_root=input_root, templates=templates)
         except EngineError as exc:
             yield ManifestEntry(number, job_id, error=exc)
             continue
@@ -62,8 +64,10 @@ def parse_manifest_lines(lines: Iterator[str] | list[str], *, input_root: Path) 
         yield ManifestEntry(number, spec.id, spec=spec)
 
 
-def load_manifest(path: Path | str, *, input_root: Path | str | None = None) -> list[ManifestEntry]:
-    """Read a manifest file. Relative inputs resolve against ``input_root`` or the manifest's folder.
+def load_manifest(path: Path | str, *, input_root: Path | str | None = None,
+                  templates: TemplateLookup | None = None) -> list[ManifestEntry]:
+    """Read a manifest file. Relative inputs resolve against ``input_root`` or the manifest's folder;
+    ``templates`` resolves template names (:meth:`engine.Engine.load_manifest` passes the store's).
 
     Raises :class:`EngineError` (``InputNotFound``) only when the manifest itself cannot be read.
     """
@@ -75,4 +79,4 @@ def load_manifest(path: Path | str, *, input_root: Path | str | None = None) -> 
         raise EngineError(ErrorCode.INPUT_NOT_FOUND, f"manifest {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise EngineError(ErrorCode.INVALID_PARAMETER, f"manifest {path} cannot be read: {exc}") from None
-    return list(parse_manifest_lines(text.splitlines(), input_root=root))
+    return list(parse_manifest_lines(text.splitlines(), input_root=root, templates=templates))

@@ -47,3 +47,12 @@ def write_atomic(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise EngineError(ErrorCode.OUTPUT_ERROR, f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def remove_partial_files(path: Path) -> None:
+    """Delete the temporary files a killed writer of ``path`` left beside it (never the final name).
+
+    Only for a job this process now holds: no one else may be writing ``path`` at the time."""
+    if path.parent.is_dir():
+        for stale in path.parent.glob(f".{path.name}.*.part"):
+            stale.unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from engine.errors import EngineError
@@ -31,6 +31,10 @@ class Result:
     source_frames_decoded: int | None = None
     device: str | None = None
     line: int | None = None
+    job_id: str | None = None
+    """The job's id in the store (what events carry as JobId); None for a run without a store."""
+    reused: bool = False
+    """True when an earlier run already did this job (same input file and config) and it was not redone."""
 
     @property
     def ok(self) -> bool:
@@ -39,6 +43,14 @@ class Result:
     @classmethod
     def failure(cls, job_id: str, error: EngineError, **extra: Any) -> "Result":
         return cls(id=job_id, status="failed", error_code=error.code.value, error_message=error.message, **extra)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Result":
+        """The inverse of :meth:`to_dict`; keys this version does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["notes"] = tuple(values.get("notes") or ())
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

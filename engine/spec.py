@@ -18,7 +18,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from engine.errors import EngineError, ErrorCode
 
@@ -28,8 +28,9 @@ MAX_SIDE = 4096
 """Largest output width or height; far above any preview size, low enough to bound memory."""
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_SNAKE_FIELDS = {"id", "input", "output", "format", "fps", "width", "height", "seek", "duration", "trim_end"}
-_VOD_TOP_FIELDS = {"id", "input", "output", "TemplateConfig"}
+_SNAKE_FIELDS = {"id", "input", "output", "template", "format", "fps", "width", "height", "seek", "duration",
+                 "trim_end"}
+_VOD_TOP_FIELDS = {"id", "input", "output", "template", "TemplateConfig"}
 _VOD_CONFIG_FIELDS = {"Format", "Fps", "Width", "Height", "TimeSpan", "SetAsCover"}
 _VOD_SPAN_FIELDS = {"Seek", "Duration", "End"}
 
@@ -130,26 +131,48 @@ def _flatten_vod(line: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(span, Mapping):
         raise _fail("TemplateConfig.TimeSpan must be an object")
     _check_unknown(span, _VOD_SPAN_FIELDS, "TemplateConfig.TimeSpan")
-    flat = {k: line[k] for k in ("id", "input", "output") if k in line}
-    flat.update(
-        format=config.get("Format"),
-        fps=config.get("Fps"),
-        width=config.get("Width"),
-        height=config.get("Height"),
-        seek=span.get("Seek"),
-        duration=span.get("Duration"),
-        trim_end=span.get("End"),
-        set_as_cover=config.get("SetAsCover", False),
-    )
+    flat = {k: line[k] for k in ("id", "input", "output", "template") if k in line}
+    for field, key in (("format", "Format"), ("fps", "Fps"), ("width", "Width"), ("height", "Height"),
+                       ("set_as_cover", "SetAsCover")):
+        if key in config:
+            flat[field] = config[key]
+    for field, key in (("seek", "Seek"), ("duration", "Duration"), ("trim_end", "End")):
+        if key in span:
+            flat[field] = span[key]
     return flat
 
 
-def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path) -> JobSpec:
+TemplateLookup = Callable[[str], Mapping[str, Any]]
+"""Name or id of a stored template -> its fields (format, fps, width, height, seek, duration,
+trim_end, set_as_cover); raises EngineError(TemplateNotFound) for an unknown one."""
+
+
+def _apply_template(fields: dict[str, Any], templates: TemplateLookup | None) -> dict[str, Any]:
+    """A line naming ``"template"`` starts from that template's fields; its own fields win.
+
+    The time span is one choice: a line giving ``duration`` drops the template's ``trim_end`` and
+    the other way round, so a Trim-mode template can be used for a Duration-mode line."""
+    reference = fields.pop("template")
+    if not isinstance(reference, str) or not reference.strip():
+        raise _fail(f"template must be the name or id of a stored template, got {reference!r}")
+    if templates is None:
+        raise _fail("template names a stored template: run with a store (engine run does, unless --no-store)")
+    merged = {k: v for k, v in templates(reference.strip()).items() if v is not None}
+    if fields.get("duration") is not None:
+        merged.pop("trim_end", None)
+    if fields.get("trim_end") is not None:
+        merged.pop("duration", None)
+    merged.update(fields)
+    return merged
+
+
+def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path,
+              templates: TemplateLookup | None = None) -> JobSpec:
     """Validate one manifest object and build its :class:`JobSpec`.
 
     ``default_id`` names the job when the line has no ``id``; relative ``input`` paths resolve
-    against ``input_root``. Raises :class:`EngineError` saying which field is wrong and what is
-    allowed.
+    against ``input_root``; a ``"template"`` field is looked up with ``templates``. Raises
+    :class:`EngineError` saying which field is wrong and what is allowed.
     """
     if not isinstance(line, Mapping):
         raise _fail("a manifest line must be a JSON object")
@@ -158,6 +181,8 @@ def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path) -> 
     else:
         _check_unknown(line, _SNAKE_FIELDS, "the manifest line")
         fields = dict(line)
+    if "template" in fields:
+        fields = _apply_template(fields, templates)
 
     job_id = fields.get("id", default_id)
     if isinstance(job_id, (int, float)) and not isinstance(job_id, bool):

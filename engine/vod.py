@@ -26,9 +26,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
+from engine.device import DeviceRequest
 from engine.errors import EngineError
+from engine.manifest import ManifestEntry, load_manifest
+from engine.result import Result
 from engine.store import default_store_path, open_store, transaction
 from engine.store import events as events_table
 from engine.store import outbox
@@ -39,6 +42,7 @@ from engine.store.templates import (Template, delete_template, get_template, ins
                                     list_templates, parse_body, update_template)
 from engine.store.videos import Video, get_video, list_videos, register_video
 from engine.store.webhook import SECRET_ENV, TIMEOUT_S, DeliveryFailed, post_event
+from engine.stored_batch import run_stored_batch
 from engine.worker import LEASE_S, POLL_S, WorkerReport, run_worker
 
 
@@ -199,6 +203,7 @@ class Engine:
         """A job's state and errors, with the service's field names."""
         job = self.job(job) if isinstance(job, str) else job
         image = get_image(self.connection, job.image_id) if job.image_id else None
+        batch = {"Input": job.input, "ManifestId": job.name, "Output": job.output} if job.batch_key else {}
         return {
             "JobId": job.id,
             "VideoId": job.video_id,
@@ -213,6 +218,7 @@ class Engine:
             "CreationTime": iso_time(job.created),
             "StartTime": iso_time(job.started),
             "FinishTime": iso_time(job.finished),
+            **batch,
         }
 
     def run_worker(self, *, until_empty: bool = False, lease_seconds: float = LEASE_S, poll_seconds: float = POLL_S,
@@ -223,6 +229,19 @@ class Engine:
         return run_worker(self, until_empty=until_empty, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
                           max_jobs=max_jobs, worker_id=worker_id, stop=stop, threads=threads, device=device,
                           on_job=None if on_job is None else (lambda job: on_job(self.job(job.id))))
+
+    # -- batch runs (engine run --batch) ------------------------------------------------------------
+    def load_manifest(self, path: str | os.PathLike, *, input_root: str | os.PathLike | None = None) -> list[ManifestEntry]:
+        """A manifest whose lines may name this store's templates (``"template": "name or id"``)."""
+        return load_manifest(path, input_root=input_root, templates=lambda ref: self.template(ref).job_fields())
+
+    def run_batch(self, entries: Iterable[ManifestEntry], out_dir: str | os.PathLike, *, workers: int | None = None,
+                  device: str | DeviceRequest = "auto", retry_failed: bool = False, results_path: str | os.PathLike | None = None,
+                  on_result: Callable[[Result], None] | None = None) -> Iterator[Result]:
+        """Run the manifest's lines that are not done yet; one Result per line, earlier runs' marked
+        ``reused`` (see :mod:`engine.stored_batch`). ``base_url`` maps paths below ``out_dir``."""
+        return run_stored_batch(self, entries, Path(out_dir), workers=workers, device=device,
+                                retry_failed=retry_failed, results_path=results_path, on_result=on_result)
 
     # -- images (ListDynamicImage) ---------------------------------------------------------------
     def image_url(self, image: DynamicImage) -> str:

@@ -10,10 +10,7 @@ nothing (the job is retried) or all of it.
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +19,14 @@ from typing import TYPE_CHECKING, Callable
 from engine.decode import Decoder
 from engine.device import parse_device
 from engine.job import run_job
+from engine.output import remove_partial_files
 from engine.result import Result
 from engine.spec import JobSpec
-from engine.store import open_store, transaction
+from engine.store import transaction
 from engine.store.events import insert_event, make_event
+from engine.store.heartbeat import Heartbeat
 from engine.store.images import image_url, insert_image
-from engine.store.jobs import Job, claim_job, fail_abandoned, finish_job, release_job, renew_lease
+from engine.store.jobs import Job, claim_job, fail_abandoned, finish_job, new_worker_id, release_job, renew_lease
 from engine.store.outbox import enqueue
 from engine.store.videos import get_video, set_cover
 
@@ -46,10 +45,6 @@ def make_decoder(threads: int = 1) -> Decoder:
     return PyAVDecoder(threads=threads)
 
 
-def new_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
 @dataclass(frozen=True)
 class WorkerReport:
     """What one worker run did."""
@@ -64,46 +59,12 @@ class WorkerReport:
         return self.succeeded + self.failed
 
 
-class _Heartbeat:
-    """Renews a job's lease on its own connection while the main thread runs the job."""
-
-    def __init__(self, store: Path, job_id: str, worker: str, lease_seconds: float) -> None:
-        self._args = (store, job_id, worker, lease_seconds)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
-
-    def _run(self) -> None:
-        store, job_id, worker, lease_seconds = self._args
-        conn = open_store(store)
-        try:
-            while not self._stop.wait(lease_seconds / 3):
-                if not renew_lease(conn, job_id, worker, lease_seconds):
-                    return
-        finally:
-            conn.close()
-
-    def __enter__(self) -> "_Heartbeat":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def job_spec(job: Job, video_path: Path, output: Path) -> JobSpec:
     """The pipeline's request for a stored job: its template snapshot applied to its video."""
     s = job.spec
     return JobSpec(id=job.id, input=video_path, format=s["format"], fps=s["fps"], seek=s["seek"],
                    duration=s["duration"], trim_end=s["trim_end"], width=s["width"], height=s["height"],
                    output=output, set_as_cover=s["set_as_cover"])
-
-
-def _remove_partial_files(output: Path) -> None:
-    """Temp files a killed try of this job left beside its output (never under the final name)."""
-    if output.parent.is_dir():
-        for stale in output.parent.glob(f".{output.name}.*.part"):
-            stale.unlink(missing_ok=True)
 
 
 def _record(engine: "Engine", job: Job, worker: str, spec: JobSpec, result: Result) -> bool:
@@ -183,8 +144,9 @@ def run_worker(engine: "Engine", *, until_empty: bool = False, lease_seconds: fl
             video = get_video(engine.connection, job.video_id)
             output = engine.images_dir.resolve() / job.video_id / f"{job.id}.{job.spec['format']}"
             spec = job_spec(job, video.path, output)
-            _remove_partial_files(output)
-            with _Heartbeat(engine.store_path, job.id, worker, lease_seconds):
+            remove_partial_files(output)
+            with Heartbeat(engine.store_path, lambda conn: renew_lease(conn, job.id, worker, lease_seconds),
+                           lease_seconds, name=f"lease-{job.id}"):
                 result = run_job(spec, engine.images_dir.resolve(), decoder, device=request)
         except KeyboardInterrupt:
             release_job(engine.connection, job.id, worker)

@@ -50,6 +50,16 @@ import clipmaker  # noqa: E402
 VFR_PTS = [0.0, 0.04, 0.08, 0.2, 0.25, 0.26, 0.27, 0.5, 1.5, 1.54, 1.6, 1.75, 2.0]
 
 
+@pytest.fixture(autouse=True)
+def private_store(tmp_path_factory):
+    """Every test gets its own store: ``engine run`` and the VOD commands default to the per-user
+    store, which a test must never touch (nor see another test's jobs in). Its own MonkeyPatch, so
+    that the tests' ``monkeypatch`` is still set up after (and undone before) their own fixtures."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ENGINE_STORE", str(tmp_path_factory.mktemp("store") / "store.db"))
+        yield
+
+
 # --------------------------------------------------------------------------
 # collection hooks
 # --------------------------------------------------------------------------

@@ -42,8 +42,8 @@ def open_store(path: Path) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a crash never corrupts, commits stay atomic
+        migrate(conn)  # before foreign keys are on: a migration may rebuild a table others refer to
         conn.execute("PRAGMA foreign_keys = ON")
-        migrate(conn)
     except (OSError, sqlite3.Error) as exc:
         raise EngineError(ErrorCode.STORE_ERROR, f"cannot open the store {path}: {exc}") from None
     return conn

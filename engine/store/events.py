@@ -25,10 +25,10 @@ from engine.store.templates import iso_time
 EVENT_TYPE = "DynamicImageComplete"
 
 
-def make_event(*, job_id: str, video_id: str, status: str, url: str | None = None, width: int | None = None,
+def make_event(*, job_id: str, video_id: str | None, status: str, url: str | None = None, width: int | None = None,
                height: int | None = None, size: int | None = None, format: str | None = None,
                error_code: str | None = None, error_message: str | None = None) -> dict[str, Any]:
-    """The callback body, with the service's field names."""
+    """The callback body, with the service's field names (``video_id`` is None for a batch job)."""
     return {
         "EventId": uuid.uuid4().hex,
         "EventType": EVENT_TYPE,

@@ -6,11 +6,16 @@ sets a lease (``lease_expires``) that the worker renews while it runs; a worker 
 renewing, and once the lease has passed the job is claimable again (``attempts`` counts the tries).
 A worker can only finish a job while it still holds it (``worker`` is its id and the state is
 ``running``): a worker that lost its lease cannot overwrite the result of the one that took over.
+
+Batch jobs (``engine run --batch``, :mod:`engine.store.batch_jobs`) share the table but never the
+queue: the run that enlisted them claims them, so ``engine worker`` leaves them alone.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
 import uuid
@@ -30,8 +35,9 @@ class Job:
     """One SubmitDynamicImageJob request and what became of it."""
 
     id: str
-    video_id: str
-    template_id: str
+    video_id: str | None
+    """None for a batch job (its input is a file path, not a registered video)."""
+    template_id: str | None
     state: str
     spec: dict[str, Any] = field(hash=False)
     """The template's fields as they were at submission."""
@@ -44,13 +50,44 @@ class Job:
     created: float = 0.0
     started: float | None = None
     finished: float | None = None
+    batch_key: str | None = None
+    """A batch job's identity: its input file (path, size, mtime) and effective config."""
+    input: str | None = None
+    name: str | None = None
+    """A batch job's manifest id."""
+    output: str | None = None
+    result: dict[str, Any] | None = field(default=None, hash=False)
+    """A finished batch job's Result (as in results.jsonl)."""
 
 
-def _row(row: sqlite3.Row) -> Job:
+def job_from_row(row: sqlite3.Row) -> Job:
     return Job(id=row["id"], video_id=row["video_id"], template_id=row["template_id"], state=row["state"],
                spec=json.loads(row["spec"]), attempts=row["attempts"], worker=row["worker"],
                lease_expires=row["lease_expires"], error_code=row["error_code"], error_message=row["error_message"],
-               image_id=row["image_id"], created=row["created"], started=row["started"], finished=row["finished"])
+               image_id=row["image_id"], created=row["created"], started=row["started"], finished=row["finished"],
+               batch_key=row["batch_key"], input=row["input"], name=row["name"], output=row["output"],
+               result=json.loads(row["result"]) if row["result"] else None)
+
+
+def holder_gone(worker: str | None) -> bool:
+    """True when ``worker`` ("host:pid:tag", see :func:`new_worker_id`) was a process on this host
+    that no longer exists: its claims can be taken at once instead of waiting for the lease."""
+    host, _, rest = (worker or "").partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def new_worker_id() -> str:
+    """``host:pid:tag``: unique per process run, and tells :func:`holder_gone` where to look."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def submit_job(conn: sqlite3.Connection, video_id: str, template_id: str, spec: dict[str, Any]) -> Job:
@@ -66,7 +103,7 @@ def get_job(conn: sqlite3.Connection, job_id: str) -> Job:
     row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if row is None:
         raise EngineError(ErrorCode.JOB_NOT_FOUND, f"no job with id {job_id!r}")
-    return _row(row)
+    return job_from_row(row)
 
 
 def list_jobs(conn: sqlite3.Connection, *, state: str | None = None, video_id: str | None = None) -> list[Job]:
@@ -77,7 +114,7 @@ def list_jobs(conn: sqlite3.Connection, *, state: str | None = None, video_id: s
     if video_id is not None:
         query += " AND video_id = ?"
         args.append(video_id)
-    return [_row(r) for r in conn.execute(query + " ORDER BY created, id", args)]
+    return [job_from_row(r) for r in conn.execute(query + " ORDER BY created, id", args)]
 
 
 def claim_job(conn: sqlite3.Connection, worker: str, lease_seconds: float, *, now: float | None = None) -> Job | None:
@@ -85,10 +122,10 @@ def claim_job(conn: sqlite3.Connection, worker: str, lease_seconds: float, *, no
     now = time.time() if now is None else now
     row = conn.execute(
         "UPDATE jobs SET state = 'running', worker = ?, lease_expires = ?, attempts = attempts + 1, started = ?"
-        " WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' OR (state = 'running' AND lease_expires < ?"
-        " AND attempts < ?)) ORDER BY created, id LIMIT 1) RETURNING *",
+        " WHERE id = (SELECT id FROM jobs WHERE batch_key IS NULL AND (state = 'queued' OR (state = 'running'"
+        " AND lease_expires < ? AND attempts < ?)) ORDER BY created, id LIMIT 1) RETURNING *",
         (worker, now + lease_seconds, now, now, MAX_ATTEMPTS)).fetchone()
-    return None if row is None else _row(row)
+    return None if row is None else job_from_row(row)
 
 
 def renew_lease(conn: sqlite3.Connection, job_id: str, worker: str, lease_seconds: float) -> bool:
@@ -124,12 +161,13 @@ def fail_abandoned(conn: sqlite3.Connection, *, now: float | None = None) -> lis
     rows = conn.execute(
         "UPDATE jobs SET state = 'failed', error_code = ?, error_message = 'the worker stopped (killed or crashed)'"
         " || ' while running this job ' || attempts || ' times; the file may crash the decoder', finished = ?,"
-        " lease_expires = NULL WHERE state = 'running' AND lease_expires < ? AND attempts >= ? RETURNING *",
+        " lease_expires = NULL WHERE batch_key IS NULL AND state = 'running' AND lease_expires < ? AND attempts >= ?"
+        " RETURNING *",
         (ErrorCode.INTERNAL_ERROR.value, now, now, MAX_ATTEMPTS)).fetchall()
-    return [_row(r) for r in rows]
+    return [job_from_row(r) for r in rows]
 
 
 def count_claimable(conn: sqlite3.Connection, *, now: float | None = None) -> int:
     now = time.time() if now is None else now
-    return conn.execute("SELECT count(*) FROM jobs WHERE state = 'queued' OR (state = 'running' AND lease_expires < ?)",
-                        (now,)).fetchone()[0]
+    return conn.execute("SELECT count(*) FROM jobs WHERE batch_key IS NULL AND (state = 'queued'"
+                        " OR (state = 'running' AND lease_expires < ?))", (now,)).fetchone()[0]

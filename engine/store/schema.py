@@ -93,6 +93,56 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             value  TEXT NOT NULL
         );
     """),
+    (2, """
+        -- Batch runs (engine run --batch) keep their jobs here too. A batch job has no registered video
+        -- or template (video_id, template_id NULL). It is known by batch_key, the identity of its input
+        -- file and effective config, and keeps its input, manifest id, output path and Result JSON.
+        -- SQLite cannot drop NOT NULL in place, so the table is rebuilt (foreign keys are off while
+        -- migrations run: see db.open_store).
+        CREATE TABLE jobs_v2 (
+            id             TEXT PRIMARY KEY,
+            video_id       TEXT REFERENCES videos(id),
+            template_id    TEXT,
+            spec           TEXT NOT NULL,
+            state          TEXT NOT NULL CHECK (state IN ('queued', 'running', 'success', 'failed')),
+            attempts       INTEGER NOT NULL DEFAULT 0,
+            worker         TEXT,
+            lease_expires  REAL,
+            error_code     TEXT,
+            error_message  TEXT,
+            image_id       TEXT,
+            created        REAL NOT NULL,
+            started        REAL,
+            finished       REAL,
+            batch_key      TEXT UNIQUE,
+            input          TEXT,
+            name           TEXT,
+            output         TEXT,
+            result         TEXT,
+            CHECK ((batch_key IS NULL) = (video_id IS NOT NULL))
+        );
+        INSERT INTO jobs_v2 (id, video_id, template_id, spec, state, attempts, worker, lease_expires, error_code,
+                             error_message, image_id, created, started, finished)
+            SELECT id, video_id, template_id, spec, state, attempts, worker, lease_expires, error_code,
+                   error_message, image_id, created, started, finished FROM jobs;
+        DROP TABLE jobs;
+        ALTER TABLE jobs_v2 RENAME TO jobs;
+        CREATE INDEX jobs_by_state ON jobs(state, created);
+        -- A batch job done again (--retry-failed, or its output was deleted) ends again and gets another
+        -- event: events are per ending, so job_id is no longer unique.
+        CREATE TABLE events_v2 (
+            id       TEXT PRIMARY KEY,
+            job_id   TEXT NOT NULL REFERENCES jobs(id),
+            body     TEXT NOT NULL,
+            created  REAL NOT NULL,
+            logged   INTEGER NOT NULL DEFAULT 0
+        );
+        INSERT INTO events_v2 (id, job_id, body, created, logged) SELECT id, job_id, body, created, logged FROM events;
+        DROP TABLE events;
+        ALTER TABLE events_v2 RENAME TO events;
+        CREATE INDEX events_by_job ON events(job_id, created);
+        CREATE INDEX events_to_log ON events(logged);
+    """),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -112,6 +162,10 @@ def migrate(conn: sqlite3.Connection) -> int:
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
                 version = number
+        broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise EngineError(ErrorCode.STORE_ERROR, f"migrating the store broke {len(broken)} reference(s), "
+                              f"first {tuple(broken[0])}; the store was left as it was")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -1,0 +1,166 @@
+"""Batch runs on the store: ``engine run --batch`` that picks up where a killed run stopped.
+
+Every valid manifest line becomes a job in the store (:mod:`engine.store.batch_jobs`), known by its
+input file and effective config. A run enlists the lines, claims those not done yet, runs them in
+the worker pool (:func:`engine.batch.run_pool`) and records each Result together with its
+DynamicImageComplete event in one transaction, right after the image was written atomically. So a
+run killed at any moment (SIGKILL, a node taken away) loses at most the jobs in flight, which the
+next run of the same manifest does again; nothing that ended is done twice, nothing half-written
+is ever recorded.
+
+Lines that ended in an earlier run are answered from the store: their stored Result is written to
+``results.jsonl`` again, marked ``reused``, so each run's results file still has one line per
+manifest line. Lines that another live run holds are waited for, then answered the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+
+from engine.batch import ResultsLog, run_pool
+from engine.device import DeviceRequest, parse_device
+from engine.errors import EngineError, ErrorCode
+from engine.manifest import ManifestEntry
+from engine.output import remove_partial_files, resolve_output
+from engine.result import Result
+from engine.store import transaction
+from engine.store.batch_jobs import BatchLine, batch_line, claim_lines, enlist, finish_line, jobs_by_key, \
+    release_lines, renew_leases
+from engine.store.events import insert_event, make_event
+from engine.store.heartbeat import Heartbeat
+from engine.store.images import image_url
+from engine.store.jobs import Job, new_worker_id
+from engine.store.outbox import enqueue
+
+if TYPE_CHECKING:
+    from engine.vod import Engine
+
+LEASE_S = 60.0
+"""How long this run's claims hold without renewal; only matters for a run on another host, since
+on the same host a dead run's claims are taken over at once."""
+POLL_S = 1.0
+"""How often to look again at lines another live run holds."""
+DELIVER_EVERY_S = 10.0
+"""Events reach the log and the callback at most this long after their job ended (and at the end)."""
+
+
+def _invalid(entry: ManifestEntry) -> Result:
+    return Result.failure(entry.id, entry.error or EngineError(ErrorCode.INVALID_PARAMETER, "invalid manifest line"),
+                          line=entry.line)
+
+
+def reused_result(job: Job, entry: ManifestEntry) -> Result:
+    """An earlier run's Result for this line, under this run's id and line number."""
+    stored = Result.from_dict(job.result) if job.result else Result.failure(entry.id, EngineError(
+        ErrorCode.INTERNAL_ERROR, "the store holds no result for this job"))
+    return dataclasses.replace(stored, id=entry.id, line=entry.line, job_id=job.id, reused=True)
+
+
+def _plan(entries: Iterable[ManifestEntry], out_dir: Path) -> tuple[dict[str, tuple[ManifestEntry, BatchLine]], list[Result]]:
+    """Each valid line's identity, in manifest order; failed Results for lines that cannot be jobs."""
+    lines: dict[str, tuple[ManifestEntry, BatchLine]] = {}
+    refused: list[Result] = []
+    for entry in entries:
+        if entry.spec is None:
+            refused.append(_invalid(entry))
+            continue
+        try:
+            line = batch_line(entry.spec, resolve_output(entry.spec, out_dir))
+        except EngineError as error:
+            refused.append(Result.failure(entry.id, error, line=entry.line, input=str(entry.spec.input)))
+            continue
+        if line.key in lines:
+            first = lines[line.key][0]
+            refused.append(Result.failure(entry.id, EngineError(
+                ErrorCode.INVALID_PARAMETER, f"line {entry.line} asks for the same image as line {first.line} "
+                f"(same input, settings and output {line.output})"), line=entry.line, input=str(entry.spec.input)))
+            continue
+        lines[line.key] = (entry, line)
+    return lines, refused
+
+
+def _record(engine: "Engine", job: Job, line: BatchLine, worker: str, result: Result, out_dir: Path) -> Result:
+    """Store the Result and its event in one transaction; a run that lost the job records nothing."""
+    result = dataclasses.replace(result, job_id=job.id)
+    conn = engine.connection
+    with transaction(conn):
+        if finish_line(conn, line.key, worker, result) is None:
+            return dataclasses.replace(result, notes=result.notes + (
+                "not recorded: another run took this job over (this run's lease had run out)",))
+        if result.ok:
+            event = make_event(job_id=job.id, video_id=None, status="success",
+                               url=image_url(Path(result.output), out_dir, engine.base_url), width=result.width,
+                               height=result.height, size=result.bytes, format=result.format)
+        else:
+            event = make_event(job_id=job.id, video_id=None, status="failed", format=result.format,
+                               error_code=result.error_code, error_message=result.error_message)
+        event.update(Input=str(line.input), ManifestId=line.name)
+        insert_event(conn, event)
+        if engine.callback_url:
+            enqueue(conn, event["EventId"], engine.callback_url)
+    return result
+
+
+def run_stored_batch(
+    engine: "Engine",
+    entries: Iterable[ManifestEntry],
+    out_dir: Path | str,
+    *,
+    workers: int | None = None,
+    device: str | DeviceRequest = "auto",
+    retry_failed: bool = False,
+    results_path: Path | str | None = None,
+    on_result: Callable[[Result], None] | None = None,
+    lease_seconds: float = LEASE_S,
+    poll_seconds: float = POLL_S,
+) -> Iterator[Result]:
+    """Run the lines not done yet; yield one Result per manifest line (reused ones first).
+
+    Invalid lines fail at once and are not stored (they have no identity). A failure is final
+    until a run with ``retry_failed``. If the caller stops iterating or the process is
+    interrupted, the jobs this run holds go back to the queue for the next run.
+    """
+    request = parse_device(device)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    conn = engine.connection
+    worker = new_worker_id()
+    lines, refused = _plan(entries, out_dir)
+    with transaction(conn):
+        enlist(conn, (line for _, line in lines.values()), retry_failed=retry_failed)
+    remaining = dict.fromkeys(lines)  # keys in manifest order
+    last_delivery = time.monotonic()
+    with ResultsLog(Path(results_path) if results_path else out_dir / "results.jsonl", on_result) as log:
+        for result in refused:
+            yield log.emit(result)
+        try:
+            with Heartbeat(engine.store_path, lambda c: renew_leases(c, worker, lease_seconds) >= 0, lease_seconds,
+                           name=f"batch-lease-{worker}"):
+                while remaining:
+                    with transaction(conn):
+                        held = claim_lines(conn, list(remaining), worker, lease_seconds)
+                    others = jobs_by_key(conn, [key for key in remaining if key not in held])
+                    for key, job in others.items():
+                        if job.state in ("success", "failed"):
+                            del remaining[key]
+                            yield log.emit(reused_result(job, lines[key][0]))
+                    for key in held:  # what a killed run of these jobs was writing
+                        remove_partial_files(lines[key][1].output)
+                    by_id = {lines[key][0].id: key for key in held}
+                    for result in run_pool([lines[key][0] for key in held], out_dir, workers=workers, device=request):
+                        key = by_id[result.id]
+                        del remaining[key]
+                        yield log.emit(_record(engine, held[key], lines[key][1], worker, result, out_dir))
+                        if time.monotonic() - last_delivery > DELIVER_EVERY_S:
+                            engine.deliver_events()
+                            last_delivery = time.monotonic()
+                    if remaining and not held:  # another live run holds them: wait for it to end them
+                        time.sleep(poll_seconds)
+        except BaseException:  # Ctrl-C, SIGTERM (as KeyboardInterrupt), or the caller stopped iterating
+            with transaction(conn):
+                release_lines(conn, worker)
+            raise
+    engine.deliver_events()

@@ -1,0 +1,120 @@
+"""`engine run --batch` killed mid-batch (SIGKILL: no cleanup at all) and run again: every job ends
+exactly once, no output is corrupt, no result is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import clipmaker
+
+JOBS = 8
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (the forkserver and the pool's workers)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat[stat.rfind(")") + 2:].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] != "Z"
+
+
+def engine_run(manifest: Path, out: Path, store: Path) -> subprocess.Popen:
+    script = Path(sys.executable).parent / "engine"
+    command = [str(script)] if script.exists() else [sys.executable, "-c", "from cli.main import main; main()"]
+    command += ["run", "--batch", str(manifest), "--out-dir", str(out), "--store", str(store), "--workers", "2",
+                "--json"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[2], start_new_session=True)
+
+
+def stored_jobs(store: Path) -> dict[str, tuple[str, int]]:
+    conn = sqlite3.connect(store)
+    try:
+        return {name: (state, events) for name, state, events in conn.execute(
+            "SELECT name, state, (SELECT count(*) FROM events WHERE events.job_id = jobs.id) FROM jobs")}
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("victims", ["the run", "the run and its workers"])
+def test_a_killed_batch_resumes_and_every_job_ends_exactly_once(tmp_path, victims):
+    clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=75, width=480, height=360)
+    lines = [{"id": f"j{i}", "input": str(clip), "format": "gif" if i % 2 else "webp", "fps": 25,
+              "seek": 0, "duration": 2.9} for i in range(JOBS)]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out, store = tmp_path / "out", tmp_path / "store.db"
+
+    first = engine_run(manifest, out, store)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and first.poll() is None:
+        results = out / "results.jsonl"
+        if results.exists() and len(results.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.02)
+    assert first.poll() is None, f"the run ended before it could be killed: {first.communicate()}"
+    family = descendants(first.pid)
+    if victims == "the run":
+        os.kill(first.pid, signal.SIGKILL)
+    else:
+        os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    before = stored_jobs(store)
+    done_before = {name for name, (state, _) in before.items() if state == "success"}
+    assert 2 <= len(done_before) < JOBS, before
+
+    second = engine_run(manifest, out, store)
+    stdout, stderr = second.communicate(timeout=300)
+    assert second.returncode == 0, stderr
+    printed = [json.loads(line) for line in stdout.splitlines()]
+    results = [r for r in printed if "summary" not in r]
+    logged = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+    # every line answered once, by this run: the earlier run's jobs reused, the rest run now
+    assert sorted(r["id"] for r in results) == sorted(line["id"] for line in lines)
+    assert sorted(r["id"] for r in logged) == sorted(r["id"] for r in results)
+    assert {r["id"] for r in results if r["reused"]} == done_before
+    assert all(r["status"] == "success" for r in results)
+    # in the store: every job ended once, with exactly one event
+    assert stored_jobs(store) == {line["id"]: ("success", 1) for line in lines}
+    # every output whole and decodable, no temporary file left behind
+    for result in results:
+        with Image.open(result["output"]) as image:
+            assert image.n_frames == result["frames"] == 72  # round(2.9 s x 25 fps)
+            image.seek(image.n_frames - 1)
+            image.load()
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+    # the killed run's processes did not outlive it
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(alive(pid) for pid in family):
+        time.sleep(0.1)
+    assert [pid for pid in family if alive(pid)] == []
