@@ -22,7 +22,7 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/python -m engine.sample demo
 	@# exit status 1 means some job failed: the sample manifest has one bad line on purpose
-	@$(BIN)/engine run --batch demo/manifest.jsonl --out-dir demo/out; \
+	@$(BIN)/engine run --batch demo/manifest.jsonl --out-dir demo/out --store demo/store.db; \
 	  status=$$?; echo; echo "Outputs are in $(CURDIR)/demo/out (results: demo/out/results.jsonl)"; \
 	  test $$status -le 1
 

@@ -278,7 +278,7 @@ def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str
 @click.option("--until-empty", is_flag=True, help="Exit once no job is queued (default: keep polling).")
 @click.option("--lease", "lease_seconds", type=click.FloatRange(min=1), default=60, show_default=True,
               help="Seconds a claimed job stays this worker's without renewal; a killed worker's job is "
-                   "retried after this.")
+                   "retried after this by a worker on another machine (at once on the same machine).")
 @click.option("--poll", "poll_seconds", type=click.FloatRange(min=0.05), default=1, show_default=True,
               help="Seconds between looks at an empty queue.")
 @click.option("--max-jobs", type=click.IntRange(min=1), help="Stop after this many jobs.")
@@ -297,7 +297,8 @@ def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str
 def worker(engine: Engine, as_json: bool, until_empty: bool, lease_seconds: float, poll_seconds: float,
            max_jobs: int | None, threads: int | None, device: str) -> None:
     """Run queued jobs. Several workers may share one store: each job is claimed once, and the
-    job of a worker that dies is taken again once its lease runs out. Ctrl-C or SIGTERM gives the
+    job of a worker that dies is taken again (at once on the same machine, else once its lease
+    runs out). Ctrl-C or SIGTERM gives the
     job in hand back to the queue (exit status 130)."""
 
     def show(job) -> None:

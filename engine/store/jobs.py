@@ -118,8 +118,30 @@ def list_jobs(conn: sqlite3.Connection, *, state: str | None = None, video_id: s
 
 
 def claim_job(conn: sqlite3.Connection, worker: str, lease_seconds: float, *, now: float | None = None) -> Job | None:
-    """Take the oldest queued job, or one whose worker's lease ran out; None when there is none."""
+    """Take the oldest queued job, or one whose worker's lease ran out or whose worker process on
+    this host is gone; None when there is none."""
     now = time.time() if now is None else now
+    job = _claim_queued_or_expired(conn, worker, lease_seconds, now)
+    return job if job is not None else _take_over_from_dead(conn, worker, lease_seconds, now)
+
+
+def _take_over_from_dead(conn: sqlite3.Connection, worker: str, lease_seconds: float, now: float) -> Job | None:
+    """A job whose worker died on this host need not wait for its lease. Compare-and-set on the
+    old holder, so two workers that both saw it dead cannot both take it."""
+    rows = conn.execute("SELECT id, worker FROM jobs WHERE batch_key IS NULL AND state = 'running' AND attempts < ?"
+                        " ORDER BY created, id", (MAX_ATTEMPTS,)).fetchall()
+    for row in rows:
+        if holder_gone(row["worker"]):
+            taken = conn.execute(
+                "UPDATE jobs SET worker = ?, lease_expires = ?, attempts = attempts + 1, started = ?"
+                " WHERE id = ? AND worker = ? AND state = 'running' RETURNING *",
+                (worker, now + lease_seconds, now, row["id"], row["worker"])).fetchone()
+            if taken is not None:
+                return job_from_row(taken)
+    return None
+
+
+def _claim_queued_or_expired(conn: sqlite3.Connection, worker: str, lease_seconds: float, now: float) -> Job | None:
     row = conn.execute(
         "UPDATE jobs SET state = 'running', worker = ?, lease_expires = ?, attempts = attempts + 1, started = ?"
         " WHERE id = (SELECT id FROM jobs WHERE batch_key IS NULL AND (state = 'queued' OR (state = 'running'"

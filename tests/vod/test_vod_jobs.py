@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from PIL import Image
 
 import clipmaker
 from engine import Engine, EngineError, ErrorCode
-from engine.store.jobs import MAX_ATTEMPTS, claim_job, finish_job
+from engine.store.jobs import MAX_ATTEMPTS, claim_job, finish_job, new_worker_id
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +146,20 @@ def test_an_expired_lease_is_claimed_again_and_the_old_holder_cannot_finish(engi
     assert claim_job(conn, "third", 60) is None  # a live lease is not taken
     assert not finish_job(conn, job.id, "dead", error_code="InternalError", error_message="late")
     assert engine.job(job.id).state == "running" and engine.job(job.id).worker == "alive"
+
+
+def test_a_job_whose_worker_died_on_this_host_is_taken_over_before_its_lease_ends(engine, clip):
+    video = engine.add_video(clip)
+    job = engine.submit(video.id, engine.add_template("dead-holder", format="gif", fps=2, duration=1).id)
+    child = os.fork()
+    if child == 0:
+        os._exit(0)
+    os.waitpid(child, 0)  # a worker process that has exited
+    dead = f"{new_worker_id().split(':')[0]}:{child}:abc123"
+    assert claim_job(engine.connection, dead, 600).id == job.id
+    assert claim_job(engine.connection, new_worker_id(), 600).id == job.id  # 600 s lease, taken at once
+    assert claim_job(engine.connection, new_worker_id(), 600) is None  # a live holder keeps it
+    assert engine.job(job.id).attempts == 2
 
 
 def test_a_job_whose_worker_keeps_dying_fails_for_good_with_an_event(engine, clip):
