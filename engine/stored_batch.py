@@ -16,6 +16,7 @@ manifest line. Lines that another live run holds are waited for, then answered t
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
@@ -104,6 +105,20 @@ def _record(engine: "Engine", job: Job, line: BatchLine, worker: str, result: Re
     return result
 
 
+def _claim_as_needed(conn: sqlite3.Connection, keys: list[str], lines: dict[str, tuple[ManifestEntry, BatchLine]],
+                     worker: str, lease_seconds: float, held: dict[str, Job]) -> Iterator[ManifestEntry]:
+    """The entries this run may do, each claimed only when the pool asks for the next job, so runs
+    sharing a store (on several nodes) split a manifest between them instead of one taking it all.
+    Lines another run holds or has ended are passed over; ``held`` collects what was claimed."""
+    for key in keys:
+        with transaction(conn):
+            claimed = claim_lines(conn, [key], worker, lease_seconds)
+        if claimed:
+            held.update(claimed)
+            remove_partial_files(lines[key][1].output)  # what a killed run of this job was writing
+            yield lines[key][0]
+
+
 def run_stored_batch(
     engine: "Engine",
     entries: Iterable[ManifestEntry],
@@ -132,6 +147,7 @@ def run_stored_batch(
     with transaction(conn):
         enlist(conn, (line for _, line in lines.values()), retry_failed=retry_failed)
     remaining = dict.fromkeys(lines)  # keys in manifest order
+    key_of = {entry.id: key for key, (entry, _) in lines.items()}  # manifest ids are unique
     last_delivery = time.monotonic()
     with ResultsLog(Path(results_path) if results_path else out_dir / "results.jsonl", on_result) as log:
         for result in refused:
@@ -140,24 +156,20 @@ def run_stored_batch(
             with Heartbeat(engine.store_path, lambda c: renew_leases(c, worker, lease_seconds) >= 0, lease_seconds,
                            name=f"batch-lease-{worker}"):
                 while remaining:
-                    with transaction(conn):
-                        held = claim_lines(conn, list(remaining), worker, lease_seconds)
-                    others = jobs_by_key(conn, [key for key in remaining if key not in held])
-                    for key, job in others.items():
+                    for key, job in jobs_by_key(conn, list(remaining)).items():  # ended: answer from the store
                         if job.state in ("success", "failed"):
                             del remaining[key]
                             yield log.emit(reused_result(job, lines[key][0]))
-                    for key in held:  # what a killed run of these jobs was writing
-                        remove_partial_files(lines[key][1].output)
-                    by_id = {lines[key][0].id: key for key in held}
-                    for result in run_pool([lines[key][0] for key in held], out_dir, workers=workers, device=request):
-                        key = by_id[result.id]
+                    held: dict[str, Job] = {}
+                    claims = _claim_as_needed(conn, list(remaining), lines, worker, lease_seconds, held)
+                    for result in run_pool(claims, out_dir, workers=workers, device=request):
+                        key = key_of[result.id]
                         del remaining[key]
                         yield log.emit(_record(engine, held[key], lines[key][1], worker, result, out_dir))
                         if time.monotonic() - last_delivery > DELIVER_EVERY_S:
                             engine.deliver_events()
                             last_delivery = time.monotonic()
-                    if remaining and not held:  # another live run holds them: wait for it to end them
+                    if remaining and not held:  # other live runs hold the rest: wait for them to end them
                         time.sleep(poll_seconds)
         except BaseException:  # Ctrl-C, SIGTERM (as KeyboardInterrupt), or the caller stopped iterating
             with transaction(conn):

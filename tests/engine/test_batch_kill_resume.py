@@ -118,3 +118,29 @@ def test_a_killed_batch_resumes_and_every_job_ends_exactly_once(tmp_path, victim
     while time.monotonic() < deadline and any(alive(pid) for pid in family):
         time.sleep(0.1)
     assert [pid for pid in family if alive(pid)] == []
+
+
+def test_sigterm_stops_a_run_and_gives_its_jobs_back_for_the_next(tmp_path):
+    clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=75, width=480, height=360)
+    lines = [{"id": f"t{i}", "input": str(clip), "format": "webp", "fps": 25, "duration": 2.9} for i in range(6)]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out, store = tmp_path / "out", tmp_path / "store.db"
+
+    first = engine_run(manifest, out, store)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "results.jsonl").exists():
+        time.sleep(0.02)
+    while time.monotonic() < deadline and "running" not in {s for s, _ in stored_jobs(store).values()}:
+        time.sleep(0.02)
+    first.send_signal(signal.SIGTERM)
+    _, stderr = first.communicate(timeout=120)
+    states = {state for state, _ in stored_jobs(store).values()}
+
+    assert first.returncode == 130, stderr
+    assert "the rest go on when the same command runs again" in stderr
+    assert "running" not in states  # every job it held went back to the queue
+    second = engine_run(manifest, out, store)
+    second.communicate(timeout=300)
+    assert second.returncode == 0
+    assert stored_jobs(store) == {line["id"]: ("success", 1) for line in lines}

@@ -232,3 +232,29 @@ def test_a_store_from_before_batch_jobs_is_migrated_keeping_everything(tmp_path,
         assert engine.connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         manifest = write_manifest(tmp_path / "m.jsonl", [job("new", clip)])
         assert run(engine, manifest, tmp_path / "out")["new"].ok
+
+
+def test_two_runs_sharing_a_store_split_a_manifest_and_do_each_job_once(tmp_path, clip):
+    manifest = write_manifest(tmp_path / "m.jsonl", [job(f"s{i}", clip) for i in range(6)])
+    answers: dict[str, dict[str, Result]] = {}
+
+    def one_run(name: str) -> None:
+        with Engine(store=tmp_path / "s.db") as engine:
+            answers[name] = {r.id: r for r in engine.run_batch(engine.load_manifest(manifest), tmp_path / "out",
+                                                               workers=1, results_path=tmp_path / f"{name}.jsonl")}
+
+    runs = [threading.Thread(target=one_run, args=(name,)) for name in ("left", "right")]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join()
+    with Engine(store=tmp_path / "s.db") as engine:
+        jobs = engine.jobs()
+        events = engine.events()
+
+    ids = {f"s{i}" for i in range(6)}
+    done_by = {name: {k for k, r in results.items() if not r.reused} for name, results in answers.items()}
+    assert set(answers["left"]) == set(answers["right"]) == ids  # each run answers every line
+    assert done_by["left"].isdisjoint(done_by["right"]) and done_by["left"] | done_by["right"] == ids
+    assert sorted((j.name, j.state, j.attempts) for j in jobs) == sorted((i, "success", 1) for i in ids)
+    assert len(events) == 6
