@@ -14,11 +14,10 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.decode import Decoder
 from engine.device import parse_device
-from engine.job import run_job
 from engine.output import remove_partial_files
 from engine.result import Result
 from engine.spec import JobSpec
@@ -57,6 +56,14 @@ class WorkerReport:
     @property
     def jobs(self) -> int:
         return self.succeeded + self.failed
+
+
+def run_job(*args: Any, **kwargs: Any) -> Result:
+    """:func:`engine.job.run_job`, imported on first use so that commands that never run a job
+    (``engine jobs list``...) do not pay for loading torch."""
+    from engine.job import run_job as run
+
+    return run(*args, **kwargs)
 
 
 def job_spec(job: Job, video_path: Path, output: Path) -> JobSpec:

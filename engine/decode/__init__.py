@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
-import torch
+if TYPE_CHECKING:  # the CLI imports this module; torch loads only when a job runs
+    import torch
 
 from engine.errors import EngineError, ErrorCode
 from engine.probe import MediaInfo

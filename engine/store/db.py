@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -31,6 +32,22 @@ def default_store_path() -> Path:
     return data_home / "animated-previews" / "store.db"
 
 
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """WAL mode, waiting out other processes. Switching the journal mode needs the file to
+    itself, and SQLite answers "database is locked" at once rather than through the busy timeout
+    when another process is creating or switching the same new store (two workers started
+    together), so this retries for as long as the busy timeout would wait."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def open_store(path: Path) -> sqlite3.Connection:
     """A connection to the store at ``path`` (created and migrated if needed), in WAL mode."""
     path = Path(path).expanduser()
@@ -40,7 +57,7 @@ def open_store(path: Path) -> sqlite3.Connection:
                                check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a crash never corrupts, commits stay atomic
         migrate(conn)  # before foreign keys are on: a migration may rebuild a table others refer to
         conn.execute("PRAGMA foreign_keys = ON")

@@ -35,6 +35,33 @@ def test_store_is_one_wal_file_with_a_versioned_schema(tmp_path):
         "templates", "videos", "jobs", "images", "events", "outbox", "config"}
 
 
+def test_connections_opening_a_new_store_at_once_all_get_it(tmp_path):
+    """Two workers started together both create-and-migrate the same new file: neither may fail
+    with "database is locked" (SQLite does not wait on its busy timeout to switch to WAL)."""
+    import threading
+
+    for attempt in range(40):
+        path = tmp_path / f"s{attempt}.db"
+        start = threading.Barrier(8)
+        outcomes: list[object] = []
+
+        def open_it() -> None:
+            start.wait()
+            try:
+                conn = open_store(path)
+                outcomes.append(conn.execute("PRAGMA user_version").fetchone()[0])
+                conn.close()
+            except Exception as exc:  # collected, so the assertion shows what went wrong
+                outcomes.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert outcomes == [LATEST_VERSION] * 8
+
+
 def test_store_default_is_per_user_and_env_overrides(monkeypatch, tmp_path):
     monkeypatch.delenv("ENGINE_STORE", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
