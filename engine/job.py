@@ -39,22 +39,25 @@ PALETTE_SAMPLE_STRIDE = 2
 same PSNR on the benchmark clip (36.56 dB either way, measured when the kernel was written)."""
 
 
-DECODE_MEMORY_BUDGET = 6 * 2**30
-"""Bytes of decoded source frames one job may hold. The decoders keep the clip's distinct frames
-at source size until the resize (bench/results/scaling.md: 2.4 GiB per worker for 3 s of 4K), so
-a long 4K clip could exhaust memory and kill its worker; such a job is refused up front instead."""
+FRAME_MEMORY_BUDGET = 6 * 2**30
+"""Bytes of frames one job may hold. Decoders shrink every chunk of source frames to the output
+size as they go (:data:`engine.decode.FIT_CHUNK`), so what grows with the clip is its frames at
+output size: 3000 frames of 1280x720 are 7.7 GiB. A job past this is refused up front rather than
+left to exhaust the worker's memory."""
 
 
-def _check_decode_memory(media: MediaInfo, timeline: Timeline) -> None:
-    """Refuse clips whose decoded source frames would not fit in :data:`DECODE_MEMORY_BUDGET`."""
+def _check_frame_memory(spec: JobSpec, media: MediaInfo, timeline: Timeline) -> None:
+    """Refuse clips whose frames at output size would not fit in :data:`FRAME_MEMORY_BUDGET`.
+    (Rotation swaps width and height, not the area, so the unrotated display size serves.)"""
     span = timeline.instants[-1] - timeline.instants[0]
     distinct = min(timeline.frame_count, int(span * (media.fps or timeline.fps)) + 2)
-    needed = distinct * media.width * media.height * 3
-    if needed > DECODE_MEMORY_BUDGET:
+    width, height = output_size(spec, display_size(media.width, media.height, media.sample_aspect_ratio, 0))
+    needed = distinct * width * height * 3
+    if needed > FRAME_MEMORY_BUDGET:
         raise EngineError(
             ErrorCode.INVALID_PARAMETER,
-            f"the clip needs about {needed / 2**30:.1f} GiB of decoded {media.width}x{media.height} frames "
-            f"({distinct} frames); at most {DECODE_MEMORY_BUDGET / 2**30:.0f} GiB per job: shorten the duration or lower fps",
+            f"the clip needs about {needed / 2**30:.1f} GiB for {distinct} frames of {width}x{height}; at most "
+            f"{FRAME_MEMORY_BUDGET / 2**30:.0f} GiB per job: shorten the duration, lower fps or the output size",
         )
 
 
@@ -72,6 +75,11 @@ class _Stopwatch:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + now - since
         self.last = now
         return now
+
+    def move(self, seconds: float, source: str, destination: str) -> None:
+        """Count ``seconds`` spent inside ``source``'s lap under ``destination`` instead."""
+        self.seconds[source] = self.seconds.get(source, 0.0) - seconds
+        self.seconds[destination] = self.seconds.get(destination, 0.0) + seconds
 
     def totals(self) -> dict[str, float]:
         out = {k: round(v, 4) for k, v in self.seconds.items()}
@@ -101,13 +109,36 @@ def _to_host(tensor: torch.Tensor) -> np.ndarray:
     return host.numpy()
 
 
+class _Fitter:
+    """The decode's ``fit``: picks the output size from the first chunk's upright shape and its
+    rotation, then resizes every chunk to it, timing itself (resizing is a kernel, not decoding)."""
+
+    def __init__(self, spec: JobSpec, media: MediaInfo) -> None:
+        self.spec, self.media = spec, media
+        self.size: tuple[int, int] | None = None
+        self.seconds = 0.0
+
+    def __call__(self, chunk: torch.Tensor, rotation: int) -> torch.Tensor:
+        started = time.perf_counter()
+        if self.size is None:
+            height, width = chunk.shape[-2:]
+            coded = (height, width) if rotation % 2 else (width, height)
+            self.size = output_size(self.spec, display_size(*coded, self.media.sample_aspect_ratio, rotation))
+        with torch.inference_mode():
+            out = resize(chunk, self.size[1], self.size[0])
+        self.seconds += time.perf_counter() - started
+        return out
+
+
 def _decode_and_render(spec: JobSpec, media: MediaInfo, timeline: Timeline, decoder: Decoder,
                        watch: _Stopwatch, t: float) -> tuple[DecodedClip, tuple[int, int], str, object, float]:
-    """Decode the clip and run the kernels on the decoder's device; laps the stopwatch."""
-    clip = decoder.decode_frames(media, timeline.instants)
-    coded = (clip.height, clip.width) if clip.rotation % 2 else (clip.width, clip.height)
-    size = output_size(spec, display_size(*coded, media.sample_aspect_ratio, clip.rotation))
+    """Decode the clip, resized chunk by chunk, and run the kernels on the decoder's device; laps
+    the stopwatch."""
+    fitter = _Fitter(spec, media)
+    clip = decoder.decode_frames(media, timeline.instants, fit=fitter)
+    size = fitter.size if fitter.size is not None else (clip.width, clip.height)
     t = watch.lap("decode", t)
+    watch.move(fitter.seconds, "decode", "kernels")
 
     with torch.inference_mode():
         kind, payload = _render(spec, clip, size)
@@ -144,7 +175,7 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
         destination = resolve_output(spec, out_dir)
         media = probe(spec.input)
         timeline = plan_timeline(spec, media)
-        _check_decode_memory(media, timeline)
+        _check_frame_memory(spec, media, timeline)
         choice = choose_device(device, media)
         if choice.note:
             notes.append(choice.note)

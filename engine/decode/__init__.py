@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Protocol, Sequence
 
 if TYPE_CHECKING:  # the CLI imports this module; torch loads only when a job runs
     import torch
@@ -33,7 +33,8 @@ class DecodedClip:
     """Frames on screen at each instant of a timeline."""
 
     frames: torch.Tensor
-    """uint8 [U, 3, H, W]: the distinct source frames used, upright (rotation applied), RGB."""
+    """uint8 [U, 3, H, W]: the distinct source frames used, upright (rotation applied), RGB; at
+    the source's size, or at the size the decode's ``fit`` chose."""
     index: torch.Tensor
     """int64 [N]: for each instant, the row of ``frames`` on screen then."""
     source_times: tuple[float, ...]
@@ -59,6 +60,15 @@ def unreadable(path: Path, action: str, exc: Exception | None = None) -> EngineE
                        f"{action} {path.name} failed{cause}; the file may be corrupt or truncated")
 
 
+Fit = Callable[["torch.Tensor", int], "torch.Tensor"]
+"""Shrinks a chunk of upright frames (uint8 [u, 3, H, W]; the int is the quarter turns applied)
+to the output size. Backends call it every :data:`FIT_CHUNK` distinct frames, so a job holds at most
+one chunk at source size, whatever the clip's length; every call must return the same size."""
+FIT_CHUNK = 16
+"""Distinct source frames converted before each :data:`Fit` call: 16 4K frames are 400 MB, and
+chunks this size keep the resize kernel as fast per frame as one call on the whole clip."""
+
+
 class DecoderUnavailable(Exception):
     """This backend cannot decode this clip; another backend (the CPU one) can be asked instead.
 
@@ -71,6 +81,7 @@ class Decoder(Protocol):
 
     name: str
 
-    def decode_frames(self, media: MediaInfo, instants: Sequence[float]) -> DecodedClip:
-        """Seek near ``instants[0]`` and decode forward only as far as ``instants[-1]``."""
+    def decode_frames(self, media: MediaInfo, instants: Sequence[float], fit: Optional[Fit] = None) -> DecodedClip:
+        """Seek near ``instants[0]`` and decode forward only as far as ``instants[-1]``; with
+        ``fit``, the clip's frames come back at the size ``fit`` gives them."""
         ...

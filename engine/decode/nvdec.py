@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
-from engine.decode import DecodedClip, DecoderUnavailable
+from engine.decode import DecodedClip, DecoderUnavailable, Fit
 from engine.decode.frame_index import FrameSelection, StreamTags, read_stream_tags, select_frames
 from engine.device import pynvvideocodec
 from engine.probe import MediaInfo
@@ -53,15 +53,20 @@ class NvdecDecoder:
         self.gpu = gpu
         self.device = device if device is not None else torch.device("cuda", gpu)
 
-    def decode_frames(self, media: MediaInfo, instants: Sequence[float]) -> DecodedClip:
+    def decode_frames(self, media: MediaInfo, instants: Sequence[float], fit: Fit | None = None) -> DecodedClip:
         nvc = pynvvideocodec()
         selection = select_frames(media, instants)
         tags = read_stream_tags(media)
         on_gpu = self.device.type == "cuda"
+
+        def finish(batch: torch.Tensor) -> torch.Tensor:
+            """Upright, then shrunk: GPU memory holds one batch at source size, not the clip."""
+            if tags.turns:
+                batch = torch.rot90(batch, k=tags.turns, dims=(2, 3))
+            return fit(batch, tags.turns) if fit is not None else batch
+
         with torch.cuda.device(self.device) if on_gpu else contextlib.nullcontext():
-            frames = self._fetch(nvc, media, selection, tags)
-        if tags.turns:
-            frames = torch.rot90(frames, k=tags.turns, dims=(2, 3))
+            frames = self._fetch(nvc, media, selection, tags, finish)
         return DecodedClip(
             frames=frames,
             index=torch.tensor(selection.rows, dtype=torch.int64, device=self.device),
@@ -70,7 +75,8 @@ class NvdecDecoder:
             rotation=tags.turns,
         )
 
-    def _fetch(self, nvc, media: MediaInfo, selection: FrameSelection, tags: StreamTags) -> torch.Tensor:
+    def _fetch(self, nvc, media: MediaInfo, selection: FrameSelection, tags: StreamTags,
+               finish: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         stream = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
         decoder = nvc.SimpleDecoder(
             str(media.path),
@@ -80,7 +86,7 @@ class NvdecDecoder:
             output_color_type=nvc.OutputColorType.NATIVE,
         )
         count = len(selection.numbers)
-        out = torch.empty((count, 3, media.height, media.width), dtype=torch.uint8, device=self.device)
+        done: list[torch.Tensor] = []
         chroma = "nearest" if tags.bits == 8 else "bilinear"  # follows swscale's filter per bit depth
         for start in range(0, count, FETCH_BATCH):
             numbers = list(selection.numbers[start : start + FETCH_BATCH])
@@ -96,10 +102,10 @@ class NvdecDecoder:
             surfaces = torch.stack([_surface(torch.from_dlpack(frame), media.height, tags.bits) for frame in fetched])
             y, uv = split_nv12(surfaces, round(surfaces.shape[1] / 1.5), media.width)
             y, uv = y[:, : media.height], uv[:, : (media.height + 1) // 2]  # a surface taller than the picture
-            out[start : start + len(numbers)] = yuv420_to_rgb(y, uv, matrix=tags.matrix, full_range=tags.full_range, chroma=chroma)
+            done.append(finish(yuv420_to_rgb(y, uv, matrix=tags.matrix, full_range=tags.full_range, chroma=chroma)))
             if stream is not None:  # the copy must be done before the next call reuses the decoder's buffers
                 stream.synchronize()
-        return out
+        return done[0] if len(done) == 1 else torch.cat(done)
 
 
 def _surface(plane: torch.Tensor, height: int, bits: int) -> torch.Tensor:

@@ -17,7 +17,7 @@ import av
 import numpy as np
 import torch
 
-from engine.decode import DecodedClip, unreadable
+from engine.decode import FIT_CHUNK, DecodedClip, Fit, unreadable
 from engine.errors import EngineError, ErrorCode
 from engine.probe import MediaInfo, open_container
 
@@ -52,16 +52,17 @@ class PyAVDecoder:
     def __init__(self, threads: int = 1) -> None:
         self.threads = max(1, threads)
 
-    def decode_frames(self, media: MediaInfo, instants: Sequence[float]) -> DecodedClip:
+    def decode_frames(self, media: MediaInfo, instants: Sequence[float], fit: Fit | None = None) -> DecodedClip:
         container = open_container(media.path)
         try:
-            return self._decode(container, media, instants)
+            return self._decode(container, media, instants, fit)
         except av.error.FFmpegError as exc:
             raise unreadable(media.path, "decoding", exc) from None
         finally:
             container.close()
 
-    def _decode(self, container: av.container.InputContainer, media: MediaInfo, instants: Sequence[float]) -> DecodedClip:
+    def _decode(self, container: av.container.InputContainer, media: MediaInfo, instants: Sequence[float],
+                fit: Fit | None) -> DecodedClip:
         stream = container.streams[media.stream_index]
         ctx = stream.codec_context
         ctx.thread_count = self.threads
@@ -69,15 +70,16 @@ class PyAVDecoder:
         first = instants[0]
         for back in _SEEK_BACKOFF:
             target = max(0.0, first - back)
-            result = self._decode_from(container, stream, media, instants, target)
+            result = self._decode_from(container, stream, media, instants, target, fit)
             if result is not None:
                 return result
         # No seek landed early enough: decode from the very start.
-        result = self._decode_from(container, stream, media, instants, None)
+        result = self._decode_from(container, stream, media, instants, None, fit)
         assert result is not None
         return result
 
-    def _decode_from(self, container, stream, media: MediaInfo, instants: Sequence[float], target: float | None):
+    def _decode_from(self, container, stream, media: MediaInfo, instants: Sequence[float], target: float | None,
+                     fit: Fit | None):
         """Decode from a seek to ``target`` (None: from the start without seeking).
 
         Returns None when the seek landed after ``instants[0]`` (then the caller seeks earlier).
@@ -90,7 +92,7 @@ class PyAVDecoder:
             if seek_to > 0:
                 return None
 
-        frames: list[np.ndarray] = []
+        frames = _FrameCollector(fit)
         times: list[float] = []
         index: list[int] = []
         decoded = 0
@@ -102,9 +104,8 @@ class PyAVDecoder:
         def show(shown: tuple, row: int) -> int:
             """Put ``shown`` (frame, time) on screen at the next instant, converting it once."""
             if row < 0:
-                frames.append(_to_rgb(shown[0]))
+                row = frames.add(_to_rgb(shown[0]), round((shown[0].rotation or 0) / 90) % 4)
                 times.append(shown[1])
-                row = len(frames) - 1
             index.append(row)
             return row
 
@@ -149,20 +150,55 @@ class PyAVDecoder:
         while k < n:  # end of stream: the last frame stays on screen
             previous_row = show(previous, previous_row)
             k += 1
-        shapes = {f.shape for f in frames}
-        if len(shapes) > 1:  # resolution changes mid-stream: bring all to the first frame's size
-            frames = _conform(frames)
-        # [U, 3, H, W] as a view of [U, H, W, 3] memory: channels-last is what the resize kernel
-        # reads fastest on the CPU, and skipping the transposing copy saves as much as the
-        # colour conversion costs.
-        tensor = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
         return DecodedClip(
-            frames=tensor,
+            frames=frames.tensor(),
             index=torch.tensor(index, dtype=torch.int64),
             source_times=tuple(times[i] for i in index),
             frames_decoded=decoded,
             rotation=round((previous[0].rotation or 0) / 90) % 4,
         )
+
+
+class _FrameCollector:
+    """The clip's distinct frames as they are converted. Without a fit they are kept at source
+    size; with one, every :data:`FIT_CHUNK` frames are stacked and shrunk, so at most one chunk is
+    held at source size."""
+
+    def __init__(self, fit: Fit | None) -> None:
+        self._fit = fit
+        self._pending: list[np.ndarray] = []
+        self._rotation = 0
+        self._done: list[torch.Tensor] = []
+        self._count = 0
+
+    def add(self, rgb: np.ndarray, rotation: int) -> int:
+        """Keep one converted frame; returns its row in the clip."""
+        self._pending.append(rgb)
+        self._rotation = rotation
+        self._count += 1
+        if self._fit is not None and len(self._pending) >= FIT_CHUNK:
+            self._flush()
+        return self._count - 1
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        if len({f.shape for f in self._pending}) > 1:  # resolution changes mid-stream
+            self._pending = _conform(self._pending)
+        # [U, 3, H, W] as a view of [U, H, W, 3] memory: channels-last is what the resize kernel
+        # reads fastest on the CPU, and skipping the transposing copy saves as much as the
+        # colour conversion costs.
+        chunk = torch.from_numpy(np.stack(self._pending)).permute(0, 3, 1, 2)
+        self._pending = []
+        self._done.append(self._fit(chunk, self._rotation) if self._fit is not None else chunk)
+
+    def tensor(self) -> torch.Tensor:
+        self._flush()
+        if len(self._done) == 1:
+            return self._done[0]
+        if len({tuple(t.shape[1:]) for t in self._done}) > 1:  # pragma: no cover - fit keeps one size
+            raise ValueError("fit returned chunks of different sizes")
+        return torch.cat(self._done).contiguous(memory_format=torch.channels_last)
 
 
 def _conform(frames: list[np.ndarray]) -> list[np.ndarray]:

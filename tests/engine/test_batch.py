@@ -129,13 +129,16 @@ def test_a_rerun_replaces_outputs_whole(tmp_path, clip25):
 def test_a_clip_too_big_to_hold_in_memory_is_refused_before_decoding(tmp_path, monkeypatch, clip25):
     import engine.job
 
-    monkeypatch.setattr(engine.job, "DECODE_MEMORY_BUDGET", 320 * 240 * 3 * 10)  # ten frames
+    monkeypatch.setattr(engine.job, "FRAME_MEMORY_BUDGET", 320 * 240 * 3 * 10)  # ten frames of 320x240
     from engine.decode.pyav import PyAVDecoder
     from engine.spec import parse_job
 
-    small = parse_job({"input": str(clip25), "format": "gif", "fps": 5, "duration": 1}, default_id="s", input_root=tmp_path)
-    big = parse_job({"input": str(clip25), "format": "gif", "fps": 25, "duration": 3}, default_id="b", input_root=tmp_path)
-    assert engine.job.run_job(small, tmp_path / "out", PyAVDecoder()).ok
-    refused = engine.job.run_job(big, tmp_path / "out", PyAVDecoder())
-    assert refused.error_code == "InvalidParameter" and "GiB" in refused.error_message
+    def job(**fields):
+        return parse_job({"input": str(clip25), "format": "gif", **fields}, default_id="j", input_root=tmp_path)
+
+    assert engine.job.run_job(job(fps=5, duration=1), tmp_path / "out", PyAVDecoder()).ok
+    refused = engine.job.run_job(job(fps=25, duration=3), tmp_path / "out", PyAVDecoder())
+    assert refused.error_code == "InvalidParameter" and "GiB" in refused.error_message and "320x240" in refused.error_message
     assert refused.timings.get("decode") is None
+    # what counts is the output size: the same clip at a sixteenth of the area fits
+    assert engine.job.run_job(job(fps=25, duration=3, width=80), tmp_path / "out", PyAVDecoder()).ok

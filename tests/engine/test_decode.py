@@ -95,3 +95,43 @@ def test_a_truncated_file_fails_cleanly_or_gives_the_frames_it_has(tmp_path):
         frames = clip.frames.permute(0, 2, 3, 1).numpy()
         got = [clipmaker.read_index(frames[i]) for i in clip.index.tolist()]
         assert got == sorted(got) and all(0 <= i < 100 for i in got)
+
+
+def test_with_a_fit_frames_are_shrunk_chunk_by_chunk_to_the_same_pixels(tmp_path):
+    """A long clip never sits in memory at source size: the decoder hands ``fit`` at most
+    FIT_CHUNK frames at a time, and the result is exactly decode-everything-then-resize."""
+    import torch
+
+    from engine.decode import FIT_CHUNK
+    from kernels.resize import resize
+
+    path = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=75, width=320, height=240)
+    instants = [k / 25 for k in range(70)]
+    chunks: list[tuple[int, int]] = []
+
+    def fit(chunk, rotation):
+        chunks.append((chunk.shape[0], rotation))
+        return resize(chunk, 60, 80)
+
+    fitted = PyAVDecoder().decode_frames(probe(path), instants, fit=fit)
+    whole = PyAVDecoder().decode_frames(probe(path), instants)
+
+    assert [n for n, _ in chunks] == [FIT_CHUNK] * (70 // FIT_CHUNK) + [70 % FIT_CHUNK]
+    assert tuple(fitted.frames.shape) == (70, 3, 60, 80)
+    assert torch.equal(fitted.frames, resize(whole.frames, 60, 80))
+    assert torch.equal(fitted.index, whole.index) and fitted.source_times == whole.source_times
+    shown = fitted.frames.permute(0, 2, 3, 1).numpy()
+    assert clipmaker.read_index(resize(whole.frames[40:41], 240, 320).permute(0, 2, 3, 1).numpy()[0]) == 40
+    assert shown.shape == (70, 60, 80, 3)
+
+
+def test_a_fit_sees_rotated_frames_upright(rotated_clip):
+    turns: set[int] = set()
+
+    def fit(chunk, rotation):
+        turns.add(rotation)
+        assert tuple(chunk.shape[-2:]) == (320, 240)  # shown 240 wide, 320 tall
+        return chunk
+
+    clip = PyAVDecoder().decode_frames(probe(rotated_clip), [0.0, 0.5], fit=fit)
+    assert turns == {clip.rotation} and clip.rotation % 2 == 1

@@ -232,7 +232,7 @@ class Broken:
     def __init__(self, error):
         self.error = error
 
-    def decode_frames(self, media, instants):
+    def decode_frames(self, media, instants, fit=None):
         raise self.error
 
 
