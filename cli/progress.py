@@ -72,6 +72,8 @@ def summary_table(results: list[Result], wall_seconds: float) -> str:
         notes = [n for n in r.notes if not n.startswith(FALLBACK)]
         if r.ok and notes:
             detail += f"  ({'; '.join(notes)})"
+        if r.reused:
+            detail += "  [earlier run]"
         rows.append((r.id, r.status, r.format or "-", r.device or "-", size, str(r.frames or "-"), _size(r.bytes),
                      f"{r.timings.get('total', 0):.2f}", detail or ""))
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]

@@ -65,8 +65,11 @@ Fit = Callable[["torch.Tensor", int], "torch.Tensor"]
 to the output size. Backends call it every :data:`FIT_CHUNK` distinct frames, so a job holds at most
 one chunk at source size, whatever the clip's length; every call must return the same size."""
 FIT_CHUNK = 16
-"""Distinct source frames converted before each :data:`Fit` call: 16 4K frames are 400 MB, and
-chunks this size keep the resize kernel as fast per frame as one call on the whole clip."""
+"""Most distinct source frames converted before each :data:`Fit` call: chunks this size keep the
+resize kernel as fast per frame as one call on the whole clip."""
+FIT_CHUNK_BYTES = 64 * 2**20
+"""...and at most this many bytes of them (two 4K frames are 50 MB), so a chunk of large frames
+stays small: the decoder's own buffers for 4K are a few hundred MB already."""
 
 
 class DecoderUnavailable(Exception):

@@ -17,7 +17,7 @@ import av
 import numpy as np
 import torch
 
-from engine.decode import FIT_CHUNK, DecodedClip, Fit, unreadable
+from engine.decode import FIT_CHUNK, FIT_CHUNK_BYTES, DecodedClip, Fit, unreadable
 from engine.errors import EngineError, ErrorCode
 from engine.probe import MediaInfo, open_container
 
@@ -161,12 +161,13 @@ class PyAVDecoder:
 
 class _FrameCollector:
     """The clip's distinct frames as they are converted. Without a fit they are kept at source
-    size; with one, every :data:`FIT_CHUNK` frames are stacked and shrunk, so at most one chunk is
-    held at source size."""
+    size; with one, every :data:`FIT_CHUNK` frames (fewer when they pass :data:`FIT_CHUNK_BYTES`)
+    are stacked and shrunk, so at most one chunk is held at source size."""
 
     def __init__(self, fit: Fit | None) -> None:
         self._fit = fit
         self._pending: list[np.ndarray] = []
+        self._pending_bytes = 0
         self._rotation = 0
         self._done: list[torch.Tensor] = []
         self._count = 0
@@ -174,9 +175,10 @@ class _FrameCollector:
     def add(self, rgb: np.ndarray, rotation: int) -> int:
         """Keep one converted frame; returns its row in the clip."""
         self._pending.append(rgb)
+        self._pending_bytes += rgb.nbytes
         self._rotation = rotation
         self._count += 1
-        if self._fit is not None and len(self._pending) >= FIT_CHUNK:
+        if self._fit is not None and (len(self._pending) >= FIT_CHUNK or self._pending_bytes >= FIT_CHUNK_BYTES):
             self._flush()
         return self._count - 1
 
@@ -189,7 +191,7 @@ class _FrameCollector:
         # reads fastest on the CPU, and skipping the transposing copy saves as much as the
         # colour conversion costs.
         chunk = torch.from_numpy(np.stack(self._pending)).permute(0, 3, 1, 2)
-        self._pending = []
+        self._pending, self._pending_bytes = [], 0
         self._done.append(self._fit(chunk, self._rotation) if self._fit is not None else chunk)
 
     def tensor(self) -> torch.Tensor:

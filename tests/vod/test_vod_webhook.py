@@ -190,3 +190,38 @@ def test_a_dead_receiver_costs_one_attempt_per_pass_not_one_per_event(tmp_path):
         assert (report.delivered, report.pending) == (3, 0)
         job_ids = sorted(j.id for j in engine.jobs())
     assert sorted(json.loads(r["body"])["JobId"] for r in receiver.accepted()) == job_ids
+
+
+def test_engine_run_posts_one_signed_event_per_batch_job(tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=10, frames=20, width=160, height=120)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"id": "good", "input": str(clip), "format": "gif", "fps": 5, "duration": 1}) + "\n"
+                        + json.dumps({"id": "bad", "input": str(tmp_path / "none.mp4"), "format": "gif", "fps": 5,
+                                      "duration": 1}) + "\n")
+    port = free_port()
+    receiver = Receiver(port)
+    try:
+        args = ["run", "--batch", str(manifest), "--out-dir", str(tmp_path / "out"), "--store", str(tmp_path / "s.db"),
+                "--workers", "1", "--callback", f"http://127.0.0.1:{port}/hook", "--callback-secret", SECRET,
+                "--base-url", "https://cdn.example/p", "--json"]
+        first = CliRunner().invoke(main, args)
+        again = CliRunner().invoke(main, args)  # nothing new ends: nothing new is sent
+    finally:
+        receiver.close()
+    results = {r["id"]: r for r in map(json.loads, first.stdout.splitlines()) if "id" in r}
+
+    assert first.exit_code == 1 and again.exit_code == 1  # one line failed
+    bodies = {}
+    for request in receiver.accepted():
+        headers = request["headers"]
+        assert verify(SECRET, headers[TIMESTAMP_HEADER], request["body"], headers[SIGNATURE_HEADER])
+        event = json.loads(request["body"])
+        bodies[event["ManifestId"]] = event
+    assert len(receiver.requests) == 2 and set(bodies) == {"good", "bad"}
+    assert bodies["good"]["JobId"] == results["good"]["job_id"] and bodies["good"]["Status"] == "success"
+    assert bodies["good"]["DynamicImageUrl"] == "https://cdn.example/p/good.gif"
+    assert bodies["bad"]["ErrorCode"] == "InputNotFound" and bodies["bad"]["VideoId"] is None
