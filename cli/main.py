@@ -51,6 +51,10 @@ STORE_HELP = (f"Store file (SQLite) that remembers every job [default: ${STORE_E
               help="Folder for the images and results.jsonl; every output must stay inside it.")
 @click.option("--input-root", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Folder that relative input paths start from [default: the manifest's folder].")
+@click.option("--results", "results_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where this run writes its results (JSON Lines, one per manifest line) [default: "
+                   "OUT_DIR/results.jsonl]. Two runs of one manifest at once split its lines between them; "
+                   "give each its own --results.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help=f"Jobs run side by side, one per worker process [default: the cores there are, here {default_workers()}].")
 @click.option("--device", default="auto", show_default=True, type=DeviceParam(),
@@ -72,7 +76,8 @@ STORE_HELP = (f"Store file (SQLite) that remembers every job [default: ${STORE_E
               "base_url setting, else file:// URLs].")
 @click.option("--json", "as_json", is_flag=True,
               help="Print each result as a JSON line on stdout, then a {\"summary\": ...} line, instead of the table.")
-def run(manifest: Path, out_dir: Path, input_root: Path | None, workers: int | None, device: DeviceRequest,
+def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Path | None, workers: int | None,
+        device: DeviceRequest,
         store: Path | None, retry_failed: bool, no_store: bool, events_path: Path | None, callback_url: str | None,
         callback_secret: str | None, base_url: str | None, as_json: bool) -> None:
     """Make one animated image per manifest line.
@@ -93,7 +98,7 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, workers: int | N
     with new lines) and only what is not done yet runs; the rest is reported from the store
     as "reused". Each finished job also gets a DynamicImageComplete event (log and callback).
 
-    Every line ends as a line of OUT_DIR/results.jsonl. Exit status: 0 when every job
+    Every line ends as a line of OUT_DIR/results.jsonl (or --results). Exit status: 0 when every job
     succeeded, 1 when some failed, 2 for a usage error (such as a missing manifest), 130 when
     stopped by Ctrl-C or SIGTERM (jobs in flight go back to the store for the next run).
     """
@@ -119,10 +124,12 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, workers: int | N
     started = time.perf_counter()
     results = []
     if engine is None:
-        stream = run_batch(entries, out_dir, workers=workers, on_result=progress, device=device)
+        stream = run_batch(entries, out_dir, workers=workers, on_result=progress, device=device,
+                           results_path=results_path)
     else:
         stream = engine.run_batch(entries, out_dir, workers=workers, device=device, retry_failed=retry_failed,
-                                  on_result=progress)
+                                  on_result=progress, results_path=results_path)
+    results_file = results_path or out_dir / "results.jsonl"
 
     def stop_on_term(signum, frame) -> None:  # a scheduler's stop: give the jobs back, as Ctrl-C does
         raise KeyboardInterrupt
@@ -149,13 +156,13 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, workers: int | N
     reused = sum(1 for r in results if r.reused)
     if as_json:
         summary = {"jobs": len(results), "succeeded": len(results) - failed, "failed": failed, "reused": reused,
-                   "seconds": round(wall, 3), "results": str(out_dir / "results.jsonl")}
+                   "seconds": round(wall, 3), "results": str(results_file)}
         if engine is not None:
             summary["store"] = str(engine.store_path)
         click.echo(json.dumps({"summary": summary}))
     else:
         click.echo(summary_table(results, wall))
-        click.echo(f"results: {out_dir / 'results.jsonl'}" + (f"; store: {engine.store_path}" if engine else ""))
+        click.echo(f"results: {results_file}" + (f"; store: {engine.store_path}" if engine else ""))
     sys.exit(1 if failed else 0)
 
 

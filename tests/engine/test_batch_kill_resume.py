@@ -47,11 +47,11 @@ def alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2] != "Z"
 
 
-def engine_run(manifest: Path, out: Path, store: Path) -> subprocess.Popen:
+def engine_run(manifest: Path, out: Path, store: Path, *extra: str) -> subprocess.Popen:
     script = Path(sys.executable).parent / "engine"
     command = [str(script)] if script.exists() else [sys.executable, "-c", "from cli.main import main; main()"]
     command += ["run", "--batch", str(manifest), "--out-dir", str(out), "--store", str(store), "--workers", "2",
-                "--json"]
+                "--json", *extra]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=Path(__file__).resolve().parents[2], start_new_session=True)
 
@@ -144,3 +144,24 @@ def test_sigterm_stops_a_run_and_gives_its_jobs_back_for_the_next(tmp_path):
     second.communicate(timeout=300)
     assert second.returncode == 0
     assert stored_jobs(store) == {line["id"]: ("success", 1) for line in lines}
+
+
+def test_two_runs_of_one_manifest_at_once_split_it_and_each_reports_every_line(tmp_path):
+    clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=75, width=320, height=240)
+    lines = [{"id": f"p{i}", "input": str(clip), "format": "gif", "fps": 25, "duration": 2.9} for i in range(8)]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out, store = tmp_path / "out", tmp_path / "store.db"
+
+    runs = [engine_run(manifest, out, store, "--results", str(tmp_path / f"{name}.jsonl")) for name in ("a", "b")]
+    for run in runs:
+        run.communicate(timeout=300)
+        assert run.returncode == 0
+    reports = {name: [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+               for name in ("a", "b")}
+    ran = {name: {r["id"] for r in report if not r["reused"]} for name, report in reports.items()}
+
+    ids = {line["id"] for line in lines}
+    assert all(sorted(r["id"] for r in report) == sorted(ids) for report in reports.values())
+    assert ran["a"].isdisjoint(ran["b"]) and ran["a"] | ran["b"] == ids
+    assert stored_jobs(store) == {i: ("success", 1) for i in ids}
