@@ -65,6 +65,14 @@ def stored_jobs(store: Path) -> dict[str, tuple[str, int]]:
         conn.close()
 
 
+def column(store: Path, name: str, where: str) -> dict[str, float]:
+    conn = sqlite3.connect(store)
+    try:
+        return dict(conn.execute(f"SELECT name, {name} FROM jobs WHERE {where}").fetchall())
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize("victims", ["the run", "the run and its workers"])
 def test_a_killed_batch_resumes_and_every_job_ends_exactly_once(tmp_path, victims):
     clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=75, width=480, height=360)
@@ -91,6 +99,8 @@ def test_a_killed_batch_resumes_and_every_job_ends_exactly_once(tmp_path, victim
     before = stored_jobs(store)
     done_before = {name for name, (state, _) in before.items() if state == "success"}
     assert 2 <= len(done_before) < JOBS, before
+    leases = column(store, "lease_expires", "state = 'running'")  # what the dead run still held
+    assert leases
 
     second = engine_run(manifest, out, store)
     stdout, stderr = second.communicate(timeout=300)
@@ -106,6 +116,9 @@ def test_a_killed_batch_resumes_and_every_job_ends_exactly_once(tmp_path, victim
     assert all(r["status"] == "success" for r in results)
     # in the store: every job ended once, with exactly one event
     assert stored_jobs(store) == {line["id"]: ("success", 1) for line in lines}
+    # the dead run's jobs were taken over at once (same host, its pid gone), not after the lease ran out
+    started = column(store, "started", "name IN (%s)" % ",".join(f"'{name}'" for name in leases))
+    assert all(started[name] < leases[name] for name in leases), (started, leases)
     # every output whole and decodable, no temporary file left behind
     for result in results:
         with Image.open(result["output"]) as image:
