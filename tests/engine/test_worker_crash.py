@@ -56,3 +56,23 @@ def test_killing_a_worker_mid_batch_still_finishes_every_job_once(tmp_path):
     assert all(r.ok for r in results), [r.error_message for r in results if not r.ok]
     leftovers = [p.name for p in (tmp_path / "out").iterdir() if p.suffix not in (".webp", ".jsonl")]
     assert leftovers == []
+
+
+def test_a_job_that_kills_its_worker_every_time_fails_alone_and_the_rest_succeed(tmp_path, monkeypatch):
+    """A file that crashes the decoder each time: the batch survives, that job alone is reported
+    InvalidVideoFormat (after its retry in a process of its own), every other job succeeds."""
+    import crashing_worker
+    from engine import batch
+
+    clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=25, width=160, height=120)
+    jobs = [{"id": name, "input": str(clip), "format": "gif", "fps": 5, "duration": 0.6}
+            for name in ("a", "b", "poison", "c", "d")]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(j) + "\n" for j in jobs))
+    monkeypatch.setattr(batch, "_run_in_worker", crashing_worker.crash_on_poison)
+
+    results = {r.id: r for r in run_batch(load_manifest(manifest), tmp_path / "out", workers=2)}
+
+    assert sorted(results) == ["a", "b", "c", "d", "poison"]
+    assert results["poison"].error_code == "InvalidVideoFormat" and "crashed" in results["poison"].error_message
+    assert all(results[name].ok for name in "abcd"), {k: r.error_message for k, r in results.items()}
