@@ -174,6 +174,9 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
         t = time.perf_counter()
         destination = resolve_output(spec, out_dir)
         media = probe(spec.input)
+        base["source"] = {"codec": media.codec, "width": media.display_width, "height": media.height,
+                          "fps": media.fps, "duration": round(media.duration, 3),
+                          "bytes": spec.input.stat().st_size}
         timeline = plan_timeline(spec, media)
         _check_frame_memory(spec, media, timeline)
         choice = choose_device(device, media)

@@ -31,6 +31,9 @@ class Result:
     source_frames_decoded: int | None = None
     device: str | None = None
     line: int | None = None
+    source: dict[str, Any] | None = None
+    """What the probe found in the input: codec, width (display), height, fps, duration (s), bytes
+    (file size); None when the input could not be probed."""
     job_id: str | None = None
     """The job's id in the store (what events carry as JobId); None for a run without a store."""
     reused: bool = False

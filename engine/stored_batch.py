@@ -2,7 +2,8 @@
 
 Every valid manifest line becomes a job in the store (:mod:`engine.store.batch_jobs`), known by its
 input file and effective config. A run enlists the lines, claims those not done yet, runs them in
-the worker pool (:func:`engine.batch.run_pool`) and records each Result together with its
+the worker pool (:func:`engine.batch.run_pool`) and records each Result together with its input
+(registered as a video, from the job's own probe), its image (and cover, with SetAsCover) and its
 DynamicImageComplete event in one transaction, right after the image was written atomically. So a
 run killed at any moment (SIGKILL, a node taken away) loses at most the jobs in flight, which the
 next run of the same manifest does again; nothing that ended is done twice, nothing half-written
@@ -28,13 +29,14 @@ from engine.manifest import ManifestEntry
 from engine.output import remove_partial_files, resolve_output
 from engine.result import Result
 from engine.store import transaction
-from engine.store.batch_jobs import BatchLine, batch_line, claim_lines, enlist, finish_line, jobs_by_key, \
+from engine.store.batch_jobs import BatchLine, attach, batch_line, claim_lines, enlist, finish_line, jobs_by_key, \
     release_lines, renew_leases
 from engine.store.events import insert_event, make_event
 from engine.store.heartbeat import Heartbeat
-from engine.store.images import image_url
+from engine.store.images import forget_job_image, image_url, insert_image
 from engine.store.jobs import Job, new_worker_id
 from engine.store.outbox import enqueue
+from engine.store.videos import register_probed, set_cover
 
 if TYPE_CHECKING:
     from engine.vod import Engine
@@ -83,20 +85,34 @@ def _plan(entries: Iterable[ManifestEntry], out_dir: Path) -> tuple[dict[str, tu
     return lines, refused
 
 
-def _record(engine: "Engine", job: Job, line: BatchLine, worker: str, result: Result, out_dir: Path) -> Result:
-    """Store the Result and its event in one transaction; a run that lost the job records nothing."""
+def _record(engine: "Engine", job: Job, entry: ManifestEntry, line: BatchLine, worker: str, result: Result,
+            out_dir: Path) -> Result:
+    """Store the Result, its input's video, its image (and cover) and its event in one
+    transaction, as a submitted job's are; a run that lost the job records nothing."""
     result = dataclasses.replace(result, job_id=job.id)
     conn = engine.connection
     with transaction(conn):
         if finish_line(conn, line.key, worker, result) is None:
             return dataclasses.replace(result, notes=result.notes + (
                 "not recorded: another run took this job over (this run's lease had run out)",))
+        video = register_probed(conn, line.input, result.source) if result.source else None
+        video_id = video.id if video else None
+        image = None
+        if result.ok and video is not None:
+            image = insert_image(conn, video_id=video.id, job_id=job.id, path=Path(result.output),
+                                 format=result.format, width=result.width, height=result.height, fps=result.fps,
+                                 size=result.bytes)
+            if entry.spec is not None and entry.spec.set_as_cover:
+                set_cover(conn, video.id, image.id)
+        else:
+            forget_job_image(conn, job.id)
+        attach(conn, job.id, video_id=video_id, image_id=image.id if image else None)
         if result.ok:
-            event = make_event(job_id=job.id, video_id=None, status="success",
+            event = make_event(job_id=job.id, video_id=video_id, status="success",
                                url=image_url(Path(result.output), out_dir, engine.base_url), width=result.width,
                                height=result.height, size=result.bytes, format=result.format)
         else:
-            event = make_event(job_id=job.id, video_id=None, status="failed", format=result.format,
+            event = make_event(job_id=job.id, video_id=video_id, status="failed", format=result.format,
                                error_code=result.error_code, error_message=result.error_message)
         event.update(Input=str(line.input), ManifestId=line.name)
         insert_event(conn, event)
@@ -165,7 +181,8 @@ def run_stored_batch(
                     for result in run_pool(claims, out_dir, workers=workers, device=request):
                         key = key_of[result.id]
                         del remaining[key]
-                        yield log.emit(_record(engine, held[key], lines[key][1], worker, result, out_dir))
+                        entry, line = lines[key]
+                        yield log.emit(_record(engine, held[key], entry, line, worker, result, out_dir))
                         if time.monotonic() - last_delivery > DELIVER_EVERY_S:
                             engine.deliver_events()
                             last_delivery = time.monotonic()

@@ -129,13 +129,18 @@ def renew_leases(conn: sqlite3.Connection, worker: str, lease_seconds: float) ->
 
 def finish_line(conn: sqlite3.Connection, key: str, worker: str, result: Result) -> Job | None:
     """Record a held job's Result; None (nothing changed) if this worker no longer holds it.
-    Call inside the transaction that also writes the job's event."""
+    Call inside the transaction that also writes the job's video, image and event."""
     row = conn.execute(
         "UPDATE jobs SET state = ?, error_code = ?, error_message = ?, result = ?, finished = ?, lease_expires = NULL"
         " WHERE batch_key = ? AND worker = ? AND state = 'running' RETURNING *",
         ("success" if result.ok else "failed", result.error_code, result.error_message,
          json.dumps(result.to_dict(), ensure_ascii=False), time.time(), key, worker)).fetchone()
     return None if row is None else job_from_row(row)
+
+
+def attach(conn: sqlite3.Connection, job_id: str, *, video_id: str | None, image_id: str | None) -> None:
+    """Link a finished batch job to its input's video and its image (None: none)."""
+    conn.execute("UPDATE jobs SET video_id = ?, image_id = ? WHERE id = ?", (video_id, image_id, job_id))
 
 
 def release_lines(conn: sqlite3.Connection, worker: str) -> int:

@@ -38,14 +38,25 @@ def _row(row: sqlite3.Row) -> DynamicImage:
 
 def insert_image(conn: sqlite3.Connection, *, video_id: str, job_id: str, path: Path, format: str, width: int,
                  height: int, fps: float, size: int, image_id: str | None = None) -> DynamicImage:
-    """Record an image; call inside the job's completing transaction."""
+    """Record a job's image; call inside the job's completing transaction. A job made again (a
+    batch line redone) keeps its image's id, with the new file's details."""
     image = DynamicImage(id=image_id or uuid.uuid4().hex, video_id=video_id, job_id=job_id, path=Path(path), format=format,
                          width=width, height=height, fps=fps, bytes=size, created=time.time())
-    conn.execute("INSERT INTO images (id, video_id, job_id, path, format, width, height, fps, bytes, created)"
-                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                 (image.id, image.video_id, image.job_id, str(image.path), image.format, image.width, image.height,
-                  image.fps, image.bytes, image.created))
-    return image
+    row = conn.execute(
+        "INSERT INTO images (id, video_id, job_id, path, format, width, height, fps, bytes, created)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id) DO UPDATE SET video_id = excluded.video_id,"
+        " path = excluded.path, format = excluded.format, width = excluded.width, height = excluded.height,"
+        " fps = excluded.fps, bytes = excluded.bytes, created = excluded.created RETURNING *",
+        (image.id, image.video_id, image.job_id, str(image.path), image.format, image.width, image.height,
+         image.fps, image.bytes, image.created)).fetchone()
+    return _row(row)
+
+
+def forget_job_image(conn: sqlite3.Connection, job_id: str) -> None:
+    """Drop the image an earlier try of this job made (it failed this time), and the cover that
+    pointed to it; call inside the job's completing transaction."""
+    for row in conn.execute("DELETE FROM images WHERE job_id = ? RETURNING id", (job_id,)).fetchall():
+        conn.execute("UPDATE videos SET cover_image_id = NULL WHERE cover_image_id = ?", (row["id"],))
 
 
 def get_image(conn: sqlite3.Connection, image_id: str) -> DynamicImage | None:

@@ -36,7 +36,7 @@ class Job:
 
     id: str
     video_id: str | None
-    """None for a batch job (its input is a file path, not a registered video)."""
+    """None for a batch job until it ends with its input probed (then the input is registered)."""
     template_id: str | None
     state: str
     spec: dict[str, Any] = field(hash=False)

@@ -94,9 +94,10 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
     """),
     (2, """
-        -- Batch runs (engine run --batch) keep their jobs here too. A batch job has no registered video
-        -- or template (video_id, template_id NULL). It is known by batch_key, the identity of its input
-        -- file and effective config, and keeps its input, manifest id, output path and Result JSON.
+        -- Batch runs (engine run --batch) keep their jobs here too. A batch job may have no template, and
+        -- no video until its input has been probed (template_id, video_id NULL). It is known by batch_key,
+        -- the identity of its input file and effective config, and keeps its input, manifest id, output
+        -- path and Result JSON.
         -- SQLite cannot drop NOT NULL in place, so the table is rebuilt (foreign keys are off while
         -- migrations run: see db.open_store).
         CREATE TABLE jobs_v2 (
@@ -118,8 +119,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             input          TEXT,
             name           TEXT,
             output         TEXT,
-            result         TEXT,
-            CHECK ((batch_key IS NULL) = (video_id IS NOT NULL))
+            result         TEXT
         );
         INSERT INTO jobs_v2 (id, video_id, template_id, spec, state, attempts, worker, lease_expires, error_code,
                              error_message, image_id, created, started, finished)

@@ -12,6 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 from engine.errors import EngineError, ErrorCode
 from engine.probe import probe
@@ -48,18 +49,27 @@ def register_video(conn: sqlite3.Connection, path: Path) -> Video:
     if existing is not None:
         return _row(existing)
     media = probe(path)  # raises InputNotFound / InvalidVideoFormat with a message for the user
-    video = Video(id=uuid.uuid4().hex, path=path, title=path.stem, size=path.stat().st_size,
-                  duration=round(media.duration, 3), width=media.display_width,
-                  height=media.height, fps=media.fps, codec=media.codec, created=time.time())
-    with transaction(conn):
-        existing = conn.execute("SELECT * FROM videos WHERE path = ?", (str(path),)).fetchone()
-        if existing is not None:  # another process registered it while we probed
-            return _row(existing)
-        conn.execute(
-            "INSERT INTO videos (id, path, title, size, duration, width, height, fps, codec, created)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (video.id, str(video.path), video.title, video.size, video.duration, video.width, video.height,
-             video.fps, video.codec, video.created))
+    source = {"width": media.display_width, "height": media.height, "fps": media.fps, "codec": media.codec,
+              "duration": media.duration, "bytes": path.stat().st_size}
+    with transaction(conn):  # another process may have registered it while we probed
+        return register_probed(conn, path, source)
+
+
+def register_probed(conn: sqlite3.Connection, path: Path, source: Mapping[str, Any]) -> Video:
+    """Store a video a job has already probed (``source`` as in a Result: width, height, fps,
+    codec, duration, bytes), or return the one registered at that path. Call inside a transaction."""
+    path = Path(path).expanduser().resolve()
+    existing = conn.execute("SELECT * FROM videos WHERE path = ?", (str(path),)).fetchone()
+    if existing is not None:
+        return _row(existing)
+    video = Video(id=uuid.uuid4().hex, path=path, title=path.stem, size=int(source["bytes"]),
+                  duration=round(float(source["duration"]), 3), width=int(source["width"]),
+                  height=int(source["height"]), fps=source.get("fps"), codec=str(source["codec"]), created=time.time())
+    conn.execute(
+        "INSERT INTO videos (id, path, title, size, duration, width, height, fps, codec, created)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (video.id, str(video.path), video.title, video.size, video.duration, video.width, video.height,
+         video.fps, video.codec, video.created))
     return video
 
 

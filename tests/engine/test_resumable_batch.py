@@ -72,7 +72,35 @@ def test_each_finished_job_has_its_event_with_the_seed_fields(tmp_path, clip):
     assert events["ok"]["JobId"] == results["ok"].job_id
     assert (events["ok"]["Width"], events["ok"]["FileSize"]) == (results["ok"].width, results["ok"].bytes)
     assert events["missing"]["Status"] == "failed" and events["missing"]["ErrorCode"] == "InputNotFound"
+    assert events["missing"]["VideoId"] is None  # nothing to register: the file is not there
     assert sorted(e["EventId"] for e in log) == sorted(e["EventId"] for e in events.values())
+
+
+def test_batch_outputs_are_listed_like_submitted_jobs_and_can_be_covers(tmp_path, clip):
+    manifest = write_manifest(tmp_path / "m.jsonl", [
+        job("plain", clip),
+        {"id": "cover", "input": str(clip), "TemplateConfig": {"Format": "webp", "Fps": "5", "SetAsCover": "true",
+                                                                "TimeSpan": {"Duration": "0.6"}}},
+    ])
+    with Engine(store=tmp_path / "s.db") as engine:
+        results = run(engine, manifest, tmp_path / "out")
+        [video] = engine.videos()  # the input, registered from the jobs' own probe
+        listing = engine.list_dynamic_images(video.id)["DynamicImageList"]
+        info = engine.video_info(video.id)["Video"]
+        events = {e["ManifestId"]: e for e in engine.events()}
+        Path(results["cover"].output).unlink()  # made again: still one image, same id
+        again = run(engine, manifest, tmp_path / "out")
+        relisted = engine.list_dynamic_images(video.id)["DynamicImageList"]
+
+    assert (video.path, video.width, video.height, video.codec) == (clip.resolve(), 160, 120, "h264")
+    assert sorted(i["JobId"] for i in listing) == sorted(r.job_id for r in results.values())
+    by_job = {i["JobId"]: i for i in listing}
+    assert by_job[results["cover"].job_id]["URL"] == Path(results["cover"].output).as_uri()
+    assert by_job[results["cover"].job_id]["FileSize"] == results["cover"].bytes
+    assert info["CoverURL"] == Path(results["cover"].output).as_uri()
+    assert {e["VideoId"] for e in events.values()} == {video.id}
+    assert not again["cover"].reused and again["plain"].reused
+    assert sorted(i["DynamicImageId"] for i in relisted) == sorted(i["DynamicImageId"] for i in listing)
 
 
 def test_failures_are_final_until_retry_failed(tmp_path, clip):
@@ -258,3 +286,18 @@ def test_two_runs_sharing_a_store_split_a_manifest_and_do_each_job_once(tmp_path
     assert done_by["left"].isdisjoint(done_by["right"]) and done_by["left"] | done_by["right"] == ids
     assert sorted((j.name, j.state, j.attempts) for j in jobs) == sorted((i, "success", 1) for i in ids)
     assert len(events) == 6
+
+
+def test_a_redone_job_that_fails_drops_its_old_image_and_cover(tmp_path, clip):
+    from engine.store.images import forget_job_image
+
+    manifest = write_manifest(tmp_path / "m.jsonl", [
+        {"id": "c", "input": str(clip), "TemplateConfig": {"Format": "gif", "Fps": "5", "SetAsCover": "true",
+                                                            "TimeSpan": {"Duration": "0.6"}}}])
+    with Engine(store=tmp_path / "s.db") as engine:
+        result = run(engine, manifest, tmp_path / "out")["c"]
+        [video] = engine.videos()
+        assert engine.video(video.id).cover_image_id is not None
+        with transaction(engine.connection):
+            forget_job_image(engine.connection, result.job_id)
+        assert engine.images(video.id) == [] and engine.video(video.id).cover_image_id is None
