@@ -98,9 +98,11 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
     with new lines) and only what is not done yet runs; the rest is reported from the store
     as "reused". Each finished job also gets a DynamicImageComplete event (log and callback).
 
-    Every line ends as a line of OUT_DIR/results.jsonl (or --results). Exit status: 0 when every job
-    succeeded, 1 when some failed, 2 for a usage error (such as a missing manifest), 130 when
-    stopped by Ctrl-C or SIGTERM (jobs in flight go back to the store for the next run).
+    Every line ends as a line of OUT_DIR/results.jsonl (or --results).
+
+    Exit status: 0 when every job succeeded, 1 when some failed, 2 for a usage error (such as a
+    missing manifest), 130 when stopped by Ctrl-C or SIGTERM (jobs in flight go back to the store
+    for the next run).
     """
     store_given = click.get_current_context().get_parameter_source("store") == ParameterSource.COMMANDLINE
     if no_store and (store_given or retry_failed or events_path or callback_url or base_url):  # $ENGINE_STORE is fine
