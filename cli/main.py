@@ -12,10 +12,10 @@ import click
 from click.core import ParameterSource
 
 from cli.progress import Progress, summary_table
+from cli.vod import event_options
 from engine import EngineError, default_workers, load_manifest, run_batch
 from engine.device import DEVICE_HELP, DeviceRequest, parse_device
 from engine.store.db import STORE_ENV
-from engine.store.webhook import SECRET_ENV
 
 
 class DeviceParam(click.ParamType):
@@ -66,12 +66,7 @@ STORE_HELP = (f"Store file (SQLite) that remembers every job [default: ${STORE_E
 @click.option("--retry-failed", is_flag=True, help="Also run again the lines that failed in an earlier run.")
 @click.option("--no-store", is_flag=True,
               help="Run every line and remember nothing: no resuming, no events, no template names.")
-@click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Event log (JSON Lines) for DynamicImageComplete events [default: events.jsonl beside the store].")
-@click.option("--callback", "callback_url", help="POST each DynamicImageComplete event here "
-              "[default: the store's callback_url setting].")
-@click.option("--callback-secret", envvar=SECRET_ENV, help=f"HMAC-SHA256 key for callbacks (or ${SECRET_ENV}, "
-              "or the store's callback_secret setting).")
+@event_options
 @click.option("--base-url", help="URL prefix that paths below OUT_DIR map to in events [default: the store's "
               "base_url setting, else file:// URLs].")
 @click.option("--json", "as_json", is_flag=True,

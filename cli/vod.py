@@ -59,6 +59,22 @@ def store_command(func: Callable) -> Callable:
     return wrapper
 
 
+def event_options(func: Callable) -> Callable:
+    """--events, --callback, --callback-secret: where DynamicImageComplete events go (engine worker,
+    engine run); values the Engine takes, each falling back to the store's setting."""
+    options = [
+        click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Event log (JSON Lines) [default: events.jsonl beside the store]."),
+        click.option("--callback", "callback_url", help="POST each DynamicImageComplete event here "
+                     "[default: the store's callback_url setting]."),
+        click.option("--callback-secret", envvar=SECRET_ENV, help=f"HMAC-SHA256 key for callbacks (or "
+                     f"${SECRET_ENV}, or the store's callback_secret setting)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def url_options(func: Callable) -> Callable:
     func = click.option("--base-url", help="URL prefix that paths below the images folder map to "
                         "[default: the store's base_url setting, else file:// URLs].")(func)
@@ -286,12 +302,7 @@ def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str
               "[default: torch's own, all cores]. Running N workers on one machine: give each cores/N.")
 @click.option("--device", default="auto", show_default=True, callback=_check_device,
               help="Where jobs decode and run their kernels: auto, cpu, cuda or cuda:N, as for `engine run`.")
-@click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Event log (JSON Lines) [default: events.jsonl beside the store].")
-@click.option("--callback", "callback_url", help="POST each DynamicImageComplete event here "
-              "[default: the store's callback_url setting].")
-@click.option("--callback-secret", envvar=SECRET_ENV, help=f"HMAC-SHA256 key for callbacks (or ${SECRET_ENV}, "
-              "or the store's callback_secret setting).")
+@event_options
 @url_options
 @store_command
 def worker(engine: Engine, as_json: bool, until_empty: bool, lease_seconds: float, poll_seconds: float,

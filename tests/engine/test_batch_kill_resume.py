@@ -16,35 +16,9 @@ import pytest
 from PIL import Image
 
 import clipmaker
+from processes import alive, descendants
 
 JOBS = 8
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (the forkserver and the pool's workers)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat[stat.rfind(")") + 2:].split()[1])
-    found, frontier = [], [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [p for p, pp in parents.items() if pp == parent]
-        found += children
-        frontier += children
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2] != "Z"
 
 
 def engine_run(manifest: Path, out: Path, store: Path, *extra: str) -> subprocess.Popen:

@@ -8,24 +8,16 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import clipmaker
+from processes import children_of, parents
 from engine import load_manifest, run_batch
 
 
 def grandchildren() -> list[int]:
     """Pids whose parent is a child of this process: the pool's workers under the forkserver."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat[stat.rfind(")") + 2:].split()[1])
-    children = {pid for pid, parent in parents.items() if parent == os.getpid()}
-    return [pid for pid, parent in parents.items() if parent in children]
+    table = parents()
+    return children_of(set(children_of({os.getpid()}, table)), table)
 
 
 def test_killing_a_worker_mid_batch_still_finishes_every_job_once(tmp_path):
