@@ -30,26 +30,12 @@ from typing import Callable, Iterable, Iterator
 
 from engine.device import DeviceRequest, parse_device
 from engine.errors import EngineError, ErrorCode
+from engine.liveness import process_gone
 from engine.manifest import ManifestEntry
 from engine.result import Result
 
 _worker_decoder = None
 _worker_device: DeviceRequest = DeviceRequest("cpu")
-
-
-def _process_gone(pid: int) -> bool:
-    """True once ``pid`` has exited (a zombie counts: it runs nothing)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    except OSError:  # pragma: no cover - no /proc: ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-    return stat[stat.rfind(")") + 2] in "ZX"
 
 
 def _exit_with_run(run_pid: int, period: float = 0.5) -> None:
@@ -58,7 +44,7 @@ def _exit_with_run(run_pid: int, period: float = 0.5) -> None:
     (and keep the forkserver alive). A watchdog thread ends the worker once the run is gone."""
 
     def watch() -> None:
-        while not _process_gone(run_pid):
+        while not process_gone(run_pid):
             time.sleep(period)
         os._exit(1)
 

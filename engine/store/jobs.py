@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import EngineError, ErrorCode
+from engine.liveness import process_gone
 from engine.store.db import transaction
 
 STATES = ("queued", "running", "success", "failed")
@@ -74,15 +75,7 @@ def holder_gone(worker: str | None) -> bool:
     that no longer exists: its claims can be taken at once instead of waiting for the lease."""
     host, _, rest = (worker or "").partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return False
+    return host == socket.gethostname() and pid_text.isdigit() and process_gone(int(pid_text))
 
 
 def new_worker_id() -> str:

@@ -208,11 +208,15 @@ def test_a_line_held_by_another_live_run_is_waited_for_not_done_twice(tmp_path, 
 
 def test_holder_gone_knows_dead_processes_on_this_host_only():
     assert not holder_gone(new_worker_id())  # this process
+    host = new_worker_id().split(":")[0]
     child = os.fork()
     if child == 0:
         os._exit(0)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not Path(f"/proc/{child}/stat").read_text().split(")")[-1].startswith(" Z"):
+        time.sleep(0.01)
+    assert holder_gone(f"{host}:{child}:abc123")  # exited, not yet reaped (a zombie): gone
     os.waitpid(child, 0)
-    host = new_worker_id().split(":")[0]
     assert holder_gone(f"{host}:{child}:abc123")
     assert not holder_gone(f"another-host:{child}:abc123")  # cannot tell: wait for the lease
     assert not holder_gone(None)
