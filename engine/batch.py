@@ -90,6 +90,12 @@ def _pool(workers: int, threads: int, device: DeviceRequest) -> ProcessPoolExecu
                                initargs=(threads, device, os.getpid()))
 
 
+def invalid_line_result(entry: ManifestEntry) -> Result:
+    """The failed Result of a manifest line that is not a valid job."""
+    return Result.failure(entry.id, entry.error or EngineError(ErrorCode.INVALID_PARAMETER, "invalid manifest line"),
+                          line=entry.line)
+
+
 def _crashed(entry: ManifestEntry) -> Result:
     return Result.failure(entry.id, EngineError(
         ErrorCode.INVALID_VIDEO_FORMAT,
@@ -170,8 +176,7 @@ def run_pool(entries: Iterable[ManifestEntry], out_dir: Path, *, workers: int | 
                 if entry is None:
                     break
                 if entry.spec is None:
-                    yield Result.failure(entry.id, entry.error or EngineError(
-                        ErrorCode.INVALID_PARAMETER, "invalid manifest line"), line=entry.line)
+                    yield invalid_line_result(entry)
                     continue
                 try:
                     in_flight[pool.submit(_run_in_worker, entry, out_dir)] = entry

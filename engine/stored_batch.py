@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
-from engine.batch import ResultsLog, run_pool
+from engine.batch import ResultsLog, invalid_line_result, run_pool
 from engine.device import DeviceRequest, parse_device
 from engine.errors import EngineError, ErrorCode
 from engine.manifest import ManifestEntry
@@ -50,11 +50,6 @@ DELIVER_EVERY_S = 10.0
 """Events reach the log and the callback at most this long after their job ended (and at the end)."""
 
 
-def _invalid(entry: ManifestEntry) -> Result:
-    return Result.failure(entry.id, entry.error or EngineError(ErrorCode.INVALID_PARAMETER, "invalid manifest line"),
-                          line=entry.line)
-
-
 def reused_result(job: Job, entry: ManifestEntry) -> Result:
     """An earlier run's Result for this line, under this run's id and line number."""
     stored = Result.from_dict(job.result) if job.result else Result.failure(entry.id, EngineError(
@@ -68,7 +63,7 @@ def _plan(entries: Iterable[ManifestEntry], out_dir: Path) -> tuple[dict[str, tu
     refused: list[Result] = []
     for entry in entries:
         if entry.spec is None:
-            refused.append(_invalid(entry))
+            refused.append(invalid_line_result(entry))
             continue
         try:
             line = batch_line(entry.spec, resolve_output(entry.spec, out_dir))
