@@ -40,9 +40,11 @@ def write_sample_video(path: Path, *, seconds: float = 4.0, fps: int = 25, width
 
 
 def write_demo(folder: Path) -> Path:
-    """Write the sample video and its manifest into ``folder``; returns the manifest path."""
+    """Write the sample video (unless it is there: a second `make demo` then shows a run that
+    redoes nothing) and its manifest into ``folder``; returns the manifest path."""
     folder.mkdir(parents=True, exist_ok=True)
-    write_sample_video(folder / "sample.mp4")
+    if not (folder / "sample.mp4").is_file():
+        write_sample_video(folder / "sample.mp4")
     jobs = [
         {"id": "bounce-gif", "input": "sample.mp4", "format": "gif", "fps": 15, "width": 320, "seek": 0.5, "duration": 2},
         {"id": "bounce-webp", "input": "sample.mp4", "TemplateConfig": {
