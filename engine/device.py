@@ -250,6 +250,8 @@ def chroma_and_bits(pixel_format: str) -> tuple[str | None, int]:
 
 def nvdec_refusal(media: MediaInfo, gpu: int, gpu_name: str = "this GPU") -> str | None:
     """Why NVDEC on GPU ``gpu`` cannot serve this video through the GPU path, or None if it can."""
+    if media.transfer is not None:
+        return f"{media.transfer.upper()} HDR is tone-mapped to SDR on the CPU path only"
     limits = HOPPER_NVDEC.get(media.codec)
     if limits is None:
         return f"nvdec does not decode {media.codec}"

@@ -179,6 +179,8 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
                           "bytes": spec.input.stat().st_size}
         timeline = plan_timeline(spec, media)
         _check_frame_memory(spec, media, timeline)
+        if media.transfer is not None:
+            notes.append(f"HDR ({media.transfer.upper()}, BT.2020) tone-mapped to SDR BT.709")
         choice = choose_device(device, media)
         if choice.note:
             notes.append(choice.note)

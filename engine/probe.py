@@ -17,6 +17,11 @@ import av
 from engine.errors import EngineError, ErrorCode
 
 
+HDR_TRANSFERS = {16: "pq", 18: "hlg"}
+"""FFmpeg's AVColorTransferCharacteristic values of the HDR transfers: SMPTE ST 2084 (PQ) and
+ARIB STD-B67 (HLG). Frames so tagged are tone-mapped to SDR (kernels/tonemap.py)."""
+
+
 @dataclass(frozen=True)
 class MediaInfo:
     """Facts about the chosen video stream. Times are seconds from the container's start."""
@@ -37,6 +42,8 @@ class MediaInfo:
     """The container's start time in seconds: user times count from it, and ``duration`` is the
     video stream's end measured from it."""
     video_streams: int
+    transfer: str | None = None
+    """"pq" or "hlg" for an HDR stream (tone-mapped to SDR when decoded), None for SDR."""
 
     @property
     def display_width(self) -> int:
@@ -123,6 +130,7 @@ def probe(path: Path) -> MediaInfo:
             path=path, container=container.format.name, stream_index=stream.index, codec=ctx.name,
             width=ctx.width, height=ctx.height, pixel_format=ctx.pix_fmt or "unknown",
             sample_aspect_ratio=sar, fps=fps, start_time=start, video_streams=len(container.streams.video),
+            transfer=HDR_TRANSFERS.get(int(ctx.color_trc or 0)),
         )
     except av.error.FFmpegError as exc:
         raise EngineError(ErrorCode.INVALID_VIDEO_FORMAT, f"{path.name} cannot be read ({exc.strerror or exc})") from None

@@ -19,7 +19,7 @@ import torch
 
 from engine.decode import FIT_CHUNK, FIT_CHUNK_BYTES, DecodedClip, Fit, unreadable
 from engine.errors import EngineError, ErrorCode
-from engine.probe import MediaInfo, open_container
+from engine.probe import HDR_TRANSFERS, MediaInfo, open_container
 
 _SEEK_BACKOFF = (0.0, 1.0, 5.0, 30.0)
 """Seconds to step back when a demuxer's seek lands after the wanted time (imprecise indexes)."""
@@ -27,21 +27,35 @@ _UNSPECIFIED = 2  # AVCOL_SPC_UNSPECIFIED
 
 
 def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """RGB24 array of a frame, honouring its colour matrix and range; rotation applied."""
+    """RGB24 array of a frame, honouring its colour matrix and range, HDR tone-mapped to SDR;
+    rotation applied."""
+    transfer = HDR_TRANSFERS.get(int(frame.color_trc or 0))
     colorspace = frame.colorspace
     if colorspace in (_UNSPECIFIED, None, 0):
-        colorspace = av.video.reformatter.Colorspace.ITU709 if frame.height >= 720 else av.video.reformatter.Colorspace.ITU601
-    rgb = frame.reformat(
-        format="rgb24",
+        if transfer is not None:
+            colorspace = av.video.reformatter.Colorspace.BT2020
+        else:
+            colorspace = av.video.reformatter.Colorspace.ITU709 if frame.height >= 720 else av.video.reformatter.Colorspace.ITU601
+    converted = frame.reformat(
+        format="rgb24" if transfer is None else "rgb48le",  # HDR: 16 bits per channel into the tone map
         src_colorspace=colorspace,
         src_color_range=frame.color_range or None,
         dst_color_range=av.video.reformatter.ColorRange.JPEG,
         threads=1,
     ).to_ndarray()
+    rgb = converted if transfer is None else _tone_map(converted, transfer)
     turns = round((frame.rotation or 0) / 90) % 4
     if turns:
         rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
     return rgb
+
+
+def _tone_map(rgb48: np.ndarray, transfer: str) -> np.ndarray:
+    """A 16-bit BT.2020 PQ/HLG frame [H, W, 3] as SDR BT.709 RGB24 (kernels/tonemap.py)."""
+    from kernels.tonemap import hdr_to_sdr
+
+    planes = torch.from_numpy(rgb48.astype(np.int32)).permute(2, 0, 1).unsqueeze(0)
+    return hdr_to_sdr(planes, transfer)[0].permute(1, 2, 0).contiguous().numpy()
 
 
 class PyAVDecoder:

@@ -58,3 +58,11 @@ def test_colour_conversion_runs_without_host_reads(no_host_reads):
         assert rgb.shape == (2, 3, 16, 20)
     deep = torch.randint(0, 1 << 15, (2, 24, 20), dtype=torch.int16)
     yuv420_to_rgb(*split_nv12(deep, 16), matrix="bt2020", full_range=True)
+
+
+def test_hdr_tone_mapping_runs_without_host_reads(no_host_reads):
+    from kernels.tonemap import hdr_to_sdr
+
+    signal = torch.randint(0, 65536, (2, 3, 8, 10), dtype=torch.int32)
+    for transfer in ("pq", "hlg"):
+        assert hdr_to_sdr(signal, transfer).shape == (2, 3, 8, 10)

@@ -1,0 +1,109 @@
+"""HDR (PQ or HLG, BT.2020) to SDR (BT.709) frames: linearise, convert primaries, compress highlights.
+
+Phones record HDR by default (HLG HEVC), and streaming masters are often PQ. Decoded the SDR way,
+their non-linear BT.2020 values read as BT.709 and the preview comes out grey and washed out.
+These ops turn the decoder's non-linear R'G'B' (BT.2020 primaries, values in [0, 1]) into SDR:
+
+1. the transfer's inverse, to light relative to SDR reference white (100 cd/m², as FFmpeg's
+   ``zscale=npl=100`` does): PQ (SMPTE ST 2084) is absolute; HLG (ARIB STD-B67) is scene light
+   shown on a 1000 cd/m² display with the BT.2100 OOTF (system gamma 1.2);
+2. BT.2020 -> BT.709 primaries in linear light (BT.2087);
+3. the Hable filmic curve on each pixel's largest component, scaling its three components alike
+   so hue is kept, normalised so that ``peak`` (default 1000 cd/m², the common mastering peak)
+   reaches white: the same operator as FFmpeg's ``tonemap=hable``;
+4. the inverse of the SDR display's EOTF (BT.1886, gamma 2.4), to 8 bits: the light is display
+   light by now, so it is encoded for the display that will show it (as zimg's ``t=bt709`` does
+   for linear input), not with the camera OETF.
+
+Pure tensor ops on any device, no host sync; float32 throughout.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+REFERENCE_WHITE_NITS = 100.0
+"""SDR white, cd/m²: linear 1.0 after step 1."""
+DEFAULT_PEAK_NITS = 1000.0
+
+_PQ_M1 = 2610 / 16384
+_PQ_M2 = 2523 / 4096 * 128
+_PQ_C1 = 3424 / 4096
+_PQ_C2 = 2413 / 4096 * 32
+_PQ_C3 = 2392 / 4096 * 32
+
+_HLG_A = 0.17883277
+_HLG_B = 1 - 4 * _HLG_A
+_HLG_C = 0.5 - _HLG_A * math.log(4 * _HLG_A)
+_HLG_PEAK_NITS = 1000.0
+_HLG_GAMMA = 1.2
+_BT2020_LUMA = (0.2627, 0.6780, 0.0593)
+
+_BT2020_TO_BT709 = (  # BT.2087, rows summing to 1 so that greys stay grey
+    (1.660491, -0.587641, -0.072850),
+    (-0.124550, 1.132900, -0.008350),
+    (-0.018151, -0.100579, 1.118730),
+)
+
+_HABLE = (0.15, 0.50, 0.10, 0.20, 0.02, 0.30)
+
+
+def pq_to_linear(signal: Tensor) -> Tensor:
+    """SMPTE ST 2084 EOTF: non-linear [0, 1] -> light relative to 100 cd/m² (10000 cd/m² = 100)."""
+    e = signal.clamp(0, 1).pow(1 / _PQ_M2)
+    nits = 10000.0 * ((e - _PQ_C1).clamp_min(0) / (_PQ_C2 - _PQ_C3 * e)).pow(1 / _PQ_M1)
+    return nits / REFERENCE_WHITE_NITS
+
+
+def hlg_to_linear(signal: Tensor) -> Tensor:
+    """ARIB STD-B67 inverse OETF then the BT.2100 OOTF for a 1000 cd/m² display, on [N, 3, H, W]:
+    light relative to 100 cd/m²."""
+    e = signal.clamp(0, 1)
+    scene = torch.where(e <= 0.5, e * e / 3, (torch.exp((e - _HLG_C) / _HLG_A) + _HLG_B) / 12)
+    weights = torch.tensor(_BT2020_LUMA, dtype=scene.dtype, device=scene.device).view(1, 3, 1, 1)
+    luma = (scene * weights).sum(dim=1, keepdim=True)
+    display = scene * luma.clamp_min(1e-6).pow(_HLG_GAMMA - 1)
+    return display * (_HLG_PEAK_NITS / REFERENCE_WHITE_NITS)
+
+
+def bt2020_to_bt709(linear: Tensor) -> Tensor:
+    """Linear-light primaries conversion on [N, 3, H, W]; out-of-gamut colours go below 0."""
+    matrix = torch.tensor(_BT2020_TO_BT709, dtype=linear.dtype, device=linear.device)
+    return torch.einsum("ij,njhw->nihw", matrix, linear)
+
+
+def _hable(x: Tensor | float) -> Tensor | float:
+    a, b, c, d, e, f = _HABLE
+    return (x * (a * x + c * b) + d * e) / (x * (a * x + b) + d * f) - e / f
+
+
+def hable(linear: Tensor, peak: float) -> Tensor:
+    """Compress each pixel's largest component with the Hable curve (``peak`` -> 1), scaling all
+    three by the same factor."""
+    top = linear.amax(dim=1, keepdim=True).clamp_min(1e-6)
+    mapped = _hable(top) / _hable(peak)
+    return linear * (mapped / top)
+
+
+def bt1886_inverse(linear: Tensor) -> Tensor:
+    """Display light [0, 1] -> the SDR code value a BT.1886 display (gamma 2.4) shows it at."""
+    return linear.clamp(0, 1).pow(1 / 2.4)
+
+
+def hdr_to_sdr(rgb: Tensor, transfer: str, peak_nits: float = DEFAULT_PEAK_NITS) -> Tensor:
+    """Non-linear BT.2020 R'G'B' [N, 3, H, W] (float in [0, 1], or uint16 full range) -> SDR
+    BT.709 uint8. ``transfer`` is "pq" or "hlg"."""
+    if rgb.dim() != 4 or rgb.shape[1] != 3:
+        raise ValueError(f"rgb must be [N, 3, H, W], got {tuple(rgb.shape)}")
+    signal = rgb.float() / 65535 if rgb.dtype in (torch.uint16, torch.int32) else rgb.float()
+    if transfer == "pq":
+        linear = pq_to_linear(signal)
+    elif transfer == "hlg":
+        linear = hlg_to_linear(signal)
+    else:
+        raise ValueError(f"transfer must be 'pq' or 'hlg', got {transfer!r}")
+    sdr = hable(bt2020_to_bt709(linear).clamp_min(0), peak_nits / REFERENCE_WHITE_NITS)
+    return (bt1886_inverse(sdr) * 255).round_().to(torch.uint8)

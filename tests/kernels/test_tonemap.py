@@ -1,0 +1,67 @@
+"""HDR to SDR: the PQ and HLG curves hit their published reference points, and the tone map
+keeps black black, reaches white at the peak, never reverses order and keeps hues."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kernels.tonemap import bt2020_to_bt709, hdr_to_sdr, hlg_to_linear, pq_to_linear
+
+
+def grey(values: list[float]) -> torch.Tensor:
+    """[1, 3, 1, n] of equal R'G'B' (a neutral ramp)."""
+    return torch.tensor(values, dtype=torch.float32).view(1, 1, 1, -1).expand(1, 3, 1, -1).contiguous()
+
+
+@pytest.mark.parametrize("code,nits", [(0.0, 0.0), (0.5081, 100.0), (0.5807, 203.0), (0.7518, 1000.0), (1.0, 10000.0)])
+def test_pq_decodes_to_absolute_luminance(code, nits):
+    """SMPTE ST 2084 code values of 100, 203, 1000 and 10000 cd/m² (BT.2408 table 1)."""
+    assert float(pq_to_linear(torch.tensor(code))) * 100 == pytest.approx(nits, rel=0.01, abs=0.01)
+
+
+def test_hlg_reference_white_is_203_nits_on_a_1000_nit_display():
+    """BT.2408: HLG 75 % is HDR reference white, 203 cd/m² with the 1000 cd/m² OOTF."""
+    linear = hlg_to_linear(grey([0.0, 0.75, 1.0]))[0, 0, 0] * 100
+    assert float(linear[0]) == 0.0
+    assert float(linear[1]) == pytest.approx(203.0, rel=0.02)
+    assert float(linear[2]) == pytest.approx(1000.0, rel=0.01)
+
+
+@pytest.mark.parametrize("transfer,peak_code", [("pq", 0.7518), ("hlg", 1.0)])
+def test_a_grey_ramp_maps_black_to_black_peak_to_white_and_stays_in_order(transfer, peak_code):
+    ramp = [i / 40 * peak_code for i in range(41)]
+    sdr = hdr_to_sdr(grey(ramp), transfer)[0]
+    values = sdr[0, 0].tolist()
+    assert values[0] == 0 and values[-1] == 255
+    assert values == sorted(values)
+    assert torch.equal(sdr[0], sdr[1]) and torch.equal(sdr[1], sdr[2])  # neutral stays neutral
+
+
+def test_uint16_input_is_full_range_sixteen_bit():
+    codes = torch.tensor([0, 33299, 65535], dtype=torch.int32)  # PQ 0, ~100 nits, 10000 nits
+    planes = codes.view(1, 1, 1, 3).expand(1, 3, 1, 3).contiguous()
+    as_float = grey([0.0, 33299 / 65535, 1.0])
+    assert torch.equal(hdr_to_sdr(planes, "pq"), hdr_to_sdr(as_float, "pq"))
+
+
+def test_hues_survive_primaries_and_highlight_compression():
+    """A BT.709 red, green and blue written in BT.2020 come out as that primary, not mixed."""
+    to_2020 = torch.tensor([[0.6274, 0.3293, 0.0433], [0.0691, 0.9195, 0.0114], [0.0164, 0.0880, 0.8956]])  # BT.2087
+    primaries_709 = torch.eye(3) * 5.0  # 500 cd/m², well into the compressed highlights
+    linear_2020 = (to_2020 @ primaries_709).T.reshape(3, 3, 1, 1)
+    assert torch.allclose(bt2020_to_bt709(linear_2020).reshape(3, 3), primaries_709, atol=1e-3)
+    # back to PQ code values, then through the whole map
+    nits = (linear_2020 * 100).clamp_min(0)
+    m1, m2, c1, c2, c3 = 2610 / 16384, 2523 / 4096 * 128, 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+    y = (nits / 10000).pow(m1)
+    code = ((c1 + c2 * y) / (1 + c3 * y)).pow(m2)
+    sdr = hdr_to_sdr(code, "pq").reshape(3, 3).int()
+    for k in range(3):
+        others = [sdr[k, j] for j in range(3) if j != k]
+        assert sdr[k, k] > 150 and max(others) < 25, sdr
+
+
+def test_an_unknown_transfer_is_refused():
+    with pytest.raises(ValueError, match="transfer"):
+        hdr_to_sdr(grey([0.5]), "hlg2")
