@@ -1,4 +1,4 @@
-"""Antialiased resizing of uint8 RGB frame batches."""
+"""Antialiased resizing of RGB frame batches (uint8; float for HDR frames before their tone map)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ _FLOAT_CHUNK_VALUES = 1 << 25
 
 
 def resize(frames: Tensor, height: int, width: int) -> Tensor:
-    """Resize uint8 frames [N, 3, H, W] to [N, 3, height, width] with antialiasing.
+    """Resize uint8 frames [N, 3, H, W] to [N, 3, height, width] with antialiasing. Float frames
+    (16-bit HDR scaled to [0, 1], resized before their tone map) come back as float, unclamped.
 
     Downscaling averages over the source footprint (``antialias=True``) instead of point
     sampling, so fine detail turns into its average colour rather than aliasing into moire.
@@ -32,14 +33,16 @@ def resize(frames: Tensor, height: int, width: int) -> Tensor:
     """
     if frames.dim() != 4 or frames.shape[1] != 3:
         raise ValueError(f"frames must be [N, 3, H, W], got {tuple(frames.shape)}")
-    if frames.dtype != torch.uint8:
-        raise ValueError(f"frames must be uint8, got {frames.dtype}")
+    if frames.dtype != torch.uint8 and not frames.is_floating_point():
+        raise ValueError(f"frames must be uint8 or float, got {frames.dtype}")
     if height < 1 or width < 1:
         raise ValueError(f"target size must be positive, got {height}x{width}")
     if frames.shape[-2:] == (height, width):
         return frames
     if frames.shape[0] == 0:
         return frames.new_empty((0, 3, height, width))
+    if frames.is_floating_point():  # e.g. 16-bit HDR scaled to [0, 1]: no rounding, no clamping
+        return F.interpolate(frames, size=(height, width), mode=_MODE, antialias=True)
     if frames.device.type == "cpu":
         return F.interpolate(frames, size=(height, width), mode=_MODE, antialias=True)
     return _resize_float(frames, height, width)

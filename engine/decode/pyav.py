@@ -27,9 +27,10 @@ _UNSPECIFIED = 2  # AVCOL_SPC_UNSPECIFIED
 
 
 def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """RGB24 array of a frame, honouring its colour matrix and range, HDR tone-mapped to SDR;
-    rotation applied."""
-    transfer = HDR_TRANSFERS.get(int(frame.color_trc or 0))
+    """RGB array of a frame, honouring its colour matrix and range; rotation applied. SDR frames
+    come as RGB24; HDR ones (see :func:`hdr_transfer`) as 16-bit BT.2020 R'G'B', for the tone map
+    that runs once they are shrunk (:class:`_FrameCollector`)."""
+    transfer = hdr_transfer(frame)
     colorspace = frame.colorspace
     if colorspace in (_UNSPECIFIED, None, 0):
         if transfer is not None:
@@ -43,19 +44,16 @@ def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
         dst_color_range=av.video.reformatter.ColorRange.JPEG,
         threads=1,
     ).to_ndarray()
-    rgb = converted if transfer is None else _tone_map(converted, transfer)
+    rgb = converted
     turns = round((frame.rotation or 0) / 90) % 4
     if turns:
         rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
     return rgb
 
 
-def _tone_map(rgb48: np.ndarray, transfer: str) -> np.ndarray:
-    """A 16-bit BT.2020 PQ/HLG frame [H, W, 3] as SDR BT.709 RGB24 (kernels/tonemap.py)."""
-    from kernels.tonemap import hdr_to_sdr
-
-    planes = torch.from_numpy(rgb48.astype(np.int32)).permute(2, 0, 1).unsqueeze(0)
-    return hdr_to_sdr(planes, transfer)[0].permute(1, 2, 0).contiguous().numpy()
+def hdr_transfer(frame: av.VideoFrame) -> str | None:
+    """"pq" or "hlg" when the frame is tagged with an HDR transfer, else None."""
+    return HDR_TRANSFERS.get(int(frame.color_trc or 0))
 
 
 class PyAVDecoder:
@@ -118,7 +116,7 @@ class PyAVDecoder:
         def show(shown: tuple, row: int) -> int:
             """Put ``shown`` (frame, time) on screen at the next instant, converting it once."""
             if row < 0:
-                row = frames.add(_to_rgb(shown[0]), round((shown[0].rotation or 0) / 90) % 4)
+                row = frames.add(_to_rgb(shown[0]), round((shown[0].rotation or 0) / 90) % 4, hdr_transfer(shown[0]))
                 times.append(shown[1])
             index.append(row)
             return row
@@ -183,11 +181,16 @@ class _FrameCollector:
         self._pending: list[np.ndarray] = []
         self._pending_bytes = 0
         self._rotation = 0
+        self._transfer: str | None = None
         self._done: list[torch.Tensor] = []
         self._count = 0
 
-    def add(self, rgb: np.ndarray, rotation: int) -> int:
-        """Keep one converted frame; returns its row in the clip."""
+    def add(self, rgb: np.ndarray, rotation: int, transfer: str | None = None) -> int:
+        """Keep one converted frame (``transfer``: its HDR transfer, None for SDR); returns its
+        row in the clip."""
+        if transfer != self._transfer:  # a chunk holds frames of one kind only
+            self._flush()
+            self._transfer = transfer
         self._pending.append(rgb)
         self._pending_bytes += rgb.nbytes
         self._rotation = rotation
@@ -199,6 +202,9 @@ class _FrameCollector:
     def _flush(self) -> None:
         if not self._pending:
             return
+        if self._transfer is not None:
+            self._flush_hdr()
+            return
         if len({f.shape for f in self._pending}) > 1:  # resolution changes mid-stream
             self._pending = _conform(self._pending)
         # [U, 3, H, W] as a view of [U, H, W, 3] memory: channels-last is what the resize kernel
@@ -207,6 +213,21 @@ class _FrameCollector:
         chunk = torch.from_numpy(np.stack(self._pending)).permute(0, 3, 1, 2)
         self._pending, self._pending_bytes = [], 0
         self._done.append(self._fit(chunk, self._rotation) if self._fit is not None else chunk)
+
+    def _flush_hdr(self) -> None:
+        """16-bit HDR frames: shrunk as float, then tone-mapped at the output size (a tenth of a
+        second per 1080p frame at source size; the tone map is per pixel, as resizing the SDR
+        frames' non-linear values is)."""
+        from kernels.resize import resize
+        from kernels.tonemap import hdr_to_sdr
+
+        frames = [torch.from_numpy(f.astype(np.float32) / 65535).permute(2, 0, 1).unsqueeze(0) for f in self._pending]
+        height, width = frames[0].shape[-2:]
+        chunk = torch.cat([f if f.shape[-2:] == (height, width) else resize(f, height, width) for f in frames])
+        self._pending, self._pending_bytes = [], 0
+        if self._fit is not None:
+            chunk = self._fit(chunk, self._rotation)
+        self._done.append(hdr_to_sdr(chunk.clamp(0, 1), self._transfer))
 
     def tensor(self) -> torch.Tensor:
         self._flush()

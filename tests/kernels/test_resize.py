@@ -103,14 +103,24 @@ def test_empty_batch_resizes_to_an_empty_batch():
 @pytest.mark.parametrize(
     "frames",
     [
-        torch.zeros((1, 3, 8, 8), dtype=torch.float32),
+        torch.zeros((1, 3, 8, 8), dtype=torch.int16),
         torch.zeros((1, 4, 8, 8), dtype=torch.uint8),
         torch.zeros((3, 8, 8), dtype=torch.uint8),
     ],
 )
-def test_non_uint8_rgb_batches_are_rejected(frames):
+def test_anything_but_uint8_or_float_rgb_batches_is_rejected(frames):
     with pytest.raises(ValueError):
         resize(frames, 4, 4)
+
+
+def test_float_frames_stay_float_and_match_the_uint8_kernel():
+    """HDR frames are resized as float in [0, 1] before their tone map: same filter, no rounding."""
+    generator = torch.Generator().manual_seed(1)
+    frames = (torch.rand((2, 3, 40, 60), generator=generator) * 255).round().to(torch.uint8)
+    as_float = resize(frames.float() / 255, 20, 30)
+    assert as_float.dtype == torch.float32 and as_float.shape == (2, 3, 20, 30)
+    # the uint8 kernel computes in fixed point, then rounds and saturates: within 1.5 levels
+    assert (as_float.clamp(0, 1) * 255 - resize(frames, 20, 30).float()).abs().max() <= 1.5
 
 
 def test_non_positive_target_size_is_rejected():
