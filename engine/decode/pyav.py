@@ -215,9 +215,9 @@ class _FrameCollector:
         self._done.append(self._fit(chunk, self._rotation) if self._fit is not None else chunk)
 
     def _flush_hdr(self) -> None:
-        """16-bit HDR frames: shrunk as float, then tone-mapped at the output size (a tenth of a
-        second per 1080p frame at source size; the tone map is per pixel, as resizing the SDR
-        frames' non-linear values is)."""
+        """16-bit HDR frames: shrunk as float, then tone-mapped at the output size, where it costs
+        a few ms instead of 0.18 s per 1080p frame. Resizing the PQ/HLG-encoded values before
+        the per-pixel tone map is the same approximation as resizing SDR's gamma-encoded ones."""
         from kernels.resize import resize
         from kernels.tonemap import hdr_to_sdr
 
