@@ -13,7 +13,7 @@ from click.core import ParameterSource
 
 from cli.progress import Progress, summary_table
 from cli.vod import event_options
-from engine import EngineError, default_workers, load_manifest, run_batch
+from engine import EngineError, ErrorCode, default_workers, load_manifest, run_batch
 from engine.device import DEVICE_HELP, DeviceRequest, parse_device
 from engine.store.db import STORE_ENV
 
@@ -114,7 +114,8 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
                             callback_secret=callback_secret)
             entries = engine.load_manifest(manifest, input_root=input_root)
     except EngineError as error:
-        raise click.UsageError(error.message) from None
+        hint = " (--store PATH picks another store, --no-store runs without one)" if error.code is ErrorCode.STORE_ERROR else ""
+        raise click.UsageError(error.message + hint) from None
     if not entries:
         raise click.UsageError(f"manifest {manifest} holds no jobs")
     progress = Progress(len(entries))

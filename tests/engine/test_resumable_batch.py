@@ -305,3 +305,13 @@ def test_a_redone_job_that_fails_drops_its_old_image_and_cover(tmp_path, clip):
         with transaction(engine.connection):
             forget_job_image(engine.connection, result.job_id)
         assert engine.images(video.id) == [] and engine.video(video.id).cover_image_id is None
+
+
+def test_a_store_that_cannot_be_opened_is_a_usage_error_that_names_the_way_out(tmp_path, clip):
+    manifest = write_manifest(tmp_path / "m.jsonl", [job("a", clip)])
+    not_a_database = tmp_path / "notes.txt"
+    not_a_database.write_text("this is not SQLite " * 100)
+    result = CliRunner().invoke(main, ["run", "--batch", str(manifest), "--store", str(not_a_database),
+                                       "--out-dir", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "--no-store" in result.output and "notes.txt" in result.output
+    assert not (tmp_path / "out").exists()  # nothing was run
