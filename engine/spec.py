@@ -29,7 +29,7 @@ MAX_SIDE = 4096
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SNAKE_FIELDS = {"id", "input", "output", "template", "format", "fps", "width", "height", "seek", "duration",
-                 "trim_end"}
+                 "trim_end", "set_as_cover"}
 _VOD_TOP_FIELDS = {"id", "input", "output", "template", "TemplateConfig"}
 _VOD_CONFIG_FIELDS = {"Format", "Fps", "Width", "Height", "TimeSpan", "SetAsCover"}
 _VOD_SPAN_FIELDS = {"Seek", "Duration", "End"}

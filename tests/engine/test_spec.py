@@ -48,6 +48,12 @@ def test_vod_template_shape_with_numeric_strings_is_the_same_job():
     assert vod.set_as_cover is True
 
 
+def test_snake_case_lines_ask_for_a_cover_too():
+    assert job(set_as_cover=True).set_as_cover is True and job().set_as_cover is False
+    assert job(set_as_cover="false").set_as_cover is False
+    assert error_of(set_as_cover="maybe").code is ErrorCode.INVALID_PARAMETER
+
+
 def test_vod_end_is_trim_from_end():
     vod = parse_job({"input": "a.mp4", "TemplateConfig": {"Format": "gif", "Fps": 10, "TimeSpan": {"Seek": 1, "End": 4}}},
                     default_id="x", input_root=ROOT)
