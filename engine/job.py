@@ -197,6 +197,8 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
         if done is None:
             done = _decode_and_render(spec, media, timeline, decoder, watch, t)
         clip, size, kind, payload, t = done
+        if clip.deinterlaced:
+            notes.append("interlaced source: each frame shows its top field (the lines between interpolated)")
 
         if kind == "gif":
             indices, palette = payload

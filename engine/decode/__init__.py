@@ -43,6 +43,8 @@ class DecodedClip:
     """Source frames decoded to serve the clip, a measure of how well seeking worked."""
     rotation: int = 0
     """Quarter turns (counter-clockwise) already applied to make the frames upright."""
+    deinterlaced: bool = False
+    """Some frames were interlaced: each shows its top field, the lines between interpolated."""
 
     @property
     def height(self) -> int:

@@ -44,11 +44,27 @@ def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
         dst_color_range=av.video.reformatter.ColorRange.JPEG,
         threads=1,
     ).to_ndarray()
-    rgb = converted
+    rgb = _keep_top_field(converted) if frame.interlaced_frame else converted
     turns = round((frame.rotation or 0) / 90) % 4
     if turns:
         rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
     return rgb
+
+
+def _keep_top_field(rgb: np.ndarray) -> np.ndarray:
+    """An interlaced frame holds two moments, one per field (every other line); shown as is,
+    anything moving is combed, and shrunk it turns into a double image. Keep the top field and
+    fill the lines between with the mean of their neighbours: one moment, at the frame's size.
+    (Top rather than first-in-time: a bottom-first source then shows its second field, 1/50 s
+    later, which no preview can tell.) Applied to every frame flagged interlaced: content that is
+    progressive but coded as interlaced loses half its vertical detail, which a preview less
+    than half the source's height does not have room for anyway."""
+    even = rgb[0::2]
+    odd_rows = rgb.shape[0] // 2
+    below = np.concatenate([even[1:], even[-1:]])[:odd_rows]
+    out = rgb.copy()
+    out[1::2] = ((even[:odd_rows].astype(np.uint32) + below + 1) >> 1).astype(rgb.dtype)
+    return out
 
 
 def hdr_transfer(frame: av.VideoFrame) -> str | None:
@@ -113,9 +129,13 @@ class PyAVDecoder:
         previous = None  # (frame, time) of the last frame seen, not yet converted
         previous_row = -1  # its row in ``frames`` once converted
 
+        interlaced = False
+
         def show(shown: tuple, row: int) -> int:
             """Put ``shown`` (frame, time) on screen at the next instant, converting it once."""
+            nonlocal interlaced
             if row < 0:
+                interlaced = interlaced or bool(shown[0].interlaced_frame)
                 row = frames.add(_to_rgb(shown[0]), round((shown[0].rotation or 0) / 90) % 4, hdr_transfer(shown[0]))
                 times.append(shown[1])
             index.append(row)
@@ -168,6 +188,7 @@ class PyAVDecoder:
             source_times=tuple(times[i] for i in index),
             frames_decoded=decoded,
             rotation=round((previous[0].rotation or 0) / 90) % 4,
+            deinterlaced=interlaced,
         )
 
 

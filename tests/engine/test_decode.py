@@ -135,3 +135,32 @@ def test_a_fit_sees_rotated_frames_upright(rotated_clip):
 
     clip = PyAVDecoder().decode_frames(probe(rotated_clip), [0.0, 0.5], fit=fit)
     assert turns == {clip.rotation} and clip.rotation % 2 == 1
+
+
+def test_interlaced_frames_show_one_field_not_both_moments(tmp_path):
+    """Each coded frame holds frame k in its top field and frame k+40 in its bottom field (two
+    moments, as a camera's fields are). The decoder shows one moment: the top field's."""
+    import av
+
+    path = tmp_path / "interlaced.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"crf": "8", "flags": "+ilme+ildct", "x264-params": "tff=1"})
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for k in range(25):
+            woven = clipmaker.render_frame(k, 320, 240)
+            woven[1::2] = clipmaker.render_frame(k + 40, 320, 240)[1::2]
+            frame = av.VideoFrame.from_ndarray(woven, format="rgb24")
+            frame.pts = k
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    instants = [k / 25 for k in range(0, 25, 3)]
+    indices, clip = shown_indices(path, instants)
+    assert indices == expected(instants, 25)
+    assert clip.deinterlaced
+
+
+def test_progressive_frames_are_left_alone(tmp_path):
+    path = clipmaker.make_clip(tmp_path / "p.mp4", fps=25, frames=10, width=160, height=120)
+    assert not PyAVDecoder().decode_frames(probe(path), [0.1]).deinterlaced
