@@ -72,9 +72,8 @@ STORE_HELP = (f"Store file (SQLite) that remembers every job [default: ${STORE_E
 @click.option("--json", "as_json", is_flag=True,
               help="Print each result as a JSON line on stdout, then a {\"summary\": ...} line, instead of the table.")
 def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Path | None, workers: int | None,
-        device: DeviceRequest,
-        store: Path | None, retry_failed: bool, no_store: bool, events_path: Path | None, callback_url: str | None,
-        callback_secret: str | None, base_url: str | None, as_json: bool) -> None:
+        device: DeviceRequest, store: Path | None, retry_failed: bool, no_store: bool, events_path: Path | None,
+        callback_url: str | None, callback_secret: str | None, base_url: str | None, as_json: bool) -> None:
     """Make one animated image per manifest line.
 
     \b
