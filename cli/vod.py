@@ -346,11 +346,15 @@ def jobs_group() -> None:
 @jobs_group.command("list")
 @click.option("--state", type=click.Choice(["queued", "running", "success", "failed"]))
 @click.option("--video", "video_id", help="Only this video's jobs.")
+@click.option("--kind", type=click.Choice(["batch", "submitted"]),
+              help="Only manifest lines of `engine run` (batch) or only `engine submit` jobs (submitted).")
+@click.option("--last", type=click.IntRange(min=1), help="Only the N most recent jobs.")
 @url_options
 @store_command
-def jobs_list(engine: Engine, as_json: bool, state: str | None, video_id: str | None) -> None:
+def jobs_list(engine: Engine, as_json: bool, state: str | None, video_id: str | None, kind: str | None,
+              last: int | None) -> None:
     """List jobs, oldest first."""
-    jobs = engine.jobs(state=state, video_id=video_id)
+    jobs = engine.jobs(state=state, video_id=video_id, kind=kind, last=last)
     if as_json:
         _emit({"JobList": [engine.job_info(j) for j in jobs]})
         return

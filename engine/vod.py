@@ -196,8 +196,10 @@ class Engine:
     def job(self, job_id: str) -> Job:
         return get_job(self.connection, job_id)
 
-    def jobs(self, *, state: str | None = None, video_id: str | None = None) -> list[Job]:
-        return list_jobs(self.connection, state=state, video_id=video_id)
+    def jobs(self, *, state: str | None = None, video_id: str | None = None, kind: str | None = None,
+             last: int | None = None) -> list[Job]:
+        """Jobs, oldest first; ``kind`` "batch" (manifest lines) or "submitted", ``last`` N newest."""
+        return list_jobs(self.connection, state=state, video_id=video_id, kind=kind, last=last)
 
     def job_info(self, job: Job | str) -> dict[str, Any]:
         """A job's state and errors, with the service's field names."""

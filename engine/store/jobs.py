@@ -99,7 +99,10 @@ def get_job(conn: sqlite3.Connection, job_id: str) -> Job:
     return job_from_row(row)
 
 
-def list_jobs(conn: sqlite3.Connection, *, state: str | None = None, video_id: str | None = None) -> list[Job]:
+def list_jobs(conn: sqlite3.Connection, *, state: str | None = None, video_id: str | None = None,
+              kind: str | None = None, last: int | None = None) -> list[Job]:
+    """Jobs, oldest first: only ``state``, ``video_id``, ``kind`` ("batch" or "submitted") when
+    given, and only the ``last`` most recent (a batch store holds one job per manifest line)."""
     query, args = "SELECT * FROM jobs WHERE 1 = 1", []
     if state is not None:
         query += " AND state = ?"
@@ -107,6 +110,11 @@ def list_jobs(conn: sqlite3.Connection, *, state: str | None = None, video_id: s
     if video_id is not None:
         query += " AND video_id = ?"
         args.append(video_id)
+    if kind is not None:
+        query += " AND batch_key IS NOT NULL" if kind == "batch" else " AND batch_key IS NULL"
+    if last is not None:
+        query = f"SELECT * FROM ({query} ORDER BY created DESC, id DESC LIMIT ?)"
+        args.append(last)
     return [job_from_row(r) for r in conn.execute(query + " ORDER BY created, id", args)]
 
 

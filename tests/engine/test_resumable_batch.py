@@ -315,3 +315,23 @@ def test_a_store_that_cannot_be_opened_is_a_usage_error_that_names_the_way_out(t
                                        "--out-dir", str(tmp_path / "out")])
     assert result.exit_code == 2 and "--no-store" in result.output and "notes.txt" in result.output
     assert not (tmp_path / "out").exists()  # nothing was run
+
+
+def test_jobs_list_tells_batch_lines_from_submitted_jobs(tmp_path, clip):
+    manifest = write_manifest(tmp_path / "m.jsonl", [job("b1", clip), job("b2", clip, fps=4)])
+    store = tmp_path / "s.db"
+    with Engine(store=store) as engine:
+        run(engine, manifest, tmp_path / "out")
+        submitted = engine.submit(engine.add_video(clip).id, engine.add_template("vod-one", format="gif", fps=2,
+                                                                                  duration=0.5).id)
+    runner = CliRunner()
+
+    def listed(*args: str) -> list[dict]:
+        result = runner.invoke(main, ["jobs", "list", "--store", str(store), "--json", *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["JobList"]
+
+    assert sorted(j["ManifestId"] for j in listed("--kind", "batch")) == ["b1", "b2"]
+    assert [j["JobId"] for j in listed("--kind", "submitted")] == [submitted.id]
+    assert [j["JobId"] for j in listed("--last", "1")] == [submitted.id]
+    assert len(listed()) == 3
