@@ -1,0 +1,76 @@
+"""Files made by FFmpeg's own encoders and muxers, beyond what PyAV fixtures make: other codecs and
+containers, mislabelled files, stills, audio with cover art. Every one ends as the right Result."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from engine.decode.pyav import PyAVDecoder
+from engine.job import run_job
+from engine.spec import parse_job
+
+FFMPEG = shutil.which("ffmpeg")
+pytestmark = pytest.mark.skipif(FFMPEG is None, reason="needs the ffmpeg command (Debian's ffmpeg; CI installs it)")
+
+SOURCE = ["-f", "lavfi", "-i", "testsrc2=size=352x288:rate=25:duration=3"]
+
+# name, ffmpeg arguments after the input, expected output size at width 160 (None: the job fails)
+CASES = [
+    ("prores.mov", ["-c:v", "prores_ks"], (160, 131)),
+    ("mjpeg.avi", ["-c:v", "mjpeg", "-q:v", "3"], (160, 131)),
+    ("theora.ogv", ["-c:v", "libtheora"], (160, 131)),
+    ("wmv2.wmv", ["-c:v", "wmv2"], (160, 131)),
+    ("flv1.flv", ["-c:v", "flv1"], (160, 131)),
+    ("mpeg1.mpg", ["-c:v", "mpeg1video"], (160, 131)),
+    ("h263.3gp", ["-c:v", "h263"], (160, 131)),
+    ("vp9-10bit.webm", ["-c:v", "libvpx-vp9", "-pix_fmt", "yuv420p10le", "-b:v", "500k"], (160, 131)),
+    ("dv-pal-wide.dv", ["-c:v", "dvvideo", "-s", "720x576", "-pix_fmt", "yuv420p", "-aspect", "16:9"], (160, 90)),
+    ("ffv1.mkv", ["-c:v", "ffv1"], (160, 131)),
+    ("x264-444.mp4", ["-c:v", "libx264", "-pix_fmt", "yuv444p"], (160, 131)),
+    ("x264-422-10bit.mkv", ["-c:v", "libx264", "-pix_fmt", "yuv422p10le"], (160, 131)),
+    ("mpegts-named.mp4", ["-c:v", "mpeg2video", "-f", "mpegts"], (160, 131)),
+    ("negative-start.mkv", ["-c:v", "libx264", "-output_ts_offset", "-1"], (160, 131)),
+    ("animated.gif", [], (160, 131)),
+]
+
+
+def make(path: Path, args: list[str], source: list[str] = SOURCE) -> Path | None:
+    done = subprocess.run([FFMPEG, "-v", "error", "-y", *source, *args, str(path)], capture_output=True, text=True)
+    return path if done.returncode == 0 and path.exists() else None
+
+
+def one_job(tmp_path: Path, source: Path, **fields):
+    line = {"input": str(source), "format": "webp", "fps": 10, "seek": 0.5, "duration": 1, "width": 160, **fields}
+    return run_job(parse_job(line, default_id="j", input_root=tmp_path), tmp_path / "out", PyAVDecoder())
+
+
+@pytest.mark.parametrize("name,args,size", CASES, ids=[c[0] for c in CASES])
+def test_other_codecs_and_containers_make_previews_of_the_right_shape(tmp_path, name, args, size):
+    source = make(tmp_path / name, args)
+    if source is None:
+        pytest.skip(f"this ffmpeg cannot write {name}")
+    result = one_job(tmp_path, source)
+    assert result.ok, result.error_message
+    assert (result.width, result.height, result.frames) == (*size, 10)
+
+
+def test_audio_with_cover_art_is_audio_only(tmp_path):
+    """An MP3's cover picture is a video stream flagged attached_pic: not a video."""
+    source = make(tmp_path / "song.mp3", ["-map", "0", "-map", "1", "-c:a", "libmp3lame", "-c:v", "mjpeg",
+                                          "-disposition:v", "attached_pic", "-frames:v", "1"],
+                  source=["-f", "lavfi", "-i", "sine=frequency=440:duration=3", *SOURCE])
+    if source is None:
+        pytest.skip("this ffmpeg cannot write an MP3 with cover art")
+    assert one_job(tmp_path, source).error_code == "InvalidVideoFormat"
+
+
+def test_a_still_image_is_a_clip_too_short_to_seek_into(tmp_path):
+    source = make(tmp_path / "still.png", ["-frames:v", "1"])
+    assert source is not None
+    result = one_job(tmp_path, source)
+    assert result.error_code == "InvalidTimeRange" and "0.040" in result.error_message
+    assert one_job(tmp_path, source, seek=0, duration=0.04, fps=25).ok  # its one frame, asked for plainly
