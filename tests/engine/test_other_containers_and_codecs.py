@@ -35,6 +35,10 @@ CASES = [
     ("mpegts-named.mp4", ["-c:v", "mpeg2video", "-f", "mpegts"], (160, 131)),
     ("negative-start.mkv", ["-c:v", "libx264", "-output_ts_offset", "-1"], (160, 131)),
     ("animated.gif", [], (160, 131)),
+    ("huffyuv.avi", ["-c:v", "huffyuv"], (160, 131)),
+    ("grey.mp4", ["-c:v", "libx264", "-pix_fmt", "gray"], (160, 131)),
+    ("vp9-alpha.webm", ["-vf", "format=yuva420p", "-c:v", "libvpx-vp9", "-auto-alt-ref", "0"], (160, 131)),
+    ("interlaced.mp4", ["-vf", "setfield=tff", "-flags", "+ilme+ildct", "-c:v", "libx264"], (160, 131)),
 ]
 
 
