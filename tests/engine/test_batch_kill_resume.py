@@ -21,6 +21,13 @@ from processes import alive, descendants
 JOBS = 8
 
 
+def batch_files(tmp_path: Path, lines: list[dict]) -> tuple[Path, Path, Path]:
+    """The manifest (written), the output folder and the store of one test's batch."""
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return manifest, tmp_path / "out", tmp_path / "store.db"
+
+
 def engine_run(manifest: Path, out: Path, store: Path, *extra: str) -> subprocess.Popen:
     script = Path(sys.executable).parent / "engine"
     command = [str(script)] if script.exists() else [sys.executable, "-c", "from cli.main import main; main()"]
@@ -52,9 +59,7 @@ def test_a_killed_batch_resumes_and_every_job_ends_exactly_once(tmp_path, victim
     clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=75, width=480, height=360)
     lines = [{"id": f"j{i}", "input": str(clip), "format": "gif" if i % 2 else "webp", "fps": 25,
               "seek": 0, "duration": 2.9} for i in range(JOBS)]
-    manifest = tmp_path / "m.jsonl"
-    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    out, store = tmp_path / "out", tmp_path / "store.db"
+    manifest, out, store = batch_files(tmp_path, lines)
 
     first = engine_run(manifest, out, store)
     deadline = time.monotonic() + 120
@@ -110,9 +115,7 @@ def test_a_killed_batch_resumes_and_every_job_ends_exactly_once(tmp_path, victim
 def test_sigterm_stops_a_run_and_gives_its_jobs_back_for_the_next(tmp_path):
     clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=75, width=480, height=360)
     lines = [{"id": f"t{i}", "input": str(clip), "format": "webp", "fps": 25, "duration": 2.9} for i in range(6)]
-    manifest = tmp_path / "m.jsonl"
-    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    out, store = tmp_path / "out", tmp_path / "store.db"
+    manifest, out, store = batch_files(tmp_path, lines)
 
     first = engine_run(manifest, out, store)
     deadline = time.monotonic() + 120
@@ -136,9 +139,7 @@ def test_sigterm_stops_a_run_and_gives_its_jobs_back_for_the_next(tmp_path):
 def test_two_runs_of_one_manifest_at_once_split_it_and_each_reports_every_line(tmp_path):
     clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=75, width=320, height=240)
     lines = [{"id": f"p{i}", "input": str(clip), "format": "gif", "fps": 25, "duration": 2.9} for i in range(8)]
-    manifest = tmp_path / "m.jsonl"
-    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    out, store = tmp_path / "out", tmp_path / "store.db"
+    manifest, out, store = batch_files(tmp_path, lines)
 
     runs = [engine_run(manifest, out, store, "--results", str(tmp_path / f"{name}.jsonl")) for name in ("a", "b")]
     for run in runs:
