@@ -21,6 +21,7 @@ from engine.device import parse_device
 
 from engine.errors import EngineError, ErrorCode
 from engine.store.db import STORE_ENV
+from engine.store.jobs import STATES
 from engine.store.settings import KEYS as SETTING_KEYS
 from engine.store.webhook import SECRET_ENV
 from engine.vod import Engine, add_videos
@@ -344,7 +345,7 @@ def jobs_group() -> None:
 
 
 @jobs_group.command("list")
-@click.option("--state", type=click.Choice(["queued", "running", "success", "failed"]))
+@click.option("--state", type=click.Choice(STATES))
 @click.option("--video", "video_id", help="Only this video's jobs.")
 @click.option("--kind", type=click.Choice(["batch", "submitted"]),
               help="Only manifest lines of `engine run` (batch) or only `engine submit` jobs (submitted).")

@@ -29,7 +29,7 @@ from engine.manifest import ManifestEntry
 from engine.output import remove_partial_files, resolve_output
 from engine.result import Result
 from engine.store import transaction
-from engine.store.batch_jobs import BatchLine, attach, batch_line, claim_lines, enlist, finish_line, jobs_by_key, \
+from engine.store.batch_jobs import BatchLine, attach, batch_line, claim_line, enlist, finish_line, jobs_by_key, \
     release_lines, renew_leases
 from engine.store.events import insert_event, make_event
 from engine.store.heartbeat import Heartbeat
@@ -122,10 +122,9 @@ def _claim_as_needed(conn: sqlite3.Connection, keys: list[str], lines: dict[str,
     sharing a store (on several nodes) split a manifest between them instead of one taking it all.
     Lines another run holds or has ended are passed over; ``held`` collects what was claimed."""
     for key in keys:
-        with transaction(conn):
-            claimed = claim_lines(conn, [key], worker, lease_seconds)
-        if claimed:
-            held.update(claimed)
+        job = claim_line(conn, key, worker, lease_seconds)
+        if job is not None:
+            held[key] = job
             remove_partial_files(lines[key][1].output)  # what a killed run of this job was writing
             yield lines[key][0]
 

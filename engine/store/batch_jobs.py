@@ -27,7 +27,7 @@ from typing import Any, Iterable
 
 from engine.result import Result
 from engine.spec import JobSpec
-from engine.store.jobs import Job, job_from_row, holder_gone
+from engine.store.jobs import Job, holder_lost, job_from_row, take
 
 
 @dataclass(frozen=True)
@@ -94,22 +94,14 @@ def enlist(conn: sqlite3.Connection, lines: Iterable[BatchLine], *, retry_failed
                          (job.id,))
 
 
-def claim_lines(conn: sqlite3.Connection, keys: Iterable[str], worker: str, lease_seconds: float) -> dict[str, Job]:
-    """Take every job among ``keys`` that is queued or whose holder is gone (dead process on this
-    host, or lease passed); returns them by key. Call inside a transaction (it holds the write
-    lock, so no other run can take the same job between the look and the update)."""
+def claim_line(conn: sqlite3.Connection, key: str, worker: str, lease_seconds: float) -> Job | None:
+    """Take the line's job if it is queued or its holder is lost (a dead process on this host, or
+    a lease passed); None when it is done or another live run holds it."""
     now = time.time()
-    claimed: dict[str, Job] = {}
-    for key in keys:
-        job = job_from_row(conn.execute("SELECT * FROM jobs WHERE batch_key = ?", (key,)).fetchone())
-        stale = job.state == "running" and ((job.lease_expires or 0) < now or holder_gone(job.worker))
-        if job.state != "queued" and not stale:
-            continue
-        row = conn.execute(
-            "UPDATE jobs SET state = 'running', worker = ?, lease_expires = ?, attempts = attempts + 1, started = ?"
-            " WHERE id = ? RETURNING *", (worker, now + lease_seconds, now, job.id)).fetchone()
-        claimed[key] = job_from_row(row)
-    return claimed
+    job = job_from_row(conn.execute("SELECT * FROM jobs WHERE batch_key = ?", (key,)).fetchone())
+    if job.state == "queued" or holder_lost(job, now):
+        return take(conn, job, worker, lease_seconds, now)
+    return None
 
 
 def jobs_by_key(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, Job]:

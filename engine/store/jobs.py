@@ -126,19 +126,29 @@ def claim_job(conn: sqlite3.Connection, worker: str, lease_seconds: float, *, no
     return job if job is not None else _take_over_from_dead(conn, worker, lease_seconds, now)
 
 
+def holder_lost(job: Job, now: float) -> bool:
+    """A running job its holder will not finish: the lease has passed, or the holder's process on
+    this host is gone."""
+    return job.state == "running" and ((job.lease_expires or 0) < now or holder_gone(job.worker))
+
+
+def take(conn: sqlite3.Connection, job: Job, worker: str, lease_seconds: float, now: float) -> Job | None:
+    """Make ``job`` (as last read: queued, or running under a lost holder) this worker's. Compare-
+    and-set on the state and holder read, so of two takers that read it alike only one gets it."""
+    row = conn.execute(
+        "UPDATE jobs SET state = 'running', worker = ?, lease_expires = ?, attempts = attempts + 1, started = ?"
+        " WHERE id = ? AND state = ? AND worker IS ? RETURNING *",
+        (worker, now + lease_seconds, now, job.id, job.state, job.worker)).fetchone()
+    return None if row is None else job_from_row(row)
+
+
 def _take_over_from_dead(conn: sqlite3.Connection, worker: str, lease_seconds: float, now: float) -> Job | None:
-    """A job whose worker died on this host need not wait for its lease. Compare-and-set on the
-    old holder, so two workers that both saw it dead cannot both take it."""
-    rows = conn.execute("SELECT id, worker FROM jobs WHERE batch_key IS NULL AND state = 'running' AND attempts < ?"
+    """A job whose worker died on this host need not wait for its lease."""
+    rows = conn.execute("SELECT * FROM jobs WHERE batch_key IS NULL AND state = 'running' AND attempts < ?"
                         " ORDER BY created, id", (MAX_ATTEMPTS,)).fetchall()
-    for row in rows:
-        if holder_gone(row["worker"]):
-            taken = conn.execute(
-                "UPDATE jobs SET worker = ?, lease_expires = ?, attempts = attempts + 1, started = ?"
-                " WHERE id = ? AND worker = ? AND state = 'running' RETURNING *",
-                (worker, now + lease_seconds, now, row["id"], row["worker"])).fetchone()
-            if taken is not None:
-                return job_from_row(taken)
+    for job in map(job_from_row, rows):
+        if holder_lost(job, now) and (taken := take(conn, job, worker, lease_seconds, now)) is not None:
+            return taken
     return None
 
 
@@ -188,9 +198,3 @@ def fail_abandoned(conn: sqlite3.Connection, *, now: float | None = None) -> lis
         " RETURNING *",
         (ErrorCode.INTERNAL_ERROR.value, now, now, MAX_ATTEMPTS)).fetchall()
     return [job_from_row(r) for r in rows]
-
-
-def count_claimable(conn: sqlite3.Connection, *, now: float | None = None) -> int:
-    now = time.time() if now is None else now
-    return conn.execute("SELECT count(*) FROM jobs WHERE batch_key IS NULL AND (state = 'queued'"
-                        " OR (state = 'running' AND lease_expires < ?))", (now,)).fetchone()[0]

@@ -17,7 +17,7 @@ import clipmaker
 from cli.main import main
 from engine import Engine, Result
 from engine.store import transaction
-from engine.store.batch_jobs import batch_line, claim_lines
+from engine.store.batch_jobs import batch_line, claim_line
 from engine.store.jobs import holder_gone, new_worker_id
 
 
@@ -187,8 +187,8 @@ def test_a_line_held_by_another_live_run_is_waited_for_not_done_twice(tmp_path, 
         key = batch_line(entries[0].spec, Path(first.output)).key
         with transaction(engine.connection):  # pretend another run took it up again
             engine.connection.execute("UPDATE jobs SET state = 'queued' WHERE batch_key = ?", (key,))
-            held = claim_lines(engine.connection, [key], other, lease_seconds=60)
-        assert list(held) == [key]
+            held = claim_line(engine.connection, key, other, lease_seconds=60)
+        assert held is not None and held.batch_key == key
 
         def finish_later() -> None:
             time.sleep(1.0)
