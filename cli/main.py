@@ -15,7 +15,7 @@ from cli.progress import Progress, summary_table
 from cli.vod import event_options
 from engine import EngineError, ErrorCode, default_workers, load_manifest, run_batch
 from engine.device import DEVICE_HELP, DeviceRequest, parse_device
-from engine.store.db import STORE_ENV
+from engine.vod import STORE_ENV
 
 
 class DeviceParam(click.ParamType):
@@ -102,16 +102,16 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
     if no_store and (store_given or retry_failed or events_path or callback_url or base_url):  # $ENGINE_STORE is fine
         raise click.UsageError("--no-store runs without the store: --store, --retry-failed, --events, --callback "
                                "and --base-url need it")
-    engine = None
+    service = None
     try:
         if no_store:
             entries = load_manifest(manifest, input_root=input_root)
         else:
-            from engine.vod import Engine
+            from engine.vod import Service
 
-            engine = Engine(store, events_path=events_path, base_url=base_url, callback_url=callback_url,
-                            callback_secret=callback_secret)
-            entries = engine.load_manifest(manifest, input_root=input_root)
+            service = Service(store, events_path=events_path, base_url=base_url, callback_url=callback_url,
+                             callback_secret=callback_secret)
+            entries = service.load_manifest(manifest, input_root=input_root)
     except EngineError as error:
         hint = " (--store PATH picks another store, --no-store runs without one)" if error.code is ErrorCode.STORE_ERROR else ""
         raise click.UsageError(error.message + hint) from None
@@ -120,12 +120,12 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
     progress = Progress(len(entries))
     started = time.perf_counter()
     results = []
-    if engine is None:
+    if service is None:
         stream = run_batch(entries, out_dir, workers=workers, on_result=progress, device=device,
                            results_path=results_path)
     else:
-        stream = engine.run_batch(entries, out_dir, workers=workers, device=device, retry_failed=retry_failed,
-                                  on_result=progress, results_path=results_path)
+        stream = service.run_batch(entries, out_dir, workers=workers, device=device, retry_failed=retry_failed,
+                                   on_result=progress, results_path=results_path)
     results_file = results_path or out_dir / "results.jsonl"
 
     def stop_on_term(signum, frame) -> None:  # a scheduler's stop: give the jobs back, as Ctrl-C does
@@ -141,25 +141,25 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
         raise click.UsageError(f"cannot write to {out_dir}: {exc}") from None
     except KeyboardInterrupt:
         click.echo(f"stopped after {len(results)} of {len(entries)} jobs"
-                   + ("; the rest go on when the same command runs again" if engine else ""), err=True)
+                   + ("; the rest go on when the same command runs again" if service else ""), err=True)
         sys.exit(130)
     finally:
         signal.signal(signal.SIGTERM, previous)
         stream.close()  # a stored run gives back the jobs it holds, while the store is still open
-        if engine is not None:
-            engine.close()
+        if service is not None:
+            service.close()
     wall = time.perf_counter() - started
     failed = sum(1 for r in results if not r.ok)
     reused = sum(1 for r in results if r.reused)
     if as_json:
         summary = {"jobs": len(results), "succeeded": len(results) - failed, "failed": failed, "reused": reused,
                    "seconds": round(wall, 3), "results": str(results_file)}
-        if engine is not None:
-            summary["store"] = str(engine.store_path)
+        if service is not None:
+            summary["store"] = str(service.store_path)
         click.echo(json.dumps({"summary": summary}))
     else:
         click.echo(summary_table(results, wall))
-        click.echo(f"results: {results_file}" + (f"; store: {engine.store_path}" if engine else ""))
+        click.echo(f"results: {results_file}" + (f"; store: {service.store_path}" if service else ""))
     sys.exit(1 if failed else 0)
 
 

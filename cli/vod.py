@@ -1,6 +1,6 @@
 """The VOD-style commands: template, video, submit, worker, jobs, images, events, config.
 
-Each command opens :class:`engine.vod.Engine` on ``--store`` (or ``$ENGINE_STORE``, or the per-user
+Each command opens :class:`engine.vod.Service` on ``--store`` (or ``$ENGINE_STORE``, or the per-user
 default), calls one of its methods and prints the answer: a short human form by default, the
 service's JSON shape with ``--json``. An :class:`EngineError` exits 1 with its code and message
 (as ``{"Code", "Message"}`` on stdout with ``--json``).
@@ -20,11 +20,7 @@ import click
 from engine.device import parse_device
 
 from engine.errors import EngineError, ErrorCode
-from engine.store.db import STORE_ENV
-from engine.store.jobs import STATES
-from engine.store.settings import KEYS as SETTING_KEYS
-from engine.store.webhook import SECRET_ENV
-from engine.vod import Engine, add_videos
+from engine.vod import JOB_STATES, SECRET_ENV, SETTING_KEYS, STORE_ENV, Service, add_videos
 
 STORE_HELP = (f"Store file (SQLite). Default: ${STORE_ENV}, else $XDG_DATA_HOME/animated-previews/store.db "
               "(~/.local/share/...). Images and events.jsonl go beside it.")
@@ -43,17 +39,17 @@ def _fail(error: EngineError, as_json: bool) -> None:
 
 
 def store_command(func: Callable) -> Callable:
-    """Adds --store and --json, opens the Engine, turns an EngineError into exit status 1."""
+    """Adds --store and --json, opens the Service, turns an EngineError into exit status 1."""
 
     @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (the service's field names).")
     @click.option("--store", type=click.Path(dir_okay=False, path_type=Path), envvar=STORE_ENV, help=STORE_HELP)
     @functools.wraps(func)
     def wrapper(store: Path | None, as_json: bool, **kwargs: Any) -> None:
-        engine_kwargs = {k: kwargs.pop(k) for k in ("images_dir", "events_path", "base_url", "callback_url",
+        service_kwargs = {k: kwargs.pop(k) for k in ("images_dir", "events_path", "base_url", "callback_url",
                                                      "callback_secret") if k in kwargs}
         try:
-            with Engine(store, **{k: v for k, v in engine_kwargs.items() if v is not None}) as engine:
-                func(engine, as_json=as_json, **kwargs)
+            with Service(store, **{k: v for k, v in service_kwargs.items() if v is not None}) as service:
+                func(service, as_json=as_json, **kwargs)
         except EngineError as error:
             _fail(error, as_json)
 
@@ -62,7 +58,7 @@ def store_command(func: Callable) -> Callable:
 
 def event_options(func: Callable) -> Callable:
     """--events, --callback, --callback-secret: where DynamicImageComplete events go (engine worker,
-    engine run); values the Engine takes, each falling back to the store's setting."""
+    engine run); values the Service takes, each falling back to the store's setting."""
     options = [
         click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="Event log (JSON Lines) [default: events.jsonl beside the store]."),
@@ -147,7 +143,7 @@ def template_group() -> None:
 @template_group.command("add")
 @template_fields
 @store_command
-def template_add(engine: Engine, as_json: bool, name: str | None, body, **kwargs: Any) -> None:
+def template_add(service: Service, as_json: bool, name: str | None, body, **kwargs: Any) -> None:
     """Create a template from flags or --body FILE; prints its VodTemplateId.
 
     \b
@@ -162,21 +158,21 @@ def template_add(engine: Engine, as_json: bool, name: str | None, body, **kwargs
         data = _read_body(body)
         if name is not None and isinstance(data, dict):
             data = {**data, "Name": name}
-        template = engine.add_template_body(data)
+        template = service.add_template_body(data)
     else:
         if name is None:
             raise click.UsageError("--name is required (or give --body FILE)")
-        template = engine.add_template(name, **fields)
+        template = service.add_template(name, **fields)
     _emit({"VodTemplateId": template.id}) if as_json else click.echo(template.id)
 
 
 @template_group.command("list")
 @store_command
-def template_list(engine: Engine, as_json: bool) -> None:
+def template_list(service: Service, as_json: bool) -> None:
     """List templates."""
-    templates = engine.templates()
+    templates = service.templates()
     if as_json:
-        _emit({"VodTemplateInfoList": [t.to_dict() for t in templates]})
+        _emit({"VodTemplateInfoList": [service.template_info(t) for t in templates]})
         return
     rows = []
     for t in templates:
@@ -189,9 +185,9 @@ def template_list(engine: Engine, as_json: bool) -> None:
 @template_group.command("show")
 @click.argument("template_id")
 @store_command
-def template_show(engine: Engine, as_json: bool, template_id: str) -> None:
+def template_show(service: Service, as_json: bool, template_id: str) -> None:
     """Show one template (by VodTemplateId or name)."""
-    record = engine.template(template_id).to_dict()
+    record = service.template_info(template_id)
     _emit({"VodTemplate": record}) if as_json else _print_record(record)
 
 
@@ -199,25 +195,25 @@ def template_show(engine: Engine, as_json: bool, template_id: str) -> None:
 @click.argument("template_id")
 @template_fields
 @store_command
-def template_update(engine: Engine, as_json: bool, template_id: str, name: str | None, body, **kwargs: Any) -> None:
+def template_update(service: Service, as_json: bool, template_id: str, name: str | None, body, **kwargs: Any) -> None:
     """Change some fields, or replace the TemplateConfig with --body FILE. --duration switches the
     template to Duration mode, --trim-end to Trim mode."""
     fields = _field_flags(kwargs)
     if body is not None and fields:
         raise click.UsageError("give either --body or field flags, not both")
     if body is not None:
-        template = engine.update_template(template_id, name=name, body=_read_body(body))
+        template = service.update_template(template_id, name=name, body=_read_body(body))
     else:
-        template = engine.update_template(template_id, name=name, **fields)
-    _emit({"VodTemplate": template.to_dict()}) if as_json else click.echo(template.id)
+        template = service.update_template(template_id, name=name, **fields)
+    _emit({"VodTemplate": service.template_info(template)}) if as_json else click.echo(template.id)
 
 
 @template_group.command("delete")
 @click.argument("template_id")
 @store_command
-def template_delete(engine: Engine, as_json: bool, template_id: str) -> None:
+def template_delete(service: Service, as_json: bool, template_id: str) -> None:
     """Delete a template; jobs already submitted with it still run."""
-    template = engine.delete_template(template_id)
+    template = service.delete_template(template_id)
     _emit({"VodTemplateId": template.id}) if as_json else click.echo(template.id)
 
 
@@ -231,9 +227,9 @@ def video_group() -> None:
 @video_group.command("add")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @store_command
-def video_add(engine: Engine, as_json: bool, paths: tuple[Path, ...]) -> None:
+def video_add(service: Service, as_json: bool, paths: tuple[Path, ...]) -> None:
     """Register video files; prints one VideoId per file. Exit 1 if any was refused."""
-    outcomes = add_videos(engine, paths)
+    outcomes = add_videos(service, paths)
     errors = [(p, o) for p, o in outcomes if isinstance(o, EngineError)]
     if as_json:
         _emit({"Videos": [{"Path": str(p), "VideoId": o.id} for p, o in outcomes if not isinstance(o, EngineError)],
@@ -252,19 +248,19 @@ def video_add(engine: Engine, as_json: bool, paths: tuple[Path, ...]) -> None:
 @click.argument("video_id")
 @url_options
 @store_command
-def video_info(engine: Engine, as_json: bool, video_id: str) -> None:
+def video_info(service: Service, as_json: bool, video_id: str) -> None:
     """GetVideoInfo: the video's facts and its CoverURL."""
-    info = engine.video_info(video_id)
+    info = service.video_info(video_id)
     _emit(info) if as_json else _print_record(info["Video"])
 
 
 @video_group.command("list")
 @store_command
-def video_list(engine: Engine, as_json: bool) -> None:
+def video_list(service: Service, as_json: bool) -> None:
     """List registered videos."""
-    videos = engine.videos()
+    videos = service.videos()
     if as_json:
-        _emit({"VideoList": [engine.video_info(v.id)["Video"] for v in videos]})
+        _emit({"VideoList": [service.video_info(v.id)["Video"] for v in videos]})
         return
     _table([[v.id, f"{v.duration:.3f}", f"{v.width}x{v.height}", v.codec, v.path] for v in videos],
            ["VideoId", "Duration", "Size", "Codec", "Path"])
@@ -276,9 +272,9 @@ def video_list(engine: Engine, as_json: bool) -> None:
 @click.option("--video", "video_id", required=True, help="VideoId (from `engine video add`).")
 @click.option("--template", "template_id", required=True, help="VodTemplateId or template name.")
 @store_command
-def submit(engine: Engine, as_json: bool, video_id: str, template_id: str) -> None:
+def submit(service: Service, as_json: bool, video_id: str, template_id: str) -> None:
     """SubmitDynamicImageJob: queue a job and print its JobId at once; `engine worker` runs it."""
-    job = engine.submit(video_id, template_id)
+    job = service.submit(video_id, template_id)
     _emit({"DynamicImageJob": {"JobId": job.id}}) if as_json else click.echo(job.id)
 
 
@@ -306,7 +302,7 @@ def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str
 @event_options
 @url_options
 @store_command
-def worker(engine: Engine, as_json: bool, until_empty: bool, lease_seconds: float, poll_seconds: float,
+def worker(service: Service, as_json: bool, until_empty: bool, lease_seconds: float, poll_seconds: float,
            max_jobs: int | None, threads: int | None, device: str) -> None:
     """Run queued jobs. Several workers may share one store: each job is claimed once, and the
     job of a worker that dies is taken again (at once on the same machine, else once its lease
@@ -314,7 +310,7 @@ def worker(engine: Engine, as_json: bool, until_empty: bool, lease_seconds: floa
     job in hand back to the queue (exit status 130)."""
 
     def show(job) -> None:
-        info = engine.job_info(job)
+        info = service.job_info(job)
         if as_json:
             _emit(info)
         else:
@@ -326,7 +322,7 @@ def worker(engine: Engine, as_json: bool, until_empty: bool, lease_seconds: floa
 
     previous = signal.signal(signal.SIGTERM, stop_on_term)
     try:
-        report = engine.run_worker(until_empty=until_empty, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
+        report = service.run_worker(until_empty=until_empty, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
                                    max_jobs=max_jobs, on_job=show, threads=threads, device=device)
     except KeyboardInterrupt:
         click.echo("stopped; the job in hand went back to the queue", err=True)
@@ -345,19 +341,19 @@ def jobs_group() -> None:
 
 
 @jobs_group.command("list")
-@click.option("--state", type=click.Choice(STATES))
+@click.option("--state", type=click.Choice(JOB_STATES))
 @click.option("--video", "video_id", help="Only this video's jobs.")
 @click.option("--kind", type=click.Choice(["batch", "submitted"]),
               help="Only manifest lines of `engine run` (batch) or only `engine submit` jobs (submitted).")
 @click.option("--last", type=click.IntRange(min=1), help="Only the N most recent jobs.")
 @url_options
 @store_command
-def jobs_list(engine: Engine, as_json: bool, state: str | None, video_id: str | None, kind: str | None,
+def jobs_list(service: Service, as_json: bool, state: str | None, video_id: str | None, kind: str | None,
               last: int | None) -> None:
     """List jobs, oldest first."""
-    jobs = engine.jobs(state=state, video_id=video_id, kind=kind, last=last)
+    jobs = service.jobs(state=state, video_id=video_id, kind=kind, last=last)
     if as_json:
-        _emit({"JobList": [engine.job_info(j) for j in jobs]})
+        _emit({"JobList": [service.job_info(j) for j in jobs]})
         return
     _table([[j.id, j.video_id or j.input, j.state, j.attempts, j.error_code] for j in jobs],
            ["JobId", "VideoId / batch input", "State", "Attempts", "ErrorCode"])
@@ -367,9 +363,9 @@ def jobs_list(engine: Engine, as_json: bool, state: str | None, video_id: str | 
 @click.argument("job_id")
 @url_options
 @store_command
-def jobs_show(engine: Engine, as_json: bool, job_id: str) -> None:
+def jobs_show(service: Service, as_json: bool, job_id: str) -> None:
     """One job's state, attempts, error and image."""
-    info = engine.job_info(job_id)
+    info = service.job_info(job_id)
     _emit({"Job": info}) if as_json else _print_record(info)
 
 
@@ -384,9 +380,9 @@ def images_group() -> None:
 @click.option("--video", "video_id", required=True, help="VideoId.")
 @url_options
 @store_command
-def images_list(engine: Engine, as_json: bool, video_id: str) -> None:
+def images_list(service: Service, as_json: bool, video_id: str) -> None:
     """ListDynamicImage: the video's animated images, oldest first."""
-    listing = engine.list_dynamic_images(video_id)
+    listing = service.list_dynamic_images(video_id)
     if as_json:
         _emit(listing)
         return
@@ -404,15 +400,15 @@ def events_group() -> None:
 @events_group.command("list")
 @click.option("--job", "job_id", help="Only this job's event.")
 @store_command
-def events_list(engine: Engine, as_json: bool, job_id: str | None) -> None:
+def events_list(service: Service, as_json: bool, job_id: str | None) -> None:
     """Every event, oldest first, and each callback still waiting."""
-    events = engine.events(job_id=job_id)
+    events = service.events(job_id=job_id)
     if as_json:
-        _emit({"Events": events, "Pending": engine.pending_deliveries()})
+        _emit({"Events": events, "Pending": service.pending_deliveries()})
         return
     _table([[e["EventTime"], e["JobId"], e["Status"], e["ErrorCode"] or e["DynamicImageUrl"]] for e in events],
            ["EventTime", "JobId", "Status", "URL / ErrorCode"])
-    waiting = engine.pending_deliveries()
+    waiting = service.pending_deliveries()
     if waiting:
         click.echo(f"{len(waiting)} callback(s) waiting; last error: {waiting[0]['last_error']}")
 
@@ -424,9 +420,9 @@ def events_list(engine: Engine, as_json: bool, job_id: str | None) -> None:
               help="Event log (JSON Lines) [default: events.jsonl beside the store].")
 @click.option("--callback-secret", envvar=SECRET_ENV, help=f"HMAC-SHA256 key (or ${SECRET_ENV}, or the store's setting).")
 @store_command
-def events_flush(engine: Engine, as_json: bool, wait: float) -> None:
+def events_flush(service: Service, as_json: bool, wait: float) -> None:
     """Write new events to the log and deliver every waiting callback now. Exit 1 if some remain."""
-    report = engine.flush_events(wait=wait)
+    report = service.flush_events(wait=wait)
     summary = {"Delivered": report.delivered, "Failed": report.failed, "Pending": report.pending}
     _emit(summary) if as_json else click.echo(
         f"{report.delivered} delivered, {report.failed} failed attempts, {report.pending} still waiting")
@@ -445,18 +441,18 @@ def config_group() -> None:
 @click.argument("key", type=click.Choice(sorted(SETTING_KEYS)))
 @click.argument("value")
 @store_command
-def config_set(engine: Engine, as_json: bool, key: str, value: str) -> None:
+def config_set(service: Service, as_json: bool, key: str, value: str) -> None:
     """Set a setting ("" removes it)."""
-    engine.set_setting(key, value)
+    service.set_setting(key, value)
     _emit({key: value}) if as_json else click.echo(f"{key} set")
 
 
 @config_group.command("show")
 @store_command
-def config_show(engine: Engine, as_json: bool) -> None:
+def config_show(service: Service, as_json: bool) -> None:
     """Show the settings (the secret masked)."""
-    settings = {k: ("***" if k == "callback_secret" else v) for k, v in engine.settings().items()}
-    settings["store"] = str(engine.store_path)
+    settings = {k: ("***" if k == "callback_secret" else v) for k, v in service.settings().items()}
+    settings["store"] = str(service.store_path)
     _emit(settings) if as_json else _print_record(settings)
 
 

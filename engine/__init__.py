@@ -15,16 +15,16 @@ from engine.spec import JobSpec, parse_job
 
 
 def __getattr__(name: str):
-    """``engine.Engine`` (the store-backed VOD API) is imported on first use: the batch path never
+    """``engine.Service`` (the store-backed VOD API) is imported on first use: the batch path never
     pays for SQLite or the store's modules."""
-    if name == "Engine":
-        from engine.vod import Engine
+    if name == "Service":
+        from engine.vod import Service
 
-        return Engine
+        return Service
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 __all__ = [
-    "Engine",
+    "Service",
     "EngineError",
     "ErrorCode",
     "JobSpec",

@@ -1,8 +1,14 @@
-"""Whether a process still runs: for claims held by dead processes, and workers whose run died."""
+"""Whether a process still runs: for claims held by dead processes, and workers whose run died.
+
+A claim in the store names its holder as ``host:pid:tag`` (:func:`new_worker_id`); the store
+itself knows no processes, so the service hands it :func:`holder_gone` to ask.
+"""
 
 from __future__ import annotations
 
 import os
+import socket
+import uuid
 from pathlib import Path
 
 
@@ -22,3 +28,17 @@ def process_gone(pid: int) -> bool:
             return False
         return False
     return stat[stat.rfind(")") + 2] in "ZX"
+
+
+def new_worker_id() -> str:
+    """``host:pid:tag``: unique per process run, and tells :func:`holder_gone` where to look."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def holder_gone(worker: str | None) -> bool:
+    """True when ``worker`` ("host:pid:tag", see :func:`new_worker_id`) was a process on this host
+    that no longer exists: its claims can be taken at once instead of waiting for the lease. A
+    holder on another host cannot be checked from here: its lease decides."""
+    host, _, rest = (worker or "").partition(":")
+    pid_text = rest.partition(":")[0]
+    return host == socket.gethostname() and pid_text.isdigit() and process_gone(int(pid_text))

@@ -27,7 +27,7 @@ from typing import Any, Iterable
 
 from engine.result import Result
 from engine.spec import JobSpec
-from engine.store.jobs import Job, holder_lost, job_from_row, take
+from engine.store.jobs import HolderGone, Job, holder_lost, job_from_row, take
 
 
 @dataclass(frozen=True)
@@ -94,12 +94,13 @@ def enlist(conn: sqlite3.Connection, lines: Iterable[BatchLine], *, retry_failed
                          (job.id,))
 
 
-def claim_line(conn: sqlite3.Connection, key: str, worker: str, lease_seconds: float) -> Job | None:
-    """Take the line's job if it is queued or its holder is lost (a dead process on this host, or
-    a lease passed); None when it is done or another live run holds it."""
+def claim_line(conn: sqlite3.Connection, key: str, worker: str, lease_seconds: float, *,
+               gone: HolderGone) -> Job | None:
+    """Take the line's job if it is queued or its holder is lost (``gone``, or its lease passed);
+    None when it is done or another live run holds it."""
     now = time.time()
     job = job_from_row(conn.execute("SELECT * FROM jobs WHERE batch_key = ?", (key,)).fetchone())
-    if job.state == "queued" or holder_lost(job, now):
+    if job.state == "queued" or holder_lost(job, now, gone):
         return take(conn, job, worker, lease_seconds, now)
     return None
 

@@ -15,36 +15,10 @@ import json
 import os
 import sqlite3
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from engine.store.db import transaction
-from engine.store.templates import iso_time
-
-EVENT_TYPE = "DynamicImageComplete"
-
-
-def make_event(*, job_id: str, video_id: str | None, status: str, url: str | None = None, width: int | None = None,
-               height: int | None = None, size: int | None = None, format: str | None = None,
-               error_code: str | None = None, error_message: str | None = None) -> dict[str, Any]:
-    """The callback body, with the service's field names (``video_id`` is None for a batch job)."""
-    return {
-        "EventId": uuid.uuid4().hex,
-        "EventType": EVENT_TYPE,
-        "VideoId": video_id,
-        "JobId": job_id,
-        "DynamicImageUrl": url,
-        "Width": width,
-        "Height": height,
-        "FileSize": size,
-        "Format": format,
-        "Status": status,
-        "ErrorCode": error_code,
-        "ErrorMessage": error_message,
-        "EventTime": iso_time(time.time()),
-    }
-
 
 def insert_event(conn: sqlite3.Connection, event: dict[str, Any]) -> str:
     """Store ``event``; call inside the job's completing transaction. Returns its id."""

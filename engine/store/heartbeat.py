@@ -9,6 +9,13 @@ from typing import Callable
 
 from engine.store.db import open_store
 
+LEASE_S = 60.0
+"""How long a claim (a queue job, a manifest line) holds without renewal; the heartbeat renews it
+every third of that. On the same host a dead holder's claims are taken at once; this only decides
+for holders elsewhere (another node sharing the store)."""
+POLL_S = 1.0
+"""How often a worker with nothing to do looks at the store again."""
+
 
 class Heartbeat:
     """Calls ``renew(connection)`` every third of ``lease_seconds`` until stopped or it returns False.

@@ -1,7 +1,7 @@
 """Animated images made by finished jobs: one row per image, listed per video (ListDynamicImage).
 
-Rows hold the image's file path; URLs are made when reading (see :func:`image_url`), so changing
-``--base-url`` re-maps every image without touching the store.
+Rows hold the image's file path; URLs are made when answering (:func:`engine.vod.shapes.image_url`),
+so changing ``--base-url`` re-maps every image without touching the store.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 
 @dataclass(frozen=True)
@@ -66,18 +65,3 @@ def get_image(conn: sqlite3.Connection, image_id: str) -> DynamicImage | None:
 
 def list_images(conn: sqlite3.Connection, video_id: str) -> list[DynamicImage]:
     return [_row(r) for r in conn.execute("SELECT * FROM images WHERE video_id = ? ORDER BY created, id", (video_id,))]
-
-
-def image_url(path: Path, images_dir: Path, base_url: str | None) -> str:
-    """``base_url`` + the path below ``images_dir`` (percent-encoded), else a ``file://`` URL.
-
-    A path outside ``images_dir`` (written by a worker with another ``--out-dir``) keeps its
-    ``file://`` URL: there is no honest way to map it under the base."""
-    path = Path(path)
-    if base_url:
-        try:
-            relative = path.resolve().relative_to(Path(images_dir).resolve())
-        except ValueError:
-            return path.resolve().as_uri()
-        return base_url.rstrip("/") + "/" + quote(relative.as_posix())
-    return path.resolve().as_uri()

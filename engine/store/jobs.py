@@ -14,19 +14,20 @@ queue: the run that enlisted them claims them, so ``engine worker`` leaves them 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from engine.errors import EngineError, ErrorCode
-from engine.liveness import process_gone
 from engine.store.db import transaction
 
 STATES = ("queued", "running", "success", "failed")
+HolderGone = Callable[[str | None], bool]
+"""Whether a claim's holder (a worker id) is known to be dead, so its jobs need not wait for the
+lease. The store cannot tell (it knows no processes): the service passes
+:func:`engine.liveness.holder_gone`."""
 MAX_ATTEMPTS = 3
 """Tries before a job whose worker keeps dying (a decoder crash on that file) is failed for good."""
 
@@ -70,19 +71,6 @@ def job_from_row(row: sqlite3.Row) -> Job:
                result=json.loads(row["result"]) if row["result"] else None)
 
 
-def holder_gone(worker: str | None) -> bool:
-    """True when ``worker`` ("host:pid:tag", see :func:`new_worker_id`) was a process on this host
-    that no longer exists: its claims can be taken at once instead of waiting for the lease."""
-    host, _, rest = (worker or "").partition(":")
-    pid_text = rest.partition(":")[0]
-    return host == socket.gethostname() and pid_text.isdigit() and process_gone(int(pid_text))
-
-
-def new_worker_id() -> str:
-    """``host:pid:tag``: unique per process run, and tells :func:`holder_gone` where to look."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
 def submit_job(conn: sqlite3.Connection, video_id: str, template_id: str, spec: dict[str, Any]) -> Job:
     job = Job(id=uuid.uuid4().hex, video_id=video_id, template_id=template_id, state="queued", spec=spec,
               created=time.time())
@@ -118,18 +106,18 @@ def list_jobs(conn: sqlite3.Connection, *, state: str | None = None, video_id: s
     return [job_from_row(r) for r in conn.execute(query + " ORDER BY created, id", args)]
 
 
-def claim_job(conn: sqlite3.Connection, worker: str, lease_seconds: float, *, now: float | None = None) -> Job | None:
-    """Take the oldest queued job, or one whose worker's lease ran out or whose worker process on
-    this host is gone; None when there is none."""
+def claim_job(conn: sqlite3.Connection, worker: str, lease_seconds: float, *, gone: HolderGone,
+              now: float | None = None) -> Job | None:
+    """Take the oldest queued job, or one whose worker's lease ran out or whose worker is ``gone``;
+    None when there is none."""
     now = time.time() if now is None else now
     job = _claim_queued_or_expired(conn, worker, lease_seconds, now)
-    return job if job is not None else _take_over_from_dead(conn, worker, lease_seconds, now)
+    return job if job is not None else _take_over_from_dead(conn, worker, lease_seconds, now, gone)
 
 
-def holder_lost(job: Job, now: float) -> bool:
-    """A running job its holder will not finish: the lease has passed, or the holder's process on
-    this host is gone."""
-    return job.state == "running" and ((job.lease_expires or 0) < now or holder_gone(job.worker))
+def holder_lost(job: Job, now: float, gone: HolderGone) -> bool:
+    """A running job its holder will not finish: the lease has passed, or the holder is ``gone``."""
+    return job.state == "running" and ((job.lease_expires or 0) < now or gone(job.worker))
 
 
 def take(conn: sqlite3.Connection, job: Job, worker: str, lease_seconds: float, now: float) -> Job | None:
@@ -142,12 +130,13 @@ def take(conn: sqlite3.Connection, job: Job, worker: str, lease_seconds: float, 
     return None if row is None else job_from_row(row)
 
 
-def _take_over_from_dead(conn: sqlite3.Connection, worker: str, lease_seconds: float, now: float) -> Job | None:
-    """A job whose worker died on this host need not wait for its lease."""
+def _take_over_from_dead(conn: sqlite3.Connection, worker: str, lease_seconds: float, now: float,
+                         gone: HolderGone) -> Job | None:
+    """A job whose worker is known dead need not wait for its lease."""
     rows = conn.execute("SELECT * FROM jobs WHERE batch_key IS NULL AND state = 'running' AND attempts < ?"
                         " ORDER BY created, id", (MAX_ATTEMPTS,)).fetchall()
     for job in map(job_from_row, rows):
-        if holder_lost(job, now) and (taken := take(conn, job, worker, lease_seconds, now)) is not None:
+        if holder_lost(job, now, gone) and (taken := take(conn, job, worker, lease_seconds, now)) is not None:
             return taken
     return None
 

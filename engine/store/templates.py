@@ -63,29 +63,11 @@ class Template:
         config["SetAsCover"] = "true" if self.set_as_cover else "false"
         return config
 
-    def to_dict(self) -> dict[str, Any]:
-        """The shape GetVodTemplate answers with."""
-        return {
-            "VodTemplateId": self.id,
-            "Name": self.name,
-            "TemplateType": TEMPLATE_TYPE,
-            "TemplateConfig": self.template_config(),
-            "CreationTime": iso_time(self.created),
-            "ModifyTime": iso_time(self.modified),
-        }
-
     def job_fields(self) -> dict[str, Any]:
         """What a job snapshots from its template when submitted (later edits do not change it)."""
         return {"format": self.format, "fps": self.fps, "seek": self.seek, "duration": self.duration,
                 "trim_end": self.trim_end, "width": self.width, "height": self.height,
                 "set_as_cover": self.set_as_cover}
-
-
-def iso_time(seconds: float | None) -> str | None:
-    """UTC time as the service writes it: ``2026-11-24T08:52:00Z``."""
-    if seconds is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def _invalid(message: str) -> EngineError:
@@ -212,4 +194,4 @@ def delete_template(conn: sqlite3.Connection, template_id: str) -> Template:
 
 
 __all__ = ["Template", "build_template", "check_name", "delete_template", "get_template", "insert_template",
-           "iso_time", "list_templates", "merge_config", "parse_body", "update_template"]
+           "list_templates", "merge_config", "parse_body", "update_template"]

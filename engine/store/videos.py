@@ -1,8 +1,9 @@
-"""Registered videos: a file path probed once at registration, answered like GetVideoInfo.
+"""Registered videos: one row per file path, with what GetVideoInfo reports.
 
-Registering probes the file (a file that is not a readable video is refused then, not at job time)
-and keeps what GetVideoInfo reports: title, size, duration, display size, frame rate, codec. A path
-registered twice answers its existing VideoId, so scripts can re-run ``engine video add`` safely.
+The row keeps what a probe found (title, size, duration, display size, frame rate, codec); the
+store opens no video, so the caller probes (the service when registering, a batch job as it runs)
+and hands the facts in. A path registered twice answers its existing VideoId, so scripts can
+re-run ``engine video add`` safely.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from engine.errors import EngineError, ErrorCode
-from engine.probe import probe
-from engine.store.db import transaction
 
 
 @dataclass(frozen=True)
@@ -42,26 +41,19 @@ def _row(row: sqlite3.Row) -> Video:
                  codec=row["codec"], created=row["created"], cover_image_id=row["cover_image_id"])
 
 
-def register_video(conn: sqlite3.Connection, path: Path) -> Video:
-    """Probe ``path`` and store it; an already registered path returns its existing record."""
-    path = Path(path).expanduser().resolve()
-    existing = conn.execute("SELECT * FROM videos WHERE path = ?", (str(path),)).fetchone()
-    if existing is not None:
-        return _row(existing)
-    media = probe(path)  # raises InputNotFound / InvalidVideoFormat with a message for the user
-    source = {"width": media.display_width, "height": media.height, "fps": media.fps, "codec": media.codec,
-              "duration": media.duration, "bytes": path.stat().st_size}
-    with transaction(conn):  # another process may have registered it while we probed
-        return register_probed(conn, path, source)
+def find_video(conn: sqlite3.Connection, path: Path) -> Video | None:
+    """The video registered at ``path`` (resolved), or None."""
+    row = conn.execute("SELECT * FROM videos WHERE path = ?", (str(Path(path).expanduser().resolve()),)).fetchone()
+    return None if row is None else _row(row)
 
 
 def register_probed(conn: sqlite3.Connection, path: Path, source: Mapping[str, Any]) -> Video:
     """Store a video a job has already probed (``source`` as in a Result: width, height, fps,
     codec, duration, bytes), or return the one registered at that path. Call inside a transaction."""
     path = Path(path).expanduser().resolve()
-    existing = conn.execute("SELECT * FROM videos WHERE path = ?", (str(path),)).fetchone()
+    existing = find_video(conn, path)
     if existing is not None:
-        return _row(existing)
+        return existing
     video = Video(id=uuid.uuid4().hex, path=path, title=path.stem, size=int(source["bytes"]),
                   duration=round(float(source["duration"]), 3), width=int(source["width"]),
                   height=int(source["height"]), fps=source.get("fps"), codec=str(source["codec"]), created=time.time())

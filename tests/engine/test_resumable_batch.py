@@ -15,10 +15,10 @@ from click.testing import CliRunner
 
 import clipmaker
 from cli.main import main
-from engine import Engine, Result
+from engine import Service, Result
 from engine.store import transaction
 from engine.store.batch_jobs import batch_line, claim_line
-from engine.store.jobs import holder_gone, new_worker_id
+from engine.liveness import holder_gone, new_worker_id
 
 
 def write_manifest(path: Path, lines: list[dict]) -> Path:
@@ -35,13 +35,13 @@ def clip(tmp_path) -> Path:
     return clipmaker.make_clip(tmp_path / "clip.mp4", fps=25, frames=25, width=160, height=120)
 
 
-def run(engine: Engine, manifest: Path, out: Path, **kwargs) -> dict[str, Result]:
+def run(engine: Service, manifest: Path, out: Path, **kwargs) -> dict[str, Result]:
     return {r.id: r for r in engine.run_batch(engine.load_manifest(manifest), out, workers=1, **kwargs)}
 
 
 def test_a_second_run_of_the_same_manifest_redoes_nothing(tmp_path, clip):
     manifest = write_manifest(tmp_path / "m.jsonl", [job("a", clip), job("b", clip, format="webp")])
-    with Engine(store=tmp_path / "s.db") as engine:
+    with Service(store=tmp_path / "s.db") as engine:
         first = run(engine, manifest, tmp_path / "out")
         written = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("[ab].*")}
         second = run(engine, manifest, tmp_path / "out")
@@ -62,7 +62,7 @@ def test_a_second_run_of_the_same_manifest_redoes_nothing(tmp_path, clip):
 
 def test_each_finished_job_has_its_event_with_the_seed_fields(tmp_path, clip):
     manifest = write_manifest(tmp_path / "m.jsonl", [job("ok", clip), job("missing", tmp_path / "nope.mp4")])
-    with Engine(store=tmp_path / "s.db", base_url="https://cdn.example/previews") as engine:
+    with Service(store=tmp_path / "s.db", base_url="https://cdn.example/previews") as engine:
         results = run(engine, manifest, tmp_path / "out")
         events = {e["ManifestId"]: e for e in engine.events()}
     log = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
@@ -82,7 +82,7 @@ def test_batch_outputs_are_listed_like_submitted_jobs_and_can_be_covers(tmp_path
         {"id": "cover", "input": str(clip), "TemplateConfig": {"Format": "webp", "Fps": "5", "SetAsCover": "true",
                                                                 "TimeSpan": {"Duration": "0.6"}}},
     ])
-    with Engine(store=tmp_path / "s.db") as engine:
+    with Service(store=tmp_path / "s.db") as engine:
         results = run(engine, manifest, tmp_path / "out")
         [video] = engine.videos()  # the input, registered from the jobs' own probe
         listing = engine.list_dynamic_images(video.id)["DynamicImageList"]
@@ -106,7 +106,7 @@ def test_batch_outputs_are_listed_like_submitted_jobs_and_can_be_covers(tmp_path
 def test_failures_are_final_until_retry_failed(tmp_path, clip):
     late = tmp_path / "late.mp4"
     manifest = write_manifest(tmp_path / "m.jsonl", [job("late", late)])
-    with Engine(store=tmp_path / "s.db") as engine:
+    with Service(store=tmp_path / "s.db") as engine:
         assert run(engine, manifest, tmp_path / "out")["late"].error_code == "InputNotFound"
         shutil.copy(clip, late)  # the file shows up; the line's identity changed with it
         assert run(engine, manifest, tmp_path / "out")["late"].ok
@@ -127,7 +127,7 @@ def test_an_edited_input_or_a_changed_setting_is_a_new_job(tmp_path, clip):
     source = tmp_path / "edited.mp4"
     shutil.copy(clip, source)
     manifest = write_manifest(tmp_path / "m.jsonl", [job("x", source)])
-    with Engine(store=tmp_path / "s.db") as engine:
+    with Service(store=tmp_path / "s.db") as engine:
         first = run(engine, manifest, tmp_path / "out")["x"]
         clipmaker.make_clip(source, fps=25, frames=30, width=160, height=120)  # replaced in place
         os.utime(source, ns=(time.time_ns(), time.time_ns() + 10**9))
@@ -141,7 +141,7 @@ def test_an_edited_input_or_a_changed_setting_is_a_new_job(tmp_path, clip):
 
 def test_a_deleted_output_is_made_again(tmp_path, clip):
     manifest = write_manifest(tmp_path / "m.jsonl", [job("gone", clip)])
-    with Engine(store=tmp_path / "s.db") as engine:
+    with Service(store=tmp_path / "s.db") as engine:
         first = run(engine, manifest, tmp_path / "out")["gone"]
         Path(first.output).unlink()
         again = run(engine, manifest, tmp_path / "out")["gone"]
@@ -155,7 +155,7 @@ def test_lines_name_stored_templates_and_their_own_fields_win(tmp_path, clip):
         {"id": "vod-shape", "input": str(clip), "template": "tiny-webp", "TemplateConfig": {"Format": "gif"}},
         {"id": "unknown", "input": str(clip), "template": "no-such-template"},
     ])
-    with Engine(store=tmp_path / "s.db") as engine:
+    with Service(store=tmp_path / "s.db") as engine:
         template = engine.add_template("tiny-webp", format="webp", fps=4, width=80, seek=0.2, trim_end=0.3)
         write_manifest(tmp_path / "id.jsonl", [{"id": "by-id", "input": str(clip), "template": template.id}])
         results = run(engine, manifest, tmp_path / "out")
@@ -172,7 +172,7 @@ def test_lines_name_stored_templates_and_their_own_fields_win(tmp_path, clip):
 def test_two_lines_asking_for_the_same_image_fail_the_second(tmp_path, clip):
     manifest = write_manifest(tmp_path / "m.jsonl", [job("one", clip, output="same.gif"),
                                                      job("two", clip, output="same.gif")])
-    with Engine(store=tmp_path / "s.db") as engine:
+    with Service(store=tmp_path / "s.db") as engine:
         results = run(engine, manifest, tmp_path / "out")
     assert results["one"].ok
     assert results["two"].error_code == "InvalidParameter" and "same image as line 1" in results["two"].error_message
@@ -181,18 +181,18 @@ def test_two_lines_asking_for_the_same_image_fail_the_second(tmp_path, clip):
 def test_a_line_held_by_another_live_run_is_waited_for_not_done_twice(tmp_path, clip):
     manifest = write_manifest(tmp_path / "m.jsonl", [job("shared", clip), job("mine", clip)])
     other = new_worker_id()  # this process: alive, so its claim is not taken over
-    with Engine(store=tmp_path / "s.db") as engine:
+    with Service(store=tmp_path / "s.db") as engine:
         entries = engine.load_manifest(manifest)
         first = {r.id: r for r in engine.run_batch(entries[:1], tmp_path / "out", workers=1)}["shared"]
         key = batch_line(entries[0].spec, Path(first.output)).key
         with transaction(engine.connection):  # pretend another run took it up again
             engine.connection.execute("UPDATE jobs SET state = 'queued' WHERE batch_key = ?", (key,))
-            held = claim_line(engine.connection, key, other, lease_seconds=60)
+            held = claim_line(engine.connection, key, other, lease_seconds=60, gone=holder_gone)
         assert held is not None and held.batch_key == key
 
         def finish_later() -> None:
             time.sleep(1.0)
-            with Engine(store=tmp_path / "s.db") as theirs, transaction(theirs.connection):
+            with Service(store=tmp_path / "s.db") as theirs, transaction(theirs.connection):
                 theirs.connection.execute("UPDATE jobs SET state = 'success', worker = NULL WHERE batch_key = ?", (key,))
 
         threading.Thread(target=finish_later).start()
@@ -256,7 +256,7 @@ def test_a_store_from_before_batch_jobs_is_migrated_keeping_everything(tmp_path,
     """)
     conn.commit()
     conn.close()
-    with Engine(store=path) as engine:
+    with Service(store=path) as engine:
         assert engine.connection.execute("PRAGMA user_version").fetchone()[0] == MIGRATIONS[-1][0]
         old = engine.job("j1")
         assert (old.video_id, old.state, old.image_id, old.batch_key) == ("v1", "success", "i1", None)
@@ -271,7 +271,7 @@ def test_two_runs_sharing_a_store_split_a_manifest_and_do_each_job_once(tmp_path
     answers: dict[str, dict[str, Result]] = {}
 
     def one_run(name: str) -> None:
-        with Engine(store=tmp_path / "s.db") as engine:
+        with Service(store=tmp_path / "s.db") as engine:
             answers[name] = {r.id: r for r in engine.run_batch(engine.load_manifest(manifest), tmp_path / "out",
                                                                workers=1, results_path=tmp_path / f"{name}.jsonl")}
 
@@ -280,7 +280,7 @@ def test_two_runs_sharing_a_store_split_a_manifest_and_do_each_job_once(tmp_path
         thread.start()
     for thread in runs:
         thread.join()
-    with Engine(store=tmp_path / "s.db") as engine:
+    with Service(store=tmp_path / "s.db") as engine:
         jobs = engine.jobs()
         events = engine.events()
 
@@ -298,7 +298,7 @@ def test_a_redone_job_that_fails_drops_its_old_image_and_cover(tmp_path, clip):
     manifest = write_manifest(tmp_path / "m.jsonl", [
         {"id": "c", "input": str(clip), "TemplateConfig": {"Format": "gif", "Fps": "5", "SetAsCover": "true",
                                                             "TimeSpan": {"Duration": "0.6"}}}])
-    with Engine(store=tmp_path / "s.db") as engine:
+    with Service(store=tmp_path / "s.db") as engine:
         result = run(engine, manifest, tmp_path / "out")["c"]
         [video] = engine.videos()
         assert engine.video(video.id).cover_image_id is not None
@@ -320,7 +320,7 @@ def test_a_store_that_cannot_be_opened_is_a_usage_error_that_names_the_way_out(t
 def test_jobs_list_tells_batch_lines_from_submitted_jobs(tmp_path, clip):
     manifest = write_manifest(tmp_path / "m.jsonl", [job("b1", clip), job("b2", clip, fps=4)])
     store = tmp_path / "s.db"
-    with Engine(store=store) as engine:
+    with Service(store=store) as engine:
         run(engine, manifest, tmp_path / "out")
         submitted = engine.submit(engine.add_video(clip).id, engine.add_template("vod-one", format="gif", fps=2,
                                                                                   duration=0.5).id)

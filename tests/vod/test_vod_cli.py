@@ -117,7 +117,7 @@ def test_worker_callback_flag_and_secret_from_the_environment(run, clip, monkeyp
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
-    from engine.store.webhook import verify
+    from engine.vod.webhook import verify
 
     got: list[tuple[bool, dict]] = []
 
@@ -153,13 +153,13 @@ def test_worker_callback_flag_and_secret_from_the_environment(run, clip, monkeyp
 def test_a_store_from_a_newer_engine_is_refused(tmp_path):
     import sqlite3
 
-    from engine import Engine, EngineError, ErrorCode
+    from engine import Service, EngineError, ErrorCode
 
     store = tmp_path / "future.db"
-    Engine(store=store).close()
+    Service(store=store).close()
     conn = sqlite3.connect(store)
     conn.execute("PRAGMA user_version = 999")
     conn.close()
     with pytest.raises(EngineError) as info:
-        Engine(store=store)
+        Service(store=store)
     assert info.value.code is ErrorCode.STORE_ERROR and "999" in info.value.message

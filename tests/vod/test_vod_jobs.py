@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 import clipmaker
-from engine import Engine, EngineError, ErrorCode
-from engine.store.jobs import MAX_ATTEMPTS, claim_job, finish_job, new_worker_id
+from engine import Service, EngineError, ErrorCode
+from engine.liveness import holder_gone, new_worker_id
+from engine.store.jobs import MAX_ATTEMPTS, claim_job, finish_job
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def clip(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def engine(tmp_path):
-    with Engine(store=tmp_path / "store.db") as e:
+    with Service(store=tmp_path / "store.db") as e:
         yield e
 
 
@@ -104,17 +105,17 @@ def test_worker_makes_images_sets_the_cover_and_logs_events(engine, clip, tmp_pa
 
 
 def test_base_url_maps_paths_below_the_images_folder(tmp_path, clip):
-    with Engine(store=tmp_path / "s.db") as engine:
+    with Service(store=tmp_path / "s.db") as engine:
         video = engine.add_video(clip)
         engine.submit(video.id, engine.add_template("mapped-url", format="gif", fps=2, duration=1).id)
         engine.run_worker(until_empty=True)
-    with Engine(store=tmp_path / "s.db", base_url="https://cdn.example.com/previews/") as engine:
+    with Service(store=tmp_path / "s.db", base_url="https://cdn.example.com/previews/") as engine:
         url = engine.list_dynamic_images(video.id)["DynamicImageList"][0]["URL"]
     assert url.startswith(f"https://cdn.example.com/previews/{video.id}/") and url.endswith(".gif")
 
 
 def test_each_job_is_claimed_once_by_racing_claimers(tmp_path, clip):
-    with Engine(store=tmp_path / "s.db") as engine:
+    with Service(store=tmp_path / "s.db") as engine:
         video = engine.add_video(clip)
         template = engine.add_template("race-test", format="gif", fps=2, duration=1)
         submitted = {engine.submit(video.id, template.id).id for _ in range(40)}
@@ -122,8 +123,8 @@ def test_each_job_is_claimed_once_by_racing_claimers(tmp_path, clip):
     lock = threading.Lock()
 
     def claimer(n: int) -> None:
-        with Engine(store=tmp_path / "s.db") as mine:
-            while (job := claim_job(mine.connection, f"w{n}", 60)) is not None:
+        with Service(store=tmp_path / "s.db") as mine:
+            while (job := claim_job(mine.connection, f"w{n}", 60, gone=holder_gone)) is not None:
                 with lock:
                     claimed.append(job.id)
 
@@ -139,11 +140,11 @@ def test_an_expired_lease_is_claimed_again_and_the_old_holder_cannot_finish(engi
     video = engine.add_video(clip)
     job = engine.submit(video.id, engine.add_template("lease-test", format="gif", fps=2, duration=1).id)
     conn = engine.connection
-    first = claim_job(conn, "dead", 60, now=time.time() - 120)  # its lease ran out a minute ago
+    first = claim_job(conn, "dead", 60, gone=holder_gone, now=time.time() - 120)  # its lease ran out a minute ago
     assert first.id == job.id and first.attempts == 1
-    second = claim_job(conn, "alive", 60)
+    second = claim_job(conn, "alive", 60, gone=holder_gone)
     assert second.id == job.id and second.attempts == 2
-    assert claim_job(conn, "third", 60) is None  # a live lease is not taken
+    assert claim_job(conn, "third", 60, gone=holder_gone) is None  # a live lease is not taken
     assert not finish_job(conn, job.id, "dead", error_code="InternalError", error_message="late")
     assert engine.job(job.id).state == "running" and engine.job(job.id).worker == "alive"
 
@@ -156,9 +157,9 @@ def test_a_job_whose_worker_died_on_this_host_is_taken_over_before_its_lease_end
         os._exit(0)
     os.waitpid(child, 0)  # a worker process that has exited
     dead = f"{new_worker_id().split(':')[0]}:{child}:abc123"
-    assert claim_job(engine.connection, dead, 600).id == job.id
-    assert claim_job(engine.connection, new_worker_id(), 600).id == job.id  # 600 s lease, taken at once
-    assert claim_job(engine.connection, new_worker_id(), 600) is None  # a live holder keeps it
+    assert claim_job(engine.connection, dead, 600, gone=holder_gone).id == job.id
+    assert claim_job(engine.connection, new_worker_id(), 600, gone=holder_gone).id == job.id  # 600 s lease, taken at once
+    assert claim_job(engine.connection, new_worker_id(), 600, gone=holder_gone) is None  # a live holder keeps it
     assert engine.job(job.id).attempts == 2
 
 
@@ -167,7 +168,7 @@ def test_a_job_whose_worker_keeps_dying_fails_for_good_with_an_event(engine, cli
     job = engine.submit(video.id, engine.add_template("crashy-job", format="gif", fps=2, duration=1).id)
     start = time.time() - 1000
     for n in range(MAX_ATTEMPTS):  # each holder died: its lease ran out before the next claim
-        assert claim_job(engine.connection, f"dead{n}", 60, now=start + 100 * n).id == job.id
+        assert claim_job(engine.connection, f"dead{n}", 60, gone=holder_gone, now=start + 100 * n).id == job.id
     report = engine.run_worker(until_empty=True)
     assert report.failed == 1
     final = engine.job(job.id)
@@ -176,7 +177,7 @@ def test_a_job_whose_worker_keeps_dying_fails_for_good_with_an_event(engine, cli
 
 
 def test_the_heartbeat_keeps_a_long_job_from_being_taken(tmp_path, clip, monkeypatch):
-    import engine.worker as worker_module
+    import engine.vod.worker as worker_module
 
     real_run_job = worker_module.run_job
 
@@ -185,24 +186,24 @@ def test_the_heartbeat_keeps_a_long_job_from_being_taken(tmp_path, clip, monkeyp
         return real_run_job(*args, **kwargs)
 
     monkeypatch.setattr(worker_module, "run_job", slow_run_job)
-    with Engine(store=tmp_path / "s.db") as engine:
+    with Service(store=tmp_path / "s.db") as engine:
         video = engine.add_video(clip)
         job = engine.submit(video.id, engine.add_template("long-job", format="gif", fps=2, duration=1).id)
     done = threading.Event()
     stolen: list[str] = []
 
     def work() -> None:
-        with Engine(store=tmp_path / "s.db") as mine:
+        with Service(store=tmp_path / "s.db") as mine:
             mine.run_worker(until_empty=True, lease_seconds=0.5)
         done.set()
 
     thread = threading.Thread(target=work)
     thread.start()
-    with Engine(store=tmp_path / "s.db") as thief:
+    with Service(store=tmp_path / "s.db") as thief:
         while thief.job(job.id).state == "queued":  # only once the worker holds it
             time.sleep(0.01)
         while not done.is_set():
-            taken = claim_job(thief.connection, "thief", 60)
+            taken = claim_job(thief.connection, "thief", 60, gone=holder_gone)
             if taken is not None:
                 stolen.append(taken.id)
                 break

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine import Engine, EngineError, ErrorCode
+from engine import Service, EngineError, ErrorCode
 from engine.store.db import default_store_path, open_store
 from engine.store.schema import LATEST_VERSION
 
@@ -20,7 +20,7 @@ BODY = {
 
 @pytest.fixture
 def engine(tmp_path):
-    with Engine(store=tmp_path / "store.db") as e:
+    with Service(store=tmp_path / "store.db") as e:
         yield e
 
 
@@ -74,7 +74,7 @@ def test_a_store_path_that_is_not_a_database_is_a_store_error(tmp_path):
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(EngineError) as info:
-        Engine(store=bad)
+        Service(store=bad)
     assert info.value.code is ErrorCode.STORE_ERROR
 
 
@@ -84,7 +84,7 @@ def test_body_with_set_as_cover_in_template_config(engine):
     got = engine.template(template.id)
     assert (got.name, got.format, got.fps, got.width, got.height, got.seek, got.duration, got.trim_end,
             got.set_as_cover) == ("social-media-preview", "webp", 15, 640, 360, 5, 3, None, True)
-    assert got.to_dict()["TemplateConfig"] == BODY["TemplateConfig"]
+    assert engine.template_info(got)["TemplateConfig"] == BODY["TemplateConfig"]
     assert engine.template("social-media-preview").id == template.id  # names work as ids
 
 
@@ -96,7 +96,7 @@ def test_template_config_may_be_a_json_string_as_the_api_sends_it(engine):
 def test_trim_mode_from_flags(engine):
     template = engine.add_template("trim-mode", format="gif", fps=10, seek=1, trim_end=2)
     assert (template.mode, template.duration, template.trim_end) == ("Trim", None, 2)
-    assert template.to_dict()["TemplateConfig"]["TimeSpan"] == {"Seek": "1", "End": "2"}
+    assert engine.template_info(template)["TemplateConfig"]["TimeSpan"] == {"Seek": "1", "End": "2"}
 
 
 @pytest.mark.parametrize("fields, words", [

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import clipmaker
-from engine import Engine
-from engine.store.webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from engine import Service
+from engine.vod.webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 SECRET = "s3cret-key"
 
@@ -73,7 +73,7 @@ def free_port() -> int:
 def one_job_store(tmp_path):
     clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=10, frames=20, width=160, height=120)
     store = tmp_path / "store.db"
-    with Engine(store=store) as engine:
+    with Service(store=store) as engine:
         video = engine.add_video(clip)
         job = engine.submit(video.id, engine.add_template("hook-test", format="gif", fps=5, duration=1).id)
     return store, job.id
@@ -85,7 +85,7 @@ def test_down_slow_500_then_200_delivers_exactly_once_signed(one_job_store):
     url = f"http://127.0.0.1:{port}/hook"
     options = dict(callback_url=url, callback_secret=SECRET, callback_timeout_s=0.5)
 
-    with Engine(store=store, **options) as engine:  # the receiver is down while the job runs
+    with Service(store=store, **options) as engine:  # the receiver is down while the job runs
         report = engine.run_worker(until_empty=True)
         assert report.succeeded == 1 and report.events_delivered == 0
         [waiting] = engine.pending_deliveries()
@@ -96,15 +96,15 @@ def test_down_slow_500_then_200_delivers_exactly_once_signed(one_job_store):
     receiver = Receiver(port)
     try:
         receiver.mode = "slow"
-        with Engine(store=store, **options) as engine:
+        with Service(store=store, **options) as engine:
             assert engine.flush_events().pending == 1
         receiver.mode = 500
-        with Engine(store=store, **options) as engine:
+        with Service(store=store, **options) as engine:
             report = engine.flush_events()
             assert (report.delivered, report.pending) == (0, 1)
             assert "500" in engine.pending_deliveries()[0]["last_error"]
         receiver.mode = 200
-        with Engine(store=store, callback_secret=SECRET) as engine:  # a later process: the URL is in the outbox
+        with Service(store=store, callback_secret=SECRET) as engine:  # a later process: the URL is in the outbox
             report = engine.flush_events()
             assert (report.delivered, report.pending) == (1, 0)
             assert engine.flush_events().delivered == 0
@@ -133,7 +133,7 @@ def test_flush_wait_retries_with_exponential_backoff(one_job_store):
 
     try:
         receiver.mode = 503
-        with Engine(store=store, callback_url=f"http://127.0.0.1:{port}/", callback_secret=SECRET,
+        with Service(store=store, callback_url=f"http://127.0.0.1:{port}/", callback_secret=SECRET,
                     retry_base_s=0.2) as engine:
             engine.run_worker(until_empty=True)  # first attempt: 503
             original = receiver.server.RequestHandlerClass.do_POST
@@ -156,13 +156,13 @@ def test_flush_wait_retries_with_exponential_backoff(one_job_store):
 def test_a_later_worker_run_delivers_what_waited(one_job_store):
     store, _ = one_job_store
     port = free_port()
-    with Engine(store=store, callback_url=f"http://127.0.0.1:{port}/", retry_base_s=0.1) as engine:
+    with Service(store=store, callback_url=f"http://127.0.0.1:{port}/", retry_base_s=0.1) as engine:
         engine.run_worker(until_empty=True)
         assert len(engine.pending_deliveries()) == 1
     receiver = Receiver(port)
     try:
         time.sleep(0.2)
-        with Engine(store=store) as engine:
+        with Service(store=store) as engine:
             assert engine.run_worker(until_empty=True).events_delivered == 1
             assert engine.pending_deliveries() == []
     finally:
@@ -174,7 +174,7 @@ def test_a_later_worker_run_delivers_what_waited(one_job_store):
 def test_a_dead_receiver_costs_one_attempt_per_pass_not_one_per_event(tmp_path):
     clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=10, frames=20, width=160, height=120)
     port = free_port()
-    with Engine(store=tmp_path / "s.db", callback_url=f"http://127.0.0.1:{port}/") as engine:
+    with Service(store=tmp_path / "s.db", callback_url=f"http://127.0.0.1:{port}/") as engine:
         video = engine.add_video(clip)
         template = engine.add_template("many-events", format="gif", fps=2, duration=1)
         for _ in range(3):

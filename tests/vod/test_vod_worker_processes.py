@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 import clipmaker
-from engine import Engine
+from engine import Service
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,7 +36,7 @@ def test_two_worker_processes_do_every_job_exactly_once(tmp_path):
     # jobs of ~0.25 s each: enough work that both workers are running before the queue empties
     clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=15, frames=45, width=640, height=360)
     store = tmp_path / "store.db"
-    with Engine(store=store) as engine:
+    with Service(store=store) as engine:
         video = engine.add_video(clip)
         template = engine.add_template("two-workers", format="webp", fps=15, duration=2.5)
         submitted = [engine.submit(video.id, template.id).id for _ in range(12)]
@@ -52,7 +52,7 @@ def test_two_worker_processes_do_every_job_exactly_once(tmp_path):
     assert sum(s["Succeeded"] for s in summaries) == 12
     assert all(s["Succeeded"] > 0 for s in summaries), summaries  # both took part
 
-    with Engine(store=store) as engine:
+    with Service(store=store) as engine:
         jobs = engine.jobs()
         assert {(j.state, j.attempts) for j in jobs} == {("success", 1)}
         images = engine.images(video.id)
@@ -66,7 +66,7 @@ def test_two_worker_processes_do_every_job_exactly_once(tmp_path):
 def test_a_worker_killed_mid_job_leaves_it_to_the_next_worker(tmp_path):
     clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=100, width=640, height=480)
     store = tmp_path / "store.db"
-    with Engine(store=store) as engine:
+    with Service(store=store) as engine:
         video = engine.add_video(clip)
         template = engine.add_template("kill-test", format="webp", fps=25, duration=3.9)
         job_id = engine.submit(video.id, template.id).id
@@ -87,7 +87,7 @@ def test_a_worker_killed_mid_job_leaves_it_to_the_next_worker(tmp_path):
     lease_expires = watch.execute("SELECT lease_expires FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
     watch.close()
 
-    with Engine(store=store) as engine:
+    with Service(store=store) as engine:
         assert engine.job(job_id).state == "running"  # held by the dead worker until its lease ends
         assert engine.images(video.id) == [] and engine.events() == []
     time.sleep(max(0.0, lease_expires - time.time()) + 0.2)
@@ -96,7 +96,7 @@ def test_a_worker_killed_mid_job_leaves_it_to_the_next_worker(tmp_path):
     out, err = rescuer.communicate(timeout=120)
     assert rescuer.returncode == 0, err[-2000:]
 
-    with Engine(store=store) as engine:
+    with Service(store=store) as engine:
         job = engine.job(job_id)
         assert (job.state, job.attempts) == ("success", 2)
         [image] = engine.images(video.id)
@@ -114,11 +114,11 @@ def test_a_worker_killed_mid_job_leaves_it_to_the_next_worker(tmp_path):
 def test_sigterm_gives_the_job_in_hand_back_to_the_queue(tmp_path):
     clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=100, width=640, height=480)
     store = tmp_path / "store.db"
-    with Engine(store=store) as engine:
+    with Service(store=store) as engine:
         video = engine.add_video(clip)
         job_id = engine.submit(video.id, engine.add_template("term-test", format="webp", fps=25, duration=3.9).id).id
     proc = worker(store)
-    with Engine(store=store) as engine:
+    with Service(store=store) as engine:
         deadline = time.monotonic() + 120
         while engine.job(job_id).state == "queued" and time.monotonic() < deadline:
             time.sleep(0.02)

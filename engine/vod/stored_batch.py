@@ -20,32 +20,23 @@ import dataclasses
 import sqlite3
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from engine.batch import ResultsLog, invalid_line_result, run_pool
 from engine.device import DeviceRequest, parse_device
 from engine.errors import EngineError, ErrorCode
+from engine.liveness import holder_gone, new_worker_id
 from engine.manifest import ManifestEntry
 from engine.output import remove_partial_files, resolve_output
 from engine.result import Result
 from engine.store import transaction
-from engine.store.batch_jobs import BatchLine, attach, batch_line, claim_line, enlist, finish_line, jobs_by_key, \
-    release_lines, renew_leases
-from engine.store.events import insert_event, make_event
-from engine.store.heartbeat import Heartbeat
-from engine.store.images import forget_job_image, image_url, insert_image
-from engine.store.jobs import Job, new_worker_id
-from engine.store.outbox import enqueue
-from engine.store.videos import register_probed, set_cover
+from engine.store.batch_jobs import BatchLine, batch_line, claim_line, enlist, jobs_by_key, release_lines, renew_leases
+from engine.store.heartbeat import LEASE_S, POLL_S, Heartbeat
+from engine.store.jobs import Job
+from engine.vod.delivery import Delivery
+from engine.vod.outcomes import record_line
+from engine.vod.site import Site
 
-if TYPE_CHECKING:
-    from engine.vod import Engine
-
-LEASE_S = 60.0
-"""How long this run's claims hold without renewal; only matters for a run on another host, since
-on the same host a dead run's claims are taken over at once."""
-POLL_S = 1.0
-"""How often to look again at lines another live run holds."""
 DELIVER_EVERY_S = 10.0
 """Events reach the log and the callback at most this long after their job ended (and at the end)."""
 
@@ -80,49 +71,13 @@ def _plan(entries: Iterable[ManifestEntry], out_dir: Path) -> tuple[dict[str, tu
     return lines, refused
 
 
-def _record(engine: "Engine", job: Job, entry: ManifestEntry, line: BatchLine, worker: str, result: Result,
-            out_dir: Path) -> Result:
-    """Store the Result, its input's video, its image (and cover) and its event in one
-    transaction, as a submitted job's are; a run that lost the job records nothing."""
-    result = dataclasses.replace(result, job_id=job.id)
-    conn = engine.connection
-    with transaction(conn):
-        if finish_line(conn, line.key, worker, result) is None:
-            return dataclasses.replace(result, notes=result.notes + (
-                "not recorded: another run took this job over (this run's lease had run out)",))
-        video = register_probed(conn, line.input, result.source) if result.source else None
-        video_id = video.id if video else None
-        image = None
-        if result.ok and video is not None:
-            image = insert_image(conn, video_id=video.id, job_id=job.id, path=Path(result.output),
-                                 format=result.format, width=result.width, height=result.height, fps=result.fps,
-                                 size=result.bytes)
-            if entry.spec is not None and entry.spec.set_as_cover:
-                set_cover(conn, video.id, image.id)
-        else:
-            forget_job_image(conn, job.id)
-        attach(conn, job.id, video_id=video_id, image_id=image.id if image else None)
-        if result.ok:
-            event = make_event(job_id=job.id, video_id=video_id, status="success",
-                               url=image_url(Path(result.output), out_dir, engine.base_url), width=result.width,
-                               height=result.height, size=result.bytes, format=result.format)
-        else:
-            event = make_event(job_id=job.id, video_id=video_id, status="failed", format=result.format,
-                               error_code=result.error_code, error_message=result.error_message)
-        event.update(Input=str(line.input), ManifestId=line.name)
-        insert_event(conn, event)
-        if engine.callback_url:
-            enqueue(conn, event["EventId"], engine.callback_url)
-    return result
-
-
 def _claim_as_needed(conn: sqlite3.Connection, keys: list[str], lines: dict[str, tuple[ManifestEntry, BatchLine]],
                      worker: str, lease_seconds: float, held: dict[str, Job]) -> Iterator[ManifestEntry]:
     """The entries this run may do, each claimed only when the pool asks for the next job, so runs
     sharing a store (on several nodes) split a manifest between them instead of one taking it all.
     Lines another run holds or has ended are passed over; ``held`` collects what was claimed."""
     for key in keys:
-        job = claim_line(conn, key, worker, lease_seconds)
+        job = claim_line(conn, key, worker, lease_seconds, gone=holder_gone)
         if job is not None:
             held[key] = job
             remove_partial_files(lines[key][1].output)  # what a killed run of this job was writing
@@ -130,7 +85,8 @@ def _claim_as_needed(conn: sqlite3.Connection, keys: list[str], lines: dict[str,
 
 
 def run_stored_batch(
-    engine: "Engine",
+    site: Site,
+    delivery: Delivery,
     entries: Iterable[ManifestEntry],
     out_dir: Path | str,
     *,
@@ -151,7 +107,7 @@ def run_stored_batch(
     request = parse_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    conn = engine.connection
+    conn = site.connection
     worker = new_worker_id()
     lines, refused = _plan(entries, out_dir)
     with transaction(conn):
@@ -163,7 +119,7 @@ def run_stored_batch(
         for result in refused:
             yield log.emit(result)
         try:
-            with Heartbeat(engine.store_path, lambda c: renew_leases(c, worker, lease_seconds) >= 0, lease_seconds,
+            with Heartbeat(site.store_path, lambda c: renew_leases(c, worker, lease_seconds) >= 0, lease_seconds,
                            name=f"batch-lease-{worker}"):
                 while remaining:
                     for key, job in jobs_by_key(conn, list(remaining)).items():  # ended: answer from the store
@@ -176,9 +132,9 @@ def run_stored_batch(
                         key = key_of[result.id]
                         del remaining[key]
                         entry, line = lines[key]
-                        yield log.emit(_record(engine, held[key], entry, line, worker, result, out_dir))
+                        yield log.emit(record_line(site, held[key], entry, line, worker, result, out_dir))
                         if time.monotonic() - last_delivery > DELIVER_EVERY_S:
-                            engine.deliver_events()
+                            delivery.deliver()
                             last_delivery = time.monotonic()
                     if remaining and not held:  # other live runs hold the rest: wait for them to end them
                         time.sleep(poll_seconds)
@@ -186,4 +142,4 @@ def run_stored_batch(
             with transaction(conn):
                 release_lines(conn, worker)
             raise
-    engine.deliver_events()
+    delivery.deliver()

@@ -1,0 +1,18 @@
+"""The VOD service: templates, videos, queued jobs, stored batch runs, images, events, delivery.
+
+:class:`Service` (``engine/vod/service.py``) is the facade every face uses: the CLI's VOD groups
+and ``engine run`` with a store, and an HTTP API. What a face needs besides it (the store's
+environment variable, the job states, the setting keys, the callback secret's variable) is
+re-exported here, so no face reaches into the store.
+"""
+
+from engine.store.db import STORE_ENV
+from engine.store.jobs import STATES as JOB_STATES
+from engine.store.settings import KEYS as SETTING_KEYS
+from engine.vod.delivery import DeliveryReport
+from engine.vod.service import Service, add_videos
+from engine.vod.webhook import SECRET_ENV
+from engine.vod.worker import WorkerReport
+
+__all__ = ["JOB_STATES", "SECRET_ENV", "SETTING_KEYS", "STORE_ENV", "DeliveryReport", "Service", "WorkerReport",
+           "add_videos"]

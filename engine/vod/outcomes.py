@@ -1,0 +1,114 @@
+"""How a job ends in the store: one transaction per finished job.
+
+A finished job's state, its image row (and the video's cover with SetAsCover), its
+DynamicImageComplete event and the event's outbox row are written together, after the image was
+renamed into place: a process killed at any moment leaves either all of it or nothing (and the job
+is run again). Queue jobs (``engine worker``) and manifest lines (``engine run --batch``) end the
+same way here; :func:`publish` is the one place an event is stored and queued for the callback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any
+
+from engine.manifest import ManifestEntry
+from engine.result import Result
+from engine.spec import JobSpec
+from engine.store import transaction
+from engine.store.batch_jobs import BatchLine, attach, finish_line
+from engine.store.events import insert_event
+from engine.store.images import forget_job_image, insert_image
+from engine.store.jobs import Job, fail_abandoned, finish_job
+from engine.store.outbox import enqueue
+from engine.store.videos import register_probed, set_cover
+from engine.vod.shapes import dynamic_image_complete, image_url
+from engine.vod.site import Site
+
+
+def publish(conn: sqlite3.Connection, event: dict[str, Any], callback_url: str | None) -> None:
+    """Store ``event`` and, when a callback is configured, queue it for delivery. Call inside the
+    transaction that ends its job."""
+    insert_event(conn, event)
+    if callback_url:
+        enqueue(conn, event["EventId"], callback_url)
+
+
+def record_queued_job(site: Site, job: Job, worker: str, spec: JobSpec, result: Result) -> bool:
+    """End a submitted job: state, image, cover, event; False (nothing written) if ``worker`` lost
+    the job to another worker meanwhile."""
+    conn = site.connection
+    callback = site.callback_url
+    with transaction(conn):
+        if result.ok:
+            image_id = uuid.uuid4().hex
+            if not finish_job(conn, job.id, worker, image_id=image_id):
+                return False
+            image = insert_image(conn, video_id=job.video_id, job_id=job.id, path=Path(result.output),
+                                 format=spec.format, width=result.width, height=result.height, fps=result.fps,
+                                 size=result.bytes, image_id=image_id)
+            if spec.set_as_cover:
+                set_cover(conn, job.video_id, image.id)
+            event = dynamic_image_complete(
+                job_id=job.id, video_id=job.video_id, status="success",
+                url=image_url(image.path, site.images_dir, site.base_url), width=image.width, height=image.height,
+                size=image.bytes, format=image.format)
+        else:
+            if not finish_job(conn, job.id, worker, error_code=result.error_code, error_message=result.error_message):
+                return False
+            event = dynamic_image_complete(job_id=job.id, video_id=job.video_id, status="failed", format=spec.format,
+                                           error_code=result.error_code, error_message=result.error_message)
+        publish(conn, event, callback)
+    return True
+
+
+def fail_abandoned_jobs(site: Site) -> int:
+    """Fail the queue's jobs whose workers kept dying on them, each with its event; how many."""
+    conn = site.connection
+    callback = site.callback_url
+    with transaction(conn):
+        jobs = fail_abandoned(conn)
+        for job in jobs:
+            publish(conn, dynamic_image_complete(
+                job_id=job.id, video_id=job.video_id, status="failed", format=job.spec["format"],
+                error_code=job.error_code, error_message=job.error_message), callback)
+    return len(jobs)
+
+
+def record_line(site: Site, job: Job, entry: ManifestEntry, line: BatchLine, worker: str, result: Result,
+                out_dir: Path) -> Result:
+    """End a manifest line's job: its Result, its input registered as a video (from the job's own
+    probe), its image (and cover) and its event; a run that lost the job records nothing and says
+    so in the Result's notes. ``site.base_url`` maps paths below ``out_dir`` to URLs."""
+    result = dataclasses.replace(result, job_id=job.id)
+    conn = site.connection
+    with transaction(conn):
+        if finish_line(conn, line.key, worker, result) is None:
+            return dataclasses.replace(result, notes=result.notes + (
+                "not recorded: another run took this job over (this run's lease had run out)",))
+        video = register_probed(conn, line.input, result.source) if result.source else None
+        video_id = video.id if video else None
+        image = None
+        if result.ok and video is not None:
+            image = insert_image(conn, video_id=video.id, job_id=job.id, path=Path(result.output),
+                                 format=result.format, width=result.width, height=result.height, fps=result.fps,
+                                 size=result.bytes)
+            if entry.spec is not None and entry.spec.set_as_cover:
+                set_cover(conn, video.id, image.id)
+        else:
+            forget_job_image(conn, job.id)
+        attach(conn, job.id, video_id=video_id, image_id=image.id if image else None)
+        if result.ok:
+            event = dynamic_image_complete(
+                job_id=job.id, video_id=video_id, status="success",
+                url=image_url(Path(result.output), out_dir, site.base_url), width=result.width,
+                height=result.height, size=result.bytes, format=result.format)
+        else:
+            event = dynamic_image_complete(job_id=job.id, video_id=video_id, status="failed", format=result.format,
+                                           error_code=result.error_code, error_message=result.error_message)
+        event.update(Input=str(line.input), ManifestId=line.name)
+        publish(conn, event, site.callback_url)
+    return result

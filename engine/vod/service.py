@@ -1,0 +1,263 @@
+"""The VOD service's facade: templates, videos, jobs, animated images and events over one store.
+
+It follows the service's four steps: create a template (AddVodTemplate), register videos and
+submit jobs (SubmitDynamicImageJob), let workers make the images, then read the results
+(DynamicImageComplete events, ListDynamicImage, GetVideoInfo's CoverURL)::
+
+    from engine import Service
+
+    with Service(store="previews.db") as service:
+        template = service.add_template("social-preview", format="webp", fps=15, width=640, height=360,
+                                        seek=5, duration=3)
+        video = service.add_video("talk.mp4")
+        job = service.submit(video.id, template.id)
+        service.run_worker(until_empty=True)
+        print(service.list_dynamic_images(video.id))
+
+Each method is one action: it reads or writes the store (:mod:`engine.store`) and answers with
+records or, for the ``*_info``/``list_*`` methods, the service's shapes (:mod:`engine.vod.shapes`).
+The work itself lives beside it: :mod:`engine.vod.worker` (the queue), :mod:`engine.vod.stored_batch`
+(manifests), :mod:`engine.vod.outcomes` (how a job ends), :mod:`engine.vod.delivery` (events out).
+The faces (``cli/vod.py``, an HTTP API) only parse arguments and print what these methods return.
+Files live beside the store unless told otherwise: images under ``images/``, the event log in
+``events.jsonl``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from engine.device import DeviceRequest
+from engine.errors import EngineError
+from engine.manifest import ManifestEntry, load_manifest
+from engine.probe import probe
+from engine.result import Result
+from engine.store import transaction
+from engine.store import events as events_table
+from engine.store import outbox
+from engine.store.heartbeat import LEASE_S, POLL_S
+from engine.store.images import DynamicImage, get_image, list_images
+from engine.store.jobs import Job, get_job, list_jobs, submit_job
+from engine.store.settings import all_settings, set_setting
+from engine.store.templates import (Template, delete_template, get_template, insert_template, list_templates,
+                                    parse_body, update_template)
+from engine.store.videos import Video, find_video, get_video, list_videos, register_probed
+from engine.vod import shapes
+from engine.vod.delivery import Delivery, DeliveryReport
+from engine.vod.site import Site
+from engine.vod.stored_batch import run_stored_batch
+from engine.vod.webhook import TIMEOUT_S
+from engine.vod.worker import WorkerReport, run_worker
+
+
+class Service:
+    """Templates, videos, jobs, images and events in the store at ``store``.
+
+    ``images_dir``, ``events_path``, ``base_url``, ``callback_url`` and ``callback_secret``: see
+    :class:`engine.vod.site.Site`. ``callback_timeout_s`` and ``retry_base_s``: see
+    :class:`engine.vod.delivery.Delivery`.
+    """
+
+    def __init__(self, store: str | os.PathLike | None = None, *, images_dir: str | os.PathLike | None = None,
+                 events_path: str | os.PathLike | None = None, base_url: str | None = None,
+                 callback_url: str | None = None, callback_secret: str | None = None,
+                 callback_timeout_s: float = TIMEOUT_S, retry_base_s: float = outbox.BACKOFF_BASE_S) -> None:
+        self.site = Site(store, images_dir=images_dir, events_path=events_path, base_url=base_url,
+                         callback_url=callback_url, callback_secret=callback_secret)
+        self.delivery = Delivery(self.site, timeout_s=callback_timeout_s, retry_base_s=retry_base_s)
+
+    # -- where it lives ----------------------------------------------------------------------------
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self.site.connection
+
+    @property
+    def store_path(self) -> Path:
+        return self.site.store_path
+
+    @property
+    def images_dir(self) -> Path:
+        return self.site.images_dir
+
+    @property
+    def events_path(self) -> Path:
+        return self.site.events_path
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.site.close()
+
+    def __enter__(self) -> "Service":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- settings --------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str | None:
+        return self.site.base_url
+
+    @property
+    def callback_url(self) -> str | None:
+        return self.site.callback_url
+
+    @property
+    def callback_secret(self) -> str | None:
+        return self.site.callback_secret
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        """Keep ``callback_url``, ``callback_secret`` or ``base_url`` in the store (None removes it)."""
+        set_setting(self.connection, key, value)
+
+    def settings(self) -> dict[str, str]:
+        return all_settings(self.connection)
+
+    # -- templates (AddVodTemplate and friends) ----------------------------------------------------
+    def add_template(self, name: str, **fields: Any) -> Template:
+        """A template from keyword fields (format, fps, width, height, seek, duration | trim_end,
+        set_as_cover). Raises EngineError naming the field and its allowed range."""
+        return insert_template(self.connection, name, shapes.template_config(**fields))
+
+    def add_template_body(self, body: Mapping[str, Any]) -> Template:
+        """A template from an AddVodTemplate body (TemplateType=DynamicImage, Name, TemplateConfig)."""
+        name, config = parse_body(body)
+        return insert_template(self.connection, name, config)
+
+    def template(self, template_id: str) -> Template:
+        """By VodTemplateId (or by name)."""
+        return get_template(self.connection, template_id)
+
+    def templates(self) -> list[Template]:
+        return list_templates(self.connection)
+
+    def update_template(self, template_id: str, *, name: str | None = None, body: Mapping[str, Any] | None = None,
+                        **fields: Any) -> Template:
+        """Change some fields (keywords as for :meth:`add_template`), or replace the whole config with an
+        UpdateVodTemplate ``body``. A new ``duration`` switches to Duration mode, ``trim_end`` to Trim mode."""
+        if body is not None:
+            body_name, config = parse_body({"TemplateType": "DynamicImage", **body})
+            return update_template(self.connection, template_id, name=name or body_name, config=config)
+        return update_template(self.connection, template_id, name=name, changes=shapes.template_config(**fields))
+
+    def delete_template(self, template_id: str) -> Template:
+        return delete_template(self.connection, template_id)
+
+    def template_info(self, template: Template | str) -> dict[str, Any]:
+        """GetVodTemplate's VodTemplate (by record, id or name)."""
+        return shapes.template_info(self.template(template) if isinstance(template, str) else template)
+
+    # -- videos ----------------------------------------------------------------------------------
+    def add_video(self, path: str | os.PathLike) -> Video:
+        """Register (and probe once) a video file; the same path again returns the same video. A
+        file that is not a readable video is refused now (InputNotFound, InvalidVideoFormat), not
+        when its first job runs."""
+        path = Path(path).expanduser().resolve()
+        existing = find_video(self.connection, path)
+        if existing is not None:
+            return existing
+        media = probe(path)
+        source = {"width": media.display_width, "height": media.height, "fps": media.fps, "codec": media.codec,
+                  "duration": media.duration, "bytes": path.stat().st_size}
+        with transaction(self.connection):  # another process may have registered it while we probed
+            return register_probed(self.connection, path, source)
+
+    def video(self, video_id: str) -> Video:
+        return get_video(self.connection, video_id)
+
+    def videos(self) -> list[Video]:
+        return list_videos(self.connection)
+
+    def video_info(self, video_id: str) -> dict[str, Any]:
+        """GetVideoInfo's answer: ``{"Video": {...}}``, CoverURL included."""
+        video = self.video(video_id)
+        cover = get_image(self.connection, video.cover_image_id) if video.cover_image_id else None
+        return shapes.video_info(video, self.image_url(cover) if cover else None)
+
+    # -- jobs (SubmitDynamicImageJob) ------------------------------------------------------------
+    def submit(self, video_id: str, template_id: str) -> Job:
+        """Queue a job and return at once; the job keeps the template as it is now."""
+        video = self.video(video_id)
+        template = self.template(template_id)
+        return submit_job(self.connection, video.id, template.id, template.job_fields())
+
+    def job(self, job_id: str) -> Job:
+        return get_job(self.connection, job_id)
+
+    def jobs(self, *, state: str | None = None, video_id: str | None = None, kind: str | None = None,
+             last: int | None = None) -> list[Job]:
+        """Jobs, oldest first; ``kind`` "batch" (manifest lines) or "submitted", ``last`` N newest."""
+        return list_jobs(self.connection, state=state, video_id=video_id, kind=kind, last=last)
+
+    def job_info(self, job: Job | str) -> dict[str, Any]:
+        """A job's state and errors, with the service's field names."""
+        job = self.job(job) if isinstance(job, str) else job
+        image = get_image(self.connection, job.image_id) if job.image_id else None
+        return shapes.job_info(job, self.image_url(image) if image else None)
+
+    def run_worker(self, *, until_empty: bool = False, lease_seconds: float = LEASE_S, poll_seconds: float = POLL_S,
+                   max_jobs: int | None = None, worker_id: str | None = None,
+                   stop: threading.Event | None = None, on_job: Callable[[Job], None] | None = None,
+                   threads: int | None = None, device: str = "auto") -> WorkerReport:
+        """Process queued jobs (see :func:`engine.vod.worker.run_worker`); ``on_job`` gets each finished job."""
+        return run_worker(self.site, self.delivery, until_empty=until_empty, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
+                          max_jobs=max_jobs, worker_id=worker_id, stop=stop, threads=threads, device=device,
+                          on_job=None if on_job is None else (lambda job: on_job(self.job(job.id))))
+
+    # -- batch runs (engine run --batch) ------------------------------------------------------------
+    def load_manifest(self, path: str | os.PathLike, *, input_root: str | os.PathLike | None = None) -> list[ManifestEntry]:
+        """A manifest whose lines may name this store's templates (``"template": "name or id"``)."""
+        return load_manifest(path, input_root=input_root, templates=lambda ref: self.template(ref).job_fields())
+
+    def run_batch(self, entries: Iterable[ManifestEntry], out_dir: str | os.PathLike, *, workers: int | None = None,
+                  device: str | DeviceRequest = "auto", retry_failed: bool = False, results_path: str | os.PathLike | None = None,
+                  on_result: Callable[[Result], None] | None = None) -> Iterator[Result]:
+        """Run the manifest's lines that are not done yet; one Result per line, earlier runs' marked
+        ``reused`` (see :mod:`engine.vod.stored_batch`). ``base_url`` maps paths below ``out_dir``."""
+        return run_stored_batch(self.site, self.delivery, entries, Path(out_dir), workers=workers, device=device,
+                                retry_failed=retry_failed, results_path=results_path, on_result=on_result)
+
+    # -- images (ListDynamicImage) ---------------------------------------------------------------
+    def image_url(self, image: DynamicImage) -> str:
+        return shapes.image_url(image.path, self.images_dir, self.base_url)
+
+    def images(self, video_id: str) -> list[DynamicImage]:
+        return list_images(self.connection, self.video(video_id).id)
+
+    def image_info(self, image: DynamicImage) -> dict[str, Any]:
+        return shapes.image_info(image, self.image_url(image))
+
+    def list_dynamic_images(self, video_id: str) -> dict[str, Any]:
+        """ListDynamicImage's answer: ``{"DynamicImageList": [...]}``, oldest first."""
+        return {"DynamicImageList": [self.image_info(i) for i in self.images(video_id)]}
+
+    # -- events (DynamicImageComplete) -----------------------------------------------------------
+    def events(self, *, job_id: str | None = None) -> list[dict[str, Any]]:
+        return events_table.list_events(self.connection, job_id=job_id)
+
+    def pending_deliveries(self) -> list[dict[str, Any]]:
+        return outbox.pending(self.connection)
+
+    def deliver_events(self, *, include_not_due: bool = False) -> DeliveryReport:
+        """One delivery pass (see :meth:`engine.vod.delivery.Delivery.deliver`)."""
+        return self.delivery.deliver(include_not_due=include_not_due)
+
+    def flush_events(self, *, wait: float = 0.0) -> DeliveryReport:
+        """Deliver every pending callback now; with ``wait`` seconds, keep retrying (with backoff)
+        until none is pending or the time is up."""
+        return self.delivery.flush(wait=wait)
+
+
+def add_videos(service: Service, paths: Iterable[str | os.PathLike]) -> list[tuple[Path, Video | EngineError]]:
+    """Register several files; each comes back with its video or the error that refused it."""
+    out: list[tuple[Path, Video | EngineError]] = []
+    for path in paths:
+        try:
+            out.append((Path(path), service.add_video(path)))
+        except EngineError as error:
+            out.append((Path(path), error))
+    return out

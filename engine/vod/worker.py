@@ -1,0 +1,121 @@
+"""The queue worker: claim a submitted job, make its image, record the outcome and its event.
+
+Several workers (processes, on one machine) may share a store: each claim is atomic, each job
+is held under a lease that a heartbeat thread renews while the job runs, and a job whose worker
+died is claimed again at once (same host) or once its lease has run out. The image is written
+atomically (temp file + rename) under its final name before the job is marked done, and the job's
+state, image record, cover, event and outbox row are written in one transaction
+(:mod:`engine.vod.outcomes`): a kill at any moment leaves either nothing (the job is retried) or
+all of it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.decode import Decoder
+from engine.device import parse_device
+from engine.liveness import holder_gone, new_worker_id
+from engine.output import remove_partial_files
+from engine.result import Result
+from engine.spec import JobSpec
+from engine.store.heartbeat import LEASE_S, POLL_S, Heartbeat
+from engine.store.jobs import Job, claim_job, release_job, renew_lease
+from engine.store.videos import get_video
+from engine.vod.delivery import Delivery
+from engine.vod.outcomes import fail_abandoned_jobs, record_queued_job
+from engine.vod.site import Site
+
+
+def make_decoder(threads: int = 1) -> Decoder:
+    """The CPU decoder every stored job falls back to; the GPU path is chosen per job by run_job."""
+    from engine.decode.pyav import PyAVDecoder
+
+    return PyAVDecoder(threads=threads)
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    """What one worker run did."""
+
+    worker: str
+    succeeded: int
+    failed: int
+    events_delivered: int
+
+    @property
+    def jobs(self) -> int:
+        return self.succeeded + self.failed
+
+
+def run_job(*args: Any, **kwargs: Any) -> Result:
+    """:func:`engine.job.run_job`, imported on first use so that commands that never run a job
+    (``engine jobs list``...) do not pay for loading torch."""
+    from engine.job import run_job as run
+
+    return run(*args, **kwargs)
+
+
+def job_spec(job: Job, video_path: Path, output: Path) -> JobSpec:
+    """The pipeline's request for a stored job: its template snapshot applied to its video."""
+    s = job.spec
+    return JobSpec(id=job.id, input=video_path, format=s["format"], fps=s["fps"], seek=s["seek"],
+                   duration=s["duration"], trim_end=s["trim_end"], width=s["width"], height=s["height"],
+                   output=output, set_as_cover=s["set_as_cover"])
+
+
+def run_worker(site: Site, delivery: Delivery, *, until_empty: bool = False, lease_seconds: float = LEASE_S,
+               poll_seconds: float = POLL_S, max_jobs: int | None = None, worker_id: str | None = None,
+               stop: threading.Event | None = None, on_job: Callable[[Job], None] | None = None,
+               threads: int | None = None, device: str = "auto") -> WorkerReport:
+    """Process queued jobs until none is left (``until_empty``), ``max_jobs`` are done, or ``stop``.
+
+    ``device`` is the ``--device`` request ("auto", "cpu", "cuda", "cuda:N"), as for ``engine run``.
+
+    Events go to the log and due callbacks are delivered before the first job and after each one.
+    ``threads`` caps torch's and the decoder's threads in this process: with N workers on a
+    machine, cores // N each keeps them from fighting over the cores (as ``engine run`` does).
+    """
+    worker = worker_id or new_worker_id()
+    request = parse_device(device)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    decoder = make_decoder(threads or 1)
+    images_dir = site.images_dir.resolve()
+    succeeded = failed = delivered = 0
+    delivered += delivery.deliver().delivered
+    while not (stop is not None and stop.is_set()):
+        if max_jobs is not None and succeeded + failed >= max_jobs:
+            break
+        failed += fail_abandoned_jobs(site)
+        job = claim_job(site.connection, worker, lease_seconds, gone=holder_gone)
+        if job is None:
+            if until_empty:
+                break
+            (stop or threading.Event()).wait(poll_seconds)
+            delivered += delivery.deliver().delivered
+            continue
+        try:  # from the claim on: a Ctrl-C or SIGTERM anywhere gives the job back at once
+            video = get_video(site.connection, job.video_id)
+            output = images_dir / job.video_id / f"{job.id}.{job.spec['format']}"
+            spec = job_spec(job, video.path, output)
+            remove_partial_files(output)
+            with Heartbeat(site.store_path, lambda conn: renew_lease(conn, job.id, worker, lease_seconds),
+                           lease_seconds, name=f"lease-{job.id}"):
+                result = run_job(spec, images_dir, decoder, device=request)
+        except KeyboardInterrupt:
+            release_job(site.connection, job.id, worker)
+            raise
+        if record_queued_job(site, job, worker, spec, result):
+            succeeded += result.ok
+            failed += not result.ok
+        if on_job is not None:
+            on_job(job)
+        delivered += delivery.deliver().delivered
+    delivered += delivery.deliver().delivered
+    return WorkerReport(worker=worker, succeeded=succeeded, failed=failed, events_delivered=delivered)
