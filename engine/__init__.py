@@ -7,7 +7,9 @@ The Python API that the ``engine`` command is a thin layer over::
         print(result.id, result.status, result.output or result.error_message)
 """
 
-from engine.batch import default_workers, run_batch
+from engine.batch import run_batch
+from engine.executors import Executor, open_executor
+from engine.executors.local import default_workers
 from engine.errors import EngineError, ErrorCode
 from engine.manifest import ManifestEntry, load_manifest, parse_manifest_lines
 from engine.result import Result
@@ -26,12 +28,14 @@ def __getattr__(name: str):
 __all__ = [
     "Service",
     "EngineError",
+    "Executor",
     "ErrorCode",
     "JobSpec",
     "ManifestEntry",
     "Result",
     "default_workers",
     "load_manifest",
+    "open_executor",
     "parse_job",
     "parse_manifest_lines",
     "run_batch",

@@ -1,116 +1,24 @@
-"""Many jobs at once: a pool of worker processes, results in completion order.
+"""Running a manifest: entries -> an executor -> Results, each appended to ``results.jsonl``.
 
-Each worker process runs whole jobs (decode, kernels, encode, write) with one compute thread, so
-``workers`` jobs run side by side and a 2-core machine keeps both cores busy. Processes rather
-than threads because decoding, resizing and encoding hold the GIL in parts, and because a
-native crash in a decoder (a corrupt file can do that) then kills one worker, not the batch:
-the jobs that were in flight are retried one by one in a fresh process, and the one that crashes
-again is reported as failed.
+:func:`run_batch` runs every entry and remembers nothing; the store's batch runs
+(:meth:`engine.Service.run_batch`, :mod:`engine.vod.stored_batch`) skip what an earlier run did.
+Both hand the jobs to an executor (:mod:`engine.executors`: the local process pool by default)
+and write results through :class:`ResultsLog`.
 
-Jobs are fed to the pool a few at a time, so memory stays flat however long the manifest is.
-Each result is appended to ``results.jsonl`` as soon as it is known.
-
-``device`` ("auto", "cpu", "cuda", "cuda:N") is checked here and handed to every worker; each job
-then picks its path after probing its video (engine/device.py). CUDA is never touched in this
-process: workers start from a forkserver that never initialised it, and each initialises it on
-its first GPU job.
+``device`` ("auto", "cpu", "cuda", "cuda:N") is checked here, before any job runs, and handed to
+the executor; each job then picks its path after probing its video (engine/device.py).
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
-import threading
-import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from engine.device import DeviceRequest, parse_device
-from engine.errors import EngineError, ErrorCode
-from engine.liveness import process_gone
+from engine.executors import Executor, open_executor
 from engine.manifest import ManifestEntry
 from engine.result import Result
-
-_worker_decoder = None
-_worker_device: DeviceRequest = DeviceRequest("cpu")
-
-
-def _exit_with_run(run_pid: int, period: float = 0.5) -> None:
-    """A worker must not outlive its run. If ``engine run`` is killed (SIGKILL, the OOM killer),
-    nothing tells its workers: they would finish their jobs unobserved, then wait forever for more
-    (and keep the forkserver alive). A watchdog thread ends the worker once the run is gone."""
-
-    def watch() -> None:
-        while not process_gone(run_pid):
-            time.sleep(period)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="run-watchdog", daemon=True).start()
-
-
-def _init_worker(threads: int, device: DeviceRequest, run_pid: int) -> None:
-    """Runs once in each worker process: one compute thread per job, CPU decoder built once."""
-    global _worker_decoder, _worker_device
-    _exit_with_run(run_pid)
-    import torch
-
-    from engine.decode.pyav import PyAVDecoder
-
-    torch.set_num_threads(threads)
-    _worker_decoder = PyAVDecoder(threads=threads)
-    _worker_device = device
-
-
-def _run_in_worker(entry: ManifestEntry, out_dir: Path) -> Result:
-    from engine.job import run_job
-
-    assert entry.spec is not None and _worker_decoder is not None
-    return run_job(entry.spec, out_dir, _worker_decoder, line=entry.line, device=_worker_device)
-
-
-def default_workers() -> int:
-    """As many workers as there are cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _pool(workers: int, threads: int, device: DeviceRequest) -> ProcessPoolExecutor:
-    # forkserver: workers start from a clean process that has imported the engine once, so
-    # starting them is fast and never inherits a parent's threads (torch, OpenMP) mid-flight.
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    if method == "forkserver":
-        context.set_forkserver_preload(["engine.job", "engine.decode.pyav"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                               initargs=(threads, device, os.getpid()))
-
-
-def invalid_line_result(entry: ManifestEntry) -> Result:
-    """The failed Result of a manifest line that is not a valid job."""
-    return Result.failure(entry.id, entry.error or EngineError(ErrorCode.INVALID_PARAMETER, "invalid manifest line"),
-                          line=entry.line)
-
-
-def _crashed(entry: ManifestEntry) -> Result:
-    return Result.failure(entry.id, EngineError(
-        ErrorCode.INVALID_VIDEO_FORMAT,
-        "the decoder crashed on this input (its worker process died); the file is likely corrupt",
-    ), line=entry.line, input=str(entry.spec.input) if entry.spec else None)
-
-
-def _isolate(entries: list[ManifestEntry], out_dir: Path, threads: int, device: DeviceRequest) -> Iterator[Result]:
-    """Re-run jobs that were in flight when a worker died, each alone, to find the culprit."""
-    for entry in entries:
-        with _pool(1, threads, device) as pool:
-            try:
-                yield pool.submit(_run_in_worker, entry, out_dir).result()
-            except BrokenProcessPool:
-                yield _crashed(entry)
 
 
 def run_batch(
@@ -121,20 +29,23 @@ def run_batch(
     results_path: Path | str | None = None,
     on_result: Callable[[Result], None] | None = None,
     device: str | DeviceRequest = "auto",
+    executor: Executor | None = None,
 ) -> Iterator[Result]:
     """Run every entry; yield one :class:`Result` per entry, in completion order.
 
     Entries that failed validation become failed results at once. Results are appended to
     ``results_path`` (default ``<out_dir>/results.jsonl``, truncated first) as they come.
     ``device`` is the --device request; an invalid one raises EngineError(InvalidParameter) when
-    iteration starts, before any job runs. This runs every entry, remembering nothing: the store's
-    batch runs (:meth:`engine.Engine.run_batch`) skip what an earlier run did.
+    iteration starts, before any job runs. ``executor`` runs the jobs (default: the local
+    process pool with ``workers`` processes). This runs every entry, remembering nothing: the
+    store's batch runs (:meth:`engine.Service.run_batch`) skip what an earlier run did.
     """
     request = parse_device(device)
+    executor = executor or open_executor("local", workers=workers)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with ResultsLog(Path(results_path) if results_path else out_dir / "results.jsonl", on_result) as log:
-        for result in run_pool(entries, out_dir, workers=workers, device=request):
+        for result in executor.run(entries, out_dir, request):
             yield log.emit(result)
 
 
@@ -158,45 +69,3 @@ class ResultsLog:
 
     def __exit__(self, *exc: object) -> None:
         self._file.close()
-
-
-def run_pool(entries: Iterable[ManifestEntry], out_dir: Path, *, workers: int | None = None,
-             device: DeviceRequest = DeviceRequest("auto")) -> Iterator[Result]:
-    """The worker pool: every entry's Result, in completion order (invalid entries at once)."""
-    workers = workers or default_workers()
-    threads = max(1, default_workers() // workers)
-    pending = iter(entries)
-    in_flight: dict[Future, ManifestEntry] = {}
-    pool = _pool(workers, threads, device)
-    try:
-        while True:
-            suspects: list[ManifestEntry] = []
-            while not suspects and len(in_flight) < 2 * workers:
-                entry = next(pending, None)
-                if entry is None:
-                    break
-                if entry.spec is None:
-                    yield invalid_line_result(entry)
-                    continue
-                try:
-                    in_flight[pool.submit(_run_in_worker, entry, out_dir)] = entry
-                except BrokenProcessPool:
-                    suspects.append(entry)
-            if not in_flight and not suspects:
-                break
-            if in_flight:
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    entry = in_flight.pop(future)
-                    try:
-                        yield future.result()
-                    except BrokenProcessPool:
-                        suspects.append(entry)
-            if suspects:  # a worker died: every job still in flight died with the pool
-                suspects.extend(in_flight.values())
-                in_flight.clear()
-                pool.shutdown(wait=False, cancel_futures=True)
-                yield from _isolate(suspects, out_dir, threads, device)
-                pool = _pool(workers, threads, device)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)

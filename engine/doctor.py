@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from engine import device as devices
-from engine.device import CodecSupport, DeviceChoice
+from engine.decode import nvdec_caps
+from engine.decode.nvdec_caps import CodecSupport
+from engine.device import DeviceChoice
 from engine.probe import MediaInfo, probe
 
 _DRIVER_FILE = Path("/proc/driver/nvidia/version")
@@ -118,10 +120,10 @@ def diagnose(video: Path | None = None) -> DoctorReport:
     from PIL import features
 
     cuda = devices.cuda_status()
-    nvdec = devices.nvdec_status()
+    nvdec = nvdec_caps.nvdec_status()
     driver, driver_source = _driver_version()
     gpu = 0 if cuda.available and nvdec.error is None else None
-    codecs = devices.nvdec_codecs(gpu)
+    codecs = nvdec_caps.nvdec_codecs(gpu)
     if gpu is not None:
         codecs_source = f"asked of cuda:0 ({cuda.devices[0]}) where GetDecoderCaps answered; the Hopper table elsewhere"
     else:

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.decode import DecodedClip, Decoder, DecoderUnavailable
+from engine.decode import DecodedClip, Decoder, DecoderUnavailable, open_decoder
 from engine.device import DeviceChoice, DeviceRequest, choose_device
-from engine.encode import encode_gif, encode_webp
+from engine.encode import Frames, IndexedFrames, RGBFrames, get_format
 from engine.errors import EngineError, ErrorCode
 from engine.geometry import display_size, output_size
 from engine.output import resolve_output, write_atomic
@@ -32,8 +32,6 @@ from kernels.palette import median_cut
 from kernels.remap import remap
 from kernels.resize import resize
 
-GIF_COLOURS = 255
-"""Palette size for GIF: 256 minus the slot kept for the transparency of delta frames."""
 PALETTE_SAMPLE_STRIDE = 2
 """The palette histogram reads every 2nd pixel of every 2nd row: half the median-cut time for the
 same PSNR on the benchmark clip (36.56 dB either way, measured when the kernel was written)."""
@@ -87,16 +85,18 @@ class _Stopwatch:
         return out
 
 
-def _render(spec: JobSpec, clip: DecodedClip, size: tuple[int, int]) -> tuple[str, object]:
-    """Run the tensor kernels; returns what the encoder of ``spec.format`` takes."""
+def _render(spec: JobSpec, clip: DecodedClip, size: tuple[int, int]) -> tuple[str, Frames]:
+    """Run the tensor kernels; returns the format's name and the frames its encoder takes:
+    indexed frames and a palette of the format's ``palette_colours`` if it has one, else RGB."""
+    fmt = get_format(spec.format)
     width, height = size
     frames = resize(clip.frames, height, width)
-    if spec.format == "gif":
-        palette = median_cut(frames, max_colours=GIF_COLOURS, sample_stride=PALETTE_SAMPLE_STRIDE)
+    if fmt.palette_colours is not None:
+        palette = median_cut(frames, max_colours=fmt.palette_colours, sample_stride=PALETTE_SAMPLE_STRIDE)
         indices = remap(frames, palette)[clip.index]
-        return "gif", (_to_host(indices), _to_host(palette))
+        return fmt.name, IndexedFrames(_to_host(indices), _to_host(palette))
     rgb = frames[clip.index].permute(0, 2, 3, 1).contiguous()
-    return "webp", _to_host(rgb)
+    return fmt.name, RGBFrames(_to_host(rgb))
 
 
 def _to_host(tensor: torch.Tensor) -> np.ndarray:
@@ -147,9 +147,7 @@ def _decode_and_render(spec: JobSpec, media: MediaInfo, timeline: Timeline, deco
 
 
 def _gpu_decoder(choice: DeviceChoice) -> Decoder:
-    from engine.decode.nvdec import nvdec_decoder  # imported only where the GPU path is chosen
-
-    return nvdec_decoder(int(choice.device.split(":")[1]))
+    return open_decoder(choice.backend, device=choice.device)
 
 
 def _failure_summary(exc: BaseException) -> str:
@@ -200,11 +198,7 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
         if clip.deinterlaced:
             notes.append("interlaced source: each frame shows its top field (the lines between interpolated)")
 
-        if kind == "gif":
-            indices, palette = payload
-            data = encode_gif(indices, palette, timeline.delays)
-        else:
-            data = encode_webp(payload, timeline.delays)
+        data = get_format(kind).encode(payload, timeline.delays)
         t = watch.lap("encode", t)
 
         write_atomic(destination, data)

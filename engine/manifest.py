@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from engine.errors import EngineError, ErrorCode
+from engine.result import Result
 from engine.spec import JobSpec, TemplateLookup, parse_job
 
 
@@ -24,6 +25,11 @@ class ManifestEntry:
     id: str
     spec: JobSpec | None = None
     error: EngineError | None = None
+
+    def refusal(self) -> Result:
+        """The failed Result of a line that is not a valid job (``spec`` is None)."""
+        return Result.failure(self.id, self.error or EngineError(ErrorCode.INVALID_PARAMETER, "invalid manifest line"),
+                              line=self.line)
 
 
 def _id_hint(obj: object, default: str) -> str:

@@ -8,8 +8,9 @@ A manifest line comes in one of two shapes, and both become the same frozen :cla
   "Height", "TimeSpan": {"Seek", "Duration" | "End"}, "SetAsCover"}}``, where numbers may also
   be numeric strings, as the service's API sends them.
 
-Validation here covers everything that can be judged without opening the video; range checks
-against the video's length live in :mod:`engine.timeline`.
+Validation here covers everything that can be judged without opening the video (the formats
+allowed are those of the table in :mod:`engine.encode`); range checks against the video's length
+live in :mod:`engine.timeline`.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from engine.encode import format_names
 from engine.errors import EngineError, ErrorCode
 
-FORMATS = ("gif", "webp")
 FPS_RANGE = (1.0, 60.0)
 MAX_SIDE = 4096
 """Largest output width or height; far above any preview size, low enough to bound memory."""
@@ -202,8 +203,8 @@ def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path,
 
     fmt = fields.get("format")
     fmt = fmt.strip().lower() if isinstance(fmt, str) else fmt
-    if fmt not in FORMATS:
-        raise _fail(f"format must be one of {', '.join(FORMATS)}, got {fields.get('format')!r}")
+    if fmt not in format_names():  # the format table (engine.encode) is the one list of formats
+        raise _fail(f"format must be one of {', '.join(format_names())}, got {fields.get('format')!r}")
 
     if fields.get("fps") is None:
         raise _fail(f"fps is required: frames per second from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")

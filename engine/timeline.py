@@ -7,23 +7,24 @@ animation lasts the requested duration; each format's delays are that schedule r
 format's clock (centiseconds for GIF, milliseconds for WebP) at the boundaries, so rounding never
 accumulates.
 
-GIF and fast frame rates: GIF delays are whole centiseconds and browsers show any delay under
-2 cs as 10 cs, so a GIF above 50 fps would play 5x slower than asked. GIF jobs therefore sample
-at most 50 fps (a 2 cs delay); the result says so in its notes. WebP keeps the requested rate.
+Each format's clock, fastest rate and shortest delay come from its entry in the format table
+(:mod:`engine.encode`). A request faster than the format's ``max_fps`` is sampled at that rate
+and the result says so in its notes: GIF delays are whole centiseconds and browsers show any
+delay under 2 cs as 10 cs, so a GIF above 50 fps would play 5x slower than asked. WebP keeps
+every rate the spec accepts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.encode import get_format
 from engine.errors import EngineError, ErrorCode
 from engine.probe import MediaInfo
 from engine.spec import JobSpec
 
-GIF_MAX_FPS = 50.0
 MAX_FRAMES = 3000
 """Most frames one job may produce (e.g. 60 s at 50 fps); guards memory against runaway requests."""
-TICKS_PER_SECOND = {"gif": 100, "webp": 1000}
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Timeline:
     tick: float
     """Seconds per delay tick."""
     fps: float
-    """The sampling rate actually used (the request's, capped at 50 for GIF)."""
+    """The sampling rate actually used (the request's, capped at the format's ``max_fps``)."""
     duration: float
     """Seconds the animation lasts."""
     notes: tuple[str, ...] = ()
@@ -75,21 +76,22 @@ def _span(spec: JobSpec, media: MediaInfo) -> tuple[float, list[str]]:
     return duration, notes
 
 
-def _delays(fps: float, count: int, duration: float, ticks_per_second: int) -> tuple[int, ...]:
-    """Delays whose boundaries are the exact schedule rounded to ticks, so the sum is the duration."""
+def _delays(fps: float, count: int, duration: float, ticks_per_second: int, minimum: int) -> tuple[int, ...]:
+    """Delays whose boundaries are the exact schedule rounded to ticks, so the sum is the duration;
+    none below ``minimum`` ticks (the format's ``min_delay``: shorter ones would play wrong)."""
     ends = [min((k + 1) / fps, duration) for k in range(count - 1)] + [duration]
     bounds = [0] + [round(t * ticks_per_second) for t in ends]
-    minimum = 2 if ticks_per_second == 100 else 1  # browsers stretch GIF delays under 2 cs to 10 cs
     return tuple(max(minimum, b - a) for a, b in zip(bounds, bounds[1:]))
 
 
 def plan_timeline(spec: JobSpec, media: MediaInfo) -> Timeline:
     """Check the request's time span against the video and compute the sampling instants."""
+    fmt = get_format(spec.format)
     duration, notes = _span(spec, media)
     fps = spec.fps
-    if spec.format == "gif" and fps > GIF_MAX_FPS:
-        notes.append(f"fps {fps:g} lowered to {GIF_MAX_FPS:g}: GIF delays below 2 cs play at 10 cs in browsers")
-        fps = GIF_MAX_FPS
+    if fps > fmt.max_fps:
+        notes.append(f"fps {fps:g} lowered to {fmt.max_fps:g}: {fmt.max_fps_reason}")
+        fps = fmt.max_fps
     count = max(1, round(duration * fps))
     if count > MAX_FRAMES:
         raise EngineError(
@@ -100,11 +102,10 @@ def plan_timeline(spec: JobSpec, media: MediaInfo) -> Timeline:
     if count == 1 and duration * fps < 0.5:
         notes.append(f"the clip ({duration:.3f} s) is shorter than one frame at {fps:g} fps: one frame is produced")
     instants = tuple(spec.seek + k / fps for k in range(count))
-    ticks = TICKS_PER_SECOND[spec.format]
     return Timeline(
         instants=instants,
-        delays=_delays(fps, count, duration, ticks),
-        tick=1.0 / ticks,
+        delays=_delays(fps, count, duration, fmt.ticks_per_second, fmt.min_delay),
+        tick=fmt.tick,
         fps=fps,
         duration=duration,
         notes=tuple(notes),

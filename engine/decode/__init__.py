@@ -5,8 +5,12 @@ frames shown at the timeline's instants (upright, RGB, on the backend's device) 
 instant, which of them is on screen. Keeping frames distinct matters when the source rate is below
 the output rate: a 10 fps source sampled at 30 fps decodes and resizes each frame once.
 
-Backends: :mod:`engine.decode.pyav` (CPU, FFmpeg via PyAV) and :mod:`engine.decode.nvdec` (NVDEC
-through PyNvVideoCodec, frames in GPU memory; imported only where it is chosen).
+Backends, one table (:data:`BACKENDS`) and one constructor (:func:`open_decoder`): ``"pyav"``,
+:mod:`engine.decode.pyav` (CPU, FFmpeg via PyAV), and ``"nvdec"``, :mod:`engine.decode.nvdec`
+(NVDEC through PyNvVideoCodec, frames in GPU memory); a backend's module is imported only when it
+is opened. :mod:`engine.decode.nvdec_caps` says what NVDEC decodes here (the only importer of
+PyNvVideoCodec); :mod:`engine.device` asks it when choosing a job's backend. A new backend is one
+module and one entry in :data:`BACKENDS` (plus its caps module if the choice must ask it).
 :mod:`engine.decode.frame_index` maps a timeline's instants to the stream's frame numbers from the
 container's real timestamps, for backends that fetch frames by number.
 
@@ -17,6 +21,7 @@ backend and says why in its notes. Problems with the video itself stay :class:`E
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, Protocol, Sequence
@@ -90,3 +95,45 @@ class Decoder(Protocol):
         """Seek near ``instants[0]`` and decode forward only as far as ``instants[-1]``; with
         ``fit``, the clip's frames come back at the size ``fit`` gives them."""
         ...
+
+
+_CUDA_DEVICE = re.compile(r"^cuda(?::(\d+))?$")
+
+
+def _open_pyav(device: str, threads: int) -> Decoder:
+    if device != "cpu":
+        raise ValueError(f"the pyav backend decodes on the CPU, not on {device!r}")
+    from engine.decode.pyav import PyAVDecoder
+
+    return PyAVDecoder(threads=threads)
+
+
+def _open_nvdec(device: str, threads: int) -> Decoder:
+    match = _CUDA_DEVICE.match(device)
+    if match is None:
+        raise ValueError(f"the nvdec backend decodes on a GPU, \"cuda\" or \"cuda:N\", not on {device!r}")
+    from engine.decode.nvdec import nvdec_decoder
+
+    return nvdec_decoder(int(match.group(1) or 0))
+
+
+BACKENDS: dict[str, Callable[[str, int], Decoder]] = {
+    "pyav": _open_pyav,
+    "nvdec": _open_nvdec,
+}
+"""Each decode backend by name (the names :class:`engine.device.DeviceChoice` carries): a function
+of (device, threads) that imports the backend's module and builds its decoder."""
+
+
+def open_decoder(backend: str, *, device: str = "cpu", threads: int = 1) -> Decoder:
+    """The decoder of ``backend`` ("pyav" or "nvdec") on ``device`` ("cpu"; "cuda:N" for nvdec).
+
+    ``threads``: FFmpeg decoding threads (pyav; nvdec ignores it). An unknown backend, or a device
+    the backend does not decode on, is a ValueError; a backend whose library is missing fails when
+    it decodes, with :class:`DecoderUnavailable` (nvdec), so the job can fall back to the CPU.
+    """
+    try:
+        opener = BACKENDS[backend]
+    except KeyError:
+        raise ValueError(f"unknown decode backend {backend!r}; the backends are {', '.join(sorted(BACKENDS))}") from None
+    return opener(device, threads)

@@ -32,7 +32,7 @@ import torch
 
 from engine.decode import DecodedClip, DecoderUnavailable, Fit
 from engine.decode.frame_index import FrameSelection, StreamTags, read_stream_tags, select_frames
-from engine.device import pynvvideocodec
+from engine.decode.nvdec_caps import pynvvideocodec
 from engine.probe import MediaInfo
 from kernels.colour import split_nv12, yuv420_to_rgb
 

@@ -1,6 +1,158 @@
-"""Turning frames into image bytes. The only place that knows the GIF and WebP formats."""
+"""The format table: every output format the engine writes, as one :class:`Format` entry each.
 
-from engine.encode.gif import encode_gif
-from engine.encode.webp import encode_webp
+Everything the rest of the engine needs to know about a format lives in its entry: its clock
+(``ticks_per_second``), the fastest frame rate it plays correctly (``max_fps``), the shortest delay
+it may carry (``min_delay``), whether its encoder wants palette-indexed or RGB frames
+(``palette_colours``) and the encoder itself. The spec validates format names against this table,
+the timeline reads its clock and limits from it, and the job renders and encodes through it, so a
+new format is one encoder file and one entry (in :data:`FORMATS` below, or through
+:func:`register_format`).
 
-__all__ = ["encode_gif", "encode_webp"]
+Importing this package stays cheap (no NumPy, no Pillow): the spec, and so the command line,
+imports it at start-up, and the entries reach their encoder modules only when a job encodes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Sequence, Union
+
+from engine.errors import EngineError, ErrorCode
+
+if TYPE_CHECKING:  # only for the annotations: NumPy is not imported with the table
+    import numpy as np
+
+
+@dataclass(frozen=True)
+class IndexedFrames:
+    """Frames as palette indices, for a format with a palette (``palette_colours`` set): the
+    kernels pick one palette per clip, so the encoder only maps indices to bytes."""
+
+    indices: np.ndarray
+    """uint8 [N, H, W]: the palette entry of every pixel of every frame."""
+    palette: np.ndarray
+    """uint8 [K, 3], K <= the format's ``palette_colours``: the RGB colour of each index."""
+
+
+@dataclass(frozen=True)
+class RGBFrames:
+    """Frames as plain RGB, for a format without a palette (``palette_colours`` is None)."""
+
+    rgb: np.ndarray
+    """uint8 [N, H, W, 3]."""
+
+
+Frames = Union[IndexedFrames, RGBFrames]
+"""What an encoder takes: :class:`IndexedFrames` if its format has a palette, else :class:`RGBFrames`."""
+
+Encoder = Callable[[Frames, Sequence[int]], bytes]
+"""``encode(frames, delays)`` -> the file's bytes; ``delays[k]`` is frame k's display time in the
+format's ticks. The animation loops forever."""
+
+
+@dataclass(frozen=True)
+class Format:
+    """One output format: what the timeline, the kernels and the writer must respect for it."""
+
+    name: str
+    """What manifests say (``"format": "gif"``) and the output file's extension."""
+    ticks_per_second: int
+    """The format's clock: delays are whole ticks (GIF: centiseconds, WebP: milliseconds)."""
+    max_fps: float
+    """Fastest sampling rate the format plays as asked; faster requests are lowered to it."""
+    max_fps_reason: str
+    """Why, in the words the result's note uses: ``fps 60 lowered to 50: <reason>``."""
+    min_delay: int
+    """Shortest delay, in ticks, a frame may get; shorter ones are raised to it."""
+    palette_colours: int | None
+    """Palette size the kernels make for this format (its encoder takes :class:`IndexedFrames`),
+    or None: no palette, the encoder takes :class:`RGBFrames`."""
+    encode: Encoder
+
+    @property
+    def tick(self) -> float:
+        """Seconds per delay tick."""
+        return 1.0 / self.ticks_per_second
+
+
+def _encode_gif(frames: Frames, delays: Sequence[int]) -> bytes:
+    """The GIF entry's encoder; imports the writer (and Pillow) only when a GIF is made."""
+    from engine.encode.gif import encode_gif
+
+    if not isinstance(frames, IndexedFrames):
+        raise TypeError(f"GIF takes IndexedFrames, got {type(frames).__name__}")
+    return encode_gif(frames.indices, frames.palette, delays)
+
+
+def _encode_webp(frames: Frames, delays: Sequence[int]) -> bytes:
+    """The WebP entry's encoder; imports the writer (and Pillow) only when a WebP is made."""
+    from engine.encode.webp import encode_webp
+
+    if not isinstance(frames, RGBFrames):
+        raise TypeError(f"WebP takes RGBFrames, got {type(frames).__name__}")
+    return encode_webp(frames.rgb, delays)
+
+
+GIF = Format(
+    name="gif",
+    ticks_per_second=100,
+    # 50 fps is a 2 cs delay, the shortest that browsers honour (see min_delay).
+    max_fps=50.0,
+    max_fps_reason="GIF delays below 2 cs play at 10 cs in browsers",
+    # Browsers show any GIF delay under 2 cs as 10 cs, so a 1 cs frame would play 10x too long.
+    min_delay=2,
+    # 256 minus one slot the writer keeps for the transparency of delta frames (see gif.py).
+    palette_colours=255,
+    encode=_encode_gif,
+)
+
+WEBP = Format(
+    name="webp",
+    ticks_per_second=1000,
+    # The engine's own ceiling (the spec accepts 1..60 fps); WebP itself plays faster.
+    max_fps=60.0,
+    max_fps_reason="the engine samples at most 60 fps",
+    # Any whole millisecond plays as written; only a zero delay (a frame never shown) is refused.
+    min_delay=1,
+    palette_colours=None,
+    encode=_encode_webp,
+)
+
+FORMATS: dict[str, Format] = {GIF.name: GIF, WEBP.name: WEBP}
+"""Every format the engine writes, by name, in the order error messages list them."""
+
+_NAME = re.compile(r"^[a-z0-9]{1,16}$")
+
+
+def register_format(fmt: Format) -> Format:
+    """Add ``fmt`` to the table (an extension's format, or a test's) and return it.
+
+    The name must be lower-case letters and digits (manifests' names are lower-cased before the
+    look-up, and it becomes the file extension) and not already taken. The table is per process:
+    batch workers see a format only if a module they import registers it.
+    """
+    if not _NAME.match(fmt.name):
+        raise ValueError(f"a format name is 1-16 lower-case letters or digits, got {fmt.name!r}")
+    if fmt.name in FORMATS:
+        raise ValueError(f"format {fmt.name!r} is already registered")
+    FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def format_names() -> tuple[str, ...]:
+    """The names a manifest may use, in table order."""
+    return tuple(FORMATS)
+
+
+def get_format(name: str) -> Format:
+    """The table entry for ``name``; an unknown name is an InvalidParameter listing the allowed ones."""
+    fmt = FORMATS.get(name) if isinstance(name, str) else None
+    if fmt is None:
+        raise EngineError(ErrorCode.INVALID_PARAMETER,
+                          f"format must be one of {', '.join(format_names())}, got {name!r}")
+    return fmt
+
+
+__all__ = ["FORMATS", "GIF", "WEBP", "Encoder", "Format", "Frames", "IndexedFrames", "RGBFrames",
+           "format_names", "get_format", "register_format"]

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from engine.device import DeviceRequest
 from engine.errors import EngineError
+from engine.executors import Executor
 from engine.manifest import ManifestEntry, load_manifest
 from engine.probe import probe
 from engine.result import Result
@@ -215,11 +216,13 @@ class Service:
 
     def run_batch(self, entries: Iterable[ManifestEntry], out_dir: str | os.PathLike, *, workers: int | None = None,
                   device: str | DeviceRequest = "auto", retry_failed: bool = False, results_path: str | os.PathLike | None = None,
-                  on_result: Callable[[Result], None] | None = None) -> Iterator[Result]:
+                  on_result: Callable[[Result], None] | None = None,
+                  executor: Executor | None = None) -> Iterator[Result]:
         """Run the manifest's lines that are not done yet; one Result per line, earlier runs' marked
         ``reused`` (see :mod:`engine.vod.stored_batch`). ``base_url`` maps paths below ``out_dir``."""
-        return run_stored_batch(self.site, self.delivery, entries, Path(out_dir), workers=workers, device=device,
-                                retry_failed=retry_failed, results_path=results_path, on_result=on_result)
+        return run_stored_batch(self.site, self.delivery, entries, Path(out_dir), workers=workers, executor=executor,
+                                device=device, retry_failed=retry_failed, results_path=results_path,
+                                on_result=on_result)
 
     # -- images (ListDynamicImage) ---------------------------------------------------------------
     def image_url(self, image: DynamicImage) -> str:

@@ -1,10 +1,11 @@
 """Batch runs on the store: ``engine run --batch`` that picks up where a killed run stopped.
 
 Every valid manifest line becomes a job in the store (:mod:`engine.store.batch_jobs`), known by its
-input file and effective config. A run enlists the lines, claims those not done yet, runs them in
-the worker pool (:func:`engine.batch.run_pool`) and records each Result together with its input
-(registered as a video, from the job's own probe), its image (and cover, with SetAsCover) and its
-DynamicImageComplete event in one transaction, right after the image was written atomically. So a
+input file and effective config. A run enlists the lines, claims those not done yet, runs them on
+an executor (:mod:`engine.executors`; the local process pool by default) and records each Result
+together with its input (registered as a video, from the job's own probe), its image (and cover,
+with SetAsCover) and its DynamicImageComplete event in one transaction
+(:func:`engine.vod.outcomes.record_line`), right after the image was written atomically. So a
 run killed at any moment (SIGKILL, a node taken away) loses at most the jobs in flight, which the
 next run of the same manifest does again; nothing that ended is done twice, nothing half-written
 is ever recorded.
@@ -22,9 +23,10 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from engine.batch import ResultsLog, invalid_line_result, run_pool
+from engine.batch import ResultsLog
 from engine.device import DeviceRequest, parse_device
 from engine.errors import EngineError, ErrorCode
+from engine.executors import Executor, open_executor
 from engine.liveness import holder_gone, new_worker_id
 from engine.manifest import ManifestEntry
 from engine.output import remove_partial_files, resolve_output
@@ -54,7 +56,7 @@ def _plan(entries: Iterable[ManifestEntry], out_dir: Path) -> tuple[dict[str, tu
     refused: list[Result] = []
     for entry in entries:
         if entry.spec is None:
-            refused.append(invalid_line_result(entry))
+            refused.append(entry.refusal())
             continue
         try:
             line = batch_line(entry.spec, resolve_output(entry.spec, out_dir))
@@ -91,6 +93,7 @@ def run_stored_batch(
     out_dir: Path | str,
     *,
     workers: int | None = None,
+    executor: Executor | None = None,
     device: str | DeviceRequest = "auto",
     retry_failed: bool = False,
     results_path: Path | str | None = None,
@@ -105,6 +108,7 @@ def run_stored_batch(
     interrupted, the jobs this run holds go back to the queue for the next run.
     """
     request = parse_device(device)
+    executor = executor or open_executor("local", workers=workers)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     conn = site.connection
@@ -128,7 +132,7 @@ def run_stored_batch(
                             yield log.emit(reused_result(job, lines[key][0]))
                     held: dict[str, Job] = {}
                     claims = _claim_as_needed(conn, list(remaining), lines, worker, lease_seconds, held)
-                    for result in run_pool(claims, out_dir, workers=workers, device=request):
+                    for result in executor.run(claims, out_dir, request):
                         key = key_of[result.id]
                         del remaining[key]
                         entry, line = lines[key]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.decode import Decoder
+from engine.decode import open_decoder
 from engine.device import parse_device
 from engine.liveness import holder_gone, new_worker_id
 from engine.output import remove_partial_files
@@ -28,13 +28,6 @@ from engine.store.videos import get_video
 from engine.vod.delivery import Delivery
 from engine.vod.outcomes import fail_abandoned_jobs, record_queued_job
 from engine.vod.site import Site
-
-
-def make_decoder(threads: int = 1) -> Decoder:
-    """The CPU decoder every stored job falls back to; the GPU path is chosen per job by run_job."""
-    from engine.decode.pyav import PyAVDecoder
-
-    return PyAVDecoder(threads=threads)
 
 
 @dataclass(frozen=True)
@@ -85,7 +78,7 @@ def run_worker(site: Site, delivery: Delivery, *, until_empty: bool = False, lea
         import torch
 
         torch.set_num_threads(threads)
-    decoder = make_decoder(threads or 1)
+    decoder = open_decoder("pyav", threads=threads or 1)  # the CPU path; run_job picks a GPU per job
     images_dir = site.images_dir.resolve()
     succeeded = failed = delivered = 0
     delivered += delivery.deliver().delivered

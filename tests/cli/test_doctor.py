@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from PIL import features
 
 import clipmaker
+import engine.decode.nvdec_caps as nvdec_caps
 import engine.device as device
 from cli.main import main
 from engine.device import CudaStatus
@@ -85,13 +86,13 @@ def test_on_a_gpu_node_codecs_come_from_the_gpu(monkeypatch):
     monkeypatch.setattr(device, "cuda_status", lambda: CudaStatus(True, "", ("NVIDIA H100 80GB HBM3",), "12.8"))
     module = types.SimpleNamespace(
         __version__="2.2.4",
-        cudaVideoCodec=types.SimpleNamespace(**{l.cuvid: l.cuvid for l in device.HOPPER_NVDEC.values()}),
+        cudaVideoCodec=types.SimpleNamespace(**{l.cuvid: l.cuvid for l in nvdec_caps.HOPPER_NVDEC.values()}),
         cudaVideoChromaFormat=types.SimpleNamespace(**{"420": "420"}),
         GetDecoderCaps=lambda gpuid, codec, chromaformat, bitdepth: {
             "supported": int(codec != "AV1" and (bitdepth == 8 or codec == "HEVC")),
             "width_max": 8192, "height_max": 8192, "width_min": 48, "height_min": 16, "mb_num_max": 1 << 18},
     )
-    monkeypatch.setattr(device, "_import_pynvvideocodec", lambda: module)
+    monkeypatch.setattr(nvdec_caps, "_import_pynvvideocodec", lambda: module)
     monkeypatch.setattr("engine.doctor._gpus", lambda: ())
     report = json.loads(doctor("--json"))
     assert report["pynvvideocodec"] == "2.2.4"

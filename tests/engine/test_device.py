@@ -15,6 +15,7 @@ import torch
 from click.testing import CliRunner
 
 import clipmaker
+import engine.decode.nvdec_caps as nvdec_caps
 import engine.device as device
 import engine.job as job
 from cli.main import main
@@ -46,7 +47,7 @@ def fake_gpu(monkeypatch):
     """torch 'sees' one H100 and PyNvVideoCodec 'imports' (a stand-in without GetDecoderCaps)."""
     monkeypatch.setattr(device, "cuda_status", lambda: CudaStatus(True, "", (H100,), "12.8"))
     module = types.SimpleNamespace(__version__="2.2.4")
-    monkeypatch.setattr(device, "_import_pynvvideocodec", lambda: module)
+    monkeypatch.setattr(nvdec_caps, "_import_pynvvideocodec", lambda: module)
     return module
 
 
@@ -115,7 +116,7 @@ def test_a_failing_pynvvideocodec_import_is_the_reason_word_for_word(monkeypatch
     def broken():
         raise ImportError("libnvcuvid.so.1: cannot open shared object file: No such file or directory")
 
-    monkeypatch.setattr(device, "_import_pynvvideocodec", broken)
+    monkeypatch.setattr(nvdec_caps, "_import_pynvvideocodec", broken)
     choice = choose_device("auto", video())
     assert choice.backend == "pyav"
     assert choice.reason == ("PyNvVideoCodec cannot be imported (ImportError: libnvcuvid.so.1: cannot open shared "
@@ -123,7 +124,7 @@ def test_a_failing_pynvvideocodec_import_is_the_reason_word_for_word(monkeypatch
 
 
 def test_the_real_import_failure_here_is_reported_exactly():
-    status = device.nvdec_status()
+    status = nvdec_caps.nvdec_status()
     try:
         __import__("PyNvVideoCodec")
     except Exception as exc:
@@ -163,7 +164,7 @@ def test_ten_bit_hevc_is_taken(fake_gpu):
 
 def fake_caps(module, table):
     """Give the stand-in module PyNvVideoCodec's GetDecoderCaps and enums."""
-    module.cudaVideoCodec = types.SimpleNamespace(**{limits.cuvid: limits.cuvid for limits in device.HOPPER_NVDEC.values()})
+    module.cudaVideoCodec = types.SimpleNamespace(**{limits.cuvid: limits.cuvid for limits in nvdec_caps.HOPPER_NVDEC.values()})
     module.cudaVideoChromaFormat = types.SimpleNamespace(**{"420": "420", "422": "422", "444": "444"})
     calls = []
 
@@ -250,7 +251,7 @@ def test_a_gpu_path_that_fails_falls_back_to_the_cpu_and_says_why(monkeypatch, c
 
 
 def test_the_nvdec_adapter_without_pynvvideocodec_falls_back_cleanly(monkeypatch, clip, tmp_path):
-    if device.nvdec_status().error is None:
+    if nvdec_caps.nvdec_status().error is None:
         pytest.skip("PyNvVideoCodec imports here: the adapter would really run")
     monkeypatch.setattr(job, "choose_device", lambda requested, media: DeviceChoice("cuda:0", "nvdec", "test"))
     result = job.run_job(spec(clip), tmp_path, PyAVDecoder(), device="cuda")

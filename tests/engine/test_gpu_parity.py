@@ -21,6 +21,7 @@ import torch
 
 import clients
 import clipmaker
+import engine.decode.nvdec_caps as nvdec_caps
 import engine.device as device
 from engine import run_batch
 from engine.decode import DecoderUnavailable
@@ -42,7 +43,7 @@ CUDA = torch.device("cuda", 0)
 
 @pytest.fixture
 def nvdec():
-    status = device.nvdec_status()
+    status = nvdec_caps.nvdec_status()
     if status.error is not None:
         pytest.skip(f"PyNvVideoCodec does not import here: {status.error}")
     return NvdecDecoder(0)

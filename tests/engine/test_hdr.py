@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from engine.decode.pyav import PyAVDecoder
-from engine.device import nvdec_refusal
+from engine.decode.nvdec_caps import nvdec_refusal
 from engine.job import run_job
 from engine.probe import probe
 from engine.spec import parse_job

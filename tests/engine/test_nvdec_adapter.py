@@ -20,6 +20,7 @@ import pytest
 import torch
 
 import clipmaker
+import engine.decode.nvdec_caps as nvdec_caps
 import engine.device as device
 import engine.job as job
 from engine.decode import DecoderUnavailable
@@ -115,7 +116,7 @@ def stand_in(monkeypatch):
         SimpleDecoder=lambda path, **kw: StandInDecoder(path, **kw, **options),
     )
     device.clear_caches()
-    monkeypatch.setattr(device, "_import_pynvvideocodec", lambda: module)
+    monkeypatch.setattr(nvdec_caps, "_import_pynvvideocodec", lambda: module)
     yield options
     device.clear_caches()
 

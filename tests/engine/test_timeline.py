@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from engine.encode import get_format
 from engine.errors import EngineError, ErrorCode
 from engine.probe import MediaInfo
 from engine.spec import JobSpec
-from engine.timeline import GIF_MAX_FPS, plan_timeline
+from engine.timeline import plan_timeline
 
 
 def media(duration: float = 10.0) -> MediaInfo:
@@ -46,7 +47,7 @@ def test_gif_delays_spread_the_rounding_instead_of_accumulating_it():
 
 def test_gif_above_50_fps_samples_at_50_and_says_so():
     tl = plan_timeline(spec(fps=60, duration=1), media())
-    assert tl.fps == GIF_MAX_FPS and tl.frame_count == 50 and set(tl.delays) == {2}
+    assert tl.fps == get_format("gif").max_fps == 50 and tl.frame_count == 50 and set(tl.delays) == {2}
     assert any("50" in note for note in tl.notes)
 
 

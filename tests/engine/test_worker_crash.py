@@ -54,14 +54,14 @@ def test_a_job_that_kills_its_worker_every_time_fails_alone_and_the_rest_succeed
     """A file that crashes the decoder each time: the batch survives, that job alone is reported
     InvalidVideoFormat (after its retry in a process of its own), every other job succeeds."""
     import crashing_worker
-    from engine import batch
+    from engine.executors import local
 
     clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=25, width=160, height=120)
     jobs = [{"id": name, "input": str(clip), "format": "gif", "fps": 5, "duration": 0.6}
             for name in ("a", "b", "poison", "c", "d")]
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps(j) + "\n" for j in jobs))
-    monkeypatch.setattr(batch, "_run_in_worker", crashing_worker.crash_on_poison)
+    monkeypatch.setattr(local, "_run_in_worker", crashing_worker.crash_on_poison)
 
     results = {r.id: r for r in run_batch(load_manifest(manifest), tmp_path / "out", workers=2)}
 

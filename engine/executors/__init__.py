@@ -1,0 +1,52 @@
+"""Where many jobs run: the :class:`Executor` protocol and the table of executors by name.
+
+An executor takes manifest entries and hands back one :class:`Result` per entry, in completion
+order, pulling entries only as it has room for them (a bounded number in flight, so memory stays
+flat however long the manifest is). It only runs jobs: results files, the store, resume and
+events stay with the caller (:func:`engine.batch.run_batch`, :mod:`engine.vod.stored_batch`),
+so every executor gets them for free. A new executor is one module here and one line in
+:data:`EXECUTORS`; its module is imported only when chosen, so an optional dependency (a cluster
+client) costs nothing to those who do not use it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Protocol
+
+from engine.device import DeviceRequest
+from engine.errors import EngineError, ErrorCode
+from engine.manifest import ManifestEntry
+from engine.result import Result
+
+
+class Executor(Protocol):
+    """Runs jobs somewhere and hands back their Results."""
+
+    name: str
+
+    def run(self, entries: Iterable[ManifestEntry], out_dir: Path, device: DeviceRequest) -> Iterator[Result]:
+        """Every entry's Result, in completion order: a valid entry's from :func:`engine.job.run_job`
+        (a job that kills what runs it ends ``InvalidVideoFormat``, never the run), an invalid one's
+        (:meth:`ManifestEntry.refusal`) at once. Entries are pulled as room frees up. Closing the
+        iterator early stops the jobs in flight."""
+        ...
+
+
+EXECUTORS: dict[str, tuple[str, str]] = {
+    "local": ("engine.executors.local", "LocalExecutor"),
+}
+"""Executor name -> (module, class). The class takes its options as keyword arguments."""
+
+
+def open_executor(name: str = "local", **options: Any) -> Executor:
+    """The executor called ``name``, built with ``options`` (``local``: ``workers``)."""
+    if name not in EXECUTORS:
+        raise EngineError(ErrorCode.INVALID_PARAMETER,
+                          f"unknown executor {name!r}; known: {', '.join(sorted(EXECUTORS))}")
+    module, cls = EXECUTORS[name]
+    return getattr(importlib.import_module(module), cls)(**options)
+
+
+__all__ = ["EXECUTORS", "Executor", "open_executor"]
