@@ -20,7 +20,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(BIN)/python -m engine.sample demo
+	$(BIN)/python -m animated_previews.engine.sample demo
 	@# exit status 1 means some job failed: the sample manifest has one bad line on purpose
 	@$(BIN)/engine run --batch demo/manifest.jsonl --out-dir demo/out --store demo/store.db; \
 	  status=$$?; echo; echo "Outputs are in $(CURDIR)/demo/out (results: demo/out/results.jsonl)"; \

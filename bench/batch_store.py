@@ -29,7 +29,7 @@ RESULTS = REPO / "bench" / "results"
 
 def _engine() -> list[str]:
     script = Path(sys.executable).parent / "engine"
-    return [str(script)] if script.exists() else [sys.executable, "-c", "from cli.main import main; main()"]
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from animated_previews.cli.main import main; main()"]
 
 
 def _run(args: list[str]) -> tuple[float, dict]:

@@ -500,7 +500,7 @@ def main(argv=None) -> int:
     engine = None
     if "engine" in args.sides:
         try:
-            import engine as engine_mod
+            import animated_previews.engine as engine_mod
             engine_mod.run_batch, engine_mod.load_manifest  # noqa: B018 - fail early if missing
             engine = engine_mod
         except (ImportError, AttributeError) as exc:

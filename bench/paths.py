@@ -236,7 +236,7 @@ def _video_duration(path: Path) -> float:
 
 def load_jobs(manifest: Path, input_root: Path | None = None) -> Jobs:
     """Parse ``manifest`` with the engine's own parser; a ``trim_end`` becomes a duration."""
-    from engine import load_manifest
+    from animated_previews.engine import load_manifest
 
     jobs, invalid = [], []
     for entry in load_manifest(manifest, input_root=input_root):
@@ -277,7 +277,7 @@ def write_manifest(jobs: list[_bench.Job], path: Path) -> Path:
 
 
 def run_batch_accepts_device() -> bool:
-    from engine import run_batch
+    from animated_previews.engine import run_batch
 
     try:
         return "device" in inspect.signature(run_batch).parameters
@@ -317,7 +317,7 @@ def run_engine(jobs: list[_bench.Job], out_dir: Path, *, workers: int, device: s
 
     ``device`` is passed to run_batch only when it accepts it (the CPU path of a checkout whose
     run_batch has no ``device=`` simply runs without)."""
-    import engine
+    import animated_previews.engine as engine
 
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = write_manifest(jobs, out_dir / "bench-manifest.jsonl")
@@ -507,7 +507,7 @@ def run_bench(manifest: Path, *, devices: list[str], baselines: list[str], repea
               workers: int | None = None, input_root: Path | None = None, psnr_jobs: int | None = None,
               keep_dir: Path | None = None, log: Callable[[str], None] = lambda m: None) -> dict:
     """Run ``manifest`` through every path in ``devices + baselines``; return the report dict."""
-    from engine import default_workers
+    from animated_previews.engine import default_workers
 
     workers = workers or default_workers()
     loaded = load_jobs(manifest, input_root)

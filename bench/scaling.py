@@ -300,7 +300,7 @@ def main(argv=None) -> int:
             plots.plot_curve(curve, p.with_suffix(".png"))
         (args.results_dir / "scaling.md").write_text(render_markdown(args.results_dir), encoding="utf-8")
         return 0
-    from engine import default_workers
+    from animated_previews.engine import default_workers
 
     curves = [c.strip() for c in args.curves.split(",") if c.strip()]
     bad = [c for c in curves if c not in CURVES]

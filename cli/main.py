@@ -11,11 +11,11 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from cli.progress import Progress, summary_table
-from cli.vod import event_options
-from engine import EngineError, ErrorCode, default_workers, load_manifest, run_batch
-from engine.device import DEVICE_HELP, DeviceRequest, parse_device
-from engine.vod import STORE_ENV
+from .progress import Progress, summary_table
+from .vod import event_options
+from ..engine import EngineError, ErrorCode, default_workers, load_manifest, run_batch
+from ..engine.device import DEVICE_HELP, DeviceRequest, parse_device
+from ..engine.vod import STORE_ENV
 
 
 class DeviceParam(click.ParamType):
@@ -107,7 +107,7 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
         if no_store:
             entries = load_manifest(manifest, input_root=input_root)
         else:
-            from engine.vod import Service
+            from ..engine.vod import Service
 
             service = Service(store, events_path=events_path, base_url=base_url, callback_url=callback_url,
                              callback_secret=callback_secret)
@@ -170,7 +170,7 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
 def doctor(as_json: bool, video: Path | None) -> None:
     """Report versions (torch, CUDA, NVIDIA driver, PyNvVideoCodec, PyAV/FFmpeg, Pillow/libwebp),
     the GPUs torch sees, which codecs NVDEC takes, and what --device auto would choose and why."""
-    from engine.doctor import diagnose, render_text
+    from ..engine.doctor import diagnose, render_text
 
     try:
         report = diagnose(video)
@@ -181,5 +181,5 @@ def doctor(as_json: bool, video: Path | None) -> None:
     else:
         click.echo(render_text(report))
 
-from cli.bench import register_bench_command; register_bench_command(main)  # noqa: E402
-from cli.vod import register_vod_commands; register_vod_commands(main)  # noqa: E402
+from .bench import register_bench_command; register_bench_command(main)  # noqa: E402
+from .vod import register_vod_commands; register_vod_commands(main)  # noqa: E402

@@ -9,7 +9,7 @@ from typing import TextIO
 
 import click
 
-from engine.result import Result
+from ..engine.result import Result
 
 
 def _size(n: int | None) -> str:

@@ -17,10 +17,10 @@ from typing import Any, Callable
 
 import click
 
-from engine.device import parse_device
+from ..engine.device import parse_device
 
-from engine.errors import EngineError, ErrorCode
-from engine.vod import JOB_STATES, SECRET_ENV, SETTING_KEYS, STORE_ENV, Service, add_videos
+from ..engine.errors import EngineError, ErrorCode
+from ..engine.vod import JOB_STATES, SECRET_ENV, SETTING_KEYS, STORE_ENV, Service, add_videos
 
 STORE_HELP = (f"Store file (SQLite). Default: ${STORE_ENV}, else $XDG_DATA_HOME/animated-previews/store.db "
               "(~/.local/share/...). Images and events.jsonl go beside it.")

@@ -2,25 +2,25 @@
 
 The Python API that the ``engine`` command is a thin layer over::
 
-    from engine import load_manifest, run_batch
+    from animated_previews.engine import load_manifest, run_batch
     for result in run_batch(load_manifest("jobs.jsonl"), out_dir="previews", workers=4):
         print(result.id, result.status, result.output or result.error_message)
 """
 
-from engine.batch import run_batch
-from engine.executors import Executor, open_executor
-from engine.executors.local import default_workers
-from engine.errors import EngineError, ErrorCode
-from engine.manifest import ManifestEntry, load_manifest, parse_manifest_lines
-from engine.result import Result
-from engine.spec import JobSpec, parse_job
+from .batch import run_batch
+from .executors import Executor, open_executor
+from .executors.local import default_workers
+from .errors import EngineError, ErrorCode
+from .manifest import ManifestEntry, load_manifest, parse_manifest_lines
+from .result import Result
+from .spec import JobSpec, parse_job
 
 
 def __getattr__(name: str):
     """``engine.Service`` (the store-backed VOD API) is imported on first use: the batch path never
     pays for SQLite or the store's modules."""
     if name == "Service":
-        from engine.vod import Service
+        from .vod import Service
 
         return Service
     raise AttributeError(f"module 'engine' has no attribute {name!r}")

@@ -15,10 +15,10 @@ import json
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from engine.device import DeviceRequest, parse_device
-from engine.executors import Executor, open_executor
-from engine.manifest import ManifestEntry
-from engine.result import Result
+from .device import DeviceRequest, parse_device
+from .executors import Executor, open_executor
+from .manifest import ManifestEntry
+from .result import Result
 
 
 def run_batch(

@@ -24,8 +24,8 @@ import functools
 import re
 from dataclasses import dataclass
 
-from engine.errors import EngineError, ErrorCode
-from engine.probe import MediaInfo
+from .errors import EngineError, ErrorCode
+from .probe import MediaInfo
 
 DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 
@@ -111,7 +111,7 @@ def cuda_status() -> CudaStatus:
 def clear_caches() -> None:
     """Forget every probe: CUDA's here and NVDEC's in engine.decode.nvdec_caps (tests, and a
     long-lived process whose drivers changed)."""
-    from engine.decode import nvdec_caps
+    from .decode import nvdec_caps
 
     cuda_status.cache_clear()
     nvdec_caps.clear_caches()
@@ -133,7 +133,7 @@ def choose_device(requested: str | DeviceRequest, media: MediaInfo) -> DeviceCho
     gpu = request.index or 0
     if gpu >= len(cuda.devices):
         return _cpu(f"cuda:{gpu} was asked for but torch sees {len(cuda.devices)} CUDA device(s)")
-    from engine.decode import nvdec_caps  # asked only once a GPU is there to decode on
+    from .decode import nvdec_caps  # asked only once a GPU is there to decode on
 
     status = nvdec_caps.nvdec_status()
     if status.error is not None:

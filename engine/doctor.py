@@ -18,11 +18,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from engine import device as devices
-from engine.decode import nvdec_caps
-from engine.decode.nvdec_caps import CodecSupport
-from engine.device import DeviceChoice
-from engine.probe import MediaInfo, probe
+from . import device as devices
+from .decode import nvdec_caps
+from .decode.nvdec_caps import CodecSupport
+from .device import DeviceChoice
+from .probe import MediaInfo, probe
 
 _DRIVER_FILE = Path("/proc/driver/nvidia/version")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from engine.spec import JobSpec
+from .spec import JobSpec
 
 
 def display_size(width: int, height: int, sample_aspect_ratio: Fraction, quarter_turns: int) -> tuple[int, int]:

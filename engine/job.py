@@ -18,19 +18,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.decode import DecodedClip, Decoder, DecoderUnavailable, open_decoder
-from engine.device import DeviceChoice, DeviceRequest, choose_device
-from engine.encode import Frames, IndexedFrames, RGBFrames, get_format
-from engine.errors import EngineError, ErrorCode
-from engine.geometry import display_size, output_size
-from engine.output import resolve_output, write_atomic
-from engine.probe import MediaInfo, probe
-from engine.result import Result
-from engine.spec import JobSpec
-from engine.timeline import Timeline, plan_timeline
-from kernels.palette import median_cut
-from kernels.remap import remap
-from kernels.resize import resize
+from .decode import DecodedClip, Decoder, DecoderUnavailable, open_decoder
+from .device import DeviceChoice, DeviceRequest, choose_device
+from .encode import Frames, IndexedFrames, RGBFrames, get_format
+from .errors import EngineError, ErrorCode
+from .geometry import display_size, output_size
+from .output import resolve_output, write_atomic
+from .probe import MediaInfo, probe
+from .result import Result
+from .spec import JobSpec
+from .timeline import Timeline, plan_timeline
+from ..kernels.palette import median_cut
+from ..kernels.remap import remap
+from ..kernels.resize import resize
 
 PALETTE_SAMPLE_STRIDE = 2
 """The palette histogram reads every 2nd pixel of every 2nd row: half the median-cut time for the

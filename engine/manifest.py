@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from engine.errors import EngineError, ErrorCode
-from engine.result import Result
-from engine.spec import JobSpec, TemplateLookup, parse_job
+from .errors import EngineError, ErrorCode
+from .result import Result
+from .spec import JobSpec, TemplateLookup, parse_job
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from engine.errors import EngineError, ErrorCode
-from engine.spec import JobSpec
+from .errors import EngineError, ErrorCode
+from .spec import JobSpec
 
 
 def resolve_output(spec: JobSpec, out_dir: Path) -> Path:

@@ -2,7 +2,7 @@
 
 Everything later stages need to plan a job (length, frame rate, start offset, which stream) is
 read here, before any frame is decoded, so range errors are reported without decoding anything.
-Only this module and :mod:`engine.decode` know PyAV.
+PyAV is read here (the container's facts) and in :mod:`engine.decode` (its frames), nowhere else.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import av
 
-from engine.errors import EngineError, ErrorCode
+from .errors import EngineError, ErrorCode
 
 
 HDR_TRANSFERS = {16: "pq", 18: "hlg"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from engine.errors import EngineError
+from .errors import EngineError
 
 
 @dataclass(frozen=True)

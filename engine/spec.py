@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from engine.encode import format_names
-from engine.errors import EngineError, ErrorCode
+from .encode import format_names
+from .errors import EngineError, ErrorCode
 
 FPS_RANGE = (1.0, 60.0)
 MAX_SIDE = 4096

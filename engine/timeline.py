@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.encode import get_format
-from engine.errors import EngineError, ErrorCode
-from engine.probe import MediaInfo
-from engine.spec import JobSpec
+from .encode import get_format
+from .errors import EngineError, ErrorCode
+from .probe import MediaInfo
+from .spec import JobSpec
 
 MAX_FRAMES = 3000
 """Most frames one job may produce (e.g. 60 s at 50 fps); guards memory against runaway requests."""

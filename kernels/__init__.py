@@ -2,11 +2,11 @@
 
 Every function takes and returns torch tensors on the caller's device and runs as batched
 tensor operations (no per-pixel Python, no host round-trips in the hot path), so the same
-code serves CPU today and CUDA later. Typical use for one clip (uint8 frames [N, 3, H, W]):
+code serves the CPU path and the GPU path (frames NVDEC left in GPU memory). Typical use for one clip (uint8 frames [N, 3, H, W]):
 
-    from kernels.resize import resize
-    from kernels.palette import median_cut
-    from kernels.remap import remap
+    from animated_previews.kernels.resize import resize
+    from animated_previews.kernels.palette import median_cut
+    from animated_previews.kernels.remap import remap
 
     small = resize(frames, 360, 640)
     palette = median_cut(small, max_colours=255, sample_stride=4)
@@ -14,5 +14,5 @@ code serves CPU today and CUDA later. Typical use for one clip (uint8 frames [N,
 
 Nothing is re-exported here on purpose: ``kernels.resize`` and ``kernels.remap`` name both
 a module and its main function, and importing the function into the package would shadow
-the module (``import kernels.remap as m`` would then give the function).
+the module (``import animated_previews.kernels.remap as m`` would then give the function).
 """

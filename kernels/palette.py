@@ -14,7 +14,7 @@ import math
 import torch
 from torch import Tensor
 
-from kernels.histogram import colour_histogram
+from .histogram import colour_histogram
 
 __all__ = ["median_cut", "median_cut_slots"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from kernels.dither import dither_pattern
-from kernels.nearest import nearest_index_lut
+from .dither import dither_pattern
+from .nearest import nearest_index_lut
 
 __all__ = ["remap", "nearest_index_lut", "palette_spacing", "DEFAULT_DITHER_STRENGTH"]
 

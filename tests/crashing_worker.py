@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from engine.executors.local import _run_in_worker
+from animated_previews.engine.executors.local import _run_in_worker
 
 
 def crash_on_poison(entry, out_dir):

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Callable, Optional, Protocol, Sequence
 if TYPE_CHECKING:  # the CLI imports this module; torch loads only when a job runs
     import torch
 
-from engine.errors import EngineError, ErrorCode
-from engine.probe import MediaInfo
+from ..errors import EngineError, ErrorCode
+from ..probe import MediaInfo
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ _CUDA_DEVICE = re.compile(r"^cuda(?::(\d+))?$")
 def _open_pyav(device: str, threads: int) -> Decoder:
     if device != "cpu":
         raise ValueError(f"the pyav backend decodes on the CPU, not on {device!r}")
-    from engine.decode.pyav import PyAVDecoder
+    from .pyav import PyAVDecoder
 
     return PyAVDecoder(threads=threads)
 
@@ -112,7 +112,7 @@ def _open_nvdec(device: str, threads: int) -> Decoder:
     match = _CUDA_DEVICE.match(device)
     if match is None:
         raise ValueError(f"the nvdec backend decodes on a GPU, \"cuda\" or \"cuda:N\", not on {device!r}")
-    from engine.decode.nvdec import nvdec_decoder
+    from .nvdec import nvdec_decoder
 
     return nvdec_decoder(int(match.group(1) or 0))
 

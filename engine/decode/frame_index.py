@@ -24,9 +24,9 @@ from typing import Sequence
 
 import av
 
-from engine.decode import DecoderUnavailable, unreadable
-from engine.errors import EngineError, ErrorCode
-from engine.probe import MediaInfo, open_container
+from . import DecoderUnavailable, unreadable
+from ..errors import EngineError, ErrorCode
+from ..probe import MediaInfo, open_container
 
 _TOLERANCE = 1e-6
 """Seconds of slack when comparing a frame's time with an instant (as the CPU decoder does)."""

@@ -30,11 +30,11 @@ from typing import Callable, Sequence
 
 import torch
 
-from engine.decode import DecodedClip, DecoderUnavailable, Fit
-from engine.decode.frame_index import FrameSelection, StreamTags, read_stream_tags, select_frames
-from engine.decode.nvdec_caps import pynvvideocodec
-from engine.probe import MediaInfo
-from kernels.colour import split_nv12, yuv420_to_rgb
+from . import DecodedClip, DecoderUnavailable, Fit
+from .frame_index import FrameSelection, StreamTags, read_stream_tags, select_frames
+from .nvdec_caps import pynvvideocodec
+from ..probe import MediaInfo
+from ...kernels.colour import split_nv12, yuv420_to_rgb
 
 FETCH_BATCH = 32
 """Frames asked of the decoder per call. Each call hands back frames in buffers the next call may

@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from types import ModuleType
 
-from engine.probe import MediaInfo
+from ..probe import MediaInfo
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def nvdec_status() -> NvdecStatus:
 
 def pynvvideocodec() -> ModuleType:
     """The imported PyNvVideoCodec module, or DecoderUnavailable with the import error."""
-    from engine.decode import DecoderUnavailable
+    from . import DecoderUnavailable
 
     module, error = _pynvvideocodec()
     if module is None:
@@ -126,7 +126,7 @@ def clear_caches() -> None:
 
 def chroma_and_bits(pixel_format: str) -> tuple[str | None, int]:
     """("420" | "422" | "444" | "400" | None, bits per sample) of an FFmpeg pixel format name."""
-    from engine.decode.frame_index import pixel_bits
+    from .frame_index import pixel_bits
 
     name = pixel_format.lower()
     bits = pixel_bits(name)

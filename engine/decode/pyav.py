@@ -17,9 +17,9 @@ import av
 import numpy as np
 import torch
 
-from engine.decode import FIT_CHUNK, FIT_CHUNK_BYTES, DecodedClip, Fit, unreadable
-from engine.errors import EngineError, ErrorCode
-from engine.probe import HDR_TRANSFERS, MediaInfo, open_container
+from . import FIT_CHUNK, FIT_CHUNK_BYTES, DecodedClip, Fit, unreadable
+from ..errors import EngineError, ErrorCode
+from ..probe import HDR_TRANSFERS, MediaInfo, open_container
 
 _SEEK_BACKOFF = (0.0, 1.0, 5.0, 30.0)
 """Seconds to step back when a demuxer's seek lands after the wanted time (imprecise indexes)."""
@@ -239,8 +239,8 @@ class _FrameCollector:
         """16-bit HDR frames: shrunk as float, then tone-mapped at the output size, where it costs
         a few ms instead of 0.18 s per 1080p frame. Resizing the PQ/HLG-encoded values before
         the per-pixel tone map is the same approximation as resizing SDR's gamma-encoded ones."""
-        from kernels.resize import resize
-        from kernels.tonemap import hdr_to_sdr
+        from ...kernels.resize import resize
+        from ...kernels.tonemap import hdr_to_sdr
 
         frames = [torch.from_numpy(f.astype(np.float32) / 65535).permute(2, 0, 1).unsqueeze(0) for f in self._pending]
         height, width = frames[0].shape[-2:]
@@ -261,7 +261,7 @@ class _FrameCollector:
 
 def _conform(frames: list[np.ndarray]) -> list[np.ndarray]:
     """Resize frames to the first one's size (streams that change resolution mid-way)."""
-    from kernels.resize import resize
+    from ...kernels.resize import resize
 
     h, w = frames[0].shape[:2]
     out = []

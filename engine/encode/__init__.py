@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence, Union
 
-from engine.errors import EngineError, ErrorCode
+from ..errors import EngineError, ErrorCode
 
 if TYPE_CHECKING:  # only for the annotations: NumPy is not imported with the table
     import numpy as np
@@ -78,7 +78,7 @@ class Format:
 
 def _encode_gif(frames: Frames, delays: Sequence[int]) -> bytes:
     """The GIF entry's encoder; imports the writer (and Pillow) only when a GIF is made."""
-    from engine.encode.gif import encode_gif
+    from .gif import encode_gif
 
     if not isinstance(frames, IndexedFrames):
         raise TypeError(f"GIF takes IndexedFrames, got {type(frames).__name__}")
@@ -87,7 +87,7 @@ def _encode_gif(frames: Frames, delays: Sequence[int]) -> bytes:
 
 def _encode_webp(frames: Frames, delays: Sequence[int]) -> bytes:
     """The WebP entry's encoder; imports the writer (and Pillow) only when a WebP is made."""
-    from engine.encode.webp import encode_webp
+    from .webp import encode_webp
 
     if not isinstance(frames, RGBFrames):
         raise TypeError(f"WebP takes RGBFrames, got {type(frames).__name__}")

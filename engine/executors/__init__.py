@@ -15,10 +15,10 @@ import importlib
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol
 
-from engine.device import DeviceRequest
-from engine.errors import EngineError, ErrorCode
-from engine.manifest import ManifestEntry
-from engine.result import Result
+from ..device import DeviceRequest
+from ..errors import EngineError, ErrorCode
+from ..manifest import ManifestEntry
+from ..result import Result
 
 
 class Executor(Protocol):
@@ -35,9 +35,10 @@ class Executor(Protocol):
 
 
 EXECUTORS: dict[str, tuple[str, str]] = {
-    "local": ("engine.executors.local", "LocalExecutor"),
+    "local": (".local", "LocalExecutor"),
 }
-"""Executor name -> (module, class). The class takes its options as keyword arguments."""
+"""Executor name -> (module, relative to this package, class). The class takes its options as
+keyword arguments."""
 
 
 def open_executor(name: str = "local", **options: Any) -> Executor:
@@ -46,7 +47,7 @@ def open_executor(name: str = "local", **options: Any) -> Executor:
         raise EngineError(ErrorCode.INVALID_PARAMETER,
                           f"unknown executor {name!r}; known: {', '.join(sorted(EXECUTORS))}")
     module, cls = EXECUTORS[name]
-    return getattr(importlib.import_module(module), cls)(**options)
+    return getattr(importlib.import_module(module, __name__), cls)(**options)
 
 
 __all__ = ["EXECUTORS", "Executor", "open_executor"]

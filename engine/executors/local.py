@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from engine.device import DeviceRequest
-from engine.errors import EngineError, ErrorCode
-from engine.liveness import process_gone
-from engine.manifest import ManifestEntry
-from engine.result import Result
+from ..device import DeviceRequest
+from ..errors import EngineError, ErrorCode
+from ..liveness import process_gone
+from ..manifest import ManifestEntry
+from ..result import Result
 
 _worker_decoder = None
 _worker_device: DeviceRequest = DeviceRequest("cpu")
@@ -54,7 +54,7 @@ def _init_worker(threads: int, device: DeviceRequest, run_pid: int) -> None:
     _exit_with_run(run_pid)
     import torch
 
-    from engine.decode import open_decoder
+    from ..decode import open_decoder
 
     torch.set_num_threads(threads)
     _worker_decoder = open_decoder("pyav", threads=threads)
@@ -62,7 +62,7 @@ def _init_worker(threads: int, device: DeviceRequest, run_pid: int) -> None:
 
 
 def _run_in_worker(entry: ManifestEntry, out_dir: Path) -> Result:
-    from engine.job import run_job
+    from ..job import run_job
 
     assert entry.spec is not None and _worker_decoder is not None
     return run_job(entry.spec, out_dir, _worker_decoder, line=entry.line, device=_worker_device)
@@ -82,7 +82,8 @@ def _pool(workers: int, threads: int, device: DeviceRequest) -> ProcessPoolExecu
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     if method == "forkserver":
-        context.set_forkserver_preload(["engine.job", "engine.decode.pyav"])
+        engine = __name__.rpartition(".executors.")[0]  # the engine package, under whatever name it is installed
+        context.set_forkserver_preload([f"{engine}.job", f"{engine}.decode.pyav"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                                initargs=(threads, device, os.getpid()))
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from engine.result import Result
-from engine.spec import JobSpec
-from engine.store.jobs import HolderGone, Job, holder_lost, job_from_row, take
+from ..result import Result
+from ..spec import JobSpec
+from .jobs import HolderGone, Job, holder_lost, job_from_row, take
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from engine.errors import EngineError, ErrorCode
-from engine.store.schema import migrate
+from ..errors import EngineError, ErrorCode
+from .schema import migrate
 
 BUSY_TIMEOUT_MS = 30_000
 """How long a connection waits for another process's write lock before giving up."""

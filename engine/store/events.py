@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.store.db import transaction
+from .db import transaction
 
 def insert_event(conn: sqlite3.Connection, event: dict[str, Any]) -> str:
     """Store ``event``; call inside the job's completing transaction. Returns its id."""

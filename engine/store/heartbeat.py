@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from engine.store.db import open_store
+from .db import open_store
 
 LEASE_S = 60.0
 """How long a claim (a queue job, a manifest line) holds without renewal; the heartbeat renews it

@@ -20,8 +20,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from engine.errors import EngineError, ErrorCode
-from engine.store.db import transaction
+from ..errors import EngineError, ErrorCode
+from .db import transaction
 
 STATES = ("queued", "running", "success", "failed")
 HolderGone = Callable[[str | None], bool]

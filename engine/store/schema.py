@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from engine.errors import EngineError, ErrorCode
+from ..errors import EngineError, ErrorCode
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, """

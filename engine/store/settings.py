@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from engine.errors import EngineError, ErrorCode
+from ..errors import EngineError, ErrorCode
 
 KEYS = {
     "callback_url": "URL that DynamicImageComplete events are POSTed to",

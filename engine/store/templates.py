@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from engine.errors import EngineError, ErrorCode
-from engine.spec import parse_job
-from engine.store.db import transaction
+from ..errors import EngineError, ErrorCode
+from ..spec import parse_job
+from .db import transaction
 
 NAME_LENGTH = (4, 64)
 TEMPLATE_TYPE = "DynamicImage"

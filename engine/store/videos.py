@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from engine.errors import EngineError, ErrorCode
+from ..errors import EngineError, ErrorCode
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,13 @@ environment variable, the job states, the setting keys, the callback secret's va
 re-exported here, so no face reaches into the store.
 """
 
-from engine.store.db import STORE_ENV
-from engine.store.jobs import STATES as JOB_STATES
-from engine.store.settings import KEYS as SETTING_KEYS
-from engine.vod.delivery import DeliveryReport
-from engine.vod.service import Service, add_videos
-from engine.vod.webhook import SECRET_ENV
-from engine.vod.worker import WorkerReport
+from ..store.db import STORE_ENV
+from ..store.jobs import STATES as JOB_STATES
+from ..store.settings import KEYS as SETTING_KEYS
+from .delivery import DeliveryReport
+from .service import Service, add_videos
+from .webhook import SECRET_ENV
+from .worker import WorkerReport
 
 __all__ = ["JOB_STATES", "SECRET_ENV", "SETTING_KEYS", "STORE_ENV", "DeliveryReport", "Service", "WorkerReport",
            "add_videos"]

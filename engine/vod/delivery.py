@@ -11,11 +11,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from engine.store import transaction
-from engine.store import events as events_table
-from engine.store import outbox
-from engine.vod.site import Site
-from engine.vod.webhook import TIMEOUT_S, DeliveryFailed, post_event
+from ..store import transaction
+from ..store import events as events_table
+from ..store import outbox
+from .site import Site
+from .webhook import TIMEOUT_S, DeliveryFailed, post_event
 
 
 @dataclass(frozen=True)

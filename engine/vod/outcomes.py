@@ -15,18 +15,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from engine.manifest import ManifestEntry
-from engine.result import Result
-from engine.spec import JobSpec
-from engine.store import transaction
-from engine.store.batch_jobs import BatchLine, attach, finish_line
-from engine.store.events import insert_event
-from engine.store.images import forget_job_image, insert_image
-from engine.store.jobs import Job, fail_abandoned, finish_job
-from engine.store.outbox import enqueue
-from engine.store.videos import register_probed, set_cover
-from engine.vod.shapes import dynamic_image_complete, image_url
-from engine.vod.site import Site
+from ..manifest import ManifestEntry
+from ..result import Result
+from ..spec import JobSpec
+from ..store import transaction
+from ..store.batch_jobs import BatchLine, attach, finish_line
+from ..store.events import insert_event
+from ..store.images import forget_job_image, insert_image
+from ..store.jobs import Job, fail_abandoned, finish_job
+from ..store.outbox import enqueue
+from ..store.videos import register_probed, set_cover
+from .shapes import dynamic_image_complete, image_url
+from .site import Site
 
 
 def publish(conn: sqlite3.Connection, event: dict[str, Any], callback_url: str | None) -> None:

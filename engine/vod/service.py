@@ -4,7 +4,7 @@ It follows the service's four steps: create a template (AddVodTemplate), registe
 submit jobs (SubmitDynamicImageJob), let workers make the images, then read the results
 (DynamicImageComplete events, ListDynamicImage, GetVideoInfo's CoverURL)::
 
-    from engine import Service
+    from animated_previews.engine import Service
 
     with Service(store="previews.db") as service:
         template = service.add_template("social-preview", format="webp", fps=15, width=640, height=360,
@@ -31,28 +31,28 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from engine.device import DeviceRequest
-from engine.errors import EngineError
-from engine.executors import Executor
-from engine.manifest import ManifestEntry, load_manifest
-from engine.probe import probe
-from engine.result import Result
-from engine.store import transaction
-from engine.store import events as events_table
-from engine.store import outbox
-from engine.store.heartbeat import LEASE_S, POLL_S
-from engine.store.images import DynamicImage, get_image, list_images
-from engine.store.jobs import Job, get_job, list_jobs, submit_job
-from engine.store.settings import all_settings, set_setting
-from engine.store.templates import (Template, delete_template, get_template, insert_template, list_templates,
+from ..device import DeviceRequest
+from ..errors import EngineError
+from ..executors import Executor
+from ..manifest import ManifestEntry, load_manifest
+from ..probe import probe
+from ..result import Result
+from ..store import transaction
+from ..store import events as events_table
+from ..store import outbox
+from ..store.heartbeat import LEASE_S, POLL_S
+from ..store.images import DynamicImage, get_image, list_images
+from ..store.jobs import Job, get_job, list_jobs, submit_job
+from ..store.settings import all_settings, set_setting
+from ..store.templates import (Template, delete_template, get_template, insert_template, list_templates,
                                     parse_body, update_template)
-from engine.store.videos import Video, find_video, get_video, list_videos, register_probed
-from engine.vod import shapes
-from engine.vod.delivery import Delivery, DeliveryReport
-from engine.vod.site import Site
-from engine.vod.stored_batch import run_stored_batch
-from engine.vod.webhook import TIMEOUT_S
-from engine.vod.worker import WorkerReport, run_worker
+from ..store.videos import Video, find_video, get_video, list_videos, register_probed
+from . import shapes
+from .delivery import Delivery, DeliveryReport
+from .site import Site
+from .stored_batch import run_stored_batch
+from .webhook import TIMEOUT_S
+from .worker import WorkerReport, run_worker
 
 
 class Service:

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from engine.store.images import DynamicImage
-from engine.store.jobs import Job
-from engine.store.templates import TEMPLATE_TYPE, Template
-from engine.store.videos import Video
+from ..store.images import DynamicImage
+from ..store.jobs import Job
+from ..store.templates import TEMPLATE_TYPE, Template
+from ..store.videos import Video
 
 EVENT_TYPE = "DynamicImageComplete"
 

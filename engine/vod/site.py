@@ -13,9 +13,9 @@ import os
 import sqlite3
 from pathlib import Path
 
-from engine.store import default_store_path, open_store
-from engine.store.settings import get_setting
-from engine.vod.webhook import SECRET_ENV
+from ..store import default_store_path, open_store
+from ..store.settings import get_setting
+from .webhook import SECRET_ENV
 
 
 class Site:

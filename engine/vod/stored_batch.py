@@ -23,21 +23,21 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from engine.batch import ResultsLog
-from engine.device import DeviceRequest, parse_device
-from engine.errors import EngineError, ErrorCode
-from engine.executors import Executor, open_executor
-from engine.liveness import holder_gone, new_worker_id
-from engine.manifest import ManifestEntry
-from engine.output import remove_partial_files, resolve_output
-from engine.result import Result
-from engine.store import transaction
-from engine.store.batch_jobs import BatchLine, batch_line, claim_line, enlist, jobs_by_key, release_lines, renew_leases
-from engine.store.heartbeat import LEASE_S, POLL_S, Heartbeat
-from engine.store.jobs import Job
-from engine.vod.delivery import Delivery
-from engine.vod.outcomes import record_line
-from engine.vod.site import Site
+from ..batch import ResultsLog
+from ..device import DeviceRequest, parse_device
+from ..errors import EngineError, ErrorCode
+from ..executors import Executor, open_executor
+from ..liveness import holder_gone, new_worker_id
+from ..manifest import ManifestEntry
+from ..output import remove_partial_files, resolve_output
+from ..result import Result
+from ..store import transaction
+from ..store.batch_jobs import BatchLine, batch_line, claim_line, enlist, jobs_by_key, release_lines, renew_leases
+from ..store.heartbeat import LEASE_S, POLL_S, Heartbeat
+from ..store.jobs import Job
+from .delivery import Delivery
+from .outcomes import record_line
+from .site import Site
 
 DELIVER_EVERY_S = 10.0
 """Events reach the log and the callback at most this long after their job ended (and at the end)."""

@@ -16,18 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.decode import open_decoder
-from engine.device import parse_device
-from engine.liveness import holder_gone, new_worker_id
-from engine.output import remove_partial_files
-from engine.result import Result
-from engine.spec import JobSpec
-from engine.store.heartbeat import LEASE_S, POLL_S, Heartbeat
-from engine.store.jobs import Job, claim_job, release_job, renew_lease
-from engine.store.videos import get_video
-from engine.vod.delivery import Delivery
-from engine.vod.outcomes import fail_abandoned_jobs, record_queued_job
-from engine.vod.site import Site
+from ..decode import open_decoder
+from ..device import parse_device
+from ..liveness import holder_gone, new_worker_id
+from ..output import remove_partial_files
+from ..result import Result
+from ..spec import JobSpec
+from ..store.heartbeat import LEASE_S, POLL_S, Heartbeat
+from ..store.jobs import Job, claim_job, release_job, renew_lease
+from ..store.videos import get_video
+from .delivery import Delivery
+from .outcomes import fail_abandoned_jobs, record_queued_job
+from .site import Site
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class WorkerReport:
 def run_job(*args: Any, **kwargs: Any) -> Result:
     """:func:`engine.job.run_job`, imported on first use so that commands that never run a job
     (``engine jobs list``...) do not pay for loading torch."""
-    from engine.job import run_job as run
+    from ..job import run_job as run
 
     return run(*args, **kwargs)
 

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import clipmaker
-from cli.main import main
+from animated_previews.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:

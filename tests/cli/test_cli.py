@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import clipmaker
-from cli.main import main
+from animated_previews.cli.main import main
 
 
 @pytest.fixture(scope="module")

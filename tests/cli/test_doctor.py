@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from PIL import features
 
 import clipmaker
-import engine.decode.nvdec_caps as nvdec_caps
-import engine.device as device
-from cli.main import main
-from engine.device import CudaStatus
+import animated_previews.engine.decode.nvdec_caps as nvdec_caps
+import animated_previews.engine.device as device
+from animated_previews.cli.main import main
+from animated_previews.engine.device import CudaStatus
 
 
 @pytest.fixture(autouse=True)
@@ -93,7 +93,7 @@ def test_on_a_gpu_node_codecs_come_from_the_gpu(monkeypatch):
             "width_max": 8192, "height_max": 8192, "width_min": 48, "height_min": 16, "mb_num_max": 1 << 18},
     )
     monkeypatch.setattr(nvdec_caps, "_import_pynvvideocodec", lambda: module)
-    monkeypatch.setattr("engine.doctor._gpus", lambda: ())
+    monkeypatch.setattr("animated_previews.engine.doctor._gpus", lambda: ())
     report = json.loads(doctor("--json"))
     assert report["pynvvideocodec"] == "2.2.4"
     assert {row["source"] for row in report["nvdec_codecs"]} == {"GetDecoderCaps"}
@@ -107,8 +107,7 @@ def test_on_a_gpu_node_codecs_come_from_the_gpu(monkeypatch):
     ("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.133.20  Release Build  (dvs-builder@U16)", "570.133.20"),
 ])
 def test_the_driver_version_is_read_from_the_kernel_module(monkeypatch, tmp_path, line, version):
-    import engine.doctor as doctor_module
-
+    import animated_previews.engine.doctor as doctor_module
     proc = tmp_path / "version"
     proc.write_text(line + "\nGCC version:  gcc version 12.2.0\n")
     monkeypatch.setattr(doctor_module, "_DRIVER_FILE", proc)
@@ -116,8 +115,7 @@ def test_the_driver_version_is_read_from_the_kernel_module(monkeypatch, tmp_path
 
 
 def test_no_driver_says_where_it_looked(monkeypatch, tmp_path):
-    import engine.doctor as doctor_module
-
+    import animated_previews.engine.doctor as doctor_module
     monkeypatch.setattr(doctor_module, "_DRIVER_FILE", tmp_path / "absent")
     monkeypatch.setattr(doctor_module.shutil, "which", lambda name: None)
     version, source = doctor_module._driver_version()

@@ -14,13 +14,13 @@ from typing import Iterator, Sequence
 import numpy as np
 import pytest
 
-from engine.decode.pyav import PyAVDecoder
-from engine.encode import FORMATS, Format, Frames, IndexedFrames, format_names, get_format, register_format
-from engine.errors import EngineError, ErrorCode
-from engine.job import run_job
-from engine.probe import MediaInfo, probe
-from engine.spec import JobSpec, parse_job
-from engine.timeline import plan_timeline
+from animated_previews.engine.decode.pyav import PyAVDecoder
+from animated_previews.engine.encode import FORMATS, Format, Frames, IndexedFrames, format_names, get_format, register_format
+from animated_previews.engine.errors import EngineError, ErrorCode
+from animated_previews.engine.job import run_job
+from animated_previews.engine.probe import MediaInfo, probe
+from animated_previews.engine.spec import JobSpec, parse_job
+from animated_previews.engine.timeline import plan_timeline
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,9 +48,11 @@ def test_importing_the_table_and_the_spec_loads_neither_numpy_nor_pillow():
     # The spec (and so the command line) imports the table at start-up; the encoders' heavy
     # libraries wait for the first encode. The ``engine`` package's own __init__ (the batch API it
     # re-exports) is stood in for by a bare package, so only the table and the spec are measured.
-    code = ("import sys, types; engine = types.ModuleType('engine'); "
-            f"engine.__path__ = [{str(REPO_ROOT / 'engine')!r}]; sys.modules['engine'] = engine; "
-            "import engine.encode, engine.spec; "
+    code = ("import sys, types; root = types.ModuleType('animated_previews'); root.__path__ = []; "
+            "engine = types.ModuleType('animated_previews.engine'); "
+            f"engine.__path__ = [{str(REPO_ROOT / 'engine')!r}]; "
+            "sys.modules.update({'animated_previews': root, 'animated_previews.engine': engine}); "
+            "import animated_previews.engine.encode, animated_previews.engine.spec; "
             "print(sorted(m for m in ('numpy', 'PIL', 'torch') if m in sys.modules))")
     shown = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert shown.stdout.strip() == "[]"

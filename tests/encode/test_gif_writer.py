@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import clients
-from engine.encode.gif import encode_gif
+from animated_previews.engine.encode.gif import encode_gif
 
 
 def decode(data: bytes, tmp_path):

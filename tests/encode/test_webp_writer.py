@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import clients
-from engine.encode.webp import encode_webp
+from animated_previews.engine.encode.webp import encode_webp
 
 
 def decode(data: bytes, tmp_path) -> list[tuple[np.ndarray, int]]:

@@ -11,7 +11,7 @@ import pytest
 
 import clients
 import clipmaker
-from engine import load_manifest, run_batch
+from animated_previews.engine import load_manifest, run_batch
 
 
 def write_manifest(folder: Path, jobs: list[dict]) -> Path:
@@ -127,18 +127,18 @@ def test_a_rerun_replaces_outputs_whole(tmp_path, clip25):
 
 
 def test_a_clip_too_big_to_hold_in_memory_is_refused_before_decoding(tmp_path, monkeypatch, clip25):
-    import engine.job
+    from animated_previews.engine import job as engine_job
 
-    monkeypatch.setattr(engine.job, "FRAME_MEMORY_BUDGET", 320 * 240 * 3 * 10)  # ten frames of 320x240
-    from engine.decode.pyav import PyAVDecoder
-    from engine.spec import parse_job
+    monkeypatch.setattr(engine_job, "FRAME_MEMORY_BUDGET", 320 * 240 * 3 * 10)  # ten frames of 320x240
+    from animated_previews.engine.decode.pyav import PyAVDecoder
+    from animated_previews.engine.spec import parse_job
 
     def job(**fields):
         return parse_job({"input": str(clip25), "format": "gif", **fields}, default_id="j", input_root=tmp_path)
 
-    assert engine.job.run_job(job(fps=5, duration=1), tmp_path / "out", PyAVDecoder()).ok
-    refused = engine.job.run_job(job(fps=25, duration=3), tmp_path / "out", PyAVDecoder())
+    assert engine_job.run_job(job(fps=5, duration=1), tmp_path / "out", PyAVDecoder()).ok
+    refused = engine_job.run_job(job(fps=25, duration=3), tmp_path / "out", PyAVDecoder())
     assert refused.error_code == "InvalidParameter" and "GiB" in refused.error_message and "320x240" in refused.error_message
     assert refused.timings.get("decode") is None
     # what counts is the output size: the same clip at a sixteenth of the area fits
-    assert engine.job.run_job(job(fps=25, duration=3, width=80), tmp_path / "out", PyAVDecoder()).ok
+    assert engine_job.run_job(job(fps=25, duration=3, width=80), tmp_path / "out", PyAVDecoder()).ok

@@ -30,7 +30,7 @@ def batch_files(tmp_path: Path, lines: list[dict]) -> tuple[Path, Path, Path]:
 
 def engine_run(manifest: Path, out: Path, store: Path, *extra: str) -> subprocess.Popen:
     script = Path(sys.executable).parent / "engine"
-    command = [str(script)] if script.exists() else [sys.executable, "-c", "from cli.main import main; main()"]
+    command = [str(script)] if script.exists() else [sys.executable, "-c", "from animated_previews.cli.main import main; main()"]
     command += ["run", "--batch", str(manifest), "--out-dir", str(out), "--store", str(store), "--workers", "2",
                 "--json", *extra]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import clipmaker
-from engine import load_manifest, run_batch
+from animated_previews.engine import load_manifest, run_batch
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import clients
-from engine import load_manifest, run_batch
+from animated_previews.engine import load_manifest, run_batch
 
 pytestmark = pytest.mark.corpus
 

@@ -11,9 +11,9 @@ import math
 import pytest
 
 import clipmaker
-from engine.decode.pyav import PyAVDecoder
-from engine.errors import EngineError, ErrorCode
-from engine.probe import probe
+from animated_previews.engine.decode.pyav import PyAVDecoder
+from animated_previews.engine.errors import EngineError, ErrorCode
+from animated_previews.engine.probe import probe
 
 
 def shown_indices(path, instants):
@@ -102,8 +102,8 @@ def test_with_a_fit_frames_are_shrunk_chunk_by_chunk_to_the_same_pixels(tmp_path
     FIT_CHUNK frames at a time, and the result is exactly decode-everything-then-resize."""
     import torch
 
-    from engine.decode import FIT_CHUNK
-    from kernels.resize import resize
+    from animated_previews.engine.decode import FIT_CHUNK
+    from animated_previews.kernels.resize import resize
 
     path = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=75, width=320, height=240)
     instants = [k / 25 for k in range(70)]

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 import clipmaker
-from engine.decode import BACKENDS, open_decoder
-from engine.decode.nvdec import NvdecDecoder
-from engine.decode.pyav import PyAVDecoder
-from engine.probe import probe
+from animated_previews.engine.decode import BACKENDS, open_decoder
+from animated_previews.engine.decode.nvdec import NvdecDecoder
+from animated_previews.engine.decode.pyav import PyAVDecoder
+from animated_previews.engine.probe import probe
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,12 +78,11 @@ POISONED = textwrap.dedent("""
     sys.modules.pop("PyNvVideoCodec", None)
     sys.meta_path.insert(0, Poison())
 
-    import engine.decode
-    import engine.device as device
-
-    out = {"torch_on_import": "torch" in sys.modules, "caps_on_import": "engine.decode.nvdec_caps" in sys.modules}
-    import engine.doctor  # imports engine.decode.nvdec_caps, which must not import PyNvVideoCodec either
-    from engine.doctor import typical_video
+    import animated_previews.engine.decode
+    import animated_previews.engine.device as device
+    out = {"torch_on_import": "torch" in sys.modules, "caps_on_import": "animated_previews.engine.decode.nvdec_caps" in sys.modules}
+    import animated_previews.engine.doctor  # imports engine.decode.nvdec_caps, which must not import PyNvVideoCodec either
+    from animated_previews.engine.doctor import typical_video
 
     out["on_import"] = list(attempts)
     out["torch_after_doctor"] = "torch" in sys.modules

@@ -15,17 +15,17 @@ import torch
 from click.testing import CliRunner
 
 import clipmaker
-import engine.decode.nvdec_caps as nvdec_caps
-import engine.device as device
-import engine.job as job
-from cli.main import main
-from engine import EngineError, ErrorCode, run_batch
-from engine.decode import DecoderUnavailable
-from engine.decode.pyav import PyAVDecoder
-from engine.device import CudaStatus, DeviceChoice, DeviceRequest, choose_device, parse_device
-from engine.doctor import typical_video
-from engine.manifest import load_manifest
-from engine.spec import parse_job
+import animated_previews.engine.decode.nvdec_caps as nvdec_caps
+import animated_previews.engine.device as device
+import animated_previews.engine.job as job
+from animated_previews.cli.main import main
+from animated_previews.engine import EngineError, ErrorCode, run_batch
+from animated_previews.engine.decode import DecoderUnavailable
+from animated_previews.engine.decode.pyav import PyAVDecoder
+from animated_previews.engine.device import CudaStatus, DeviceChoice, DeviceRequest, choose_device, parse_device
+from animated_previews.engine.doctor import typical_video
+from animated_previews.engine.manifest import load_manifest
+from animated_previews.engine.spec import parse_job
 
 H100 = "NVIDIA H100 80GB HBM3"
 

@@ -11,10 +11,10 @@ import math
 import pytest
 
 import clipmaker
-from engine.decode.frame_index import pixel_bits, read_stream_tags, select_frames
-from engine.decode.pyav import PyAVDecoder
-from engine.errors import EngineError, ErrorCode
-from engine.probe import probe
+from animated_previews.engine.decode.frame_index import pixel_bits, read_stream_tags, select_frames
+from animated_previews.engine.decode.pyav import PyAVDecoder
+from animated_previews.engine.errors import EngineError, ErrorCode
+from animated_previews.engine.probe import probe
 
 
 def numbers_shown(path, instants):

@@ -21,20 +21,20 @@ import torch
 
 import clients
 import clipmaker
-import engine.decode.nvdec_caps as nvdec_caps
-import engine.device as device
-from engine import run_batch
-from engine.decode import DecoderUnavailable
-from engine.decode.nvdec import FETCH_BATCH, NvdecDecoder
-from engine.decode.pyav import PyAVDecoder
-from engine.job import _to_host, run_job
-from engine.manifest import load_manifest
-from engine.probe import probe
-from engine.spec import parse_job
-from kernels.colour import split_nv12, yuv420_to_rgb
-from kernels.palette import median_cut
-from kernels.remap import remap
-from kernels.resize import resize
+import animated_previews.engine.decode.nvdec_caps as nvdec_caps
+import animated_previews.engine.device as device
+from animated_previews.engine import run_batch
+from animated_previews.engine.decode import DecoderUnavailable
+from animated_previews.engine.decode.nvdec import FETCH_BATCH, NvdecDecoder
+from animated_previews.engine.decode.pyav import PyAVDecoder
+from animated_previews.engine.job import _to_host, run_job
+from animated_previews.engine.manifest import load_manifest
+from animated_previews.engine.probe import probe
+from animated_previews.engine.spec import parse_job
+from animated_previews.kernels.colour import split_nv12, yuv420_to_rgb
+from animated_previews.kernels.palette import median_cut
+from animated_previews.kernels.remap import remap
+from animated_previews.kernels.resize import resize
 
 pytestmark = pytest.mark.gpu
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.decode.pyav import PyAVDecoder
-from engine.decode.nvdec_caps import nvdec_refusal
-from engine.job import run_job
-from engine.probe import probe
-from engine.spec import parse_job
+from animated_previews.engine.decode.pyav import PyAVDecoder
+from animated_previews.engine.decode.nvdec_caps import nvdec_refusal
+from animated_previews.engine.job import run_job
+from animated_previews.engine.probe import probe
+from animated_previews.engine.spec import parse_job
 
 FFMPEG = shutil.which("ffmpeg")
 

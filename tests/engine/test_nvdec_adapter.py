@@ -20,15 +20,15 @@ import pytest
 import torch
 
 import clipmaker
-import engine.decode.nvdec_caps as nvdec_caps
-import engine.device as device
-import engine.job as job
-from engine.decode import DecoderUnavailable
-from engine.decode.nvdec import FETCH_BATCH, NvdecDecoder
-from engine.decode.pyav import PyAVDecoder
-from engine.device import DeviceChoice
-from engine.probe import probe
-from engine.spec import parse_job
+import animated_previews.engine.decode.nvdec_caps as nvdec_caps
+import animated_previews.engine.device as device
+import animated_previews.engine.job as job
+from animated_previews.engine.decode import DecoderUnavailable
+from animated_previews.engine.decode.nvdec import FETCH_BATCH, NvdecDecoder
+from animated_previews.engine.decode.pyav import PyAVDecoder
+from animated_previews.engine.device import DeviceChoice
+from animated_previews.engine.probe import probe
+from animated_previews.engine.spec import parse_job
 
 CPU = torch.device("cpu")
 

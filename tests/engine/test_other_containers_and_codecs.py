@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.decode.pyav import PyAVDecoder
-from engine.job import run_job
-from engine.spec import parse_job
+from animated_previews.engine.decode.pyav import PyAVDecoder
+from animated_previews.engine.job import run_job
+from animated_previews.engine.spec import parse_job
 
 FFMPEG = shutil.which("ffmpeg")
 pytestmark = pytest.mark.skipif(FFMPEG is None, reason="needs the ffmpeg command (Debian's ffmpeg; CI installs it)")

@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 import clipmaker
-from cli.main import main
-from engine import Service, Result
-from engine.store import transaction
-from engine.store.batch_jobs import batch_line, claim_line
-from engine.liveness import holder_gone, new_worker_id
+from animated_previews.cli.main import main
+from animated_previews.engine import Service, Result
+from animated_previews.engine.store import transaction
+from animated_previews.engine.store.batch_jobs import batch_line, claim_line
+from animated_previews.engine.liveness import holder_gone, new_worker_id
 
 
 def write_manifest(path: Path, lines: list[dict]) -> Path:
@@ -242,7 +242,7 @@ def test_engine_run_reports_reused_jobs_and_no_store_runs_everything(tmp_path, c
 def test_a_store_from_before_batch_jobs_is_migrated_keeping_everything(tmp_path, clip):
     import sqlite3
 
-    from engine.store.schema import MIGRATIONS
+    from animated_previews.engine.store.schema import MIGRATIONS
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
@@ -293,7 +293,7 @@ def test_two_runs_sharing_a_store_split_a_manifest_and_do_each_job_once(tmp_path
 
 
 def test_a_redone_job_that_fails_drops_its_old_image_and_cover(tmp_path, clip):
-    from engine.store.images import forget_job_image
+    from animated_previews.engine.store.images import forget_job_image
 
     manifest = write_manifest(tmp_path / "m.jsonl", [
         {"id": "c", "input": str(clip), "TemplateConfig": {"Format": "gif", "Fps": "5", "SetAsCover": "true",

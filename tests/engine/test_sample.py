@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine import load_manifest
-from engine.probe import probe
-from engine.sample import write_demo
+from animated_previews.engine import load_manifest
+from animated_previews.engine.probe import probe
+from animated_previews.engine.sample import write_demo
 
 
 def test_the_demo_manifest_is_valid_but_for_its_one_bad_time_and_the_clip_is_kept(tmp_path):

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import EngineError, ErrorCode
-from engine.manifest import parse_manifest_lines
-from engine.spec import parse_job
+from animated_previews.engine.errors import EngineError, ErrorCode
+from animated_previews.engine.manifest import parse_manifest_lines
+from animated_previews.engine.spec import parse_job
 
 ROOT = Path("/videos")
 

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.encode import get_format
-from engine.errors import EngineError, ErrorCode
-from engine.probe import MediaInfo
-from engine.spec import JobSpec
-from engine.timeline import plan_timeline
+from animated_previews.engine.encode import get_format
+from animated_previews.engine.errors import EngineError, ErrorCode
+from animated_previews.engine.probe import MediaInfo
+from animated_previews.engine.spec import JobSpec
+from animated_previews.engine.timeline import plan_timeline
 
 
 def media(duration: float = 10.0) -> MediaInfo:

@@ -13,7 +13,7 @@ import numpy as np
 
 import clients
 import clipmaker
-from engine import load_manifest, run_batch
+from animated_previews.engine import load_manifest, run_batch
 
 
 def run_one(tmp_path: Path, job: dict):

@@ -11,7 +11,7 @@ import time
 
 import clipmaker
 from processes import children_of, parents
-from engine import load_manifest, run_batch
+from animated_previews.engine import load_manifest, run_batch
 
 
 def grandchildren() -> list[int]:
@@ -54,7 +54,7 @@ def test_a_job_that_kills_its_worker_every_time_fails_alone_and_the_rest_succeed
     """A file that crashes the decoder each time: the batch survives, that job alone is reported
     InvalidVideoFormat (after its retry in a process of its own), every other job succeeds."""
     import crashing_worker
-    from engine.executors import local
+    from animated_previews.engine.executors import local
 
     clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=25, width=160, height=120)
     jobs = [{"id": name, "input": str(clip), "format": "gif", "fps": 5, "duration": 0.6}

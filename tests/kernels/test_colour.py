@@ -17,8 +17,8 @@ import torch
 from av.video.reformatter import ColorRange, Colorspace
 
 import clipmaker
-import kernels.colour as colour
-from kernels.colour import split_nv12, yuv420_to_rgb
+import animated_previews.kernels.colour as colour
+from animated_previews.kernels.colour import split_nv12, yuv420_to_rgb
 
 SWS_COLORSPACE = {"bt601": Colorspace.ITU601, "bt709": Colorspace.ITU709}
 SWS_RANGE = {False: ColorRange.MPEG, True: ColorRange.JPEG}

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kernels.dither import bayer_matrix, dither_pattern
+from animated_previews.kernels.dither import bayer_matrix, dither_pattern
 
 
 def test_order_2_is_the_classic_4x4_bayer_matrix():

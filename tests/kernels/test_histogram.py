@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-import kernels.histogram as histogram_module
-from kernels.histogram import bin_index, colour_histogram
+import animated_previews.kernels.histogram as histogram_module
+from animated_previews.kernels.histogram import bin_index, colour_histogram
 
 
 def random_frames(n=3, height=20, width=30, seed=0):

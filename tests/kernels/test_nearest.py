@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kernels.nearest import cell_centres, nearest_index_lut
+from animated_previews.kernels.nearest import cell_centres, nearest_index_lut
 
 
 def brute_force(palette, lut_bits):

@@ -8,10 +8,10 @@ those conversions raise while the kernels run.
 import pytest
 import torch
 
-from kernels.colour import split_nv12, yuv420_to_rgb
-from kernels.palette import median_cut_slots
-from kernels.remap import remap
-from kernels.resize import _resize_float, resize
+from animated_previews.kernels.colour import split_nv12, yuv420_to_rgb
+from animated_previews.kernels.palette import median_cut_slots
+from animated_previews.kernels.remap import remap
+from animated_previews.kernels.resize import _resize_float, resize
 
 HOST_READS = ["item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__"]
 
@@ -61,7 +61,7 @@ def test_colour_conversion_runs_without_host_reads(no_host_reads):
 
 
 def test_hdr_tone_mapping_runs_without_host_reads(no_host_reads):
-    from kernels.tonemap import hdr_to_sdr
+    from animated_previews.kernels.tonemap import hdr_to_sdr
 
     signal = torch.randint(0, 65536, (2, 3, 8, 10), dtype=torch.int32)
     for transfer in ("pq", "hlg"):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kernels.palette import median_cut, median_cut_slots
+from animated_previews.kernels.palette import median_cut, median_cut_slots
 
 
 def clip_of(colours, counts, height=16, width=16, n=2):

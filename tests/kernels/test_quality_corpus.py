@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernels.palette import median_cut
-from kernels.remap import remap
-from kernels.resize import resize
+from animated_previews.kernels.palette import median_cut
+from animated_previews.kernels.remap import remap
+from animated_previews.kernels.resize import resize
 
 pytestmark = pytest.mark.corpus
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import kernels.remap as remap_module
-from kernels.palette import median_cut
-from kernels.remap import DEFAULT_DITHER_STRENGTH, palette_spacing, remap
+import animated_previews.kernels.remap as remap_module
+from animated_previews.kernels.palette import median_cut
+from animated_previews.kernels.remap import DEFAULT_DITHER_STRENGTH, palette_spacing, remap
 
 
 def random_frames(n=2, height=24, width=40, seed=0):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kernels.resize import _resize_float, resize
+from animated_previews.kernels.resize import _resize_float, resize
 
 
 def checkerboard(n: int, height: int, width: int) -> torch.Tensor:

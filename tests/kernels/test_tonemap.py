@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels.tonemap import bt2020_to_bt709, hdr_to_sdr, hlg_to_linear, pq_to_linear
+from animated_previews.kernels.tonemap import bt2020_to_bt709, hdr_to_sdr, hlg_to_linear, pq_to_linear
 
 
 def grey(values: list[float]) -> torch.Tensor:

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import clipmaker
-from cli.main import main
+from animated_previews.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_worker_callback_flag_and_secret_from_the_environment(run, clip, monkeyp
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
-    from engine.vod.webhook import verify
+    from animated_previews.engine.vod.webhook import verify
 
     got: list[tuple[bool, dict]] = []
 
@@ -153,7 +153,7 @@ def test_worker_callback_flag_and_secret_from_the_environment(run, clip, monkeyp
 def test_a_store_from_a_newer_engine_is_refused(tmp_path):
     import sqlite3
 
-    from engine import Service, EngineError, ErrorCode
+    from animated_previews.engine import Service, EngineError, ErrorCode
 
     store = tmp_path / "future.db"
     Service(store=store).close()

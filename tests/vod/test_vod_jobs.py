@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 import clipmaker
-from engine import Service, EngineError, ErrorCode
-from engine.liveness import holder_gone, new_worker_id
-from engine.store.jobs import MAX_ATTEMPTS, claim_job, finish_job
+from animated_previews.engine import Service, EngineError, ErrorCode
+from animated_previews.engine.liveness import holder_gone, new_worker_id
+from animated_previews.engine.store.jobs import MAX_ATTEMPTS, claim_job, finish_job
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +177,7 @@ def test_a_job_whose_worker_keeps_dying_fails_for_good_with_an_event(engine, cli
 
 
 def test_the_heartbeat_keeps_a_long_job_from_being_taken(tmp_path, clip, monkeypatch):
-    import engine.vod.worker as worker_module
-
+    import animated_previews.engine.vod.worker as worker_module
     real_run_job = worker_module.run_job
 
     def slow_run_job(*args, **kwargs):  # a job that lasts 4 leases

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from engine import Service, EngineError, ErrorCode
-from engine.store.db import default_store_path, open_store
-from engine.store.schema import LATEST_VERSION
+from animated_previews.engine import Service, EngineError, ErrorCode
+from animated_previews.engine.store.db import default_store_path, open_store
+from animated_previews.engine.store.schema import LATEST_VERSION
 
 BODY = {
     "TemplateType": "DynamicImage",

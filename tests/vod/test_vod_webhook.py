@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import clipmaker
-from engine import Service
-from engine.vod.webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from animated_previews.engine import Service
+from animated_previews.engine.vod.webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 SECRET = "s3cret-key"
 
@@ -195,7 +195,7 @@ def test_a_dead_receiver_costs_one_attempt_per_pass_not_one_per_event(tmp_path):
 def test_engine_run_posts_one_signed_event_per_batch_job(tmp_path):
     from click.testing import CliRunner
 
-    from cli.main import main
+    from animated_previews.cli.main import main
 
     clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=10, frames=20, width=160, height=120)
     manifest = tmp_path / "m.jsonl"

@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 import clipmaker
-from engine import Service
+from animated_previews.engine import Service
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ def engine_command(*args: str) -> list[str]:
     script = Path(sys.executable).parent / "engine"
     if script.exists():
         return [str(script), *args]
-    return [sys.executable, "-c", "from cli.main import main; main()", *args]
+    return [sys.executable, "-c", "from animated_previews.cli.main import main; main()", *args]
 
 
 def worker(store: Path, *extra: str) -> subprocess.Popen:
