@@ -1,4 +1,4 @@
-"""One job through every stage: spec -> probe -> timeline -> decode -> kernels -> encode -> write.
+"""One job through every stage: spec -> probe -> timeline -> decode (+ fit) -> render -> encode -> write.
 
 :func:`run_job` never raises for a bad input: every failure becomes a failed :class:`Result`
 with an error code, so the batch runner can go on with the next job.
@@ -15,27 +15,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from .decode import DecodedClip, Decoder, DecoderUnavailable, open_decoder
 from .device import DeviceChoice, DeviceRequest, choose_device
-from .encode import Frames, IndexedFrames, RGBFrames, get_format
+from .encode import Format, Frames, get_format
 from .errors import EngineError, ErrorCode
 from .geometry import display_size, output_size
 from .output import resolve_output, write_atomic
 from .probe import MediaInfo, probe
+from .render import Fitter, render
 from .result import Result
 from .spec import JobSpec
 from .timeline import Timeline, plan_timeline
-from ..kernels.palette import median_cut
-from ..kernels.remap import remap
-from ..kernels.resize import resize
-
-PALETTE_SAMPLE_STRIDE = 2
-"""The palette histogram reads every 2nd pixel of every 2nd row: half the median-cut time for the
-same PSNR on the benchmark clip (36.56 dB either way, measured when the kernel was written)."""
-
 
 FRAME_MEMORY_BUDGET = 6 * 2**30
 """Bytes of frames one job may hold. Decoders shrink every chunk of source frames to the output
@@ -46,10 +36,14 @@ left to exhaust the worker's memory."""
 
 def _check_frame_memory(spec: JobSpec, media: MediaInfo, timeline: Timeline) -> None:
     """Refuse clips whose frames at output size would not fit in :data:`FRAME_MEMORY_BUDGET`.
-    (Rotation swaps width and height, not the area, so the unrotated display size serves.)"""
+
+    The rotation is only known once a frame is decoded, and it matters: with one side given, a
+    portrait phone video (coded landscape, rotated) is taller at the same width. So the bound is
+    the larger of the two orientations' output sizes."""
     span = timeline.instants[-1] - timeline.instants[0]
     distinct = min(timeline.frame_count, int(span * (media.fps or timeline.fps)) + 2)
-    width, height = output_size(spec, display_size(media.width, media.height, media.sample_aspect_ratio, 0))
+    width, height = max((output_size(spec, display_size(media.width, media.height, media.sample_aspect_ratio, turns))
+                         for turns in (0, 1)), key=lambda size: size[0] * size[1])
     needed = distinct * width * height * 3
     if needed > FRAME_MEMORY_BUDGET:
         raise EngineError(
@@ -85,65 +79,17 @@ class _Stopwatch:
         return out
 
 
-def _render(spec: JobSpec, clip: DecodedClip, size: tuple[int, int]) -> tuple[str, Frames]:
-    """Run the tensor kernels; returns the format's name and the frames its encoder takes:
-    indexed frames and a palette of the format's ``palette_colours`` if it has one, else RGB."""
-    fmt = get_format(spec.format)
-    width, height = size
-    frames = resize(clip.frames, height, width)
-    if fmt.palette_colours is not None:
-        palette = median_cut(frames, max_colours=fmt.palette_colours, sample_stride=PALETTE_SAMPLE_STRIDE)
-        indices = remap(frames, palette)[clip.index]
-        return fmt.name, IndexedFrames(_to_host(indices), _to_host(palette))
-    rgb = frames[clip.index].permute(0, 2, 3, 1).contiguous()
-    return fmt.name, RGBFrames(_to_host(rgb))
-
-
-def _to_host(tensor: torch.Tensor) -> np.ndarray:
-    """A CPU tensor as an array (no copy); a CUDA tensor through pinned memory (one DMA copy)."""
-    if tensor.device.type == "cpu":
-        return tensor.numpy()
-    host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
-    host.copy_(tensor, non_blocking=True)
-    torch.cuda.current_stream(tensor.device).synchronize()
-    return host.numpy()
-
-
-class _Fitter:
-    """The decode's ``fit``: picks the output size from the first chunk's upright shape and its
-    rotation, then resizes every chunk to it, timing itself (resizing is a kernel, not decoding)."""
-
-    def __init__(self, spec: JobSpec, media: MediaInfo) -> None:
-        self.spec, self.media = spec, media
-        self.size: tuple[int, int] | None = None
-        self.seconds = 0.0
-
-    def __call__(self, chunk: torch.Tensor, rotation: int) -> torch.Tensor:
-        started = time.perf_counter()
-        if self.size is None:
-            height, width = chunk.shape[-2:]
-            coded = (height, width) if rotation % 2 else (width, height)
-            self.size = output_size(self.spec, display_size(*coded, self.media.sample_aspect_ratio, rotation))
-        with torch.inference_mode():
-            out = resize(chunk, self.size[1], self.size[0])
-        self.seconds += time.perf_counter() - started
-        return out
-
-
-def _decode_and_render(spec: JobSpec, media: MediaInfo, timeline: Timeline, decoder: Decoder,
-                       watch: _Stopwatch, t: float) -> tuple[DecodedClip, tuple[int, int], str, object, float]:
-    """Decode the clip, resized chunk by chunk, and run the kernels on the decoder's device; laps
-    the stopwatch."""
-    fitter = _Fitter(spec, media)
+def _decode_and_render(fmt: Format, spec: JobSpec, media: MediaInfo, timeline: Timeline, decoder: Decoder,
+                       watch: _Stopwatch, t: float) -> tuple[DecodedClip, Frames, float]:
+    """Decode the clip, shrunk chunk by chunk, and render it on the decoder's device; laps the
+    stopwatch (shrinking counts as kernels)."""
+    fitter = Fitter(spec, media)
     clip = decoder.decode_frames(media, timeline.instants, fit=fitter)
-    size = fitter.size if fitter.size is not None else (clip.width, clip.height)
     t = watch.lap("decode", t)
     watch.move(fitter.seconds, "decode", "kernels")
-
-    with torch.inference_mode():
-        kind, payload = _render(spec, clip, size)
+    frames = render(fmt, clip)
     t = watch.lap("kernels", t)
-    return clip, size, kind, payload, t
+    return clip, frames, t
 
 
 def _gpu_decoder(choice: DeviceChoice) -> Decoder:
@@ -170,6 +116,7 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
     notes: list[str] = []
     try:
         t = time.perf_counter()
+        fmt = get_format(spec.format)
         destination = resolve_output(spec, out_dir)
         media = probe(spec.input)
         base["source"] = {"codec": media.codec, "width": media.display_width, "height": media.height,
@@ -187,18 +134,18 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
         done = None
         if choice.backend == "nvdec":
             try:
-                done = _decode_and_render(spec, media, timeline, _gpu_decoder(choice), watch, t)
+                done = _decode_and_render(fmt, spec, media, timeline, _gpu_decoder(choice), watch, t)
                 base["device"] = "nvdec"
             except Exception as exc:  # the GPU path could not take it: the CPU path will
                 notes.append(f"fallback: the GPU path failed on {choice.device} ({_failure_summary(exc)}); decoded on the CPU")
                 t = watch.lap("decode", max(t, watch.last))  # the time lost counts as decoding
         if done is None:
-            done = _decode_and_render(spec, media, timeline, decoder, watch, t)
-        clip, size, kind, payload, t = done
+            done = _decode_and_render(fmt, spec, media, timeline, decoder, watch, t)
+        clip, frames, t = done
         if clip.deinterlaced:
             notes.append("interlaced source: each frame shows its top field (the lines between interpolated)")
 
-        data = get_format(kind).encode(payload, timeline.delays)
+        data = fmt.encode(frames, timeline.delays)
         t = watch.lap("encode", t)
 
         write_atomic(destination, data)
@@ -216,8 +163,8 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
         id=spec.id,
         status="success",
         output=str(destination),
-        width=size[0],
-        height=size[1],
+        width=clip.width,
+        height=clip.height,
         frames=timeline.frame_count,
         fps=timeline.fps,
         duration=round(sum(timeline.delays) * timeline.tick, 4),

@@ -14,13 +14,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from ..decode import open_decoder
 from ..device import parse_device
 from ..liveness import holder_gone, new_worker_id
 from ..output import remove_partial_files
-from ..result import Result
 from ..spec import JobSpec
 from ..store.heartbeat import LEASE_S, POLL_S, Heartbeat
 from ..store.jobs import Job, claim_job, release_job, renew_lease
@@ -44,14 +43,6 @@ class WorkerReport:
         return self.succeeded + self.failed
 
 
-def run_job(*args: Any, **kwargs: Any) -> Result:
-    """:func:`engine.job.run_job`, imported on first use so that commands that never run a job
-    (``engine jobs list``...) do not pay for loading torch."""
-    from ..job import run_job as run
-
-    return run(*args, **kwargs)
-
-
 def job_spec(job: Job, video_path: Path, output: Path) -> JobSpec:
     """The pipeline's request for a stored job: its template snapshot applied to its video."""
     s = job.spec
@@ -72,6 +63,8 @@ def run_worker(site: Site, delivery: Delivery, *, until_empty: bool = False, lea
     ``threads`` caps torch's and the decoder's threads in this process: with N workers on a
     machine, cores // N each keeps them from fighting over the cores (as ``engine run`` does).
     """
+    from ..job import run_job  # here, not at the top: commands that run no job (engine jobs list) skip torch
+
     worker = worker_id or new_worker_id()
     request = parse_device(device)
     if threads is not None:

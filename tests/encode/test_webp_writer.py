@@ -3,13 +3,10 @@ unchanged frames merged into longer ones, and no drift on slow changes."""
 
 from __future__ import annotations
 
-import io
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import clients
 from animated_previews.engine.encode.webp import encode_webp

@@ -142,3 +142,20 @@ def test_a_clip_too_big_to_hold_in_memory_is_refused_before_decoding(tmp_path, m
     assert refused.timings.get("decode") is None
     # what counts is the output size: the same clip at a sixteenth of the area fits
     assert engine_job.run_job(job(fps=25, duration=3, width=80), tmp_path / "out", PyAVDecoder()).ok
+
+
+def test_the_memory_bound_counts_a_rotated_source_at_its_upright_size(tmp_path, monkeypatch, rotated_clip):
+    """Coded 320x240 but shown 240x320: asked 80 wide, its frames are 80x107, not 80x60. The bound
+    is made before decoding (when the rotation is not yet known), so it takes the larger one."""
+    from animated_previews.engine import job as engine_job
+    from animated_previews.engine.decode.pyav import PyAVDecoder
+    from animated_previews.engine.spec import parse_job
+
+    monkeypatch.setattr(engine_job, "FRAME_MEMORY_BUDGET", 80 * 100 * 3 * 20)  # 20 frames of 80x60 fit, of 80x107 not
+    spec = parse_job({"input": str(rotated_clip), "format": "gif", "fps": 25, "duration": 0.8, "width": 80},
+                     default_id="j", input_root=tmp_path)
+    refused = engine_job.run_job(spec, tmp_path / "out", PyAVDecoder())
+    assert refused.error_code == "InvalidParameter" and "80x107" in refused.error_message
+    monkeypatch.setattr(engine_job, "FRAME_MEMORY_BUDGET", 80 * 107 * 3 * 25)
+    made = engine_job.run_job(spec, tmp_path / "out", PyAVDecoder())
+    assert made.ok and (made.width, made.height) == (80, 107)

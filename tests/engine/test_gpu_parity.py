@@ -27,7 +27,8 @@ from animated_previews.engine import run_batch
 from animated_previews.engine.decode import DecoderUnavailable
 from animated_previews.engine.decode.nvdec import FETCH_BATCH, NvdecDecoder
 from animated_previews.engine.decode.pyav import PyAVDecoder
-from animated_previews.engine.job import _to_host, run_job
+from animated_previews.engine.job import run_job
+from animated_previews.engine.render import to_host
 from animated_previews.engine.manifest import load_manifest
 from animated_previews.engine.probe import probe
 from animated_previews.engine.spec import parse_job
@@ -102,7 +103,7 @@ def test_resize_palette_and_remap_on_cuda_are_as_good_as_on_the_cpu(tmp_path):
 
 def test_to_host_copies_cuda_tensors_through_pinned_memory():
     tensor = torch.arange(3 * 4 * 5, dtype=torch.int32).reshape(3, 4, 5).to(torch.uint8)
-    assert np.array_equal(_to_host(tensor.to(CUDA)), tensor.numpy())
+    assert np.array_equal(to_host(tensor.to(CUDA)), tensor.numpy())
 
 
 # -- NVDEC: the right frames -----------------------------------------------------------------------

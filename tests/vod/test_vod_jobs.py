@@ -177,14 +177,14 @@ def test_a_job_whose_worker_keeps_dying_fails_for_good_with_an_event(engine, cli
 
 
 def test_the_heartbeat_keeps_a_long_job_from_being_taken(tmp_path, clip, monkeypatch):
-    import animated_previews.engine.vod.worker as worker_module
-    real_run_job = worker_module.run_job
+    import animated_previews.engine.job as job_module
+    real_run_job = job_module.run_job
 
     def slow_run_job(*args, **kwargs):  # a job that lasts 4 leases
         time.sleep(2.0)
         return real_run_job(*args, **kwargs)
 
-    monkeypatch.setattr(worker_module, "run_job", slow_run_job)
+    monkeypatch.setattr(job_module, "run_job", slow_run_job)
     with Service(store=tmp_path / "s.db") as engine:
         video = engine.add_video(clip)
         job = engine.submit(video.id, engine.add_template("long-job", format="gif", fps=2, duration=1).id)

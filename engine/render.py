@@ -1,0 +1,83 @@
+"""From decoded frames to what the format's encoder takes: shrink, palette, remap, copy to the host.
+
+The stages after decoding that run as tensor kernels on the decoder's device (CPU tensors, or the
+CUDA tensors NVDEC filled):
+
+* :class:`Fitter` is the decode's ``fit`` (:data:`engine.decode.Fit`): decoders hand it every
+  chunk of upright frames as they convert them, and it shrinks each to the output size, so a job
+  holds one chunk at source size however long the clip. The output size is chosen here, once,
+  from the first chunk's upright shape (rotation is only known once a frame is decoded), and the
+  seconds spent are the job's "kernels" time, not decoding's.
+* :func:`render` turns the clip (already at the output size) into the encoder's input: palette-
+  indexed frames for a format with a palette (:attr:`engine.encode.Format.palette_colours`), RGB
+  frames otherwise, copied to host memory (pinned, one DMA copy, from a GPU).
+
+Why a callback rather than the decoder returning chunks: the decoder decides when a chunk is full
+(count and bytes) and keeps its own bookkeeping of which frame is shown at which instant across
+chunks; giving it one function to call keeps both backends' loops as they are.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from ..kernels.palette import median_cut
+from ..kernels.remap import remap
+from ..kernels.resize import resize
+from .decode import DecodedClip
+from .encode import Format, Frames, IndexedFrames, RGBFrames
+from .geometry import display_size, output_size
+from .probe import MediaInfo
+from .spec import JobSpec
+
+PALETTE_SAMPLE_STRIDE = 2
+"""The palette histogram reads every 2nd pixel of every 2nd row: half the median-cut time for the
+same PSNR on the benchmark clip (36.56 dB either way, measured when the kernel was written)."""
+
+
+
+class Fitter:
+    """The decode's ``fit`` for one job: picks the output size from the first chunk's upright
+    shape and its rotation, then resizes every chunk to it, timing itself."""
+
+    def __init__(self, spec: JobSpec, media: MediaInfo) -> None:
+        self.spec, self.media = spec, media
+        self.size: tuple[int, int] | None = None
+        """(width, height) of the output, once the first chunk came."""
+        self.seconds = 0.0
+
+    def __call__(self, chunk: torch.Tensor, rotation: int) -> torch.Tensor:
+        started = time.perf_counter()
+        if self.size is None:
+            height, width = chunk.shape[-2:]
+            coded = (height, width) if rotation % 2 else (width, height)
+            self.size = output_size(self.spec, display_size(*coded, self.media.sample_aspect_ratio, rotation))
+        with torch.inference_mode():
+            out = resize(chunk, self.size[1], self.size[0])
+        self.seconds += time.perf_counter() - started
+        return out
+
+
+def render(fmt: Format, clip: DecodedClip) -> Frames:
+    """The encoder input of ``fmt`` from ``clip`` (frames at the output size): one palette of
+    ``fmt.palette_colours`` for the whole clip and every frame remapped to it (ordered dither), or
+    RGB frames; one row per output instant, on the host."""
+    with torch.inference_mode():
+        if fmt.palette_colours is not None:
+            palette = median_cut(clip.frames, max_colours=fmt.palette_colours, sample_stride=PALETTE_SAMPLE_STRIDE)
+            indices = remap(clip.frames, palette)[clip.index]
+            return IndexedFrames(to_host(indices), to_host(palette))
+        return RGBFrames(to_host(clip.frames[clip.index].permute(0, 2, 3, 1).contiguous()))
+
+
+def to_host(tensor: torch.Tensor) -> np.ndarray:
+    """A CPU tensor as an array (no copy); a CUDA tensor through pinned memory (one DMA copy)."""
+    if tensor.device.type == "cpu":
+        return tensor.numpy()
+    host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+    host.copy_(tensor, non_blocking=True)
+    torch.cuda.current_stream(tensor.device).synchronize()
+    return host.numpy()
