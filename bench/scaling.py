@@ -5,7 +5,7 @@
     python -m bench.scaling --jobs-counts 100,1000  # a shorter jobs curve (points are run in the order given)
 
 Curves (each point is a batch through ``engine.run_batch`` on the CPU path, measured by
-``bench/paths.py``, after a warm-up batch):
+``bench/harness.py``, after a warm-up batch):
 
 * ``duration``: clip length 1-10 s (720p H.264 source, 320 wide GIF at 15 fps);
 * ``width``: output width 160-1280 (1080p H.264 source, 3 s);
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -33,16 +32,14 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench import bench as _bench  # noqa: E402
-from bench import make_library, paths, plots  # noqa: E402
+from bench import harness, make_library, plots  # noqa: E402
 
 CURVES = ("duration", "width", "resolution", "seek", "jobs")
 
 
-def _job(jid: str, src: Path, *, seek: float, duration: float, width: int, fps: float = 15, fmt: str = "gif") -> _bench.Job:
-    line = {"id": jid, "input": str(src), "format": fmt, "fps": fps, "seek": seek, "duration": duration, "width": width}
-    return _bench.Job(id=jid, line=line, input=src, format=fmt, fps=float(fps), seek=float(seek),
-                      duration=float(duration), width=width, height=None)
+def _job(jid: str, src: Path, *, seek: float, duration: float, width: int, fps: float = 15, fmt: str = "gif") -> harness.Job:
+    return harness.Job(id=jid, input=src, format=fmt, fps=float(fps), seek=float(seek), duration=float(duration),
+                       width=width)
 
 
 def _lib(library: Path, variant: make_library.Variant) -> Path:
@@ -52,17 +49,17 @@ def _lib(library: Path, variant: make_library.Variant) -> Path:
     return path
 
 
-def measure(jobs: list[_bench.Job], workers: int, tmp: Path, tag: str, log) -> dict:
+def measure(jobs: list[harness.Job], workers: int, tmp: Path, tag: str, log) -> dict:
     """One batch of ``jobs`` through the CPU path; the point's numbers."""
-    run = paths.run_engine(jobs, tmp / tag, workers=workers, device="cpu")
-    s = paths.summarize_run(run)
-    ok = [r for r in run["results"] if r.get("status") == "success"]
+    run = harness.run_engine(jobs, tmp / tag, workers=workers, device="cpu")
+    s = harness.summarize_run(run)
+    ok = harness.succeeded(run["results"])
     point = {
         "jobs": len(jobs), "failed": s["failed"], "first_error": s["first_error"], "wall_s": s["wall_s"],
         "cpu_s": s["cpu_s"], "cpu_s_per_job": s["cpu_s"] / len(jobs) if jobs else None, "s_per_job": s["s_per_clip"], "clips_per_s": s["clips_per_s"],
         "output_frames": s["output_frames"],
         "ms_per_output_frame": 1000 * s["wall_s"] / s["output_frames"] if s["output_frames"] else None,
-        "latency_median_s": paths._median([(r.get("timings") or {}).get("total") for r in ok]),
+        "latency_median_s": harness.median([(r.get("timings") or {}).get("total") for r in ok]),
         "stage_mean_s": s["stage_mean_s"],
         "source_frames_per_output_frame": s["source_frames_per_output_frame"],
         "source_frames_per_job": (s["source_frames_decoded"] / len(ok)) if ok and s["source_frames_decoded"] is not None else None,
@@ -71,7 +68,7 @@ def measure(jobs: list[_bench.Job], workers: int, tmp: Path, tag: str, log) -> d
         "peak_bench_rss_mib": run["memory"]["peak_bench_rss_mib"],
         "bytes_mean": s["bytes_mean"],
     }
-    done = run.get("done_at_s") or []
+    done = [d for d in run.get("done_at_s") or [] if d is not None]  # None: a job run_batch never answered
     if done:
         point["first_result_s"] = done[0]  # pool start-up + the first job: a fixed cost per batch
     if len(done) >= 20:
@@ -143,12 +140,12 @@ def run_curve(name: str, library: Path, *, workers: int, per_point: int, jobs_co
              "x_log": spec.get("x_log", False), "right": spec["right"], "source": spec["source"],
              "config": {"workers": workers, "jobs_per_point": per_point if name != "jobs" else None, "path": "cpu",
                         "runs_per_point": runs,
-                        "run_batch_accepts_device": paths.run_batch_accepts_device()},
-             "machine": paths.machine_info(workers), "points": []}
+                        "run_batch_accepts_device": harness.run_batch_accepts_device()},
+             "machine": harness.machine_info(workers), "points": []}
     with tempfile.TemporaryDirectory(prefix=f"scaling-{name}-") as tmp_s:
         tmp = Path(tmp_s)
         first = spec["make"](spec["xs"][0])[:workers]
-        paths.run_engine(first, tmp / "warmup", workers=workers, device="cpu")
+        harness.run_engine(first, tmp / "warmup", workers=workers, device="cpu")
         best: dict = {}
         for r in range(runs):  # rounds over all points, so a noisy stretch of the machine hits different points
             for x in spec["xs"]:
@@ -226,7 +223,7 @@ def verdict(curve: dict) -> str:
             f"({spj[-1] / spj[0]:.2f}x for {xs[-1] / xs[0] if xs[0] else float('nan'):.1f}x)")
 
 
-def write_curve(curve: dict, results_dir: Path = paths.RESULTS_DIR) -> list[Path]:
+def write_curve(curve: dict, results_dir: Path = harness.RESULTS_DIR) -> list[Path]:
     results_dir.mkdir(parents=True, exist_ok=True)
     js = results_dir / f"scaling-{curve['curve']}.json"
     js.write_text(json.dumps(curve, indent=1, default=str) + "\n", encoding="utf-8")
@@ -237,7 +234,7 @@ def write_curve(curve: dict, results_dir: Path = paths.RESULTS_DIR) -> list[Path
     return out
 
 
-def render_markdown(results_dir: Path = paths.RESULTS_DIR) -> str:
+def render_markdown(results_dir: Path = harness.RESULTS_DIR) -> str:
     curves = {}
     for p in sorted(results_dir.glob("scaling-*.json")):
         c = json.loads(p.read_text())
@@ -286,7 +283,7 @@ def main(argv=None) -> int:
     ap.add_argument("--per-point", type=int, default=4, help="jobs per point (all curves but jobs)")
     ap.add_argument("--runs", type=int, default=3, help="batches per point, the fastest kept (jobs curve: 1)")
     ap.add_argument("--jobs-counts", default="100,1000,3000,10000", help="x values of the jobs curve")
-    ap.add_argument("--results-dir", type=Path, default=paths.RESULTS_DIR)
+    ap.add_argument("--results-dir", type=Path, default=harness.RESULTS_DIR)
     ap.add_argument("--no-build", action="store_true", help="do not build missing library files")
     ap.add_argument("--replot", action="store_true",
                     help="only redraw the PNGs and scaling.md from the scaling-*.json already there")

@@ -1,6 +1,7 @@
 """``engine bench``: the same jobs through each path (cpu, cuda, ffmpeg), measured the same way.
 
-A thin click layer over ``bench/paths.py``. The ``bench`` package lives in the repository, not
+A thin click layer over ``bench/paths.py`` (the run), ``bench/harness.py`` (the paths) and
+``bench/report.py`` (the table and the files). The ``bench`` package lives in the repository, not
 in the installed package (it is a measuring tool with its own job files and committed results,
 and it needs ffmpeg and matplotlib that the engine does not), so this command works from a
 checkout: run it from the repository root (or set PYTHONPATH to it).
@@ -16,19 +17,20 @@ import click
 
 
 def _import_bench():
+    """The bench package's harness, paths and report modules, from the repository checkout."""
     try:
-        from bench import paths
+        from bench import harness, paths, report
     except ImportError:
         root = Path(__file__).resolve().parent.parent
         if (root / "bench" / "paths.py").exists() and str(root) not in sys.path:
             sys.path.insert(0, str(root))
         try:
-            from bench import paths
+            from bench import harness, paths, report
         except ImportError as exc:
             raise click.UsageError(
                 f"`engine bench` needs the repository checkout (the bench/ folder is not installed): "
                 f"run it from the repository root ({exc})") from None
-    return paths
+    return harness, paths, report
 
 
 def _split(value: str) -> list[str]:
@@ -70,31 +72,31 @@ def bench(manifest: Path, devices: str, baseline: str, repeat: int, warmup: int 
     bench/results/NAME.json and a plot to NAME.png. Needs the repository checkout (bench/).
     Exit status: 0, or 1 when a job failed on a path that could run.
     """
-    paths = _import_bench()
+    harness, paths, report = _import_bench()
     dev = _split(devices)
-    bad = [d for d in dev if d not in paths.ENGINE_PATHS]
+    bad = [d for d in dev if d not in harness.ENGINE_PATHS]
     if bad:
-        raise click.UsageError(f"--devices takes {', '.join(paths.ENGINE_PATHS)}; got {', '.join(bad)}")
+        raise click.UsageError(f"--devices takes {', '.join(harness.ENGINE_PATHS)}; got {', '.join(bad)}")
     base = _split(baseline)
-    bad = [b for b in base if b not in paths.BASELINES]
+    bad = [b for b in base if b not in harness.BASELINES]
     if bad:
-        raise click.UsageError(f"--baseline takes {', '.join(paths.BASELINES)} or none; got {', '.join(bad)}")
+        raise click.UsageError(f"--baseline takes {', '.join(harness.BASELINES)} or none; got {', '.join(bad)}")
     if not dev and not base:
         raise click.UsageError("nothing to run: give --devices and/or --baseline")
     log = (lambda m: None) if as_json else (lambda m: click.echo(m, err=True))
-    report = paths.run_bench(manifest, devices=dev, baselines=base, repeat=repeat, warmup=warmup, workers=workers,
+    result = paths.run_bench(manifest, devices=dev, baselines=base, repeat=repeat, warmup=warmup, workers=workers,
                              input_root=input_root, psnr_jobs=psnr_jobs, keep_dir=keep_outputs, log=log)
-    name = name or paths.default_name()
-    written = paths.write_report(report, name, results_dir or paths.RESULTS_DIR, plot=not no_plot)
+    written = report.write_results(result, name or report.default_name("bench-"), results_dir or harness.RESULTS_DIR,
+                                   plot=not no_plot)
     if as_json:
-        click.echo(json.dumps(report, default=str))
+        click.echo(json.dumps(result, default=str))
     else:
-        click.echo(paths.render_table(report))
+        click.echo(report.render_table(result))
         click.echo("wrote " + ", ".join(str(p) for p in written.values()))
         if not no_plot and "png" not in written:
             click.echo("no plot: matplotlib is not installed (pip install -e '.[bench]')", err=True)
-    failed = any(isinstance(s.get("failed"), int) and s["failed"] for s in report["paths"].values())
-    sys.exit(1 if failed or not report["config"]["jobs"] else 0)
+    failed = any(isinstance(s.get("failed"), int) and s["failed"] for s in result["paths"].values())
+    sys.exit(1 if failed or not result["config"]["jobs"] else 0)
 
 
 def register_bench_command(group: click.Group) -> None:

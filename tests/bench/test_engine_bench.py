@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench import paths, plots  # noqa: E402
+from bench import harness, plots  # noqa: E402
 
 STAGES = ("probe", "decode", "kernels", "encode", "write", "total")
 
@@ -62,8 +62,8 @@ def test_cpu_and_cuda_paths(tmp_path, one_job):
     assert 1 <= cpu["source_frames_per_output_frame"] < 10  # 1 s at 5 fps from a 10 fps clip: some frames skipped
     assert cpu["memory"]["peak_gpu_mib"] is None
     cuda = report["paths"]["cuda"]
-    if paths.path_availability("cuda"):
-        assert cuda == {"status": paths.path_availability("cuda")}
+    if harness.path_availability("cuda"):
+        assert cuda == {"status": harness.path_availability("cuda")}
         assert cuda["status"].startswith("unavailable: ")
         assert "unavailable" in out
     assert report["machine"]["cpu_count"] >= 1 and report["config"]["jobs"] == 1
