@@ -4,9 +4,22 @@ A manifest line comes in one of two shapes, and both become the same frozen :cla
 
 * snake_case fields: ``{"id", "input", "output", "format", "fps", "width", "height", "seek",
   "duration" | "trim_end"}``;
-* the VOD template shape: ``{"id", "input", "output", "TemplateConfig": {"Format", "Fps", "Width",
-  "Height", "TimeSpan": {"Seek", "Duration" | "End"}, "SetAsCover"}}``, where numbers may also
-  be numeric strings, as the service's API sends them.
+* the VOD template shape: ``{"id", "input", "output", "TemplateConfig": {...}}``, where numbers may
+  also be numeric strings and ``TemplateConfig`` may be a JSON string, as the service's API sends
+  them. The config itself comes in the service's two shapes, which mean the same thing:
+
+  - flat, as the feature's documentation writes it: ``{"Format", "Fps", "Width", "Height",
+    "TimeSpan": {"Seek", "Duration" | "End"}, "SetAsCover"}``;
+  - nested, as older API clients send it: ``{"Video": {"Width", "Height", "Fps"}, "Container":
+    {"Format"}, "Clip": {"TimeSpan": {"Seek", "Duration" | "End"}}, "SetAsCover"}``.
+
+  One config uses one shape: mixing them, an unknown key at any level, or a non-object where an
+  object belongs is an ``InvalidParameter`` naming the path (``TemplateConfig.Video.Fps``).
+  Errors about a nested config's values name the nested path too; the flat shape and snake_case
+  lines keep the snake_case names (``fps must be from 1 to 60``) that users already quote.
+
+Times (``seek``, ``duration``, ``trim_end``; ``Seek``, ``Duration``, ``End``) are seconds, as a
+number or a numeric string, or a clock string ``hh:mm:ss[.SSS]`` (:func:`parse_seconds`).
 
 Validation here covers everything that can be judged without opening the video (the formats
 allowed are those of the table in :mod:`engine.encode`); range checks against the video's length
@@ -15,6 +28,7 @@ live in :mod:`engine.timeline`.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -63,8 +77,12 @@ def _fail(message: str) -> EngineError:
     return EngineError(ErrorCode.INVALID_PARAMETER, message)
 
 
-def _number(value: Any, field: str, allowed: str = "") -> float:
-    """Accept JSON numbers and numeric strings ("15", "2.5"); refuse booleans and NaN/inf."""
+def _number(value: Any, field: str, allowed: str = "", *, is_time: bool = False) -> float:
+    """Accept JSON numbers and numeric strings ("15", "2.5"); refuse booleans and NaN/inf.
+
+    ``is_time`` makes a non-finite value an InvalidTimeRange (a time that can never be in range)
+    rather than an InvalidParameter; it is a flag, not read from ``field``, because a nested
+    config names its fields by path (``TemplateConfig.Clip.TimeSpan.Seek``)."""
     wrong = _fail(f"{field} must be a number{allowed}, got {value!r}")
     if isinstance(value, bool):
         raise wrong
@@ -79,13 +97,40 @@ def _number(value: Any, field: str, allowed: str = "") -> float:
         raise wrong
     if not math.isfinite(number):
         raise EngineError(
-            ErrorCode.INVALID_TIME_RANGE if field in _TIME_FIELDS else ErrorCode.INVALID_PARAMETER,
+            ErrorCode.INVALID_TIME_RANGE if is_time else ErrorCode.INVALID_PARAMETER,
             f"{field} must be a finite number, got {value!r}",
         )
     return number
 
 
-_TIME_FIELDS = {"seek", "duration", "trim_end", "Seek", "Duration", "End"}
+TIME_FORMS = ("seconds (a number or numeric string such as 5 or \"2.5\") or \"hh:mm:ss[.SSS]\" "
+              "(hours any whole number, minutes and seconds 00-59, e.g. \"00:01:05.5\")")
+"""The accepted ways to write a time, as error messages state them."""
+
+_CLOCK = re.compile(r"(?P<h>[0-9]+):(?P<m>[0-9]{1,2}):(?P<s>[0-9]{1,2})(?:\.(?P<frac>[0-9]+))?")
+"""``hh:mm:ss[.SSS]``: ASCII digits only (``\\d`` would take any script's digits), no sign.
+
+Only the three-part form: a two-part ``"01:30"`` reads as mm:ss to ffmpeg and as hh:mm to most
+people, and the service documents ``hh:mm:ss[.SSS]`` alone, so a two-part time is refused rather
+than guessed. Minutes and seconds take one or two digits (``"0:1:5"`` is unambiguous)."""
+
+
+def parse_seconds(value: Any, field: str) -> float:
+    """A time in seconds from a number, a numeric string or an ``hh:mm:ss[.SSS]`` string.
+
+    The service's API accepts both spellings for Seek/Duration/End, and configs copied from it
+    use either. A string with a ``:`` is a clock time and must be well formed (minutes and seconds
+    below 60, no sign, no fourth part): otherwise an InvalidTimeRange naming ``field`` and the
+    accepted forms. Anything else is read as by :func:`_number`, with its messages. The sign and
+    zero checks are left to the caller, which knows whether zero is allowed."""
+    if isinstance(value, str) and ":" in value:
+        match = _CLOCK.fullmatch(value.strip())
+        if match is None or int(match["m"]) >= 60 or int(match["s"]) >= 60:
+            raise EngineError(ErrorCode.INVALID_TIME_RANGE, f"{field} must be {TIME_FORMS}, got {value!r}")
+        whole = int(match["h"]) * 3600 + int(match["m"]) * 60 + int(match["s"])
+        # One decimal conversion of the whole text, so "01:02:03.1" is exactly float("3723.1").
+        return float(f"{whole}.{match['frac'] or '0'}")
+    return _number(value, field, " of seconds or an hh:mm:ss[.SSS] time", is_time=True)
 
 
 def _size(value: Any, field: str) -> int | None:
@@ -100,7 +145,7 @@ def _size(value: Any, field: str) -> int | None:
 def _time(value: Any, field: str, *, positive: bool) -> float | None:
     if value is None or value == "":
         return None
-    number = _number(value, field)
+    number = parse_seconds(value, field)
     if number < 0 or (positive and number == 0):
         bound = "greater than 0" if positive else "0 or more"
         raise EngineError(ErrorCode.INVALID_TIME_RANGE, f"{field} must be {bound} seconds, got {value!r}")
@@ -121,17 +166,100 @@ def _check_unknown(fields: Mapping[str, Any], allowed: set[str], where: str) -> 
         raise _fail(f"unknown field(s) {', '.join(unknown)} in {where}; allowed: {', '.join(sorted(allowed))}")
 
 
-def _flatten_vod(line: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn the VOD TemplateConfig shape into snake_case fields (values still unvalidated)."""
-    _check_unknown(line, _VOD_TOP_FIELDS, "a TemplateConfig line")
-    config = line["TemplateConfig"]
+# -- TemplateConfig: the flat and the nested shape ---------------------------------------------------
+
+_NESTED_CONFIG_FIELDS = {"Video", "Container", "Clip", "SetAsCover"}
+_NESTED_OBJECT_FIELDS = {"Video": {"Width", "Height", "Fps"}, "Container": {"Format"}, "Clip": {"TimeSpan"}}
+_SHAPES = ("flat {Format, Fps, Width, Height, TimeSpan: {Seek, Duration | End}, SetAsCover} or nested "
+           "{Video: {Width, Height, Fps}, Container: {Format}, Clip: {TimeSpan: {Seek, Duration | End}}, SetAsCover}")
+
+_FLAT_LABELS = {"set_as_cover": "SetAsCover"}
+"""Field -> the name its messages use, for snake_case lines and the flat shape (others: the field)."""
+_NESTED_LABELS = {
+    "format": "TemplateConfig.Container.Format", "fps": "TemplateConfig.Video.Fps",
+    "width": "TemplateConfig.Video.Width", "height": "TemplateConfig.Video.Height",
+    "seek": "TemplateConfig.Clip.TimeSpan.Seek", "duration": "TemplateConfig.Clip.TimeSpan.Duration",
+    "trim_end": "TemplateConfig.Clip.TimeSpan.End", "set_as_cover": "SetAsCover",
+}
+
+
+def load_template_config(config: Any) -> Mapping[str, Any]:
+    """A TemplateConfig as given: an object, or the JSON string of one (the service's API sends a
+    string). Its shape is checked by :func:`flat_template_config`."""
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError as exc:
+            raise _fail(f"TemplateConfig is not valid JSON: {exc}") from None
     if not isinstance(config, Mapping):
         raise _fail("TemplateConfig must be an object")
-    _check_unknown(config, _VOD_CONFIG_FIELDS, "TemplateConfig")
+    return config
+
+
+def _object(value: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _fail(f"{path} must be an object, got {value!r}")
+    return value
+
+
+def _is_nested(config: Mapping[str, Any]) -> bool:
+    """Which shape ``config`` is in: nested if it has any nested-only key. Raises for a config with
+    keys of both shapes, naming them: guessing which one was meant would silently drop fields."""
+    nested = sorted(set(config) & set(_NESTED_OBJECT_FIELDS))
+    flat = sorted(set(config) & (_VOD_CONFIG_FIELDS - {"SetAsCover"}))
+    if nested and flat:
+        raise _fail(
+            f"TemplateConfig mixes the flat shape ({', '.join('TemplateConfig.' + k for k in flat)}) with the nested "
+            f"shape ({', '.join('TemplateConfig.' + k for k in nested)}); use one: {_SHAPES}")
+    if not nested:
+        return False
+    _check_unknown(config, _NESTED_CONFIG_FIELDS, "TemplateConfig")
+    return True
+
+
+def flat_template_config(config: Any) -> dict[str, Any]:
+    """``config`` (either shape, object or JSON string) in the flat shape, values untouched.
+
+    The flat shape is what the store keeps and what GetVodTemplate answers, so both shapes meet
+    here; values (None included, which template updates use to remove a field) are validated
+    later by :func:`parse_job`."""
+    config = load_template_config(config)
+    if not _is_nested(config):
+        _check_unknown(config, _VOD_CONFIG_FIELDS, "TemplateConfig")
+        flat = dict(config)
+        if "TimeSpan" in flat:
+            span = flat["TimeSpan"] or {}  # a null or empty TimeSpan has always meant "none given"
+            if not isinstance(span, Mapping):
+                raise _fail("TemplateConfig.TimeSpan must be an object")
+            _check_unknown(span, _VOD_SPAN_FIELDS, "TemplateConfig.TimeSpan")
+            flat["TimeSpan"] = dict(span)
+        return flat
+    flat = {}
+    for key, inner in _NESTED_OBJECT_FIELDS.items():
+        if key not in config:
+            continue
+        path = f"TemplateConfig.{key}"
+        part = _object(config[key], path)
+        _check_unknown(part, inner, path)
+        if key != "Clip":
+            flat.update(part)
+        elif "TimeSpan" in part:
+            span = _object(part["TimeSpan"], f"{path}.TimeSpan")
+            _check_unknown(span, _VOD_SPAN_FIELDS, f"{path}.TimeSpan")
+            flat["TimeSpan"] = dict(span)
+    if "SetAsCover" in config:
+        flat["SetAsCover"] = config["SetAsCover"]
+    return flat
+
+
+def _flatten_vod(line: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Turn the VOD TemplateConfig shape into snake_case fields (values still unvalidated), with
+    the names that messages about them should use (the nested path for a nested config)."""
+    _check_unknown(line, _VOD_TOP_FIELDS, "a TemplateConfig line")
+    config = load_template_config(line["TemplateConfig"])
+    labels = _NESTED_LABELS if _is_nested(config) else _FLAT_LABELS
+    config = flat_template_config(config)
     span = config.get("TimeSpan") or {}
-    if not isinstance(span, Mapping):
-        raise _fail("TemplateConfig.TimeSpan must be an object")
-    _check_unknown(span, _VOD_SPAN_FIELDS, "TemplateConfig.TimeSpan")
     flat = {k: line[k] for k in ("id", "input", "output", "template") if k in line}
     for field, key in (("format", "Format"), ("fps", "Fps"), ("width", "Width"), ("height", "Height"),
                        ("set_as_cover", "SetAsCover")):
@@ -140,7 +268,7 @@ def _flatten_vod(line: Mapping[str, Any]) -> dict[str, Any]:
     for field, key in (("seek", "Seek"), ("duration", "Duration"), ("trim_end", "End")):
         if key in span:
             flat[field] = span[key]
-    return flat
+    return flat, labels
 
 
 TemplateLookup = Callable[[str], Mapping[str, Any]]
@@ -178,10 +306,14 @@ def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path,
     if not isinstance(line, Mapping):
         raise _fail("a manifest line must be a JSON object")
     if "TemplateConfig" in line:
-        fields = _flatten_vod(line)
+        fields, labels = _flatten_vod(line)
     else:
         _check_unknown(line, _SNAKE_FIELDS, "the manifest line")
-        fields = dict(line)
+        fields, labels = dict(line), _FLAT_LABELS
+
+    def name(field: str) -> str:
+        """How messages name ``field``: as the line wrote it for a nested config, else snake_case."""
+        return labels.get(field, field)
     if "template" in fields:
         fields = _apply_template(fields, templates)
 
@@ -204,21 +336,23 @@ def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path,
     fmt = fields.get("format")
     fmt = fmt.strip().lower() if isinstance(fmt, str) else fmt
     if fmt not in format_names():  # the format table (engine.encode) is the one list of formats
-        raise _fail(f"format must be one of {', '.join(format_names())}, got {fields.get('format')!r}")
+        raise _fail(f"{name('format')} must be one of {', '.join(format_names())}, got {fields.get('format')!r}")
 
     if fields.get("fps") is None:
-        raise _fail(f"fps is required: frames per second from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
-    fps = _number(fields["fps"], "fps", f" from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
+        raise _fail(f"{name('fps')} is required: frames per second from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
+    fps = _number(fields["fps"], name("fps"), f" from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
     if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
-        raise _fail(f"fps must be from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}, got {fields['fps']!r}")
+        raise _fail(f"{name('fps')} must be from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}, got {fields['fps']!r}")
 
-    seek = _time(fields.get("seek"), "seek", positive=False) or 0.0
-    duration = _time(fields.get("duration"), "duration", positive=True)
-    trim_end = _time(fields.get("trim_end"), "trim_end", positive=False)
+    seek = _time(fields.get("seek"), name("seek"), positive=False) or 0.0
+    duration = _time(fields.get("duration"), name("duration"), positive=True)
+    trim_end = _time(fields.get("trim_end"), name("trim_end"), positive=False)
     if duration is not None and trim_end is not None:
-        raise _fail("give either duration (seconds from seek) or trim_end (seconds cut from the end), not both")
+        raise _fail(f"give either {name('duration')} (seconds from {name('seek')}) or {name('trim_end')} (seconds cut "
+                    f"from the end), not both")
     if duration is None and trim_end is None:
-        raise _fail("give duration (seconds from seek) or trim_end (seconds cut from the end of the video)")
+        raise _fail(f"give {name('duration')} (seconds from {name('seek')}) or {name('trim_end')} (seconds cut from "
+                    f"the end of the video)")
 
     output = fields.get("output")
     output_path = None
@@ -237,8 +371,8 @@ def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path,
         seek=seek,
         duration=duration,
         trim_end=trim_end,
-        width=_size(fields.get("width"), "width"),
-        height=_size(fields.get("height"), "height"),
+        width=_size(fields.get("width"), name("width")),
+        height=_size(fields.get("height"), name("height")),
         output=output_path,
-        set_as_cover=_bool(fields.get("set_as_cover", False), "SetAsCover"),
+        set_as_cover=_bool(fields.get("set_as_cover", False), name("set_as_cover")),
     )

@@ -4,20 +4,26 @@ A template is validated by the same rules as a manifest line (:func:`engine.spec
 TemplateConfig shape), so a template the store accepts is a job the pipeline accepts, and the
 error names the field and its allowed range. Only the name rule (4-64 characters, unique) is
 checked here.
+
+TemplateConfig comes as an object or a JSON string, in the flat shape of the feature's
+documentation or the older nested one (``Video``/``Container``/``Clip``), with times as seconds or
+``hh:mm:ss[.SSS]`` (see :mod:`engine.spec`). The store keeps the validated values, not the text, so
+GetVodTemplate answers every template in the flat shape with times as seconds strings, whichever
+shape and spelling created it.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 import uuid
+from decimal import Decimal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import EngineError, ErrorCode
-from ..spec import parse_job
+from ..spec import flat_template_config, load_template_config, parse_job
 from .db import transaction
 
 NAME_LENGTH = (4, 64)
@@ -49,11 +55,11 @@ class Template:
 
     def template_config(self) -> dict[str, Any]:
         """The TemplateConfig object, with numbers as strings as the service sends them."""
-        span: dict[str, str] = {"Seek": f"{self.seek:g}"}
+        span: dict[str, str] = {"Seek": seconds_text(self.seek)}
         if self.duration is not None:
-            span["Duration"] = f"{self.duration:g}"
+            span["Duration"] = seconds_text(self.duration)
         else:
-            span["End"] = f"{self.trim_end:g}"
+            span["End"] = seconds_text(self.trim_end)
         config: dict[str, Any] = {"Format": self.format, "Fps": f"{self.fps:g}"}
         if self.width is not None:
             config["Width"] = str(self.width)
@@ -70,6 +76,15 @@ class Template:
                 "set_as_cover": self.set_as_cover}
 
 
+def seconds_text(seconds: float) -> str:
+    """A time as the shortest seconds string that reads back as the same float: ``5`` -> "5",
+    ``2.5`` -> "2.5", ``3723.456`` -> "3723.456" (never "3723.46" or "1e+06", as ``:g``'s six
+    significant digits would give for hh:mm:ss.SSS times and long videos), so a template read back
+    from GetVodTemplate and sent again is the same template."""
+    text = format(Decimal(repr(float(seconds))), "f")  # repr: shortest round trip; "f": no exponent
+    return text[:-2] if text.endswith(".0") else text
+
+
 def _invalid(message: str) -> EngineError:
     return EngineError(ErrorCode.INVALID_PARAMETER, message)
 
@@ -81,15 +96,10 @@ def check_name(name: Any) -> str:
 
 
 def build_template(template_id: str, name: Any, config: Any, *, created: float, modified: float) -> Template:
-    """Validate ``name`` and a TemplateConfig (object or JSON string) into a :class:`Template`."""
+    """Validate ``name`` and a TemplateConfig (object or JSON string, flat or nested shape) into a
+    :class:`Template`."""
     name = check_name(name)
-    if isinstance(config, str):
-        try:
-            config = json.loads(config)
-        except json.JSONDecodeError as exc:
-            raise _invalid(f"TemplateConfig is not valid JSON: {exc}") from None
-    if not isinstance(config, Mapping):
-        raise _invalid("TemplateConfig must be an object")
+    config = load_template_config(config)
     spec = parse_job({"input": "template", "TemplateConfig": dict(config)}, default_id="template", input_root=Path("."))
     return Template(id=template_id, name=name, format=spec.format, fps=spec.fps, seek=spec.seek,
                     duration=spec.duration, trim_end=spec.trim_end, width=spec.width, height=spec.height,
@@ -147,7 +157,11 @@ def list_templates(conn: sqlite3.Connection) -> list[Template]:
 
 
 def merge_config(config: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` with the given TemplateConfig ``changes``; a new Duration drops End and vice versa."""
+    """``config`` with the given TemplateConfig ``changes``; a new Duration drops End and vice versa.
+
+    Either may be in the nested shape: both are brought to the flat one first, so a partial
+    update in the older shape changes the same fields (a field set to None is removed)."""
+    config, changes = flat_template_config(config), flat_template_config(changes)
     merged = {k: v for k, v in config.items() if k != "TimeSpan"}
     span = dict(config.get("TimeSpan") or {})
     for key, value in changes.items():
@@ -167,8 +181,10 @@ def merge_config(config: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[
 
 
 def update_template(conn: sqlite3.Connection, template_id: str, *, name: Any = None,
-                    config: Mapping[str, Any] | None = None, changes: Mapping[str, Any] | None = None) -> Template:
-    """Replace the config (``config``) or change some of its fields (``changes``); rename with ``name``."""
+                    config: Mapping[str, Any] | str | None = None,
+                    changes: Mapping[str, Any] | None = None) -> Template:
+    """Replace the config (``config``: either shape, object or JSON string) or change some of its fields
+    (``changes``); rename with ``name``."""
     with transaction(conn):
         current = get_template(conn, template_id)
         new_config = config if config is not None else merge_config(current.template_config(), changes or {})
@@ -194,4 +210,4 @@ def delete_template(conn: sqlite3.Connection, template_id: str) -> Template:
 
 
 __all__ = ["Template", "build_template", "check_name", "delete_template", "get_template", "insert_template",
-           "list_templates", "merge_config", "parse_body", "update_template"]
+           "list_templates", "merge_config", "parse_body", "seconds_text", "update_template"]

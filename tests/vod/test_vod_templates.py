@@ -173,3 +173,77 @@ def test_delete_and_not_found(engine):
         with pytest.raises(EngineError) as info:
             call()
         assert info.value.code is ErrorCode.TEMPLATE_NOT_FOUND
+
+
+# -- the service's two TemplateConfig shapes, and clock times ------------------------------------------
+
+NESTED_CONFIG = {"Video": {"Width": "640", "Height": "360", "Fps": "15"}, "Container": {"Format": "webp"},
+                 "Clip": {"TimeSpan": {"Seek": "5", "Duration": "3"}}, "SetAsCover": "true"}
+
+
+@pytest.mark.parametrize("config", [NESTED_CONFIG, json.dumps(NESTED_CONFIG)], ids=["object", "json-string"])
+def test_nested_body_is_stored_as_the_flat_template_and_answers_in_the_flat_shape(engine, config):
+    template = engine.add_template_body({**BODY, "TemplateConfig": config})
+    got = engine.template(template.id)
+    assert (got.format, got.fps, got.width, got.height, got.seek, got.duration, got.trim_end, got.set_as_cover) == (
+        "webp", 15, 640, 360, 5, 3, None, True)
+    assert engine.template_info(got)["TemplateConfig"] == BODY["TemplateConfig"]
+
+
+@pytest.mark.parametrize("span, answered", [
+    ({"Seek": "00:00:05.5", "Duration": "00:00:03"}, {"Seek": "5.5", "Duration": "3"}),
+    ({"Seek": "01:02:03", "End": "0:0:1.25"}, {"Seek": "3723", "End": "1.25"}),
+    ({"Seek": "01:02:03.456", "Duration": "2"}, {"Seek": "3723.456", "Duration": "2"}),
+    ({"Seek": "277:46:40", "Duration": "0.1"}, {"Seek": "1000000", "Duration": "0.1"}),
+])
+def test_clock_times_are_answered_as_seconds_strings_that_read_back_the_same(engine, span, answered):
+    for number, config in enumerate(({"Format": "gif", "Fps": "10", "TimeSpan": span},
+                                     {"Container": {"Format": "gif"}, "Video": {"Fps": "10"}, "Clip": {"TimeSpan": span}})):
+        template = engine.add_template_body({"Name": f"clock-{number}", "TemplateConfig": json.dumps(config)})
+        info = engine.template_info(template.id)["TemplateConfig"]
+        assert info["TimeSpan"] == answered
+        # what GetVodTemplate answered, sent again, is the same template
+        again = engine.update_template(template.id, body={"TemplateConfig": info})
+        assert (again.seek, again.duration, again.trim_end) == (template.seek, template.duration, template.trim_end)
+
+
+@pytest.mark.parametrize("config, code, words", [
+    ({**BODY["TemplateConfig"], "Video": {"Fps": "15"}}, ErrorCode.INVALID_PARAMETER, ["mixes", "TemplateConfig.Video"]),
+    ({**NESTED_CONFIG, "Video": {"Fps": "15", "Crf": "20"}}, ErrorCode.INVALID_PARAMETER, ["Crf", "TemplateConfig.Video"]),
+    ({**NESTED_CONFIG, "Container": "gif"}, ErrorCode.INVALID_PARAMETER, ["TemplateConfig.Container", "object"]),
+    ({**NESTED_CONFIG, "Video": {"Fps": "99"}}, ErrorCode.INVALID_PARAMETER, ["TemplateConfig.Video.Fps", "60"]),
+    ({**NESTED_CONFIG, "Clip": {"TimeSpan": {"Seek": "00:61:00", "Duration": "1"}}}, ErrorCode.INVALID_TIME_RANGE,
+     ["TemplateConfig.Clip.TimeSpan.Seek", "hh:mm:ss"]),
+    ({**BODY["TemplateConfig"], "TimeSpan": {"Seek": "-00:00:01", "Duration": "1"}}, ErrorCode.INVALID_TIME_RANGE,
+     ["seek", "hh:mm:ss"]),
+])
+def test_bad_nested_bodies_and_times_are_refused_and_nothing_is_stored(engine, config, code, words):
+    with pytest.raises(EngineError) as info:
+        engine.add_template_body({**BODY, "TemplateConfig": json.dumps(config)})
+    assert info.value.code is code
+    assert all(w in info.value.message for w in words), info.value.message
+    assert engine.templates() == []
+
+
+def test_update_with_a_nested_body_replaces_the_config(engine):
+    template = engine.add_template_body(BODY)
+    new = engine.update_template(template.id, body={"TemplateConfig": json.dumps(
+        {"Container": {"Format": "gif"}, "Video": {"Fps": 5}, "Clip": {"TimeSpan": {"End": "00:00:01"}}})})
+    assert (new.format, new.fps, new.width, new.mode, new.trim_end, new.set_as_cover) == ("gif", 5, None, "Trim", 1, False)
+
+
+def test_merge_config_takes_changes_in_either_shape():
+    from animated_previews.engine.store.templates import merge_config
+
+    current = BODY["TemplateConfig"]
+    nested_changes = {"Video": {"Fps": "20", "Width": None}, "Clip": {"TimeSpan": {"End": "00:00:01"}}}
+    flat_changes = {"Fps": "20", "Width": None, "TimeSpan": {"End": "00:00:01"}}
+    merged = merge_config(current, nested_changes)
+    assert merged == merge_config(current, flat_changes)
+    assert merged == {"Format": "webp", "Fps": "20", "Height": "360", "SetAsCover": "true",
+                      "TimeSpan": {"Seek": "5", "End": "00:00:01"}}
+
+
+def test_clock_times_through_keyword_fields(engine):
+    template = engine.add_template("clock-flags", format="gif", fps=10, seek="00:00:01.5", duration="00:00:02")
+    assert (template.seek, template.duration) == (1.5, 2)
