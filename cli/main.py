@@ -183,3 +183,4 @@ def doctor(as_json: bool, video: Path | None) -> None:
 
 from .bench import register_bench_command; register_bench_command(main)  # noqa: E402
 from .vod import register_vod_commands; register_vod_commands(main)  # noqa: E402
+from .serve import register_serve_command; register_serve_command(main)  # noqa: E402

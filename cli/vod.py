@@ -1,4 +1,4 @@
-"""The VOD-style commands: template, video, submit, worker, jobs, images, events, config.
+"""The VOD-style commands: template, video, submit, worker, jobs, images, events, config, keys.
 
 Each command opens :class:`engine.vod.Service` on ``--store`` (or ``$ENGINE_STORE``, or the per-user
 default), calls one of its methods and prints the answer: a short human form by default, the
@@ -20,7 +20,7 @@ import click
 from ..engine.device import parse_device
 
 from ..engine.errors import EngineError, ErrorCode
-from ..engine.vod import JOB_STATES, SECRET_ENV, SETTING_KEYS, STORE_ENV, Service, add_videos
+from ..engine.vod import JOB_STATES, SECRET_ENV, SECRET_SETTING_KEYS, SETTING_KEYS, STORE_ENV, Service, add_videos
 
 STORE_HELP = (f"Store file (SQLite). Default: ${STORE_ENV}, else $XDG_DATA_HOME/animated-previews/store.db "
               "(~/.local/share/...). Images and events.jsonl go beside it.")
@@ -434,7 +434,7 @@ def events_flush(service: Service, as_json: bool, wait: float) -> None:
 
 @click.group("config")
 def config_group() -> None:
-    """Settings kept in the store: callback_url, callback_secret, base_url."""
+    """Settings kept in the store: callback URL, secret and auth, base_url, URL signing key."""
 
 
 @config_group.command("set")
@@ -444,19 +444,60 @@ def config_group() -> None:
 def config_set(service: Service, as_json: bool, key: str, value: str) -> None:
     """Set a setting ("" removes it)."""
     service.set_setting(key, value)
-    _emit({key: value}) if as_json else click.echo(f"{key} set")
+    shown = "***" if key in SECRET_SETTING_KEYS and value else value
+    _emit({key: shown}) if as_json else click.echo(f"{key} set")
 
 
 @config_group.command("show")
 @store_command
 def config_show(service: Service, as_json: bool) -> None:
-    """Show the settings (the secret masked)."""
-    settings = {k: ("***" if k == "callback_secret" else v) for k, v in service.settings().items()}
+    """Show the settings (keys and secrets masked)."""
+    settings = {k: ("***" if k in SECRET_SETTING_KEYS else v) for k, v in service.settings().items()}
     settings["store"] = str(service.store_path)
     _emit(settings) if as_json else _print_record(settings)
 
 
+# -- access keys ---------------------------------------------------------------------------------
+
+@click.group("keys")
+def keys_group() -> None:
+    """Access keys that sign requests to `engine serve` (AccessKeyId + AccessKeySecret)."""
+
+
+@keys_group.command("create")
+@store_command
+def keys_create(service: Service, as_json: bool) -> None:
+    """Make a key; prints its AccessKeyId and AccessKeySecret (give both to the SDK client)."""
+    key = service.create_access_key()
+    if as_json:
+        _emit({"AccessKeyId": key.id, "AccessKeySecret": key.secret})
+    else:
+        click.echo(f"AccessKeyId: {key.id}\nAccessKeySecret: {key.secret}")
+
+
+@keys_group.command("list")
+@store_command
+def keys_list(service: Service, as_json: bool) -> None:
+    """List keys, revoked ones included; secrets are never shown."""
+    rows = [service.access_key_info(k) for k in service.access_keys()]
+    if as_json:
+        _emit({"AccessKeys": rows})
+        return
+    _table([[r["AccessKeyId"], r["Status"], r["CreationTime"], r["RevokeTime"]] for r in rows],
+           ["AccessKeyId", "Status", "Created", "Revoked"])
+
+
+@keys_group.command("revoke")
+@click.argument("key_id")
+@store_command
+def keys_revoke(service: Service, as_json: bool, key_id: str) -> None:
+    """Revoke a key: requests signed with it are refused from now on."""
+    key = service.revoke_access_key(key_id)
+    _emit(service.access_key_info(key)) if as_json else click.echo(f"{key.id} revoked")
+
+
 def register_vod_commands(main: click.Group) -> None:
     """Add the VOD-style commands to the ``engine`` group."""
-    for command in (template_group, video_group, submit, worker, jobs_group, images_group, events_group, config_group):
+    for command in (template_group, video_group, submit, worker, jobs_group, images_group, events_group, config_group,
+                    keys_group):
         main.add_command(command)

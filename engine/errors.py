@@ -25,6 +25,13 @@ class ErrorCode(str, Enum):
     JOB_NOT_FOUND = "JobNotFound"
     STORE_ERROR = "StoreError"
     """The store file cannot be opened or written (a path that is not a database, no permission)."""
+    IMAGE_NOT_FOUND = "DynamicImageNotFound"
+    """No animated image with that id (DeleteDynamicImage, or one already deleted)."""
+    ACCESS_KEY_NOT_FOUND = "AccessKeyNotFound"
+    """No access key with that AccessKeyId (``engine keys revoke``)."""
+    FORBIDDEN = "Forbidden"
+    """The request is well formed but not allowed: a media file outside every media root, a URL
+    scheme the service does not fetch. The message names the rule."""
 
 
 class EngineError(Exception):

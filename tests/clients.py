@@ -7,6 +7,7 @@ None of these use the engine's code.  Each wraps one outside implementation:
 * ``ffprobe_info`` -- the ``ffprobe`` CLI (FFmpeg's demuxers/decoders).
 * ``gifsicle_info`` -- ``gifsicle --info``.
 * ``webpmux_info`` -- ``webpmux -info`` (libwebp's muxer tool).
+* ``load_in_chromium`` -- headless Chromium loading each file or URL as an <img>.
 
 The CLI wrappers skip the calling test (``pytest.skip``) when their tool is
 not installed; pass ``missing="none"`` to get ``None`` instead (e.g. from a
@@ -428,3 +429,38 @@ def displayed_frame_at(frames_with_durations: Sequence, t_seconds: float, *,
         raise TypeError("displayed_frame_at needs (image, duration_ms) pairs; "
                         "use displayed_index_at with plain durations")
     return item[0]
+
+
+# --- headless Chromium -------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PAGE = """<!doctype html><html><body><script>
+const results = {};
+const names = %s;
+let pending = names.length;
+for (const name of names) {
+  const img = new Image();
+  img.onload = () => { results[name] = [img.naturalWidth, img.naturalHeight]; done(); };
+  img.onerror = () => { results[name] = "error"; done(); };
+  img.src = name;
+}
+function done() { if (--pending === 0) { const p = document.createElement("pre"); p.id = "out";
+  p.textContent = JSON.stringify(results); document.body.appendChild(p); } }
+</script></body></html>"""
+
+
+def load_in_chromium(folder: Path, names: list[str]) -> dict:
+    """Load each of ``names`` (URLs, or paths relative to ``folder``) as an <img> in headless
+    Chromium: name -> [naturalWidth, naturalHeight], or "error"."""
+    page = folder / "page.html"
+    page.write_text(PAGE % json.dumps(names))
+    done = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={folder / 'profile'}", "--allow-file-access-from-files",
+         "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    found = re.search(r'<pre id="out">(.*?)</pre>', done.stdout, re.S)
+    assert found, f"Chromium printed no result: {done.stderr[-2000:]}"
+    return json.loads(found.group(1).replace("&quot;", '"'))

@@ -48,11 +48,29 @@ def _switch_to_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.02)
 
 
+STORE_MODE = 0o600
+"""A new store file is readable and writable by its owner only: it holds access key secrets and
+the callback and URL signing keys. SQLite gives the ``-wal`` and ``-shm`` files it makes beside it
+the main file's mode, so they are private too."""
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 unless it exists. SQLite would create it with the
+    umask's mode (often 0644); creating it first is the only way to choose. An existing file keeps
+    its mode: a store shared on purpose (a group of worker accounts) stays shared."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STORE_MODE)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def open_store(path: Path) -> sqlite3.Connection:
-    """A connection to the store at ``path`` (created and migrated if needed), in WAL mode."""
+    """A connection to the store at ``path`` (created 0600 and migrated if needed), in WAL mode."""
     path = Path(path).expanduser()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                check_same_thread=False)
         conn.row_factory = sqlite3.Row

@@ -143,6 +143,28 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX events_by_job ON events(job_id, created);
         CREATE INDEX events_to_log ON events(logged);
     """),
+    (3, """
+        -- Access keys for signed API requests (engine serve): AccessKeyId, AccessKeySecret, when made and,
+        -- once revoked, when. Revoked keys stay listed (who had access, until when) but sign nothing.
+        CREATE TABLE access_keys (
+            id       TEXT PRIMARY KEY,
+            secret   TEXT NOT NULL,
+            created  REAL NOT NULL,
+            revoked  REAL
+        );
+        -- SignatureNonce values seen per key, kept until the request's timestamp window closes: the primary
+        -- key makes "seen before?" and "remember it" one atomic INSERT across processes sharing the store.
+        CREATE TABLE nonces (
+            key_id   TEXT NOT NULL,
+            nonce    TEXT NOT NULL,
+            expires  REAL NOT NULL,
+            PRIMARY KEY (key_id, nonce)
+        );
+        CREATE INDEX nonces_by_expiry ON nonces(expires);
+        -- ListDynamicImage answers each image's Duration (seconds of animation). Images made before this
+        -- version answer null.
+        ALTER TABLE images ADD COLUMN duration REAL;
+    """),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

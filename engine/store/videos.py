@@ -47,14 +47,16 @@ def find_video(conn: sqlite3.Connection, path: Path) -> Video | None:
     return None if row is None else _row(row)
 
 
-def register_probed(conn: sqlite3.Connection, path: Path, source: Mapping[str, Any]) -> Video:
+def register_probed(conn: sqlite3.Connection, path: Path, source: Mapping[str, Any], *,
+                    title: str | None = None) -> Video:
     """Store a video a job has already probed (``source`` as in a Result: width, height, fps,
-    codec, duration, bytes), or return the one registered at that path. Call inside a transaction."""
+    codec, duration, bytes), or return the one registered at that path (its title unchanged).
+    ``title`` defaults to the file's stem. Call inside a transaction."""
     path = Path(path).expanduser().resolve()
     existing = find_video(conn, path)
     if existing is not None:
         return existing
-    video = Video(id=uuid.uuid4().hex, path=path, title=path.stem, size=int(source["bytes"]),
+    video = Video(id=uuid.uuid4().hex, path=path, title=title or path.stem, size=int(source["bytes"]),
                   duration=round(float(source["duration"]), 3), width=int(source["width"]),
                   height=int(source["height"]), fps=source.get("fps"), codec=str(source["codec"]), created=time.time())
     conn.execute(

@@ -2,8 +2,10 @@
 
 Events are written to the store with their job (:mod:`engine.vod.outcomes`); this module copies
 the new ones to ``events.jsonl`` and POSTs each due callback once per pass (:mod:`engine.vod.webhook`
-signs it), rescheduling failures with backoff in the outbox. Queue workers and batch runs call
-:meth:`Delivery.deliver` between jobs; ``engine events flush`` calls :meth:`Delivery.flush`.
+signs it, with the service's X-VOD headers too when AuthSwitch is on), rescheduling failures with
+backoff in the outbox. Settings are read at the start of each pass, so a SetMessageCallback reaches
+running workers. Queue workers and batch runs call :meth:`Delivery.deliver` between jobs;
+``engine events flush`` calls :meth:`Delivery.flush`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from ..store import transaction
 from ..store import events as events_table
 from ..store import outbox
+from ..store.settings import callback_auth_key
 from .site import Site
 from .webhook import TIMEOUT_S, DeliveryFailed, post_event
 
@@ -44,13 +47,15 @@ class Delivery:
         events_table.append_to_log(conn, self.site.events_path)
         delivered = failed = 0
         secret = self.site.callback_secret
+        vod_auth_key = callback_auth_key(conn)
         unreachable: set[str] = set()
         for item in outbox.claim_due(conn, include_not_due=include_not_due):
             if item.url in unreachable:  # one failure per receiver per pass: a dead one costs one timeout
                 outbox.release(conn, item.event_id)
                 continue
             try:
-                post_event(item.url, item.body.encode(), item.event_id, secret, timeout=self.timeout_s)
+                post_event(item.url, item.body.encode(), item.event_id, secret, timeout=self.timeout_s,
+                           vod_auth_key=vod_auth_key)
             except DeliveryFailed as exc:
                 with transaction(conn):
                     outbox.mark_failed(conn, item.event_id, str(exc), base=self.retry_base_s)

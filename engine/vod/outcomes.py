@@ -24,16 +24,19 @@ from ..store.events import insert_event
 from ..store.images import forget_job_image, insert_image
 from ..store.jobs import Job, fail_abandoned, finish_job
 from ..store.outbox import enqueue
+from ..store.settings import subscribed_event_types
 from ..store.videos import register_probed, set_cover
 from .shapes import dynamic_image_complete, image_url
 from .site import Site
 
 
 def publish(conn: sqlite3.Connection, event: dict[str, Any], callback_url: str | None) -> None:
-    """Store ``event`` and, when a callback is configured, queue it for delivery. Call inside the
+    """Store ``event`` and, when a callback is configured and subscribes to the event's type
+    (EventTypeList, SetMessageCallback), queue it for delivery. Every event is stored (and so
+    logged) either way: unsubscribing silences the callback, not the record. Call inside the
     transaction that ends its job."""
     insert_event(conn, event)
-    if callback_url:
+    if callback_url and event["EventType"] in subscribed_event_types(conn):
         enqueue(conn, event["EventId"], callback_url)
 
 
@@ -49,13 +52,13 @@ def record_queued_job(site: Site, job: Job, worker: str, spec: JobSpec, result: 
                 return False
             image = insert_image(conn, video_id=job.video_id, job_id=job.id, path=Path(result.output),
                                  format=spec.format, width=result.width, height=result.height, fps=result.fps,
-                                 size=result.bytes, image_id=image_id)
+                                 size=result.bytes, image_id=image_id, duration=result.duration)
             if spec.set_as_cover:
                 set_cover(conn, job.video_id, image.id)
             event = dynamic_image_complete(
                 job_id=job.id, video_id=job.video_id, status="success",
-                url=image_url(image.path, site.images_dir, site.base_url), width=image.width, height=image.height,
-                size=image.bytes, format=image.format)
+                url=image_url(image.path, site.images_dir, site.base_url, site.url_signing_key), width=image.width, height=image.height,
+                size=image.bytes, format=image.format, fps=image.fps)
         else:
             if not finish_job(conn, job.id, worker, error_code=result.error_code, error_message=result.error_message):
                 return False
@@ -95,7 +98,7 @@ def record_line(site: Site, job: Job, entry: ManifestEntry, line: BatchLine, wor
         if result.ok and video is not None:
             image = insert_image(conn, video_id=video.id, job_id=job.id, path=Path(result.output),
                                  format=result.format, width=result.width, height=result.height, fps=result.fps,
-                                 size=result.bytes)
+                                 size=result.bytes, duration=result.duration)
             if entry.spec is not None and entry.spec.set_as_cover:
                 set_cover(conn, video.id, image.id)
         else:
@@ -104,8 +107,8 @@ def record_line(site: Site, job: Job, entry: ManifestEntry, line: BatchLine, wor
         if result.ok:
             event = dynamic_image_complete(
                 job_id=job.id, video_id=video_id, status="success",
-                url=image_url(Path(result.output), out_dir, site.base_url), width=result.width,
-                height=result.height, size=result.bytes, format=result.format)
+                url=image_url(Path(result.output), out_dir, site.base_url, site.url_signing_key), width=result.width,
+                height=result.height, size=result.bytes, format=result.format, fps=result.fps)
         else:
             event = dynamic_image_complete(job_id=job.id, video_id=video_id, status="failed", format=result.format,
                                            error_code=result.error_code, error_message=result.error_message)

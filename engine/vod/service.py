@@ -25,14 +25,15 @@ Files live beside the store unless told otherwise: images under ``images/``, the
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..device import DeviceRequest
-from ..errors import EngineError
+from ..errors import EngineError, ErrorCode
 from ..executors import Executor
 from ..manifest import ManifestEntry, load_manifest
 from ..probe import probe
@@ -40,15 +41,20 @@ from ..result import Result
 from ..store import transaction
 from ..store import events as events_table
 from ..store import outbox
+from ..store import access_keys as keys_table
+from ..store import nonces
+from ..store.access_keys import AccessKey
 from ..store.heartbeat import LEASE_S, POLL_S
-from ..store.images import DynamicImage, get_image, list_images
+from ..store.images import DynamicImage, delete_image, get_image, list_images
 from ..store.jobs import Job, get_job, list_jobs, submit_job
-from ..store.settings import all_settings, set_setting
-from ..store.templates import (Template, delete_template, get_template, insert_template, list_templates,
-                                    parse_body, update_template)
+from ..store.settings import (all_settings, check_callback_url, ensure_url_signing_key, get_setting,
+                              parse_event_types, set_setting, subscribed_event_types)
+from ..store.templates import (Template, build_template, delete_template, get_template, insert_template,
+                                    list_templates, merge_config, parse_body, update_template)
 from ..store.videos import Video, find_video, get_video, list_videos, register_probed
 from . import shapes
 from .delivery import Delivery, DeliveryReport
+from .media import resolve_media
 from .site import Site
 from .stored_batch import run_stored_batch
 from .webhook import TIMEOUT_S
@@ -112,11 +118,88 @@ class Service:
         return self.site.callback_secret
 
     def set_setting(self, key: str, value: str | None) -> None:
-        """Keep ``callback_url``, ``callback_secret`` or ``base_url`` in the store (None removes it)."""
+        """Keep a setting (:data:`engine.store.settings.KEYS`) in the store (None removes it)."""
         set_setting(self.connection, key, value)
 
     def settings(self) -> dict[str, str]:
+        """Every stored setting, keys included: a face that shows them masks SECRET_SETTING_KEYS."""
         return all_settings(self.connection)
+
+    def url_signing_key(self) -> str:
+        """The key image URLs are signed with (``auth_key`` tokens): the stored one, made at random
+        on first use. Atomic, so servers starting together on one store share one key."""
+        return ensure_url_signing_key(self.connection)
+
+    # -- message callbacks (SetMessageCallback, GetMessageCallback, DeleteMessageCallback) --------
+    def set_message_callback(self, url: str | None, *, auth_switch: str | bool | None = None,
+                             auth_key: str | None = None,
+                             event_types: str | Sequence[str] | None = None) -> dict[str, Any]:
+        """Where events are POSTed (an http or https URL) and how: ``auth_switch`` "on" adds the
+        service's X-VOD-TIMESTAMP / X-VOD-SIGNATURE headers signed with ``auth_key`` (at most 32
+        characters); ``event_types`` (comma list or sequence) are the types POSTed. A None argument
+        leaves that setting as it is. Everything is checked before anything is kept, so a refused
+        call changes nothing; answers :meth:`message_callback`."""
+        switch = ("on" if auth_switch else "off") if isinstance(auth_switch, bool) else auth_switch
+        for name, value in (("CallbackURL", url), ("AuthSwitch", switch), ("AuthKey", auth_key)):
+            if value is not None and not isinstance(value, str):
+                raise EngineError(ErrorCode.INVALID_PARAMETER, f"{name} must be text, got {value!r}")
+        if url is not None:
+            check_callback_url(url)  # "" would otherwise mean "remove", as in set_setting
+        if auth_key is not None and not 1 <= len(auth_key) <= MAX_AUTH_KEY_CHARS:
+            raise EngineError(ErrorCode.INVALID_PARAMETER,
+                              f"AuthKey must be 1-{MAX_AUTH_KEY_CHARS} characters, got {len(auth_key)}")
+        types = None if event_types is None else ",".join(parse_event_types(event_types))
+        conn = self.connection
+        with transaction(conn):  # each value is checked as it is set; a refusal rolls back all of them
+            for key, value in (("callback_url", url), ("callback_auth_switch", switch), ("callback_auth_key", auth_key),
+                               ("callback_event_types", types)):
+                if value is not None:
+                    set_setting(conn, key, value)
+            if get_setting(conn, "callback_auth_switch") == "on" and not get_setting(conn, "callback_auth_key"):
+                raise EngineError(ErrorCode.INVALID_PARAMETER, "AuthSwitch on needs an AuthKey: the X-VOD-SIGNATURE "
+                                  "header is md5(CallbackURL|timestamp|AuthKey)")
+        return self.message_callback()
+
+    def message_callback(self) -> dict[str, Any]:
+        """GetMessageCallback's MessageCallback: CallbackType, CallbackURL, AuthSwitch, AuthKey,
+        EventTypeList (the comma list; DynamicImageComplete when none was set)."""
+        conn = self.connection
+        return shapes.message_callback(url=self.callback_url, auth_switch=get_setting(conn, "callback_auth_switch") or "off",
+                                       auth_key=get_setting(conn, "callback_auth_key"),
+                                       event_types=subscribed_event_types(conn))
+
+    def delete_message_callback(self) -> None:
+        """Stop POSTing events (the log still gets them): forget the URL, AuthSwitch, AuthKey and
+        event types. Events already queued for the old URL stay in the outbox."""
+        with transaction(self.connection):
+            for key in ("callback_url", "callback_auth_switch", "callback_auth_key", "callback_event_types"):
+                set_setting(self.connection, key, None)
+
+    # -- access keys (engine keys; signed requests to engine serve) -------------------------------
+    def create_access_key(self) -> AccessKey:
+        """A new AccessKeyId (``LTAI`` + 20 letters and digits) and its 30-character secret."""
+        return keys_table.create_access_key(self.connection)
+
+    def access_keys(self) -> list[AccessKey]:
+        """Every key, revoked ones included, oldest first."""
+        return keys_table.list_access_keys(self.connection)
+
+    def revoke_access_key(self, key_id: str) -> AccessKey:
+        """Stop ``key_id`` signing requests; AccessKeyNotFound for an unknown id."""
+        return keys_table.revoke_access_key(self.connection, key_id)
+
+    def access_key_info(self, key: AccessKey) -> dict[str, Any]:
+        """AccessKeyId, Status (Active/Revoked), CreationTime, RevokeTime: never the secret."""
+        return shapes.access_key_info(key)
+
+    def access_key_secret(self, key_id: str) -> str | None:
+        """The secret that checks a request signed as ``key_id``; None for an unknown or revoked key."""
+        return keys_table.active_secret(self.connection, key_id)
+
+    def use_nonce(self, key_id: str, nonce: str, ttl_s: float) -> bool:
+        """True the first time ``nonce`` comes with ``key_id`` within ``ttl_s`` seconds, False for a
+        replay; atomic across processes on the store, and expired nonces are pruned."""
+        return nonces.use_nonce(self.connection, key_id, nonce, ttl_s)
 
     # -- templates (AddVodTemplate and friends) ----------------------------------------------------
     def add_template(self, name: str, **fields: Any) -> Template:
@@ -153,19 +236,43 @@ class Service:
         return shapes.template_info(self.template(template) if isinstance(template, str) else template)
 
     # -- videos ----------------------------------------------------------------------------------
-    def add_video(self, path: str | os.PathLike) -> Video:
+    def add_video(self, path: str | os.PathLike, *, title: str | None = None) -> Video:
         """Register (and probe once) a video file; the same path again returns the same video. A
         file that is not a readable video is refused now (InputNotFound, InvalidVideoFormat), not
-        when its first job runs."""
+        when its first job runs. ``title`` defaults to the file's stem."""
         path = Path(path).expanduser().resolve()
         existing = find_video(self.connection, path)
         if existing is not None:
             return existing
-        media = probe(path)
-        source = {"width": media.display_width, "height": media.height, "fps": media.fps, "codec": media.codec,
-                  "duration": media.duration, "bytes": path.stat().st_size}
+        source = _probe_source(path)
         with transaction(self.connection):  # another process may have registered it while we probed
-            return register_probed(self.connection, path, source)
+            return register_probed(self.connection, path, source, title=_title(title))
+
+    def register_media(self, items: Sequence[Mapping[str, Any]],
+                       media_roots: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
+        """RegisterMedia: each ``{"FileURL": ..., "Title": optional}`` becomes a video (probed as
+        :meth:`add_video` does); answers ``[{"MediaId": VideoId, "FileURL": as given, "NewRegister"}]``.
+
+        Only ``file://`` URLs and paths whose real file lies under one of ``media_roots`` are taken
+        (see :mod:`engine.vod.media`; no roots, nothing is); anything else is Forbidden. All items
+        are checked and probed before any is registered, so a refused request registers nothing."""
+        conn = self.connection
+        checked: list[tuple[str, Path, str | None]] = []
+        for item in items:
+            if not isinstance(item, Mapping):
+                raise EngineError(ErrorCode.INVALID_PARAMETER, f'each media item must be {{"FileURL": ..., "Title": ...}}, '
+                                  f"got {item!r}")
+            checked.append((item.get("FileURL"), resolve_media(item.get("FileURL"), media_roots), _title(item.get("Title"))))
+        sources = {path: _probe_source(path) for _, path, _ in checked if find_video(conn, path) is None}
+        answers = []
+        with transaction(conn):
+            for file_url, path, title in checked:
+                video = find_video(conn, path)
+                new = video is None
+                if video is None:
+                    video = register_probed(conn, path, sources[path], title=title)
+                answers.append({"MediaId": video.id, "FileURL": file_url, "NewRegister": new})
+        return answers
 
     def video(self, video_id: str) -> Video:
         return get_video(self.connection, video_id)
@@ -180,11 +287,16 @@ class Service:
         return shapes.video_info(video, self.image_url(cover) if cover else None)
 
     # -- jobs (SubmitDynamicImageJob) ------------------------------------------------------------
-    def submit(self, video_id: str, template_id: str) -> Job:
-        """Queue a job and return at once; the job keeps the template as it is now."""
+    def submit(self, video_id: str, template_id: str, override_params: Mapping[str, Any] | str | None = None) -> Job:
+        """Queue a job and return at once; the job keeps the template as it is now.
+
+        ``override_params`` (SubmitDynamicImageJob's OverrideParams: TemplateConfig fields as an
+        object or its JSON string, e.g. ``{"Fps": "5", "TimeSpan": {"Duration": "2"}}``) change this
+        job only; the merged config must pass the template rules (InvalidParameter otherwise)."""
         video = self.video(video_id)
         template = self.template(template_id)
-        return submit_job(self.connection, video.id, template.id, template.job_fields())
+        fields = template.job_fields() if override_params in (None, "") else _overridden(template, override_params)
+        return submit_job(self.connection, video.id, template.id, fields)
 
     def job(self, job_id: str) -> Job:
         return get_job(self.connection, job_id)
@@ -226,10 +338,30 @@ class Service:
 
     # -- images (ListDynamicImage) ---------------------------------------------------------------
     def image_url(self, image: DynamicImage) -> str:
-        return shapes.image_url(image.path, self.images_dir, self.base_url)
+        return shapes.image_url(image.path, self.images_dir, self.base_url, self.site.url_signing_key)
 
     def images(self, video_id: str) -> list[DynamicImage]:
         return list_images(self.connection, self.video(video_id).id)
+
+    def image(self, image_id: str) -> DynamicImage:
+        """One animated image by DynamicImageId; DynamicImageNotFound for an unknown id."""
+        image = get_image(self.connection, image_id)
+        if image is None:
+            raise EngineError(ErrorCode.IMAGE_NOT_FOUND, f"no animated image with id {image_id!r}")
+        return image
+
+    def delete_image(self, image_id: str) -> DynamicImage:
+        """DeleteDynamicImage: forget the image (a video it covered has no cover after), then remove
+        its file. The row goes first: a crash between leaves a stray file, never a listed image
+        whose file is gone. DynamicImageNotFound for an unknown id; OutputError if the file stays."""
+        with transaction(self.connection):
+            image = delete_image(self.connection, image_id)
+        try:
+            image.path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise EngineError(ErrorCode.OUTPUT_ERROR, f"image {image_id} was forgotten but its file {image.path} "
+                              f"could not be removed: {exc}") from None
+        return image
 
     def image_info(self, image: DynamicImage) -> dict[str, Any]:
         return shapes.image_info(image, self.image_url(image))
@@ -253,6 +385,50 @@ class Service:
         """Deliver every pending callback now; with ``wait`` seconds, keep retrying (with backoff)
         until none is pending or the time is up."""
         return self.delivery.flush(wait=wait)
+
+
+MAX_AUTH_KEY_CHARS = 32
+"""SetMessageCallback's AuthKey: up to 32 characters, as the service allows."""
+MAX_TITLE_CHARS = 128
+"""A video's Title: up to 128 characters, as the service allows."""
+
+
+def _probe_source(path: Path) -> dict[str, Any]:
+    """What registering a video keeps from its probe (the shape of a Result's ``source``)."""
+    media = probe(path)
+    return {"width": media.display_width, "height": media.height, "fps": media.fps, "codec": media.codec,
+            "duration": media.duration, "bytes": path.stat().st_size}
+
+
+def _title(title: Any) -> str | None:
+    """A checked Title, or None (the file's stem is used) when none is given."""
+    if title is None or (isinstance(title, str) and not title.strip()):
+        return None
+    if not isinstance(title, str) or len(title.strip()) > MAX_TITLE_CHARS:
+        raise EngineError(ErrorCode.INVALID_PARAMETER, f"Title must be text of at most {MAX_TITLE_CHARS} characters, "
+                          f"got {title!r}")
+    return title.strip()
+
+
+def _overridden(template: Template, override_params: Mapping[str, Any] | str) -> dict[str, Any]:
+    """The job fields of ``template`` with OverrideParams applied, validated by the template path
+    itself (:func:`engine.store.templates.merge_config` then ``build_template``): a job can ask
+    for nothing a template could not."""
+    overrides: Any = override_params
+    if isinstance(overrides, str):
+        try:
+            overrides = json.loads(overrides)
+        except json.JSONDecodeError as exc:
+            raise EngineError(ErrorCode.INVALID_PARAMETER, f"OverrideParams is not valid JSON: {exc}") from None
+    if not isinstance(overrides, Mapping):
+        raise EngineError(ErrorCode.INVALID_PARAMETER, "OverrideParams must be an object of TemplateConfig fields "
+                          f"(Format, Fps, Width, Height, TimeSpan, SetAsCover), got {override_params!r}")
+    if "TimeSpan" in overrides and not isinstance(overrides["TimeSpan"], Mapping):
+        raise EngineError(ErrorCode.INVALID_PARAMETER, "OverrideParams.TimeSpan must be an object "
+                          f"({{Seek, Duration | End}}), got {overrides['TimeSpan']!r}")
+    config = merge_config(template.template_config(), overrides)
+    return build_template(template.id, template.name, config, created=template.created,
+                          modified=template.modified).job_fields()
 
 
 def add_videos(service: Service, paths: Iterable[str | os.PathLike]) -> list[tuple[Path, Video | EngineError]]:

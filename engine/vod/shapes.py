@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..store.access_keys import AccessKey
 from ..store.images import DynamicImage
 from ..store.jobs import Job
 from ..store.templates import TEMPLATE_TYPE, Template
 from ..store.videos import Video
+from .urls import sign_url
 
 EVENT_TYPE = "DynamicImageComplete"
 
@@ -30,8 +32,10 @@ def iso_time(seconds: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
-def image_url(path: Path, images_dir: Path, base_url: str | None) -> str:
+def image_url(path: Path, images_dir: Path, base_url: str | None, signing_key: str | None = None) -> str:
     """``base_url`` + the path below ``images_dir`` (percent-encoded), else a ``file://`` URL.
+    With ``signing_key`` (the store's, set when ``engine serve`` serves the images), the URL
+    carries an expiring ``auth_key`` (:mod:`engine.vod.urls`).
 
     A path outside ``images_dir`` (written by a worker with another ``--out-dir``) keeps its
     ``file://`` URL: there is no honest way to map it under the base."""
@@ -41,7 +45,8 @@ def image_url(path: Path, images_dir: Path, base_url: str | None) -> str:
             relative = path.resolve().relative_to(Path(images_dir).resolve())
         except ValueError:
             return path.resolve().as_uri()
-        return base_url.rstrip("/") + "/" + quote(relative.as_posix())
+        url = base_url.rstrip("/") + "/" + quote(relative.as_posix())
+        return sign_url(url, signing_key) if signing_key else url
     return path.resolve().as_uri()
 
 
@@ -121,10 +126,12 @@ def image_info(image: DynamicImage, url: str) -> dict[str, Any]:
         "VideoId": image.video_id,
         "JobId": image.job_id,
         "URL": url,
+        "FileURL": url,
         "Format": image.format,
         "Width": image.width,
         "Height": image.height,
         "Fps": image.fps,
+        "Duration": image.duration,
         "FileSize": image.bytes,
         "CreationTime": iso_time(image.created),
     }
@@ -132,10 +139,14 @@ def image_info(image: DynamicImage, url: str) -> dict[str, Any]:
 
 def dynamic_image_complete(*, job_id: str, video_id: str | None, status: str, url: str | None = None,
                            width: int | None = None, height: int | None = None, size: int | None = None,
-                           format: str | None = None, error_code: str | None = None,
+                           format: str | None = None, fps: float | None = None, error_code: str | None = None,
                            error_message: str | None = None) -> dict[str, Any]:
     """The DynamicImageComplete event (the callback body); ``video_id`` is None for a manifest
-    line whose input could not be probed."""
+    line whose input could not be probed.
+
+    The flat fields are those of the feature's documentation; ``DynamicImageJobInfo`` repeats the
+    job's part as the service's real event nests it (FileURL is the DynamicImageUrl), so receivers
+    written against either shape read it unchanged."""
     return {
         "EventId": uuid.uuid4().hex,
         "EventType": EVENT_TYPE,
@@ -150,4 +161,35 @@ def dynamic_image_complete(*, job_id: str, video_id: str | None, status: str, ur
         "ErrorCode": error_code,
         "ErrorMessage": error_message,
         "EventTime": iso_time(time.time()),
+        "DynamicImageJobInfo": {
+            "JobId": job_id,
+            "Status": status,
+            "FileURL": url,
+            "FileSize": size,
+            "Fps": fps,
+            "Width": width,
+            "Height": height,
+        },
+    }
+
+
+def message_callback(*, url: str | None, auth_switch: str, auth_key: str | None,
+                     event_types: tuple[str, ...]) -> dict[str, Any]:
+    """GetMessageCallback's MessageCallback: where events go and how the service's headers sign them."""
+    return {
+        "CallbackType": "HTTP",
+        "CallbackURL": url,
+        "AuthSwitch": auth_switch,
+        "AuthKey": auth_key,
+        "EventTypeList": ",".join(event_types),
+    }
+
+
+def access_key_info(key: AccessKey) -> dict[str, Any]:
+    """One access key as ``engine keys list`` shows it: never its secret."""
+    return {
+        "AccessKeyId": key.id,
+        "Status": "Active" if key.revoked is None else "Revoked",
+        "CreationTime": iso_time(key.created),
+        "RevokeTime": iso_time(key.revoked),
     }

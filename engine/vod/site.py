@@ -54,5 +54,11 @@ class Site:
         """The HMAC key that signs callbacks: the flag, else the environment, else the store."""
         return self._callback_secret or os.environ.get(SECRET_ENV) or get_setting(self.connection, "callback_secret")
 
+    @property
+    def url_signing_key(self) -> str | None:
+        """The key image URLs are signed with (:mod:`engine.vod.urls`); None until a server made one
+        (``engine serve``), and then URLs under ``base_url`` carry an expiring token."""
+        return get_setting(self.connection, "url_signing_key")
+
     def close(self) -> None:
         self.connection.close()

@@ -105,3 +105,54 @@ def run_worker(site: Site, delivery: Delivery, *, until_empty: bool = False, lea
         delivered += delivery.deliver().delivered
     delivered += delivery.deliver().delivered
     return WorkerReport(worker=worker, succeeded=succeeded, failed=failed, events_delivered=delivered)
+
+
+def _serve_queue(store: str, device: str, threads: int, poll_seconds: float) -> None:
+    """A worker process's life (:class:`WorkerProcesses`): work the queue until SIGTERM, which
+    gives the job in flight back (as ``engine worker`` does), then exit."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    site = Site(store)
+    try:
+        run_worker(site, Delivery(site), poll_seconds=poll_seconds, threads=threads, device=device)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        site.close()
+
+
+class WorkerProcesses:
+    """``count`` queue workers on the store at ``store``, as child processes (``engine serve``).
+
+    Processes, not threads: a job holds a core and the GIL for seconds, a decoder crash must not
+    take the server down, and a job in flight can be given back at once on SIGTERM (a thread
+    could only be asked to stop after its job). Started from a clean interpreter ("spawn"), since
+    the parent runs server threads."""
+
+    def __init__(self, store: Path, count: int, *, device: str = "auto", poll_seconds: float = POLL_S) -> None:
+        import multiprocessing
+        import os
+
+        context = multiprocessing.get_context("spawn")
+        threads = max(1, (os.cpu_count() or 1) // max(1, count))
+        self.processes = [context.Process(target=_serve_queue, args=(str(store), device, threads, poll_seconds),
+                                          name=f"queue-worker-{n}", daemon=False) for n in range(count)]
+        for process in self.processes:
+            process.start()
+
+    def stop(self, timeout: float = 30.0) -> list[int | None]:
+        """SIGTERM each (its job goes back to the queue), wait; the exit codes."""
+        for process in self.processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self.processes:
+            process.join(timeout)
+            if process.is_alive():  # pragma: no cover - a worker stuck in native code
+                process.kill()
+                process.join()
+        return [process.exitcode for process in self.processes]

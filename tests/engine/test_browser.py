@@ -6,47 +6,14 @@ Skipped when no Chromium is installed (Debian's `chromium` package; .ci/run inst
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
 import clipmaker
+from clients import CHROMIUM, load_in_chromium
 from animated_previews.engine import load_manifest, run_batch
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed")
-
-PAGE = """<!doctype html><html><body><script>
-const results = {};
-const names = %s;
-let pending = names.length;
-for (const name of names) {
-  const img = new Image();
-  img.onload = () => { results[name] = [img.naturalWidth, img.naturalHeight]; done(); };
-  img.onerror = () => { results[name] = "error"; done(); };
-  img.src = name;
-}
-function done() { if (--pending === 0) { const p = document.createElement("pre"); p.id = "out";
-  p.textContent = JSON.stringify(results); document.body.appendChild(p); } }
-</script></body></html>"""
-
-
-def load_in_chromium(folder: Path, names: list[str]) -> dict:
-    page = folder / "page.html"
-    page.write_text(PAGE % json.dumps(names))
-    done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={folder / 'profile'}", "--allow-file-access-from-files",
-         "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )
-    found = re.search(r'<pre id="out">(.*?)</pre>', done.stdout, re.S)
-    assert found, f"Chromium printed no result: {done.stderr[-2000:]}"
-    return json.loads(found.group(1).replace("&quot;", '"'))
 
 
 def test_chromium_loads_gif_and_webp_at_their_size(tmp_path):

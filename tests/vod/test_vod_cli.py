@@ -62,9 +62,10 @@ def test_four_steps_with_json(run, clip, tmp_path):
     images = as_json(run("images", "list", "--video", video_id, "--json"))["DynamicImageList"]
     assert [(i["JobId"], i["Format"], i["Width"], i["Height"]) for i in images] == [
         (job_ids[0], "webp", 80, 60), (job_ids[1], "gif", 160, 120)]
-    assert set(images[0]) == {"DynamicImageId", "VideoId", "JobId", "URL", "Format", "Width", "Height", "Fps",
-                              "FileSize", "CreationTime"}
-    assert images[0]["URL"].startswith("file:///")
+    assert set(images[0]) == {"DynamicImageId", "VideoId", "JobId", "URL", "FileURL", "Format", "Width", "Height",
+                              "Fps", "Duration", "FileSize", "CreationTime"}
+    assert images[0]["URL"].startswith("file:///") and images[0]["FileURL"] == images[0]["URL"]
+    assert (images[0]["Duration"], images[1]["Duration"]) == (1.0, 2.0)  # webp: 1 s from 0.5; gif: 3 s clip trimmed by 1
     info = as_json(run("video", "info", video_id, "--json"))["Video"]
     assert info["CoverURL"] == images[0]["URL"]
 
