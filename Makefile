@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 # The CPU build of torch where no NVIDIA GPU is present (on this project's machines
 # `torch==2.13.0` resolves to a local CPU wheel); override on GPU nodes, e.g. TORCH_SPEC=torch.
 TORCH_SPEC ?= torch==2.13.0
+# Optional extras to install with the package (comma-separated): `make test EXTRAS=test,ray` also
+# runs the Ray executor's tests (CI does), `EXTRAS=test,gpu` on a GPU node.
+EXTRAS ?= test
 
 .PHONY: install demo test bench clean
 
@@ -12,12 +15,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
+STAMP := $(VENV)/.installed.$(EXTRAS)
+
+$(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
-install: $(VENV)/.installed
+install: $(STAMP)
 
 demo: install
 	$(BIN)/python -m animated_previews.engine.sample demo

@@ -14,7 +14,10 @@ from click.core import ParameterSource
 from .progress import Progress, summary_table
 from .vod import event_options
 from ..engine import EngineError, ErrorCode, default_workers, load_manifest, run_batch
+from ..engine.batch import check_results_path, refuse_overlap, run_files
 from ..engine.device import DEVICE_HELP, DeviceRequest, parse_device
+from ..engine.executors import EXECUTORS, open_executor
+from ..engine.executors.ray import import_ray
 from ..engine.vod import STORE_ENV
 
 
@@ -57,6 +60,14 @@ STORE_HELP = (f"Store file (SQLite) that remembers every job [default: ${STORE_E
                    "give each its own --results.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help=f"Jobs run side by side, one per worker process [default: the cores there are, here {default_workers()}].")
+@click.option("--executor", "executor_name", type=click.Choice(sorted(EXECUTORS)), default="local", show_default=True,
+              help="Where jobs run: local (a process pool on this machine) or ray (actors across a Ray cluster; "
+                   "needs `pip install .[ray]`; see README 'Past one node'). The store, results and events stay here.")
+@click.option("--ray-address", metavar="ADDR", help="With --executor ray: the cluster to join (what `ray start --head` "
+              "prints, or auto) [default: start a local Ray instance for this run].")
+@click.option("--ray-output", type=click.Choice(["shared", "bytes"]), default="shared", show_default=True,
+              help="With --executor ray: shared = actors write into OUT_DIR (every node must see it at the same "
+                   "path); bytes = actors return the images and this process writes them.")
 @click.option("--device", default="auto", show_default=True, type=DeviceParam(),
               help=f"Where jobs decode and run their kernels ({DEVICE_HELP}). auto: on the GPU when torch sees "
                    "one, PyNvVideoCodec imports and NVDEC takes the video, else on the CPU; cuda[:N]: on GPU N "
@@ -69,11 +80,16 @@ STORE_HELP = (f"Store file (SQLite) that remembers every job [default: ${STORE_E
 @event_options
 @click.option("--base-url", help="URL prefix that paths below OUT_DIR map to in events [default: the store's "
               "base_url setting, else file:// URLs].")
+@click.option("--drain", "drain_s", type=click.FloatRange(min=0), default=30, show_default=True, metavar="SECONDS",
+              help="After the last job, wait up to this long for this run's callbacks to be delivered (they are "
+                   "sent in the background while jobs run); what still waits stays queued for `engine events "
+                   "flush` or a later run, and the run says how many.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print each result as a JSON line on stdout, then a {\"summary\": ...} line, instead of the table.")
 def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Path | None, workers: int | None,
-        device: DeviceRequest, store: Path | None, retry_failed: bool, no_store: bool, events_path: Path | None,
-        callback_url: str | None, callback_secret: str | None, base_url: str | None, as_json: bool) -> None:
+        executor_name: str, ray_address: str | None, ray_output: str, device: DeviceRequest, store: Path | None, retry_failed: bool, no_store: bool, events_path: Path | None,
+        callback_url: str | None, callback_secret: str | None, base_url: str | None, drain_s: float,
+        as_json: bool) -> None:
     """Make one animated image per manifest line.
 
     \b
@@ -117,16 +133,44 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
         raise click.UsageError(error.message + hint) from None
     if not entries:
         raise click.UsageError(f"manifest {manifest} holds no jobs")
+    results_file = results_path or out_dir / "results.jsonl"
+    try:  # neither the results nor the events may overwrite what the run reads or writes
+        files = run_files(entries, out_dir, manifest=manifest, store=service and service.store_path,
+                          events=service and service.events_path)
+        check_results_path(results_file, files, what=f"--results {results_path}" if results_path else None)
+        if service is not None:
+            refuse_overlap(f"--events {events_path}" if events_path else f"the event log {service.events_path}",
+                           service.events_path, {**{k: v for k, v in files.items() if k != "the event log"},
+                                                 "the results file": results_file})
+    except EngineError as error:
+        if service is not None:
+            service.close()
+        raise click.UsageError(error.message) from None
+    if executor_name != "local":
+        options = {"address": ray_address, "output": ray_output, "workers": workers} if executor_name == "ray" else {}
+        try:
+            executor = open_executor(executor_name, **options)
+            if executor_name == "ray":
+                import_ray()  # say how to install it now, not after the first line
+        except EngineError as error:
+            if service is not None:
+                service.close()
+            raise click.UsageError(error.message) from None
+    else:
+        if ray_address:
+            raise click.UsageError("--ray-address needs --executor ray")
+        executor = None
     progress = Progress(len(entries))
     started = time.perf_counter()
     results = []
+    drained = []  # the run's callbacks once drained (a DeliveryReport)
     if service is None:
         stream = run_batch(entries, out_dir, workers=workers, on_result=progress, device=device,
-                           results_path=results_path)
+                           results_path=results_path, executor=executor)
     else:
         stream = service.run_batch(entries, out_dir, workers=workers, device=device, retry_failed=retry_failed,
-                                   on_result=progress, results_path=results_path)
-    results_file = results_path or out_dir / "results.jsonl"
+                                   on_result=progress, results_path=results_path, drain_s=drain_s,
+                                   on_drained=drained.append, executor=executor)
 
     def stop_on_term(signum, frame) -> None:  # a scheduler's stop: give the jobs back, as Ctrl-C does
         raise KeyboardInterrupt
@@ -138,7 +182,11 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
             if as_json:
                 click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
     except OSError as exc:
-        raise click.UsageError(f"cannot write to {out_dir}: {exc}") from None
+        where = out_dir if not exc.filename or Path(exc.filename).absolute().is_relative_to(out_dir.absolute()) \
+            else exc.filename  # the event log (--events), --results: name what could not be written
+        raise click.UsageError(f"cannot write to {where}: {exc}") from None
+    except EngineError as error:  # the store failed mid-run (StoreError): every result shown was recorded
+        raise click.UsageError(error.message) from None
     except KeyboardInterrupt:
         click.echo(f"stopped after {len(results)} of {len(entries)} jobs"
                    + ("; the rest go on when the same command runs again" if service else ""), err=True)
@@ -151,11 +199,19 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
     wall = time.perf_counter() - started
     failed = sum(1 for r in results if not r.ok)
     reused = sum(1 for r in results if r.reused)
+    callbacks_waiting = drained[0].pending if drained else 0
+    if callbacks_waiting:
+        click.echo(f"callbacks: {callbacks_waiting} of this run's still waiting after --drain {drain_s:g} s "
+                   f"({drained[0].delivered} delivered); `engine events flush` or a later run or worker sends them",
+                   err=True)
+    elif drained and (drained[0].delivered or drained[0].failed):
+        click.echo(f"callbacks: {drained[0].delivered} delivered, none of this run's waiting", err=True)
     if as_json:
         summary = {"jobs": len(results), "succeeded": len(results) - failed, "failed": failed, "reused": reused,
                    "seconds": round(wall, 3), "results": str(results_file)}
         if service is not None:
             summary["store"] = str(service.store_path)
+            summary["callbacks_waiting"] = callbacks_waiting
         click.echo(json.dumps({"summary": summary}))
     else:
         click.echo(summary_table(results, wall))

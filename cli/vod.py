@@ -20,7 +20,9 @@ import click
 from ..engine.device import parse_device
 
 from ..engine.errors import EngineError, ErrorCode
+from ..engine.spec import parse_json
 from ..engine.vod import JOB_STATES, SECRET_ENV, SECRET_SETTING_KEYS, SETTING_KEYS, STORE_ENV, Service, add_videos
+from ..engine.vod.webhook import check_callback_url
 
 STORE_HELP = (f"Store file (SQLite). Default: ${STORE_ENV}, else $XDG_DATA_HOME/animated-previews/store.db "
               "(~/.local/share/...). Images and events.jsonl go beside it.")
@@ -56,13 +58,24 @@ def store_command(func: Callable) -> Callable:
     return wrapper
 
 
+def _check_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--callback: an http(s) URL with a host (the store's own rule, as `config set callback_url`)."""
+    if value is None:
+        return None
+    try:
+        return check_callback_url(value)
+    except EngineError as error:
+        raise click.BadParameter(error.message, ctx, param) from None
+
+
 def event_options(func: Callable) -> Callable:
     """--events, --callback, --callback-secret: where DynamicImageComplete events go (engine worker,
     engine run); values the Service takes, each falling back to the store's setting."""
     options = [
         click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="Event log (JSON Lines) [default: events.jsonl beside the store]."),
-        click.option("--callback", "callback_url", help="POST each DynamicImageComplete event here "
+        click.option("--callback", "callback_url", callback=_check_callback, metavar="URL",
+                     help="POST each DynamicImageComplete event here: an http:// or https:// URL "
                      "[default: the store's callback_url setting]."),
         click.option("--callback-secret", envvar=SECRET_ENV, help=f"HMAC-SHA256 key for callbacks (or "
                      f"${SECRET_ENV}, or the store's callback_secret setting)."),
@@ -123,9 +136,22 @@ def template_fields(func: Callable) -> Callable:
     return func
 
 
+BODY_MAX_BYTES = 2**20
+"""Largest --body file read (a real body is a few hundred bytes)."""
+
+
 def _read_body(body) -> Any:
+    """The JSON of a --body file: InvalidParameter for one that is not JSON, not UTF-8, over
+    :data:`BODY_MAX_BYTES` or nested too deeply (never a traceback)."""
     try:
-        return json.load(body)
+        text = body.read(BODY_MAX_BYTES + 1)
+    except UnicodeDecodeError as exc:
+        raise EngineError(ErrorCode.INVALID_PARAMETER, f"{body.name} is not UTF-8 text: {exc.reason}") from None
+    if len(text) > BODY_MAX_BYTES:
+        raise EngineError(ErrorCode.INVALID_PARAMETER, f"{body.name} is over {BODY_MAX_BYTES // 2**20} MiB; a "
+                          "template body is a few hundred bytes")
+    try:
+        return parse_json(text, body.name)
     except json.JSONDecodeError as exc:
         raise EngineError(ErrorCode.INVALID_PARAMETER, f"{body.name} is not valid JSON: {exc}") from None
 
@@ -176,9 +202,11 @@ def template_list(service: Service, as_json: bool) -> None:
         return
     rows = []
     for t in templates:
+        config = t.template_config()  # numbers exact, as GetVodTemplate answers them (not :g's 6 digits)
         size = f"{t.width or 'auto'}x{t.height or 'auto'}" if (t.width or t.height) else "source"
-        span = f"{t.seek:g}+{t.duration:g}s" if t.duration is not None else f"{t.seek:g}..end-{t.trim_end:g}s"
-        rows.append([t.id, t.name, t.format, f"{t.fps:g}", size, span, "yes" if t.set_as_cover else "no"])
+        times = config["TimeSpan"]
+        span = f"{times['Seek']}+{times['Duration']}s" if "Duration" in times else f"{times['Seek']}..end-{times['End']}s"
+        rows.append([t.id, t.name, t.format, config["Fps"], size, span, "yes" if t.set_as_cover else "no"])
     _table(rows, ["VodTemplateId", "Name", "Format", "Fps", "Size", "TimeSpan", "Cover"])
 
 
@@ -401,31 +429,42 @@ def events_group() -> None:
 @click.option("--job", "job_id", help="Only this job's event.")
 @store_command
 def events_list(service: Service, as_json: bool, job_id: str | None) -> None:
-    """Every event, oldest first, and each callback still waiting."""
+    """Every event, oldest first, each callback still waiting, and those given up."""
     events = service.events(job_id=job_id)
     if as_json:
-        _emit({"Events": events, "Pending": service.pending_deliveries()})
+        _emit({"Events": events, "Pending": service.pending_deliveries(), "GivenUp": service.given_up_deliveries()})
         return
     _table([[e["EventTime"], e["JobId"], e["Status"], e["ErrorCode"] or e["DynamicImageUrl"]] for e in events],
            ["EventTime", "JobId", "Status", "URL / ErrorCode"])
     waiting = service.pending_deliveries()
     if waiting:
         click.echo(f"{len(waiting)} callback(s) waiting; last error: {waiting[0]['last_error']}")
+    dead = service.given_up_deliveries()
+    if dead:
+        click.echo(f"{len(dead)} callback(s) given up (never retried); last reason: {dead[-1]['last_error']}")
 
 
 @events_group.command("flush")
 @click.option("--wait", type=click.FloatRange(min=0), default=0, show_default=True,
-              help="Keep retrying (with backoff) for up to this many seconds until every callback is delivered.")
+              help="Keep going for up to this many seconds: retries (with backoff) and events queued "
+                   "meanwhile, until every callback is delivered; no attempt lasts past it. 0: one "
+                   "attempt at each waiting callback.")
 @click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Event log (JSON Lines) [default: events.jsonl beside the store].")
 @click.option("--callback-secret", envvar=SECRET_ENV, help=f"HMAC-SHA256 key (or ${SECRET_ENV}, or the store's setting).")
 @store_command
 def events_flush(service: Service, as_json: bool, wait: float) -> None:
-    """Write new events to the log and deliver every waiting callback now. Exit 1 if some remain."""
+    """Write new events to the log and deliver every waiting callback now. Exit 1 if some remain.
+
+    Each event is signed with the key it was queued with (the --callback-secret of the run that
+    ended its job, else that run's $ENGINE_CALLBACK_SECRET or store setting); --callback-secret here
+    signs only events queued without one."""
     report = service.flush_events(wait=wait)
-    summary = {"Delivered": report.delivered, "Failed": report.failed, "Pending": report.pending}
+    summary = {"Delivered": report.delivered, "Failed": report.failed, "Pending": report.pending,
+               "GivenUp": report.given_up}
     _emit(summary) if as_json else click.echo(
-        f"{report.delivered} delivered, {report.failed} failed attempts, {report.pending} still waiting")
+        f"{report.delivered} delivered, {report.failed} failed attempts, {report.pending} still waiting"
+        + (f", {report.given_up} given up (see engine events list)" if report.given_up else ""))
     if report.pending:
         sys.exit(1)
 

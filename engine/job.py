@@ -15,11 +15,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .decode import DecodedClip, Decoder, DecoderUnavailable, open_decoder
+import av
+
+from .decode import FIT_CHUNK, FIT_CHUNK_BYTES, DecodedClip, Decoder, DecoderUnavailable, open_decoder
 from .device import DeviceChoice, DeviceRequest, choose_device
 from .encode import Format, Frames, get_format
 from .errors import EngineError, ErrorCode
-from .geometry import display_size, output_size
+from .geometry import largest_output_size
+from .memory import Budget, job_budget
 from .output import resolve_output, write_atomic
 from .probe import MediaInfo, probe
 from .render import Fitter, render
@@ -27,29 +30,125 @@ from .result import Result
 from .spec import JobSpec
 from .timeline import Timeline, plan_timeline
 
-FRAME_MEMORY_BUDGET = 6 * 2**30
-"""Bytes of frames one job may hold. Decoders shrink every chunk of source frames to the output
-size as they go (:data:`engine.decode.FIT_CHUNK`), so what grows with the clip is its frames at
-output size: 3000 frames of 1280x720 are 7.7 GiB. A job past this is refused up front rather than
-left to exhaust the worker's memory."""
+FRAME_MEMORY_BUDGET: int | None = None
+"""Bytes one job may hold (:func:`job_memory_estimate`); None: this machine's share per worker,
+:func:`engine.memory.job_budget` (memory x 0.75 / workers in flight - a worker's own 400 MiB, or
+``$ENGINE_JOB_MEMORY``). A job past it is refused up front rather than left to exhaust the
+worker's memory (and be killed by the kernel)."""
+
+JOB_OVERHEAD = 64 * 2**20
+"""Bytes a job holds whatever its size: the palette's histogram tables and scratch (about 45 MB),
+the remap's scratch (16 MB), the encoders' state."""
 
 
-def _check_frame_memory(spec: JobSpec, media: MediaInfo, timeline: Timeline) -> None:
-    """Refuse clips whose frames at output size would not fit in :data:`FRAME_MEMORY_BUDGET`.
+def job_memory_estimate(*, palette: bool, frames: int, distinct: int, width: int, height: int,
+                        source_width: int, source_height: int, hdr: bool = False, deep: bool = False) -> int:
+    """Bytes a job holds at its peak, over what its worker held before it (an upper bound).
+
+    ``frames`` (N) output frames of ``width`` x ``height`` (P pixels) from at most ``distinct`` (U)
+    distinct source frames of ``source_width`` x ``source_height`` (S pixels); ``palette``: the
+    format takes indexed frames (GIF) rather than RGB (WebP); ``hdr``: PQ/HLG frames, decoded to
+    16 bits and tone-mapped; ``deep``: the decoder's frames have more than 8 bits a sample. What
+    is alive, stage by stage:
+
+    * decode: the U frames at output size (3 bytes a pixel), twice while the decoder joins its
+      chunks into one tensor (6UP); one chunk of k frames at source size, twice while it is
+      stacked (6S a frame; k = :data:`engine.decode.FIT_CHUNK`, or fewer to stay near
+      :data:`engine.decode.FIT_CHUNK_BYTES`); HDR: 16-bit frames, their float copies and the
+      joined float chunk (36S a frame, k counted on 6 bytes a pixel) and the tone map's float
+      copies at output size (60P a frame); the decoder's reference frames (12S, 24S when deep).
+    * render: GIF: the U frames (3UP), their palette indices (UP) and the indices gathered per
+      output instant (NP); WebP: the U frames and the RGB gathered per output instant (3NP).
+    * encode (the U frames released): GIF: the N index frames, Pillow's copy of each frame that
+      differs from the one before (at most U) and the file, at most 1.5 bytes a pixel of those,
+      twice when handed over: at most NP + 4UP; WebP: the N RGB frames, one frame's canvas,
+      Pillow image and libwebp buffers, and the (small) file.
+
+    So GIF ``max(6U, 4U + N) P``, WebP ``3 (U + N) P``, plus 10P (one frame's working copies),
+    the chunk, the decoder's frames and :data:`JOB_OVERHEAD`. Every output instant is a frame the
+    job holds: a 1 fps source sampled at 60 fps has 60 times fewer distinct frames than output
+    frames, and its WebP holds 3NP all the same.
+
+    Measured: peak RSS (VmHWM) over the RSS before the job, one job per fresh process after a
+    warm-up job (as in a worker), 1 thread unless said; GiB, measured / this estimate:
+
+    =====================================================================  ===========
+    1 fps 1024x1024 -> WebP 1024x1024, 60 fps, 10 s (U=10, N=600)          1.79 / 1.97
+    1 fps 1024x1024 -> WebP 512x512, 60 fps, 25 s (U=25, N=1500)           1.14 / 1.29
+    1 fps 1024x1024 -> GIF 1024x1024, 50 fps, 10 s (U=10, N=500)           0.53 / 0.71
+    1 fps 2048x2048 -> GIF 2048x2048, 50 fps, 11 s (U=11, N=550)           2.35 / 2.63
+    1 fps 2048x2048 -> WebP 2048x2048, 60 fps, 4 s (U=4, N=240)            2.88 / 3.16
+    30 fps 640x480 H.264 -> GIF 640x480, 30 fps, 10 s (U=N=300)            0.52 / 0.61
+    30 fps 640x480 H.264 -> WebP 640x480, the same                         0.52 / 0.61
+    25 fps 1280x720 H.264 -> GIF 1280x720, 25 fps, 10 s (U=N=250)          1.32 / 1.45
+    25 fps 1280x720 H.264 -> WebP, the same (2 threads: 1.30)              1.31 / 1.45
+    Big Buck Bunny 720p VP8 -> GIF 1280x720, 24 fps, 10 s (U=N=240)        1.23 / 1.40
+    Big Buck Bunny 720p VP8 -> WebP, the same                              1.24 / 1.40
+    Big Buck Bunny 720p VP8 -> GIF 640x360, 15 fps, 3 s (the bench job)    0.08 / 0.21
+    3840x2160 H.264 -> GIF 320x180, 25 fps, 2.9 s (2 threads: 0.16)        0.16 / 0.32
+    3840x2160 H.264 -> WebP 3840x2160, 25 fps, 1 s (U=N=25)                1.19 / 1.53
+    1920x1080 interlaced H.264 -> GIF 640x360, 25 fps, 2.9 s               0.19 / 0.31
+    HDR PQ HEVC 10-bit 1920x1080 -> GIF 320x180, 2.9 s (2 threads: 0.48)   0.48 / 0.57
+    HDR PQ HEVC 10-bit 1920x1080 -> WebP 1920x1080, 1 s                    1.20 / 1.53
+    HDR HLG HEVC 10-bit 1920x1080 -> GIF 320x180, 2.9 s                    0.47 / 0.57
+    HDR HLG HEVC 10-bit 1920x1080 -> WebP 1920x1080, 1 s                   1.26 / 1.53
+    =====================================================================  ===========
+
+    The worker itself held 256-345 MiB before its job (:data:`engine.memory.WORKER_BASE`).
+    """
+    pixels, source = width * height, source_width * source_height
+    n, u = max(1, frames), max(1, min(distinct, frames))
+    if palette:
+        held = max(6 * u, 4 * u + n) * pixels
+    else:
+        held = 3 * (u + n) * pixels
+    if hdr:
+        per_chunk = min(FIT_CHUNK, -(-FIT_CHUNK_BYTES // (6 * source)))
+        chunk = per_chunk * (36 * source + 60 * pixels)
+    else:
+        per_chunk = min(FIT_CHUNK, -(-FIT_CHUNK_BYTES // (3 * source)))
+        chunk = per_chunk * 6 * source
+    decoder = (24 if hdr or deep else 12) * source
+    return held + 10 * pixels + chunk + decoder + JOB_OVERHEAD
+
+
+def _deep(pixel_format: str) -> bool:
+    """Whether the decoder's frames carry more than 8 bits a sample (``yuv420p10le``: 2 bytes)."""
+    try:
+        return max(component.bits for component in av.VideoFormat(pixel_format).components) > 8
+    except (ValueError, TypeError, av.error.FFmpegError):  # a name this FFmpeg does not know: assume the worst
+        return True
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.2f} GiB"
+
+
+def _check_frame_memory(spec: JobSpec, fmt: Format, media: MediaInfo, timeline: Timeline) -> None:
+    """Refuse jobs whose :func:`job_memory_estimate` passes the budget (:data:`FRAME_MEMORY_BUDGET`).
 
     The rotation is only known once a frame is decoded, and it matters: with one side given, a
     portrait phone video (coded landscape, rotated) is taller at the same width. So the bound is
-    the larger of the two orientations' output sizes."""
+    the larger of the two orientations' output sizes. Distinct source frames are at most the
+    source's frames in the clip's span (a 1 fps source sampled at 60 fps has a sixtieth as many
+    distinct frames as output frames), but every output frame is held by the encoder."""
     span = timeline.instants[-1] - timeline.instants[0]
     distinct = min(timeline.frame_count, int(span * (media.fps or timeline.fps)) + 2)
-    width, height = max((output_size(spec, display_size(media.width, media.height, media.sample_aspect_ratio, turns))
-                         for turns in (0, 1)), key=lambda size: size[0] * size[1])
-    needed = distinct * width * height * 3
-    if needed > FRAME_MEMORY_BUDGET:
+    width, height = largest_output_size(spec, media.width, media.height, media.sample_aspect_ratio)
+    palette = fmt.palette_colours is not None
+    needed = job_memory_estimate(palette=palette, frames=timeline.frame_count, distinct=distinct, width=width,
+                                 height=height, source_width=media.width, source_height=media.height,
+                                 hdr=media.transfer is not None, deep=_deep(media.pixel_format))
+    budget = Budget(FRAME_MEMORY_BUDGET, "FRAME_MEMORY_BUDGET") if FRAME_MEMORY_BUDGET is not None else job_budget()
+    if needed > budget.bytes:
+        held = "palette indices, 1 byte a pixel" if palette else "RGB, 3 bytes a pixel"
         raise EngineError(
             ErrorCode.INVALID_PARAMETER,
-            f"the clip needs about {needed / 2**30:.1f} GiB for {distinct} frames of {width}x{height}; at most "
-            f"{FRAME_MEMORY_BUDGET / 2**30:.0f} GiB per job: shorten the duration, lower fps or the output size",
+            f"the job needs about {_gib(needed)} of memory: {timeline.frame_count} output frames of {width}x{height} "
+            f"({held}, each held until encoded) from {distinct} distinct source frames of "
+            f"{media.width}x{media.height}; "
+            f"at most {_gib(budget.bytes)} per job here ({budget.source}): "
+            f"shorten the duration, lower fps or the output size",
         )
 
 
@@ -123,7 +222,7 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
                           "fps": media.fps, "duration": round(media.duration, 3),
                           "bytes": spec.input.stat().st_size}
         timeline = plan_timeline(spec, media)
-        _check_frame_memory(spec, media, timeline)
+        _check_frame_memory(spec, fmt, media, timeline)
         if media.transfer is not None:
             notes.append(f"HDR ({media.transfer.upper()}, BT.2020) tone-mapped to SDR BT.709")
         choice = choose_device(device, media)
@@ -142,8 +241,10 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
         if done is None:
             done = _decode_and_render(fmt, spec, media, timeline, decoder, watch, t)
         clip, frames, t = done
+        width, height, decoded = clip.width, clip.height, clip.frames_decoded
         if clip.deinterlaced:
             notes.append("interlaced source: each frame shows its top field (the lines between interpolated)")
+        del clip, done  # the distinct frames are rendered: let them go before the encoder's copies come
 
         data = fmt.encode(frames, timeline.delays)
         t = watch.lap("encode", t)
@@ -154,7 +255,7 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
         return Result.failure(spec.id, error, timings=watch.totals(), notes=tuple(notes), **base)
     except MemoryError:
         return Result.failure(spec.id, EngineError(
-            ErrorCode.INVALID_PARAMETER, "out of memory: lower the output size, fps or duration"),
+            ErrorCode.RESOURCE_EXHAUSTED, "out of memory: lower the output size, fps or duration"),
             timings=watch.totals(), notes=tuple(notes), **base)
     except Exception as exc:  # a bug or an unforeseen library error: report it, keep the batch going
         return Result.failure(spec.id, EngineError(
@@ -163,14 +264,14 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
         id=spec.id,
         status="success",
         output=str(destination),
-        width=clip.width,
-        height=clip.height,
+        width=width,
+        height=height,
         frames=timeline.frame_count,
         fps=timeline.fps,
         duration=round(sum(timeline.delays) * timeline.tick, 4),
         bytes=len(data),
         notes=timeline.notes + tuple(notes),
         timings=watch.totals(),
-        source_frames_decoded=clip.frames_decoded,
+        source_frames_decoded=decoded,
         **base,
     )

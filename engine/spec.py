@@ -42,7 +42,13 @@ FPS_RANGE = (1.0, 60.0)
 MAX_SIDE = 4096
 """Largest output width or height; far above any preview size, low enough to bound memory."""
 
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of objects and arrays a manifest line or template body may have. The deepest real
+one is 4 (a line, its TemplateConfig, Clip, TimeSpan); deeper text is refused with InvalidParameter
+before anything walks it (json and repr recurse, and Python's recursion limit would stop the batch)."""
+
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+"""Ids are matched whole (``fullmatch``): ``$`` would let a trailing newline through."""
 _SNAKE_FIELDS = {"id", "input", "output", "template", "format", "fps", "width", "height", "seek", "duration",
                  "trim_end", "set_as_cover"}
 _VOD_TOP_FIELDS = {"id", "input", "output", "template", "TemplateConfig"}
@@ -75,6 +81,54 @@ class JobSpec:
 
 def _fail(message: str) -> EngineError:
     return EngineError(ErrorCode.INVALID_PARAMETER, message)
+
+
+def check_json(value: Any, what: str) -> Any:
+    """``value`` (parsed JSON: objects, arrays, strings, numbers) if it nests at most
+    :data:`MAX_JSON_DEPTH` levels and every string (keys too) is valid Unicode; else an
+    InvalidParameter naming ``what``. Iterative, so it never recurses itself.
+
+    A lone surrogate (``"\\ud800"`` in JSON) is valid JSON but not text: the file system, SQLite
+    and the UTF-8 results file all refuse it, each with an exception of its own."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise _fail(f"{what} holds a lone surrogate ({item[exc.start]!r}); text must be valid Unicode") from None
+            continue
+        if isinstance(item, Mapping):
+            children = [*item.keys(), *item.values()]
+        elif isinstance(item, (list, tuple)):
+            children = list(item)
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise _fail(f"{what} nests objects or arrays deeper than {MAX_JSON_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children)
+    return value
+
+
+def parse_json(text: str | bytes, what: str) -> Any:
+    """``json.loads(text)``, checked by :func:`check_json`. A text nested too deeply for the parser
+    itself (RecursionError) is the same InvalidParameter; a syntax error stays a
+    :class:`json.JSONDecodeError` for the caller to word."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise _fail(f"{what} nests objects or arrays deeper than {MAX_JSON_DEPTH} levels") from None
+    return check_json(value, what)
+
+
+def _path_text(value: Any, field: str, what: str) -> str:
+    """A path as given in a line: a non-blank string the operating system can take (no NUL)."""
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(f"{field} must be {what}")
+    if "\0" in value:
+        raise _fail(f"{field} must be {what}: it holds a NUL character, which no file name may")
+    return value
 
 
 def _number(value: Any, field: str, allowed: str = "", *, is_time: bool = False) -> float:
@@ -188,7 +242,7 @@ def load_template_config(config: Any) -> Mapping[str, Any]:
     string). Its shape is checked by :func:`flat_template_config`."""
     if isinstance(config, str):
         try:
-            config = json.loads(config)
+            config = parse_json(config, "TemplateConfig")
         except json.JSONDecodeError as exc:
             raise _fail(f"TemplateConfig is not valid JSON: {exc}") from None
     if not isinstance(config, Mapping):
@@ -305,6 +359,7 @@ def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path,
     """
     if not isinstance(line, Mapping):
         raise _fail("a manifest line must be a JSON object")
+    check_json(line, "the line")
     if "TemplateConfig" in line:
         fields, labels = _flatten_vod(line)
     else:
@@ -320,15 +375,13 @@ def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path,
     job_id = fields.get("id", default_id)
     if isinstance(job_id, (int, float)) and not isinstance(job_id, bool):
         job_id = str(job_id)
-    if not isinstance(job_id, str) or not _ID_PATTERN.match(job_id):
+    if not isinstance(job_id, str) or not _ID_PATTERN.fullmatch(job_id):
         raise _fail(
             f"id must be 1-128 characters of letters, digits, '.', '_' or '-' (starting with a letter "
             f"or digit), got {job_id!r}"
         )
 
-    raw_input = fields.get("input")
-    if not isinstance(raw_input, str) or not raw_input.strip():
-        raise _fail("input must be the path of a video file")
+    raw_input = _path_text(fields.get("input"), "input", "the path of a video file")
     input_path = Path(raw_input).expanduser()
     if not input_path.is_absolute():
         input_path = input_root / input_path
@@ -357,8 +410,7 @@ def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path,
     output = fields.get("output")
     output_path = None
     if output is not None:
-        if not isinstance(output, str) or not output.strip():
-            raise _fail("output must be a file path")
+        output = _path_text(output, "output", "a file path")
         output_path = Path(output).expanduser()
         if output_path.suffix.lower() != f".{fmt}":
             raise _fail(f"output {output!r} must end in .{fmt} to match format {fmt}")

@@ -41,6 +41,9 @@ _BY_ENGINE_CODE: dict[str, tuple[int, str]] = {
     ErrorCode.JOB_NOT_FOUND.value: (404, "NoSuchResource"),
     "Forbidden": (403, "Forbidden"),
     "DynamicImageNotFound": (404, "NoSuchResource"),
+    "AccessKeyNotFound": (404, "InvalidAccessKeyId.NotFound"),
+    ErrorCode.RESOURCE_EXHAUSTED.value: (503, "ServiceUnavailable"),
+    ErrorCode.STORE_ERROR.value: (503, "ServiceUnavailable"),
 }
 """Engine codes the API answers with another code or status; the rest are 500 InternalError."""
 

@@ -28,19 +28,25 @@ def encode_gif(indices: np.ndarray, palette: np.ndarray, delays_cs: tuple[int, .
         raise ValueError(f"{count} frames but {len(delays_cs)} delays")
     if palette.shape[0] > TRANSPARENT_INDEX:
         raise ValueError("a GIF palette here holds at most 255 colours (one slot is kept for transparency)")
-    palette, indices = _distinct_palette(palette, indices)
+    palette, lookup = _distinct_palette(palette)
     flat_palette = palette.tobytes()
-    images = []
-    for frame in indices:
-        image = Image.frombuffer("P", (width, height), np.ascontiguousarray(frame), "raw", "P", 0, 1)
-        image.putpalette(flat_palette)
-        images.append(image)
+
+    def image(frame: np.ndarray) -> Image.Image:
+        if lookup is not None:  # a frame at a time: no second copy of the whole clip's indices
+            frame = lookup[frame]
+        picture = Image.frombuffer("P", (width, height), np.ascontiguousarray(frame), "raw", "P", 0, 1)
+        picture.putpalette(flat_palette)
+        return picture
+
+    # Pillow's writer takes the frames one at a time and keeps its own copy of each frame that
+    # differs from the one before, so the images are made as it asks for them.
+    images = (image(frame) for frame in indices[1:])
     buffer = io.BytesIO()
-    images[0].save(
+    image(indices[0]).save(
         buffer,
         format="GIF",
         save_all=True,
-        append_images=images[1:],
+        append_images=images,
         duration=[int(d) * 10 for d in delays_cs],  # Pillow takes ms and writes ms // 10
         loop=0,
         disposal=1,
@@ -51,8 +57,9 @@ def encode_gif(indices: np.ndarray, palette: np.ndarray, delays_cs: tuple[int, .
     return buffer.getvalue()
 
 
-def _distinct_palette(palette: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A 256-entry table with no colour twice, and the indices rewritten to match.
+def _distinct_palette(palette: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A 256-entry table with no colour twice, and the lookup (uint8 [256]) that rewrites indices
+    to match, or None when none need rewriting.
 
     Pillow's writer matches palette entries by colour; with repeated colours (a short palette
     padded with black, or two boxes of a median cut landing on one mean) its matching turns
@@ -60,10 +67,10 @@ def _distinct_palette(palette: np.ndarray, indices: np.ndarray) -> tuple[np.ndar
     """
     _, first, inverse = np.unique(palette, axis=0, return_index=True, return_inverse=True)
     canonical = first[inverse.reshape(-1)]  # each entry -> the first entry with its colour
+    lookup = None
     if not np.array_equal(canonical, np.arange(len(palette))):
         lookup = np.arange(256, dtype=np.uint8)
         lookup[: len(palette)] = canonical
-        indices = lookup[indices]
     table = np.zeros((256, 3), dtype=np.uint8)
     table[: len(palette)] = palette
     taken = {tuple(int(v) for v in c) for c in palette}
@@ -74,4 +81,4 @@ def _distinct_palette(palette: np.ndarray, indices: np.ndarray) -> tuple[np.ndar
         colour = next(spare)
         taken.add(colour)
         table[slot] = colour
-    return table, indices
+    return table, lookup

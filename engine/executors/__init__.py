@@ -36,13 +36,15 @@ class Executor(Protocol):
 
 EXECUTORS: dict[str, tuple[str, str]] = {
     "local": (".local", "LocalExecutor"),
+    "ray": (".ray", "RayExecutor"),
 }
 """Executor name -> (module, relative to this package, class). The class takes its options as
 keyword arguments."""
 
 
 def open_executor(name: str = "local", **options: Any) -> Executor:
-    """The executor called ``name``, built with ``options`` (``local``: ``workers``)."""
+    """The executor called ``name``, built with ``options`` (``local``: ``workers``; ``ray``:
+    ``address``, ``actors``, ``output``, ``workers``)."""
     if name not in EXECUTORS:
         raise EngineError(ErrorCode.INVALID_PARAMETER,
                           f"unknown executor {name!r}; known: {', '.join(sorted(EXECUTORS))}")

@@ -4,8 +4,14 @@ Each worker process runs whole jobs (decode, kernels, encode, write) with ``core
 compute threads, so ``workers`` jobs run side by side and every core is busy. Processes rather
 than threads because decoding, resizing and encoding hold the GIL in parts, and because a
 native crash in a decoder (a corrupt file can do that) then kills one worker, not the batch:
-the jobs that were in flight are retried one by one in a fresh process, and the one that crashes
-again is reported as failed (``InvalidVideoFormat``).
+the jobs that were in flight are retried one by one in a fresh process, and the one that kills
+it again is reported as failed: ``ResourceExhausted`` when that process was killed with SIGKILL
+(what the kernel's out-of-memory killer sends), ``InvalidVideoFormat`` for any other death (a
+segfault, an abort: a decoder crashing on a corrupt file).
+
+Memory: every worker gets the same budget per job, this machine's memory shared by the workers
+(:func:`engine.memory.job_memory_budget`, computed here once and handed to each worker), and a
+job whose estimate passes it is refused before decoding (:func:`engine.job.run_job`).
 
 Jobs are fed to the pool two per worker at a time, so memory stays flat however long the
 manifest is. CUDA is never touched in the parent: workers start from a forkserver that never
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -29,6 +36,7 @@ from ..device import DeviceRequest
 from ..errors import EngineError, ErrorCode
 from ..liveness import process_gone
 from ..manifest import ManifestEntry
+from ..memory import BUDGET_ENV, Budget, budget_for_pool, set_job_budget, usable_cores
 from ..result import Result
 
 _worker_decoder = None
@@ -48,10 +56,13 @@ def _exit_with_run(run_pid: int, period: float = 0.5) -> None:
     threading.Thread(target=watch, name="run-watchdog", daemon=True).start()
 
 
-def _init_worker(threads: int, device: DeviceRequest, run_pid: int) -> None:
-    """Runs once in each worker process: one compute thread per job, CPU decoder built once."""
+def _init_worker(threads: int, device: DeviceRequest, run_pid: int,
+                 budget: Budget | EngineError | None = None) -> None:
+    """Runs once in each worker process: one compute thread per job, CPU decoder built once, the
+    memory budget per job its pool computed (None: the machine's share with the default workers)."""
     global _worker_decoder, _worker_device
     _exit_with_run(run_pid)
+    set_job_budget(budget)
     import torch
 
     from ..decode import open_decoder
@@ -70,13 +81,10 @@ def _run_in_worker(entry: ManifestEntry, out_dir: Path) -> Result:
 
 def default_workers() -> int:
     """As many workers as there are cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
-def _pool(workers: int, threads: int, device: DeviceRequest) -> ProcessPoolExecutor:
+def _context() -> multiprocessing.context.BaseContext:
     # forkserver: workers start from a clean process that has imported the engine once, so
     # starting them is fast and never inherits a parent's threads (torch, OpenMP) mid-flight.
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
@@ -84,25 +92,82 @@ def _pool(workers: int, threads: int, device: DeviceRequest) -> ProcessPoolExecu
     if method == "forkserver":
         engine = __name__.rpartition(".executors.")[0]  # the engine package, under whatever name it is installed
         context.set_forkserver_preload([f"{engine}.job", f"{engine}.decode.pyav"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                               initargs=(threads, device, os.getpid()))
+    return context
 
 
-def _crashed(entry: ManifestEntry) -> Result:
-    return Result.failure(entry.id, EngineError(
-        ErrorCode.INVALID_VIDEO_FORMAT,
-        "the decoder crashed on this input (its worker process died); the file is likely corrupt",
-    ), line=entry.line, input=str(entry.spec.input) if entry.spec else None)
+def _pool(workers: int, threads: int, device: DeviceRequest,
+          budget: Budget | EngineError | None = None) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init_worker,
+                               initargs=(threads, device, os.getpid(), budget))
 
 
-def _isolate(entries: list[ManifestEntry], out_dir: Path, threads: int, device: DeviceRequest) -> Iterator[Result]:
-    """Re-run jobs that were in flight when a worker died, each alone, to find the culprit."""
-    for entry in entries:
-        with _pool(1, threads, device) as pool:
+def _died(entry: ManifestEntry, exitcode: int | None) -> Result:
+    """The Result of a job whose process died running it alone, by how it died."""
+    if exitcode == -signal.SIGKILL:
+        error = EngineError(ErrorCode.RESOURCE_EXHAUSTED, (
+            "the worker ran out of memory: it was killed (SIGKILL, what the kernel's out-of-memory killer "
+            "sends) while running this job alone; lower the output size, fps or duration, or run fewer "
+            f"--workers (or lower ${BUDGET_ENV}, so that such jobs are refused before they start)"))
+    else:
+        how = f"exit status {exitcode}"
+        if exitcode is not None and exitcode < 0:
             try:
-                yield pool.submit(_run_in_worker, entry, out_dir).result()
-            except BrokenProcessPool:
-                yield _crashed(entry)
+                how = f"signal {signal.Signals(-exitcode).name}"
+            except ValueError:
+                how = f"signal {-exitcode}"
+        error = EngineError(ErrorCode.INVALID_VIDEO_FORMAT, (
+            f"the decoder crashed on this input (its worker process died: {how}); the file is likely corrupt"))
+    return Result.failure(entry.id, error, line=entry.line, input=str(entry.spec.input) if entry.spec else None)
+
+
+def _alone_main(answer, job, entry: ManifestEntry, out_dir: Path, threads: int, device: DeviceRequest,
+                run_pid: int, budget: Budget | EngineError | None) -> None:
+    """The life of a process that runs one job alone (:func:`_run_alone`): a worker's set-up, the
+    job, and its Result (or the exception it raised) sent back through ``answer``."""
+    _init_worker(threads, device, run_pid, budget)
+    try:
+        outcome = (True, job(entry, out_dir))
+    except BaseException as exc:  # handed to the parent, as a pool would
+        outcome = (False, exc)
+    answer.send(outcome)
+    answer.close()
+
+
+def _run_alone(entry: ManifestEntry, out_dir: Path, threads: int, device: DeviceRequest,
+               budget: Budget | EngineError | None) -> Result:
+    """``entry`` run in a process of its own, which is awaited: its Result, or, when the process
+    died without one, a Result that says how it died (:func:`_died`). A process rather than a
+    pool of one, because a broken pool does not tell how its worker died and the exit status does."""
+    context = _context()
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(target=_alone_main, name=f"isolated-{entry.id}",
+                              args=(writer, _run_in_worker, entry, out_dir, threads, device, os.getpid(), budget))
+    try:
+        process.start()
+        writer.close()  # the child holds the only writer now: its death ends reader.recv()
+        try:
+            ok, value = reader.recv()
+        except EOFError:
+            process.join()
+            return _died(entry, process.exitcode)
+        process.join()
+    finally:
+        reader.close()
+        writer.close()
+        if process.is_alive():  # interrupted (Ctrl-C, SIGTERM, the iterator closed): stop the job now
+            process.kill()
+            process.join()
+    if not ok:
+        raise value
+    return value
+
+
+def _isolate(entries: list[ManifestEntry], out_dir: Path, threads: int, device: DeviceRequest,
+             budget: Budget | EngineError | None = None) -> Iterator[Result]:
+    """Re-run jobs that were in flight when a worker died, each alone, to find the culprit and how
+    it killed its worker."""
+    for entry in entries:
+        yield _run_alone(entry, out_dir, threads, device, budget)
 
 
 def run_pool(entries: Iterable[ManifestEntry], out_dir: Path, *, workers: int | None = None,
@@ -110,9 +175,10 @@ def run_pool(entries: Iterable[ManifestEntry], out_dir: Path, *, workers: int | 
     """The worker pool: every entry's Result, in completion order (invalid entries at once)."""
     workers = workers or default_workers()
     threads = max(1, default_workers() // workers)
+    budget = budget_for_pool(workers)  # here: workers cannot see an environment set after their forkserver started
     pending = iter(entries)
     in_flight: dict[Future, ManifestEntry] = {}
-    pool = _pool(workers, threads, device)
+    pool = _pool(workers, threads, device, budget)
     try:
         while True:
             suspects: list[ManifestEntry] = []
@@ -141,10 +207,26 @@ def run_pool(entries: Iterable[ManifestEntry], out_dir: Path, *, workers: int | 
                 suspects.extend(in_flight.values())
                 in_flight.clear()
                 pool.shutdown(wait=False, cancel_futures=True)
-                yield from _isolate(suspects, out_dir, threads, device)
-                pool = _pool(workers, threads, device)
+                yield from _isolate(suspects, out_dir, threads, device, budget)
+                pool = _pool(workers, threads, device, budget)
+    except BaseException:  # Ctrl-C, SIGTERM (as KeyboardInterrupt), the caller closed the iterator
+        _stop_at_once(pool)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_at_once(pool: ProcessPoolExecutor) -> None:
+    """An interrupted run: no job starts any more, and the jobs running stop now rather than
+    finish, so no image is written after the run gave its jobs back to the store (to be redone).
+    Cancelling the queued futures is not enough: the pool hands each worker process its next job
+    ahead of time, where it can no longer be cancelled, so the worker processes are terminated
+    (their jobs' temporary files are removed when those lines are claimed again; images are
+    renamed into place only when whole). The pool's shutdown (``run_pool``'s ``finally``) then
+    finds them gone and fails what was queued without running it."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from ..errors import EngineError
 from .db import open_store
 
 LEASE_S = 60.0
@@ -32,11 +33,17 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def _run(self) -> None:
-        conn = open_store(self._store)
+        try:
+            conn = open_store(self._store)
+        except EngineError:  # the store failed (StoreError): the main thread's own statements say so
+            return
         try:
             while not self._stop.wait(self._period):
-                if not self._renew(conn):
-                    return
+                try:
+                    if not self._renew(conn):
+                        return
+                except EngineError:  # a full disk, a lock held too long: try again next period
+                    continue
         finally:
             conn.close()
 

@@ -165,6 +165,23 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         -- version answer null.
         ALTER TABLE images ADD COLUMN duration REAL;
     """),
+    (4, """
+        -- Callbacks: the HMAC key an event was queued with (the --callback-secret of the run that ended
+        -- the job, its environment's or the store's), so every attempt, by any later process, signs with
+        -- the same key (the file is 0600, as for the store's own callback_secret). NULL: none was set
+        -- then, and an attempt signs with the key in effect when it is made (rows from older stores too).
+        ALTER TABLE outbox ADD COLUMN secret TEXT;
+        -- When the outbox gave an event up: a URL that is not http(s) (never sent) or MAX_ATTEMPTS
+        -- failed attempts (engine.store.outbox). A given-up event is never tried again by itself.
+        ALTER TABLE outbox ADD COLUMN dead_at REAL;
+    """),
+    (5, """
+        -- A registered video's file as it was when probed: its modification time in nanoseconds (size is
+        -- already kept). GetVideoInfo probes the file again when its size or mtime changed (a file
+        -- replaced under the same path), so its facts never stay stale. NULL (rows from older stores):
+        -- the next look probes once and fills it in.
+        ALTER TABLE videos ADD COLUMN mtime_ns INTEGER;
+    """),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -190,6 +207,7 @@ def migrate(conn: sqlite3.Connection) -> int:
                               f"first {tuple(broken[0])}; the store was left as it was")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # a full disk or an I/O error may have rolled it back already
+            conn.execute("ROLLBACK")
         raise
     return version

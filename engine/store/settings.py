@@ -42,13 +42,42 @@ def _check(key: str) -> str:
     return key
 
 
+CALLBACK_SCHEMES = ("http", "https")
+
+
 def check_callback_url(url: str) -> str:
     """An http(s) URL with a host: the only callbacks this engine can POST to. Anything else
-    (``file:``, ``ftp:``, a bare path) is refused when set, not discovered at the first event."""
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    (``file:``, ``data:``, ``ftp:``, ``gopher:``, a bare path, ``http//host``) is refused when set,
+    not discovered at the first event. The one validator for every place a callback URL enters:
+    ``--callback`` flags, ``engine config set callback_url``, SetMessageCallback, and each delivery
+    attempt (an outbox row written by an older engine). Also refused: credentials in the URL (they
+    would not be sent), a port that is not a number from 1 to 65535, and spaces, control or
+    non-ASCII characters (percent-encode them; write an international host name in its xn-- form).
+    Returns the URL, stripped of surrounding spaces."""
+    if not isinstance(url, str):
         raise _invalid(f"callback URL must be an http:// or https:// URL with a host, got {url!r}")
-    return url.strip()
+    text = url.strip()
+    if any(ch.isspace() or not ch.isprintable() or not ch.isascii() for ch in text):
+        raise _invalid(f"callback URL must be an http:// or https:// URL with a host, without spaces, control or "
+                       f"non-ASCII characters (percent-encode them), got {url!r}")
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError:  # an unbalanced [ or ] (IPv6 literal)
+        parts, host = None, None
+    if parts is None or parts.scheme.lower() not in CALLBACK_SCHEMES or not host:
+        raise _invalid(f"callback URL must be an http:// or https:// URL with a host, got {url!r}")
+    if parts.username is not None or parts.password is not None:
+        raise _invalid(f"callback URL must be an http:// or https:// URL with a host and no user:password@ "
+                       f"(use callback_secret or callback_auth_key to authenticate), got {url!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise _invalid(f"callback URL must be an http:// or https:// URL with a host and a port from 1 to 65535, "
+                       f"got {url!r}")
+    return text
 
 
 def parse_event_types(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:

@@ -14,8 +14,10 @@ shape and spelling created it.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
+import unicodedata
 import uuid
 from decimal import Decimal
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import EngineError, ErrorCode
-from ..spec import flat_template_config, load_template_config, parse_job
+from ..spec import check_json, flat_template_config, load_template_config, parse_job
 from .db import transaction
 
 NAME_LENGTH = (4, 64)
@@ -60,7 +62,7 @@ class Template:
             span["Duration"] = seconds_text(self.duration)
         else:
             span["End"] = seconds_text(self.trim_end)
-        config: dict[str, Any] = {"Format": self.format, "Fps": f"{self.fps:g}"}
+        config: dict[str, Any] = {"Format": self.format, "Fps": seconds_text(self.fps)}  # exact, as times are
         if self.width is not None:
             config["Width"] = str(self.width)
         if self.height is not None:
@@ -77,10 +79,11 @@ class Template:
 
 
 def seconds_text(seconds: float) -> str:
-    """A time as the shortest seconds string that reads back as the same float: ``5`` -> "5",
-    ``2.5`` -> "2.5", ``3723.456`` -> "3723.456" (never "3723.46" or "1e+06", as ``:g``'s six
-    significant digits would give for hh:mm:ss.SSS times and long videos), so a template read back
-    from GetVodTemplate and sent again is the same template."""
+    """A time (or any number: Fps too) as the shortest string that reads back as the same float:
+    ``5`` -> "5", ``2.5`` -> "2.5", ``3723.456`` -> "3723.456", ``29.97002997`` -> "29.97002997"
+    (never "3723.46", "29.97" or "1e+06", as ``:g``'s six significant digits would give for
+    hh:mm:ss.SSS times, NTSC rates and long videos), so a template read back from GetVodTemplate
+    and sent again, or updated one field at a time, is the same template."""
     text = format(Decimal(repr(float(seconds))), "f")  # repr: shortest round trip; "f": no exponent
     return text[:-2] if text.endswith(".0") else text
 
@@ -89,16 +92,37 @@ def _invalid(message: str) -> EngineError:
     return EngineError(ErrorCode.INVALID_PARAMETER, message)
 
 
+_ID_SHAPE = re.compile(r"[0-9a-fA-F]{32}")
+"""A VodTemplateId (uuid4 hex): a name of this shape is refused, so an id never reads as a name."""
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Unicode categories a name may not hold: controls (newline, tab, NUL, DEL, C1), format
+characters (bidi overrides, zero-width), lone surrogates, line and paragraph separators."""
+
+
 def check_name(name: Any) -> str:
+    """A template name: 4-64 characters once stripped, printable on one line, not id-shaped.
+
+    Names are shown one a line (``engine template list``) and looked up beside ids
+    (``template show|update|delete ID-or-name``), so a name with a newline or a control
+    character, or one that is 32 hexadecimal digits (what a VodTemplateId is), is refused."""
     if not isinstance(name, str) or not NAME_LENGTH[0] <= len(name.strip()) <= NAME_LENGTH[1]:
         raise _invalid(f"Name must be {NAME_LENGTH[0]}-{NAME_LENGTH[1]} characters, got {name!r}")
-    return name.strip()
+    name = name.strip()
+    if any(unicodedata.category(ch) in _UNPRINTABLE for ch in name):
+        raise _invalid(f"Name must be printable on one line: no line breaks, control or format characters, "
+                       f"got {name!r}")
+    if _ID_SHAPE.fullmatch(name):
+        raise _invalid(f"Name must not be 32 hexadecimal digits, the shape of a VodTemplateId (commands take "
+                       f"either, so it would be ambiguous), got {name!r}")
+    return name
 
 
-def build_template(template_id: str, name: Any, config: Any, *, created: float, modified: float) -> Template:
+def build_template(template_id: str, name: Any, config: Any, *, created: float, modified: float,
+                   stored_name: bool = False) -> Template:
     """Validate ``name`` and a TemplateConfig (object or JSON string, flat or nested shape) into a
-    :class:`Template`."""
-    name = check_name(name)
+    :class:`Template`. ``stored_name``: ``name`` is the template's own, kept as it is (a store made
+    before a name rule keeps working; only a new name must pass :func:`check_name`)."""
+    name = name if stored_name else check_name(name)
     config = load_template_config(config)
     spec = parse_job({"input": "template", "TemplateConfig": dict(config)}, default_id="template", input_root=Path("."))
     return Template(id=template_id, name=name, format=spec.format, fps=spec.fps, seek=spec.seek,
@@ -110,6 +134,7 @@ def parse_body(body: Any) -> tuple[str, Any]:
     """The (Name, TemplateConfig) of an AddVodTemplate / UpdateVodTemplate body."""
     if not isinstance(body, Mapping):
         raise _invalid("the template body must be a JSON object")
+    check_json(body, "the template body")  # nesting and text, before anything walks or quotes it
     unknown = sorted(set(body) - _BODY_FIELDS)
     if unknown:
         raise _invalid(f"unknown field(s) {', '.join(unknown)} in the template body; allowed: {', '.join(sorted(_BODY_FIELDS))}")
@@ -146,7 +171,8 @@ def insert_template(conn: sqlite3.Connection, name: Any, config: Any) -> Templat
 
 
 def get_template(conn: sqlite3.Connection, template_id: str) -> Template:
-    row = conn.execute("SELECT * FROM templates WHERE id = ? OR name = ?", (template_id, template_id)).fetchone()
+    row = conn.execute("SELECT * FROM templates WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1",
+                       (template_id, template_id, template_id)).fetchone()  # an id wins over a name
     if row is None:
         raise EngineError(ErrorCode.TEMPLATE_NOT_FOUND, f"no template with id or name {template_id!r}")
     return _row(row)
@@ -189,7 +215,7 @@ def update_template(conn: sqlite3.Connection, template_id: str, *, name: Any = N
         current = get_template(conn, template_id)
         new_config = config if config is not None else merge_config(current.template_config(), changes or {})
         updated = build_template(current.id, current.name if name is None else name, new_config,
-                                 created=current.created, modified=time.time())
+                                 created=current.created, modified=time.time(), stored_name=name is None)
         try:
             conn.execute(
                 "UPDATE templates SET name = ?, format = ?, fps = ?, width = ?, height = ?, seek = ?, duration = ?,"

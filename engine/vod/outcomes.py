@@ -4,7 +4,9 @@ A finished job's state, its image row (and the video's cover with SetAsCover), i
 DynamicImageComplete event and the event's outbox row are written together, after the image was
 renamed into place: a process killed at any moment leaves either all of it or nothing (and the job
 is run again). Queue jobs (``engine worker``) and manifest lines (``engine run --batch``) end the
-same way here; :func:`publish` is the one place an event is stored and queued for the callback.
+same way here; :func:`publish` is the one place an event is stored and queued for the callback,
+with the HMAC key in effect for the process that ended the job (its ``--callback-secret``, its
+environment's or the store's), so every later attempt is signed with that key.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import dataclasses
 import sqlite3
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..manifest import ManifestEntry
 from ..result import Result
@@ -30,21 +32,34 @@ from .shapes import dynamic_image_complete, image_url
 from .site import Site
 
 
-def publish(conn: sqlite3.Connection, event: dict[str, Any], callback_url: str | None) -> None:
+def publish(conn: sqlite3.Connection, event: dict[str, Any], callback_url: str | None,
+            secret: str | None = None) -> str | None:
     """Store ``event`` and, when a callback is configured and subscribes to the event's type
-    (EventTypeList, SetMessageCallback), queue it for delivery. Every event is stored (and so
-    logged) either way: unsubscribing silences the callback, not the record. Call inside the
-    transaction that ends its job."""
+    (EventTypeList, SetMessageCallback), queue it for delivery, to be signed with ``secret``.
+    Every event is stored (and so logged) either way: unsubscribing silences the callback, not the
+    record. Call inside the transaction that ends its job. Returns the event's id when it was
+    queued for the callback, else None."""
     insert_event(conn, event)
     if callback_url and event["EventType"] in subscribed_event_types(conn):
-        enqueue(conn, event["EventId"], callback_url)
+        enqueue(conn, event["EventId"], callback_url, secret)
+        return event["EventId"]
+    return None
 
 
-def record_queued_job(site: Site, job: Job, worker: str, spec: JobSpec, result: Result) -> bool:
+def _hand_over(on_queued: Callable[[str | None], None] | None, event_id: str | None) -> None:
+    """Tell the sender (:class:`engine.vod.delivery.Courier`) about an event, once it is committed."""
+    if on_queued is not None:
+        on_queued(event_id)
+
+
+def record_queued_job(site: Site, job: Job, worker: str, spec: JobSpec, result: Result, *,
+                      on_queued: Callable[[str | None], None] | None = None) -> bool:
     """End a submitted job: state, image, cover, event; False (nothing written) if ``worker`` lost
-    the job to another worker meanwhile."""
+    the job to another worker meanwhile. ``on_queued`` gets the event's id (None when it went to
+    the log only) after the transaction."""
     conn = site.connection
     callback = site.callback_url
+    secret = site.callback_secret if callback else None
     with transaction(conn):
         if result.ok:
             image_id = uuid.uuid4().hex
@@ -64,30 +79,36 @@ def record_queued_job(site: Site, job: Job, worker: str, spec: JobSpec, result: 
                 return False
             event = dynamic_image_complete(job_id=job.id, video_id=job.video_id, status="failed", format=spec.format,
                                            error_code=result.error_code, error_message=result.error_message)
-        publish(conn, event, callback)
+        queued = publish(conn, event, callback, secret)
+    _hand_over(on_queued, queued)
     return True
 
 
-def fail_abandoned_jobs(site: Site) -> int:
+def fail_abandoned_jobs(site: Site, *, on_queued: Callable[[str | None], None] | None = None) -> int:
     """Fail the queue's jobs whose workers kept dying on them, each with its event; how many."""
     conn = site.connection
     callback = site.callback_url
+    secret = site.callback_secret if callback else None
     with transaction(conn):
         jobs = fail_abandoned(conn)
-        for job in jobs:
-            publish(conn, dynamic_image_complete(
-                job_id=job.id, video_id=job.video_id, status="failed", format=job.spec["format"],
-                error_code=job.error_code, error_message=job.error_message), callback)
+        queued = [publish(conn, dynamic_image_complete(
+            job_id=job.id, video_id=job.video_id, status="failed", format=job.spec["format"],
+            error_code=job.error_code, error_message=job.error_message), callback, secret) for job in jobs]
+    for event_id in queued:
+        _hand_over(on_queued, event_id)
     return len(jobs)
 
 
 def record_line(site: Site, job: Job, entry: ManifestEntry, line: BatchLine, worker: str, result: Result,
-                out_dir: Path) -> Result:
+                out_dir: Path, *, on_queued: Callable[[str | None], None] | None = None) -> Result:
     """End a manifest line's job: its Result, its input registered as a video (from the job's own
     probe), its image (and cover) and its event; a run that lost the job records nothing and says
-    so in the Result's notes. ``site.base_url`` maps paths below ``out_dir`` to URLs."""
+    so in the Result's notes. ``site.base_url`` maps paths below ``out_dir`` to URLs.
+    ``on_queued`` gets the event's id (None when it went to the log only) after the transaction."""
     result = dataclasses.replace(result, job_id=job.id)
     conn = site.connection
+    callback = site.callback_url
+    secret = site.callback_secret if callback else None
     with transaction(conn):
         if finish_line(conn, line.key, worker, result) is None:
             return dataclasses.replace(result, notes=result.notes + (
@@ -113,5 +134,6 @@ def record_line(site: Site, job: Job, entry: ManifestEntry, line: BatchLine, wor
             event = dynamic_image_complete(job_id=job.id, video_id=video_id, status="failed", format=result.format,
                                            error_code=result.error_code, error_message=result.error_message)
         event.update(Input=str(line.input), ManifestId=line.name)
-        publish(conn, event, site.callback_url)
+        queued = publish(conn, event, callback, secret)
+    _hand_over(on_queued, queued)
     return result

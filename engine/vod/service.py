@@ -51,9 +51,9 @@ from ..store.settings import (all_settings, check_callback_url, ensure_url_signi
                               parse_event_types, set_setting, subscribed_event_types)
 from ..store.templates import (Template, build_template, delete_template, get_template, insert_template,
                                     list_templates, merge_config, parse_body, update_template)
-from ..store.videos import Video, find_video, get_video, list_videos, register_probed
+from ..store.videos import Video, changed, find_video, get_video, list_videos, refresh, register_probed
 from . import shapes
-from .delivery import Delivery, DeliveryReport
+from .delivery import DRAIN_S, Delivery, DeliveryReport
 from .media import resolve_media
 from .site import Site
 from .stored_batch import run_stored_batch
@@ -73,6 +73,8 @@ class Service:
                  events_path: str | os.PathLike | None = None, base_url: str | None = None,
                  callback_url: str | None = None, callback_secret: str | None = None,
                  callback_timeout_s: float = TIMEOUT_S, retry_base_s: float = outbox.BACKOFF_BASE_S) -> None:
+        if events_path is not None:
+            _check_event_log(Path(events_path))  # a bad --events is told now, not after the jobs ran
         self.site = Site(store, images_dir=images_dir, events_path=events_path, base_url=base_url,
                          callback_url=callback_url, callback_secret=callback_secret)
         self.delivery = Delivery(self.site, timeout_s=callback_timeout_s, retry_base_s=retry_base_s)
@@ -243,7 +245,7 @@ class Service:
         path = Path(path).expanduser().resolve()
         existing = find_video(self.connection, path)
         if existing is not None:
-            return existing
+            return self._current(existing)
         source = _probe_source(path)
         with transaction(self.connection):  # another process may have registered it while we probed
             return register_probed(self.connection, path, source, title=_title(title))
@@ -278,13 +280,29 @@ class Service:
         return get_video(self.connection, video_id)
 
     def videos(self) -> list[Video]:
-        return list_videos(self.connection)
+        """Every registered video, its facts probed again where its file changed (see :meth:`video_info`)."""
+        return [self._current(video) for video in list_videos(self.connection)]
 
     def video_info(self, video_id: str) -> dict[str, Any]:
-        """GetVideoInfo's answer: ``{"Video": {...}}``, CoverURL included."""
-        video = self.video(video_id)
+        """GetVideoInfo's answer: ``{"Video": {...}}``, CoverURL included. The facts are those of
+        the file as it is now: a file replaced or edited since it was probed (another size or
+        modification time) is probed again first (:meth:`_current`)."""
+        video = self._current(self.video(video_id))
         cover = get_image(self.connection, video.cover_image_id) if video.cover_image_id else None
         return shapes.video_info(video, self.image_url(cover) if cover else None)
+
+    def _current(self, video: Video) -> Video:
+        """``video`` with facts that match its file: probed again, and the row updated, when the
+        file changed since its last probe. A file that is gone, or no longer reads as a video,
+        keeps the facts of its last good probe (and is tried again at the next look)."""
+        if not changed(video):
+            return video
+        try:
+            source = _probe_source(video.path)
+        except EngineError:
+            return video
+        with transaction(self.connection):
+            return refresh(self.connection, video, source)
 
     # -- jobs (SubmitDynamicImageJob) ------------------------------------------------------------
     def submit(self, video_id: str, template_id: str, override_params: Mapping[str, Any] | str | None = None) -> Job:
@@ -323,18 +341,27 @@ class Service:
 
     # -- batch runs (engine run --batch) ------------------------------------------------------------
     def load_manifest(self, path: str | os.PathLike, *, input_root: str | os.PathLike | None = None) -> list[ManifestEntry]:
-        """A manifest whose lines may name this store's templates (``"template": "name or id"``)."""
-        return load_manifest(path, input_root=input_root, templates=lambda ref: self.template(ref).job_fields())
+        """A manifest whose lines may name this store's templates (``"template": "name or id"``).
+        A StoreError while looking a template up is raised, not made that line's failure: the store
+        failed, not the line, and a run on a failing store would only record less."""
+        entries = load_manifest(path, input_root=input_root, templates=lambda ref: self.template(ref).job_fields())
+        for entry in entries:
+            if entry.error is not None and entry.error.code is ErrorCode.STORE_ERROR:
+                raise entry.error
+        return entries
 
     def run_batch(self, entries: Iterable[ManifestEntry], out_dir: str | os.PathLike, *, workers: int | None = None,
                   device: str | DeviceRequest = "auto", retry_failed: bool = False, results_path: str | os.PathLike | None = None,
                   on_result: Callable[[Result], None] | None = None,
-                  executor: Executor | None = None) -> Iterator[Result]:
+                  executor: Executor | None = None, drain_s: float = DRAIN_S,
+                  on_drained: Callable[[DeliveryReport], None] | None = None) -> Iterator[Result]:
         """Run the manifest's lines that are not done yet; one Result per line, earlier runs' marked
-        ``reused`` (see :mod:`engine.vod.stored_batch`). ``base_url`` maps paths below ``out_dir``."""
+        ``reused`` (see :mod:`engine.vod.stored_batch`). ``base_url`` maps paths below ``out_dir``.
+        Callbacks are sent in the background; after the last line the run waits up to ``drain_s``
+        seconds for its own, then ``on_drained`` gets the report (``pending``: still waiting)."""
         return run_stored_batch(self.site, self.delivery, entries, Path(out_dir), workers=workers, executor=executor,
                                 device=device, retry_failed=retry_failed, results_path=results_path,
-                                on_result=on_result)
+                                on_result=on_result, drain_s=drain_s, on_drained=on_drained)
 
     # -- images (ListDynamicImage) ---------------------------------------------------------------
     def image_url(self, image: DynamicImage) -> str:
@@ -377,6 +404,11 @@ class Service:
     def pending_deliveries(self) -> list[dict[str, Any]]:
         return outbox.pending(self.connection)
 
+    def given_up_deliveries(self) -> list[dict[str, Any]]:
+        """Callbacks the outbox gave up on (a URL that is not http(s), or too many failed attempts),
+        each with its reason (``last_error``); see :mod:`engine.store.outbox`."""
+        return outbox.given_up(self.connection)
+
     def deliver_events(self, *, include_not_due: bool = False) -> DeliveryReport:
         """One delivery pass (see :meth:`engine.vod.delivery.Delivery.deliver`)."""
         return self.delivery.deliver(include_not_due=include_not_due)
@@ -391,6 +423,17 @@ MAX_AUTH_KEY_CHARS = 32
 """SetMessageCallback's AuthKey: up to 32 characters, as the service allows."""
 MAX_TITLE_CHARS = 128
 """A video's Title: up to 128 characters, as the service allows."""
+
+
+def _check_event_log(path: Path) -> None:
+    """The event log can be appended to (its folder made if needed), or InvalidParameter naming it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise EngineError(ErrorCode.INVALID_PARAMETER, f"cannot write the event log {path} (--events): "
+                          f"{exc.strerror or exc}; give a file in a folder this user can write") from None
 
 
 def _probe_source(path: Path) -> dict[str, Any]:
@@ -428,7 +471,7 @@ def _overridden(template: Template, override_params: Mapping[str, Any] | str) ->
                           f"({{Seek, Duration | End}}), got {overrides['TimeSpan']!r}")
     config = merge_config(template.template_config(), overrides)
     return build_template(template.id, template.name, config, created=template.created,
-                          modified=template.modified).job_fields()
+                          modified=template.modified, stored_name=True).job_fields()
 
 
 def add_videos(service: Service, paths: Iterable[str | os.PathLike]) -> list[tuple[Path, Video | EngineError]]:

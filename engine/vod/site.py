@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from ..store import default_store_path, open_store
-from ..store.settings import get_setting
+from ..store.settings import check_callback_url, get_setting
 from .webhook import SECRET_ENV
 
 
@@ -25,18 +25,19 @@ class Site:
     ``events_path`` (default ``events.jsonl`` beside the store) is the event log. ``base_url``,
     ``callback_url`` and ``callback_secret`` win over the store's settings; the secret also comes
     from ``$ENGINE_CALLBACK_SECRET``. Settings are read from the store on each use, so a change
-    made by ``engine config set`` reaches a running worker.
+    made by ``engine config set`` reaches a running worker. A ``callback_url`` that is not an
+    http(s) URL with a host is refused here (InvalidParameter), as ``engine config set`` refuses it.
     """
 
     def __init__(self, store: str | os.PathLike | None = None, *, images_dir: str | os.PathLike | None = None,
                  events_path: str | os.PathLike | None = None, base_url: str | None = None,
                  callback_url: str | None = None, callback_secret: str | None = None) -> None:
+        self._callback_url = check_callback_url(callback_url) if callback_url else None  # before the store opens
         self.store_path = Path(store).expanduser() if store is not None else default_store_path()
         self.connection: sqlite3.Connection = open_store(self.store_path)
         self.images_dir = Path(images_dir) if images_dir is not None else self.store_path.parent / "images"
         self.events_path = Path(events_path) if events_path is not None else self.store_path.parent / "events.jsonl"
         self._base_url = base_url
-        self._callback_url = callback_url
         self._callback_secret = callback_secret
 
     @property
@@ -52,7 +53,11 @@ class Site:
     @property
     def callback_secret(self) -> str | None:
         """The HMAC key that signs callbacks: the flag, else the environment, else the store."""
-        return self._callback_secret or os.environ.get(SECRET_ENV) or get_setting(self.connection, "callback_secret")
+        return self.callback_secret_in(self.connection)
+
+    def callback_secret_in(self, connection: sqlite3.Connection) -> str | None:
+        """:attr:`callback_secret`, reading the store through ``connection`` (a sender thread's own)."""
+        return self._callback_secret or os.environ.get(SECRET_ENV) or get_setting(connection, "callback_secret")
 
     @property
     def url_signing_key(self) -> str | None:

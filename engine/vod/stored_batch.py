@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from ..batch import ResultsLog
+from ..batch import OutputClaims, ResultsLog, check_results_path, results_file, run_files
 from ..device import DeviceRequest, parse_device
 from ..errors import EngineError, ErrorCode
 from ..executors import Executor, open_executor
@@ -35,12 +35,9 @@ from ..store import transaction
 from ..store.batch_jobs import BatchLine, batch_line, claim_line, enlist, jobs_by_key, release_lines, renew_leases
 from ..store.heartbeat import LEASE_S, POLL_S, Heartbeat
 from ..store.jobs import Job
-from .delivery import Delivery
+from .delivery import DRAIN_S, Delivery, DeliveryReport
 from .outcomes import record_line
 from .site import Site
-
-DELIVER_EVERY_S = 10.0
-"""Events reach the log and the callback at most this long after their job ended (and at the end)."""
 
 
 def reused_result(job: Job, entry: ManifestEntry) -> Result:
@@ -50,10 +47,13 @@ def reused_result(job: Job, entry: ManifestEntry) -> Result:
     return dataclasses.replace(stored, id=entry.id, line=entry.line, job_id=job.id, reused=True)
 
 
-def _plan(entries: Iterable[ManifestEntry], out_dir: Path) -> tuple[dict[str, tuple[ManifestEntry, BatchLine]], list[Result]]:
-    """Each valid line's identity, in manifest order; failed Results for lines that cannot be jobs."""
+def _plan(entries: Iterable[ManifestEntry], out_dir: Path,
+          results: Path | None = None) -> tuple[dict[str, tuple[ManifestEntry, BatchLine]], list[Result]]:
+    """Each valid line's identity, in manifest order; failed Results for lines that cannot be jobs,
+    among them a line naming another line's output with other settings (:class:`OutputClaims`)."""
     lines: dict[str, tuple[ManifestEntry, BatchLine]] = {}
     refused: list[Result] = []
+    outputs = OutputClaims(results)
     for entry in entries:
         if entry.spec is None:
             refused.append(entry.refusal())
@@ -68,6 +68,10 @@ def _plan(entries: Iterable[ManifestEntry], out_dir: Path) -> tuple[dict[str, tu
             refused.append(Result.failure(entry.id, EngineError(
                 ErrorCode.INVALID_PARAMETER, f"line {entry.line} asks for the same image as line {first.line} "
                 f"(same input, settings and output {line.output})"), line=entry.line, input=str(entry.spec.input)))
+            continue
+        taken = outputs.claim(line.output, entry.line)
+        if taken is not None:
+            refused.append(Result.failure(entry.id, taken, line=entry.line, input=str(entry.spec.input)))
             continue
         lines[line.key] = (entry, line)
     return lines, refused
@@ -100,12 +104,20 @@ def run_stored_batch(
     on_result: Callable[[Result], None] | None = None,
     lease_seconds: float = LEASE_S,
     poll_seconds: float = POLL_S,
+    drain_s: float = DRAIN_S,
+    on_drained: Callable[[DeliveryReport], None] | None = None,
 ) -> Iterator[Result]:
     """Run the lines not done yet; yield one Result per manifest line (reused ones first).
 
     Invalid lines fail at once and are not stored (they have no identity). A failure is final
     until a run with ``retry_failed``. If the caller stops iterating or the process is
     interrupted, the jobs this run holds go back to the queue for the next run.
+
+    Each ended job's event is handed to a background sender (:class:`engine.vod.delivery.Courier`)
+    and the next result follows at once, however slow the receiver. After the last line the run
+    waits up to ``drain_s`` seconds for its own callbacks (retrying failures with backoff), then
+    ``on_drained`` gets what became of them: ``pending`` is how many of them still wait (in the
+    outbox, for ``engine events flush`` or any later run or worker).
     """
     request = parse_device(device)
     executor = executor or open_executor("local", workers=workers)
@@ -113,15 +125,18 @@ def run_stored_batch(
     out_dir.mkdir(parents=True, exist_ok=True)
     conn = site.connection
     worker = new_worker_id()
-    lines, refused = _plan(entries, out_dir)
+    results = results_file(out_dir, results_path)
+    check_results_path(results, run_files((), out_dir, store=site.store_path, events=site.events_path))
+    lines, refused = _plan(entries, out_dir, results)
     with transaction(conn):
         enlist(conn, (line for _, line in lines.values()), retry_failed=retry_failed)
     remaining = dict.fromkeys(lines)  # keys in manifest order
     key_of = {entry.id: key for key, (entry, _) in lines.items()}  # manifest ids are unique
-    last_delivery = time.monotonic()
-    with ResultsLog(Path(results_path) if results_path else out_dir / "results.jsonl", on_result) as log:
+    with ResultsLog(results, on_result) as log:
         for result in refused:
             yield log.emit(result)
+        courier = delivery.courier()  # the loop only hands events over: sending is the courier's
+        running: Iterator[Result] | None = None
         try:
             with Heartbeat(site.store_path, lambda c: renew_leases(c, worker, lease_seconds) >= 0, lease_seconds,
                            name=f"batch-lease-{worker}"):
@@ -132,18 +147,32 @@ def run_stored_batch(
                             yield log.emit(reused_result(job, lines[key][0]))
                     held: dict[str, Job] = {}
                     claims = _claim_as_needed(conn, list(remaining), lines, worker, lease_seconds, held)
-                    for result in executor.run(claims, out_dir, request):
+                    running = executor.run(claims, out_dir, request)
+                    for result in running:
                         key = key_of[result.id]
                         del remaining[key]
                         entry, line = lines[key]
-                        yield log.emit(record_line(site, held[key], entry, line, worker, result, out_dir))
-                        if time.monotonic() - last_delivery > DELIVER_EVERY_S:
-                            delivery.deliver()
-                            last_delivery = time.monotonic()
+                        yield log.emit(record_line(site, held[key], entry, line, worker, result, out_dir,
+                                                   on_queued=courier.hand_over))
                     if remaining and not held:  # other live runs hold the rest: wait for them to end them
                         time.sleep(poll_seconds)
-        except BaseException:  # Ctrl-C, SIGTERM (as KeyboardInterrupt), or the caller stopped iterating
-            with transaction(conn):
-                release_lines(conn, worker)
+        except BaseException:  # Ctrl-C, SIGTERM (as KeyboardInterrupt), the caller stopped iterating, a StoreError
+            stop_jobs = getattr(running, "close", None)
+            if stop_jobs is not None:
+                stop_jobs()  # the executor's jobs stop first (none starts after the signal), then they are given back
+            try:
+                with transaction(conn):
+                    release_lines(conn, worker)
+            except EngineError:  # the store failed too: its lines' holder (this process) is about to be gone,
+                pass             # so the next run on this host takes them over at once; the first error is the one to tell
+            courier.close(abandon=True, timeout=1.0)  # what was not sent waits in the outbox
             raise
-    delivery.deliver()
+    try:
+        waiting = courier.drain(drain_s)
+    except BaseException:
+        courier.close(abandon=True, timeout=1.0)
+        raise
+    if on_drained is not None:
+        done = courier.report
+        on_drained(DeliveryReport(delivered=done.delivered, failed=done.failed, pending=waiting,
+                                  given_up=done.given_up))

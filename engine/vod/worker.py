@@ -59,9 +59,12 @@ def run_worker(site: Site, delivery: Delivery, *, until_empty: bool = False, lea
 
     ``device`` is the ``--device`` request ("auto", "cpu", "cuda", "cuda:N"), as for ``engine run``.
 
-    Events go to the log and due callbacks are delivered before the first job and after each one.
-    ``threads`` caps torch's and the decoder's threads in this process: with N workers on a
-    machine, cores // N each keeps them from fighting over the cores (as ``engine run`` does).
+    Events go to the log and due callbacks are delivered in the background (a
+    :class:`engine.vod.delivery.Courier`: each finished job's event is handed over, and a slow
+    receiver never holds the next job); before returning, the worker waits for one last pass over
+    what it handed over. ``threads`` caps torch's and the decoder's threads in this process: with
+    N workers on a machine, cores // N each keeps them from fighting over the cores (as ``engine
+    run`` does).
     """
     from ..job import run_job  # here, not at the top: commands that run no job (engine jobs list) skip torch
 
@@ -73,38 +76,40 @@ def run_worker(site: Site, delivery: Delivery, *, until_empty: bool = False, lea
         torch.set_num_threads(threads)
     decoder = open_decoder("pyav", threads=threads or 1)  # the CPU path; run_job picks a GPU per job
     images_dir = site.images_dir.resolve()
-    succeeded = failed = delivered = 0
-    delivered += delivery.deliver().delivered
-    while not (stop is not None and stop.is_set()):
-        if max_jobs is not None and succeeded + failed >= max_jobs:
-            break
-        failed += fail_abandoned_jobs(site)
-        job = claim_job(site.connection, worker, lease_seconds, gone=holder_gone)
-        if job is None:
-            if until_empty:
+    succeeded = failed = 0
+    courier = delivery.courier()  # delivers what waits now, then each event handed over
+    try:
+        while not (stop is not None and stop.is_set()):
+            if max_jobs is not None and succeeded + failed >= max_jobs:
                 break
-            (stop or threading.Event()).wait(poll_seconds)
-            delivered += delivery.deliver().delivered
-            continue
-        try:  # from the claim on: a Ctrl-C or SIGTERM anywhere gives the job back at once
-            video = get_video(site.connection, job.video_id)
-            output = images_dir / job.video_id / f"{job.id}.{job.spec['format']}"
-            spec = job_spec(job, video.path, output)
-            remove_partial_files(output)
-            with Heartbeat(site.store_path, lambda conn: renew_lease(conn, job.id, worker, lease_seconds),
-                           lease_seconds, name=f"lease-{job.id}"):
-                result = run_job(spec, images_dir, decoder, device=request)
-        except KeyboardInterrupt:
-            release_job(site.connection, job.id, worker)
-            raise
-        if record_queued_job(site, job, worker, spec, result):
-            succeeded += result.ok
-            failed += not result.ok
-        if on_job is not None:
-            on_job(job)
-        delivered += delivery.deliver().delivered
-    delivered += delivery.deliver().delivered
-    return WorkerReport(worker=worker, succeeded=succeeded, failed=failed, events_delivered=delivered)
+            failed += fail_abandoned_jobs(site, on_queued=courier.hand_over)
+            job = claim_job(site.connection, worker, lease_seconds, gone=holder_gone)
+            if job is None:
+                if until_empty:
+                    break
+                (stop or threading.Event()).wait(poll_seconds)
+                continue
+            try:  # from the claim on: a Ctrl-C or SIGTERM anywhere gives the job back at once
+                video = get_video(site.connection, job.video_id)
+                output = images_dir / job.video_id / f"{job.id}.{job.spec['format']}"
+                spec = job_spec(job, video.path, output)
+                remove_partial_files(output)
+                with Heartbeat(site.store_path, lambda conn: renew_lease(conn, job.id, worker, lease_seconds),
+                               lease_seconds, name=f"lease-{job.id}"):
+                    result = run_job(spec, images_dir, decoder, device=request)
+            except KeyboardInterrupt:
+                release_job(site.connection, job.id, worker)
+                raise
+            if record_queued_job(site, job, worker, spec, result, on_queued=courier.hand_over):
+                succeeded += result.ok
+                failed += not result.ok
+            if on_job is not None:
+                on_job(job)
+    except BaseException:  # Ctrl-C, SIGTERM: stop sending at once; what waits stays in the outbox
+        courier.close(abandon=True, timeout=1.0)
+        raise
+    courier.close()
+    return WorkerReport(worker=worker, succeeded=succeeded, failed=failed, events_delivered=courier.delivered)
 
 
 def _serve_queue(store: str, device: str, threads: int, poll_seconds: float) -> None:

@@ -129,7 +129,9 @@ def test_a_rerun_replaces_outputs_whole(tmp_path, clip25):
 def test_a_clip_too_big_to_hold_in_memory_is_refused_before_decoding(tmp_path, monkeypatch, clip25):
     from animated_previews.engine import job as engine_job
 
-    monkeypatch.setattr(engine_job, "FRAME_MEMORY_BUDGET", 320 * 240 * 3 * 10)  # ten frames of 320x240
+    # what a GIF of ten frames of 320x240 from this source needs
+    monkeypatch.setattr(engine_job, "FRAME_MEMORY_BUDGET", engine_job.job_memory_estimate(
+        palette=True, frames=10, distinct=10, width=320, height=240, source_width=320, source_height=240))
     from animated_previews.engine.decode.pyav import PyAVDecoder
     from animated_previews.engine.spec import parse_job
 
@@ -151,11 +153,15 @@ def test_the_memory_bound_counts_a_rotated_source_at_its_upright_size(tmp_path, 
     from animated_previews.engine.decode.pyav import PyAVDecoder
     from animated_previews.engine.spec import parse_job
 
-    monkeypatch.setattr(engine_job, "FRAME_MEMORY_BUDGET", 80 * 100 * 3 * 20)  # 20 frames of 80x60 fit, of 80x107 not
+    def frames_of(count, height):  # what a GIF of ``count`` frames of 80 x ``height`` from this source needs
+        return engine_job.job_memory_estimate(palette=True, frames=count, distinct=count, width=80, height=height,
+                                              source_width=320, source_height=240)
+
+    monkeypatch.setattr(engine_job, "FRAME_MEMORY_BUDGET", frames_of(20, 100))  # 20 frames of 80x60 fit, of 80x107 not
     spec = parse_job({"input": str(rotated_clip), "format": "gif", "fps": 25, "duration": 0.8, "width": 80},
                      default_id="j", input_root=tmp_path)
     refused = engine_job.run_job(spec, tmp_path / "out", PyAVDecoder())
     assert refused.error_code == "InvalidParameter" and "80x107" in refused.error_message
-    monkeypatch.setattr(engine_job, "FRAME_MEMORY_BUDGET", 80 * 107 * 3 * 25)
+    monkeypatch.setattr(engine_job, "FRAME_MEMORY_BUDGET", frames_of(25, 107))
     made = engine_job.run_job(spec, tmp_path / "out", PyAVDecoder())
     assert made.ok and (made.width, made.height) == (80, 107)

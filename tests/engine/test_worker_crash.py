@@ -68,3 +68,38 @@ def test_a_job_that_kills_its_worker_every_time_fails_alone_and_the_rest_succeed
     assert sorted(results) == ["a", "b", "c", "d", "poison"]
     assert results["poison"].error_code == "InvalidVideoFormat" and "crashed" in results["poison"].error_message
     assert all(results[name].ok for name in "abcd"), {k: r.error_message for k, r in results.items()}
+
+
+def _batch_with_a_poison(tmp_path, monkeypatch, stand_in):
+    import crashing_worker
+    from animated_previews.engine.executors import local
+
+    clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=25, width=160, height=120)
+    jobs = [{"id": name, "input": str(clip), "format": "gif", "fps": 5, "duration": 0.6}
+            for name in ("a", "poison", "b", "c")]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(j) + "\n" for j in jobs))
+    monkeypatch.setattr(local, "_run_in_worker", getattr(crashing_worker, stand_in))
+    return {r.id: r for r in run_batch(load_manifest(manifest), tmp_path / "out", workers=2)}
+
+
+def test_a_job_whose_worker_is_killed_for_memory_is_reported_as_such_not_as_a_corrupt_file(tmp_path, monkeypatch):
+    """SIGKILL is what the kernel's OOM killer sends: the job, run again alone and killed again,
+    ends ResourceExhausted with what to lower, never "InvalidVideoFormat ... likely corrupt"."""
+    results = _batch_with_a_poison(tmp_path, monkeypatch, "oom_kill_on_poison")
+
+    assert sorted(results) == ["a", "b", "c", "poison"]
+    poison = results["poison"]
+    assert poison.error_code == "ResourceExhausted", poison.error_message
+    assert "ran out of memory" in poison.error_message and "SIGKILL" in poison.error_message
+    assert "corrupt" not in poison.error_message
+    assert all(results[name].ok for name in "abc"), {k: r.error_message for k, r in results.items()}
+
+
+def test_a_job_whose_worker_segfaults_is_still_reported_as_a_decoder_crash(tmp_path, monkeypatch):
+    results = _batch_with_a_poison(tmp_path, monkeypatch, "segfault_on_poison")
+
+    poison = results["poison"]
+    assert poison.error_code == "InvalidVideoFormat" and "crashed" in poison.error_message
+    assert "SIGSEGV" in poison.error_message
+    assert all(results[name].ok for name in "abc"), {k: r.error_message for k, r in results.items()}

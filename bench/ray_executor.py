@@ -1,0 +1,135 @@
+"""The Ray executor against the local pool, side by side in one run (issue 12's measurements).
+
+Run from the repository root (needs `pip install .[ray]`)::
+
+    python -m bench.ray_executor [--jobs 1000] [--actors 1,2,4] [--lines 100000] [--name ray-executor]
+
+* per-job overhead: ``--jobs`` one-frame GIF jobs (a 160x120 clip) through the local pool (2
+  workers) and through Ray (2 actors, outputs written by the actors, then returned as bytes);
+  seconds per job each, and Ray's difference to the pool;
+* throughput as actors are added: the same jobs on 1, 2, 4 actors of one local Ray instance
+  (this machine has 2 cores: past 2 they share them);
+* the driver's peak memory (ru_maxrss) for a ``--lines``-line manifest whose jobs end at once
+  (inputs that do not exist: each line still goes to an actor and back).
+
+Writes ``bench/results/NAME.{json,md}``. A benchmark: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+
+
+def _manifest(folder: Path, clip: Path, jobs: int, name: str = "m.jsonl") -> Path:
+    path = folder / name
+    with open(path, "w") as f:
+        for n in range(jobs):
+            f.write(json.dumps({"id": f"j{n}", "input": str(clip), "format": "gif", "fps": 1, "duration": 0.04}) + "\n")
+    return path
+
+
+def _timed(manifest: Path, out: Path, executor) -> tuple[float, int]:
+    from animated_previews.engine import load_manifest, run_batch
+
+    started = time.perf_counter()
+    results = list(run_batch(load_manifest(manifest), out, executor=executor, device="cpu", workers=2))
+    seconds = time.perf_counter() - started
+    shutil.rmtree(out, ignore_errors=True)
+    return seconds, sum(r.ok for r in results)
+
+
+def _driver_memory(lines: int, folder: Path) -> dict:
+    """In a fresh process, so the peak is this run's alone."""
+    code = (
+        "import json, resource, sys, time\n"
+        "from animated_previews.engine import load_manifest, run_batch\n"
+        "from animated_previews.engine.executors.ray import RayExecutor\n"
+        f"m = {str(folder / 'lines.jsonl')!r}\n"
+        "with open(m, 'w') as f:\n"
+        f"    for n in range({lines}):\n"
+        "        f.write(json.dumps({'id': f'l{n}', 'input': '/nonexistent/x.mp4', 'format': 'gif', 'fps': 1, 'duration': 1}) + '\\n')\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "t = time.perf_counter()\n"
+        "n = sum(1 for _ in run_batch(load_manifest(m), " + repr(str(folder / 'lines-out')) + ", executor=RayExecutor(actors=2), device='cpu'))\n"
+        "print(json.dumps({'lines': n, 'seconds': round(time.perf_counter() - t, 1), 'rss_before_mib': round(before / 1024), "
+        "'peak_rss_mib': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        return {"error": done.stderr[-2000:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--actors", default="1,2,4")
+    parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--name", default="ray-executor")
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO / "tests"))
+    import clipmaker
+    import ray
+
+    from animated_previews.engine import open_executor
+    from animated_previews.engine.executors.ray import RayExecutor
+
+    folder = Path(tempfile.mkdtemp(prefix="ray-bench-"))
+    try:
+        clip = clipmaker.make_clip(folder / "c.mp4", fps=25, frames=10, width=160, height=120)
+        manifest = _manifest(folder, clip, args.jobs)
+        report: dict = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+                                    "ray": ray.__version__}, "jobs": args.jobs}
+        local = _timed(manifest, folder / "out", open_executor("local", workers=2))
+        ray.init(num_cpus=max(int(a) for a in args.actors.split(",")), include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+        shared = _timed(manifest, folder / "out", RayExecutor(actors=2))
+        returned = _timed(manifest, folder / "out", RayExecutor(actors=2, output="bytes"))
+        local_again = _timed(manifest, folder / "out", open_executor("local", workers=2))
+        best_local = min(local[0], local_again[0])
+        report["overhead"] = {
+            "local_pool_2_workers_s_per_job": round(best_local / args.jobs, 4),
+            "ray_2_actors_shared_s_per_job": round(shared[0] / args.jobs, 4),
+            "ray_2_actors_bytes_s_per_job": round(returned[0] / args.jobs, 4),
+            "ray_minus_local_ms_per_job": round((shared[0] - best_local) / args.jobs * 1000, 2),
+            "succeeded": [local[1], shared[1], returned[1], local_again[1]],
+        }
+        report["actors"] = []
+        for count in (int(a) for a in args.actors.split(",")):
+            seconds, ok = _timed(manifest, folder / "out", RayExecutor(actors=count))
+            report["actors"].append({"actors": count, "jobs_per_s": round(args.jobs / seconds, 1), "succeeded": ok})
+        ray.shutdown()
+        report["driver_memory"] = _driver_memory(args.lines, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=1) + "\n")
+    o, m = report["overhead"], report["driver_memory"]
+    lines = [f"# Ray executor vs the local pool ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
+             f"`python -m bench.ray_executor --jobs {args.jobs} --actors {args.actors} --lines {args.lines}`; "
+             f"{report['machine']['cpus']} CPUs, Ray {report['machine']['ray']}; one-frame GIF jobs of a 160x120 clip.", "",
+             "| path | s/job |", "|---|---|",
+             f"| local pool, 2 workers (best of two, before and after) | {o['local_pool_2_workers_s_per_job']} |",
+             f"| Ray, 2 actors, actors write (shared) | {o['ray_2_actors_shared_s_per_job']} |",
+             f"| Ray, 2 actors, images returned as bytes | {o['ray_2_actors_bytes_s_per_job']} |", "",
+             f"Ray's overhead: {o['ray_minus_local_ms_per_job']} ms per job.", "",
+             "| actors | jobs/s |", "|---|---|"] + [f"| {a['actors']} | {a['jobs_per_s']} |" for a in report["actors"]] + [
+             "", f"Driver peak RSS for {m.get('lines')} lines (jobs that end at once): {m.get('peak_rss_mib')} MiB "
+                 f"(before the run {m.get('rss_before_mib')} MiB; {m.get('seconds')} s)."]
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
