@@ -33,8 +33,13 @@ from ..engine.vod import STORE_ENV
                                    "[default: http://HOST:PORT].")
 @click.option("--device", default="auto", show_default=True, help="Where the workers' jobs run: auto, cpu, "
                                                                    "cuda or cuda:N.")
+@click.option("--executor", "executor_name", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: --workers processes here, a job each; ray: one worker process handing the jobs to "
+                   "Ray actors across a cluster (needs `pip install .[ray]`).")
+@click.option("--ray-address", metavar="ADDR", help="With --executor ray: the cluster to join [default: a local "
+              "Ray instance].")
 def serve(host: str, port: int, store: Path | None, media_roots: tuple[Path, ...], workers: int,
-          public_url: str | None, device: str) -> None:
+          public_url: str | None, device: str, executor_name: str, ray_address: str | None) -> None:
     """Answer the VOD API (AddVodTemplate, RegisterMedia, SubmitDynamicImageJob, ListDynamicImage,
     GetVideoInfo, ...) as the service does, for its SDKs: point a client's endpoint at HOST:PORT.
 
@@ -52,7 +57,20 @@ def serve(host: str, port: int, store: Path | None, media_roots: tuple[Path, ...
         raise click.UsageError(error.message) from None
     except OSError as exc:
         raise click.UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    pool = WorkerProcesses(server.store_path, workers, device=device) if workers else None
+    executor = None
+    if executor_name == "ray":
+        from ..engine.executors.ray import import_ray
+
+        try:
+            import_ray()
+        except EngineError as error:
+            server.server_close()
+            raise click.UsageError(error.message) from None
+        executor, workers = ("ray", {"address": ray_address}), 1
+    elif ray_address:
+        server.server_close()
+        raise click.UsageError("--ray-address needs --executor ray")
+    pool = WorkerProcesses(server.store_path, workers, device=device, executor=executor) if workers else None
     stopping = threading.Event()
 
     def stop(signum: int, frame: object) -> None:

@@ -327,11 +327,17 @@ def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str
               "[default: torch's own, all cores]. Running N workers on one machine: give each cores/N.")
 @click.option("--device", default="auto", show_default=True, callback=_check_device,
               help="Where jobs decode and run their kernels: auto, cpu, cuda or cuda:N, as for `engine run`.")
+@click.option("--executor", "executor_name", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: jobs one at a time in this process; ray: on Ray actors across a cluster, several at "
+                   "once (needs `pip install .[ray]`; see README 'Past one node').")
+@click.option("--ray-address", metavar="ADDR", help="With --executor ray: the cluster to join [default: a local "
+              "Ray instance].")
 @event_options
 @url_options
 @store_command
 def worker(service: Service, as_json: bool, until_empty: bool, lease_seconds: float, poll_seconds: float,
-           max_jobs: int | None, threads: int | None, device: str) -> None:
+           max_jobs: int | None, threads: int | None, device: str, executor_name: str,
+           ray_address: str | None) -> None:
     """Run queued jobs. Several workers may share one store: each job is claimed once, and the
     job of a worker that dies is taken again (at once on the same machine, else once its lease
     runs out). Ctrl-C or SIGTERM gives the
@@ -348,10 +354,22 @@ def worker(service: Service, as_json: bool, until_empty: bool, lease_seconds: fl
     def stop_on_term(signum, frame) -> None:  # a service manager's stop: give the job back, as Ctrl-C does
         raise KeyboardInterrupt
 
+    executor = None
+    if executor_name == "ray":
+        from ..engine.executors import open_executor
+        from ..engine.executors.ray import import_ray
+
+        try:
+            import_ray()
+        except EngineError as error:
+            raise click.UsageError(error.message) from None
+        executor = open_executor("ray", address=ray_address)
+    elif ray_address:
+        raise click.UsageError("--ray-address needs --executor ray")
     previous = signal.signal(signal.SIGTERM, stop_on_term)
     try:
         report = service.run_worker(until_empty=until_empty, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
-                                   max_jobs=max_jobs, on_job=show, threads=threads, device=device)
+                                   max_jobs=max_jobs, on_job=show, threads=threads, device=device, executor=executor)
     except KeyboardInterrupt:
         click.echo("stopped; the job in hand went back to the queue", err=True)
         sys.exit(130)

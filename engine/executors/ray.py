@@ -119,20 +119,30 @@ class RayExecutor:
                               f"output must be one of {', '.join(OUTPUT_MODES)}, got {self.output!r}")
 
     def run(self, entries: Iterable[ManifestEntry], out_dir: Path, device: DeviceRequest) -> Iterator[Result]:
+        with self:
+            yield from _Dispatch(import_ray(), self, Path(out_dir).resolve(), device).results(entries)
+
+    def __enter__(self) -> "RayExecutor":
+        """Connect (or start a local instance) unless this process is connected already; a
+        caller running many batches (the queue worker) holds one connection for all of them."""
         ray = import_ray()
-        started_here = False
-        if not ray.is_initialized():
-            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                       "configure_logging": False}
-            if self.address is None and (self.actors or self.workers):
-                options["num_cpus"] = self.actors or self.workers
-            ray.init(address=self.address, **options)
-            started_here = True
-        try:
-            yield from _Dispatch(ray, self, Path(out_dir).resolve(), device).results(entries)
-        finally:
-            if started_here:
-                ray.shutdown()
+        if ray.is_initialized():
+            _STARTED.append(False)
+            return self
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+        if self.address is None and (self.actors or self.workers):
+            options["num_cpus"] = self.actors or self.workers
+        ray.init(address=self.address, **options)
+        _STARTED.append(True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if _STARTED.pop():
+            import_ray().shutdown()
+
+
+_STARTED: list[bool] = []
+"""For each open connection of this process (innermost last): whether it started Ray."""
 
 
 class _Dispatch:

@@ -157,6 +157,12 @@ def renew_lease(conn: sqlite3.Connection, job_id: str, worker: str, lease_second
     return cursor.rowcount == 1
 
 
+def renew_held(conn: sqlite3.Connection, worker: str, lease_seconds: float) -> int:
+    """Extend every queue job this worker holds (a worker running several at once); how many."""
+    return conn.execute("UPDATE jobs SET lease_expires = ? WHERE worker = ? AND state = 'running'"
+                        " AND batch_key IS NULL", (time.time() + lease_seconds, worker)).rowcount
+
+
 def finish_job(conn: sqlite3.Connection, job_id: str, worker: str, *, image_id: str | None = None,
                error_code: str | None = None, error_message: str | None = None) -> bool:
     """Mark the job done (success when ``error_code`` is None); call inside a transaction.

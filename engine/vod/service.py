@@ -38,6 +38,7 @@ from ..executors import Executor
 from ..manifest import ManifestEntry, load_manifest
 from ..probe import probe
 from ..result import Result
+from ..spec import parse_json
 from ..store import transaction
 from ..store import events as events_table
 from ..store import outbox
@@ -226,7 +227,7 @@ class Service:
         """Change some fields (keywords as for :meth:`add_template`), or replace the whole config with an
         UpdateVodTemplate ``body``. A new ``duration`` switches to Duration mode, ``trim_end`` to Trim mode."""
         if body is not None:
-            body_name, config = parse_body({"TemplateType": "DynamicImage", **body})
+            body_name, config = parse_body(body)  # TemplateType defaults there; a non-object is refused
             return update_template(self.connection, template_id, name=name or body_name, config=config)
         return update_template(self.connection, template_id, name=name, changes=shapes.template_config(**fields))
 
@@ -333,10 +334,12 @@ class Service:
     def run_worker(self, *, until_empty: bool = False, lease_seconds: float = LEASE_S, poll_seconds: float = POLL_S,
                    max_jobs: int | None = None, worker_id: str | None = None,
                    stop: threading.Event | None = None, on_job: Callable[[Job], None] | None = None,
-                   threads: int | None = None, device: str = "auto") -> WorkerReport:
-        """Process queued jobs (see :func:`engine.vod.worker.run_worker`); ``on_job`` gets each finished job."""
-        return run_worker(self.site, self.delivery, until_empty=until_empty, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
-                          max_jobs=max_jobs, worker_id=worker_id, stop=stop, threads=threads, device=device,
+                   threads: int | None = None, device: str = "auto", executor: Executor | None = None) -> WorkerReport:
+        """Process queued jobs (see :func:`engine.vod.worker.run_worker`); ``on_job`` gets each finished
+        job; ``executor`` runs them elsewhere (Ray) instead of one at a time here."""
+        return run_worker(self.site, self.delivery, until_empty=until_empty, lease_seconds=lease_seconds,
+                          poll_seconds=poll_seconds, max_jobs=max_jobs, worker_id=worker_id, stop=stop,
+                          threads=threads, device=device, executor=executor,
                           on_job=None if on_job is None else (lambda job: on_job(self.job(job.id))))
 
     # -- batch runs (engine run --batch) ------------------------------------------------------------
@@ -460,7 +463,7 @@ def _overridden(template: Template, override_params: Mapping[str, Any] | str) ->
     overrides: Any = override_params
     if isinstance(overrides, str):
         try:
-            overrides = json.loads(overrides)
+            overrides = parse_json(overrides, "OverrideParams")  # nesting, digits and surrogates checked
         except json.JSONDecodeError as exc:
             raise EngineError(ErrorCode.INVALID_PARAMETER, f"OverrideParams is not valid JSON: {exc}") from None
     if not isinstance(overrides, Mapping):

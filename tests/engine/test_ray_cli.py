@@ -68,3 +68,22 @@ def test_a_killed_ray_driver_run_again_finishes_the_rest_once(tmp_path):
     assert all(r["status"] == "success" for r in results)
     assert {r["id"] for r in results if r["reused"]} >= set(seen)
     assert all(state == "success" and events == 1 for state, events in stored_jobs(store).values())
+
+
+def test_engine_worker_with_the_ray_executor_works_the_queue(tmp_path):
+    pytest.importorskip("ray")
+    from animated_previews.engine.vod import Service
+
+    clip = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=25, width=160, height=120)
+    store = tmp_path / "store.db"
+    with Service(store) as service:
+        video = service.add_video(clip)
+        template = service.add_template("ray-worker", format="webp", fps=5, duration=0.6)
+        jobs = [service.submit(video.id, template.id).id for _ in range(3)]
+    done = subprocess.run(ENGINE + ["worker", "--store", str(store), "--until-empty", "--device", "cpu",
+                                    "--executor", "ray", "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])["Summary"]
+    assert (summary["Succeeded"], summary["Failed"]) == (3, 0)
+    with Service(store) as service:
+        assert [service.job(j).state for j in jobs] == ["success"] * 3

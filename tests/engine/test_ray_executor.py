@@ -91,3 +91,22 @@ def test_an_unknown_output_mode_is_refused():
 
     with pytest.raises(EngineError, match="shared, bytes"):
         RayExecutor(output="s3")
+
+
+def test_the_queue_worker_hands_its_jobs_to_ray_and_each_ends_once(local_ray, manifest, tmp_path):
+    from animated_previews.engine.vod import Service
+
+    clip = json.loads(manifest.read_text().splitlines()[0])["input"]
+    with Service(tmp_path / "store.db") as service:
+        video = service.add_video(clip)
+        template = service.add_template("ray-queue", format="gif", fps=5, width=80, duration=0.6)
+        jobs = [service.submit(video.id, template.id) for _ in range(5)]
+        report = service.run_worker(until_empty=True, device="cpu", executor=RayExecutor())
+        assert (report.succeeded, report.failed) == (5, 0)
+        for job in jobs:
+            done = service.job(job.id)
+            assert done.state == "success" and done.worker == report.worker and done.lease_expires is None
+            assert len(service.events(job_id=job.id)) == 1
+        images = service.images(video.id)
+        assert sorted(i.job_id for i in images) == sorted(j.id for j in jobs)
+        assert all(i.path.stat().st_size == i.bytes for i in images)
