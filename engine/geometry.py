@@ -3,7 +3,12 @@ checked against the limit. The one place that computes and checks an output size
 
 The source's display shape is its decoded size corrected for non-square pixels (the sample aspect
 ratio) and for rotation metadata, i.e. what a player shows. Width and height both given: that
-exact size. One given: the other follows the display aspect ratio. None: the display size.
+exact size, except with ``fit`` ``contain``, where it is the largest size inside width x height
+with the display aspect ratio (:func:`animated_previews.kernels.fit.contained_size`: the limiting
+side is the one asked, the other rounded as with one side alone), and ``cover`` and ``pad`` keep
+the aspect ratio inside that exact size (crop, bars: :class:`engine.render.Fitter`). One given:
+the other follows the display aspect ratio. None: the display size. The memory estimate and the
+size limit both use this size.
 
 Every side of an output is at most :data:`engine.spec.MAX_SIDE`. A side the request fixes is
 checked with the request (:mod:`engine.spec`); a derived one (height 20 on a 4000x2 source gives a
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from ..kernels.fit import contained_size
 from .errors import EngineError, ErrorCode
 from .spec import MAX_SIDE, JobSpec
 
@@ -29,7 +35,9 @@ def display_size(width: int, height: int, sample_aspect_ratio: Fraction, quarter
 def _fit(spec: JobSpec, display: tuple[int, int]) -> tuple[int, int]:
     shown_w, shown_h = display
     if spec.width and spec.height:
-        return spec.width, spec.height
+        if spec.fit == "contain":
+            return contained_size(shown_w, shown_h, spec.width, spec.height)
+        return spec.width, spec.height  # fill, cover, pad: exactly the box
     if spec.width:
         return spec.width, max(1, round(spec.width * shown_h / shown_w))
     if spec.height:

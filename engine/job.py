@@ -183,7 +183,7 @@ def _decode_and_render(fmt: Format, spec: JobSpec, media: MediaInfo, timeline: T
     """Decode the clip, shrunk chunk by chunk, and render it on the decoder's device; laps the
     stopwatch (shrinking counts as kernels)."""
     fitter = Fitter(spec, media)
-    clip = decoder.decode_frames(media, timeline.instants, fit=fitter)
+    clip = fitter.finish(decoder.decode_frames(media, timeline.instants, fit=fitter))
     t = watch.lap("decode", t)
     watch.move(fitter.seconds, "decode", "kernels")
     frames = render(fmt, clip)

@@ -115,21 +115,20 @@ def _read_lines(handle: BinaryIO, path: Path) -> Iterator[tuple[int, str | Engin
         total += len(raw)
         cut = len(raw) == limit and not raw.endswith(b"\n")
         if cut:  # too long: the rest is skipped unread
-            comment = raw.removeprefix(_BOM if number == 1 else b"").lstrip().startswith(b"#")
             tail = raw
             while tail and not tail.endswith(b"\n"):
                 if total > MAX_MANIFEST_BYTES:
                     raise _too_big(path)
                 tail = handle.readline(2**20)
                 total += len(tail)
-            if comment:
-                continue
         if total > MAX_MANIFEST_BYTES:
             raise _too_big(path)
         if number == 1 and raw.startswith(_BOM):
             raw = raw[len(_BOM):]
         raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
         if cut or len(raw) > MAX_LINE_BYTES:
+            if raw.lstrip().startswith(b"#"):  # a comment, however long (the cut ones and those a few bytes over)
+                continue
             yield number, EngineError(ErrorCode.INVALID_PARAMETER, f"line {number} is longer than "
                                       f"{MAX_LINE_BYTES} bytes; a job takes a few hundred")
             continue

@@ -7,7 +7,10 @@ CUDA tensors NVDEC filled):
   chunk of upright frames as they convert them, and it shrinks each to the output size, so a job
   holds one chunk at source size however long the clip. The output size is chosen here, once,
   from the first chunk's upright shape (rotation is only known once a frame is decoded), and the
-  seconds spent are the job's "kernels" time, not decoding's.
+  seconds spent are the job's "kernels" time, not decoding's. With ``fit`` ``cover`` or ``pad``
+  it crops or pads as it shrinks (:func:`animated_previews.kernels.fit.fit`, in the display
+  shape: rotation and non-square pixels first); ``contain`` is a plain resize to the size
+  :mod:`engine.geometry` chose.
 * :func:`render` turns the clip (already at the output size) into the encoder's input: palette-
   indexed frames for a format with a palette (:attr:`engine.encode.Format.palette_colours`), RGB
   frames otherwise, copied to host memory (pinned, one DMA copy, from a GPU).
@@ -24,6 +27,7 @@ import time
 import numpy as np
 import torch
 
+from ..kernels.fit import fill_outside, fit, pad_placement
 from ..kernels.palette import median_cut
 from ..kernels.remap import remap
 from ..kernels.resize import resize
@@ -41,24 +45,48 @@ same PSNR on the benchmark clip (36.56 dB either way, measured when the kernel w
 
 class Fitter:
     """The decode's ``fit`` for one job: picks the output size from the first chunk's upright
-    shape and its rotation, then resizes every chunk to it, timing itself."""
+    shape and its rotation, then fits every chunk to it (resize; crop or bars for ``cover`` and
+    ``pad``), timing itself. Call :meth:`finish` on the decoded clip."""
 
     def __init__(self, spec: JobSpec, media: MediaInfo) -> None:
         self.spec, self.media = spec, media
         self.size: tuple[int, int] | None = None
         """(width, height) of the output, once the first chunk came."""
         self.seconds = 0.0
+        self._bars: tuple[int, int, int, int] | None = None
+        """``pad``: (left, top, width, height) of the picture on the canvas, once known."""
+        self._repaint = False
+        """A float (HDR) chunk was padded: its bars went through the tone map after this fit."""
 
     def __call__(self, chunk: torch.Tensor, rotation: int) -> torch.Tensor:
         started = time.perf_counter()
+        height, width = chunk.shape[-2:]
+        coded = (height, width) if rotation % 2 else (width, height)
+        display = display_size(*coded, self.media.sample_aspect_ratio, rotation)
         if self.size is None:
-            height, width = chunk.shape[-2:]
-            coded = (height, width) if rotation % 2 else (width, height)
-            self.size = output_size(self.spec, display_size(*coded, self.media.sample_aspect_ratio, rotation))
+            self.size = output_size(self.spec, display)
+        mode = self.spec.fit if self.spec.width and self.spec.height else "fill"
         with torch.inference_mode():
-            out = resize(chunk, self.size[1], self.size[0])
+            if mode in ("cover", "pad"):
+                out = fit(chunk, self.size[1], self.size[0], mode, pad_colour=self.spec.pad_rgb, display=display)
+                if mode == "pad":
+                    self._bars = pad_placement(*display, *self.size)
+                    self._repaint = self._repaint or chunk.is_floating_point()
+            else:  # fill, and contain at the size geometry chose
+                out = resize(chunk, self.size[1], self.size[0])
         self.seconds += time.perf_counter() - started
         return out
+
+    def finish(self, clip: DecodedClip) -> DecodedClip:
+        """``clip`` ready to render. HDR chunks are fitted before their tone map, which turns
+        ``pad_colour`` bars into another colour (black stays black): their bars are painted
+        again here, in place, on the clip's frames."""
+        if self._repaint and self._bars is not None:
+            started = time.perf_counter()
+            with torch.inference_mode():
+                fill_outside(clip.frames, *self._bars, self.spec.pad_rgb)
+            self.seconds += time.perf_counter() - started
+        return clip
 
 
 def render(fmt: Format, clip: DecodedClip) -> Frames:

@@ -3,13 +3,14 @@
 A manifest line comes in one of two shapes, and both become the same frozen :class:`JobSpec`:
 
 * snake_case fields: ``{"id", "input", "output", "format", "fps", "width", "height", "seek",
-  "duration" | "trim_end"}``;
+  "duration" | "trim_end", "fit", "pad_colour"}``;
 * the VOD template shape: ``{"id", "input", "output", "TemplateConfig": {...}}``, where numbers may
   also be numeric strings and ``TemplateConfig`` may be a JSON string, as the service's API sends
   them. The config itself comes in the service's two shapes, which mean the same thing:
 
   - flat, as the feature's documentation writes it: ``{"Format", "Fps", "Width", "Height",
-    "TimeSpan": {"Seek", "Duration" | "End"}, "SetAsCover"}``;
+    "TimeSpan": {"Seek", "Duration" | "End"}, "SetAsCover"}``, plus this engine's ``"Fit"`` and
+    ``"PadColour"`` (:data:`FIT_MODES`; at the top level in either shape);
   - nested, as older API clients send it: ``{"Video": {"Width", "Height", "Fps"}, "Container":
     {"Format"}, "Clip": {"TimeSpan": {"Seek", "Duration" | "End"}}, "SetAsCover"}``.
 
@@ -50,9 +51,19 @@ before anything walks it (json and repr recurse, and Python's recursion limit wo
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """Ids are matched whole (``fullmatch``): ``$`` would let a trailing newline through."""
 _SNAKE_FIELDS = {"id", "input", "output", "template", "format", "fps", "width", "height", "seek", "duration",
-                 "trim_end", "set_as_cover"}
+                 "trim_end", "set_as_cover", "fit", "pad_colour"}
 _VOD_TOP_FIELDS = {"id", "input", "output", "template", "TemplateConfig"}
-_VOD_CONFIG_FIELDS = {"Format", "Fps", "Width", "Height", "TimeSpan", "SetAsCover"}
+_VOD_CONFIG_FIELDS = {"Format", "Fps", "Width", "Height", "TimeSpan", "SetAsCover", "Fit", "PadColour"}
+_SHAPE_FREE_FIELDS = {"SetAsCover", "Fit", "PadColour"}
+"""TemplateConfig fields that sit at its top level in either shape (Fit and PadColour are this
+engine's own, beside the service's SetAsCover)."""
+
+FIT_MODES = {"fill": "exactly width x height, stretched", "contain": "inside width x height, aspect kept",
+             "cover": "exactly width x height, aspect kept, the overflow cropped around the centre",
+             "pad": "exactly width x height, aspect kept, bars of pad_colour"}
+"""How a picture goes into width x height when both are given (``fit``; the same modes as
+:data:`animated_previews.kernels.fit.FIT_MODES`). ``fill`` is the default."""
+_HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{6})")
 _VOD_SPAN_FIELDS = {"Seek", "Duration", "End"}
 
 
@@ -73,6 +84,16 @@ class JobSpec:
     height: int | None = None
     output: Path | None = None
     set_as_cover: bool = False
+    fit: str = "fill"
+    """One of :data:`FIT_MODES`; anything but ``fill`` only with both width and height."""
+    pad_colour: str | None = None
+    """``#rrggbb`` (lower case) of the bars when ``fit`` is ``pad`` (default ``#000000``); None otherwise."""
+
+    @property
+    def pad_rgb(self) -> tuple[int, int, int]:
+        """``pad_colour`` as (R, G, B) 0-255; black when there is none."""
+        text = (self.pad_colour or "#000000").lstrip("#")
+        return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
 
     def output_path(self, out_dir: Path) -> Path:
         """Where the image goes: ``output`` if given, else ``<out_dir>/<id>.<format>``."""
@@ -119,6 +140,10 @@ def parse_json(text: str | bytes, what: str) -> Any:
         value = json.loads(text)
     except RecursionError:
         raise _fail(f"{what} nests objects or arrays deeper than {MAX_JSON_DEPTH} levels") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # not a syntax error: an integer past Python's digit limit (int_max_str_digits)
+        raise _fail(f"{what} holds a number with too many digits to read (Python reads at most 4300)") from None
     return check_json(value, what)
 
 
@@ -129,6 +154,15 @@ def _path_text(value: Any, field: str, what: str) -> str:
     if "\0" in value:
         raise _fail(f"{field} must be {what}: it holds a NUL character, which no file name may")
     return value
+
+
+def _expanded(text: str, field: str) -> Path:
+    """``text`` as a path, ``~`` and ``~user`` expanded; a user this machine does not know is an
+    InvalidParameter (pathlib raises RuntimeError for it)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        raise _fail(f"{field} {text!r} starts with the home folder of a user this machine does not have") from None
 
 
 def _number(value: Any, field: str, allowed: str = "", *, is_time: bool = False) -> float:
@@ -146,7 +180,10 @@ def _number(value: Any, field: str, allowed: str = "", *, is_time: bool = False)
         except ValueError:
             raise wrong from None
     elif isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer past the float range: as infinite as "1e400"
+            number = math.inf if value > 0 else -math.inf
     else:
         raise wrong
     if not math.isfinite(number):
@@ -181,9 +218,15 @@ def parse_seconds(value: Any, field: str) -> float:
         match = _CLOCK.fullmatch(value.strip())
         if match is None or int(match["m"]) >= 60 or int(match["s"]) >= 60:
             raise EngineError(ErrorCode.INVALID_TIME_RANGE, f"{field} must be {TIME_FORMS}, got {value!r}")
-        whole = int(match["h"]) * 3600 + int(match["m"]) * 60 + int(match["s"])
-        # One decimal conversion of the whole text, so "01:02:03.1" is exactly float("3723.1").
-        return float(f"{whole}.{match['frac'] or '0'}")
+        try:
+            whole = int(match["h"]) * 3600 + int(match["m"]) * 60 + int(match["s"])
+            # One decimal conversion of the whole text, so "01:02:03.1" is exactly float("3723.1").
+            seconds = float(f"{whole}.{match['frac'] or '0'}")
+        except ValueError:  # hours past Python's 4300-digit limit: far past the float range too
+            seconds = math.inf
+        if not math.isfinite(seconds):
+            raise EngineError(ErrorCode.INVALID_TIME_RANGE, f"{field} must be a finite time, got {value!r}")
+        return seconds
     return _number(value, field, " of seconds or an hh:mm:ss[.SSS] time", is_time=True)
 
 
@@ -214,6 +257,32 @@ def _bool(value: Any, field: str) -> bool:
     raise _fail(f"{field} must be true or false, got {value!r}")
 
 
+def _fit(fields: Mapping[str, Any], name: Callable[[str], str], *, both_sides: bool) -> tuple[str, str | None]:
+    """(fit, pad_colour) of a line: the mode (default ``fill``), and ``#rrggbb`` for ``pad``
+    (default black), else None. A mode other than ``fill`` needs both sides; a pad_colour needs
+    ``pad``."""
+    value = fields.get("fit")
+    mode = "fill" if value is None or value == "" else value.strip().lower() if isinstance(value, str) else value
+    if not isinstance(mode, str) or mode not in FIT_MODES:
+        allowed = "; ".join(f"{key} ({meaning})" for key, meaning in FIT_MODES.items())
+        raise _fail(f"{name('fit')} must be one of {', '.join(FIT_MODES)}, got {value!r}: {allowed}")
+    if mode != "fill" and not both_sides:
+        raise _fail(f"{name('fit')} {mode} needs both {name('width')} and {name('height')}: with one side or none the "
+                    f"output keeps the source's aspect ratio anyway, so there is nothing to fit into; give both, or "
+                    f"leave {name('fit')} out")
+    colour = fields.get("pad_colour")
+    if colour is None or colour == "":
+        return mode, "#000000" if mode == "pad" else None
+    match = _HEX_COLOUR.fullmatch(colour.strip()) if isinstance(colour, str) else None
+    if match is None:
+        raise _fail(f"{name('pad_colour')} must be a colour as #rrggbb or rrggbb (six hex digits, e.g. #000000 for "
+                    f"black, #ffffff for white), got {colour!r}")
+    if mode != "pad":
+        raise _fail(f"{name('pad_colour')} colours the bars of {name('fit')} pad, but {name('fit')} is {mode}; set "
+                    f"{name('fit')} to pad or leave {name('pad_colour')} out")
+    return mode, "#" + match[1].lower()
+
+
 def _check_unknown(fields: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(fields) - allowed)
     if unknown:
@@ -222,10 +291,11 @@ def _check_unknown(fields: Mapping[str, Any], allowed: set[str], where: str) -> 
 
 # -- TemplateConfig: the flat and the nested shape ---------------------------------------------------
 
-_NESTED_CONFIG_FIELDS = {"Video", "Container", "Clip", "SetAsCover"}
+_NESTED_CONFIG_FIELDS = {"Video", "Container", "Clip", *_SHAPE_FREE_FIELDS}
 _NESTED_OBJECT_FIELDS = {"Video": {"Width", "Height", "Fps"}, "Container": {"Format"}, "Clip": {"TimeSpan"}}
-_SHAPES = ("flat {Format, Fps, Width, Height, TimeSpan: {Seek, Duration | End}, SetAsCover} or nested "
-           "{Video: {Width, Height, Fps}, Container: {Format}, Clip: {TimeSpan: {Seek, Duration | End}}, SetAsCover}")
+_SHAPES = ("flat {Format, Fps, Width, Height, TimeSpan: {Seek, Duration | End}, SetAsCover, Fit, PadColour} or "
+           "nested {Video: {Width, Height, Fps}, Container: {Format}, Clip: {TimeSpan: {Seek, Duration | End}}, "
+           "SetAsCover, Fit, PadColour}")
 
 _FLAT_LABELS = {"set_as_cover": "SetAsCover"}
 """Field -> the name its messages use, for snake_case lines and the flat shape (others: the field)."""
@@ -233,8 +303,10 @@ _NESTED_LABELS = {
     "format": "TemplateConfig.Container.Format", "fps": "TemplateConfig.Video.Fps",
     "width": "TemplateConfig.Video.Width", "height": "TemplateConfig.Video.Height",
     "seek": "TemplateConfig.Clip.TimeSpan.Seek", "duration": "TemplateConfig.Clip.TimeSpan.Duration",
-    "trim_end": "TemplateConfig.Clip.TimeSpan.End", "set_as_cover": "SetAsCover",
+    "trim_end": "TemplateConfig.Clip.TimeSpan.End", "set_as_cover": "SetAsCover", "fit": "Fit", "pad_colour": "PadColour",
 }
+_VOD_FLAT_LABELS = {**_FLAT_LABELS, "fit": "Fit", "pad_colour": "PadColour"}
+"""A flat TemplateConfig's: this engine's own fields by their TemplateConfig names."""
 
 
 def load_template_config(config: Any) -> Mapping[str, Any]:
@@ -260,7 +332,7 @@ def _is_nested(config: Mapping[str, Any]) -> bool:
     """Which shape ``config`` is in: nested if it has any nested-only key. Raises for a config with
     keys of both shapes, naming them: guessing which one was meant would silently drop fields."""
     nested = sorted(set(config) & set(_NESTED_OBJECT_FIELDS))
-    flat = sorted(set(config) & (_VOD_CONFIG_FIELDS - {"SetAsCover"}))
+    flat = sorted(set(config) & (_VOD_CONFIG_FIELDS - _SHAPE_FREE_FIELDS))
     if nested and flat:
         raise _fail(
             f"TemplateConfig mixes the flat shape ({', '.join('TemplateConfig.' + k for k in flat)}) with the nested "
@@ -301,8 +373,8 @@ def flat_template_config(config: Any) -> dict[str, Any]:
             span = _object(part["TimeSpan"], f"{path}.TimeSpan")
             _check_unknown(span, _VOD_SPAN_FIELDS, f"{path}.TimeSpan")
             flat["TimeSpan"] = dict(span)
-    if "SetAsCover" in config:
-        flat["SetAsCover"] = config["SetAsCover"]
+    for key in sorted(_SHAPE_FREE_FIELDS & set(config)):
+        flat[key] = config[key]
     return flat
 
 
@@ -311,12 +383,12 @@ def _flatten_vod(line: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str
     the names that messages about them should use (the nested path for a nested config)."""
     _check_unknown(line, _VOD_TOP_FIELDS, "a TemplateConfig line")
     config = load_template_config(line["TemplateConfig"])
-    labels = _NESTED_LABELS if _is_nested(config) else _FLAT_LABELS
+    labels = _NESTED_LABELS if _is_nested(config) else _VOD_FLAT_LABELS
     config = flat_template_config(config)
     span = config.get("TimeSpan") or {}
     flat = {k: line[k] for k in ("id", "input", "output", "template") if k in line}
     for field, key in (("format", "Format"), ("fps", "Fps"), ("width", "Width"), ("height", "Height"),
-                       ("set_as_cover", "SetAsCover")):
+                       ("set_as_cover", "SetAsCover"), ("fit", "Fit"), ("pad_colour", "PadColour")):
         if key in config:
             flat[field] = config[key]
     for field, key in (("seek", "Seek"), ("duration", "Duration"), ("trim_end", "End")):
@@ -345,6 +417,9 @@ def _apply_template(fields: dict[str, Any], templates: TemplateLookup | None) ->
         merged.pop("trim_end", None)
     if fields.get("trim_end") is not None:
         merged.pop("duration", None)
+    fit = fields.get("fit")
+    if fit is not None and not (isinstance(fit, str) and fit.strip().lower() == "pad"):
+        merged.pop("pad_colour", None)  # the template's bars go with its pad, not with the line's other fit
     merged.update(fields)
     return merged
 
@@ -382,7 +457,7 @@ def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path,
         )
 
     raw_input = _path_text(fields.get("input"), "input", "the path of a video file")
-    input_path = Path(raw_input).expanduser()
+    input_path = _expanded(raw_input, "input")
     if not input_path.is_absolute():
         input_path = input_root / input_path
 
@@ -411,9 +486,12 @@ def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path,
     output_path = None
     if output is not None:
         output = _path_text(output, "output", "a file path")
-        output_path = Path(output).expanduser()
+        output_path = _expanded(output, "output")
         if output_path.suffix.lower() != f".{fmt}":
             raise _fail(f"output {output!r} must end in .{fmt} to match format {fmt}")
+
+    width, height = _size(fields.get("width"), name("width")), _size(fields.get("height"), name("height"))
+    fit, pad_colour = _fit(fields, name, both_sides=bool(width and height))
 
     return JobSpec(
         id=job_id,
@@ -423,8 +501,10 @@ def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path,
         seek=seek,
         duration=duration,
         trim_end=trim_end,
-        width=_size(fields.get("width"), name("width")),
-        height=_size(fields.get("height"), name("height")),
+        width=width,
+        height=height,
         output=output_path,
         set_as_cover=_bool(fields.get("set_as_cover", False), name("set_as_cover")),
+        fit=fit,
+        pad_colour=pad_colour,
     )

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from ..errors import EngineError
+from ..spec import parse_json
 from ..vod import Service
 from .errors import ApiError, invalid, missing
 
@@ -40,9 +42,11 @@ def _json(params: Params, name: str, *, required: bool = True) -> Any:
     if not text:
         return None
     try:
-        return json.loads(text)
-    except ValueError as exc:
+        return parse_json(text, name)  # too deep, too many digits, a lone surrogate: InvalidParameter too
+    except json.JSONDecodeError as exc:
         raise invalid(name, f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+    except EngineError as exc:
+        raise invalid(name, exc.message) from None
 
 
 def add_vod_template(service: Service, params: Params, ctx: ActionContext) -> dict[str, Any]:

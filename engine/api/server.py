@@ -23,10 +23,12 @@ import calendar
 import json
 import logging
 import queue
+import sys
 import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -156,6 +158,14 @@ class ApiServer(ThreadingHTTPServer):
             # points here, signed.
             service.set_setting("base_url", self.public_url + "/images")
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up before its answer was written (a broken pipe, a reset) is not an
+        error of the server's: no traceback for it. Anything else is printed, as the base class does."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.info("%s hung up before its answer was written", client_address[0] if client_address else "a client")
+            return
+        super().handle_error(request, client_address)
+
     def gallery_link(self) -> str:
         return sign_url(self.public_url + "/gallery", self.url_key)
 
@@ -172,6 +182,22 @@ class _Handler(BaseHTTPRequestHandler):
     """Headers and body leave in two writes; with Nagle's algorithm the second waits for the
     client's delayed ACK, 40 ms per answer on kept-alive connections (measured: 44 ms -> 0.9 ms per SubmitDynamicImageJob, README)."""
 
+    def parse_request(self) -> bool:
+        """Empty lines before a request line are skipped (RFC 9112 2.2: clients send a CRLF after a
+        POST body now and then); the base class would close the connection without an answer."""
+        for _ in range(8):
+            if self.raw_requestline not in (b"\r\n", b"\n"):
+                break
+            self.raw_requestline = self.rfile.readline(65537)
+        if len(self.raw_requestline) > 65536:
+            self.requestline, self.request_version, self.command = "", "", ""
+            self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+            return False
+        if not self.raw_requestline.strip():  # only empty lines, then the end: nobody to answer
+            self.close_connection = True
+            return False
+        return super().parse_request()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         log.info("%s %s", self.address_string(), format % args)
 
@@ -187,10 +213,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str) -> None:
         url = urlsplit(self.path)
-        if method == "POST" and url.path not in ("/", ""):
-            self._discard_body()
         query = dict(parse_qsl(url.query, keep_blank_values=True))
         try:
+            if method == "POST" and url.path not in ("/", ""):
+                self._discard_body()
             if url.path in ("/", ""):
                 if method == "HEAD":
                     raise ApiError(405, "UnsupportedHTTPMethod", "Use GET or POST for actions.")
@@ -241,9 +267,22 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._json(200, {"RequestId": rid, **answer})
 
+    def _content_length(self) -> int:
+        """The body's length: 0 without a Content-Length; one that is not a whole number of bytes is a
+        400 and ends the connection (where the body ends, and so the next request starts, is unknown)."""
+        text = self.headers.get("Content-Length")
+        if text is None:
+            return 0
+        digits = text.strip()
+        if not (digits.isascii() and digits.isdigit()):
+            self.close_connection = True
+            raise ApiError(400, "InvalidParameter", f"Content-Length {text[:40]!r} is not a number of bytes.")
+        return int(digits) if len(digits) <= 18 else MAX_BODY + 1  # 19 digits and more: past any limit
+
     def _form(self) -> dict[str, str]:
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self._content_length()
         if length > MAX_BODY:
+            self.close_connection = True  # the body is not read
             raise ApiError(413, "InvalidParameter", f"The request body is larger than {MAX_BODY} bytes.")
         body = self.rfile.read(length) if length else b""
         kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
@@ -256,7 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _discard_body(self) -> None:
         """Read a body nobody wants, so the next request on this connection starts where it should."""
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self._content_length()
         if length > MAX_BODY:
             self.close_connection = True
             return
@@ -294,9 +333,25 @@ class _Handler(BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(body)
 
-    def _json(self, status: int, data: Mapping[str, Any], *, head: bool = False) -> None:
-        self._send(status, json.dumps(data, ensure_ascii=False).encode(), "application/json;charset=utf-8", head=head)
+    def _json(self, status: int, data: Mapping[str, Any], *, head: bool = False,
+              extra: Mapping[str, str] | None = None) -> None:
+        self._send(status, json.dumps(data, ensure_ascii=False).encode(), "application/json;charset=utf-8", head=head,
+                   extra=extra)
 
-    def _error(self, error: ApiError, *, rid: str | None = None, head: bool = False) -> None:
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The base class's own refusals (a malformed request line or header, a line too long, an
+        unknown method or HTTP version) as every other answer: JSON with a RequestId, and a 4xx, the
+        request being at fault (an unknown method is 405, not 501; an unknown version 400, not 505)."""
+        status = {HTTPStatus.NOT_IMPLEMENTED: 405, HTTPStatus.HTTP_VERSION_NOT_SUPPORTED: 400}.get(code, int(code))
+        name = {405: "UnsupportedHTTPMethod", 414: "RequestURITooLong", 431: "RequestHeaderFieldsTooLarge"}
+        extra = {"Connection": "close", **({"Allow": "GET, POST, HEAD"} if status == 405 else {})}
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # what the base class assumes until it reads a version: the
+            self.request_version = "HTTP/1.0"   # refusal of a garbled line still gets a status line
+        self._error(ApiError(status, name.get(status, "BadRequest"), message or HTTPStatus(code).phrase),
+                    head=getattr(self, "command", None) == "HEAD", extra=extra)
+
+    def _error(self, error: ApiError, *, rid: str | None = None, head: bool = False,
+               extra: Mapping[str, str] | None = None) -> None:
         self._json(error.status, {"RequestId": rid or request_id(), "HostId": HOST_ID, "Code": error.code,
-                                  "Message": error.message}, head=head)
+                                  "Message": error.message}, head=head, extra=extra)

@@ -94,6 +94,15 @@ def _encode_webp(frames: Frames, delays: Sequence[int]) -> bytes:
     return encode_webp(frames.rgb, delays)
 
 
+def _encode_avif(frames: Frames, delays: Sequence[int]) -> bytes:
+    """The AVIF entry's encoder; imports the writer (and Pillow) only when an AVIF is made."""
+    from .avif import encode_avif
+
+    if not isinstance(frames, RGBFrames):
+        raise TypeError(f"AVIF takes RGBFrames, got {type(frames).__name__}")
+    return encode_avif(frames.rgb, delays)
+
+
 GIF = Format(
     name="gif",
     ticks_per_second=100,
@@ -119,7 +128,18 @@ WEBP = Format(
     encode=_encode_webp,
 )
 
-FORMATS: dict[str, Format] = {GIF.name: GIF, WEBP.name: WEBP}
+AVIF = Format(
+    name="avif",
+    # Pillow creates libavif's encoder with a 1000-per-second timescale: delays are milliseconds.
+    ticks_per_second=1000,
+    max_fps=60.0,
+    max_fps_reason="the engine samples at most 60 fps",
+    min_delay=1,
+    palette_colours=None,
+    encode=_encode_avif,
+)
+
+FORMATS: dict[str, Format] = {GIF.name: GIF, WEBP.name: WEBP, AVIF.name: AVIF}
 """Every format the engine writes, by name, in the order error messages list them."""
 
 _NAME = re.compile(r"^[a-z0-9]{1,16}$")
@@ -154,5 +174,5 @@ def get_format(name: str) -> Format:
     return fmt
 
 
-__all__ = ["FORMATS", "GIF", "WEBP", "Encoder", "Format", "Frames", "IndexedFrames", "RGBFrames",
+__all__ = ["AVIF", "FORMATS", "GIF", "WEBP", "Encoder", "Format", "Frames", "IndexedFrames", "RGBFrames",
            "format_names", "get_format", "register_format"]

@@ -182,6 +182,12 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         -- the next look probes once and fills it in.
         ALTER TABLE videos ADD COLUMN mtime_ns INTEGER;
     """),
+    (6, """
+        -- Templates' fit (how a picture goes into Width x Height: fill, contain, cover, pad) and the colour
+        -- of pad's bars (#rrggbb, NULL unless fit is pad). Templates from older stores stretch, as they did.
+        ALTER TABLE templates ADD COLUMN fit TEXT NOT NULL DEFAULT 'fill';
+        ALTER TABLE templates ADD COLUMN pad_colour TEXT;
+    """),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

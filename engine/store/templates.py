@@ -9,7 +9,9 @@ TemplateConfig comes as an object or a JSON string, in the flat shape of the fea
 documentation or the older nested one (``Video``/``Container``/``Clip``), with times as seconds or
 ``hh:mm:ss[.SSS]`` (see :mod:`engine.spec`). The store keeps the validated values, not the text, so
 GetVodTemplate answers every template in the flat shape with times as seconds strings, whichever
-shape and spelling created it.
+shape and spelling created it. This engine's ``Fit`` (fill, contain, cover, pad) and ``PadColour``
+(``#rrggbb``) are answered only when they are not the defaults (``Fit`` other than fill;
+``PadColour`` with pad), so a template without them answers as the service's do.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class Template:
     width: int | None = None
     height: int | None = None
     set_as_cover: bool = False
+    fit: str = "fill"
+    pad_colour: str | None = None
     created: float = 0.0
     modified: float = 0.0
 
@@ -69,13 +73,21 @@ class Template:
             config["Height"] = str(self.height)
         config["TimeSpan"] = span
         config["SetAsCover"] = "true" if self.set_as_cover else "false"
+        if self.fit != "fill":
+            config["Fit"] = self.fit
+        if self.pad_colour is not None:
+            config["PadColour"] = self.pad_colour
         return config
 
     def job_fields(self) -> dict[str, Any]:
-        """What a job snapshots from its template when submitted (later edits do not change it)."""
-        return {"format": self.format, "fps": self.fps, "seek": self.seek, "duration": self.duration,
-                "trim_end": self.trim_end, "width": self.width, "height": self.height,
-                "set_as_cover": self.set_as_cover}
+        """What a job snapshots from its template when submitted (later edits do not change it).
+        ``fit`` and ``pad_colour`` only when not the default (fill), as older snapshots are."""
+        fields = {"format": self.format, "fps": self.fps, "seek": self.seek, "duration": self.duration,
+                  "trim_end": self.trim_end, "width": self.width, "height": self.height,
+                  "set_as_cover": self.set_as_cover}
+        if self.fit != "fill":
+            fields.update(fit=self.fit, pad_colour=self.pad_colour)
+        return fields
 
 
 def seconds_text(seconds: float) -> str:
@@ -127,7 +139,8 @@ def build_template(template_id: str, name: Any, config: Any, *, created: float, 
     spec = parse_job({"input": "template", "TemplateConfig": dict(config)}, default_id="template", input_root=Path("."))
     return Template(id=template_id, name=name, format=spec.format, fps=spec.fps, seek=spec.seek,
                     duration=spec.duration, trim_end=spec.trim_end, width=spec.width, height=spec.height,
-                    set_as_cover=spec.set_as_cover, created=created, modified=modified)
+                    set_as_cover=spec.set_as_cover, fit=spec.fit, pad_colour=spec.pad_colour, created=created,
+                    modified=modified)
 
 
 def parse_body(body: Any) -> tuple[str, Any]:
@@ -148,7 +161,8 @@ def parse_body(body: Any) -> tuple[str, Any]:
 def _row(row: sqlite3.Row) -> Template:
     return Template(id=row["id"], name=row["name"], format=row["format"], fps=row["fps"], seek=row["seek"],
                     duration=row["duration"], trim_end=row["trim_end"], width=row["width"], height=row["height"],
-                    set_as_cover=bool(row["set_as_cover"]), created=row["created"], modified=row["modified"])
+                    set_as_cover=bool(row["set_as_cover"]), fit=row["fit"], pad_colour=row["pad_colour"],
+                    created=row["created"], modified=row["modified"])
 
 
 def _name_taken(name: str) -> EngineError:
@@ -162,9 +176,10 @@ def insert_template(conn: sqlite3.Connection, name: Any, config: Any) -> Templat
         with transaction(conn):
             conn.execute(
                 "INSERT INTO templates (id, name, format, fps, width, height, seek, duration, trim_end, set_as_cover,"
-                " created, modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " fit, pad_colour, created, modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (template.id, template.name, template.format, template.fps, template.width, template.height,
-                 template.seek, template.duration, template.trim_end, int(template.set_as_cover), now, now))
+                 template.seek, template.duration, template.trim_end, int(template.set_as_cover), template.fit,
+                 template.pad_colour, now, now))
     except sqlite3.IntegrityError:
         raise _name_taken(template.name) from None
     return template
@@ -183,7 +198,8 @@ def list_templates(conn: sqlite3.Connection) -> list[Template]:
 
 
 def merge_config(config: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` with the given TemplateConfig ``changes``; a new Duration drops End and vice versa.
+    """``config`` with the given TemplateConfig ``changes``; a new Duration drops End and vice versa,
+    and a new Fit other than pad (or Fit removed) drops PadColour, which colours pad's bars only.
 
     Either may be in the nested shape: both are brought to the flat one first, so a partial
     update in the older shape changes the same fields (a field set to None is removed)."""
@@ -202,6 +218,9 @@ def merge_config(config: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[
             merged.pop(key, None)
         else:
             merged[key] = value
+    if "Fit" in changes and "PadColour" not in changes and not (
+            isinstance(changes["Fit"], str) and changes["Fit"].strip().lower() == "pad"):
+        merged.pop("PadColour", None)
     merged["TimeSpan"] = span
     return merged
 
@@ -219,9 +238,10 @@ def update_template(conn: sqlite3.Connection, template_id: str, *, name: Any = N
         try:
             conn.execute(
                 "UPDATE templates SET name = ?, format = ?, fps = ?, width = ?, height = ?, seek = ?, duration = ?,"
-                " trim_end = ?, set_as_cover = ?, modified = ? WHERE id = ?",
+                " trim_end = ?, set_as_cover = ?, fit = ?, pad_colour = ?, modified = ? WHERE id = ?",
                 (updated.name, updated.format, updated.fps, updated.width, updated.height, updated.seek,
-                 updated.duration, updated.trim_end, int(updated.set_as_cover), updated.modified, updated.id))
+                 updated.duration, updated.trim_end, int(updated.set_as_cover), updated.fit, updated.pad_colour,
+                 updated.modified, updated.id))
         except sqlite3.IntegrityError:
             raise _name_taken(updated.name) from None
     return updated

@@ -37,7 +37,11 @@ def _requested_path(file_url: str) -> Path:
             raise EngineError(ErrorCode.INVALID_PARAMETER, f"FileURL {file_url!r}: a file:// URL takes no query "
                               "or fragment")
         return Path(unquote(parts.path))
-    return Path(file_url).expanduser()
+    try:
+        return Path(file_url).expanduser()
+    except RuntimeError:  # pathlib's answer to "~user/..." for a user this machine does not have
+        raise EngineError(ErrorCode.INPUT_NOT_FOUND, f"FileURL {file_url!r}: no user of that name on this "
+                          "machine, so no such home folder") from None
 
 
 def resolve_media(file_url: str, media_roots: Sequence[str | os.PathLike]) -> Path:

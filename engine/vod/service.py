@@ -243,7 +243,11 @@ class Service:
         """Register (and probe once) a video file; the same path again returns the same video. A
         file that is not a readable video is refused now (InputNotFound, InvalidVideoFormat), not
         when its first job runs. ``title`` defaults to the file's stem."""
-        path = Path(path).expanduser().resolve()
+        try:
+            path = Path(path).expanduser().resolve()
+        except RuntimeError:  # pathlib's answer to "~user/..." for a user this machine does not have
+            raise EngineError(ErrorCode.INPUT_NOT_FOUND, f"{path}: no user of that name on this machine, so no "
+                              "such home folder") from None
         existing = find_video(self.connection, path)
         if existing is not None:
             return self._current(existing)

@@ -38,7 +38,10 @@ def token_valid(path: str, auth_key: str | None, key: str, *, now: float | None 
     """Whether ``auth_key`` was made by :func:`sign_url` with ``key`` for ``path`` (as sent, still
     percent-encoded) and has not expired."""
     parts = (auth_key or "").split("-")
-    if len(parts) != 4 or not parts[0].isdigit() or parts[2] != "0":
+    # ASCII only: "²" is a digit to isdigit() but not to int(), and compare_digest refuses non-ASCII
+    # text; a real expiry has 10 digits (thousands would pass Python's int() digit limit).
+    if len(parts) != 4 or not (parts[0].isascii() and parts[0].isdigit() and len(parts[0]) <= 18) \
+            or parts[2] != "0" or not parts[3].isascii():
         return False
     expiry, rand, _, digest = int(parts[0]), parts[1], parts[2], parts[3]
     if expiry < (time.time() if now is None else now):

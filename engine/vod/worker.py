@@ -51,7 +51,8 @@ def job_spec(job: Job, video_path: Path, output: Path) -> JobSpec:
     s = job.spec
     return JobSpec(id=job.id, input=video_path, format=s["format"], fps=s["fps"], seek=s["seek"],
                    duration=s["duration"], trim_end=s["trim_end"], width=s["width"], height=s["height"],
-                   output=output, set_as_cover=s["set_as_cover"])
+                   output=output, set_as_cover=s["set_as_cover"],
+                   fit=s.get("fit") or "fill", pad_colour=s.get("pad_colour"))  # jobs from older stores: fill
 
 
 def run_worker(site: Site, delivery: Delivery, *, until_empty: bool = False, lease_seconds: float = LEASE_S,

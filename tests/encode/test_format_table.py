@@ -65,14 +65,14 @@ def test_an_unknown_format_is_an_invalid_parameter_naming_the_allowed_ones(name)
     with pytest.raises(EngineError) as caught:
         get_format(name)
     assert caught.value.code is ErrorCode.INVALID_PARAMETER
-    assert caught.value.message == f"format must be one of gif, webp, got {name!r}"
+    assert caught.value.message == f"format must be one of gif, webp, avif, got {name!r}"
 
 
 def test_a_manifest_naming_an_unknown_format_is_refused_with_the_allowed_list(tmp_path):
     with pytest.raises(EngineError) as caught:
         parse_job({"input": "a.mp4", "format": "ppm8", "fps": 10, "duration": 1}, default_id="a", input_root=tmp_path)
     assert caught.value.code is ErrorCode.INVALID_PARAMETER
-    assert caught.value.message == "format must be one of gif, webp, got 'ppm8'"
+    assert caught.value.message == "format must be one of gif, webp, avif, got 'ppm8'"
 
 
 # --- a new format: one encoder and one entry --------------------------------------------------
@@ -132,7 +132,7 @@ def test_a_registered_format_is_a_format_manifests_may_name(ppm8, tmp_path):
     assert spec.format == "ppm8" and spec.output_path(tmp_path) == tmp_path / "p.ppm8"
     with pytest.raises(EngineError) as caught:
         parse_job({"input": "a.mp4", "format": "bmp", "fps": 10, "duration": 1}, default_id="x", input_root=tmp_path)
-    assert caught.value.message == "format must be one of gif, webp, ppm8, got 'bmp'"
+    assert caught.value.message == "format must be one of gif, webp, avif, ppm8, got 'bmp'"
 
 
 def test_a_format_name_is_taken_once_and_must_work_as_a_file_extension(ppm8):
