@@ -126,16 +126,25 @@ def kill_engine_run(trials: int, rng: random.Random) -> Row:
         manifest, out, store = batch_files(base / "clean", lines)
         started = time.monotonic()
         clean = engine_run(manifest, out, store)
+        first_result = None
+        while clean.poll() is None:  # (its output is small: the pipes cannot fill)
+            if first_result is None and (out / "results.jsonl").exists() and (out / "results.jsonl").stat().st_size:
+                first_result = time.monotonic() - started
+            time.sleep(0.01)
         clean.communicate(timeout=600)
         assert clean.returncode == 0
         whole_run = time.monotonic() - started
-        print(f"  a whole run takes {whole_run:.1f} s", file=sys.stderr, flush=True)
+        first_result = first_result or whole_run / 2
+        print(f"  a whole run takes {whole_run:.1f} s, its first result {first_result:.1f} s", file=sys.stderr,
+              flush=True)
         for n in range(trials):
             victims = "the run" if n % 2 == 0 else "the run and its workers"
+            # half the kills anywhere in the run (start-up included), half among the jobs
+            window = (0.1, whole_run * 0.9) if (n // 2) % 2 == 0 else (first_result, whole_run * 0.9)
             for attempt in range(5):  # a kill that came after the run had ended is no trial: another moment
                 folder = base / f"t{n}-{attempt}"
                 folder.mkdir()
-                moment = rng.uniform(0.1, whole_run * 0.9)
+                moment = rng.uniform(*window)
                 _trial(row, lambda: _one_kill(folder, lines, moment, victims, batch_files, engine_run, stored_jobs),
                        kill_after_s=round(moment, 2), victims=victims)
                 if not row.trials[-1].get("run_had_ended"):
@@ -144,7 +153,8 @@ def kill_engine_run(trials: int, rng: random.Random) -> Row:
         done = sorted(t.get("finished_before_kill", -1) for t in row.trials)
         row.note = (f"kills landed in start-up (no job done yet) {done.count(0)} times, mid-batch (1-{len(lines) - 1} "
                     f"of {len(lines)} jobs done) {sum(1 for d in done if 0 < d < len(lines))} times; a whole run "
-                    f"takes {whole_run:.1f} s, kill moments drawn from 0.1 s to 90 % of it")
+                    f"takes {whole_run:.1f} s (its first result at {first_result:.1f} s); kill moments drawn from 0.1 s to 90 % "
+                    "of it for half the trials, from the first result on for the other half")
     return row
 
 
