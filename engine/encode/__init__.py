@@ -14,6 +14,7 @@ imports it at start-up, and the entries reach their encoder modules only when a 
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence, Union
@@ -76,31 +77,20 @@ class Format:
         return 1.0 / self.ticks_per_second
 
 
-def _encode_gif(frames: Frames, delays: Sequence[int]) -> bytes:
-    """The GIF entry's encoder; imports the writer (and Pillow) only when a GIF is made."""
-    from .gif import encode_gif
+def _writer(module: str, function: str, takes: type, label: str) -> Encoder:
+    """An entry's encoder: imports its writer module (and Pillow) only when a file of that format
+    is made, and hands it the frames it takes (indices and palette, or RGB) with the delays."""
 
-    if not isinstance(frames, IndexedFrames):
-        raise TypeError(f"GIF takes IndexedFrames, got {type(frames).__name__}")
-    return encode_gif(frames.indices, frames.palette, delays)
+    def encode(frames: Frames, delays: Sequence[int]) -> bytes:
+        if not isinstance(frames, takes):
+            raise TypeError(f"{label} takes {takes.__name__}, got {type(frames).__name__}")
+        write = getattr(importlib.import_module(f".{module}", __name__), function)
+        if isinstance(frames, IndexedFrames):
+            return write(frames.indices, frames.palette, delays)
+        return write(frames.rgb, delays)
 
-
-def _encode_webp(frames: Frames, delays: Sequence[int]) -> bytes:
-    """The WebP entry's encoder; imports the writer (and Pillow) only when a WebP is made."""
-    from .webp import encode_webp
-
-    if not isinstance(frames, RGBFrames):
-        raise TypeError(f"WebP takes RGBFrames, got {type(frames).__name__}")
-    return encode_webp(frames.rgb, delays)
-
-
-def _encode_avif(frames: Frames, delays: Sequence[int]) -> bytes:
-    """The AVIF entry's encoder; imports the writer (and Pillow) only when an AVIF is made."""
-    from .avif import encode_avif
-
-    if not isinstance(frames, RGBFrames):
-        raise TypeError(f"AVIF takes RGBFrames, got {type(frames).__name__}")
-    return encode_avif(frames.rgb, delays)
+    encode.__name__ = encode.__qualname__ = function
+    return encode
 
 
 GIF = Format(
@@ -113,7 +103,7 @@ GIF = Format(
     min_delay=2,
     # 256 minus one slot the writer keeps for the transparency of delta frames (see gif.py).
     palette_colours=255,
-    encode=_encode_gif,
+    encode=_writer("gif", "encode_gif", IndexedFrames, "GIF"),
 )
 
 WEBP = Format(
@@ -125,7 +115,7 @@ WEBP = Format(
     # Any whole millisecond plays as written; only a zero delay (a frame never shown) is refused.
     min_delay=1,
     palette_colours=None,
-    encode=_encode_webp,
+    encode=_writer("webp", "encode_webp", RGBFrames, "WebP"),
 )
 
 AVIF = Format(
@@ -136,7 +126,7 @@ AVIF = Format(
     max_fps_reason="the engine samples at most 60 fps",
     min_delay=1,
     palette_colours=None,
-    encode=_encode_avif,
+    encode=_writer("avif", "encode_avif", RGBFrames, "AVIF"),
 )
 
 FORMATS: dict[str, Format] = {GIF.name: GIF, WEBP.name: WEBP, AVIF.name: AVIF}
