@@ -7,18 +7,37 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import click
 from click.core import ParameterSource
 
-from .progress import Progress, summary_table
+from .progress import Progress, Tally, summary_table
 from .vod import event_options
-from ..engine import EngineError, ErrorCode, default_workers, load_manifest, run_batch
-from ..engine.batch import check_results_path, refuse_overlap, run_files
+from ..engine import EngineError, ErrorCode, Manifest, ManifestEntry, default_workers, run_batch
+from ..engine.batch import check_results_kind, refuse_overlaps, run_files
 from ..engine.device import DEVICE_HELP, DeviceRequest, parse_device
 from ..engine.executors import EXECUTORS, open_executor
 from ..engine.executors.ray import import_ray
 from ..engine.vod import STORE_ENV
+
+
+def _store_hint(error: EngineError) -> str:
+    hint = " (--store PATH picks another store, --no-store runs without one)" if error.code is ErrorCode.STORE_ERROR else ""
+    return error.message + hint
+
+
+class Counted:
+    """A manifest's entries, read once, counting them as they pass."""
+
+    def __init__(self, entries: Iterable[ManifestEntry]) -> None:
+        self.entries = entries
+        self.count = 0
+
+    def __iter__(self) -> Iterator[ManifestEntry]:
+        for entry in self.entries:
+            self.count += 1
+            yield entry
 
 
 class DeviceParam(click.ParamType):
@@ -121,31 +140,35 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
     service = None
     try:
         if no_store:
-            entries = load_manifest(manifest, input_root=input_root)
+            entries = Manifest(manifest, input_root=input_root)
         else:
             from ..engine.vod import Service
 
             service = Service(store, events_path=events_path, base_url=base_url, callback_url=callback_url,
                              callback_secret=callback_secret)
-            entries = service.load_manifest(manifest, input_root=input_root)
+            entries = service.manifest(manifest, input_root=input_root)
+        entries.check()
     except EngineError as error:
-        hint = " (--store PATH picks another store, --no-store runs without one)" if error.code is ErrorCode.STORE_ERROR else ""
-        raise click.UsageError(error.message + hint) from None
-    if not entries:
-        raise click.UsageError(f"manifest {manifest} holds no jobs")
+        raise click.UsageError(_store_hint(error)) from None
     results_file = results_path or out_dir / "results.jsonl"
-    try:  # neither the results nor the events may overwrite what the run reads or writes
-        files = run_files(entries, out_dir, manifest=manifest, store=service and service.store_path,
-                          events=service and service.events_path)
-        check_results_path(results_file, files, what=f"--results {results_path}" if results_path else None)
-        if service is not None:
-            refuse_overlap(f"--events {events_path}" if events_path else f"the event log {service.events_path}",
-                           service.events_path, {**{k: v for k, v in files.items() if k != "the event log"},
-                                                 "the results file": results_file})
+    # The manifest is read twice, line by line: here, to refuse a results file or event log that
+    # would overwrite what a line reads or writes before anything is written, and to count the
+    # jobs; then to run them. Neither pass holds it whole.
+    guarded = {f"--results {results_path}" if results_path else f"results file {results_file}": results_file}
+    if service is not None:
+        guarded[f"--events {events_path}" if events_path else f"the event log {service.events_path}"] = service.events_path
+    counted = Counted(entries)
+    try:
+        check_results_kind(results_file)
+        refuse_overlaps(guarded, run_files(counted, out_dir, manifest=manifest, store=service and service.store_path))
     except EngineError as error:
         if service is not None:
             service.close()
-        raise click.UsageError(error.message) from None
+        raise click.UsageError(_store_hint(error)) from None
+    if not counted.count:
+        if service is not None:
+            service.close()
+        raise click.UsageError(f"manifest {manifest} holds no jobs")
     if executor_name != "local":
         options = {"address": ray_address, "output": ray_output, "workers": workers} if executor_name == "ray" else {}
         try:
@@ -160,9 +183,9 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
         if ray_address:
             raise click.UsageError("--ray-address needs --executor ray")
         executor = None
-    progress = Progress(len(entries))
+    progress = Progress(counted.count)
     started = time.perf_counter()
-    results = []
+    tally = Tally()
     drained = []  # the run's callbacks once drained (a DeliveryReport)
     if service is None:
         stream = run_batch(entries, out_dir, workers=workers, on_result=progress, device=device,
@@ -178,7 +201,7 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
     previous = signal.signal(signal.SIGTERM, stop_on_term)
     try:
         for result in stream:
-            results.append(result)
+            tally.add(result)
             if as_json:
                 click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
     except OSError as exc:
@@ -188,7 +211,7 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
     except EngineError as error:  # the store failed mid-run (StoreError): every result shown was recorded
         raise click.UsageError(error.message) from None
     except KeyboardInterrupt:
-        click.echo(f"stopped after {len(results)} of {len(entries)} jobs"
+        click.echo(f"stopped after {tally.jobs} of {counted.count} jobs"
                    + ("; the rest go on when the same command runs again" if service else ""), err=True)
         sys.exit(130)
     finally:
@@ -197,8 +220,7 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
         if service is not None:
             service.close()
     wall = time.perf_counter() - started
-    failed = sum(1 for r in results if not r.ok)
-    reused = sum(1 for r in results if r.reused)
+    failed = tally.failed
     callbacks_waiting = drained[0].pending if drained else 0
     if callbacks_waiting:
         click.echo(f"callbacks: {callbacks_waiting} of this run's still waiting after --drain {drain_s:g} s "
@@ -207,14 +229,14 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
     elif drained and (drained[0].delivered or drained[0].failed):
         click.echo(f"callbacks: {drained[0].delivered} delivered, none of this run's waiting", err=True)
     if as_json:
-        summary = {"jobs": len(results), "succeeded": len(results) - failed, "failed": failed, "reused": reused,
+        summary = {"jobs": tally.jobs, "succeeded": tally.jobs - failed, "failed": failed, "reused": tally.reused,
                    "seconds": round(wall, 3), "results": str(results_file)}
         if service is not None:
             summary["store"] = str(service.store_path)
             summary["callbacks_waiting"] = callbacks_waiting
         click.echo(json.dumps({"summary": summary}))
     else:
-        click.echo(summary_table(results, wall))
+        click.echo(summary_table(tally, wall, results_file))
         click.echo(f"results: {results_file}" + (f"; store: {service.store_path}" if service else ""))
     sys.exit(1 if failed else 0)
 

@@ -2,16 +2,18 @@
 
 The Python API that the ``engine`` command is a thin layer over::
 
-    from animated_previews.engine import load_manifest, run_batch
-    for result in run_batch(load_manifest("jobs.jsonl"), out_dir="previews", workers=4):
+    from animated_previews.engine import Manifest, run_batch
+    for result in run_batch(Manifest("jobs.jsonl"), out_dir="previews", workers=4):
         print(result.id, result.status, result.output or result.error_message)
+
+(``Manifest`` streams the file; ``load_manifest`` gives its entries as a list.)
 """
 
 from .batch import run_batch
 from .executors import Executor, open_executor
 from .executors.local import default_workers
 from .errors import EngineError, ErrorCode
-from .manifest import ManifestEntry, load_manifest, parse_manifest_lines
+from .manifest import Manifest, ManifestEntry, load_manifest, parse_manifest_lines
 from .result import Result
 from .spec import JobSpec, parse_job
 
@@ -31,6 +33,7 @@ __all__ = [
     "Executor",
     "ErrorCode",
     "JobSpec",
+    "Manifest",
     "ManifestEntry",
     "Result",
     "default_workers",

@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Iterator, Mapping, TextIO
 from .device import DeviceRequest, parse_device
 from .errors import EngineError, ErrorCode
 from .executors import Executor, open_executor
+from .first_lines import FirstLines
 from .manifest import ManifestEntry
 from .output import resolve_output
 from .result import Result
@@ -44,20 +45,21 @@ def results_file(out_dir: Path | str, results_path: Path | str | None = None) ->
 class OutputClaims:
     """Which manifest line writes each output. A second line naming the same file is refused,
     naming the first (else one would overwrite the other on every run, and a store would redo one
-    of them forever); so is a line whose output is the run's results file."""
+    of them forever); so is a line whose output is the run's results file. Remembers 16 bytes a
+    line (:class:`engine.first_lines.FirstLines`), so a long manifest costs little."""
 
     def __init__(self, results: Path | None = None) -> None:
-        self._first: dict[Path, int] = {}
+        self._first = FirstLines()
         self._results = _identity(results)[0] if results is not None else None
 
     def claim(self, path: Path, line: int) -> EngineError | None:
         """None if line ``line`` may write ``path`` (resolved, as :func:`resolve_output` gives it)."""
         if str(path) == self._results:
             return EngineError(ErrorCode.INVALID_PARAMETER, f"output {path} is this run's results file")
-        if path in self._first:
-            return EngineError(ErrorCode.INVALID_PARAMETER, f"output {path} is already line {self._first[path]}'s "
+        first = self._first.claim(str(path), line)
+        if first is not None:
+            return EngineError(ErrorCode.INVALID_PARAMETER, f"output {path} is already line {first}'s "
                                "output; give each line its own output")
-        self._first[path] = line
         return None
 
 
@@ -93,38 +95,53 @@ def _identity(path: Path | str) -> tuple[str, tuple[int, int] | None]:
 
 
 def run_files(entries: Iterable[ManifestEntry], out_dir: Path | str, *, manifest: Path | str | None = None,
-              store: Path | str | None = None, events: Path | str | None = None) -> dict[str, Path]:
-    """What a batch run reads or writes besides its results, by what to call it: the manifest,
-    the store and its side files, the event log, and every line's input and output."""
-    files: dict[str, Path] = {}
+              store: Path | str | None = None, events: Path | str | None = None) -> Iterator[tuple[str, Path]]:
+    """What a batch run reads or writes besides its results, as (what to call it, path): the
+    manifest, the store and its side files, the event log, then every line's input and output.
+    A stream, read as ``entries`` is: a long manifest is never held whole."""
     if manifest is not None:
-        files["the manifest"] = Path(manifest)
+        yield "the manifest", Path(manifest)
     if store is not None:
-        files["the store"] = Path(store)
+        yield "the store", Path(store)
         for suffix in STORE_SIDE_FILES:
-            files[f"the store's {suffix[1:]} file"] = Path(f"{store}{suffix}")
+            yield f"the store's {suffix[1:]} file", Path(f"{store}{suffix}")
     if events is not None:
-        files["the event log"] = Path(events)
+        yield "the event log", Path(events)
     for entry in entries:
         if entry.spec is None:
             continue
-        files[f"line {entry.line}'s input"] = entry.spec.input
+        yield f"line {entry.line}'s input", entry.spec.input
         try:
-            files[f"line {entry.line}'s output"] = resolve_output(entry.spec, Path(out_dir))
+            yield f"line {entry.line}'s output", resolve_output(entry.spec, Path(out_dir))
         except EngineError:
             pass
-    return files
 
 
-def refuse_overlap(what: str, path: Path | str, others: Mapping[str, Path]) -> None:
-    """EngineError(InvalidParameter) when ``path`` (``what`` names it in the message: "--results
-    FILE") is one of ``others``: the same resolved path, or the same file by another name."""
-    resolved, inode = _identity(path)
-    for name, other in others.items():
+def refuse_overlaps(guarded: Mapping[str, Path | str], others: Iterable[tuple[str, Path]]) -> None:
+    """EngineError(InvalidParameter) when a file the run writes from the start (``guarded``: what
+    to call it in messages, e.g. "--results FILE" -> its path) is another of them, or one of
+    ``others`` (:func:`run_files`): the same resolved path, or the same file by another name.
+    ``others`` is read once, so it may be a stream over a long manifest."""
+    marks = [(what, *_identity(path)) for what, path in guarded.items()]
+    for at, (what, resolved, inode) in enumerate(marks):
+        for other_what, other_resolved, other_inode in marks[at + 1:]:
+            if resolved == other_resolved or (inode is not None and inode == other_inode):
+                raise _overwrites(what, other_what, Path(other_resolved))
+    for name, other in others:
         other_resolved, other_inode = _identity(other)
-        if resolved == other_resolved or (inode is not None and inode == other_inode):
-            raise EngineError(ErrorCode.INVALID_PARAMETER, f"{what} is {name} ({other}): the run would overwrite it; "
-                              "give another path")
+        for what, resolved, inode in marks:
+            if resolved == other_resolved or (inode is not None and inode == other_inode):
+                raise _overwrites(what, name, other)
+
+
+def refuse_overlap(what: str, path: Path | str, others: Mapping[str, Path] | Iterable[tuple[str, Path]]) -> None:
+    """:func:`refuse_overlaps` for one file: ``path``, called ``what`` in messages ("--results FILE")."""
+    refuse_overlaps({what: path}, others.items() if isinstance(others, Mapping) else others)
+
+
+def _overwrites(what: str, name: str, other: Path) -> EngineError:
+    return EngineError(ErrorCode.INVALID_PARAMETER, f"{what} is {name} ({other}): the run would overwrite it; "
+                       "give another path")
 
 
 def _refuse_kind(path: Path, info: os.stat_result) -> None:
@@ -140,9 +157,9 @@ def _refuse_kind(path: Path, info: os.stat_result) -> None:
                           "--results")
 
 
-def check_results_path(path: Path | str, others: Mapping[str, Path], *, what: str | None = None) -> None:
-    """Refuse (EngineError, InvalidParameter) a results file that is a symbolic link, a hard link,
-    not a regular file, or one of ``others`` (:func:`run_files`). ``what`` names it in messages."""
+def check_results_kind(path: Path | str) -> None:
+    """Refuse (EngineError, InvalidParameter) a results file that is a symbolic link, has other
+    hard links or is not a regular file (a character device such as /dev/null is taken)."""
     path = Path(path)
     try:
         _refuse_kind(path, os.lstat(path))
@@ -150,6 +167,13 @@ def check_results_path(path: Path | str, others: Mapping[str, Path], *, what: st
         pass
     except (OSError, ValueError) as exc:
         raise EngineError(ErrorCode.INVALID_PARAMETER, f"results file {path} cannot be used: {exc}") from None
+
+
+def check_results_path(path: Path | str, others: Mapping[str, Path] | Iterable[tuple[str, Path]], *,
+                       what: str | None = None) -> None:
+    """Refuse (EngineError, InvalidParameter) a results file that :func:`check_results_kind`
+    refuses or that is one of ``others`` (:func:`run_files`). ``what`` names it in messages."""
+    check_results_kind(path)
     refuse_overlap(what or f"results file {path}", path, others)
 
 

@@ -9,6 +9,11 @@ Lines end at ``"\\n"`` (or ``"\\r\\n"``) and nowhere else: U+2028, U+0085 and th
 start is skipped. The manifest must be a regular file of at most :data:`MAX_MANIFEST_BYTES`, read
 line by line; a line over :data:`MAX_LINE_BYTES`, not UTF-8, nested too deeply or naming a path
 with a NUL fails alone.
+
+A manifest is streamed, never held whole: :class:`Manifest` reads its file line by line each
+time it is iterated (a run reads it twice: once to check it, once to run it), and what it
+remembers across lines is a 16-byte digest a line (:class:`engine.first_lines.FirstLines`), so a
+million-line manifest costs a batch run about as much memory as a thousand-line one.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 from .errors import EngineError, ErrorCode
+from .first_lines import FirstLines
 from .result import Result
 from .spec import JobSpec, TemplateLookup, parse_job, parse_json
 
@@ -56,7 +62,7 @@ def _id_hint(obj: object, default: str) -> str:
     return default
 
 
-def _entry(number: int, text: str, seen: set[str], input_root: Path,
+def _entry(number: int, text: str, seen: FirstLines, input_root: Path,
            templates: TemplateLookup | None) -> ManifestEntry | None:
     """The entry of line ``number`` (None for a blank or comment line)."""
     text = text.strip()
@@ -78,10 +84,10 @@ def _entry(number: int, text: str, seen: set[str], input_root: Path,
     except Exception as exc:  # a bug: this line fails, the batch goes on (README: one bad line never stops it)
         return ManifestEntry(number, job_id, error=EngineError(
             ErrorCode.INTERNAL_ERROR, f"line {number} could not be read: {type(exc).__name__}: {exc}"))
-    if spec.id in seen:
+    earlier = seen.claim(spec.id, number)
+    if earlier is not None:
         return ManifestEntry(number, spec.id, error=EngineError(
-            ErrorCode.INVALID_PARAMETER, f"id {spec.id!r} is used by an earlier line; ids must be unique"))
-    seen.add(spec.id)
+            ErrorCode.INVALID_PARAMETER, f"id {spec.id!r} is used by an earlier line (line {earlier}); ids must be unique"))
     return ManifestEntry(number, spec.id, spec=spec)
 
 
@@ -90,7 +96,7 @@ def parse_manifest_lines(lines: Iterable[str], *, input_root: Path,
     """Parse manifest lines (already split; line ``n`` is the n-th item); duplicate ids after the
     first are errors. ``templates`` resolves lines that name a stored template (``"template":
     "name or id"``)."""
-    seen: set[str] = set()
+    seen = FirstLines()
     for number, text in enumerate(lines, start=1):
         entry = _entry(number, text, seen, input_root, templates)
         if entry is not None:
@@ -169,29 +175,50 @@ def _open_manifest(path: Path) -> BinaryIO:
         raise
 
 
-def load_manifest(path: Path | str, *, input_root: Path | str | None = None,
-                  templates: TemplateLookup | None = None) -> list[ManifestEntry]:
-    """Read a manifest file. Relative inputs resolve against ``input_root`` or the manifest's folder;
-    ``templates`` resolves template names (:meth:`engine.Engine.load_manifest` passes the store's).
+class Manifest:
+    """A manifest file, read line by line each time it is iterated (see the module docstring).
 
-    Raises :class:`EngineError` only when the manifest itself cannot be read: ``InputNotFound``
+    Relative inputs resolve against ``input_root`` or the manifest's folder; ``templates``
+    resolves template names (:meth:`engine.Service.load_manifest` passes the store's). Iterating
+    raises :class:`EngineError` only when the manifest itself cannot be read: ``InputNotFound``
     when it does not exist, ``InvalidParameter`` when it is not a regular file (a directory, a
     FIFO, ``/dev/zero``), is over :data:`MAX_MANIFEST_BYTES` or fails to read. Bad lines are
-    entries with their error.
+    entries with their error, except those whose code is in ``fatal``: failures that are not the
+    line's (the store failing while a template is looked up), raised as they come. :meth:`check`
+    opens the file once, so that a run refuses an unreadable manifest before anything else.
     """
-    path = Path(path)
-    root = Path(input_root) if input_root is not None else path.resolve().parent
-    seen: set[str] = set()
-    entries: list[ManifestEntry] = []
-    with _open_manifest(path) as handle:
-        try:
-            for number, text in _read_lines(handle, path):
-                if isinstance(text, EngineError):
-                    entries.append(ManifestEntry(number, f"line-{number}", error=text))
-                    continue
-                entry = _entry(number, text, seen, root, templates)
-                if entry is not None:
-                    entries.append(entry)
-        except OSError as exc:
-            raise EngineError(ErrorCode.INVALID_PARAMETER, f"manifest {path} cannot be read: {exc.strerror or exc}") from None
-    return entries
+
+    def __init__(self, path: Path | str, *, input_root: Path | str | None = None,
+                 templates: TemplateLookup | None = None, fatal: frozenset[ErrorCode] = frozenset()) -> None:
+        self.path = Path(path)
+        self.input_root = Path(input_root) if input_root is not None else self.path.resolve().parent
+        self.templates = templates
+        self.fatal = fatal
+
+    def check(self) -> None:
+        """Raise the EngineError iterating would raise first, if the file cannot be opened."""
+        _open_manifest(self.path).close()
+
+    def __iter__(self) -> Iterator[ManifestEntry]:
+        seen = FirstLines()
+        with _open_manifest(self.path) as handle:
+            try:
+                for number, text in _read_lines(handle, self.path):
+                    if isinstance(text, EngineError):
+                        yield ManifestEntry(number, f"line-{number}", error=text)
+                        continue
+                    entry = _entry(number, text, seen, self.input_root, self.templates)
+                    if entry is not None and entry.error is not None and entry.error.code in self.fatal:
+                        raise entry.error
+                    if entry is not None:
+                        yield entry
+            except OSError as exc:
+                raise EngineError(ErrorCode.INVALID_PARAMETER,
+                                  f"manifest {self.path} cannot be read: {exc.strerror or exc}") from None
+
+
+def load_manifest(path: Path | str, *, input_root: Path | str | None = None,
+                  templates: TemplateLookup | None = None) -> list[ManifestEntry]:
+    """Every entry of a manifest file, in a list (:class:`Manifest` streams them instead: what a
+    run of a long manifest uses); raises as iterating a :class:`Manifest` does."""
+    return list(Manifest(path, input_root=input_root, templates=templates))

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from ..device import DeviceRequest
 from ..errors import EngineError, ErrorCode
 from ..executors import Executor
-from ..manifest import ManifestEntry, load_manifest
+from ..manifest import Manifest, ManifestEntry
 from ..probe import probe
 from ..result import Result
 from ..spec import parse_json
@@ -347,15 +347,17 @@ class Service:
                           on_job=None if on_job is None else (lambda job: on_job(self.job(job.id))))
 
     # -- batch runs (engine run --batch) ------------------------------------------------------------
+    def manifest(self, path: str | os.PathLike, *, input_root: str | os.PathLike | None = None) -> Manifest:
+        """A manifest whose lines may name this store's templates (``"template": "name or id"``),
+        streamed (:class:`engine.manifest.Manifest`). A StoreError while looking a template up is
+        raised, not made that line's failure: the store failed, not the line, and a run on a
+        failing store would only record less."""
+        return Manifest(path, input_root=input_root, templates=lambda ref: self.template(ref).job_fields(),
+                        fatal=frozenset({ErrorCode.STORE_ERROR}))
+
     def load_manifest(self, path: str | os.PathLike, *, input_root: str | os.PathLike | None = None) -> list[ManifestEntry]:
-        """A manifest whose lines may name this store's templates (``"template": "name or id"``).
-        A StoreError while looking a template up is raised, not made that line's failure: the store
-        failed, not the line, and a run on a failing store would only record less."""
-        entries = load_manifest(path, input_root=input_root, templates=lambda ref: self.template(ref).job_fields())
-        for entry in entries:
-            if entry.error is not None and entry.error.code is ErrorCode.STORE_ERROR:
-                raise entry.error
-        return entries
+        """Every entry of :meth:`manifest`, in a list."""
+        return list(self.manifest(path, input_root=input_root))
 
     def run_batch(self, entries: Iterable[ManifestEntry], out_dir: str | os.PathLike, *, workers: int | None = None,
                   device: str | DeviceRequest = "auto", retry_failed: bool = False, results_path: str | os.PathLike | None = None,

@@ -17,7 +17,9 @@ manifest line. Lines that another live run holds are waited for, then answered t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
 import sqlite3
 import time
 from pathlib import Path
@@ -27,6 +29,7 @@ from ..batch import OutputClaims, ResultsLog, check_results_path, results_file, 
 from ..device import DeviceRequest, parse_device
 from ..errors import EngineError, ErrorCode
 from ..executors import Executor, open_executor
+from ..first_lines import FirstLines
 from ..liveness import holder_gone, new_worker_id
 from ..manifest import ManifestEntry
 from ..output import remove_partial_files, resolve_output
@@ -40,6 +43,17 @@ from .outcomes import record_line
 from .site import Site
 
 
+@contextlib.contextmanager
+def held_open(executor: Executor) -> Iterator[None]:
+    """The executor's connection held for the whole run, if it has one (Ray: one connection, or
+    one local Ray instance, for every window), rather than opened and closed by each window."""
+    if hasattr(executor, "__enter__"):
+        with executor:  # type: ignore[attr-defined]
+            yield
+    else:
+        yield
+
+
 def reused_result(job: Job, entry: ManifestEntry) -> Result:
     """An earlier run's Result for this line, under this run's id and line number."""
     stored = Result.from_dict(job.result) if job.result else Result.failure(entry.id, EngineError(
@@ -47,34 +61,72 @@ def reused_result(job: Job, entry: ManifestEntry) -> Result:
     return dataclasses.replace(stored, id=entry.id, line=entry.line, job_id=job.id, reused=True)
 
 
-def _plan(entries: Iterable[ManifestEntry], out_dir: Path,
-          results: Path | None = None) -> tuple[dict[str, tuple[ManifestEntry, BatchLine]], list[Result]]:
-    """Each valid line's identity, in manifest order; failed Results for lines that cannot be jobs,
-    among them a line naming another line's output with other settings (:class:`OutputClaims`)."""
-    lines: dict[str, tuple[ManifestEntry, BatchLine]] = {}
-    refused: list[Result] = []
-    outputs = OutputClaims(results)
+WINDOW_LINES = 4096
+"""Manifest lines planned, enlisted and run together. A run holds one window's entries (about
+1.2 KB a line) and 16 bytes for every line before it (:class:`Planner`), so its memory is flat
+however long the manifest; each window starts the executor's workers anew (a few milliseconds
+for the local pool's forked processes), and its last jobs run with fewer beside them."""
+
+
+def windows(entries: Iterable[ManifestEntry], size: int | None = None) -> Iterator[list[ManifestEntry]]:
+    """``entries`` in consecutive lists of at most ``size`` (default :data:`WINDOW_LINES`), read
+    only as each list is asked for."""
+    size = size or WINDOW_LINES
+    window: list[ManifestEntry] = []
     for entry in entries:
-        if entry.spec is None:
-            refused.append(entry.refusal())
-            continue
-        try:
-            line = batch_line(entry.spec, resolve_output(entry.spec, out_dir))
-        except EngineError as error:
-            refused.append(Result.failure(entry.id, error, line=entry.line, input=str(entry.spec.input)))
-            continue
-        if line.key in lines:
-            first = lines[line.key][0]
-            refused.append(Result.failure(entry.id, EngineError(
-                ErrorCode.INVALID_PARAMETER, f"line {entry.line} asks for the same image as line {first.line} "
-                f"(same input, settings and output {line.output})"), line=entry.line, input=str(entry.spec.input)))
-            continue
-        taken = outputs.claim(line.output, entry.line)
-        if taken is not None:
-            refused.append(Result.failure(entry.id, taken, line=entry.line, input=str(entry.spec.input)))
-            continue
-        lines[line.key] = (entry, line)
-    return lines, refused
+        window.append(entry)
+        if len(window) >= size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+class Planner:
+    """Each window's valid lines' identities, in manifest order, and failed Results for lines
+    that cannot be jobs, among them a line asking for the same image as an earlier line (of any
+    window) or naming another line's output with other settings (:class:`OutputClaims`)."""
+
+    def __init__(self, out_dir: Path, results: Path | None = None) -> None:
+        self.out_dir = out_dir
+        self._images = FirstLines()
+        self._outputs = OutputClaims(results)
+
+    def plan(self, entries: Iterable[ManifestEntry]) -> tuple[dict[str, tuple[ManifestEntry, BatchLine]], list[Result]]:
+        lines: dict[str, tuple[ManifestEntry, BatchLine]] = {}
+        refused: list[Result] = []
+        for entry in entries:
+            if entry.spec is None:
+                refused.append(entry.refusal())
+                continue
+            try:
+                line = batch_line(entry.spec, resolve_output(entry.spec, self.out_dir))
+            except EngineError as error:
+                refused.append(Result.failure(entry.id, error, line=entry.line, input=str(entry.spec.input)))
+                continue
+            first = self._images.claim(line.key, entry.line)
+            if first is not None:
+                refused.append(Result.failure(entry.id, EngineError(
+                    ErrorCode.INVALID_PARAMETER, f"line {entry.line} asks for the same image as line {first} "
+                    f"(same input, settings and output {line.output})"), line=entry.line, input=str(entry.spec.input)))
+                continue
+            taken = self._outputs.claim(line.output, entry.line)
+            if taken is not None:
+                refused.append(Result.failure(entry.id, taken, line=entry.line, input=str(entry.spec.input)))
+                continue
+            lines[line.key] = (entry, line)
+        return lines, refused
+
+
+def _enlisted(conn: sqlite3.Connection, planner: Planner, entries: Iterable[ManifestEntry],
+              retry_failed: bool) -> Iterator[tuple[dict[str, tuple[ManifestEntry, BatchLine]], list[Result]]]:
+    """Each window of ``entries`` planned (:class:`Planner`) and its lines enlisted in the store,
+    the next window read only when this one is done."""
+    for window in windows(entries):
+        lines, refused = planner.plan(window)
+        with transaction(conn):
+            enlist(conn, (line for _, line in lines.values()), retry_failed=retry_failed)
+        yield lines, refused
 
 
 def _claim_as_needed(conn: sqlite3.Connection, keys: list[str], lines: dict[str, tuple[ManifestEntry, BatchLine]],
@@ -107,7 +159,9 @@ def run_stored_batch(
     drain_s: float = DRAIN_S,
     on_drained: Callable[[DeliveryReport], None] | None = None,
 ) -> Iterator[Result]:
-    """Run the lines not done yet; yield one Result per manifest line (reused ones first).
+    """Run the lines not done yet; yield one Result per manifest line. The manifest is read
+    :data:`WINDOW_LINES` lines at a time: a window's refused lines, then its reused ones, then
+    the rest as they finish.
 
     Invalid lines fail at once and are not stored (they have no identity). A failure is final
     until a run with ``retry_failed``. If the caller stops iterating or the process is
@@ -127,35 +181,36 @@ def run_stored_batch(
     worker = new_worker_id()
     results = results_file(out_dir, results_path)
     check_results_path(results, run_files((), out_dir, store=site.store_path, events=site.events_path))
-    lines, refused = _plan(entries, out_dir, results)
-    with transaction(conn):
-        enlist(conn, (line for _, line in lines.values()), retry_failed=retry_failed)
-    remaining = dict.fromkeys(lines)  # keys in manifest order
-    key_of = {entry.id: key for key, (entry, _) in lines.items()}  # manifest ids are unique
+    plans = _enlisted(conn, Planner(out_dir, results), entries, retry_failed)
+    first = next(plans, None)  # a store that cannot take the lines fails here, before the results file is made
     with ResultsLog(results, on_result) as log:
-        for result in refused:
-            yield log.emit(result)
         courier = delivery.courier()  # the loop only hands events over: sending is the courier's
         running: Iterator[Result] | None = None
         try:
             with Heartbeat(site.store_path, lambda c: renew_leases(c, worker, lease_seconds) >= 0, lease_seconds,
-                           name=f"batch-lease-{worker}"):
-                while remaining:
-                    for key, job in jobs_by_key(conn, list(remaining)).items():  # ended: answer from the store
-                        if job.state in ("success", "failed"):
+                           name=f"batch-lease-{worker}"), held_open(executor):
+                for lines, refused in itertools.chain([first] if first else [], plans):
+                    for result in refused:
+                        yield log.emit(result)
+                    remaining = dict.fromkeys(lines)  # keys in manifest order
+                    key_of = {entry.id: key for key, (entry, _) in lines.items()}  # manifest ids are unique
+                    while remaining:
+                        for key, job in jobs_by_key(conn, list(remaining)).items():  # ended: answer from the store
+                            if job.state in ("success", "failed"):
+                                del remaining[key]
+                                yield log.emit(reused_result(job, lines[key][0]))
+                        held: dict[str, Job] = {}
+                        claims = _claim_as_needed(conn, list(remaining), lines, worker, lease_seconds, held)
+                        running = executor.run(claims, out_dir, request)
+                        for result in running:
+                            key = key_of[result.id]
                             del remaining[key]
-                            yield log.emit(reused_result(job, lines[key][0]))
-                    held: dict[str, Job] = {}
-                    claims = _claim_as_needed(conn, list(remaining), lines, worker, lease_seconds, held)
-                    running = executor.run(claims, out_dir, request)
-                    for result in running:
-                        key = key_of[result.id]
-                        del remaining[key]
-                        entry, line = lines[key]
-                        yield log.emit(record_line(site, held[key], entry, line, worker, result, out_dir,
-                                                   on_queued=courier.hand_over))
-                    if remaining and not held:  # other live runs hold the rest: wait for them to end them
-                        time.sleep(poll_seconds)
+                            entry, line = lines[key]
+                            yield log.emit(record_line(site, held[key], entry, line, worker, result, out_dir,
+                                                       on_queued=courier.hand_over))
+                        running = None
+                        if remaining and not held:  # other live runs hold the rest: wait for them to end them
+                            time.sleep(poll_seconds)
         except BaseException:  # Ctrl-C, SIGTERM (as KeyboardInterrupt), the caller stopped iterating, a StoreError
             stop_jobs = getattr(running, "close", None)
             if stop_jobs is not None:
