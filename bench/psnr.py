@@ -141,6 +141,116 @@ def decode_on_screen(path: Path, times: list[Fraction], origin: str = "container
     return SourceFrames(picked, [float(t) for t in picked_t], notes)
 
 
+CONVENTIONS = ("on_screen", "nearest", "mid_slot")
+"""Ways of sampling a source at an output instant t (output rate fps), each what some tool does:
+
+* ``on_screen``: the last frame whose timestamp is <= t (what a player shows at t; the engine's
+  rule, and :func:`decode_on_screen`'s);
+* ``nearest``: the frame whose timestamp is closest to t (ties: the later one);
+* ``mid_slot``: the last frame whose timestamp is < t + 1/(2 fps), i.e. the frame on screen in the
+  middle of the output slot: what ffmpeg's ``fps`` filter takes (it rounds each frame's timestamp
+  to the nearest output tick, and the last frame rounded to a tick wins it). From 25 to 15 fps it
+  differs from ``nearest`` at every third instant.
+
+A tool is not wrong for following any of them; :func:`score_best` scores against each and keeps
+the better."""
+
+
+def _upright(frame, rotate: bool) -> np.ndarray:
+    """RGB24 of a decoded frame (PyAV's conversion, as :func:`decode_on_screen`), turned upright by
+    its display rotation when ``rotate`` (as players, ffmpeg's autorotate and the engine do)."""
+    rgb = frame.to_ndarray(format="rgb24")
+    turns = round((frame.rotation or 0) / 90) % 4 if rotate else 0
+    return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
+
+
+def decode_conventions(path: Path, times: list[Fraction], origin: str = "container", rotate: bool = True,
+                       fps: float | None = None) -> dict[str, SourceFrames]:
+    """One decode of ``path``: the source frames at ``times`` under each of :data:`CONVENTIONS`
+    (``mid_slot`` only when the output rate ``fps`` is given).
+
+    ``on_screen`` picks what :func:`decode_on_screen` picks. Instants before the first frame take
+    the first frame, instants after the last take the last (noted). ``rotate``: frames are turned
+    upright by their display rotation (:func:`decode_on_screen` leaves them as coded)."""
+    n = len(times)
+    queries: dict[str, tuple[str, list[Fraction]]] = {"on_screen": ("le", list(times)), "nearest": ("near", list(times))}
+    if fps:
+        half = 1 / (2 * Fraction(str(fps)))
+        queries["mid_slot"] = ("lt", [t + half for t in times])
+    picked = {name: [None] * n for name in queries}
+    stamps = {name: [None] * n for name in queries}
+    notes: list[str] = []
+    with av.open(str(path)) as container:
+        stream = pick_video_stream(container)
+        stream.thread_type = "AUTO"
+        start = time_origin(container, stream, origin)
+        tb = stream.time_base
+        cache: dict[int, np.ndarray] = {}  # frame serial -> RGB, converted once and only when picked
+
+        def rgb(entry):
+            if entry[0] not in cache:
+                cache[entry[0]] = _upright(entry[2], rotate)
+            return cache[entry[0]]
+
+        def collect(seek_to: Fraction | None):
+            if seek_to is not None and seek_to > 0:
+                container.seek(int((start + seek_to) / tb), stream=stream, backward=True, any_frame=False)
+            for name in queries:
+                picked[name][:] = [None] * n
+                stamps[name][:] = [None] * n
+            cache.clear()
+            pos = {name: 0 for name in queries}
+            prev = None  # (serial, time, frame)
+            first_time = None
+            serial = 0
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                cur = (serial, Fraction(frame.pts) * tb - start, frame)
+                serial += 1
+                if first_time is None:
+                    first_time = cur[1]
+                for name, (rule, qs) in queries.items():
+                    i = pos[name]
+                    # the instants this frame closes: those shown by the previous frame (or nearer it)
+                    while i < n and (qs[i] < cur[1] or (rule == "lt" and qs[i] == cur[1])):
+                        if prev is not None:
+                            pick = prev
+                            if rule == "near" and not (qs[i] - prev[1] < cur[1] - qs[i]):
+                                pick = cur
+                            picked[name][i], stamps[name][i] = rgb(pick), pick[1]
+                        i += 1
+                    pos[name] = i
+                if all(i >= n for i in pos.values()):
+                    break
+                prev = cur
+            if prev is not None:  # past the last frame: it stays on screen
+                for name in queries:
+                    for i in range(pos[name], n):
+                        picked[name][i], stamps[name][i] = rgb(prev), prev[1]
+            return first_time
+
+        first_time = collect(times[0] - 1 if times[0] > 1 else None)
+        if first_time is not None and first_time > times[0] and times[0] > 1:
+            notes.append("seek landed after the first instant; decoded from the start")
+            container.seek(0, stream=stream, backward=True, any_frame=False)
+            first_time = collect(None)
+        if first_time is None:
+            raise ValueError(f"no frame decoded from {path}")
+        if picked["on_screen"][0] is None:
+            notes.append("instants before the first frame use the first frame")
+        for name in queries:  # instants before the first frame: a player shows the first frame
+            frames = picked[name]
+            first_real = next((k for k in range(n) if frames[k] is not None), None)
+            if first_real is None:
+                raise ValueError(f"no frame decoded from {path} at the instants asked")
+            for k in range(first_real):
+                frames[k], stamps[name][k] = frames[first_real], stamps[name][first_real]
+        if times[-1] - stamps["on_screen"][-1] > 1:
+            notes.append("instants past the end of the stream use its last frame")
+    return {name: SourceFrames(picked[name], [float(t) for t in stamps[name]], list(notes)) for name in queries}
+
+
 def resize_reference(src: SourceFrames, size: tuple[int, int]) -> list[np.ndarray]:
     """Resize each distinct source frame once to ``size`` (w, h) with Pillow LANCZOS."""
     cache: dict[int, np.ndarray] = {}
@@ -243,7 +353,24 @@ def score(output: Path, source: SourceFrames, fps: float, duration: float,
           requested_size: tuple[int | None, int | None] = (None, None),
           sample: str = "middle") -> dict:
     """Score one output against the source frames on screen at its instants."""
-    anim = decode_animation(output)
+    return score_animation(decode_animation(output), source, fps, duration, requested_size, sample)
+
+
+def score_best(anim: Animation, sources: dict[str, SourceFrames], fps: float, duration: float,
+               requested_size: tuple[int | None, int | None] = (None, None), sample: str = "middle") -> dict:
+    """:func:`score_animation` against each convention's source frames (:func:`decode_conventions`),
+    the better one kept (highest mean PSNR), with ``convention`` naming it and
+    ``psnr_mean_db_by_convention`` giving every convention's mean."""
+    scored = {name: score_animation(anim, src, fps, duration, requested_size, sample) for name, src in sources.items()}
+    best = max(scored, key=lambda name: scored[name]["psnr_mean_db"])
+    return {**scored[best], "convention": best,
+            "psnr_mean_db_by_convention": {name: s["psnr_mean_db"] for name, s in scored.items()}}
+
+
+def score_animation(anim: Animation, source: SourceFrames, fps: float, duration: float,
+                    requested_size: tuple[int | None, int | None] = (None, None),
+                    sample: str = "middle") -> dict:
+    """:func:`score` of an animation already decoded (:func:`decode_animation`)."""
     n = len(source.frames)
     ref = resize_reference(source, anim.size)
     shown = displayed_indices(anim.delays_ms, n, fps, sample)

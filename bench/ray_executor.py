@@ -116,7 +116,8 @@ def main() -> None:
         report: dict = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
                                     "ray": ray.__version__}, "jobs": args.jobs}
         if args.memory_only:
-            previous = json.loads((RESULTS / f"{args.name}.json").read_text())
+            earlier = RESULTS / "ray-executor.json"  # the last full run's timings
+            previous = json.loads(earlier.read_text()) if earlier.exists() else {}
             report.update({k: previous[k] for k in ("overhead", "actors", "jobs", "timed_at") if k in previous})
             report["timings_reused"] = True
             report["driver_memory"] = _memory_rows([int(n) for n in args.lines.split(",")], folder)
@@ -150,18 +151,18 @@ def main() -> None:
 def _write(args: argparse.Namespace, report: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=1) + "\n")
-    o = report["overhead"]
+    o = report.get("overhead", {})
     lines = [f"# Ray executor vs the local pool ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
              f"`python -m bench.ray_executor --jobs {args.jobs} --actors {args.actors} --lines {args.lines}`; "
              f"{report['machine']['cpus']} CPUs, Ray {report['machine']['ray']}; one-frame GIF jobs of a 160x120 clip."
              + (f" The timing rows are from the run of {report.get('timed_at', 'an earlier run')} (`--memory-only` "
                 "re-measured the memory rows alone)." if report.get("timings_reused") else ""), "",
              "| path | s/job |", "|---|---|",
-             f"| local pool, 2 workers (best of two, before and after) | {o['local_pool_2_workers_s_per_job']} |",
-             f"| Ray, 2 actors, actors write (shared) | {o['ray_2_actors_shared_s_per_job']} |",
-             f"| Ray, 2 actors, images returned as bytes | {o['ray_2_actors_bytes_s_per_job']} |", "",
-             f"Ray's overhead: {o['ray_minus_local_ms_per_job']} ms per job.", "",
-             "| actors | jobs/s |", "|---|---|"] + [f"| {a['actors']} | {a['jobs_per_s']} |" for a in report["actors"]] + [
+             f"| local pool, 2 workers (best of two, before and after) | {o.get('local_pool_2_workers_s_per_job')} |",
+             f"| Ray, 2 actors, actors write (shared) | {o.get('ray_2_actors_shared_s_per_job')} |",
+             f"| Ray, 2 actors, images returned as bytes | {o.get('ray_2_actors_bytes_s_per_job')} |", "",
+             f"Ray's overhead: {o.get('ray_minus_local_ms_per_job')} ms per job.", "",
+             "| actors | jobs/s |", "|---|---|"] + [f"| {a['actors']} | {a['jobs_per_s']} |" for a in report.get("actors", [])] + [
              "", "Driver peak RSS, manifests whose jobs end at once (inputs that do not exist):", "",
              "| run | lines | peak RSS MiB | before the run MiB | seconds |", "|---|---|---|---|---|"] + [
              f"| {'store, local pool' if m.get('stored') else 'no store, Ray 2 actors'} | {m.get('lines')} | "

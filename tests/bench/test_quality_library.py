@@ -1,0 +1,195 @@
+"""The previews library (bench/make_library.py --preset previews), the sampling conventions of
+bench/psnr.py, gifski's runner (bench/gifski.py) and the per-clip comparison (bench/quality_library.py),
+on clips of a few dozen pixels: quick, no timing asserted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench import gifski, make_library, psnr, quality_library  # noqa: E402
+from bench.make_library import PREVIEW_CATEGORIES, PREVIEW_CLIPS  # noqa: E402
+
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
+                                  reason="needs the ffmpeg and ffprobe commands")
+
+
+def test_previews_preset_covers_a_real_library():
+    assert len(PREVIEW_CLIPS) >= 12
+    assert len({c.name for c in PREVIEW_CLIPS}) == len(PREVIEW_CLIPS)
+    covered = {cat for c in PREVIEW_CLIPS for cat in c.categories}
+    assert covered >= set(PREVIEW_CATEGORIES)
+    assert {c.hdr for c in PREVIEW_CLIPS} >= {"pq", "hlg"}
+    for c in PREVIEW_CLIPS:
+        assert 4 <= c.duration <= 8
+        assert c.job_seek + c.job_duration <= c.duration
+        w, h = c.resized_size
+        assert max(w, h) == make_library.RESIZED_LONG_SIDE and w % 2 == 0 and h % 2 == 0
+        assert [j["id"] for j in c.jobs()] == [f"{c.name}-{k}-{f}" for k in ("source", "resized")
+                                               for f in ("gif", "webp")]
+        assert (c.master_filename is not None) == (c.hdr is not None)
+    portrait = [c for c in PREVIEW_CLIPS if "rotation" in c.categories]
+    assert portrait and all(c.display_size == (c.height, c.width) and c.rotation % 180 == 90 for c in portrait)
+    assert any(c.display_size[0] * 3 == c.display_size[1] * 4 for c in PREVIEW_CLIPS)  # a 4:3 source
+    assert any(c.height >= 1080 for c in PREVIEW_CLIPS)
+
+
+def test_previews_list_on_the_command_line(capsys):
+    assert make_library.main(["--preset", "previews", "--list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(PREVIEW_CLIPS)
+    assert lines[0].split("\t")[0] == PREVIEW_CLIPS[0].filename
+    assert make_library.main(["--preset", "previews", "--clips", "bars_4x3", "--list"]) == 0
+    assert capsys.readouterr().out.startswith("bars_4x3.mp4\t")
+
+
+def _tiny(path: Path, fps: int = 25, seconds: float = 1.0, size: str = "64x36") -> Path:
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=s={size}:r={fps}", "-t", f"{seconds:g}", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-pix_fmt", "yuv420p", str(path)], check=True)
+    return path
+
+
+@needs_ffmpeg
+def test_conventions_pick_their_frames(tmp_path):
+    clip = _tiny(tmp_path / "c.mp4")  # 25 fps, sampled at 15 fps from 0
+    times = psnr.instants(0, 0.3, 15)
+    refs = psnr.decode_conventions(clip, times, fps=15)
+    assert refs["on_screen"].source_times == pytest.approx([0, 0.04, 0.12, 0.20])
+    assert refs["nearest"].source_times == pytest.approx([0, 0.08, 0.12, 0.20])
+    assert refs["mid_slot"].source_times == pytest.approx([0, 0.08, 0.16, 0.20])  # what ffmpeg's fps filter takes
+    assert refs["on_screen"].source_times == psnr.decode_on_screen(clip, times).source_times
+    # an output made of the nearest frames scores best against that convention
+    frames = refs["nearest"].frames
+    anim = psnr.Animation(frames, [1000 / 15] * 4, [1000 / 15] * 4, (64, 36), "GIF", 0, [])
+    best = psnr.score_best(anim, refs, 15, 0.3)
+    assert best["convention"] == "nearest" and best["psnr_mean_db"] == psnr.PSNR_CAP_DB
+    assert set(best["psnr_mean_db_by_convention"]) == set(psnr.CONVENTIONS)
+    assert best["psnr_mean_db_by_convention"]["on_screen"] < psnr.PSNR_CAP_DB
+
+
+@needs_ffmpeg
+def test_rotation_metadata_is_written_and_honoured(tmp_path):
+    clip = _tiny(tmp_path / "r.mp4", size="64x32")
+    make_library.set_mp4_rotation(clip, 90)
+    assert make_library.probe_clip(clip)["rotation"] == -90  # ffprobe's sign for a quarter turn clockwise
+    refs = psnr.decode_conventions(clip, psnr.instants(0, 0.2, 10))
+    assert refs["on_screen"].frames[0].shape == (64, 32, 3)  # upright: portrait
+    shown = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(clip), "-frames:v", "1", "-f", "rawvideo",
+                            "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    assert len(shown) == 64 * 32 * 3  # ffmpeg's autorotate agrees on the shape
+
+
+def _tiny_library(tmp_path: Path) -> Path:
+    lib = tmp_path / "lib"
+    clip = replace(next(c for c in PREVIEW_CLIPS if c.name == "pixel_life"), width=96, height=54, duration=1.5,
+                   job_seek=0.2, job_duration=0.8, job_fps=10.0)
+    make_library.build_previews([clip], lib)
+    return lib
+
+
+@needs_ffmpeg
+def test_build_previews_writes_the_index_and_the_manifest(tmp_path):
+    lib = _tiny_library(tmp_path)
+    entry = json.loads((lib / "library.json").read_text())["clips"]["pixel_life"]
+    assert entry["probe"]["width"] == 96 and entry["probe"]["color_space"] == "bt709"
+    assert entry["job"] == {"seek": 0.2, "duration": 0.8, "fps": 10.0}
+    assert entry["reference_file"] == "pixel_life.mp4" and "flat-graphics" in entry["categories"]
+    lines = [json.loads(x) for x in (lib / "previews.jsonl").read_text().splitlines()]
+    assert [x["id"] for x in lines] == ["pixel_life-source-gif", "pixel_life-source-webp", "pixel_life-resized-gif",
+                                        "pixel_life-resized-webp"]
+    assert (lib / ".gitignore").read_text().splitlines()[-1] == "*"
+
+
+def test_gifski_absent_is_a_note_not_an_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("GIFSKI", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no gifski on PATH
+    binary, note = gifski.ensure(tmp_path / "cache", allow_install=False)
+    assert binary is None and "not installed" in note
+    job = quality_library.harness.Job("j", tmp_path / "in.mp4", "gif", 10, 0, 1)
+    run = gifski.run_gifski([job], tmp_path / "out", workers=1, binary=None)
+    assert [r["status"] for r in run["results"]] == ["skipped"]
+    monkeypatch.setenv("GIFSKI", str(tmp_path / "nothing"))
+    assert gifski.ensure(tmp_path / "cache", allow_install=False)[0] is None
+
+
+@needs_ffmpeg
+def test_gifski_runs_when_installed(tmp_path):
+    binary, _ = gifski.find()
+    if binary is None:
+        pytest.skip("gifski 1.7.1 is not installed (python -m bench.quality_library installs it)")
+    job = quality_library.harness.Job("g", _tiny(tmp_path / "c.mp4"), "gif", 10, 0.1, 0.5, 48, 28)
+    run = gifski.run_gifski([job], tmp_path / "out", workers=1, binary=binary)
+    r = run["results"][0]
+    assert r["status"] == "success", r
+    anim = psnr.decode_animation(Path(r["output"]))
+    assert anim.size == (48, 28) and len(anim.frames) == 5 and anim.loop == 0
+
+
+@needs_ffmpeg
+def test_comparison_end_to_end_without_gifski(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("GIFSKI", raising=False)
+    monkeypatch.setattr(gifski, "CACHE", tmp_path / "no-cache")
+    real_which = shutil.which  # gifski.shutil is the shutil module: patching it patches every caller
+    monkeypatch.setattr(gifski.shutil, "which", lambda name: None if name == "gifski" else real_which(name))
+    lib = _tiny_library(tmp_path)
+    results = tmp_path / "results"
+    code = quality_library.main(["--library", str(lib), "--jobs", "1", "--sides", "engine-gif,gifski,ffmpeg-gif,floor",
+                                 "--no-install", "--results-dir", str(results), "--name", "t"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "note: " in captured.err and "gifski" in captured.err
+    rep = json.loads((results / "t.json").read_text())
+    for kind in ("source", "resized"):
+        sides = rep["kinds"][kind]["clips"]["pixel_life"]["sides"]
+        assert sides["gifski"]["status"] == "skipped"
+        assert 15 < sides["ffmpeg-gif"]["psnr_mean_db"] <= 100
+        assert 15 < sides["engine-gif"]["psnr_mean_db"] <= 100
+        assert sides["floor"]["latency_s"] > 0
+    assert (rep["kinds"]["resized"]["clips"]["pixel_life"]["sides"]["ffmpeg-gif"]["width"],
+            rep["kinds"]["resized"]["clips"]["pixel_life"]["sides"]["ffmpeg-gif"]["height"]) == (480, 270)
+    sheet = results / "contact" / "pixel_life.png"
+    assert sheet.exists() and sheet.stat().st_size < quality_library.CONTACT_MAX_BYTES
+    md = (results / "t.md").read_text()
+    assert "| pixel_life |" in md and "## source size" in md and "## resized size" in md
+
+
+def _side(s, db, b):
+    return {"latency_s": s, "psnr_mean_db": db, "bytes": b}
+
+
+def test_per_clip_table_rows_and_means():
+    sides = ["engine-gif", "gifski", "floor", "engine-webp", "ffmpeg-webp"]
+    kind = {"batches": {"engine-gif": {"s_per_clip": 0.5}, "gifski": {"s_per_clip": 3.0}, "floor": {"s_per_clip": 0.1},
+                        "engine-webp": {"s_per_clip": 0.4}, "ffmpeg-webp": {"s_per_clip": 0.6}},
+            "clips": {"a": {"hdr": None, "sides": {"engine-gif": _side(0.6, 40.0, 1_500_000),
+                                                   "gifski": _side(3.2, 41.0, 1_400_000), "floor": _side(0.1, None, None),
+                                                   "engine-webp": _side(0.5, 35.0, 350_000),
+                                                   "ffmpeg-webp": _side(0.7, 33.0, 300_000)}},
+                      "b": {"hdr": "pq", "sides": {"engine-gif": _side(0.8, 30.0, 500_000),
+                                                   "gifski": {"status": "failed"}, "floor": _side(0.2, None, None),
+                                                   "engine-webp": _side(0.4, 31.0, 100_000),
+                                                   "ffmpeg-webp": _side(0.5, 30.0, 90_000)}}}}
+    rows = quality_library.table_rows(kind, sides)
+    header = rows[0]
+    assert header[:4] == ["clip", "engine GIF s", "engine GIF dB", "engine GIF bytes"]
+    assert "floor s" in header and "floor dB" not in header
+    assert all(len(r) == len(header) for r in rows)
+    a, b = rows[1], rows[2]
+    assert a[0] == "a" and a[1:4] == ["0.60", "40.00", "1.50 MB"] and a[-2:] == ["-1.00", "+2.00"]
+    assert b[0] == "b (PQ)" and b[4:7] == ["–", "–", "–"] and b[-2] == "–"
+    batch, latency, sdr = rows[3], rows[4], rows[5]
+    assert "batch wall" in batch[0] and batch[1] == "0.50" and batch[2] == "35.00" and batch[3] == "1.00 MB"
+    assert latency[1] == "0.70" and "1 SDR" in sdr[0] and sdr[2] == "40.00"
+    table = quality_library.markdown_table(rows)
+    assert table.count("\n") == len(rows) and "| b (PQ) |" in table
