@@ -118,13 +118,18 @@ def _table(rows: list[list[Any]], header: list[str]) -> None:
 def template_fields(func: Callable) -> Callable:
     """Flags for TemplateConfig fields; values are validated by the engine (field + allowed range)."""
     options = [
-        click.option("--format", "format", help="gif or webp."),
+        click.option("--format", "format", help="gif, webp or avif."),
         click.option("--fps", help="Frames per second, 1-60."),
         click.option("--width", help="Output width in pixels (optional; alone keeps the aspect ratio)."),
         click.option("--height", help="Output height in pixels (optional)."),
         click.option("--seek", help="Start, seconds from the start of the video (default 0)."),
         click.option("--duration", help="Duration mode: seconds from --seek."),
         click.option("--trim-end", "trim_end", help="Trim mode: seconds cut from the end of the video."),
+        click.option("--fit", help="With --width and --height: fill (stretch, the default), contain, cover or pad."),
+        click.option("--pad-colour", "pad_colour", help="With --fit pad: the bars' colour, #rrggbb (default black)."),
+        click.option("--max-bytes", "max_bytes",
+                     help="The image's largest size in bytes; colours or quality, then frames, then size are given up "
+                          "to meet it (README: max_bytes)."),
         click.option("--set-as-cover/--no-set-as-cover", "set_as_cover", default=None,
                      help="Make each image the video's cover (GetVideoInfo's CoverURL)."),
         click.option("--body", type=click.File("r"),
@@ -157,7 +162,8 @@ def _read_body(body) -> Any:
 
 
 def _field_flags(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {k: kwargs[k] for k in ("format", "fps", "width", "height", "seek", "duration", "trim_end", "set_as_cover")
+    return {k: kwargs[k] for k in ("format", "fps", "width", "height", "seek", "duration", "trim_end", "set_as_cover",
+                                   "fit", "pad_colour", "max_bytes")
             if kwargs.get(k) is not None}
 
 

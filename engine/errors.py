@@ -32,6 +32,10 @@ class ErrorCode(str, Enum):
     FORBIDDEN = "Forbidden"
     """The request is well formed but not allowed: a media file outside every media root, a URL
     scheme the service does not fetch. The message names the rule."""
+    MAX_BYTES_UNREACHABLE = "MaxBytesUnreachable"
+    """The job's ``max_bytes`` cannot be met even with every loss its search may take (fewest
+    colours or lowest quality, a third of the frames, a third of the size); the message names the
+    smallest size reached."""
     RESOURCE_EXHAUSTED = "ResourceExhausted"
     """The job ran out of memory: its worker process was killed by the kernel's out-of-memory
     killer (SIGKILL), or an allocation failed. Jobs the engine can tell in advance are too big are

@@ -25,6 +25,7 @@ from .geometry import largest_output_size
 from .memory import Budget, job_budget
 from .output import resolve_output, write_atomic
 from .probe import MediaInfo, probe
+from .byte_budget import fit_budget
 from .render import Fitter, render
 from .result import Result
 from .spec import JobSpec
@@ -139,6 +140,8 @@ def _check_frame_memory(spec: JobSpec, fmt: Format, media: MediaInfo, timeline: 
     needed = job_memory_estimate(palette=palette, frames=timeline.frame_count, distinct=distinct, width=width,
                                  height=height, source_width=media.width, source_height=media.height,
                                  hdr=media.transfer is not None, deep=_deep(media.pixel_format))
+    if spec.max_bytes is not None:  # the distinct frames stay through the encode, to be rendered again
+        needed += 3 * distinct * width * height
     budget = Budget(FRAME_MEMORY_BUDGET, "FRAME_MEMORY_BUDGET") if FRAME_MEMORY_BUDGET is not None else job_budget()
     if needed > budget.bytes:
         held = "palette indices, 1 byte a pixel" if palette else "RGB, 3 bytes a pixel"
@@ -244,10 +247,23 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
         width, height, decoded = clip.width, clip.height, clip.frames_decoded
         if clip.deinterlaced:
             notes.append("interlaced source: each frame shows its top field (the lines between interpolated)")
+        kept = clip if spec.max_bytes is not None else None  # a byte budget renders them again
         del clip, done  # the distinct frames are rendered: let them go before the encoder's copies come
 
         data = fmt.encode(frames, timeline.delays)
         t = watch.lap("encode", t)
+        frame_count, fps, delays = timeline.frame_count, timeline.fps, timeline.delays
+        if kept is not None:
+            del frames
+            fitted = fit_budget(fmt, kept, timeline.delays, spec.max_bytes, render, data)
+            del kept
+            note = fitted.note(fmt, spec.max_bytes, len(data))
+            if note:
+                notes.append(note)
+            data, delays, width, height = fitted.data, fitted.delays, fitted.width, fitted.height
+            fps = fps / fitted.rung.every if fitted.rung is not None else fps
+            frame_count = fitted.frames
+            t = watch.lap("encode", t)
 
         write_atomic(destination, data)
         watch.lap("write", t)
@@ -266,9 +282,9 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
         output=str(destination),
         width=width,
         height=height,
-        frames=timeline.frame_count,
-        fps=timeline.fps,
-        duration=round(sum(timeline.delays) * timeline.tick, 4),
+        frames=frame_count,
+        fps=fps,
+        duration=round(sum(delays) * timeline.tick, 4),
         bytes=len(data),
         notes=timeline.notes + tuple(notes),
         timings=watch.totals(),

@@ -3,14 +3,14 @@
 A manifest line comes in one of two shapes, and both become the same frozen :class:`JobSpec`:
 
 * snake_case fields: ``{"id", "input", "output", "format", "fps", "width", "height", "seek",
-  "duration" | "trim_end", "fit", "pad_colour"}``;
+  "duration" | "trim_end", "fit", "pad_colour", "max_bytes"}``;
 * the VOD template shape: ``{"id", "input", "output", "TemplateConfig": {...}}``, where numbers may
   also be numeric strings and ``TemplateConfig`` may be a JSON string, as the service's API sends
   them. The config itself comes in the service's two shapes, which mean the same thing:
 
   - flat, as the feature's documentation writes it: ``{"Format", "Fps", "Width", "Height",
-    "TimeSpan": {"Seek", "Duration" | "End"}, "SetAsCover"}``, plus this engine's ``"Fit"`` and
-    ``"PadColour"`` (:data:`FIT_MODES`; at the top level in either shape);
+    "TimeSpan": {"Seek", "Duration" | "End"}, "SetAsCover"}``, plus this engine's ``"Fit"``,
+    ``"PadColour"`` (:data:`FIT_MODES`) and ``"MaxBytes"`` (at the top level in either shape);
   - nested, as older API clients send it: ``{"Video": {"Width", "Height", "Fps"}, "Container":
     {"Format"}, "Clip": {"TimeSpan": {"Seek", "Duration" | "End"}}, "SetAsCover"}``.
 
@@ -51,10 +51,10 @@ before anything walks it (json and repr recurse, and Python's recursion limit wo
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """Ids are matched whole (``fullmatch``): ``$`` would let a trailing newline through."""
 _SNAKE_FIELDS = {"id", "input", "output", "template", "format", "fps", "width", "height", "seek", "duration",
-                 "trim_end", "set_as_cover", "fit", "pad_colour"}
+                 "trim_end", "set_as_cover", "fit", "pad_colour", "max_bytes"}
 _VOD_TOP_FIELDS = {"id", "input", "output", "template", "TemplateConfig"}
-_VOD_CONFIG_FIELDS = {"Format", "Fps", "Width", "Height", "TimeSpan", "SetAsCover", "Fit", "PadColour"}
-_SHAPE_FREE_FIELDS = {"SetAsCover", "Fit", "PadColour"}
+_VOD_CONFIG_FIELDS = {"Format", "Fps", "Width", "Height", "TimeSpan", "SetAsCover", "Fit", "PadColour", "MaxBytes"}
+_SHAPE_FREE_FIELDS = {"SetAsCover", "Fit", "PadColour", "MaxBytes"}
 """TemplateConfig fields that sit at its top level in either shape (Fit and PadColour are this
 engine's own, beside the service's SetAsCover)."""
 
@@ -88,6 +88,9 @@ class JobSpec:
     """One of :data:`FIT_MODES`; anything but ``fill`` only with both width and height."""
     pad_colour: str | None = None
     """``#rrggbb`` (lower case) of the bars when ``fit`` is ``pad`` (default ``#000000``); None otherwise."""
+    max_bytes: int | None = None
+    """The image's largest size in bytes (:mod:`engine.byte_budget` gives up colours or quality,
+    then frames, then size to meet it); None: no budget."""
 
     @property
     def pad_rgb(self) -> tuple[int, int, int]:
@@ -102,6 +105,29 @@ class JobSpec:
 
 def _fail(message: str) -> EngineError:
     return EngineError(ErrorCode.INVALID_PARAMETER, message)
+
+
+MAX_BYTES_RANGE = (1024, 2**31 - 1)
+"""``max_bytes`` from 1 KiB (a GIF's header and one small frame) to 2 GiB."""
+
+
+def _max_bytes(value: Any, what: str) -> int | None:
+    """A byte budget: a whole number (or numeric string, as the service's API sends numbers) in
+    :data:`MAX_BYTES_RANGE`, or None."""
+    if value is None:
+        return None
+    text = value.strip() if isinstance(value, str) else value
+    number = None
+    if isinstance(text, str) and re.fullmatch(r"[0-9]{1,12}", text):
+        number = int(text)
+    elif isinstance(text, int) and not isinstance(text, bool):
+        number = text
+    elif isinstance(text, float) and text.is_integer():
+        number = int(text)
+    if number is None or not MAX_BYTES_RANGE[0] <= number <= MAX_BYTES_RANGE[1]:
+        raise _fail(f"{what} must be a whole number of bytes from {MAX_BYTES_RANGE[0]} to {MAX_BYTES_RANGE[1]}, "
+                    f"got {value!r}")
+    return number
 
 
 def check_json(value: Any, what: str) -> Any:
@@ -295,7 +321,7 @@ _NESTED_CONFIG_FIELDS = {"Video", "Container", "Clip", *_SHAPE_FREE_FIELDS}
 _NESTED_OBJECT_FIELDS = {"Video": {"Width", "Height", "Fps"}, "Container": {"Format"}, "Clip": {"TimeSpan"}}
 _SHAPES = ("flat {Format, Fps, Width, Height, TimeSpan: {Seek, Duration | End}, SetAsCover, Fit, PadColour} or "
            "nested {Video: {Width, Height, Fps}, Container: {Format}, Clip: {TimeSpan: {Seek, Duration | End}}, "
-           "SetAsCover, Fit, PadColour}")
+           "SetAsCover, Fit, PadColour, MaxBytes}")
 
 _FLAT_LABELS = {"set_as_cover": "SetAsCover"}
 """Field -> the name its messages use, for snake_case lines and the flat shape (others: the field)."""
@@ -304,8 +330,9 @@ _NESTED_LABELS = {
     "width": "TemplateConfig.Video.Width", "height": "TemplateConfig.Video.Height",
     "seek": "TemplateConfig.Clip.TimeSpan.Seek", "duration": "TemplateConfig.Clip.TimeSpan.Duration",
     "trim_end": "TemplateConfig.Clip.TimeSpan.End", "set_as_cover": "SetAsCover", "fit": "Fit", "pad_colour": "PadColour",
+    "max_bytes": "MaxBytes",
 }
-_VOD_FLAT_LABELS = {**_FLAT_LABELS, "fit": "Fit", "pad_colour": "PadColour"}
+_VOD_FLAT_LABELS = {**_FLAT_LABELS, "fit": "Fit", "pad_colour": "PadColour", "max_bytes": "MaxBytes"}
 """A flat TemplateConfig's: this engine's own fields by their TemplateConfig names."""
 
 
@@ -388,7 +415,8 @@ def _flatten_vod(line: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str
     span = config.get("TimeSpan") or {}
     flat = {k: line[k] for k in ("id", "input", "output", "template") if k in line}
     for field, key in (("format", "Format"), ("fps", "Fps"), ("width", "Width"), ("height", "Height"),
-                       ("set_as_cover", "SetAsCover"), ("fit", "Fit"), ("pad_colour", "PadColour")):
+                       ("set_as_cover", "SetAsCover"), ("fit", "Fit"), ("pad_colour", "PadColour"),
+                       ("max_bytes", "MaxBytes")):
         if key in config:
             flat[field] = config[key]
     for field, key in (("seek", "Seek"), ("duration", "Duration"), ("trim_end", "End")):
@@ -507,4 +535,5 @@ def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path,
         set_as_cover=_bool(fields.get("set_as_cover", False), name("set_as_cover")),
         fit=fit,
         pad_colour=pad_colour,
+        max_bytes=_max_bytes(fields.get("max_bytes"), name("max_bytes")),
     )

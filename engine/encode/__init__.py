@@ -47,9 +47,10 @@ class RGBFrames:
 Frames = Union[IndexedFrames, RGBFrames]
 """What an encoder takes: :class:`IndexedFrames` if its format has a palette, else :class:`RGBFrames`."""
 
-Encoder = Callable[[Frames, Sequence[int]], bytes]
-"""``encode(frames, delays)`` -> the file's bytes; ``delays[k]`` is frame k's display time in the
-format's ticks. The animation loops forever."""
+Encoder = Callable[..., bytes]
+"""``encode(frames, delays, quality=None)`` -> the file's bytes; ``delays[k]`` is frame k's display
+time in the format's ticks; ``quality`` one of the format's :attr:`Format.qualities` (None: its
+default). The animation loops forever."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class Format:
     """Palette size the kernels make for this format (its encoder takes :class:`IndexedFrames`),
     or None: no palette, the encoder takes :class:`RGBFrames`."""
     encode: Encoder
+    qualities: tuple[int, ...] = ()
+    """The encoder's quality settings a byte budget (``max_bytes``) steps down through, the
+    default first; empty: the encoder has no quality setting (GIF gives up colours instead)."""
 
     @property
     def tick(self) -> float:
@@ -81,13 +85,14 @@ def _writer(module: str, function: str, takes: type, label: str) -> Encoder:
     """An entry's encoder: imports its writer module (and Pillow) only when a file of that format
     is made, and hands it the frames it takes (indices and palette, or RGB) with the delays."""
 
-    def encode(frames: Frames, delays: Sequence[int]) -> bytes:
+    def encode(frames: Frames, delays: Sequence[int], quality: int | None = None) -> bytes:
         if not isinstance(frames, takes):
             raise TypeError(f"{label} takes {takes.__name__}, got {type(frames).__name__}")
         write = getattr(importlib.import_module(f".{module}", __name__), function)
+        options = {} if quality is None else {"quality": quality}
         if isinstance(frames, IndexedFrames):
-            return write(frames.indices, frames.palette, delays)
-        return write(frames.rgb, delays)
+            return write(frames.indices, frames.palette, delays, **options)
+        return write(frames.rgb, delays, **options)
 
     encode.__name__ = encode.__qualname__ = function
     return encode
@@ -116,6 +121,7 @@ WEBP = Format(
     min_delay=1,
     palette_colours=None,
     encode=_writer("webp", "encode_webp", RGBFrames, "WebP"),
+    qualities=(75, 60, 45, 30, 20),
 )
 
 AVIF = Format(
@@ -127,6 +133,7 @@ AVIF = Format(
     min_delay=1,
     palette_colours=None,
     encode=_writer("avif", "encode_avif", RGBFrames, "AVIF"),
+    qualities=(65, 50, 40, 30, 20),
 )
 
 FORMATS: dict[str, Format] = {GIF.name: GIF, WEBP.name: WEBP, AVIF.name: AVIF}

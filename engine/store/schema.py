@@ -188,6 +188,11 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE templates ADD COLUMN fit TEXT NOT NULL DEFAULT 'fill';
         ALTER TABLE templates ADD COLUMN pad_colour TEXT;
     """),
+    (7, """
+        -- Templates' byte budget (MaxBytes: the image's largest size, NULL for none). Templates from
+        -- older stores have none, as before. (No semicolons in these comments: migrate splits on them.)
+        ALTER TABLE templates ADD COLUMN max_bytes INTEGER;
+    """),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

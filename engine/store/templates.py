@@ -52,6 +52,7 @@ class Template:
     set_as_cover: bool = False
     fit: str = "fill"
     pad_colour: str | None = None
+    max_bytes: int | None = None
     created: float = 0.0
     modified: float = 0.0
 
@@ -77,16 +78,21 @@ class Template:
             config["Fit"] = self.fit
         if self.pad_colour is not None:
             config["PadColour"] = self.pad_colour
+        if self.max_bytes is not None:
+            config["MaxBytes"] = str(self.max_bytes)
         return config
 
     def job_fields(self) -> dict[str, Any]:
         """What a job snapshots from its template when submitted (later edits do not change it).
-        ``fit`` and ``pad_colour`` only when not the default (fill), as older snapshots are."""
+        ``fit`` and ``pad_colour`` only when not the default (fill), ``max_bytes`` only when set,
+        as older snapshots are."""
         fields = {"format": self.format, "fps": self.fps, "seek": self.seek, "duration": self.duration,
                   "trim_end": self.trim_end, "width": self.width, "height": self.height,
                   "set_as_cover": self.set_as_cover}
         if self.fit != "fill":
             fields.update(fit=self.fit, pad_colour=self.pad_colour)
+        if self.max_bytes is not None:
+            fields["max_bytes"] = self.max_bytes
         return fields
 
 
@@ -139,8 +145,8 @@ def build_template(template_id: str, name: Any, config: Any, *, created: float, 
     spec = parse_job({"input": "template", "TemplateConfig": dict(config)}, default_id="template", input_root=Path("."))
     return Template(id=template_id, name=name, format=spec.format, fps=spec.fps, seek=spec.seek,
                     duration=spec.duration, trim_end=spec.trim_end, width=spec.width, height=spec.height,
-                    set_as_cover=spec.set_as_cover, fit=spec.fit, pad_colour=spec.pad_colour, created=created,
-                    modified=modified)
+                    set_as_cover=spec.set_as_cover, fit=spec.fit, pad_colour=spec.pad_colour,
+                    max_bytes=spec.max_bytes, created=created, modified=modified)
 
 
 def parse_body(body: Any) -> tuple[str, Any]:
@@ -162,7 +168,7 @@ def _row(row: sqlite3.Row) -> Template:
     return Template(id=row["id"], name=row["name"], format=row["format"], fps=row["fps"], seek=row["seek"],
                     duration=row["duration"], trim_end=row["trim_end"], width=row["width"], height=row["height"],
                     set_as_cover=bool(row["set_as_cover"]), fit=row["fit"], pad_colour=row["pad_colour"],
-                    created=row["created"], modified=row["modified"])
+                    max_bytes=row["max_bytes"], created=row["created"], modified=row["modified"])
 
 
 def _name_taken(name: str) -> EngineError:
@@ -176,10 +182,10 @@ def insert_template(conn: sqlite3.Connection, name: Any, config: Any) -> Templat
         with transaction(conn):
             conn.execute(
                 "INSERT INTO templates (id, name, format, fps, width, height, seek, duration, trim_end, set_as_cover,"
-                " fit, pad_colour, created, modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " fit, pad_colour, max_bytes, created, modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (template.id, template.name, template.format, template.fps, template.width, template.height,
                  template.seek, template.duration, template.trim_end, int(template.set_as_cover), template.fit,
-                 template.pad_colour, now, now))
+                 template.pad_colour, template.max_bytes, now, now))
     except sqlite3.IntegrityError:
         raise _name_taken(template.name) from None
     return template
@@ -238,10 +244,10 @@ def update_template(conn: sqlite3.Connection, template_id: str, *, name: Any = N
         try:
             conn.execute(
                 "UPDATE templates SET name = ?, format = ?, fps = ?, width = ?, height = ?, seek = ?, duration = ?,"
-                " trim_end = ?, set_as_cover = ?, fit = ?, pad_colour = ?, modified = ? WHERE id = ?",
+                " trim_end = ?, set_as_cover = ?, fit = ?, pad_colour = ?, max_bytes = ?, modified = ? WHERE id = ?",
                 (updated.name, updated.format, updated.fps, updated.width, updated.height, updated.seek,
                  updated.duration, updated.trim_end, int(updated.set_as_cover), updated.fit, updated.pad_colour,
-                 updated.modified, updated.id))
+                 updated.max_bytes, updated.modified, updated.id))
         except sqlite3.IntegrityError:
             raise _name_taken(updated.name) from None
     return updated

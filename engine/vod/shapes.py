@@ -54,10 +54,10 @@ def template_config(*, format: str | None = None, fps: float | str | None = None
                     height: int | str | None = None, seek: float | str | None = None,
                     duration: float | str | None = None, trim_end: float | str | None = None,
                     set_as_cover: bool | None = None, fit: str | None = None,
-                    pad_colour: str | None = None) -> dict[str, Any]:
-    """A (partial) TemplateConfig from keyword fields; fields left None are left out. ``fit``
-    and ``pad_colour`` are the config's ``Fit`` and ``PadColour`` (fill, contain, cover, pad;
-    ``#rrggbb``)."""
+                    pad_colour: str | None = None, max_bytes: int | str | None = None) -> dict[str, Any]:
+    """A (partial) TemplateConfig from keyword fields; fields left None are left out. ``fit``,
+    ``pad_colour`` and ``max_bytes`` are the config's ``Fit``, ``PadColour`` (fill, contain,
+    cover, pad; ``#rrggbb``) and ``MaxBytes``."""
     config: dict[str, Any] = {}
     for key, value in (("Format", format), ("Fps", fps), ("Width", width), ("Height", height)):
         if value is not None:
@@ -68,7 +68,7 @@ def template_config(*, format: str | None = None, fps: float | str | None = None
         config["TimeSpan"] = span
     if set_as_cover is not None:
         config["SetAsCover"] = "true" if set_as_cover else "false"
-    for key, value in (("Fit", fit), ("PadColour", pad_colour)):
+    for key, value in (("Fit", fit), ("PadColour", pad_colour), ("MaxBytes", max_bytes)):
         if value is not None:
             config[key] = value
     return config

@@ -93,7 +93,7 @@ def test_mixing_the_shapes_is_refused_naming_both(config, paths):
     (nested(Container={"Format": "gif", "Codec": "x"}), ["Codec", "TemplateConfig.Container", "Format"]),
     (nested(Clip={"TimeSpan": {"Duration": "1"}, "Speed": 2}), ["Speed", "TemplateConfig.Clip", "TimeSpan"]),
     (nested(Clip={"TimeSpan": {"Duration": "1", "Start": "0"}}), ["Start", "TemplateConfig.Clip.TimeSpan"]),
-    (nested(Quality="9"), ["Quality", "TemplateConfig", "Clip, Container, Fit, PadColour, SetAsCover, Video"]),
+    (nested(Quality="9"), ["Quality", "TemplateConfig", "Clip, Container, Fit, MaxBytes, PadColour, SetAsCover, Video"]),
 ])
 def test_unknown_keys_in_the_nested_shape_are_named_with_their_path(config, words):
     err = vod_error(config)
