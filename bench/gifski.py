@@ -144,8 +144,8 @@ def frames_command(job, frames_dir: Path, size: tuple[int, int] | None) -> list[
     """ffmpeg: the job's frames as PNG (the ffmpeg baseline's front end: ``-ss``, ``fps``, Lanczos)."""
     fps_q = Fraction(str(job.fps))
     chain = f"fps={fps_q.numerator}/{fps_q.denominator}"
-    if size is not None:
-        chain += f",scale={size[0]}:{size[1]}:flags=lanczos"
+    if size is not None:  # a missing side keeps the aspect ratio, as the harness's ffmpeg command
+        chain += f",scale={size[0] or -1}:{size[1] or -1}:flags=lanczos"
     return ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-threads", "1", "-ss", repr(job.seek),
             "-i", str(job.input), "-t", repr(job.duration), "-an", "-sn", "-dn", "-filter_threads", "1", "-vf", chain,
             "-pix_fmt", "rgb24", "-compression_level", "1", str(frames_dir / "f%05d.png")]
@@ -171,6 +171,8 @@ def run_gifski(jobs: list, out_dir: Path, *, workers: int, binary: Path | None,
     source's displayed size). With no binary every job is skipped (status ``skipped``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     sizes = sizes or {}
+    if not jobs:
+        return {"wall_s": 0.0, "cpu_s": 0.0, "results": [], "done_at_s": [], "error": None, "command": None}
     if binary is None:
         return {"wall_s": None, "cpu_s": None, "done_at_s": [], "error": "gifski is not available",
                 "results": [{"id": j.id, "status": "skipped", "output": None, "bytes": None, "timings": {},
@@ -184,7 +186,7 @@ def run_gifski(jobs: list, out_dir: Path, *, workers: int, binary: Path | None,
         frames_dir = out_dir / f"{job.id}.frames"
         shutil.rmtree(frames_dir, ignore_errors=True)
         frames_dir.mkdir()
-        size = sizes.get(job.id) or ((job.width, job.height) if job.width and job.height else None)
+        size = sizes.get(job.id) or ((job.width, job.height) if job.width or job.height else None)
         cmd1 = frames_command(job, frames_dir, size)
         r1 = subprocess.run(cmd1, capture_output=True, text=True)
         frames = sorted(frames_dir.glob("f*.png"))

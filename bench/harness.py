@@ -10,7 +10,9 @@ and the scaling curves (bench/scaling.py) all measure through it.
     and ``cuda``: ``device=`` when ``run_batch`` accepts it);
   - ``ffmpeg``: the ffmpeg command users run (:func:`ffmpeg_command`), one process and one thread
     per job, as many in flight as the engine has workers;
-  - ``ffmpeg-same-frames``: the same pipeline made to take exactly the frames on screen.
+  - ``ffmpeg-same-frames``: the same pipeline made to take exactly the frames on screen;
+  - ``gifski``: gifski 1.7.1 on frames ffmpeg extracts (bench/gifski.py, installed on demand),
+    the GIF jobs only.
 
 * **Run record** (:func:`run_path`): ``wall_s``, ``cpu_s`` (this process and all its
   descendants), ``results`` (the engine's Result dicts; ffmpeg's in the same shape, with the
@@ -49,7 +51,7 @@ from bench.process_tree import MemorySampler, cpu_delta, cpu_snapshot, descendan
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"
 ENGINE_PATHS = ("cpu", "cuda")  # what `engine bench --devices` takes
-BASELINES = ("ffmpeg",)  # what `engine bench --baseline` takes
+BASELINES = ("ffmpeg", "gifski")  # what `engine bench --baseline` takes (gifski: the GIF jobs only)
 STAGES = ("probe", "decode", "kernels", "encode", "write", "total")
 
 # --------------------------------------------------------------------------------------------
@@ -183,7 +185,37 @@ def path_availability(path: str) -> str | None:
         return None
     if path in ("ffmpeg", "ffmpeg-same-frames"):
         return None if shutil.which("ffmpeg") else "unavailable: ffmpeg is not on PATH"
+    if path == "gifski":
+        if not shutil.which("ffmpeg"):
+            return "unavailable: ffmpeg (which extracts gifski's frames) is not on PATH"
+        binary, note = gifski_binary()
+        return None if binary is not None else f"unavailable: {note}"
     return f"unavailable: unknown path {path!r}"
+
+
+_GIFSKI: list = []
+
+
+def gifski_binary() -> tuple[Path | None, str]:
+    """gifski 1.7.1 (bench/gifski.py), installed on demand once per process: (binary, note)."""
+    if not _GIFSKI:
+        from bench import gifski
+
+        _GIFSKI.append(gifski.ensure())
+    return _GIFSKI[0]
+
+
+def run_gifski(jobs: list[Job], out_dir: Path, *, workers: int) -> dict:
+    """The GIF jobs among ``jobs`` through ffmpeg (PNG frames) + gifski, ``workers`` at a time; other
+    formats are left out of the run (gifski makes GIFs only), so its record covers the GIF jobs."""
+    from bench import gifski
+
+    binary, _ = gifski_binary()
+    sampler = MemorySampler()
+    with sampler:
+        run = gifski.run_gifski([j for j in jobs if j.format == "gif"], out_dir, workers=workers, binary=binary)
+    run["memory"] = sampler.to_dict()
+    return run
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,6 +370,8 @@ def run_path(path: str, jobs: list[Job], out_dir: Path, *, workers: int, origin:
         return run_engine(jobs, out_dir, workers=workers, device=path)
     if path in ("ffmpeg", "ffmpeg-same-frames"):
         return run_ffmpeg(jobs, out_dir, workers=workers, exact=path == "ffmpeg-same-frames", origin=origin)
+    if path == "gifski":
+        return run_gifski(jobs, out_dir, workers=workers)
     raise ValueError(f"unknown path {path!r}")
 
 

@@ -319,7 +319,7 @@ def _to709(in_matrix: str | None = None, size: str | None = None, flags: str = "
     if in_matrix:
         opts.append(f"in_color_matrix={in_matrix}")
     opts += ["out_color_matrix=bt709", "out_range=tv"]
-    return "scale=" + ":".join(opts) + ",format=yuv420p"
+    return "scale=" + ":".join(opts) + ",format=yuv420p,setsar=1"  # square pixels: displayed size = coded size
 
 
 def _font(bold: bool = False, mono: bool = False) -> str:

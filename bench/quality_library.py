@@ -240,7 +240,10 @@ def score_case(case: Case, outputs: dict[str, str | None], contact: str | None) 
     refs = psnr.decode_conventions(case.reference, times, rotate=True, fps=job.fps)
     sized: dict[tuple[int, int], dict[str, psnr.SourceFrames]] = {}
     out: dict[str, dict] = {}
-    middle = len(times) // 2
+    # the contact sheet's instant: the one nearest the middle where every convention takes the same
+    # source frame, so that every tool is shown the same picture whichever rule it follows
+    agreed = [k for k in range(len(times)) if len({src.source_times[k] for src in refs.values()}) == 1]
+    middle = min(agreed or [len(times) // 2], key=lambda k: abs(k - len(times) // 2))
     shown_frames: dict[str, np.ndarray] = {}
     for side, path in outputs.items():
         if not path:
@@ -362,8 +365,10 @@ def render_markdown(rep: dict) -> str:
         "# Quality and speed across the previews library",
         "",
         f"`{cfg['command']}` on {m.get('date')}, {m.get('cpu_model', '?')} ({m.get('cpus_usable')} CPUs usable), "
-        f"{cfg['jobs']} jobs in flight on every side, one run. ffmpeg: {m.get('ffmpeg_version', '?')}; "
-        f"gifski: {rep['gifski']['note']}. Library: {cfg['clips']} clips (bench/make_library.py --preset previews); "
+        f"{cfg['jobs']} jobs in flight on every side, one run, {cfg.get('total_s', '?')} s in all; engine at "
+        f"{(m.get('git_commit') or '?')[:7]}{' (engine/ or kernels/ modified)' if m.get('git_dirty') else ''}. "
+        f"{' '.join(str(m.get('ffmpeg_version', 'ffmpeg ?')).split()[:3])}; "
+        f"gifski: {'gifski ' + rep['gifski']['version'] + ' --quality ' + str(rep['gifski']['quality']) if rep['gifski'].get('version') else rep['gifski']['note']}. Library: {cfg['clips']} clips (bench/make_library.py --preset previews); "
         f"each job {cfg['job_summary']}.",
         "",
         "s: per clip, the job's own latency with the other jobs running beside it (engine: its `timings.total`; "
@@ -386,8 +391,10 @@ def render_markdown(rep: dict) -> str:
         if notes:
             lines += ["Notes:", ""] + [f"* {n}" for n in notes] + [""]
     lines += ["## Contact sheets", "",
-              "bench/results/contact/CLIP.png: the source-size job's middle instant, the same region from the "
-              "reference and from each tool at 2x (the region where the outputs differ most from the source).", ""]
+              "bench/results/contact/CLIP.png: the source-size job at the instant nearest the middle where every "
+              "sampling convention takes the same source frame (so every tool shows the same picture), the same "
+              "region from the reference and from each tool at 2x (where the outputs differ most from the source).",
+              ""]
     for name, sheet in rep.get("contact", {}).items():
         if sheet:
             lines.append(f"* [{name}](contact/{sheet['file']}) ({sheet['bytes'] / 1e3:.0f} KB)")

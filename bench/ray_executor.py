@@ -83,11 +83,15 @@ def _driver_memory(lines: int, folder: Path, *, executor: str = "ray", stored: b
     return {"executor": executor, "stored": stored, **json.loads(done.stdout.strip().splitlines()[-1])}
 
 
-def _memory_rows(sizes: list[int], folder: Path) -> list[dict]:
+MEMORY_RUNS = {"ray": (False, "ray"), "store": (True, "local")}
+"""``--memory-runs`` names: without the store on Ray, with the store on the local pool."""
+
+
+def _memory_rows(sizes: list[int], folder: Path, runs: str = "ray,store") -> list[dict]:
     """The driver's peak for each manifest size, with and without the store: flat means the
     peak hardly moves as the manifest grows tenfold."""
     rows = []
-    for stored, executor in ((False, "ray"), (True, "local")):
+    for stored, executor in (MEMORY_RUNS[name] for name in runs.split(",")):
         for lines in sizes:
             rows.append(_driver_memory(lines, folder, executor=executor, stored=stored))
     return rows
@@ -100,6 +104,7 @@ def main() -> None:
     parser.add_argument("--lines", default="10000,100000",
                         help="manifest sizes for the driver-memory rows (comma-separated)")
     parser.add_argument("--memory-only", action="store_true", help="only the driver-memory rows")
+    parser.add_argument("--memory-runs", default="ray,store", help="which driver-memory rows: ray, store or both")
     parser.add_argument("--name", default="ray-executor")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "tests"))
@@ -120,7 +125,7 @@ def main() -> None:
             previous = json.loads(earlier.read_text()) if earlier.exists() else {}
             report.update({k: previous[k] for k in ("overhead", "actors", "jobs", "timed_at") if k in previous})
             report["timings_reused"] = True
-            report["driver_memory"] = _memory_rows([int(n) for n in args.lines.split(",")], folder)
+            report["driver_memory"] = _memory_rows([int(n) for n in args.lines.split(",")], folder, args.memory_runs)
             return _write(args, report)
         report["timed_at"] = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
         local = _timed(manifest, folder / "out", open_executor("local", workers=2))
@@ -142,7 +147,7 @@ def main() -> None:
             seconds, ok = _timed(manifest, folder / "out", RayExecutor(actors=count))
             report["actors"].append({"actors": count, "jobs_per_s": round(args.jobs / seconds, 1), "succeeded": ok})
         ray.shutdown()
-        report["driver_memory"] = _memory_rows([int(n) for n in args.lines.split(",")], folder)
+        report["driver_memory"] = _memory_rows([int(n) for n in args.lines.split(",")], folder, args.memory_runs)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     _write(args, report)

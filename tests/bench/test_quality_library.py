@@ -193,3 +193,25 @@ def test_per_clip_table_rows_and_means():
     assert latency[1] == "0.70" and "1 SDR" in sdr[0] and sdr[2] == "40.00"
     table = quality_library.markdown_table(rows)
     assert table.count("\n") == len(rows) and "| b (PQ) |" in table
+
+
+@needs_ffmpeg
+def test_engine_bench_takes_gifski_as_a_baseline(tmp_path):
+    if gifski.find()[0] is None:
+        pytest.skip("gifski 1.7.1 is not installed (python -m bench.quality_library installs it)")
+    from click.testing import CliRunner
+
+    from animated_previews.cli.main import main
+
+    clip = _tiny(tmp_path / "c.mp4", seconds=2.0, size="96x54")
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"id": f"one-{fmt}", "input": clip.name, "format": fmt, "fps": 5,
+                                            "width": 64, "seek": 0.5, "duration": 1}) + "\n" for fmt in ("gif", "webp")))
+    res = CliRunner().invoke(main, ["bench", "--manifest", str(manifest), "--devices", "none", "--baseline", "gifski",
+                                    "--repeat", "1", "--no-plot", "--name", "g", "--results-dir", str(tmp_path)],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    g = json.loads((tmp_path / "g.json").read_text())["paths"]["gifski"]
+    assert g["status"] == "ok" and g["clips"] == 1  # the GIF job only
+    assert g["quality"]["scored"] == 1 and 15 < g["quality"]["psnr_mean_db"] <= 100
+    assert g["quality"]["jobs"][0]["flags"] == []  # 64 wide, aspect kept, 5 frames, forever
