@@ -122,7 +122,9 @@ def template_fields(func: Callable) -> Callable:
         click.option("--fps", help="Frames per second, 1-60."),
         click.option("--width", help="Output width in pixels (optional; alone keeps the aspect ratio)."),
         click.option("--height", help="Output height in pixels (optional)."),
-        click.option("--seek", help="Start, seconds from the start of the video (default 0)."),
+        click.option("--seek", help="Start, seconds from the start of the video (default 0), or auto (with "
+                                    "--duration): the liveliest span, avoiding black, fades, still frames and "
+                                    "credits."),
         click.option("--duration", help="Duration mode: seconds from --seek."),
         click.option("--trim-end", "trim_end", help="Trim mode: seconds cut from the end of the video."),
         click.option("--fit", help="With --width and --height: fill (stretch, the default), contain, cover or pad."),

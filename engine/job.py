@@ -12,6 +12,7 @@ again on the CPU and its notes say why; the CPU path itself is the same code as 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from .geometry import largest_output_size
 from .memory import Budget, job_budget
 from .output import resolve_output, write_atomic
 from .probe import MediaInfo, probe
+from .autostart import choose_start
 from .byte_budget import fit_budget
 from .render import Fitter, render
 from .result import Result
@@ -224,6 +226,13 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
         base["source"] = {"codec": media.codec, "width": media.display_width, "height": media.height,
                           "fps": media.fps, "duration": round(media.duration, 3),
                           "bytes": spec.input.stat().st_size}
+        if spec.seek_auto:  # the cheap pass picks the start; its time is the "autostart" stage
+            t = watch.lap("probe", t)
+            assert spec.duration is not None  # parse_job refuses "auto" without a duration
+            start = choose_start(media, spec.duration)
+            spec = dataclasses.replace(spec, seek=start.seek)
+            notes.append(start.note)
+            t = watch.lap("autostart", t)
         timeline = plan_timeline(spec, media)
         _check_frame_memory(spec, fmt, media, timeline)
         if media.transfer is not None:

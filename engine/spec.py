@@ -3,7 +3,7 @@
 A manifest line comes in one of two shapes, and both become the same frozen :class:`JobSpec`:
 
 * snake_case fields: ``{"id", "input", "output", "format", "fps", "width", "height", "seek",
-  "duration" | "trim_end", "fit", "pad_colour", "max_bytes"}``;
+  "duration" | "trim_end", "fit", "pad_colour", "max_bytes"}`` (``seek`` may be ``"auto"``);
 * the VOD template shape: ``{"id", "input", "output", "TemplateConfig": {...}}``, where numbers may
   also be numeric strings and ``TemplateConfig`` may be a JSON string, as the service's API sends
   them. The config itself comes in the service's two shapes, which mean the same thing:
@@ -21,6 +21,8 @@ A manifest line comes in one of two shapes, and both become the same frozen :cla
 
 Times (``seek``, ``duration``, ``trim_end``; ``Seek``, ``Duration``, ``End``) are seconds, as a
 number or a numeric string, or a clock string ``hh:mm:ss[.SSS]`` (:func:`parse_seconds`).
+``seek`` (``Seek``) may also be ``"auto"`` (:data:`SEEK_AUTO`), with ``duration`` only: the job
+starts where the liveliest span of that length is (:mod:`engine.autostart`, once the video is open).
 
 Validation here covers everything that can be judged without opening the video (the formats
 allowed are those of the table in :mod:`engine.encode`); range checks against the video's length
@@ -64,6 +66,8 @@ FIT_MODES = {"fill": "exactly width x height, stretched", "contain": "inside wid
 """How a picture goes into width x height when both are given (``fit``; the same modes as
 :data:`animated_previews.kernels.fit.FIT_MODES`). ``fill`` is the default."""
 _HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{6})")
+SEEK_AUTO = "auto"
+"""The ``seek`` that asks the engine to choose the start (:attr:`JobSpec.seek_auto`)."""
 _VOD_SPAN_FIELDS = {"Seek", "Duration", "End"}
 
 
@@ -91,6 +95,9 @@ class JobSpec:
     max_bytes: int | None = None
     """The image's largest size in bytes (:mod:`engine.byte_budget` gives up colours or quality,
     then frames, then size to meet it); None: no budget."""
+    seek_auto: bool = False
+    """``seek: "auto"``: the job replaces ``seek`` (0 until then) by the start of the video's
+    liveliest ``duration`` seconds (:mod:`engine.autostart`), once the video is probed."""
 
     @property
     def pad_rgb(self) -> tuple[int, int, int]:
@@ -281,6 +288,22 @@ def _bool(value: Any, field: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     raise _fail(f"{field} must be true or false, got {value!r}")
+
+
+def _seek(fields: Mapping[str, Any], name: Callable[[str], str]) -> tuple[float, bool]:
+    """(seek, seek_auto): a time, or ``"auto"`` (any case) with ``duration`` and no ``trim_end``:
+    the choice needs a span of known length, which a Trim-mode span only has once the video is open."""
+    value = fields.get("seek")
+    if not (isinstance(value, str) and value.strip().lower() == SEEK_AUTO):
+        return _time(value, name("seek"), positive=False) or 0.0, False
+    if fields.get("trim_end") not in (None, ""):
+        raise _fail(f"{name('seek')} \"auto\" chooses where a span of {name('duration')} seconds starts, so it "
+                    f"needs {name('duration')}, not {name('trim_end')}; give {name('duration')}, or a {name('seek')} "
+                    f"in seconds")
+    if fields.get("duration") in (None, ""):
+        raise _fail(f"{name('seek')} \"auto\" needs {name('duration')}: the length of the liveliest span to find "
+                    f"(seconds)")
+    return 0.0, True
 
 
 def _fit(fields: Mapping[str, Any], name: Callable[[str], str], *, both_sides: bool) -> tuple[str, str | None]:
@@ -500,7 +523,7 @@ def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path,
     if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
         raise _fail(f"{name('fps')} must be from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}, got {fields['fps']!r}")
 
-    seek = _time(fields.get("seek"), name("seek"), positive=False) or 0.0
+    seek, seek_auto = _seek(fields, name)
     duration = _time(fields.get("duration"), name("duration"), positive=True)
     trim_end = _time(fields.get("trim_end"), name("trim_end"), positive=False)
     if duration is not None and trim_end is not None:
@@ -536,4 +559,5 @@ def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path,
         fit=fit,
         pad_colour=pad_colour,
         max_bytes=_max_bytes(fields.get("max_bytes"), name("max_bytes")),
+        seek_auto=seek_auto,
     )

@@ -43,14 +43,16 @@ class BatchLine:
 
 def effective_config(spec: JobSpec) -> dict[str, Any]:
     """The fields that decide the image's pixels and timing. ``fit`` and ``pad_colour`` only when
-    not the default, ``max_bytes`` only when given, so a line without them keeps the key it had
-    before they existed."""
+    not the default, ``max_bytes`` only when given, ``seek_auto`` only when True, so a line without
+    them keeps the key it had before they existed."""
     config = {"format": spec.format, "fps": spec.fps, "seek": spec.seek, "duration": spec.duration,
               "trim_end": spec.trim_end, "width": spec.width, "height": spec.height}
     if spec.fit != "fill":
         config.update(fit=spec.fit, pad_colour=spec.pad_colour)
     if spec.max_bytes is not None:
         config["max_bytes"] = spec.max_bytes
+    if spec.seek_auto:
+        config["seek_auto"] = True
     return config
 
 

@@ -193,6 +193,11 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         -- older stores have none, as before. (No semicolons in these comments: migrate splits on them.)
         ALTER TABLE templates ADD COLUMN max_bytes INTEGER;
     """),
+    (8, """
+        -- Templates whose TimeSpan.Seek is "auto" (the engine picks the liveliest span of Duration, seek
+        -- kept as 0). Templates from older stores start at their seek, as before.
+        ALTER TABLE templates ADD COLUMN seek_auto INTEGER NOT NULL DEFAULT 0;
+    """),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

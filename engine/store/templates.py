@@ -11,7 +11,9 @@ documentation or the older nested one (``Video``/``Container``/``Clip``), with t
 GetVodTemplate answers every template in the flat shape with times as seconds strings, whichever
 shape and spelling created it. This engine's ``Fit`` (fill, contain, cover, pad) and ``PadColour``
 (``#rrggbb``) are answered only when they are not the defaults (``Fit`` other than fill;
-``PadColour`` with pad), so a template without them answers as the service's do.
+``PadColour`` with pad), so a template without them answers as the service's do. A template
+whose ``TimeSpan.Seek`` is ``"auto"`` (the engine picks the liveliest span of ``Duration``) keeps
+it as a flag (``seek_auto``) and answers ``"auto"`` again.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import EngineError, ErrorCode
-from ..spec import check_json, flat_template_config, load_template_config, parse_job
+from ..spec import SEEK_AUTO, check_json, flat_template_config, load_template_config, parse_job
 from .db import transaction
 
 NAME_LENGTH = (4, 64)
@@ -53,6 +55,8 @@ class Template:
     fit: str = "fill"
     pad_colour: str | None = None
     max_bytes: int | None = None
+    seek_auto: bool = False
+    """``TimeSpan.Seek`` is ``"auto"`` (``seek`` is then 0)."""
     created: float = 0.0
     modified: float = 0.0
 
@@ -62,7 +66,7 @@ class Template:
 
     def template_config(self) -> dict[str, Any]:
         """The TemplateConfig object, with numbers as strings as the service sends them."""
-        span: dict[str, str] = {"Seek": seconds_text(self.seek)}
+        span: dict[str, str] = {"Seek": SEEK_AUTO if self.seek_auto else seconds_text(self.seek)}
         if self.duration is not None:
             span["Duration"] = seconds_text(self.duration)
         else:
@@ -85,8 +89,9 @@ class Template:
     def job_fields(self) -> dict[str, Any]:
         """What a job snapshots from its template when submitted (later edits do not change it).
         ``fit`` and ``pad_colour`` only when not the default (fill), ``max_bytes`` only when set,
-        as older snapshots are."""
-        fields = {"format": self.format, "fps": self.fps, "seek": self.seek, "duration": self.duration,
+        as older snapshots are. ``seek`` is ``"auto"`` for a template that chooses its start."""
+        fields = {"format": self.format, "fps": self.fps, "seek": SEEK_AUTO if self.seek_auto else self.seek,
+                  "duration": self.duration,
                   "trim_end": self.trim_end, "width": self.width, "height": self.height,
                   "set_as_cover": self.set_as_cover}
         if self.fit != "fill":
@@ -146,7 +151,7 @@ def build_template(template_id: str, name: Any, config: Any, *, created: float, 
     return Template(id=template_id, name=name, format=spec.format, fps=spec.fps, seek=spec.seek,
                     duration=spec.duration, trim_end=spec.trim_end, width=spec.width, height=spec.height,
                     set_as_cover=spec.set_as_cover, fit=spec.fit, pad_colour=spec.pad_colour,
-                    max_bytes=spec.max_bytes, created=created, modified=modified)
+                    max_bytes=spec.max_bytes, seek_auto=spec.seek_auto, created=created, modified=modified)
 
 
 def parse_body(body: Any) -> tuple[str, Any]:
@@ -168,7 +173,8 @@ def _row(row: sqlite3.Row) -> Template:
     return Template(id=row["id"], name=row["name"], format=row["format"], fps=row["fps"], seek=row["seek"],
                     duration=row["duration"], trim_end=row["trim_end"], width=row["width"], height=row["height"],
                     set_as_cover=bool(row["set_as_cover"]), fit=row["fit"], pad_colour=row["pad_colour"],
-                    max_bytes=row["max_bytes"], created=row["created"], modified=row["modified"])
+                    max_bytes=row["max_bytes"], seek_auto=bool(row["seek_auto"]), created=row["created"],
+                    modified=row["modified"])
 
 
 def _name_taken(name: str) -> EngineError:
@@ -182,10 +188,11 @@ def insert_template(conn: sqlite3.Connection, name: Any, config: Any) -> Templat
         with transaction(conn):
             conn.execute(
                 "INSERT INTO templates (id, name, format, fps, width, height, seek, duration, trim_end, set_as_cover,"
-                " fit, pad_colour, max_bytes, created, modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " fit, pad_colour, max_bytes, seek_auto, created, modified)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (template.id, template.name, template.format, template.fps, template.width, template.height,
                  template.seek, template.duration, template.trim_end, int(template.set_as_cover), template.fit,
-                 template.pad_colour, template.max_bytes, now, now))
+                 template.pad_colour, template.max_bytes, int(template.seek_auto), now, now))
     except sqlite3.IntegrityError:
         raise _name_taken(template.name) from None
     return template
@@ -244,10 +251,11 @@ def update_template(conn: sqlite3.Connection, template_id: str, *, name: Any = N
         try:
             conn.execute(
                 "UPDATE templates SET name = ?, format = ?, fps = ?, width = ?, height = ?, seek = ?, duration = ?,"
-                " trim_end = ?, set_as_cover = ?, fit = ?, pad_colour = ?, max_bytes = ?, modified = ? WHERE id = ?",
+                " trim_end = ?, set_as_cover = ?, fit = ?, pad_colour = ?, max_bytes = ?, seek_auto = ?, modified = ?"
+                " WHERE id = ?",
                 (updated.name, updated.format, updated.fps, updated.width, updated.height, updated.seek,
                  updated.duration, updated.trim_end, int(updated.set_as_cover), updated.fit, updated.pad_colour,
-                 updated.max_bytes, updated.modified, updated.id))
+                 updated.max_bytes, int(updated.seek_auto), updated.modified, updated.id))
         except sqlite3.IntegrityError:
             raise _name_taken(updated.name) from None
     return updated

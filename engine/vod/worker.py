@@ -23,7 +23,7 @@ from ..executors import Executor
 from ..liveness import holder_gone, new_worker_id
 from ..manifest import ManifestEntry
 from ..output import remove_partial_files
-from ..spec import JobSpec
+from ..spec import SEEK_AUTO, JobSpec
 from ..store.heartbeat import LEASE_S, POLL_S, Heartbeat
 from ..store.jobs import Job, claim_job, release_job, renew_held, renew_lease
 from ..store.videos import get_video
@@ -49,10 +49,12 @@ class WorkerReport:
 def job_spec(job: Job, video_path: Path, output: Path) -> JobSpec:
     """The pipeline's request for a stored job: its template snapshot applied to its video."""
     s = job.spec
-    return JobSpec(id=job.id, input=video_path, format=s["format"], fps=s["fps"], seek=s["seek"],
+    auto = s["seek"] == SEEK_AUTO  # a template with TimeSpan.Seek "auto": the job picks its start
+    return JobSpec(id=job.id, input=video_path, format=s["format"], fps=s["fps"], seek=0.0 if auto else s["seek"],
                    duration=s["duration"], trim_end=s["trim_end"], width=s["width"], height=s["height"],
                    output=output, set_as_cover=s["set_as_cover"],
-                   fit=s.get("fit") or "fill", pad_colour=s.get("pad_colour"))  # jobs from older stores: fill
+                   fit=s.get("fit") or "fill", pad_colour=s.get("pad_colour"),  # jobs from older stores: fill
+                   seek_auto=auto, max_bytes=s.get("max_bytes"))
 
 
 def run_worker(site: Site, delivery: Delivery, *, until_empty: bool = False, lease_seconds: float = LEASE_S,

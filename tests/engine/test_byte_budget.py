@@ -145,3 +145,15 @@ def test_engine_template_add_takes_fit_pad_colour_and_max_bytes(tmp_path):
     with Service(store=store) as service:
         template = service.template("boxed-gif")
     assert (template.fit, template.pad_colour, template.max_bytes) == ("pad", "#ff0000", 5000)
+
+
+def test_a_queued_job_keeps_its_templates_max_bytes():
+    from types import SimpleNamespace
+
+    from animated_previews.engine.vod.worker import job_spec
+
+    snapshot = {"format": "webp", "fps": 5, "seek": 0, "duration": 2, "trim_end": None, "width": None,
+                "height": None, "set_as_cover": False}
+    older = job_spec(SimpleNamespace(id="j", spec=snapshot), Path("/v.mp4"), Path("/o.webp"))
+    budget = job_spec(SimpleNamespace(id="j", spec={**snapshot, "max_bytes": 30_000}), Path("/v.mp4"), Path("/o.webp"))
+    assert (older.max_bytes, budget.max_bytes) == (None, 30_000)
