@@ -11,16 +11,22 @@ from .nearest import nearest_index_lut
 __all__ = ["remap", "nearest_index_lut", "palette_spacing", "DEFAULT_DITHER_STRENGTH"]
 
 # Peak-to-peak dither amplitude as a fraction of the palette's typical nearest-neighbour
-# spacing. Measured on the Big Buck Bunny benchmark clip (255 colours) and on grey/colour
-# ramps with 8-16 colour palettes:
-#   strength  clip PSNR  ramp banding (RMS error of 8x8 local means, grey ramp, 16 colours)
-#   0         37.3 dB    4.50
-#   0.5       36.4 dB    1.39
-#   0.75      35.5 dB    1.39
-#   1.0       34.5 dB    1.59
-# 0.5 gets nearly all of the banding reduction for under 1 dB of PSNR. A pattern shared by
-# all three channels tracked ramps better than per-channel shifted patterns at equal cost.
-DEFAULT_DITHER_STRENGTH = 0.5
+# spacing. Banding: RMS error of 8x8 local means against the source on a 512-wide ramp (an
+# 8x8 pool hides the dither pattern and keeps its steps); PSNR over all pixels:
+#   strength  grey ramp, 16 colours   grey ramp, 64+ colours
+#   0         4.50  34.8 dB           2.06  40.7 dB
+#   0.25      2.58  34.0 dB           1.27  39.6 dB
+#   0.35      2.05  33.6 dB           1.04  39.1 dB
+#   0.5       1.39  32.5 dB           0.73  38.2 dB
+# On the previews library (`python -m bench.quality_library --kinds source --sides engine-gif
+# --only bars_4x3,flat_logo,animation_bbb,talking_head,live_camera_nasa,hd1080_bbb,screen_text,
+# sport_fast`) 0.35 instead of 0.5 gave +0.16 to +4.3 dB (screen text most: an ordered pattern
+# on a flat area is noise to the eye and to LZW) and 2-8% fewer bytes on every clip; lower
+# strengths gave a little more of both but leave visible steps on ramps (0 keeps none of the
+# banding reduction). 0.35 still removes over half of the banding (tests/kernels/test_remap.py).
+# A pattern shared by all three channels tracked ramps better than per-channel shifted
+# patterns at equal cost.
+DEFAULT_DITHER_STRENGTH = 0.35
 
 # Largest peak-to-peak dither amplitude in 8-bit levels. Offsets are stored as uint8 with
 # a fixed bias, which bounds them; 64 levels is far beyond any useful strength.
