@@ -1,29 +1,29 @@
 """``seek: "auto"``: where the liveliest ``duration`` seconds of a video start, from a cheap pass.
 
 The pass costs the same whatever the video's length: at most :data:`MAX_SAMPLES` instants, spread
-evenly over the video, each decoded with at most :data:`FRAME_BUDGET` / samples frames (a
-sample near the one before is reached by decoding forward, one further away by a seek to the key
-frame before it; when that key frame is further back than the budget reaches, the key frame is
-the sample, with its own time, and samples landing on one key frame count once), and two frames
-a sample shrunk to :data:`SAMPLE_WIDTH` pixels wide. So a 2-hour film
-costs about what a 30-second clip does: dozens of seeks and a few hundred decoded frames.
+evenly over the video. A first pass seeks to each and reads one packet (where the key frames
+are); a second decodes forward from each key frame once, through the instants that land on it,
+all of them together at most :data:`FRAME_BUDGET` frames (see :func:`sample_video`), each sample
+and the frame after it shrunk to :data:`SAMPLE_WIDTH` pixels wide. So a 2-hour film costs about
+what a 30-second clip does: about a hundred seeks and a few hundred decoded frames.
 :mod:`kernels.liveliness` judges the samples (black, fades, still frames, credits) and picks
 the window; this module decodes and words the note that says what was chosen and why.
 
-When the video is shorter than the span, or no span avoids every bad sample, or the pass cannot
-read the video, the job starts at 0 as it would without ``seek`` and the note says why.
+When no span avoids every bad sample, the one with the fewest seconds of them is taken (a 6 s
+span over a 5 s burst between black stretches starts at the burst) and the note says so. When
+the video is shorter than the span, or no sample is good, or the pass cannot read the video, the
+job starts at 0 as it would without ``seek`` and the note says why.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import av
 import numpy as np
 import torch
 
-from ..kernels.liveliness import SampleScore, cells, liveliest_window, score_samples
+from ..kernels.liveliness import SampleScore, cells, least_bad_window, liveliest_window, score_samples
 from .probe import MediaInfo, open_container
 
 MAX_SAMPLES = 48
@@ -52,12 +52,49 @@ def _small(frame: av.VideoFrame) -> np.ndarray:
     return frame.reformat(width=SAMPLE_WIDTH, height=height, format="rgb24").to_ndarray()
 
 
+def _key_frame_times(container, stream, targets: list[float], media: MediaInfo) -> list[float]:
+    """Where a seek for each target lands: the time of the key frame at or before it, read from the
+    first packet after the seek (demuxed, not decoded: a few kilobytes a target)."""
+    tb = stream.time_base
+    keys: list[float] = []
+    for target in targets:
+        container.seek(int((target + media.start_time) / tb), stream=stream, backward=True, any_frame=False)
+        landed = target
+        for packet in container.demux(stream):
+            if packet.pts is not None:
+                landed = min(target, max(0.0, float(packet.pts * tb) - media.start_time))
+                break
+        keys.append(landed)
+    return keys
+
+
+def _groups(targets: list[float], keys: list[float]) -> list[list[float]]:
+    """The targets grouped by the key frame their seek lands on, in time order: one seek per
+    group, then decoding forward through its targets."""
+    groups: list[list[float]] = []
+    last_key = None
+    for target, key in zip(targets, keys):
+        if groups and last_key is not None and abs(key - last_key) < 1e-6:
+            groups[-1].append(target)
+        else:
+            groups.append([target])
+            last_key = key
+    return groups
+
+
 def sample_video(media: MediaInfo) -> tuple[list[float], np.ndarray, np.ndarray]:
     """(times, frames, following): the sampled instants' actual times (seconds from the video's
-    start), their frames and the frame decoded just after each (N, H, W, 3 uint8)."""
+    start), their frames and the frame decoded just after each (N, H, W, 3 uint8).
+
+    Two passes over at most :data:`MAX_SAMPLES` evenly spread targets. The first seeks to each
+    and reads only the next packet's time, which tells where the key frames are. The second visits
+    each key frame once (targets landing on the same key frame share it) and decodes forward
+    through its targets, each key frame given an equal share of what is left of
+    :data:`FRAME_BUDGET` (a share left unspent passes on). A target the share does not reach is
+    sampled where the decoding stopped, at that frame's own time, so each sample's cell
+    (:func:`kernels.liveliness.cells`) is where it really is, even with key frames 10 s apart."""
     count = max(1, min(MAX_SAMPLES, int(media.duration / MIN_SPACING)))
     targets = [(i + 0.5) * media.duration / count for i in range(count)]
-    cap = max(2, FRAME_BUDGET // count)
     rate = media.fps or 25.0
     container = open_container(media.path)
     times: list[float] = []
@@ -67,34 +104,34 @@ def sample_video(media: MediaInfo) -> tuple[list[float], np.ndarray, np.ndarray]
         stream = container.streams[media.stream_index]
         stream.codec_context.thread_type = "AUTO"
         tb = stream.time_base
-        frames = None
-        position = -math.inf
-        for target in targets:
-            sought = frames is None or not 0 <= (target - position) * rate <= cap
-            if sought:
-                container.seek(int((target + media.start_time) / tb), stream=stream, backward=True, any_frame=False)
-                frames = container.decode(stream)
-            chosen = None
-            for decoded, frame in enumerate(frames, start=1):
-                if frame.time is None:
-                    continue
-                chosen = frame
-                position = frame.time - media.start_time
-                if position >= target - 0.5 / rate or decoded >= cap:
+        groups = _groups(targets, _key_frame_times(container, stream, targets, media))
+        left = FRAME_BUDGET
+        for g, group in enumerate(groups):
+            share = max(2, left // (len(groups) - g))
+            container.seek(int((group[0] + media.start_time) / tb), stream=stream, backward=True, any_frame=False)
+            frames = container.decode(stream)
+            decoded = 0
+            for target in group:
+                chosen = None
+                for frame in frames:
+                    decoded += 1
+                    if frame.time is None:
+                        continue
+                    chosen = frame
+                    if frame.time - media.start_time >= target - 0.5 / rate or decoded >= share - 1:
+                        break
+                if chosen is None:  # the stream ended
                     break
-                if sought and decoded == 1 and (target - position) * rate > cap:
-                    break  # the key frame is further back than the budget reaches: it is the sample
-            if chosen is None:  # the stream ended: nothing more to sample
-                break
-            nxt = next(frames, None)
-            if nxt is not None and nxt.time is not None:
-                position = nxt.time - media.start_time
-            when = chosen.time - media.start_time
-            if times and when <= times[-1] + 1e-6:
-                continue  # the seek landed on a key frame already sampled
-            times.append(when)
-            shots.append(_small(chosen))
-            after.append(_small(nxt) if nxt is not None else shots[-1])
+                nxt = next(frames, None)
+                decoded += nxt is not None
+                when = chosen.time - media.start_time
+                if not times or when > times[-1] + 1e-6:
+                    times.append(when)
+                    shots.append(_small(chosen))
+                    after.append(_small(nxt) if nxt is not None and nxt.time is not None else shots[-1])
+                if decoded >= share - 1 or nxt is None:
+                    break  # this key frame's share is spent: its later targets go unsampled
+            left = max(0, left - decoded)
     finally:
         container.close()
     if not shots:
@@ -139,8 +176,13 @@ def choose_start(media: MediaInfo, span: float) -> AutoStart:
     window = liveliest_window(scores, length, span)
     avoided = _avoided(scores, length)
     if window is None:
+        nearest = least_bad_window(scores, length, span)
         reason = f"avoided {avoided}" if avoided else "too few samples"
-        return AutoStart(0.0, f"seek auto: 0 s (no {_seconds(span)} s span qualifies: {reason}; started at 0)",
-                         tuple(scores))
+        if nearest is None:
+            return AutoStart(0.0, f"seek auto: 0 s (no {_seconds(span)} s span qualifies: {reason}; no good sample, "
+                                  f"started at 0)", tuple(scores))
+        return AutoStart(nearest.start, f"seek auto: {_seconds(nearest.start)} s (no {_seconds(span)} s span avoids "
+                                        f"every bad sample: {reason}; took the one with the least, about "
+                                        f"{_seconds(nearest.bad_seconds)} s)", tuple(scores))
     why = f"liveliest {_seconds(span)} s of {len(scores)} samples" + (f"; avoided {avoided}" if avoided else "")
     return AutoStart(window.start, f"seek auto: {_seconds(window.start)} s ({why})", tuple(scores))

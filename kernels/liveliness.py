@@ -13,7 +13,7 @@ Each sample is a pair: the frame at the instant and the frame decoded just after
 
 A sample's verdict is one of :data:`VERDICTS`: black (nothing brighter than dark grey), credits
 (mostly black with sparse, colourless bright pixels: white text over black), fade (dim, beside a
-black sample), still (neither moving nor changing), or ok. Thresholds are on 0-255 luma of
+black sample, and the steps of brightness leading away from it), still (neither moving nor changing), or ok. Thresholds are on 0-255 luma of
 frames a few dozen pixels wide, where encoder noise stays well under 1.
 """
 
@@ -25,7 +25,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["VERDICTS", "SampleScore", "Window", "cells", "liveliest_window", "score_samples"]
+__all__ = ["VERDICTS", "SampleScore", "Window", "cells", "least_bad_window", "liveliest_window",
+           "score_samples"]
 
 VERDICTS = ("ok", "black", "fade", "still", "credits")
 DARK_LUMA = 40.0
@@ -36,6 +37,8 @@ BLACK_P99 = 40.0
 """A frame whose 99th luma percentile is below this shows nothing but (near-)black."""
 FADE_LUMA = 45.0
 """A frame dimmer than this, next to a black one, is part of a fade."""
+FADE_STEP = 0.85
+"""A sample beside a fading one, darker than this share of its other neighbour, is fading too."""
 STILL_MOTION = 0.6
 """Mean absolute luma difference to the next frame below which nothing moves."""
 STILL_CHANGE = 1.5
@@ -64,6 +67,8 @@ class Window:
 
     start: float
     liveliness: float
+    bad_seconds: float = 0.0
+    """How much of the span lies in bad samples' cells (0 for a window that avoids them all)."""
 
 
 def _luma(frames: Tensor) -> Tensor:
@@ -123,11 +128,30 @@ def score_samples(frames: Tensor, following: Tensor, times: Sequence[float]) -> 
         beside_black = any(0 <= j < n and verdicts[j] == "black" for j in (i - 1, i + 1))
         if verdicts[i] in ("ok", "still") and mean[i] < FADE_LUMA and beside_black:
             verdicts[i] = "fade"
+    _spread_fades(verdicts, [float(m) for m in mean])
     lively = 3 * motion + 0.25 * far.clamp(max=20) + 0.02 * (contrast + colour)  # a cut counts, but not 20 times
     return [SampleScore(time=float(times[i]), luma=float(mean[i]), dark=float(dark[i]), bright=float(bright[i]),
                         contrast=float(contrast[i]), colour=float(colour[i]), motion=float(motion[i]),
                         change=float(change[i]), verdict=verdicts[i], liveliness=float(lively[i]))
             for i in range(n)]
+
+
+def _spread_fades(verdicts: list[str], mean: list[float]) -> None:
+    """Samples close together (key frames a few seconds apart are sampled between them) see a
+    fade as several steps of brightness: a sample beside a black or fading one that is still
+    clearly darker than its neighbour on the other side (below :data:`FADE_STEP` of it) is
+    fading too. Spreads outward from each black sample, in place, until no sample changes."""
+    n, changed = len(verdicts), True
+    while changed:
+        changed = False
+        for i in range(n):
+            if verdicts[i] not in ("ok", "still"):
+                continue
+            for near, far in ((i - 1, i + 1), (i + 1, i - 1)):
+                if 0 <= near < n and 0 <= far < n and verdicts[near] in ("black", "fade") \
+                        and verdicts[far] in ("ok", "still") and mean[i] < FADE_STEP * mean[far]:
+                    verdicts[i], changed = "fade", True
+                    break
 
 
 def cells(times: Sequence[float], length: float) -> list[tuple[float, float]]:
@@ -164,4 +188,34 @@ def liveliest_window(scores: Sequence[SampleScore], length: float, span: float) 
             mean = total / weight
             if best is None or mean > best.liveliness + 1e-9:
                 best = Window(start=start, liveliness=mean)
+    return best
+
+
+def least_bad_window(scores: Sequence[SampleScore], length: float, span: float) -> Window | None:
+    """When no window avoids every bad sample (:func:`liveliest_window` says None): the window
+    starting at a good sample with the fewest seconds in bad samples' cells, the liveliest of
+    those; None when no sample is good. A 6 s span over a 5 s burst between black stretches then
+    starts at the burst, where starting at 0 would show black."""
+    if not scores or span > length + 1e-6:
+        return None
+    spans = cells([s.time for s in scores], length)
+    best: Window | None = None
+    for candidate in scores:
+        if candidate.verdict != "ok":
+            continue
+        start = min(candidate.time, max(0.0, length - span))
+        end, bad, weight, total = start + span, 0.0, 0.0, 0.0
+        for score, (lo, hi) in zip(scores, spans):
+            overlap = min(end, hi) - max(start, lo)
+            if overlap <= 1e-9:
+                continue
+            if score.verdict != "ok":
+                bad += overlap
+            else:
+                weight += overlap
+                total += overlap * score.liveliness
+        mean = total / weight if weight > 0 else 0.0
+        if best is None or bad < best.bad_seconds - 1e-6 or (
+                abs(bad - best.bad_seconds) <= 1e-6 and mean > best.liveliness + 1e-9):
+            best = Window(start=start, liveliness=mean, bad_seconds=bad)
     return best

@@ -16,7 +16,7 @@ import torch
 
 import clipmaker
 from animated_previews.engine import Service
-from animated_previews.engine.autostart import MAX_SAMPLES, choose_start
+from animated_previews.engine.autostart import MAX_SAMPLES, choose_start, sample_video
 from animated_previews.engine.decode.pyav import PyAVDecoder
 from animated_previews.engine.errors import EngineError, ErrorCode
 from animated_previews.engine.job import run_job
@@ -25,7 +25,7 @@ from animated_previews.engine.spec import parse_job
 from animated_previews.engine.store.batch_jobs import effective_config
 from animated_previews.engine.store.schema import MIGRATIONS
 from animated_previews.engine.vod.worker import job_spec
-from animated_previews.kernels.liveliness import liveliest_window, score_samples
+from animated_previews.kernels.liveliness import least_bad_window, liveliest_window, score_samples
 
 ROOT = Path("/videos")
 FPS, W, H = 25, 160, 120
@@ -138,6 +138,15 @@ def test_black_credits_still_and_lively_samples_are_told_apart():
     assert [s.verdict for s in scores] == ["black", "credits", "still", "still", "ok"]
 
 
+def test_the_steps_of_a_fade_in_beside_black_are_fading_too():
+    rng = np.random.default_rng(1)
+    gains = [0.0, 0.28, 0.47, 0.63, 0.8, 0.8]  # mean luma about 0, 35, 60, 80, 100, 100
+    shots = [rng.integers(0, 256, (48, 64, 3)) * g for g in gains]
+    after = [rng.integers(0, 256, (48, 64, 3)) * g for g in gains]
+    scores = score_samples(_frames(*shots), _frames(*after), list(range(6)))
+    assert [s.verdict for s in scores] == ["black", "fade", "fade", "fade", "ok", "ok"]
+
+
 def test_the_window_avoids_bad_samples_and_prefers_motion():
     def sample(t, verdict, lively):
         return SimpleNamespace(time=float(t), verdict=verdict, liveliness=float(lively))
@@ -147,6 +156,18 @@ def test_the_window_avoids_bad_samples_and_prefers_motion():
     assert window is not None and window.start == 2.0
     assert liveliest_window(scores, 6.0, 5.0) is None  # no 5 s span avoids both the black and the credits
     assert liveliest_window(scores, 6.0, 7.0) is None  # longer than the video
+
+
+def test_when_no_window_is_clean_the_one_with_the_least_bad_time_is_taken():
+    def sample(t, verdict, lively):
+        return SimpleNamespace(time=float(t), verdict=verdict, liveliness=float(lively))
+    # a 2 s burst between black stretches: a 3 s span cannot avoid black, but should cover the burst
+    scores = [sample(t, "black", 0) for t in range(5)] + [sample(5, "ok", 4), sample(6, "ok", 4)] + \
+             [sample(t, "black", 0) for t in range(7, 12)]
+    assert liveliest_window(scores, 12.0, 3.0) is None
+    window = least_bad_window(scores, 12.0, 3.0)
+    assert window is not None and window.start == 5.0 and abs(window.bad_seconds - 1.5) < 1e-6  # cells reach 6.5 s
+    assert least_bad_window([sample(t, "black", 0) for t in range(5)], 5.0, 2.0) is None  # nothing good
 
 
 # -- the cheap pass on a clip ------------------------------------------------------------------------
@@ -206,12 +227,38 @@ def test_the_chosen_start_is_in_the_lively_section_and_the_note_says_why(staged_
     assert verdicts == {"credits"}, [(s.time, s.verdict) for s in chosen.samples]
 
 
-def test_nothing_qualifies_or_too_short_falls_back_to_zero(staged_clip):
-    media = probe(staged_clip)
-    longer = choose_start(media, 25.0)
+def test_a_span_longer_than_the_video_starts_at_zero(staged_clip):
+    longer = choose_start(probe(staged_clip), 25.0)
     assert longer.seek == 0.0 and "is not longer than the 25 s asked" in longer.note
-    wide = choose_start(media, 8.0)  # the lively section is 6 s long: no 8 s span avoids everything
-    assert wide.seek == 0.0 and "no 8 s span qualifies" in wide.note and "started at 0" in wide.note
+
+
+def test_a_span_longer_than_any_clean_stretch_starts_where_it_shows_least_of_the_bad(staged_clip):
+    wide = choose_start(probe(staged_clip), 8.0)  # the lively section is 6 s long: no 8 s span avoids everything
+    lo = SECTIONS["lively"][0]
+    assert lo - 0.5 <= wide.seek <= lo + 0.5, wide.note  # at the lively section, not at 0 in the black
+    assert "no 8 s span avoids every bad sample" in wide.note and "the least, about" in wide.note
+
+
+def test_samples_keep_their_own_times_between_distant_key_frames(tmp_path):
+    """Key frames 10 s apart: the samples are spread through each key frame's stretch, not
+    snapped to the key frames (whose cells would then be 10 s wide guesses)."""
+    path = tmp_path / "long_gop.mp4"
+    encoder = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(encoder, rate=Fraction(FPS))
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"g": str(10 * FPS), "keyint_min": str(10 * FPS), "sc_threshold": "0"} \
+            if encoder == "mpeg4" else {"preset": "ultrafast", "x264-params": "keyint=250:min-keyint=250:scenecut=0"}
+        for k in range(20 * FPS):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (k * 5) % 256, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    times, shots, _ = sample_video(probe(path))
+    assert len(times) >= 20 and len(shots) == len(times)
+    assert sum(1 for t in times if t % 10 > 1.0) >= 15, times  # most samples lie between the key frames
+    assert max(b - a for a, b in zip(times, times[1:])) < 2.0, times
 
 
 def test_a_job_with_seek_auto_starts_there_and_says_so(tmp_path, staged_clip):
