@@ -137,7 +137,7 @@ def choose_device(requested: str | DeviceRequest, media: MediaInfo) -> DeviceCho
 
     status = nvdec_caps.nvdec_status()
     if status.error is not None:
-        return _cpu(f"PyNvVideoCodec cannot be imported ({status.error})")
+        return _cpu(nvdec_caps.unavailable_reason(status))
     refusal = nvdec_caps.nvdec_refusal(media, gpu, cuda.devices[gpu])
     if refusal is not None:
         return _cpu(refusal)

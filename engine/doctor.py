@@ -1,10 +1,12 @@
 """``engine doctor``: what this machine has for the engine, and what ``--device auto`` would do.
 
 Everything is read from the running process, the way a job would see it: versions of torch,
-CUDA, the NVIDIA driver, PyNvVideoCodec, PyAV/FFmpeg, Pillow/libwebp; the GPUs torch sees; which
-codecs NVDEC takes (asked of the GPU when PyNvVideoCodec can, else the Hopper table, and the
-report says which); and the device choice for a typical video (H.264 1080p 8-bit 4:2:0 MP4) or
-for a given file. Nothing here raises for a missing piece: a missing piece is a finding.
+CUDA, the NVIDIA driver, PyNvVideoCodec (and, when it does not import, what to do about it),
+PyAV/FFmpeg, Pillow with its libwebp and libavif; the GPUs torch sees; which codecs NVDEC takes
+(asked of GPU 0 when PyNvVideoCodec can: its GetDecoderCaps answers for GPU 0 only, so other GPUs
+are assumed identical, and the report says so; else the Hopper table, and the report says which);
+and the device choice for a typical video (H.264 1080p 8-bit 4:2:0 MP4) or for a given file.
+Nothing here raises for a missing piece: a missing piece is a finding.
 """
 
 from __future__ import annotations
@@ -54,13 +56,21 @@ class DoctorReport:
     pynvvideocodec: str | None
     pynvvideocodec_error: str | None
     """The exact exception ``import PyNvVideoCodec`` raised here, as "Type: message"."""
+    pynvvideocodec_advice: str | None
+    """What to do about that error, for the failures PyNvVideoCodec 2.2 is known to raise."""
     nvdec_codecs: tuple[CodecSupport, ...]
     nvdec_codecs_source: str
+    nvdec_caps_gpu: int | None
+    """The GPU GetDecoderCaps answered for (always 0), or None when it was not asked."""
     pyav: str
     ffmpeg: str
     ffmpeg_libraries: dict[str, str]
     pillow: str
     libwebp: str | None
+    avif: bool
+    """Whether Pillow has its AVIF plugin (``--format avif`` needs it)."""
+    libavif: str | None
+    """libavif's version, as Pillow reports it (None when the plugin is absent)."""
     auto_for: str
     """The video the auto choice below was made for."""
     auto: DeviceChoice
@@ -103,12 +113,33 @@ def _gpus() -> tuple[GpuInfo, ...]:
     return tuple(out)
 
 
+def _pillow_has(feature: str) -> bool:
+    """Whether Pillow has ``feature`` (older Pillows do not know "avif" at all and raise)."""
+    from PIL import features
+
+    try:
+        return bool(features.check(feature))
+    except (ValueError, KeyError):
+        return False
+
+
+def _pillow_version(feature: str) -> str | None:
+    """The library version Pillow reports for ``feature`` (None: absent, or unknown to this Pillow)."""
+    from PIL import features
+
+    try:
+        return features.version(feature)
+    except (ValueError, KeyError):
+        return None
+
+
 def typical_video() -> MediaInfo:
     """What most jobs decode: H.264 High 8-bit 4:2:0, 1920x1080, 30 fps, in MP4."""
     return MediaInfo(
         path=Path("typical.mp4"), container="mov,mp4,m4a,3gp,3g2,mj2", stream_index=0, codec="h264",
         width=1920, height=1080, pixel_format="yuv420p", sample_aspect_ratio=Fraction(1), fps=30.0,
         duration=60.0, duration_source="stream", start_time=0.0, video_streams=1,
+        field_order="progressive", brand="isom", header_frames=1800, base_fps=30.0, size=45 * 2**20,
     )
 
 
@@ -122,10 +153,14 @@ def diagnose(video: Path | None = None) -> DoctorReport:
     cuda = devices.cuda_status()
     nvdec = nvdec_caps.nvdec_status()
     driver, driver_source = _driver_version()
-    gpu = 0 if cuda.available and nvdec.error is None else None
-    codecs = nvdec_caps.nvdec_codecs(gpu)
-    if gpu is not None:
-        codecs_source = f"asked of cuda:0 ({cuda.devices[0]}) where GetDecoderCaps answered; the Hopper table elsewhere"
+    ask = cuda.available and nvdec.error is None
+    codecs = nvdec_caps.nvdec_codecs(ask)
+    caps_gpu = nvdec_caps.CAPS_GPU if ask else None
+    if ask:
+        codecs_source = (f"limits of cuda:{caps_gpu} ({cuda.devices[caps_gpu]}), asked with GetDecoderCaps, which "
+                         f"answers for GPU {caps_gpu} only"
+                         + (f": cuda:1..{len(cuda.devices) - 1} are assumed identical" if len(cuda.devices) > 1 else "")
+                         + "; the Hopper table where it did not answer")
     else:
         missing = "no CUDA device" if not cuda.available else "PyNvVideoCodec does not import"
         codecs_source = f"not asked of a GPU ({missing}): NVDEC on Hopper (H100/H200) per the NVDEC application note"
@@ -143,13 +178,17 @@ def diagnose(video: Path | None = None) -> DoctorReport:
         gpus=_gpus(),
         pynvvideocodec=nvdec.version,
         pynvvideocodec_error=nvdec.error,
+        pynvvideocodec_advice=nvdec.advice,
         nvdec_codecs=codecs,
         nvdec_codecs_source=codecs_source,
+        nvdec_caps_gpu=caps_gpu,
         pyav=av.__version__,
         ffmpeg=str(getattr(av, "ffmpeg_version_info", "unknown")),
         ffmpeg_libraries={name: ".".join(str(part) for part in version) for name, version in av.library_versions.items()},
         pillow=PIL.__version__,
         libwebp=features.version("webp"),
+        avif=_pillow_has("avif"),
+        libavif=_pillow_version("avif"),
         auto_for=described,
         auto=devices.choose_device("auto", media),
     )
@@ -176,9 +215,13 @@ def render_text(report: DoctorReport) -> str:
         lines.append(f"PyNvVideoCodec  {report.pynvvideocodec}")
     else:
         lines.append(f"PyNvVideoCodec  not importable: {report.pynvvideocodec_error}")
+        if report.pynvvideocodec_advice:
+            lines.append(f"  fix           {report.pynvvideocodec_advice}")
     lines.append(f"PyAV            {report.pyav}, FFmpeg {report.ffmpeg} "
                  f"(libavcodec {report.ffmpeg_libraries.get('libavcodec', '?')})")
-    lines.append(f"Pillow          {report.pillow}, libwebp {report.libwebp or 'missing'}")
+    lines.append(f"Pillow          {report.pillow}, libwebp {report.libwebp or 'missing'}, "
+                 + (f"AVIF yes (libavif {report.libavif or 'version unknown'})" if report.avif
+                    else "AVIF no (--format avif fails: Pillow lacks its AVIF plugin)"))
     lines.append(f"NVDEC codecs    {report.nvdec_codecs_source}:")
     by_codec: dict[str, list[CodecSupport]] = {}
     for row in report.nvdec_codecs:

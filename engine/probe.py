@@ -21,6 +21,10 @@ HDR_TRANSFERS = {16: "pq", 18: "hlg"}
 """FFmpeg's AVColorTransferCharacteristic values of the HDR transfers: SMPTE ST 2084 (PQ) and
 ARIB STD-B67 (HLG). Frames so tagged are tone-mapped to SDR (kernels/tonemap.py)."""
 
+FIELD_ORDERS = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
+"""FFmpeg's AVFieldOrder values (0 is unknown)."""
+INTERLACED_FIELD_ORDERS = frozenset({"tt", "bb", "tb", "bt"})
+
 
 @dataclass(frozen=True)
 class MediaInfo:
@@ -44,6 +48,26 @@ class MediaInfo:
     video_streams: int
     transfer: str | None = None
     """"pq" or "hlg" for an HDR stream (tone-mapped to SDR when decoded), None for SDR."""
+    # What the GPU path's refusals need (engine.decode.nvdec_caps.nvdec_refusal): all read from the
+    # header FFmpeg already parsed, so they cost nothing here and spare a second open per job.
+    field_order: str = "unknown"
+    """The stream's field order from its codec parameters (FFmpeg's parser reads it from the
+    sequence header, before any frame is decoded): "progressive", "tt", "bb", "tb", "bt"
+    (interlaced) or "unknown" (some codecs, e.g. VP9, never say)."""
+    brand: str | None = None
+    """The MP4/MOV ``major_brand`` ("isom", "mp42", "qt  " for QuickTime...), None elsewhere."""
+    header_frames: int = 0
+    """The frame count the header declares (``nb_frames``); 0 when it declares none (MKV/WebM, FLV)."""
+    base_fps: float | None = None
+    """The stream's ``r_frame_rate``: the rate a constant-rate stream's timestamps step at (``fps``
+    is the average); they differ for variable-frame-rate streams."""
+    size: int = 0
+    """The file's size in bytes (0: not known)."""
+
+    @property
+    def interlaced(self) -> bool:
+        """True when the header says the stream is interlaced (any field order but progressive/unknown)."""
+        return self.field_order in INTERLACED_FIELD_ORDERS
 
     @property
     def display_width(self) -> int:
@@ -131,6 +155,11 @@ def probe(path: Path) -> MediaInfo:
             width=ctx.width, height=ctx.height, pixel_format=ctx.pix_fmt or "unknown",
             sample_aspect_ratio=sar, fps=fps, start_time=start, video_streams=len(container.streams.video),
             transfer=HDR_TRANSFERS.get(int(ctx.color_trc or 0)),
+            field_order=FIELD_ORDERS.get(int(getattr(ctx, "field_order", 0) or 0), "unknown"),
+            brand=(container.metadata or {}).get("major_brand") if container.format.name.startswith("mov,") else None,
+            header_frames=max(0, int(stream.frames or 0)),
+            base_fps=float(stream.base_rate) if stream.base_rate else None,
+            size=path.stat().st_size,
         )
     except av.error.FFmpegError as exc:
         raise EngineError(ErrorCode.INVALID_VIDEO_FORMAT, f"{path.name} cannot be read ({exc.strerror or exc})") from None

@@ -120,3 +120,90 @@ def test_no_driver_says_where_it_looked(monkeypatch, tmp_path):
     monkeypatch.setattr(doctor_module.shutil, "which", lambda name: None)
     version, source = doctor_module._driver_version()
     assert version is None and "absent" in source and "nvidia-smi" in source
+
+
+def test_avif_support_is_reported_as_pillow_has_it():
+    report = json.loads(doctor("--json"))
+    assert report["avif"] is features.check("avif")
+    assert report["libavif"] == (features.version("avif") if features.check("avif") else None)
+    text = doctor()
+    if report["avif"]:
+        assert f"AVIF yes (libavif {report['libavif']})" in text
+    else:
+        assert "AVIF no (--format avif fails" in text
+
+
+def test_a_pillow_without_avif_is_a_finding_not_a_crash(monkeypatch):
+    import animated_previews.engine.doctor as doctor_module
+
+    def unknown(feature):
+        raise ValueError(f"Unknown feature '{feature}'")  # what an older Pillow says for "avif"
+
+    monkeypatch.setattr(features, "check", unknown)
+    monkeypatch.setattr(features, "version", lambda feature: "1.5.0" if feature == "webp" else unknown(feature))
+    assert doctor_module._pillow_has("avif") is False and doctor_module._pillow_version("avif") is None
+    text = doctor()
+    assert "libwebp 1.5.0, AVIF no (--format avif fails: Pillow lacks its AVIF plugin)" in text
+
+
+NO_VIDEO_LIBS = ("Failed to load NVENC library: libnvidia-encode.so.1: cannot open shared object file: No such file "
+                 "or directory\n\n=== TROUBLESHOOTING STEPS ===\n")
+
+
+@pytest.mark.parametrize("error,logged,fix", [
+    (RuntimeError(NO_VIDEO_LIBS), None,
+     "the driver's video libraries are missing (libnvidia-encode.so.1 cannot be loaded): run the container with "
+     "NVIDIA_DRIVER_CAPABILITIES including video"),
+    (RuntimeError("Driver version is too old"), "Supported NVENC Driver Version: 192",
+     "driver too old: NVENC API 12.0 < 12.1"),
+])
+def test_doctor_says_how_to_fix_the_import_failures_pynvvideocodec_raises(monkeypatch, error, logged, fix):
+    """PyNvVideoCodec 2.2.4's own messages (its __init__.py), raised by a stand-in importer."""
+    import logging
+
+    def importer():
+        if logged:
+            logging.getLogger("PyNvVideoCodec").info(logged)
+        raise error
+
+    monkeypatch.setattr(device, "cuda_status", lambda: CudaStatus(True, "", ("NVIDIA H200",), "13.0"))
+    monkeypatch.setattr(nvdec_caps, "_import_pynvvideocodec", importer)
+    monkeypatch.setattr("animated_previews.engine.doctor._gpus", lambda: ())
+    report = json.loads(doctor("--json"))
+    assert report["pynvvideocodec"] is None and report["pynvvideocodec_error"].startswith("RuntimeError: ")
+    assert report["pynvvideocodec_advice"].startswith(fix)
+    assert report["auto"]["device"] == "cpu" and fix in report["auto"]["reason"]
+    text = doctor()
+    assert f"  fix           {report['pynvvideocodec_advice']}" in text
+
+
+def test_the_codec_limits_say_they_are_gpu_0s_and_are_asked_once(monkeypatch):
+    calls = []
+
+    def caps(gpuid, codec, chromaformat, bitdepth):
+        calls.append((gpuid, codec, bitdepth))
+        return {"supported": 1, "width_max": 4096, "height_max": 4096}
+
+    module = types.SimpleNamespace(
+        __version__="2.2.4", GetDecoderCaps=caps,
+        cudaVideoCodec=types.SimpleNamespace(**{l.cuvid: l.cuvid for l in nvdec_caps.HOPPER_NVDEC.values()}),
+        cudaVideoChromaFormat=types.SimpleNamespace(**{"420": "420"}),
+    )
+    monkeypatch.setattr(device, "cuda_status", lambda: CudaStatus(True, "", ("NVIDIA H200",) * 4, "13.0"))
+    monkeypatch.setattr(nvdec_caps, "_import_pynvvideocodec", lambda: module)
+    monkeypatch.setattr("animated_previews.engine.doctor._gpus", lambda: ())
+    report = json.loads(doctor("--json"))
+    assert report["nvdec_caps_gpu"] == 0
+    assert report["nvdec_codecs_source"].startswith(
+        "limits of cuda:0 (NVIDIA H200), asked with GetDecoderCaps, which answers for GPU 0 only: "
+        "cuda:1..3 are assumed identical")
+    pairs = len(nvdec_caps.HOPPER_NVDEC) * 2
+    assert len(calls) == pairs == len(set(calls)) and {gpu for gpu, _, _ in calls} == {0}
+    text = doctor()  # the same process asks again: answered from the cache
+    assert len(calls) == pairs and "GetDecoderCaps, which answers for GPU 0 only" in text
+
+
+def test_without_a_gpu_nothing_is_asked_and_no_gpu_is_named():
+    report = json.loads(doctor("--json"))
+    if not torch.cuda.is_available():
+        assert report["nvdec_caps_gpu"] is None and report["nvdec_codecs_source"].startswith("not asked of a GPU")

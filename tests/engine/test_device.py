@@ -119,8 +119,8 @@ def test_a_failing_pynvvideocodec_import_is_the_reason_word_for_word(monkeypatch
     monkeypatch.setattr(nvdec_caps, "_import_pynvvideocodec", broken)
     choice = choose_device("auto", video())
     assert choice.backend == "pyav"
-    assert choice.reason == ("PyNvVideoCodec cannot be imported (ImportError: libnvcuvid.so.1: cannot open shared "
-                             "object file: No such file or directory)")
+    assert choice.reason.startswith("PyNvVideoCodec cannot be imported (ImportError: libnvcuvid.so.1: cannot open shared "
+                                    "object file: No such file or directory); the driver's video libraries are missing")
 
 
 def test_the_real_import_failure_here_is_reported_exactly():
@@ -276,3 +276,173 @@ def test_a_batch_on_this_machine_reports_where_each_job_ran(clip, tmp_path):
     assert result.ok
     if not torch.cuda.is_available():
         assert result.device == "pyav" and any(n.startswith("fallback: no CUDA device") for n in result.notes)
+
+
+# -- PyNvVideoCodec 2.2's import failures: the exact error, then what to do ----------------------
+
+# What `import PyNvVideoCodec` 2.2.4 raises (first lines; read from its __init__.py, and run on a
+# machine without the driver's libraries: ../shared/reference/nvdec-audit.md).
+NO_VIDEO_LIBS = ("Failed to load NVENC library: libnvidia-encode.so.1: cannot open shared object file: No such file "
+                 "or directory\n\n=== TROUBLESHOOTING STEPS ===\n\nThe NVENC library could not be found.")
+
+
+def importer(error, logged=()):
+    """A stand-in for the import that logs what 2.2.4 logs, then raises what it raises."""
+    def run():
+        import logging
+        for line in logged:
+            logging.getLogger("PyNvVideoCodec").info(line)
+        raise error
+    return run
+
+
+def test_missing_video_libraries_are_named_with_the_fix(monkeypatch):
+    monkeypatch.setattr(device, "cuda_status", lambda: CudaStatus(True, "", (H100,), "13.0"))
+    monkeypatch.setattr(nvdec_caps, "_import_pynvvideocodec", importer(RuntimeError(NO_VIDEO_LIBS)))
+    status = nvdec_caps.nvdec_status()
+    assert status.error == ("RuntimeError: Failed to load NVENC library: libnvidia-encode.so.1: cannot open shared "
+                            "object file: No such file or directory")
+    assert status.advice.startswith("the driver's video libraries are missing (libnvidia-encode.so.1 cannot be loaded): "
+                                    "run the container with NVIDIA_DRIVER_CAPABILITIES including video")
+    choice = choose_device("auto", video())
+    assert choice.backend == "pyav" and choice.reason == f"PyNvVideoCodec cannot be imported ({status.error}); {status.advice}"
+
+
+def test_a_missing_nvcuvid_gets_the_same_fix(monkeypatch):
+    monkeypatch.setattr(nvdec_caps, "_import_pynvvideocodec",
+                        importer(ImportError("libnvcuvid.so.1: cannot open shared object file: No such file or directory")))
+    assert "NVIDIA_DRIVER_CAPABILITIES including video" in nvdec_caps.nvdec_status().advice
+
+
+@pytest.mark.parametrize("logged,said", [
+    (["Supported NVENC Driver Version: 192"], "driver too old: NVENC API 12.0 < 12.1"),  # (12 << 4) | 0
+    (["Supported NVENC Driver Version: 177"], "driver too old: NVENC API 11.1 < 12.1"),
+    ([], "driver too old: NVENC API below 12.1"),  # nothing logged: the version stays unsaid
+])
+def test_a_driver_too_old_says_its_nvenc_api(monkeypatch, logged, said):
+    monkeypatch.setattr(nvdec_caps, "_import_pynvvideocodec", importer(RuntimeError("Driver version is too old"), logged))
+    status = nvdec_caps.nvdec_status()
+    assert status.error == "RuntimeError: Driver version is too old"
+    assert status.advice.startswith(said + ", the lowest PyNvVideoCodec 2.2 loads with; update the NVIDIA driver")
+
+
+def test_the_import_logging_is_put_back_as_it_was(monkeypatch):
+    import logging
+    logger = logging.getLogger("PyNvVideoCodec")
+    before = (list(logger.handlers), logger.propagate, logger.level)
+    monkeypatch.setattr(nvdec_caps, "_import_pynvvideocodec", importer(RuntimeError("Driver version is too old")))
+    nvdec_caps.nvdec_status()
+    assert (list(logger.handlers), logger.propagate, logger.level) == before
+
+
+def test_an_unknown_import_failure_has_no_made_up_advice(monkeypatch):
+    monkeypatch.setattr(nvdec_caps, "_import_pynvvideocodec", importer(ImportError("something else")))
+    status = nvdec_caps.nvdec_status()
+    assert status.advice is None and nvdec_caps.unavailable_reason(status) == "PyNvVideoCodec cannot be imported (ImportError: something else)"
+
+
+# -- GetDecoderCaps: GPU 0's answer, once per codec and bit depth --------------------------------
+
+
+def test_decoder_caps_ask_gpu_0_once_whatever_gpu_decodes(monkeypatch, fake_gpu):
+    monkeypatch.setattr(device, "cuda_status", lambda: CudaStatus(True, "", (H100, H100, "NVIDIA H200"), "13.0"))
+    calls = fake_caps(fake_gpu, lambda codec, bits: {"supported": int(codec != "VP8"), "width_max": 4096, "height_max": 4096})
+    for requested in ("cuda:0", "cuda:1", "cuda:2", "auto"):
+        assert choose_device(requested, video()).backend == "nvdec"
+    assert calls == [(0, "H264", "420", 8)]  # one query; gpuid is always 0 (PyNvVideoCodec asks GPU 0 anyway)
+    note = choose_device("cuda:2", video(codec="vp8", container="matroska,webm")).note
+    assert note == ("fallback: nvdec does not decode 8-bit vp8 on cuda:0 (GetDecoderCaps asks GPU 0 only; "
+                    "cuda:2, NVIDIA H200, is assumed the same)")
+
+
+# -- what SimpleDecoder reads differently: interlace, VFR in rate-seeking containers, full scans --
+
+
+MP4 = "mov,mp4,m4a,3gp,3g2,mj2"
+
+
+@pytest.mark.parametrize("order", ["tt", "bb", "tb", "bt"])
+def test_interlaced_streams_take_the_cpu_paths_top_field_rule(fake_gpu, order):
+    choice = choose_device("auto", video(field_order=order))
+    assert choice.backend == "pyav" and choice.reason == (
+        f"interlaced ({order} field order): the CPU path's top-field rule; nvdec would deinterlace adaptively, another picture")
+
+
+@pytest.mark.parametrize("order", ["progressive", "unknown"])
+def test_progressive_or_unsaid_field_order_stays_on_the_gpu(fake_gpu, order):
+    assert choose_device("auto", video(field_order=order)).backend == "nvdec"
+
+
+@pytest.mark.parametrize("container,brand,suffix,name", [
+    (MP4, "qt  ", ".mp4", "MOV"),  # the brand decides, not the name
+    (MP4, None, ".mov", "MOV"),    # no brand PyNvVideoCodec knows: the extension does
+    ("flv", None, ".flv", "FLV"),
+    ("matroska,webm", None, ".mkv", "MKV/WebM"),
+])
+def test_vfr_in_a_container_seeked_by_frame_times_rate_goes_to_the_cpu(fake_gpu, container, brand, suffix, name):
+    from pathlib import Path
+    media = video(container=container, brand=brand, path=Path("v" + suffix), fps=23.5, base_fps=30.0, header_frames=100)
+    choice = choose_device("auto", media)
+    assert choice.backend == "pyav" and choice.reason == (
+        f"variable frame rate in {name}: nvdec seeks there by frame number x 30 fps (r_frame_rate) and would land on "
+        "other frames (average 23.5 fps)")
+    assert choose_device("auto", dataclasses.replace(media, fps=30.0)).backend == "nvdec"  # constant rate: taken
+
+
+@pytest.mark.parametrize("brand", ["isom", "mp42", "mp41"])
+def test_vfr_in_mp4_stays_on_the_gpu_it_seeks_by_index(fake_gpu, brand):
+    from pathlib import Path
+    media = video(container=MP4, brand=brand, path=Path("v.mov"), fps=23.5, base_fps=30.0)
+    assert nvdec_caps.seek_container(media) == "mp4"
+    assert choose_device("auto", media).backend == "nvdec"
+
+
+def test_rates_a_fraction_of_a_percent_apart_are_constant(fake_gpu):
+    media = video(container="matroska,webm", brand=None, fps=29.97, base_fps=30000 / 1001, header_frames=0, size=1 << 20)
+    assert not nvdec_caps.variable_rate(media) and choose_device("auto", media).backend == "nvdec"
+
+
+def test_a_large_file_whose_header_has_no_frame_count_goes_to_the_cpu(fake_gpu):
+    limit = nvdec_caps.SCAN_LIMIT_BYTES
+    mkv = video(container="matroska,webm", brand=None, header_frames=0, size=limit + 1)
+    assert choose_device("auto", mkv).reason == (
+        "the matroska,webm header declares no frame count: nvdec would demux the whole 256 MiB file before the "
+        "first frame (above 256 MiB)")
+    assert choose_device("auto", dataclasses.replace(mkv, size=limit)).backend == "nvdec"  # small: the scan is short
+    assert choose_device("auto", dataclasses.replace(mkv, header_frames=900)).backend == "nvdec"
+    no_duration = video(header_frames=1800, duration_source="container", size=4 << 30)
+    assert "declares no stream duration: nvdec would demux the whole 4096 MiB file" in choose_device("auto", no_duration).reason
+
+
+# -- the probe reads those facts from the header, before any frame is decoded --------------------
+
+
+def make(path, fmt, *, interlaced=False, frames=10):
+    import av
+    options = {"crf": "20"}
+    if interlaced:
+        options.update({"flags": "+ilme+ildct", "x264-params": "tff=1"})
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream("libx264", rate=25, options=options)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for k in range(frames):
+            frame = av.VideoFrame.from_ndarray(clipmaker.render_frame(k, 160, 120), format="rgb24")
+            frame.pts = k
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_the_probe_knows_interlace_brand_frame_count_and_rates(tmp_path, fake_gpu):
+    from animated_previews.engine.probe import probe
+    interlaced = probe(make(tmp_path / "i.mp4", "mp4", interlaced=True))
+    assert interlaced.field_order == "tt" and interlaced.interlaced and interlaced.brand == "isom"
+    assert interlaced.header_frames == 10 and interlaced.base_fps == 25.0
+    assert choose_device("auto", interlaced).reason.startswith("interlaced (tt field order)")
+    mov = probe(make(tmp_path / "m.mov", "mov"))
+    assert mov.brand == "qt  " and nvdec_caps.seek_container(mov) == "mov" and mov.field_order == "progressive"
+    mkv = probe(make(tmp_path / "k.mkv", "matroska"))
+    assert mkv.header_frames == 0 and mkv.brand is None and mkv.size == (tmp_path / "k.mkv").stat().st_size
+    assert choose_device("auto", mkv).backend == "nvdec"  # a small MKV: the scan is cheap
