@@ -53,6 +53,8 @@ RESULTS_DIR = REPO / "bench" / "results"
 ENGINE_PATHS = ("cpu", "cuda")  # what `engine bench --devices` takes
 BASELINES = ("ffmpeg", "gifski")  # what `engine bench --baseline` takes (gifski: the GIF jobs only)
 STAGES = ("probe", "decode", "kernels", "encode", "write", "total")
+ENGINE_ONLY = ("max_bytes", "fit", "pad_colour")
+"""Manifest fields the engine paths are given as written (see :attr:`Job.engine_options`)."""
 
 # --------------------------------------------------------------------------------------------
 # jobs
@@ -85,7 +87,19 @@ class Job:
             line["width"] = self.width
         if self.height is not None:
             line["height"] = self.height
+        line.update(self.engine_options)
         return line
+
+    @property
+    def engine_options(self) -> dict:
+        """What only the engine can do, as the manifest asked: ``max_bytes``, ``fit``,
+        ``pad_colour`` and ``seek: "auto"``. The engine paths get them; baselines run the plain
+        job (ffmpeg and gifski have no such options)."""
+        written = self.as_written or {}
+        options = {k: written[k] for k in ENGINE_ONLY if k in written}
+        if isinstance(written.get("seek"), str) and written["seek"].strip().lower() == "auto":
+            options["seek"] = "auto"
+        return options
 
 
 def copies(job: Job, count: int, tag: str) -> list[Job]:
@@ -504,6 +518,8 @@ class Scorer:
             if result.get("status") != "success" or not result.get("output"):
                 continue
             path = Path(result["output"])
+            if result.get("start") is not None and abs(result["start"] - job.seek) > 1e-6:
+                job = replace(job, seek=float(result["start"]))  # seek "auto": scored where it started
             s = psnr.score(path, self.reference(job), job.fps, job.duration, (job.width, job.height), self.sample)
             out.append({**s, "id": result["id"], "bytes": path.stat().st_size})
         return out

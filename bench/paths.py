@@ -35,7 +35,8 @@ def run_bench(manifest: Path, *, devices: list[str], baselines: list[str], repea
         "kind": "engine-bench",
         "config": {"manifest": str(manifest), "jobs": len(jobs), "invalid_lines": loaded.invalid, "paths": paths,
                    "repeat": repeat, "warmup_jobs": warmup, "workers": workers, "psnr_jobs": scored,
-                   "run_batch_accepts_device": harness.run_batch_accepts_device()},
+                   "run_batch_accepts_device": harness.run_batch_accepts_device(),
+                   "engine_options": {job.id: job.engine_options for job in jobs if job.engine_options}},
         "machine": harness.machine_info(workers),
         "paths": {},
     }

@@ -149,7 +149,43 @@ def render_table(report: dict) -> str:
     ]
     if cfg.get("invalid_lines"):
         lines.append(f"{len(cfg['invalid_lines'])} manifest lines rejected: {cfg['invalid_lines'][0]}")
+    lines += render_engine_options(report)
     return "\n".join(lines)
+
+
+def render_engine_options(report: dict) -> list[str]:
+    """Lines for the jobs that asked for what only the engine does (``max_bytes``, ``seek:
+    "auto"``, ``fit``): per engine path, the bytes against the budget, the start chosen, what each
+    cost (the ``budget`` and ``autostart`` stages) and the engine's note saying what it gave up or
+    why it started there. Empty when no job asked."""
+    asked = report["config"].get("engine_options") or {}
+    if not asked:
+        return []
+    head = ["job", "path", "asked", "bytes", "PSNR dB", "start s", "autostart s", "budget s", "note"]
+    rows = []
+    for p, s in report["paths"].items():
+        psnr = {q["id"]: q.get("psnr_mean_db") for q in (s.get("quality") or {}).get("jobs") or []}
+        for r in s.get("results") or []:
+            options = asked.get(r.get("id"))
+            if not options or p not in ("cpu", "cuda"):
+                continue
+            t = r.get("timings") or {}
+            wanted = ", ".join(f"{k} {v}" for k, v in options.items())
+            within = ""
+            if options.get("max_bytes") and r.get("bytes") is not None:
+                within = " (within)" if r["bytes"] <= int(options["max_bytes"]) else " (OVER)"
+            said = [n for n in r.get("notes") or [] if n.startswith(("seek auto:", "max_bytes"))]
+            rows.append([r.get("id"), p, wanted,
+                         (_f(r.get("bytes"), "{:,.0f}") + within) if r.get("status") == "success" else
+                         f"failed: {r.get('error_code')}",
+                         _f(psnr.get(r.get("id"))), _f(r.get("start")), _f(t.get("autostart"), "{:.3f}"), _f(t.get("budget"), "{:.3f}"),
+                         "; ".join(said) or (r.get("error_message") or "")])
+    if not rows:
+        return []
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head) - 1)]
+    fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)) + "  " + str(r[-1])  # noqa: E731
+    return ["", "Engine-only options (last run): bytes vs max_bytes, the start seek auto chose, their stages' seconds",
+            fmt(head), fmt(["-" * w for w in widths] + ["----"]), *[fmt(r) for r in rows]]
 
 
 # --------------------------------------------------------------------------------------------

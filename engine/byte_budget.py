@@ -11,9 +11,11 @@ animation keeps its length); then the size (3/4, 1/2, 1/3 of each side).
 Bytes shrink down the ladder (not strictly: a smaller palette can dither into more bytes), so
 the search is a binary search between the job's own encode (too big) and the ladder's last rung,
 tried first: a budget even that rung misses fails at once with
-``ErrorCode.MAX_BYTES_UNREACHABLE``, naming the smallest size reached. At most
-:data:`MAX_ENCODES` encodes besides the first, whatever the ladder; only a rung that was encoded
-and measured under the budget is ever chosen, so the result is never over it.
+``ErrorCode.MAX_BYTES_UNREACHABLE``, naming the smallest size reached. When the rung found drops
+frames or size, its colours or quality are searched back up at that frame rate and size (a second,
+short binary search: the search is two-dimensional where it pays). At most :data:`MAX_ENCODES` +
+:data:`REGAIN_ENCODES` encodes besides the first, whatever the ladder; only a setting that was
+encoded and measured under the budget is ever chosen, so the result is never over it.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ FPS_DIVISORS = (2, 3)
 SCALES = (0.75, 0.5, 1 / 3)
 """Fractions of each side, last of all."""
 MAX_ENCODES = 6
-"""Encodes a search may add to the job's own: the floor, then a binary search over the ladder's
-10 rungs (at most 4)."""
+"""Encodes the ladder's search may add to the job's own: the floor, then a binary search over the
+ladder's 10 rungs (at most 4)."""
+REGAIN_ENCODES = 3
+"""Encodes that may then win colours or quality back at the chosen frame rate and size."""
 
 MIN_MAX_BYTES = 1024
 """The smallest budget a job may ask for: below it not even a one-frame GIF header fits."""
@@ -126,15 +130,17 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
     encodes = 1
     tried: dict[int, Fitted] = {}
 
-    def attempt(at: int) -> Fitted:
+    def attempt_rung(rung: Rung) -> Fitted:
         nonlocal encodes
-        rung = rungs[at]
         shaped, rung_delays = _shape(clip, delays, rung)
         frames = render(dataclasses.replace(fmt, palette_colours=rung.colours) if rung.colours else fmt, shaped)
         data = fmt.encode(frames, rung_delays, quality=rung.quality) if rung.quality is not None \
             else fmt.encode(frames, rung_delays)
         encodes += 1
-        tried[at] = Fitted(data, rung, rung_delays, len(shaped.index), shaped.width, shaped.height, encodes)
+        return Fitted(data, rung, rung_delays, len(shaped.index), shaped.width, shaped.height, encodes)
+
+    def attempt(at: int) -> Fitted:
+        tried[at] = attempt_rung(rungs[at])
         return tried[at]
 
     floor = attempt(len(rungs) - 1)
@@ -150,8 +156,37 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
             high = middle
         else:
             low = middle
-    chosen = tried[high]
+    chosen = _regain(tried[high], fmt, max_bytes, attempt_rung)
     return dataclasses.replace(chosen, encodes=encodes)
+
+
+def _regain(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted]) -> Fitted:
+    """Once frames or size had to go, the colours or quality need not stay at the floor: at the
+    chosen frame rate and size, binary-search them back up (at most :data:`REGAIN_ENCODES`
+    encodes), keeping the best that was measured under the budget. Without it a budget just
+    below one rung's size drops to the next rung's floor quality and leaves a third of the
+    budget unused."""
+    rung = chosen.rung
+    if rung is None or (rung.every == 1 and rung.scale == 1.0):
+        return chosen
+    if fmt.qualities:
+        levels = [dataclasses.replace(rung, quality=None if q == fmt.qualities[0] else q) for q in fmt.qualities[:-1]]
+    elif fmt.palette_colours is not None:
+        levels = [dataclasses.replace(rung, colours=None if c >= fmt.palette_colours else c)
+                  for c in (fmt.palette_colours, *GIF_COLOURS[1:-1]) if c <= fmt.palette_colours]
+    else:
+        return chosen
+    low, high, best = -1, len(levels), chosen  # levels[low] and better did not fit; the floor (high) did
+    for _ in range(REGAIN_ENCODES):
+        if high - low <= 1:
+            break
+        middle = (low + high) // 2
+        found = attempt(levels[middle])
+        if len(found.data) <= max_bytes:
+            high, best = middle, found
+        else:
+            low = middle
+    return best
 
 
 def _shape(clip: DecodedClip, delays: tuple[int, ...], rung: Rung) -> tuple[DecodedClip, tuple[int, ...]]:

@@ -272,7 +272,7 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
             data, delays, width, height = fitted.data, fitted.delays, fitted.width, fitted.height
             fps = fps / fitted.rung.every if fitted.rung is not None else fps
             frame_count = fitted.frames
-            t = watch.lap("encode", t)
+            t = watch.lap("budget", t)  # the re-renders and re-encodes the byte budget took
 
         write_atomic(destination, data)
         watch.lap("write", t)
@@ -298,5 +298,6 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
         notes=timeline.notes + tuple(notes),
         timings=watch.totals(),
         source_frames_decoded=decoded,
+        start=round(spec.seek, 4),
         **base,
     )

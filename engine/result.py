@@ -38,6 +38,9 @@ class Result:
     """The job's id in the store (what events carry as JobId); None for a run without a store."""
     reused: bool = False
     """True when an earlier run already did this job (same input file and config) and it was not redone."""
+    start: float | None = None
+    """Where the clip starts in the source, seconds: the seek asked, or the one ``seek: "auto"``
+    chose (its note says why); None for a failed job."""
 
     @property
     def ok(self) -> bool:

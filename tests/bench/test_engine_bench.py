@@ -82,6 +82,26 @@ def test_ffmpeg_baseline_is_scored_against_the_same_reference(tmp_path, one_job)
     assert "ffmpeg" in out and not (tmp_path / "t.png").exists()
 
 
+def test_max_bytes_and_seek_auto_reach_the_engine_and_get_a_line_of_their_own(tmp_path, one_job):
+    clip = one_job.parent / "c.mp4"
+    manifest = tmp_path / "options.jsonl"
+    manifest.write_text(
+        json.dumps({"id": "budget", "input": str(clip), "format": "gif", "fps": 5, "seek": 0, "duration": 2,
+                    "max_bytes": 6000}) + "\n" +
+        json.dumps({"id": "auto", "input": str(clip), "format": "webp", "fps": 5, "width": 80, "seek": "auto",
+                    "duration": 1}) + "\n")
+    code, report, out = _run(tmp_path, manifest, "--devices", "cpu", "--no-plot")
+    assert code == 0, out
+    assert report["config"]["engine_options"] == {"budget": {"max_bytes": 6000}, "auto": {"seek": "auto"}}
+    results = {r["id"]: r for r in report["paths"]["cpu"]["results"]}
+    assert results["budget"]["bytes"] <= 6000 and "budget" in results["budget"]["timings"]
+    assert "autostart" in results["auto"]["timings"] and results["auto"]["start"] is not None
+    table = out[out.index("Engine-only options"):]
+    assert "budget" in table and "(within)" in table and "max_bytes 6000" in table
+    assert "seek auto" in table and "auto " in table
+    assert report["paths"]["cpu"]["quality"]["scored"] == 2  # the seek auto output scored from where it started
+
+
 def test_bad_device_is_a_usage_error(tmp_path, one_job):
     res = CliRunner().invoke(main, ["bench", "--manifest", str(one_job), "--devices", "tpu"])
     assert res.exit_code == 2 and "--devices" in res.output

@@ -12,7 +12,7 @@ from PIL import Image
 
 import clipmaker
 from animated_previews.engine import EngineError, Manifest, run_batch
-from animated_previews.engine.byte_budget import MAX_ENCODES, Rung, fewer_instants, ladder
+from animated_previews.engine.byte_budget import MAX_ENCODES, REGAIN_ENCODES, Rung, fewer_instants, fit_budget, ladder
 from animated_previews.engine.encode import AVIF, GIF, WEBP
 from animated_previews.engine.spec import parse_job
 from animated_previews.engine.store.batch_jobs import effective_config
@@ -61,6 +61,26 @@ def test_a_budget_nothing_meets_fails_naming_the_smallest_size(tmp_path, busy_cl
     assert not tiny.ok and tiny.error_code == "MaxBytesUnreachable"
     assert "max_bytes 1024 cannot be met: the smallest image reached is" in tiny.error_message
     assert not (tmp_path / "out" / "tiny.gif").exists()  # nothing over budget is written
+
+
+def test_once_frames_are_dropped_quality_is_won_back_up_to_the_budget():
+    """Bytes modelled as frames kept x (quality + 40) x 1,000. A budget of 850,000 is missed by
+    every 2nd frame even at the floor quality 20 (900,000), so every 3rd frame it is: there
+    quality 45 fits (850,000), not only the floor quality the ladder's rung carries."""
+    import dataclasses
+
+    from animated_previews.engine.decode import DecodedClip
+
+    def encode(frames, delays, quality=None):
+        return bytes(len(delays) * ((quality or 75) + 40) * 1000)
+
+    fmt = dataclasses.replace(WEBP, encode=encode)
+    clip = DecodedClip(frames=torch.zeros(30, 3, 8, 8, dtype=torch.uint8), index=torch.arange(30),
+                       source_times=tuple(i / 10 for i in range(30)), frames_decoded=30)
+    fitted = fit_budget(fmt, clip, [10] * 30, 850_000, lambda f, c: c.frames, encode(None, [10] * 30))
+    assert (fitted.rung.every, fitted.rung.scale, fitted.rung.quality) == (3, 1.0, 45), fitted.rung
+    assert len(fitted.data) == 850_000
+    assert fitted.encodes <= 1 + MAX_ENCODES + REGAIN_ENCODES
 
 
 def test_the_ladder_gives_up_quality_then_frames_then_size():
