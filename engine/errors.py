@@ -36,6 +36,9 @@ class ErrorCode(str, Enum):
     """The job's ``max_bytes`` cannot be met even with every loss its search may take (fewest
     colours or lowest quality, a third of the frames, a third of the size); the message names the
     smallest size reached."""
+    FORMAT_UNAVAILABLE = "FormatUnavailable"
+    """This installation cannot write the format asked for (``avif`` with a Pillow built without
+    libavif); the job fails before anything is decoded and the message says what to install."""
     RESOURCE_EXHAUSTED = "ResourceExhausted"
     """The job ran out of memory: its worker process was killed by the kernel's out-of-memory
     killer (SIGKILL), or an allocation failed. Jobs the engine can tell in advance are too big are

@@ -214,13 +214,61 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
 
     ``decoder`` is the CPU decoder. ``device`` is the --device request ("auto", "cpu", "cuda",
     "cuda:N"): where it allows, and the GPU path can take this video, the job runs there.
+    The job is :func:`decode_job` then :func:`encode_job`, in this thread.
     """
+    half = decode_job(spec, out_dir, decoder, line=line, device=device)
+    return half if isinstance(half, Result) else encode_job(half)
+
+
+@dataclasses.dataclass
+class RenderedJob:
+    """A job between its two halves: decoded and rendered (:func:`decode_job`), not yet encoded
+    and written (:func:`encode_job`). An executor can hand it from the thread that decodes (on
+    the GPU) to a pool that encodes (on the CPU), so the decoder goes on with the next clip.
+    Not frozen: :func:`encode_job` lets go of ``frames`` once encoded when a byte budget keeps
+    ``kept`` for its re-renders, as a job run in one piece does."""
+
+    spec: JobSpec
+    fmt: Format
+    destination: Path
+    timeline: Timeline
+    frames: Frames | None
+    kept: DecodedClip | None
+    """The distinct frames, kept for the byte budget's re-renders (None without ``max_bytes``)."""
+    width: int
+    height: int
+    decoded: int
+    watch: _Stopwatch
+    base: dict
+    notes: list[str]
+    t: float
+    """When the render's lap ended: where the encode lap starts."""
+
+
+def _failed(spec: JobSpec, exc: Exception, watch: _Stopwatch, notes: list[str], base: dict) -> Result:
+    """The failed Result of an exception either half raised."""
+    if isinstance(exc, EngineError):
+        error = exc
+    elif isinstance(exc, MemoryError):
+        error = EngineError(ErrorCode.RESOURCE_EXHAUSTED, "out of memory: lower the output size, fps or duration")
+    else:  # a bug or an unforeseen library error: report it, keep the batch going
+        error = EngineError(ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+    return Result.failure(spec.id, error, timings=watch.totals(), notes=tuple(notes), **base)
+
+
+def decode_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None = None,
+               device: str | DeviceRequest = "cpu") -> RenderedJob | Result:
+    """The first half of :func:`run_job` (probe, plan, decode, kernels): the rendered job, or its
+    failed Result (never an exception)."""
     watch = _Stopwatch()
     base = dict(line=line, input=str(spec.input), format=spec.format, device=decoder.name)
     notes: list[str] = []
     try:
         t = time.perf_counter()
         fmt = get_format(spec.format)
+        missing = fmt.unavailable()
+        if missing:
+            raise EngineError(ErrorCode.FORMAT_UNAVAILABLE, missing)
         destination = resolve_output(spec, out_dir)
         media = probe(spec.input)
         base["source"] = {"codec": media.codec, "width": media.display_width, "height": media.height,
@@ -258,14 +306,27 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
             notes.append("interlaced source: each frame shows its top field (the lines between interpolated)")
         kept = clip if spec.max_bytes is not None else None  # a byte budget renders them again
         del clip, done  # the distinct frames are rendered: let them go before the encoder's copies come
+    except Exception as exc:
+        return _failed(spec, exc, watch, notes, base)
+    return RenderedJob(spec, fmt, destination, timeline, frames, kept, width, height, decoded, watch, base, notes, t)
 
-        data = fmt.encode(frames, timeline.delays)
+
+def encode_job(job: RenderedJob, *, waited: bool = False) -> Result:
+    """The second half of :func:`run_job` (encode, byte budget, write): the job's Result, never an
+    exception. ``waited``: the job waited for an encoder after :func:`decode_job` (an executor's
+    pool); that wait is then its own "queued" stage rather than counted as encoding."""
+    spec, fmt, timeline, watch, notes, base = job.spec, job.fmt, job.timeline, job.watch, job.notes, job.base
+    width, height = job.width, job.height
+    try:
+        t = watch.lap("queued", job.t) if waited else job.t
+        assert job.frames is not None, "a rendered job is encoded once"
+        data = fmt.encode(job.frames, timeline.delays)
         t = watch.lap("encode", t)
         frame_count, fps, delays = timeline.frame_count, timeline.fps, timeline.delays
-        if kept is not None:
-            del frames
-            fitted = fit_budget(fmt, kept, timeline.delays, spec.max_bytes, render, data)
-            del kept
+        if job.kept is not None:
+            job.frames = None
+            fitted = fit_budget(fmt, job.kept, timeline.delays, spec.max_bytes, render, data)
+            job.kept = None
             note = fitted.note(fmt, spec.max_bytes, len(data))
             if note:
                 notes.append(note)
@@ -274,21 +335,14 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
             frame_count = fitted.frames
             t = watch.lap("budget", t)  # the re-renders and re-encodes the byte budget took
 
-        write_atomic(destination, data)
+        write_atomic(job.destination, data)
         watch.lap("write", t)
-    except EngineError as error:
-        return Result.failure(spec.id, error, timings=watch.totals(), notes=tuple(notes), **base)
-    except MemoryError:
-        return Result.failure(spec.id, EngineError(
-            ErrorCode.RESOURCE_EXHAUSTED, "out of memory: lower the output size, fps or duration"),
-            timings=watch.totals(), notes=tuple(notes), **base)
-    except Exception as exc:  # a bug or an unforeseen library error: report it, keep the batch going
-        return Result.failure(spec.id, EngineError(
-            ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"), timings=watch.totals(), notes=tuple(notes), **base)
+    except Exception as exc:
+        return _failed(spec, exc, watch, notes, base)
     return Result(
         id=spec.id,
         status="success",
-        output=str(destination),
+        output=str(job.destination),
         width=width,
         height=height,
         frames=frame_count,
@@ -297,7 +351,7 @@ def run_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | None 
         bytes=len(data),
         notes=timeline.notes + tuple(notes),
         timings=watch.totals(),
-        source_frames_decoded=decoded,
+        source_frames_decoded=job.decoded,
         start=round(spec.seek, 4),
         **base,
     )

@@ -74,6 +74,9 @@ class Format:
     qualities: tuple[int, ...] = ()
     """The encoder's quality settings a byte budget (``max_bytes``) steps down through, the
     default first; empty: the encoder has no quality setting (GIF gives up colours instead)."""
+    unavailable: Callable[[], str | None] = lambda: None
+    """Why this installation cannot write the format, or None when it can. Asked before a job
+    decodes anything, so a missing library costs a job nothing but its message."""
 
     @property
     def tick(self) -> float:
@@ -124,6 +127,20 @@ WEBP = Format(
     qualities=(75, 60, 45, 30, 20),
 )
 
+def _avif_unavailable() -> str | None:
+    """Pillow writes AVIF only when built with libavif (its PyPI wheels from 11.3 are)."""
+    from PIL import features
+
+    try:
+        if features.check("avif"):
+            return None
+    except ValueError:  # a Pillow older than its AVIF plugin does not know the feature's name
+        pass
+    return (f"format avif needs Pillow built with libavif; this Pillow ({features.version('pil')}) has no AVIF "
+            "support: install a Pillow wheel that has it (pip install 'pillow>=11.3'; python -m PIL.report lists it), "
+            "or ask for webp")
+
+
 AVIF = Format(
     name="avif",
     # Pillow creates libavif's encoder with a 1000-per-second timescale: delays are milliseconds.
@@ -134,6 +151,7 @@ AVIF = Format(
     palette_colours=None,
     encode=_writer("avif", "encode_avif", RGBFrames, "AVIF"),
     qualities=(65, 50, 40, 30, 20),
+    unavailable=_avif_unavailable,
 )
 
 FORMATS: dict[str, Format] = {GIF.name: GIF, WEBP.name: WEBP, AVIF.name: AVIF}

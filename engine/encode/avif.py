@@ -107,7 +107,7 @@ def encode_avif(
     if count == 0 or min(durations) < 1:
         raise ValueError("an AVIF animation needs at least one frame and delays of at least 1 ms")
     if not features.check("avif"):
-        raise EngineError(ErrorCode.INTERNAL_ERROR,
+        raise EngineError(ErrorCode.FORMAT_UNAVAILABLE,
                           f"format avif needs Pillow built with libavif; this Pillow ({features.version('pil')}) "
                           "has no AVIF support: install a Pillow wheel that has it (python -m PIL.report lists it)")
     buffer = io.BytesIO()

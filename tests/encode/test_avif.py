@@ -194,5 +194,17 @@ def test_a_pillow_without_avif_support_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(avif.features, "check", lambda name: name != "avif")
     with pytest.raises(EngineError) as caught:
         encode_avif(moving_square(2), [50, 50])
-    assert caught.value.code is ErrorCode.INTERNAL_ERROR
+    assert caught.value.code is ErrorCode.FORMAT_UNAVAILABLE
     assert "needs Pillow built with libavif" in caught.value.message
+
+
+def test_a_job_asking_avif_of_a_pillow_without_it_fails_before_decoding(monkeypatch, tmp_path, h264_clip):
+    from PIL import features
+
+    monkeypatch.setattr(features, "check", lambda name: name != "avif")
+    spec = parse_job({"id": "no-avif", "input": str(h264_clip), "format": "avif", "fps": 5, "duration": 1},
+                     default_id="x", input_root=tmp_path)
+    result = run_job(spec, tmp_path, PyAVDecoder())
+    assert not result.ok and result.error_code == "FormatUnavailable"
+    assert "pillow>=11.3" in result.error_message and "or ask for webp" in result.error_message
+    assert "decode" not in result.timings and not (tmp_path / "no-avif.avif").exists()
