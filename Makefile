@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 # runs the Ray executor's tests (CI does), `EXTRAS=test,gpu` on a GPU node.
 EXTRAS ?= test
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,15 @@ test: install
 bench: install
 	$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench.bench
+
+# The project's GPU verification (bench/gpu_check.py): GPU tests, doctor, CPU/GPU parity, decoder
+# reuse, `engine bench --devices cpu,cuda`, in under 5 minutes; figures to bench/results/gpu-check-*.
+# Without a GPU it says so and exits 0 at once. No install step: on a GPU node it runs with the
+# venv's Python when there is one, else with $(PYTHON) (a machine's own torch + PyAV +
+# PyNvVideoCodec, the package taken from this checkout).
+GPU_CHECK_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+gpu-check:
+	$(GPU_CHECK_PYTHON) -m bench.gpu_check
 
 clean:
 	rm -rf demo previews .pytest_cache
