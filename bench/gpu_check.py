@@ -179,7 +179,7 @@ def _render_pytest(summary: dict[str, Any]) -> list[str]:
 
 
 def _render_doctor(summary: dict[str, Any]) -> list[str]:
-    keys = ("torch", "torch_cuda", "driver", "pynvvideocodec", "pynvvideocodec_error", "pynvvideocodec_advice",
+    keys = ("torch", "torch_cuda", "driver", "video_libraries", "pynvvideocodec", "pynvvideocodec_error", "pynvvideocodec_advice",
             "nvdec_codecs_source", "auto")
     return [f"- {key}: {json.dumps(summary[key]) if isinstance(summary.get(key), (dict, list)) else summary.get(key)}"
             for key in keys if key in summary]

@@ -1,7 +1,8 @@
 """``engine doctor``: what this machine has for the engine, and what ``--device auto`` would do.
 
 Everything is read from the running process, the way a job would see it: versions of torch,
-CUDA, the NVIDIA driver, PyNvVideoCodec (and, when it does not import, what to do about it),
+CUDA, the NVIDIA driver and whether its video libraries (NVDEC's libnvcuvid, NVENC's
+libnvidia-encode) load, PyNvVideoCodec (and, when it does not import, what to do about it),
 PyAV/FFmpeg, Pillow with its libwebp and libavif; the GPUs torch sees; which codecs NVDEC takes
 (asked of GPU 0 when PyNvVideoCodec can: its GetDecoderCaps answers for GPU 0 only, so other GPUs
 are assumed identical, and the report says so; else the Hopper table, and the report says which);
@@ -58,6 +59,10 @@ class DoctorReport:
     """The exact exception ``import PyNvVideoCodec`` raised here, as "Type: message"."""
     pynvvideocodec_advice: str | None
     """What to do about that error, for the failures PyNvVideoCodec 2.2 is known to raise."""
+    video_libraries: dict[str, str]
+    """The driver's video libraries PyNvVideoCodec needs: "loads" or why not. It loads
+    libnvidia-encode.so.1 on import but libnvcuvid.so.1 only when a decoder is made, so a missing
+    NVDEC library would otherwise show only as every GPU job falling back."""
     nvdec_codecs: tuple[CodecSupport, ...]
     nvdec_codecs_source: str
     nvdec_caps_gpu: int | None
@@ -99,6 +104,23 @@ def _driver_version() -> tuple[str | None, str]:
         except (OSError, subprocess.SubprocessError):
             pass
     return None, f"no NVIDIA driver: {_DRIVER_FILE} is absent and nvidia-smi is not on PATH"
+
+
+VIDEO_LIBRARIES = ("libnvcuvid.so.1", "libnvidia-encode.so.1")
+
+
+def _video_libraries() -> dict[str, str]:
+    """Whether the driver's NVDEC and NVENC libraries load in this process (dlopen, as PyNvVideoCodec does)."""
+    import ctypes
+
+    found = {}
+    for name in VIDEO_LIBRARIES:
+        try:
+            ctypes.CDLL(name)
+            found[name] = "loads"
+        except OSError as exc:
+            found[name] = str(exc).strip() or "does not load"
+    return found
 
 
 def _gpus() -> tuple[GpuInfo, ...]:
@@ -179,6 +201,7 @@ def diagnose(video: Path | None = None) -> DoctorReport:
         pynvvideocodec=nvdec.version,
         pynvvideocodec_error=nvdec.error,
         pynvvideocodec_advice=nvdec.advice,
+        video_libraries=_video_libraries(),
         nvdec_codecs=codecs,
         nvdec_codecs_source=codecs_source,
         nvdec_caps_gpu=caps_gpu,
@@ -217,6 +240,14 @@ def render_text(report: DoctorReport) -> str:
         lines.append(f"PyNvVideoCodec  not importable: {report.pynvvideocodec_error}")
         if report.pynvvideocodec_advice:
             lines.append(f"  fix           {report.pynvvideocodec_advice}")
+    missing = [name for name, state in report.video_libraries.items() if state != "loads"]
+    if not missing:
+        lines.append(f"video libraries {', '.join(report.video_libraries)} load")
+    elif report.driver:  # a driver without them: the container lacks the video capability
+        lines.append(f"video libraries missing: {', '.join(missing)} - NVDEC needs them: run the container with "
+                     "NVIDIA_DRIVER_CAPABILITIES including video")
+    else:
+        lines.append(f"video libraries missing: {', '.join(missing)} (no NVIDIA driver)")
     lines.append(f"PyAV            {report.pyav}, FFmpeg {report.ffmpeg} "
                  f"(libavcodec {report.ffmpeg_libraries.get('libavcodec', '?')})")
     lines.append(f"Pillow          {report.pillow}, libwebp {report.libwebp or 'missing'}, "

@@ -207,3 +207,29 @@ def test_without_a_gpu_nothing_is_asked_and_no_gpu_is_named():
     report = json.loads(doctor("--json"))
     if not torch.cuda.is_available():
         assert report["nvdec_caps_gpu"] is None and report["nvdec_codecs_source"].startswith("not asked of a GPU")
+
+
+@pytest.mark.parametrize("present,driver,said", [
+    ({"libnvcuvid.so.1", "libnvidia-encode.so.1"}, "580.65.06", "video libraries libnvcuvid.so.1, libnvidia-encode.so.1 load"),
+    ({"libnvidia-encode.so.1"}, "580.65.06",
+     "video libraries missing: libnvcuvid.so.1 - NVDEC needs them: run the container with NVIDIA_DRIVER_CAPABILITIES including video"),
+    (set(), None, "video libraries missing: libnvcuvid.so.1, libnvidia-encode.so.1 (no NVIDIA driver)"),
+])
+def test_the_drivers_video_libraries_are_checked_by_loading_them(monkeypatch, present, driver, said):
+    """libnvcuvid.so.1 is loaded only when a decoder is made: doctor loads both itself."""
+    import ctypes
+
+    import animated_previews.engine.doctor as doctor_module
+
+    def cdll(name):
+        if name not in present:
+            raise OSError(f"{name}: cannot open shared object file: No such file or directory")
+        return object()
+
+    monkeypatch.setattr(ctypes, "CDLL", cdll)
+    monkeypatch.setattr(doctor_module, "_driver_version", lambda: (driver, "test") if driver else (None, "no driver"))
+    report = json.loads(doctor("--json"))
+    assert set(report["video_libraries"]) == {"libnvcuvid.so.1", "libnvidia-encode.so.1"}
+    for name, state in report["video_libraries"].items():
+        assert state == ("loads" if name in present else f"{name}: cannot open shared object file: No such file or directory")
+    assert said in doctor()
