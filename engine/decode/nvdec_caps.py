@@ -176,6 +176,18 @@ def _pynvvideocodec() -> tuple[ModuleType | None, str | None, str | None]:
         logger.setLevel(level)
 
 
+def installed() -> bool:
+    """Whether a PyNvVideoCodec distribution is installed, without importing it (no CUDA, no
+    driver libraries touched): for callers that plan before any worker starts (the GPU node
+    executor). Only :func:`nvdec_status` says whether it imports."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("PyNvVideoCodec") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def nvdec_status() -> NvdecStatus:
     """Whether PyNvVideoCodec imports here (cached), with the exact error (and the remedy, when
     known) when it does not."""

@@ -125,3 +125,17 @@ def test_only_nvdec_caps_imports_pynvvideocodec():
                 if calls or any(name.partition(".")[0] == "PyNvVideoCodec" for name in names):
                     importers.add(path.relative_to(REPO_ROOT).as_posix())
     assert importers == {"engine/decode/nvdec_caps.py"}
+
+
+def test_installed_looks_for_pynvvideocodec_without_importing_it(monkeypatch):
+    """For planners that run before any worker (engine/executors): find_spec only, never the import."""
+    import importlib.util
+
+    import animated_previews.engine.decode.nvdec_caps as nvdec_caps
+
+    asked = []
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: asked.append(name) or object())
+    monkeypatch.setattr(nvdec_caps, "_import_pynvvideocodec", lambda: (_ for _ in ()).throw(AssertionError("imported")))
+    assert nvdec_caps.installed() is True and asked == ["PyNvVideoCodec"]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert nvdec_caps.installed() is False
