@@ -79,9 +79,11 @@ STORE_HELP = (f"Store file (SQLite) that remembers every job [default: ${STORE_E
                    "give each its own --results.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help=f"Jobs run side by side, one per worker process [default: the cores there are, here {default_workers()}].")
-@click.option("--executor", "executor_name", type=click.Choice(sorted(EXECUTORS)), default="local", show_default=True,
-              help="Where jobs run: local (a process pool on this machine) or ray (actors across a Ray cluster; "
-                   "needs `pip install .[ray]`; see README 'Past one node'). The store, results and events stay here.")
+@click.option("--executor", "executor_name", type=click.Choice(sorted(EXECUTORS)), default=None,
+              help="Where jobs run: local (a process pool on this machine), gpu-node (one process per GPU, "
+                   "--workers decode threads in each, encoders on the CPU) or ray (actors across a Ray cluster; "
+                   "needs `pip install .[ray]`; see README 'Past one node'). The store, results and events stay here. "
+                   "[default: gpu-node when --device finds GPUs here, else local]")
 @click.option("--ray-address", metavar="ADDR", help="With --executor ray: the cluster to join (what `ray start --head` "
               "prints, or auto) [default: start a local Ray instance for this run].")
 @click.option("--ray-output", type=click.Choice(["shared", "bytes"]), default="shared", show_default=True,
@@ -169,8 +171,13 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
         if service is not None:
             service.close()
         raise click.UsageError(f"manifest {manifest} holds no jobs")
+    if executor_name is None:
+        from ..engine.executors.gpu_node import node_gpus
+        executor_name = "gpu-node" if node_gpus(device) else "local"
     if executor_name != "local":
         options = {"address": ray_address, "output": ray_output, "workers": workers} if executor_name == "ray" else {}
+        if executor_name == "gpu-node":
+            options = {"threads": workers}
         try:
             executor = open_executor(executor_name, **options)
             if executor_name == "ray":

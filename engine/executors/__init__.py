@@ -36,6 +36,7 @@ class Executor(Protocol):
 
 EXECUTORS: dict[str, tuple[str, str]] = {
     "local": (".local", "LocalExecutor"),
+    "gpu-node": (".gpu_node", "GpuNodeExecutor"),
     "ray": (".ray", "RayExecutor"),
 }
 """Executor name -> (module, relative to this package, class). The class takes its options as
@@ -43,8 +44,8 @@ keyword arguments."""
 
 
 def open_executor(name: str = "local", **options: Any) -> Executor:
-    """The executor called ``name``, built with ``options`` (``local``: ``workers``; ``ray``:
-    ``address``, ``actors``, ``output``, ``workers``)."""
+    """The executor called ``name``, built with ``options`` (``local``: ``workers``; ``gpu-node``:
+    ``gpus``, ``threads``, ``encoders``; ``ray``: ``address``, ``actors``, ``output``, ``workers``)."""
     if name not in EXECUTORS:
         raise EngineError(ErrorCode.INVALID_PARAMETER,
                           f"unknown executor {name!r}; known: {', '.join(sorted(EXECUTORS))}")

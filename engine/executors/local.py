@@ -30,7 +30,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from ..device import DeviceRequest
 from ..errors import EngineError, ErrorCode
@@ -134,14 +134,18 @@ def _alone_main(answer, job, entry: ManifestEntry, out_dir: Path, threads: int, 
 
 
 def _run_alone(entry: ManifestEntry, out_dir: Path, threads: int, device: DeviceRequest,
-               budget: Budget | EngineError | None) -> Result:
+               budget: Budget | EngineError | None,
+               job: Callable[[ManifestEntry, Path], Result] | None = None) -> Result:
     """``entry`` run in a process of its own, which is awaited: its Result, or, when the process
     died without one, a Result that says how it died (:func:`_died`). A process rather than a
-    pool of one, because a broken pool does not tell how its worker died and the exit status does."""
+    pool of one, because a broken pool does not tell how its worker died and the exit status does.
+    ``job`` runs it there (picklable; default :func:`_run_in_worker`): another executor's way of
+    running a job (:mod:`engine.executors.gpu_node`) gets the same isolation."""
     context = _context()
     reader, writer = context.Pipe(duplex=False)
     process = context.Process(target=_alone_main, name=f"isolated-{entry.id}",
-                              args=(writer, _run_in_worker, entry, out_dir, threads, device, os.getpid(), budget))
+                              args=(writer, job or _run_in_worker, entry, out_dir, threads, device, os.getpid(),
+                                    budget))
     try:
         process.start()
         writer.close()  # the child holds the only writer now: its death ends reader.recv()

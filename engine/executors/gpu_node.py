@@ -1,0 +1,452 @@
+"""The GPU node executor: one process per GPU, N decode threads in it, encoders on a CPU pool.
+
+Why not the local executor's shape (:mod:`engine.executors.local`: one process per core, each
+running whole jobs)? With ``--device cuda`` every one of those processes creates its own CUDA
+context, and kernels from separate processes time-slice on the GPU rather than run side by side;
+each holds its own copy of the CUDA runtime's memory too. NVIDIA's own PyNvVideoCodec benchmark
+(``cached_decoder_benchmark.py``) runs ONE process with several threads, a multiple of the
+NVDEC engine count, each with its own CUDA stream and one long-lived decoder reconfigured per
+clip; fetching frames releases the GIL, so threads are enough. Here:
+
+* one process per GPU (``cuda:k``), started from the local executor's forkserver, so the parent
+  never touches CUDA;
+* in it, :attr:`GpuNodeExecutor.threads` decode threads (default :func:`default_threads`: the
+  GPU's NVDEC engine count x :data:`THREADS_PER_ENGINE`, or ``$ENGINE_DECODE_THREADS``), each
+  running the first half of a job (:func:`engine.job.decode_job`: probe, decode, kernels) on a
+  CUDA stream of its own (the NVDEC adapter decodes on the current stream and keeps one decoder
+  per thread);
+* a pool of encoder threads (default: this machine's cores shared by the GPUs) running the second
+  half (:func:`engine.job.encode_job`: GIF/WebP/AVIF encode, byte budget, write). A decode
+  thread hands its rendered clip (host numpy frames) to the pool and decodes the next clip at
+  once, so encoding overlaps decoding. Threads, not processes: the frames are handed over
+  without a copy, and the encoders let the GIL go for most of their time (measured on this
+  project's 2-core box, a Python thread spinning beside an encode kept 83 % of its solo rate
+  beside GIF, 60 % beside WebP, 64 % beside AVIF; 49 % beside pure Python, 74 % beside
+  ``np.sort``, which releases it).
+
+The ceiling, from decode alone: NVDEC decodes H.264 1080p at about 771 fps per engine at a 1860
+MHz video clock (the Turing figure of the NVDEC application note, Video Codec SDK 13.0; Hopper is
+"the same, scaled by the clock speed"), and H100/H200 have 7 engines: about 5400 fps per GPU. A
+3 s clip at 30 fps starting at a key frame is 90 frames, so about 60 clips/s per H200 (fewer
+when clips start mid-GOP: a clip 8 s into a GOP-250 file decodes 239 frames, not 90). One
+decoder session cannot use more than one engine and the driver spreads sessions over the
+engines, hence several threads per engine (one decodes while another's clip is in the kernels,
+the encoders or the probe).
+
+Results keep the :class:`~engine.executors.Executor` contract: one per entry, in completion
+order, invalid entries refused at once, at most ``threads + encoders`` jobs in flight per GPU.
+
+Crash isolation changes: a native crash (a decoder on a corrupt file) now kills the GPU's whole
+process, with every job in flight on it, not one job's worker. As in the local executor, those
+jobs are then run again, each alone in a process of its own (:func:`engine.executors.local._run_alone`,
+the same device), so the one that kills its process again is reported (``InvalidVideoFormat``,
+or ``ResourceExhausted`` for SIGKILL) and the others succeed; then that GPU's process is started
+anew. The price is paid only on a crash: up to ``threads + encoders`` jobs re-run one by one,
+each paying a CUDA context. A job that raises rather than crashes fails alone, as before.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import queue
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from itertools import count
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from ..device import DeviceRequest
+from ..errors import EngineError, ErrorCode
+from ..manifest import ManifestEntry
+from ..memory import Budget, budget_for_pool, set_job_budget, usable_cores
+from ..result import Result
+from .local import _context, _exit_with_run, _run_alone
+
+THREADS_ENV = "ENGINE_DECODE_THREADS"
+"""Decode threads per GPU, overriding :func:`default_threads` (``GpuNodeExecutor(threads=...)``
+and ``--workers`` with the GPU node override both)."""
+
+THREADS_PER_ENGINE = 2
+"""Decode threads per NVDEC engine: NVIDIA's benchmark runs a multiple of the engine count, so
+that an engine always has a session to serve while another thread's clip is probed, in the
+kernels or handed to an encoder. To be tuned on a GPU (``make gpu-check``)."""
+
+HOPPER_ENGINES = 7
+"""NVDEC engines on H100/H200 (NVDEC application note), for when PyNvVideoCodec's
+``GetDecoderCaps`` cannot be asked (its ``num_decoder_engines``)."""
+
+NVDEC_1080P_FPS_PER_ENGINE = 771
+"""H.264 1080p frames per second one NVDEC engine decodes at a 1860 MHz video clock (Turing;
+Hopper the same, scaled by its clock)."""
+
+
+def clips_per_second_ceiling(engines: int = HOPPER_ENGINES, frames_per_clip: int = 90) -> float:
+    """Clips per second one GPU's NVDEC engines could decode (H.264 1080p, nothing else counted):
+    60 for a 3 s 30 fps clip starting at a key frame on an H200."""
+    return engines * NVDEC_1080P_FPS_PER_ENGINE / frames_per_clip
+
+
+# --------------------------------------------------------------------------------------------
+# How many threads, on which GPUs (asked in the parent, without CUDA)
+# --------------------------------------------------------------------------------------------
+
+
+def nvdec_engines() -> tuple[int, str]:
+    """This GPU's NVDEC engine count and where it comes from: ``GetDecoderCaps``' answer for H.264
+    8-bit 4:2:0 (it asks GPU 0; a node's GPUs are alike), else :data:`HOPPER_ENGINES`. Creates a
+    CUDA context (once per process): call it in the GPU's process, never in the parent."""
+    from ..decode import nvdec_caps
+
+    caps = nvdec_caps.decoder_caps("H264", "420", 8)
+    engines = (caps or {}).get("num_decoder_engines", 0)
+    if engines > 0:
+        return engines, "GetDecoderCaps(num_decoder_engines)"
+    return HOPPER_ENGINES, "H100/H200 per the NVDEC application note (GetDecoderCaps could not be asked)"
+
+
+def _threads_from_environment() -> int | None:
+    """``$ENGINE_DECODE_THREADS``, when set."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise EngineError(ErrorCode.INVALID_PARAMETER, f"${THREADS_ENV} must be a whole number >= 1, not {value!r}")
+    return threads
+
+
+def default_threads(engines: int) -> int:
+    """Decode threads per GPU: ``$ENGINE_DECODE_THREADS``, else ``engines`` x :data:`THREADS_PER_ENGINE`."""
+    return _threads_from_environment() or engines * THREADS_PER_ENGINE
+
+
+def visible_gpus(environ: dict[str, str] | None = None, proc: Path = Path("/proc/driver/nvidia/gpus")) -> int:
+    """How many GPUs CUDA would show this process, found without touching CUDA (the parent of the
+    pool never does): the entries of ``$CUDA_VISIBLE_DEVICES`` when it is set, else the driver's
+    GPU folders. 0 without an NVIDIA driver."""
+    environ = os.environ if environ is None else environ
+    mask = environ.get("CUDA_VISIBLE_DEVICES")
+    if mask is not None:
+        shown = []
+        for item in mask.split(","):
+            item = item.strip()
+            if not item or item.startswith("-"):  # CUDA stops at the first invalid entry ("-1": none)
+                break
+            shown.append(item)
+        return len(shown)
+    try:
+        return sum(1 for _ in proc.iterdir())
+    except OSError:
+        return 0
+
+
+def node_gpus(device: DeviceRequest, gpus: int | None = None) -> tuple[DeviceRequest, ...]:
+    """The GPUs a node run uses, one process each: ``cuda:N`` -> that one; ``cuda`` and ``auto`` ->
+    every GPU seen (:func:`visible_gpus`); ``auto`` only when PyNvVideoCodec is installed (found,
+    not imported), since without it every job would run on the CPU, where one process per core is
+    faster. Empty: use the local executor."""
+    if device.kind == "cpu":
+        return ()
+    if device.kind == "cuda" and device.index is not None:
+        return (device,)
+    if device.kind == "auto" and importlib.util.find_spec("PyNvVideoCodec") is None:
+        return ()
+    seen = visible_gpus() if gpus is None else gpus
+    return tuple(DeviceRequest("cuda", k) for k in range(seen))
+
+
+def executor_for(device: DeviceRequest, *, threads: int | None = None) -> GpuNodeExecutor | None:
+    """The executor ``engine run`` uses for ``device`` when none is named: the GPU node when the
+    request resolves to GPUs here (:func:`node_gpus`), else None (the local executor)."""
+    gpus = node_gpus(device)
+    return GpuNodeExecutor(gpus=gpus, threads=threads) if gpus else None
+
+
+# --------------------------------------------------------------------------------------------
+# The two halves of a job
+# --------------------------------------------------------------------------------------------
+
+
+def decode_half(entry: ManifestEntry, out_dir: Path, decoder: Any, device: DeviceRequest) -> Any:
+    """A job's first half in a decode thread: :func:`engine.job.decode_job` (a RenderedJob, or a
+    failed Result)."""
+    from ..job import decode_job
+
+    assert entry.spec is not None
+    return decode_job(entry.spec, out_dir, decoder, line=entry.line, device=device)
+
+
+def encode_half(rendered: Any) -> Result:
+    """A job's second half on the encoder pool: :func:`engine.job.encode_job`, its wait for an
+    encoder timed as "queued"."""
+    from ..job import encode_job
+
+    return encode_job(rendered, waited=True)
+
+
+@dataclass(frozen=True)
+class Stages:
+    """A job's two halves (picklable module functions: they travel to the GPU's process). The
+    decode half answers a Result (done: a failure) or what the encode half takes. Tests stand in
+    for them to watch the threads; a kernel batching stage across clips would slot in here."""
+
+    decode: Callable[[ManifestEntry, Path, Any, DeviceRequest], Any] = decode_half
+    encode: Callable[[Any], Result] = encode_half
+
+
+def _whole_job(stages: Stages, entry: ManifestEntry, out_dir: Path) -> Result:
+    """Both halves in one thread: a job run alone after its GPU's process died (local's
+    ``_run_alone`` set up the CPU decoder and the device in that process)."""
+    from . import local
+
+    half = stages.decode(entry, out_dir, local._worker_decoder, local._worker_device)
+    return half if isinstance(half, Result) else stages.encode(half)
+
+
+# --------------------------------------------------------------------------------------------
+# One GPU's process
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeSetup:
+    """What one GPU's process is told when it starts."""
+
+    device: DeviceRequest
+    """The GPU its jobs run on ("cuda:k"), or "cpu" (tests: the same threads, no GPU)."""
+    threads: int | None
+    """Decode threads (None: :func:`default_threads` of this GPU's engine count)."""
+    encoders: int
+    run_pid: int
+    budget: Budget | EngineError | None
+    stages: Stages = field(default_factory=Stages)
+
+
+def _thread_stream(device: DeviceRequest) -> Any:
+    """A CUDA stream for this decode thread (the NVDEC adapter and the kernels use the current
+    stream), or None on the CPU or when CUDA is not usable (the jobs then fall back per job)."""
+    if device.kind != "cuda":
+        return None
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        return torch.cuda.Stream(device=str(device))
+    except Exception:
+        return None
+
+
+def _decode_loop(setup: NodeSetup, work: queue.SimpleQueue, encoders: ThreadPoolExecutor,
+                 send: Callable[[int, Result], None]) -> None:
+    """A decode thread: its own CPU decoder and CUDA stream; each job's first half here, its
+    second half handed to the encoders."""
+    import contextlib
+
+    from ..decode import open_decoder
+
+    decoder = open_decoder("pyav", threads=1)
+    stream = _thread_stream(setup.device)
+    if stream is not None:
+        import torch
+    while (item := work.get()) is not None:
+        key, entry, out_dir = item
+        try:
+            with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+                half = setup.stages.decode(entry, out_dir, decoder, setup.device)
+        except Exception as exc:  # decode_job answers failures; this is a bug: the job fails, not the node
+            send(key, _internal(entry, exc))
+            continue
+        if isinstance(half, Result):
+            send(key, half)
+        else:
+            encoders.submit(_encode, setup, key, entry, half, send)
+
+
+def _encode(setup: NodeSetup, key: int, entry: ManifestEntry, rendered: Any,
+            send: Callable[[int, Result], None]) -> None:
+    try:
+        result = setup.stages.encode(rendered)
+    except Exception as exc:
+        result = _internal(entry, exc)
+    send(key, result)
+
+
+def _internal(entry: ManifestEntry, exc: BaseException) -> Result:
+    return Result.failure(entry.id, EngineError(ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"),
+                          line=entry.line, input=str(entry.spec.input) if entry.spec else None)
+
+
+def _node_main(jobs: Connection, results: Connection, setup: NodeSetup) -> None:
+    """The life of one GPU's process: jobs come in through ``jobs`` as ``(key, entry, out_dir)``
+    (None: no more), each Result goes back through ``results`` as ``(key, result)``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the run stops this process
+    _exit_with_run(setup.run_pid)
+    set_job_budget(setup.budget)
+    threads = setup.threads
+    if threads is None:
+        threads = default_threads(nvdec_engines()[0] if setup.device.kind == "cuda" else usable_cores())
+    import torch
+
+    torch.set_num_threads(max(1, usable_cores() // threads))  # CPU kernels: only fallback jobs run them here
+    lock = threading.Lock()
+
+    def send(key: int, result: Result) -> None:
+        with lock:
+            results.send((key, result))
+
+    work: queue.SimpleQueue = queue.SimpleQueue()
+    with ThreadPoolExecutor(setup.encoders, thread_name_prefix="encode") as encoders:
+        decoders = [threading.Thread(target=_decode_loop, args=(setup, work, encoders, send), name=f"decode-{i}",
+                                     daemon=True) for i in range(threads)]
+        for thread in decoders:
+            thread.start()
+        while True:
+            try:
+                item = jobs.recv()
+            except EOFError:
+                item = None
+            if item is None:
+                break
+            work.put(item)
+        for _ in decoders:
+            work.put(None)
+        for thread in decoders:
+            thread.join()
+    results.close()
+
+
+class _Node:
+    """The parent's handle on one GPU's process and the jobs it holds."""
+
+    def __init__(self, setup: NodeSetup) -> None:
+        context = _context()
+        self.setup = setup
+        self.in_flight: dict[int, ManifestEntry] = {}
+        jobs_reader, self.jobs = context.Pipe(duplex=False)
+        self.results, results_writer = context.Pipe(duplex=False)
+        self.process = context.Process(target=_node_main, args=(jobs_reader, results_writer, setup),
+                                       name=f"gpu-node-{setup.device}", daemon=False)
+        self.process.start()
+        jobs_reader.close()
+        results_writer.close()  # the child holds the only writer: its death ends results.recv()
+        self.dead = False
+
+    def submit(self, key: int, entry: ManifestEntry, out_dir: Path) -> None:
+        self.in_flight[key] = entry
+        try:
+            self.jobs.send((key, entry, out_dir))
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            self.dead = True  # found by the next wait: its in-flight jobs go alone
+
+    def drain(self) -> Iterator[Result]:
+        """The Results already sent; marks the node dead at the end of its results."""
+        while not self.dead and self.results.poll():
+            try:
+                key, result = self.results.recv()
+            except (EOFError, OSError):
+                self.dead = True
+                break
+            self.in_flight.pop(key, None)
+            yield result
+
+    def close(self, *, kill: bool = False) -> None:
+        if kill and self.process.is_alive():
+            self.process.kill()
+        try:
+            self.jobs.send(None)
+        except (OSError, ValueError):
+            pass
+        self.jobs.close()
+        self.process.join()
+        self.results.close()
+
+
+def run_node(entries: Iterable[ManifestEntry], out_dir: Path, *, gpus: tuple[DeviceRequest, ...],
+             threads: int | None, encoders: int | None, stages: Stages = Stages()) -> Iterator[Result]:
+    """Every entry's Result, in completion order, from one process per device in ``gpus``."""
+    encoders = encoders or max(1, usable_cores() // len(gpus))
+    threads = threads or _threads_from_environment()
+    # jobs in flight per process: one per decode thread, one per encoder (without the engine
+    # count, which only the GPU's process asks, that of an H100/H200)
+    room = (threads or default_threads(HOPPER_ENGINES)) + encoders
+    budget = budget_for_pool(room * len(gpus))
+    setups = [NodeSetup(gpu, threads, encoders, os.getpid(), budget, stages) for gpu in gpus]
+    nodes = [_Node(setup) for setup in setups]
+    pending = iter(entries)
+    keys = count()
+    exhausted = False
+    try:
+        while True:
+            while not exhausted:  # fill the processes up to their room, the emptiest first
+                open_nodes = [n for n in nodes if not n.dead and len(n.in_flight) < room]
+                if not open_nodes:
+                    break
+                entry = next(pending, None)
+                if entry is None:
+                    exhausted = True
+                    break
+                if entry.spec is None:
+                    yield entry.refusal()
+                    continue
+                min(open_nodes, key=lambda n: len(n.in_flight)).submit(next(keys), entry, out_dir)
+            if exhausted and not any(n.in_flight for n in nodes):
+                break
+            wait([n.results for n in nodes if not n.dead] + [n.process.sentinel for n in nodes])
+            for index, node in enumerate(nodes):
+                yield from node.drain()
+                if not node.dead and not node.process.is_alive():
+                    yield from node.drain()  # what it sent before it died
+                    node.dead = True
+                if node.dead:
+                    suspects = list(node.in_flight.values())
+                    node.in_flight.clear()
+                    node.close(kill=True)
+                    for entry in suspects:
+                        yield _run_alone(entry, out_dir, 1, node.setup.device, budget, partial(_whole_job, stages))
+                    nodes[index] = _Node(node.setup)
+    except BaseException:  # Ctrl-C, SIGTERM, the caller closed the iterator: the jobs stop now
+        for node in nodes:
+            if node.process.is_alive():
+                node.process.terminate()
+        raise
+    finally:
+        for node in nodes:
+            node.close()
+
+
+@dataclass(frozen=True)
+class GpuNodeExecutor:
+    """One process per device in ``gpus`` (default: from the run's device request,
+    :func:`node_gpus`), each with ``threads`` decode threads (default :func:`default_threads`) and
+    ``encoders`` encoder threads (default: the cores shared by the processes). ``gpus=(cpu,)``
+    runs the same shape without a GPU (tests)."""
+
+    gpus: tuple[DeviceRequest, ...] | None = None
+    threads: int | None = None
+    encoders: int | None = None
+    stages: Stages = Stages()
+    name: str = "gpu-node"
+
+    def run(self, entries: Iterable[ManifestEntry], out_dir: Path, device: DeviceRequest) -> Iterator[Result]:
+        gpus = self.gpus if self.gpus is not None else node_gpus(device)
+        if not gpus:
+            raise EngineError(ErrorCode.INVALID_PARAMETER,
+                              f"--executor gpu-node needs a GPU: --device {device} finds none here "
+                              "(no $CUDA_VISIBLE_DEVICES entry, no /proc/driver/nvidia/gpus)")
+        if self.threads is not None and self.threads < 1:
+            raise EngineError(ErrorCode.INVALID_PARAMETER, "decode threads must be >= 1")
+        return run_node(entries, out_dir, gpus=tuple(gpus), threads=self.threads, encoders=self.encoders,
+                        stages=self.stages)
+
+
+__all__ = ["GpuNodeExecutor", "Stages", "clips_per_second_ceiling", "default_threads", "executor_for",
+           "node_gpus", "nvdec_engines", "visible_gpus"]
