@@ -281,13 +281,19 @@ def run_command(name: str, command: list[str], budget: float, env: dict[str, str
     """Run one stage's process on its budget; ``parse(stdout, returncode)`` -> (status, summary)."""
     started = time.monotonic()
     try:
-        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=budget)
-    except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"")
-        out = out.decode(errors="replace") if isinstance(out, bytes) else out
-        return StageResult(name, "timeout", time.monotonic() - started, budget, {}, _tail(out))
+        # Its own process group: on timeout the stage's workers (pytest's, engine bench's) go too,
+        # instead of holding the GPU through the stages after it.
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, start_new_session=True)
     except OSError as exc:
         return StageResult(name, "error", time.monotonic() - started, budget, {}, f"{type(exc).__name__}: {exc}")
+    try:
+        stdout, stderr = process.communicate(timeout=budget)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        stdout, stderr = process.communicate()
+        return StageResult(name, "timeout", time.monotonic() - started, budget, {}, _tail((stdout or "") + "\n" + (stderr or "")))
+    done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     seconds = time.monotonic() - started
     try:
         status, summary = parse(done.stdout, done.returncode)
@@ -297,6 +303,16 @@ def run_command(name: str, command: list[str], budget: float, env: dict[str, str
     prose = "\n".join(line for line in done.stdout.splitlines() if not line.lstrip().startswith("{"))
     detail = "" if status == "ok" else _tail(prose + "\n" + done.stderr)
     return StageResult(name, status, seconds, budget, summary, detail)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL the stage's process group (it was started in a session of its own)."""
+    import signal
+
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        process.kill()
 
 
 _PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|skipped|xfailed|xpassed|errors?|deselected|warnings?)")

@@ -169,10 +169,21 @@ def test_each_stage_gets_its_budget_or_what_is_left_and_late_stages_are_skipped(
     assert report.stages[3].detail == "time budget spent (5 s left)" and report.seconds == 176.0
 
 
-def test_a_real_process_over_budget_is_a_timeout_not_a_hang(tmp_path):
-    result = gpu_check.run_command("slow", [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(30)"],
-                                   1, gpu_check.python_env(tmp_path), gpu_check.parse_json_last_line)
-    assert result.status == "timeout" and result.budget_s == 1
+def test_a_stage_over_budget_is_killed_with_its_children(tmp_path):
+    """The stage starts a child (as pytest and engine bench start workers); both go at the timeout."""
+    pid_file = tmp_path / "child.pid"
+    code = ("import subprocess, sys, time; "
+            "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+            f"open({str(pid_file)!r}, 'w').write(str(c.pid)); print('started', flush=True); time.sleep(60)")
+    result = gpu_check.run_command("slow", [sys.executable, "-c", code], 5, gpu_check.python_env(tmp_path),
+                                   gpu_check.parse_json_last_line)
+    assert result.status == "timeout" and result.budget_s == 5 and "started" in result.detail
+    child = int(pid_file.read_text())
+    try:
+        state = Path(f"/proc/{child}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        state = "gone"
+    assert state in ("gone", "Z")  # killed (a zombie until its parent, also killed, is reaped by init)
 
 
 @pytest.mark.parametrize("installed", [True, False])
