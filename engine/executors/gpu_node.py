@@ -47,7 +47,6 @@ each paying a CUDA context. A job that raises rather than crashes fails alone, a
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import queue
 import signal
@@ -157,8 +156,11 @@ def node_gpus(device: DeviceRequest, gpus: int | None = None) -> tuple[DeviceReq
         return ()
     if device.kind == "cuda" and device.index is not None:
         return (device,)
-    if device.kind == "auto" and importlib.util.find_spec("PyNvVideoCodec") is None:
-        return ()
+    if device.kind == "auto":
+        from ..decode import nvdec_caps  # imports neither torch nor PyNvVideoCodec
+
+        if not nvdec_caps.installed():
+            return ()
     seen = visible_gpus() if gpus is None else gpus
     return tuple(DeviceRequest("cuda", k) for k in range(seen))
 
@@ -325,11 +327,11 @@ def _node_main(jobs: Connection, results: Connection, setup: NodeSetup) -> None:
 
 
 class _Node:
-    """The parent's handle on one GPU's process and the jobs it holds."""
+    """The parent's handle on one GPU's process and the jobs it holds (at most ``room``)."""
 
-    def __init__(self, setup: NodeSetup) -> None:
+    def __init__(self, setup: NodeSetup, room: int) -> None:
         context = _context()
-        self.setup = setup
+        self.setup, self.room = setup, room
         self.in_flight: dict[int, ManifestEntry] = {}
         jobs_reader, self.jobs = context.Pipe(duplex=False)
         self.results, results_writer = context.Pipe(duplex=False)
@@ -370,24 +372,30 @@ class _Node:
         self.results.close()
 
 
-def run_node(entries: Iterable[ManifestEntry], out_dir: Path, *, gpus: tuple[DeviceRequest, ...],
-             threads: int | None, encoders: int | None, stages: Stages = Stages()) -> Iterator[Result]:
-    """Every entry's Result, in completion order, from one process per device in ``gpus``."""
+def start_nodes(gpus: tuple[DeviceRequest, ...], threads: int | None, encoders: int | None,
+                stages: Stages = Stages()) -> list[_Node]:
+    """One process per device in ``gpus``, started."""
     encoders = encoders or max(1, usable_cores() // len(gpus))
     threads = threads or _threads_from_environment()
     # jobs in flight per process: one per decode thread, one per encoder (without the engine
     # count, which only the GPU's process asks, that of an H100/H200)
     room = (threads or default_threads(HOPPER_ENGINES)) + encoders
     budget = budget_for_pool(room * len(gpus))
-    setups = [NodeSetup(gpu, threads, encoders, os.getpid(), budget, stages) for gpu in gpus]
-    nodes = [_Node(setup) for setup in setups]
+    return [_Node(NodeSetup(gpu, threads, encoders, os.getpid(), budget, stages), room) for gpu in gpus]
+
+
+def run_node(entries: Iterable[ManifestEntry], out_dir: Path, nodes: list[_Node], *,
+             keep: bool = False) -> Iterator[Result]:
+    """Every entry's Result, in completion order, from the processes ``nodes`` (a node that dies
+    is replaced in that list). ``keep``: leave them running for the next call (a held executor);
+    an interrupted run stops them and empties ``nodes`` all the same."""
     pending = iter(entries)
     keys = count()
     exhausted = False
     try:
         while True:
             while not exhausted:  # fill the processes up to their room, the emptiest first
-                open_nodes = [n for n in nodes if not n.dead and len(n.in_flight) < room]
+                open_nodes = [n for n in nodes if not n.dead and len(n.in_flight) < n.room]
                 if not open_nodes:
                     break
                 entry = next(pending, None)
@@ -410,17 +418,21 @@ def run_node(entries: Iterable[ManifestEntry], out_dir: Path, *, gpus: tuple[Dev
                     suspects = list(node.in_flight.values())
                     node.in_flight.clear()
                     node.close(kill=True)
+                    nodes[index] = _Node(node.setup, node.room)  # its successor starts while they run alone
                     for entry in suspects:
-                        yield _run_alone(entry, out_dir, 1, node.setup.device, budget, partial(_whole_job, stages))
-                    nodes[index] = _Node(node.setup)
+                        yield _run_alone(entry, out_dir, 1, node.setup.device, node.setup.budget,
+                                         partial(_whole_job, node.setup.stages))
     except BaseException:  # Ctrl-C, SIGTERM, the caller closed the iterator: the jobs stop now
         for node in nodes:
             if node.process.is_alive():
                 node.process.terminate()
+        keep = False
         raise
     finally:
-        for node in nodes:
-            node.close()
+        if not keep:
+            for node in nodes:
+                node.close()
+            nodes.clear()
 
 
 @dataclass(frozen=True)
@@ -428,13 +440,27 @@ class GpuNodeExecutor:
     """One process per device in ``gpus`` (default: from the run's device request,
     :func:`node_gpus`), each with ``threads`` decode threads (default :func:`default_threads`) and
     ``encoders`` encoder threads (default: the cores shared by the processes). ``gpus=(cpu,)``
-    runs the same shape without a GPU (tests)."""
+    runs the same shape without a GPU (tests).
+
+    Held open (``with executor:``, as a stored run holds it over its windows of 4096 lines), the
+    processes outlive each :meth:`run` and serve the next: their CUDA contexts, streams and
+    decoders are made once per run, not once per window."""
 
     gpus: tuple[DeviceRequest, ...] | None = None
     threads: int | None = None
     encoders: int | None = None
     stages: Stages = Stages()
     name: str = "gpu-node"
+    _held: list = field(default_factory=list, compare=False, repr=False)
+    """While held open: [the running processes] (a list, so that a frozen executor can hold them)."""
+
+    def __enter__(self) -> "GpuNodeExecutor":
+        self._held.append([])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for node in self._held.pop():
+            node.close()
 
     def run(self, entries: Iterable[ManifestEntry], out_dir: Path, device: DeviceRequest) -> Iterator[Result]:
         gpus = self.gpus if self.gpus is not None else node_gpus(device)
@@ -444,9 +470,20 @@ class GpuNodeExecutor:
                               "(no $CUDA_VISIBLE_DEVICES entry, no /proc/driver/nvidia/gpus)")
         if self.threads is not None and self.threads < 1:
             raise EngineError(ErrorCode.INVALID_PARAMETER, "decode threads must be >= 1")
-        return run_node(entries, out_dir, gpus=tuple(gpus), threads=self.threads, encoders=self.encoders,
-                        stages=self.stages)
+        return self._run(entries, out_dir, tuple(gpus))
+
+    def _run(self, entries: Iterable[ManifestEntry], out_dir: Path, gpus: tuple[DeviceRequest, ...]) -> Iterator[Result]:
+        """The processes start at the first Result asked for (or are the held ones)."""
+        if not self._held:
+            yield from run_node(entries, out_dir, start_nodes(gpus, self.threads, self.encoders, self.stages))
+            return
+        nodes = self._held[-1]
+        if [node.setup.device for node in nodes] != list(gpus):
+            for node in nodes:
+                node.close()
+            nodes[:] = start_nodes(gpus, self.threads, self.encoders, self.stages)
+        yield from run_node(entries, out_dir, nodes, keep=True)
 
 
 __all__ = ["GpuNodeExecutor", "Stages", "clips_per_second_ceiling", "default_threads", "executor_for",
-           "node_gpus", "nvdec_engines", "visible_gpus"]
+           "node_gpus", "nvdec_engines", "run_node", "start_nodes", "visible_gpus"]

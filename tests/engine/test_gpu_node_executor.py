@@ -10,6 +10,7 @@ beside a decode. No test reads a clock."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -147,6 +148,19 @@ def test_a_job_that_kills_the_process_fails_alone_and_the_rest_succeed(tmp_path)
     assert all(results[k].ok for k in "abcde"), {k: r.error_message for k, r in results.items()}
 
 
+def test_held_open_the_processes_serve_every_run_and_end_with_the_hold(tmp_path):
+    """A stored run holds its executor over its windows of lines: the GPU's process (its CUDA
+    context, streams and decoders) is made once, not once per window."""
+    executor = GpuNodeExecutor(gpus=(CPU,), threads=2, encoders=1, stages=STAND_INS)
+    with executor:
+        first = list(executor.run(stand_in_jobs(tmp_path, ["a", "b"]), tmp_path / "out", CPU))
+        second = list(executor.run(stand_in_jobs(tmp_path, ["c", "d"]), tmp_path / "out", CPU))
+        [process] = [node.process for node in executor._held[-1]]
+
+    assert {noted(r, "decoded")[0] for r in first + second} == {process.pid}
+    assert not process.is_alive()
+
+
 def test_stopping_the_iterator_early_stops_the_node(tmp_path):
     executor = GpuNodeExecutor(gpus=(CPU,), threads=2, encoders=1, stages=STAND_INS)
     stream = executor.run(stand_in_jobs(tmp_path, [f"j{k}" for k in range(20)]), tmp_path / "out", CPU)
@@ -155,6 +169,7 @@ def test_stopping_the_iterator_early_stops_the_node(tmp_path):
     stream.close()
 
     assert first.ok
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("gpu-node")]
 
 
 # ------------------------------------------------------------------------------------------
@@ -206,6 +221,18 @@ def test_cuda_on_a_node_with_gpus_runs_one_process_per_gpu_and_cpu_never_does():
     assert "gpu-node" in EXECUTORS and isinstance(open_executor("gpu-node", threads=3), GpuNodeExecutor)
 
 
+def test_auto_runs_the_gpu_node_only_where_pynvvideocodec_is_installed(monkeypatch):
+    """Without PyNvVideoCodec every job of an auto run takes the CPU path, where one process per
+    core beats threads: the local executor then."""
+    from animated_previews.engine.decode import nvdec_caps
+
+    auto = DeviceRequest("auto")
+    monkeypatch.setattr(nvdec_caps, "installed", lambda: True)
+    assert gpu_node.node_gpus(auto, gpus=2) == (DeviceRequest("cuda", 0), DeviceRequest("cuda", 1))
+    monkeypatch.setattr(nvdec_caps, "installed", lambda: False)
+    assert gpu_node.node_gpus(auto, gpus=2) == ()
+
+
 def test_engine_run_without_a_gpu_keeps_the_local_executor(tmp_path, clip, monkeypatch):
     """On this machine (no GPU) --device cuda changes nothing: the local pool runs the jobs, and
     each falls back to the CPU with the reason."""
@@ -224,7 +251,8 @@ def test_engine_run_without_a_gpu_keeps_the_local_executor(tmp_path, clip, monke
     assert line["status"] == "success" and line["device"] == "pyav"
 
 
-def test_engine_run_with_gpus_picks_the_gpu_node(tmp_path, clip, monkeypatch):
+@pytest.mark.parametrize("store", [[], ["--no-store"]], ids=["stored", "no-store"])
+def test_engine_run_with_gpus_picks_the_gpu_node(tmp_path, clip, monkeypatch, store):
     """Where GPUs are seen, `engine run --device cuda` runs the GPU node (here told the GPU is
     the CPU, the only device this machine has), with --workers decode threads per GPU."""
     opened = []
@@ -234,7 +262,7 @@ def test_engine_run_with_gpus_picks_the_gpu_node(tmp_path, clip, monkeypatch):
     m = write_manifest(tmp_path, [{"id": "a", "input": str(clip), "format": "webp", "fps": 5, "duration": 1}])
 
     result = CliRunner().invoke(main, ["run", "--batch", str(m), "--out-dir", str(tmp_path / "o"), "--device", "cuda",
-                                       "--workers", "2", "--json", "--no-store"], catch_exceptions=False)
+                                       "--workers", "2", "--json", *store], catch_exceptions=False)
 
     assert result.exit_code == 0, result.output
     assert [e.threads for e in opened] == [2]
