@@ -440,7 +440,9 @@ class GpuNodeExecutor:
     """One process per device in ``gpus`` (default: from the run's device request,
     :func:`node_gpus`), each with ``threads`` decode threads (default :func:`default_threads`) and
     ``encoders`` encoder threads (default: the cores shared by the processes). ``gpus=(cpu,)``
-    runs the same shape without a GPU (tests).
+    runs the same shape without a GPU (tests). A device listed twice gets two processes: the way
+    out if one process's GIL turns out to be the limit (the CPU work of each job: probe, frame
+    index, tags, Python between the kernels), at the price of a second CUDA context.
 
     Held open (``with executor:``, as a stored run holds it over its windows of 4096 lines), the
     processes outlive each :meth:`run` and serve the next: their CUDA contexts, streams and

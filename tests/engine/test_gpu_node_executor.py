@@ -82,6 +82,16 @@ def test_jobs_spread_across_the_n_decode_threads_of_one_process(tmp_path):
     assert {name for _, _, name in decoded_by} == {"decode-0", "decode-1", "decode-2"}
 
 
+def test_a_device_listed_twice_gets_two_processes(tmp_path):
+    executor = GpuNodeExecutor(gpus=(CPU, CPU), threads=2, encoders=1, stages=STAND_INS)
+    ids = [f"meet2-{k}" for k in range(4)]  # dealt to the emptiest process: two each, met by its two threads
+
+    results = list(executor.run(stand_in_jobs(tmp_path, ids), tmp_path / "out", CPU))
+
+    assert all("met 2" in r.notes for r in results), [r.notes for r in results]
+    assert len({noted(r, "decoded")[0] for r in results}) == 2
+
+
 def test_encoding_runs_on_the_pool_while_the_decode_thread_goes_on_with_the_next_job(tmp_path):
     """One decode thread: "first"'s encode waits for "second"'s decode to start, and "second"'s
     decode for "first"'s encode. Both end well only if the decode thread handed "first" to an
