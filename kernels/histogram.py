@@ -31,7 +31,7 @@ def colour_histogram(frames: Tensor, bits: int = 5, sample_stride: int = 1) -> t
     """Count pixels per colour bin and sum their exact colours.
 
     frames: uint8 [N, 3, H, W]; bits in 1..7. Every ``sample_stride``-th row and column is
-    used. Returns ``(counts, sums)``: int64 [2^(3*bits)] and float32 [2^(3*bits), 3]. The
+    used, at a phase that turns from frame to frame (:func:`_phased`). Returns ``(counts, sums)``: int64 [2^(3*bits)] and float32 [2^(3*bits), 3]. The
     mean colour of a bin, ``sums / counts``, is the true average of its pixels, so a palette
     built from bins is not biased towards bin centres (a 5-bit bin is 8 levels wide; using
     bin centres instead cost 0.5 dB PSNR on the Big Buck Bunny benchmark clip).
@@ -54,15 +54,15 @@ def colour_histogram(frames: Tensor, bits: int = 5, sample_stride: int = 1) -> t
     low_bits = 8 - bits
     n_bins = 1 << (3 * bits)
     n_low = 1 << low_bits
-    sampled = frames[:, :, ::sample_stride, ::sample_stride]
-    n, _, h, w = sampled.shape
+    parts = list(_phased(frames, sample_stride))
+    h, w = parts[0].shape[2:]  # the largest phase (offset 0, 0)
     # Counts per (bin, red low bits, green low bits) and per (bin, blue low bits). int32
     # halves the tables' memory traffic (8 MB at bits=5); it holds up to 2^31 - 1 sampled
     # pixels in one entry, far beyond any preview clip.
     red_green = torch.zeros(n_bins * n_low * n_low, dtype=torch.int32, device=device)
     blue = torch.zeros(n_bins * n_low, dtype=torch.int32, device=device)
     chunk = max(1, _CHUNK_PIXELS // max(1, h * w))
-    size_max = min(chunk, n) * h * w
+    size_max = min(chunk, max(p.shape[0] for p in parts)) * h * w
     if size_max > 0:
         # Channel-first int32 scratch [3, pixels] so each channel plane is contiguous.
         values = torch.empty((3, size_max), dtype=torch.int32, device=device)
@@ -70,18 +70,22 @@ def colour_histogram(frames: Tensor, bits: int = 5, sample_stride: int = 1) -> t
         index_rg = torch.empty(size_max, dtype=torch.int32, device=device)
         index_b = torch.empty_like(index_rg)
         ones = torch.ones((), dtype=torch.int32, device=device).expand(size_max)
-    for start in range(0, n, chunk):
-        part = sampled[start : start + chunk]
-        size = part.shape[0] * h * w
-        v, lo = values[:, :size], low[:, :size]
-        v.view(3, -1, h, w).copy_(part.transpose(0, 1))
-        torch.bitwise_and(v, n_low - 1, out=lo)
-        v.bitwise_right_shift_(low_bits)
-        rg = bin_index(v, bits, out=index_rg[:size])
-        b = index_b[:size].copy_(rg).bitwise_left_shift_(low_bits).bitwise_or_(lo[2])
-        rg.bitwise_left_shift_(2 * low_bits).bitwise_or_(lo[0].bitwise_left_shift_(low_bits)).bitwise_or_(lo[1])
-        red_green.index_add_(0, rg, ones[:size])
-        blue.index_add_(0, b, ones[:size])
+    for sampled in parts:
+        n, _, ph, pw = sampled.shape
+        for start in range(0, n, chunk):
+            part = sampled[start : start + chunk]
+            size = part.shape[0] * ph * pw
+            if size == 0:
+                continue
+            v, lo = values[:, :size], low[:, :size]
+            v.view(3, -1, ph, pw).copy_(part.transpose(0, 1))
+            torch.bitwise_and(v, n_low - 1, out=lo)
+            v.bitwise_right_shift_(low_bits)
+            rg = bin_index(v, bits, out=index_rg[:size])
+            b = index_b[:size].copy_(rg).bitwise_left_shift_(low_bits).bitwise_or_(lo[2])
+            rg.bitwise_left_shift_(2 * low_bits).bitwise_or_(lo[0].bitwise_left_shift_(low_bits)).bitwise_or_(lo[1])
+            red_green.index_add_(0, rg, ones[:size])
+            blue.index_add_(0, b, ones[:size])
 
     # Reduce the tables with float64 matmuls (exact: every partial sum is an integer far
     # below 2^53). For (bin, red low, green low): columns give count, sum of red low bits,
@@ -101,6 +105,22 @@ def colour_histogram(frames: Tensor, bits: int = 5, sample_stride: int = 1) -> t
     low_sums = torch.cat([count_red_green[:, 1:], blue_sum.unsqueeze(1)], dim=1)
     sums = _bin_base(bits, device) * counts.unsqueeze(1) + low_sums
     return counts.to(torch.int64), sums.to(torch.float32)
+
+
+def _phased(frames: Tensor, stride: int):
+    """The sampled pixels, as strided views: frame i reads every ``stride``-th row and column
+    starting at a phase that turns with i (for stride 2: (0, 0), (1, 1), (0, 1), (1, 0)), so
+    over ``stride``^2 frames of a still picture every pixel is counted once. A fixed phase
+    never sees what lives only on odd rows or columns (1-pixel lines, small text): on a test
+    pattern that cost 4 dB against reading every pixel; turning the phase costs nothing."""
+    if stride == 1:
+        yield frames
+        return
+    phases = [(k % stride, (k // stride + k) % stride) for k in range(stride * stride)]
+    for p, (dy, dx) in enumerate(phases):
+        group = frames[p :: stride * stride, :, dy::stride, dx::stride]
+        if group.shape[0]:
+            yield group
 
 
 def _bin_base(bits: int, device: torch.device) -> Tensor:

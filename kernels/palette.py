@@ -46,8 +46,9 @@ def median_cut(
     ``refine_iterations`` rounds of weighted k-means. If the sampled pixels fall in at most
     ``max_colours`` bins, the palette is the bins' mean colours, i.e. the clip's colours
     exactly when no two of them share a bin. ``sample_stride`` > 1 histograms only every
-    that-many-th row and column: on the 45-frame 640x360 benchmark clip (one CPU thread)
-    stride 1 takes ~140 ms, stride 2 ~70 ms (same PSNR), stride 4 ~45 ms (0.1 dB lower).
+    that-many-th row and column, at a phase turning from frame to frame (so a still picture
+    is read whole over stride^2 frames): on the 45-frame 640x360 benchmark clip (one CPU
+    thread) stride 1 takes ~140 ms, stride 2 ~70 ms (same PSNR), stride 4 ~45 ms (0.1 dB lower).
 
     Returning exactly K rows needs K on the host: this is the one synchronisation.
     """

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from .dither import dither_pattern
-from .nearest import nearest_index_lut
+from .nearest import cell_centres, nearest_index_lut
 
-__all__ = ["remap", "nearest_index_lut", "palette_spacing", "DEFAULT_DITHER_STRENGTH"]
+__all__ = ["remap", "nearest_index_lut", "palette_spacing", "dither_gain_lut", "DEFAULT_DITHER_STRENGTH"]
 
 # Peak-to-peak dither amplitude as a fraction of the palette's typical nearest-neighbour
 # spacing. Banding: RMS error of 8x8 local means against the source on a 512-wide ramp (an
@@ -39,6 +41,9 @@ _BIAS = 32
 # are reused across chunks instead of being freshly allocated (and page-faulted) per op.
 _CHUNK_PIXELS = 1 << 20
 
+# Adaptive dither gains are sixteenths: offsets of at most 16 half-levels times 16 fit int16.
+_GAIN_BITS = 4
+
 
 def palette_spacing(palette: Tensor) -> Tensor:
     """Median distance from each palette colour to its nearest other colour (0-dim float32).
@@ -61,6 +66,7 @@ def remap(
     dither_strength: float = DEFAULT_DITHER_STRENGTH,
     lut_bits: int = 6,
     dither_order: int = 3,
+    adaptive: bool = True,
 ) -> Tensor:
     """Return uint8 palette indices [N, H, W] for uint8 frames [N, 3, H, W].
 
@@ -77,6 +83,11 @@ def remap(
     byte), clamping to the cube is a byte clamp, and the bias is undone by indexing a LUT
     padded in front, so no per-pixel subtraction is needed. Dither offsets therefore have
     2-level resolution, far finer than a palette step.
+
+    ``adaptive`` (the default) scales each pixel's offset by how far its colour is from the
+    palette (:func:`dither_gain_lut`): a pixel whose colour the palette holds is not dithered
+    (flat graphics, text and colour bars stay clean), one between palette colours gets the
+    full offset (gradients keep their banding removed).
     """
     if frames.dim() != 4 or frames.shape[1] != 3 or frames.dtype != torch.uint8:
         raise ValueError(f"frames must be uint8 [N, 3, H, W], got {frames.dtype} {tuple(frames.shape)}")
@@ -105,7 +116,9 @@ def remap(
     # is inside the cube; clamping there clamps the dithered colour to [0, 255].
     low, high = _BIAS // 2, _BIAS // 2 + 127
 
-    lut = nearest_index_lut(palette, lut_bits).view(-1)
+    nearest = nearest_index_lut(palette, lut_bits)
+    lut = nearest.view(-1)
+    gain_lut = dither_gain_lut(palette, nearest, lut_bits) if adaptive and dither_strength > 0 else None
     # Cell coordinates arrive biased by c = bias_cells per channel; pad the table in front
     # so that address (r + c)*n^2 + (g + c)*n + (b + c) lands on entry r*n^2 + g*n + b.
     pad = bias_cells * (n * n + n + 1)
@@ -121,23 +134,63 @@ def remap(
     half = torch.empty((m0, 3, height, width), dtype=torch.uint8, device=device, memory_format=layout)
     address = torch.empty((m0, height, width), dtype=torch.int32, device=device)
     scratch = torch.empty_like(address)
+    if gain_lut is not None:
+        signed = offset.to(torch.int16) - _BIAS // 2  # [1, 3, H, W] half-levels, centred
+        scaled = torch.empty((m0, 3, height, width), dtype=torch.int16, device=device, memory_format=layout)
+        gains = torch.empty((m0, height, width), dtype=torch.uint8, device=device)
     for start in range(0, n_frames, chunk):
         part = frames[start : start + chunk]
         m = part.shape[0]
         u, a, t = half[:m], address[:m], scratch[:m]
-        torch.bitwise_right_shift(part, 1, out=u)
-        u += offset
+        if gain_lut is not None:  # each pixel's share of the offset, from its undithered cell
+            torch.bitwise_right_shift(part, shift, out=u)
+            _pack(u, n, a, t)
+            g = gains[:m]
+            torch.index_select(gain_lut, 0, a.view(-1), out=g.view(-1))
+            e = scaled[:m]
+            torch.mul(signed, g.unsqueeze(1), out=e)
+            e.bitwise_right_shift_(_GAIN_BITS).add_(_BIAS // 2)
+            torch.bitwise_right_shift(part, 1, out=u)
+            u += e  # the values are 0.._BIAS: the cast back to uint8 is exact
+        else:
+            torch.bitwise_right_shift(part, 1, out=u)
+            u += offset
         u.clamp_(low, high)
         if shift > 1:
             u.bitwise_right_shift_(shift - 1)
-        # address = ((r * n) + g) * n + b, with the copies doing the uint8 -> int32 casts.
-        a.copy_(u[:, 0])
-        t.copy_(u[:, 1])
-        torch.add(t, a, alpha=n, out=a)
-        t.copy_(u[:, 2])
-        torch.add(t, a, alpha=n, out=a)
+        _pack(u, n, a, t)
         torch.index_select(lut, 0, a.view(-1), out=out[start : start + m].view(-1))
     return out
+
+
+def _pack(cells: Tensor, n: int, address: Tensor, scratch: Tensor) -> None:
+    """address = ((r * n) + g) * n + b from uint8 cell coordinates [m, 3, H, W], in place, the
+    copies doing the uint8 -> int32 casts."""
+    address.copy_(cells[:, 0])
+    scratch.copy_(cells[:, 1])
+    torch.add(scratch, address, alpha=n, out=address)
+    scratch.copy_(cells[:, 2])
+    torch.add(scratch, address, alpha=n, out=address)
+
+
+def dither_gain_lut(palette: Tensor, nearest: Tensor, lut_bits: int) -> Tensor:
+    """Per cell of the ``lut_bits`` cube, the share of the dither offset its pixels get, in
+    sixteenths (uint8 [n^3], 0..16): 0 where the cell's nearest palette colour is within the
+    cell's own reach (the palette holds that colour, as far as the table can tell: dithering
+    would only add noise), 16 from twice that distance on (a pixel between colours, where
+    ordered dither turns bands into a finer mix), linear between. On a 16-grey ramp only the
+    pixels within about 1.5 levels of a palette grey go undithered, so its bands stay removed.
+
+    ``nearest`` is :func:`nearest_index_lut`'s table for ``palette``."""
+    n = 1 << lut_bits
+    device = nearest.device
+    centres = cell_centres(lut_bits, device)
+    grid = torch.stack(torch.meshgrid(centres, centres, centres, indexing="ij"), dim=-1).view(-1, 3)
+    colours = palette.to(device=device, dtype=torch.float32)[nearest.view(-1).long()]
+    distance = (grid - colours).square_().sum(1).sqrt_()
+    inside = (1 << (8 - lut_bits)) / 2 * math.sqrt(3)  # farthest a pixel lies from its cell's centre
+    share = ((distance - inside) / inside).clamp_(0, 1)
+    return (share * (1 << _GAIN_BITS)).round_().to(torch.uint8).view(n * n * n)
 
 
 def _is_channels_last(frames: Tensor) -> bool:

@@ -12,8 +12,15 @@ def random_frames(n=3, height=20, width=30, seed=0):
     return torch.randint(0, 256, (n, 3, height, width), dtype=torch.uint8, generator=generator)
 
 
+def phase(k, stride):
+    """Frame k's first sampled row and column: the phase turns frame by frame."""
+    return k % (stride * stride) % stride, (k % (stride * stride) // stride + k % (stride * stride)) % stride
+
+
 def reference_histogram(frames, bits, stride):
-    sampled = frames[:, :, ::stride, ::stride].permute(1, 0, 2, 3).reshape(3, -1).long()
+    pixels = [frames[k, :, phase(k, stride)[0]::stride, phase(k, stride)[1]::stride].reshape(3, -1)
+              for k in range(frames.shape[0])]
+    sampled = torch.cat(pixels, 1).long()
     index = (sampled[0] >> (8 - bits) << (2 * bits)) | (sampled[1] >> (8 - bits) << bits) | (sampled[2] >> (8 - bits))
     counts = torch.bincount(index, minlength=1 << (3 * bits))
     sums = [torch.bincount(index, weights=sampled[c].double(), minlength=1 << (3 * bits)) for c in range(3)]
@@ -33,6 +40,16 @@ def test_counts_and_sums_match_a_direct_computation(bits, stride):
     assert counts.dtype == torch.int64 and sums.dtype == torch.float32
     assert torch.equal(counts, ref_counts)
     assert torch.equal(sums.double(), ref_sums)
+
+
+def test_a_turning_phase_sees_every_pixel_of_a_still_picture_over_four_frames():
+    still = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+    still[0, 0, 1::2, 1::2] = 255  # red only on odd rows and odd columns: a fixed phase never sees it
+    frames = still.expand(4, 3, 8, 8).contiguous()
+    counts, _ = colour_histogram(frames, bits=5, sample_stride=2)
+    red = bin_index(torch.tensor([[31], [0], [0]]), 5).item()
+    assert counts[red].item() == 16 and counts.sum().item() == 64  # a quarter of each frame, each pixel once
+    assert colour_histogram(frames[:1], bits=5, sample_stride=2)[0][red].item() == 0  # frame 0 alone: phase (0, 0)
 
 
 def test_channels_last_input_gives_the_same_histogram():

@@ -163,3 +163,23 @@ def test_invalid_arguments_are_rejected():
         remap(frames, palette, dither_strength=-0.1)
     with pytest.raises(ValueError):
         remap(frames, palette, lut_bits=8)
+
+
+def test_a_flat_area_of_a_palette_colour_is_not_dithered_but_one_between_colours_is():
+    palette = torch.tensor([[0, 0, 0], [40, 40, 40], [80, 80, 80], [200, 30, 30]], dtype=torch.uint8)
+    frames = torch.empty((1, 3, 32, 64), dtype=torch.uint8)
+    frames[..., :32] = 40  # exactly a palette grey: an ordered pattern there is only noise
+    frames[..., 32:] = 60  # halfway between two greys: the pattern is what shows 60
+    adaptive = remap(frames, palette, dither_strength=1.0)
+    assert torch.all(adaptive[..., :32] == 1)
+    assert set(adaptive[..., 32:].unique().tolist()) == {1, 2}
+    fixed = remap(frames, palette, dither_strength=1.0, adaptive=False)
+    assert len(fixed[..., :32].unique()) > 1  # the plain ordered dither does scatter the flat grey
+
+
+def test_dither_gains_are_zero_on_palette_colours_and_full_between_them():
+    palette = torch.tensor([[0, 0, 0], [128, 128, 128], [255, 255, 255]], dtype=torch.uint8)
+    gains = remap_module.dither_gain_lut(palette, remap_module.nearest_index_lut(palette, 6), 6).view(64, 64, 64)
+    assert gains[32, 32, 32].item() == 0  # cell of 128-131 holds the grey 128
+    assert gains[16, 16, 16].item() == 16  # 64-67 is far from every palette colour
+    assert gains.dtype == torch.uint8 and int(gains.max()) == 16

@@ -1,0 +1,84 @@
+"""kernels.hold: a pixel keeps its index while the colour shown is nearly as good as the new
+one, so a still but noisy background stops flickering (and costs the GIF writer nothing), while
+whatever really changes takes its new colour at once."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from animated_previews.kernels.hold import hold_indices
+from animated_previews.kernels.palette import median_cut
+from animated_previews.kernels.remap import palette_spacing, remap
+
+
+def noisy_still(frames: int = 8, seed: int = 0) -> torch.Tensor:
+    """A smooth gradient, the same in every frame but for +-3 levels of fresh noise."""
+    gen = torch.Generator().manual_seed(seed)
+    y, x = torch.meshgrid(torch.arange(48), torch.arange(64), indexing="ij")
+    base = torch.stack([x * 4, y * 5, (x + y) * 2]).float()
+    noise = torch.randint(-3, 4, (frames, 3, 48, 64), generator=gen).float()
+    return (base + noise).clamp(0, 255).to(torch.uint8)
+
+
+def distance(frames: torch.Tensor, indices: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
+    shown = palette.float()[indices.long()].permute(0, 3, 1, 2)  # [N, 3, H, W]
+    return (shown - frames.float()).square().sum(1).sqrt()
+
+
+def test_a_still_noisy_background_keeps_its_indices():
+    frames = noisy_still()
+    palette = median_cut(frames, max_colours=32)
+    fresh = remap(frames, palette)
+    index = torch.arange(frames.shape[0])
+    held = hold_indices(frames, fresh, index, palette)
+    flips_fresh = (fresh[1:] != fresh[:-1]).float().mean()
+    flips_held = (held[1:] != held[:-1]).float().mean()
+    assert flips_fresh > 0.05  # the noise alone makes the plain remap flicker
+    assert flips_held < flips_fresh / 4
+
+
+def test_a_held_colour_is_never_worse_than_the_new_one_by_more_than_the_slack():
+    frames = noisy_still()
+    palette = median_cut(frames, max_colours=32)
+    fresh = remap(frames, palette, dither_strength=0)
+    slack = 0.25
+    held = hold_indices(frames, fresh, torch.arange(frames.shape[0]), palette, slack)
+    margin = slack * float(palette_spacing(palette))
+    assert torch.all(distance(frames, held, palette) <= distance(frames, fresh, palette) + margin + 1e-3)
+    assert torch.equal(held[0], fresh[0])  # the first frame is the remap as it is
+
+
+def test_what_really_changes_takes_its_new_colour_at_once():
+    frames = noisy_still(4)
+    frames[2:, :, 10:30, 20:40] = torch.tensor([250, 20, 20], dtype=torch.uint8).view(3, 1, 1)  # a red square appears
+    palette = median_cut(frames, max_colours=32)
+    fresh = remap(frames, palette, dither_strength=0)
+    held = hold_indices(frames, fresh, torch.arange(4), palette)
+    assert torch.equal(held[2, 10:30, 20:40], fresh[2, 10:30, 20:40])
+
+
+def test_instants_showing_the_same_source_frame_repeat_its_indices():
+    frames = noisy_still(3)
+    palette = median_cut(frames, max_colours=16)
+    index = torch.tensor([0, 0, 1, 1, 1, 2])
+    held = hold_indices(frames, remap(frames, palette), index, palette)
+    assert held.shape == (6, 48, 64)
+    assert torch.equal(held[0], held[1]) and torch.equal(held[2], held[4])
+
+
+def test_slack_zero_holds_only_what_is_at_least_as_good():
+    frames = noisy_still()
+    palette = median_cut(frames, max_colours=32)
+    fresh = remap(frames, palette, dither_strength=0)
+    held = hold_indices(frames, fresh, torch.arange(frames.shape[0]), palette, 0.0)
+    assert torch.all(distance(frames, held, palette) <= distance(frames, fresh, palette) + 1e-3)
+
+
+def test_mismatched_shapes_and_negative_slack_are_refused():
+    frames = noisy_still(2)
+    palette = median_cut(frames, max_colours=8)
+    with pytest.raises(ValueError, match="do not match"):
+        hold_indices(frames, torch.zeros(2, 10, 10, dtype=torch.uint8), torch.arange(2), palette)
+    with pytest.raises(ValueError, match="slack"):
+        hold_indices(frames, remap(frames, palette), torch.arange(2), palette, -1.0)
