@@ -12,9 +12,9 @@ a pixel can show is bounded (its new best plus the slack); what moves still chan
 
 The scan runs along the output instants in order (each depends on the one before): per instant
 that shows a new source frame, only the pixels whose index changed are looked at (on a still
-background a few percent), so it costs a fraction of the remap; instants repeating the previous
-source frame repeat its indices. (Picking the changed pixels is one host synchronisation per
-frame on a GPU.)
+background a few percent; when most changed, the whole frame at once); instants repeating the
+previous source frame repeat its indices. (Counting the changed pixels is one host
+synchronisation per frame on a GPU.)
 """
 
 from __future__ import annotations
@@ -56,22 +56,29 @@ def hold_indices(frames: Tensor, indices: Tensor, index: Tensor, palette: Tensor
                 out[k] = out[k - 1]
                 continue
             now, before = out[k].view(-1), out[k - 1].view(-1)
-            changed = (now != before).nonzero().squeeze(1)  # only these pixels can be held
-            if changed.numel() == 0:
-                continue
-            source = frames[rows[k]].view(3, -1).index_select(1, changed).to(torch.float32)  # [3, P]
-            new, held = now.index_select(0, changed), before.index_select(0, changed)
-            keep = _distance(source, channels, held) <= _distance(source, channels, new).add_(margin)
-            now.index_copy_(0, changed, torch.where(keep, held, new))
+            planes = [plane.reshape(-1) for plane in frames[rows[k]]]  # views, whatever the layout
+            changed = now != before
+            if int(changed.sum()) * 2 < now.numel():  # few changed: look only at those
+                where = changed.nonzero().squeeze(1)
+                new, held = now.index_select(0, where), before.index_select(0, where)
+                keep = _no_worse([plane.index_select(0, where) for plane in planes], channels, held, new, margin)
+                now.index_copy_(0, where, torch.where(keep, held, new))
+            else:  # most changed (motion everywhere): the whole frame at once
+                keep = _no_worse(planes, channels, before, now, margin)
+                torch.where(keep, before, now, out=now)
     return out
 
 
-def _distance(source: Tensor, channels: Tensor, indices: Tensor) -> Tensor:
-    """Euclidean RGB distance from ``source`` [3, P] to the palette colours of ``indices`` [P]
-    (float32 [P]), one channel at a time."""
-    flat = indices.long()
-    total = None
-    for c in range(3):
-        diff = channels[c].index_select(0, flat).sub_(source[c]).square_()
-        total = diff if total is None else total.add_(diff)
-    return total.sqrt_()
+def _no_worse(planes: list[Tensor], channels: Tensor, held: Tensor, new: Tensor, margin: float) -> Tensor:
+    """For pixels given as three uint8 channel planes [P]: is palette colour ``held`` at most
+    ``margin`` farther (Euclidean RGB) from the pixel than colour ``new``? (bool [P]) One
+    channel at a time: gathers from [K] tables are far cheaper than from [K, 3] rows."""
+    held, new = held.long(), new.long()
+    held_error = new_error = None
+    for plane, table in zip(planes, channels):
+        pixel = plane.to(torch.float32)
+        h = table.index_select(0, held).sub_(pixel).square_()
+        n = table.index_select(0, new).sub_(pixel).square_()
+        held_error = h if held_error is None else held_error.add_(h)
+        new_error = n if new_error is None else new_error.add_(n)
+    return held_error.sqrt_() <= new_error.sqrt_().add_(margin)

@@ -41,8 +41,6 @@ _BIAS = 32
 # are reused across chunks instead of being freshly allocated (and page-faulted) per op.
 _CHUNK_PIXELS = 1 << 20
 
-# Adaptive dither gains are sixteenths: offsets of at most 16 half-levels times 16 fit int16.
-_GAIN_BITS = 4
 
 
 def palette_spacing(palette: Tensor) -> Tensor:
@@ -84,10 +82,10 @@ def remap(
     padded in front, so no per-pixel subtraction is needed. Dither offsets therefore have
     2-level resolution, far finer than a palette step.
 
-    ``adaptive`` (the default) scales each pixel's offset by how far its colour is from the
-    palette (:func:`dither_gain_lut`): a pixel whose colour the palette holds is not dithered
-    (flat graphics, text and colour bars stay clean), one between palette colours gets the
-    full offset (gradients keep their banding removed).
+    ``adaptive`` (the default) dithers a pixel only where its colour lies between palette
+    colours (:func:`dither_gain_lut`): a pixel whose colour the palette holds keeps it (flat
+    graphics, text and colour bars stay clean), gradients keep their banding removed. It costs
+    one more table lookup per pixel.
     """
     if frames.dim() != 4 or frames.shape[1] != 3 or frames.dtype != torch.uint8:
         raise ValueError(f"frames must be uint8 [N, 3, H, W], got {frames.dtype} {tuple(frames.shape)}")
@@ -135,31 +133,26 @@ def remap(
     address = torch.empty((m0, height, width), dtype=torch.int32, device=device)
     scratch = torch.empty_like(address)
     if gain_lut is not None:
-        signed = offset.to(torch.int16) - _BIAS // 2  # [1, 3, H, W] half-levels, centred
-        scaled = torch.empty((m0, 3, height, width), dtype=torch.int16, device=device, memory_format=layout)
-        gains = torch.empty((m0, height, width), dtype=torch.uint8, device=device)
+        plain = torch.empty((m0, height, width), dtype=torch.int16, device=device)
     for start in range(0, n_frames, chunk):
         part = frames[start : start + chunk]
         m = part.shape[0]
         u, a, t = half[:m], address[:m], scratch[:m]
-        if gain_lut is not None:  # each pixel's share of the offset, from its undithered cell
+        if gain_lut is not None:  # the undithered lookup first: index, plus 256 where dithering pays
             torch.bitwise_right_shift(part, shift, out=u)
             _pack(u, n, a, t)
-            g = gains[:m]
-            torch.index_select(gain_lut, 0, a.view(-1), out=g.view(-1))
-            e = scaled[:m]
-            torch.mul(signed, g.unsqueeze(1), out=e)
-            e.bitwise_right_shift_(_GAIN_BITS).add_(_BIAS // 2)
-            torch.bitwise_right_shift(part, 1, out=u)
-            u += e  # the values are 0.._BIAS: the cast back to uint8 is exact
-        else:
-            torch.bitwise_right_shift(part, 1, out=u)
-            u += offset
+            torch.index_select(gain_lut, 0, a.view(-1), out=plain[:m].view(-1))
+        torch.bitwise_right_shift(part, 1, out=u)
+        u += offset
         u.clamp_(low, high)
         if shift > 1:
             u.bitwise_right_shift_(shift - 1)
         _pack(u, n, a, t)
-        torch.index_select(lut, 0, a.view(-1), out=out[start : start + m].view(-1))
+        target = out[start : start + m]
+        torch.index_select(lut, 0, a.view(-1), out=target.view(-1))
+        if gain_lut is not None:
+            flat = plain[:m]
+            torch.where(flat >= 256, target, flat.to(torch.uint8), out=target)
     return out
 
 
@@ -174,23 +167,23 @@ def _pack(cells: Tensor, n: int, address: Tensor, scratch: Tensor) -> None:
 
 
 def dither_gain_lut(palette: Tensor, nearest: Tensor, lut_bits: int) -> Tensor:
-    """Per cell of the ``lut_bits`` cube, the share of the dither offset its pixels get, in
-    sixteenths (uint8 [n^3], 0..16): 0 where the cell's nearest palette colour is within the
-    cell's own reach (the palette holds that colour, as far as the table can tell: dithering
-    would only add noise), 16 from twice that distance on (a pixel between colours, where
-    ordered dither turns bands into a finer mix), linear between. On a 16-grey ramp only the
-    pixels within about 1.5 levels of a palette grey go undithered, so its bands stay removed.
+    """Per cell of the ``lut_bits`` cube, the undithered index and whether its pixels are
+    dithered, as one int16 table [n^3]: the cell's nearest palette index, plus 256 where that
+    colour lies beyond the cell's own reach (a pixel between palette colours, where ordered
+    dither turns bands into a finer mix). Where the palette holds the colour, as far as the
+    table can tell, the pixel keeps its nearest colour: dithering there would only add noise.
+    On a 16-grey ramp only the pixels within about 2 levels of a palette grey go undithered,
+    so its bands stay removed.
 
     ``nearest`` is :func:`nearest_index_lut`'s table for ``palette``."""
-    n = 1 << lut_bits
     device = nearest.device
     centres = cell_centres(lut_bits, device)
     grid = torch.stack(torch.meshgrid(centres, centres, centres, indexing="ij"), dim=-1).view(-1, 3)
-    colours = palette.to(device=device, dtype=torch.float32)[nearest.view(-1).long()]
+    index = nearest.view(-1).long()
+    colours = palette.to(device=device, dtype=torch.float32)[index]
     distance = (grid - colours).square_().sum(1).sqrt_()
-    inside = (1 << (8 - lut_bits)) / 2 * math.sqrt(3)  # farthest a pixel lies from its cell's centre
-    share = ((distance - inside) / inside).clamp_(0, 1)
-    return (share * (1 << _GAIN_BITS)).round_().to(torch.uint8).view(n * n * n)
+    reach = (1 << (8 - lut_bits)) / 2 * math.sqrt(3)  # farthest a pixel lies from its cell's centre
+    return index.to(torch.int16) + (distance > 1.5 * reach).to(torch.int16) * 256
 
 
 def _is_channels_last(frames: Tensor) -> bool:

@@ -177,9 +177,11 @@ def test_a_flat_area_of_a_palette_colour_is_not_dithered_but_one_between_colours
     assert len(fixed[..., :32].unique()) > 1  # the plain ordered dither does scatter the flat grey
 
 
-def test_dither_gains_are_zero_on_palette_colours_and_full_between_them():
+def test_the_adaptive_table_dithers_cells_between_palette_colours_only():
     palette = torch.tensor([[0, 0, 0], [128, 128, 128], [255, 255, 255]], dtype=torch.uint8)
-    gains = remap_module.dither_gain_lut(palette, remap_module.nearest_index_lut(palette, 6), 6).view(64, 64, 64)
-    assert gains[32, 32, 32].item() == 0  # cell of 128-131 holds the grey 128
-    assert gains[16, 16, 16].item() == 16  # 64-67 is far from every palette colour
-    assert gains.dtype == torch.uint8 and int(gains.max()) == 16
+    nearest = remap_module.nearest_index_lut(palette, 6)
+    table = remap_module.dither_gain_lut(palette, nearest, 6).view(64, 64, 64)
+    assert table.dtype == torch.int16
+    assert table[32, 32, 32].item() == 1  # the cell of 128-131 holds the grey 128: its index, undithered
+    assert table[16, 16, 16].item() == 256 + int(nearest[16, 16, 16])  # 64-67 lies between greys: dithered
+    assert torch.equal(table % 256, nearest.to(torch.int16))
