@@ -124,7 +124,7 @@ WEBP = Format(
     min_delay=1,
     palette_colours=None,
     encode=_writer("webp", "encode_webp", RGBFrames, "WebP"),
-    qualities=(75, 60, 45, 30, 20),
+    qualities=(45, 35, 27, 20),
 )
 
 def _avif_unavailable() -> str | None:

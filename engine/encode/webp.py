@@ -16,7 +16,17 @@ sub-frame without blending. A frame with no change just extends the previous fra
 Comparing with the canvas, not with the previous frame, means a slow fade is still refreshed once
 its pixels have drifted past the threshold, so no error accumulates beyond it.
 
-Lossy at quality 75 by default, the setting users know from ``ffmpeg -c:v libwebp_anim -quality 75``.
+Lossy at quality 45, libwebp's method 1, by default: chosen by measurement against ffmpeg's
+``libwebp_anim -quality 75`` (its default) on the 14-clip previews library
+(``python -m bench.quality_library --sides engine-webp,ffmpeg-webp``, bench/make_library.py). At the
+clips' own size, the mean over 14 clips: quality 75 method 2 (the old default) 34.28 dB at 1.18 MB
+(26% more bytes than ffmpeg's 934 KB, its PSNR 30.40 dB); 60/2 33.57 dB at 1.00 MB; 50/2 33.09 dB at
+900 KB; 50/1 33.30 dB at 989 KB; 45/1 33.03 dB at 929 KB in 0.56 s a clip against ffmpeg's 0.90 s.
+Resized to 480 px: 45/1 31.73 dB at 462 KB against ffmpeg's 29.98 dB at 502 KB. So the same
+frames look better than libwebp's animation encoder makes them at its default, in fewer bytes,
+1.3-1.6x as fast. Per clip it is not uniform: on film grain and on screen text ffmpeg's frames
+score higher (-1.9 to -2.7 dB), on flat graphics and colour bars ours take more bytes for
++3 to +7 dB (bench/results/quality-library.md).
 """
 
 from __future__ import annotations
@@ -27,11 +37,13 @@ import struct
 import numpy as np
 from PIL import Image
 
-DEFAULT_QUALITY = 75
-DEFAULT_METHOD = 2
+DEFAULT_QUALITY = 45
+"""libwebp's quality, 0..100 (see the module docstring for how 45 was chosen)."""
+DEFAULT_METHOD = 1
 """libwebp's effort (0 fast .. 6 small). ffmpeg's default is 4; on the benchmark clip method 2
-codes frames 2.3x as fast for 6 % more bytes (45 stills: 0.33 s vs 0.77 s, 619 vs 582 KB), and the encoder is the slowest stage
-of a WebP job."""
+coded frames 2.3x as fast as 4 for 6 % more bytes (45 stills: 0.33 s vs 0.77 s, 619 vs 582 KB);
+on the library method 1 is about 10% faster again for about 10% more bytes at equal quality, and
+the encoder is the slowest stage of a WebP job."""
 CHANGE_THRESHOLD = 6
 """A pixel counts as changed when a channel differs from the canvas by more than this (0-255)."""
 _FULL_FRAME_SHARE = 0.75
