@@ -1,17 +1,21 @@
 """The NVDEC adapter's logic on CPU, driven by a stand-in for PyNvVideoCodec's SimpleDecoder.
 
 The stand-in behaves as the PyNvVideoCodec 2.x sources and docs describe SimpleDecoder (frames
-numbered in presentation order, ``get_batch_frames_by_index``, DLPack frames with a ``timestamp``
-in the stream's time base, NV12 as one (1.5 H, W) plane, P016 exported with a column stride of 2
-words, buffers reused by the next call), with the pictures decoded by PyAV. It proves what can be
-proved without a GPU: the frame numbers asked for, the copy before buffer reuse, the P016 fix-up,
-colour, rotation, the timestamp check and the job's fallback. The real thing is checked by
-tests/engine/test_gpu_parity.py on a GPU.
+numbered in presentation order, ``get_batch_frames_by_index``, ``reconfigure_decoder``, ``len``,
+DLPack frames with a ``timestamp`` in the stream's time base, NV12 as one (1.5 H, W) plane, P016
+exported with 2.0.x's column stride of 2 or 2.2.x's element strides, buffers reused by the next
+call), with the pictures decoded by PyAV. It records what the adapter does to it (decoders created
+and their options, reconfigurations, index lists) and fails loudly on what the real one does not
+survive (an empty index list, ``cuda_stream=0``). It proves what can be proved without a GPU: the
+frame numbers asked for, the stream handed over, decoder reuse, the copy before buffer reuse, the
+P016 fix-up, colour, rotation, the timestamp check and the job's fallback. The real thing is
+checked by tests/engine/test_gpu_parity.py on a GPU.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import types
 
 import av
@@ -22,9 +26,10 @@ import torch
 import clipmaker
 import animated_previews.engine.decode.nvdec_caps as nvdec_caps
 import animated_previews.engine.device as device
+import animated_previews.engine.decode.nvdec as nvdec
 import animated_previews.engine.job as job
 from animated_previews.engine.decode import DecoderUnavailable
-from animated_previews.engine.decode.nvdec import FETCH_BATCH, NvdecDecoder
+from animated_previews.engine.decode.nvdec import FETCH_BATCH, MAX_HEIGHT, MAX_WIDTH, NvdecDecoder, choose_stream
 from animated_previews.engine.decode.pyav import PyAVDecoder
 from animated_previews.engine.device import DeviceChoice
 from animated_previews.engine.probe import probe
@@ -41,6 +46,7 @@ class StandInFrame:
         self.timestamp = timestamp
 
     def __dlpack__(self, stream=None):  # SimpleDecoder's signature: no max_version, no copy
+        StandInDecoder.events.append("import")
         return self.tensor.__dlpack__()
 
     def __dlpack_device__(self):
@@ -56,38 +62,65 @@ def nv12(frame: av.VideoFrame) -> np.ndarray:
     return (surface.astype(np.uint32) << 6).astype(np.uint16) if deep else np.ascontiguousarray(surface)
 
 
+UNSET = object()
+
+
 class StandInDecoder:
     """SimpleDecoder on the CPU. ``words``: how P016 is exported ("strided": uint16 with strides
-    (W, 2) as PyNvVideoCodec 2.0.x does; "bytes": uint8 (1.5 H, 2 W)). ``shift``: timestamps
-    off by one from this frame number on (a numbering that disagrees with the container)."""
+    (W, 2) as PyNvVideoCodec 2.0.x does; "elements": uint16 with strides (pitch, 1), pitch > W,
+    as 2.2.x does; "bytes": uint8 (1.5 H, 2 W)). ``shift``: timestamps off by one from this frame
+    number on (a numbering that disagrees with the container). ``short``: one frame fewer than
+    asked. ``counted``: what ``len()`` says (the header's count, when it is short).
+    ``refuse_reconfigure``: ``reconfigure_decoder`` raises.
+
+    What the adapter did, reset per test by the fixture: ``log`` (index lists asked), ``created``
+    (each decoder's options), ``reconfigured`` (paths), ``events`` (imports, fetches and the stream
+    calls, in order)."""
 
     log: list[list[int]] = []
+    created: list[dict] = []
+    reconfigured: list[str] = []
+    events: list = []
 
-    def __init__(self, path, gpu_id=0, cuda_context=0, cuda_stream=0, use_device_memory=True, max_width=0,
+    def __init__(self, path, gpu_id=0, cuda_context=0, cuda_stream=UNSET, use_device_memory=True, max_width=0,
                  max_height=0, need_scanned_stream_metadata=False, decoder_cache_size=4, output_color_type=None,
-                 words="strided", shift=None, short=False):
+                 words="strided", shift=None, short=False, counted=None, refuse_reconfigure=False):
         assert output_color_type == "NATIVE" and use_device_memory
-        self.words, self.shift, self.short = words, shift, short
-        with av.open(path) as container:
+        assert cuda_stream != 0, "cuda_stream=0: 2.0.x decodes on the NULL stream and synchronises every frame"
+        self.words, self.shift, self.short, self.counted = words, shift, short, counted
+        self.refuse_reconfigure = refuse_reconfigure
+        StandInDecoder.created.append({"cuda_stream": None if cuda_stream is UNSET else cuda_stream,
+                                       "max_width": max_width, "max_height": max_height, "gpu_id": gpu_id,
+                                       "thread": threading.get_ident(), "decoder": self})
+        self._open(path)
+
+    def _open(self, path) -> None:
+        with av.open(str(path)) as container:
             frames = list(container.decode(container.streams.video[0]))
         frames.sort(key=lambda f: f.pts)
         self.surfaces = [nv12(f) for f in frames]
         self.pts = [f.pts for f in frames]
         self.pool: list[torch.Tensor] = []
-        StandInDecoder.log = []
+
+    def reconfigure_decoder(self, new_source):
+        StandInDecoder.reconfigured.append(str(new_source))
+        if self.refuse_reconfigure:
+            raise RuntimeError("reconfigure failed")
+        self._open(new_source)
 
     def __len__(self):
-        return len(self.surfaces)
+        return len(self.surfaces) if self.counted is None else self.counted
 
     def _export(self, slot: int, surface: np.ndarray) -> torch.Tensor:
         """Write into a reused buffer, as the decoder does, and export the documented layout."""
         rows, cols = surface.shape
-        if surface.dtype == np.uint16 and self.words == "strided":
+        if surface.dtype == np.uint16 and self.words in ("strided", "elements"):
+            pitch = cols if self.words == "strided" else cols + 64
             if len(self.pool) <= slot:
-                self.pool.append(torch.empty(rows * cols + cols, dtype=torch.uint16))
+                self.pool.append(torch.empty(rows * pitch + cols, dtype=torch.uint16))
             buffer = self.pool[slot]
-            buffer[: rows * cols] = torch.from_numpy(surface.reshape(-1))
-            return buffer.as_strided((rows, cols), (cols, 2))
+            buffer[: rows * pitch].view(rows, pitch)[:, :cols] = torch.from_numpy(surface)
+            return buffer.as_strided((rows, cols), (cols, 2) if self.words == "strided" else (pitch, 1))
         data = surface.view(np.uint8) if surface.dtype == np.uint16 else surface
         if len(self.pool) <= slot:
             self.pool.append(torch.empty(data.shape, dtype=torch.uint8))
@@ -95,7 +128,9 @@ class StandInDecoder:
         return self.pool[slot]
 
     def get_batch_frames_by_index(self, indices):
+        assert len(indices) > 0, "an empty index list: undefined behaviour in SimpleDecoder's C++ side"
         StandInDecoder.log.append(list(indices))
+        StandInDecoder.events.append("fetch")
         assert list(indices) == sorted(indices), "frames must be asked in ascending order"
         if self.short:
             indices = indices[:-1]
@@ -116,6 +151,7 @@ def stand_in(monkeypatch):
         SimpleDecoder=lambda path, **kw: StandInDecoder(path, **kw, **options),
     )
     device.clear_caches()
+    StandInDecoder.log, StandInDecoder.created, StandInDecoder.reconfigured, StandInDecoder.events = [], [], [], []
     monkeypatch.setattr(nvdec_caps, "_import_pynvvideocodec", lambda: module)
     yield options
     device.clear_caches()
@@ -149,7 +185,7 @@ def test_frames_are_fetched_by_number_in_batches_and_copied_before_buffers_are_r
     assert psnr(gpu.frames.numpy(), cpu.frames.contiguous().numpy()) > 45  # same YUV, swscale's filter
 
 
-@pytest.mark.parametrize("words", ["strided", "bytes"])
+@pytest.mark.parametrize("words", ["strided", "elements", "bytes"])
 def test_ten_bit_p016_frames_are_read_right_however_they_are_exported(stand_in, clip_10bit, words):
     stand_in["words"] = words
     instants = [0.0, 0.5, 1.0, 1.5]
@@ -211,3 +247,168 @@ def test_a_refusal_mid_job_falls_back_to_the_cpu_with_the_reason(stand_in, monke
     result = job.run_job(job_spec(h264_clip, "gif"), tmp_path, PyAVDecoder(), device="cuda")
     assert result.ok and result.device == "pyav"
     assert any("frame numbering differs" in n and n.startswith("fallback: the GPU path failed on cuda:0") for n in result.notes)
+
+
+# Streams (issue 14 item 2): never the NULL stream; the copy done before the buffers are reused.
+
+
+class RecordingStream:
+    """What decode_stream hands the adapter on a GPU, recording its calls among the decoder's."""
+
+    handle = 0x7F3A_0000
+
+    def activate(self):
+        class Active:
+            def __enter__(self_):
+                StandInDecoder.events.append("enter")
+
+            def __exit__(self_, *exc):
+                StandInDecoder.events.append("exit")
+
+        return Active()
+
+    def synchronize(self):
+        StandInDecoder.events.append("sync")
+
+    def hand_over(self, tensor):
+        StandInDecoder.events.append("hand over")
+
+
+def test_the_decoder_gets_a_dedicated_stream_and_each_batch_is_done_before_the_next_fetch(stand_in, monkeypatch, tmp_path):
+    monkeypatch.setattr(nvdec, "decode_stream", lambda device, held: RecordingStream())
+    path = clipmaker.make_clip(tmp_path / "s.mp4", fps=25, frames=FETCH_BATCH + 10, width=160, height=120)
+    NvdecDecoder(0, device=CPU).decode_frames(probe(path), [k / 25 for k in range(FETCH_BATCH + 5)])
+    assert [c["cuda_stream"] for c in StandInDecoder.created] == [RecordingStream.handle]
+    batch = ["fetch"] + ["import"] * FETCH_BATCH + ["sync"]
+    assert StandInDecoder.events == ["enter", *batch, "fetch", *["import"] * 5, "sync", "exit", "hand over"]
+
+
+def test_the_current_stream_is_used_unless_it_is_the_default_stream():
+    made = []
+
+    def dedicated():
+        made.append("own")
+        return "own"
+
+    assert choose_stream("thread's", "default", dedicated) == "thread's" and made == []
+    assert choose_stream("default", "default", dedicated) == "own" and made == ["own"]
+
+
+def test_on_a_cpu_device_no_stream_is_given_at_all(stand_in, h264_clip):
+    NvdecDecoder(0, device=CPU).decode_frames(probe(h264_clip), [0.0, 0.5])
+    assert StandInDecoder.created[0]["cuda_stream"] is None  # the stand-in refuses an explicit 0
+
+
+# Decoder reuse (item 3): one long-lived decoder per thread, reconfigured per clip.
+
+
+def test_jobs_on_one_thread_create_one_decoder_and_reconfigure_it_for_each_next_clip(stand_in, h264_clip, clip_10bit,
+                                                                                      rotated_clip):
+    adapter = NvdecDecoder(0, device=CPU)
+    clips = [h264_clip, clip_10bit, rotated_clip, h264_clip]
+    shown = [read(adapter.decode_frames(probe(path), [0.0, 0.4])) for path in clips]
+    assert shown == [[0, 10], [0, 10], [0, 10], [0, 10]]  # each clip's own frames, not the previous file's
+    assert len(StandInDecoder.created) == 1
+    assert StandInDecoder.reconfigured == [str(p) for p in clips[1:]]
+    created = StandInDecoder.created[0]
+    assert (created["max_width"], created["max_height"]) == (MAX_WIDTH, MAX_HEIGHT)
+
+
+def test_a_first_clip_larger_than_the_default_raises_the_decoders_maximum(stand_in, monkeypatch, h264_clip):
+    monkeypatch.setattr(nvdec, "MAX_WIDTH", 200)
+    monkeypatch.setattr(nvdec, "MAX_HEIGHT", 100)
+    media = probe(h264_clip)
+    NvdecDecoder(0, device=CPU).decode_frames(media, [0.0])
+    created = StandInDecoder.created[0]
+    assert (created["max_width"], created["max_height"]) == (max(200, media.width), max(100, media.height))
+
+
+def test_two_threads_get_two_decoders(stand_in, h264_clip):
+    adapter = NvdecDecoder(0, device=CPU)
+    media = probe(h264_clip)
+    errors: list[BaseException] = []
+
+    def two_jobs():
+        try:
+            for _ in range(2):
+                adapter.decode_frames(media, [0.0, 0.4])
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=two_jobs) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(StandInDecoder.created) == 2
+    assert len({c["thread"] for c in StandInDecoder.created}) == 2
+    assert len(StandInDecoder.reconfigured) == 2  # each thread's second job
+
+
+def test_a_decoder_that_cannot_be_reconfigured_is_replaced(stand_in, h264_clip, rotated_clip):
+    stand_in["refuse_reconfigure"] = True
+    adapter = NvdecDecoder(0, device=CPU)
+    adapter.decode_frames(probe(h264_clip), [0.0])
+    clip = adapter.decode_frames(probe(rotated_clip), [0.0, 0.4])
+    assert read(clip) == [0, 10]
+    assert len(StandInDecoder.created) == 2 and StandInDecoder.reconfigured == [str(rotated_clip)]
+
+
+def test_a_refusal_about_the_file_keeps_the_decoder_for_the_next_clip(stand_in, h264_clip):
+    adapter = NvdecDecoder(0, device=CPU)
+    stand_in["shift"] = 0
+    with pytest.raises(DecoderUnavailable, match="frame numbering differs"):
+        adapter.decode_frames(probe(h264_clip), [0.0])
+    StandInDecoder.created[0]["decoder"].shift = None  # the next file numbers its frames right
+    assert read(adapter.decode_frames(probe(h264_clip), [0.4])) == [10]
+    assert len(StandInDecoder.created) == 1 and len(StandInDecoder.reconfigured) == 1
+
+
+def test_a_decoder_that_failed_inside_is_not_reused(stand_in, monkeypatch, h264_clip):
+    adapter = NvdecDecoder(0, device=CPU)
+    adapter.decode_frames(probe(h264_clip), [0.0])
+    monkeypatch.setattr(StandInDecoder, "get_batch_frames_by_index", lambda self, indices: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        adapter.decode_frames(probe(h264_clip), [0.0])
+    monkeypatch.undo()
+    adapter.decode_frames(probe(h264_clip), [0.0])
+    assert len(StandInDecoder.created) == 2
+
+
+# Index lists (item 7): never empty, never a number the decoder does not count.
+
+
+def test_no_instants_is_refused_before_any_decoder_is_made(stand_in, h264_clip):
+    with pytest.raises(ValueError, match="no instants"):
+        NvdecDecoder(0, device=CPU).decode_frames(probe(h264_clip), [])
+    assert StandInDecoder.created == [] and StandInDecoder.log == []
+
+
+def test_an_empty_batch_never_reaches_the_decoder():
+    class Untouchable:
+        def get_batch_frames_by_index(self, indices):
+            raise AssertionError("called")
+
+    with pytest.raises(ValueError, match="no frame numbers"):
+        nvdec._fetch_batch(Untouchable(), [])
+
+
+def test_frames_the_decoder_does_not_count_are_refused_before_fetching(stand_in, h264_clip):
+    stand_in["counted"] = 5  # 2.2.x's wrapper would drop 10 and 20 and could send an empty list
+    with pytest.raises(DecoderUnavailable, match="nvdec counts 5 frames"):
+        NvdecDecoder(0, device=CPU).decode_frames(probe(h264_clip), [0.4, 0.8])
+    assert StandInDecoder.log == []
+
+
+# P016 strides (item 8): the re-stride only for 2.0.x's layout.
+
+
+def test_element_strides_are_kept_and_only_2_0_strides_are_rewritten():
+    words = torch.arange(6 * 10, dtype=torch.int32).to(torch.uint16)
+    pitched = words.as_strided((6, 8), (10, 1))  # 2.2.x: (pitch, 1) in elements
+    kept = nvdec._surface(pitched, 4, 10)
+    assert kept.stride() == (10, 1) and torch.equal(kept.view(torch.uint16).int(), pitched.int())
+    old = words.as_strided((6, 8), (8, 2))  # 2.0.x: the packed buffer, exported as every other word
+    fixed = nvdec._surface(old, 4, 10)
+    assert fixed.stride() == (8, 1) and torch.equal(fixed.view(torch.uint16).reshape(-1).int(), words[:48].int())
