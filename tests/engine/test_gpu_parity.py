@@ -25,6 +25,7 @@ import animated_previews.engine.decode.nvdec_caps as nvdec_caps
 import animated_previews.engine.device as device
 from animated_previews.engine import run_batch
 from animated_previews.engine.decode import DecoderUnavailable
+import animated_previews.engine.decode.nvdec as nvdec_module
 from animated_previews.engine.decode.nvdec import FETCH_BATCH, NvdecDecoder
 from animated_previews.engine.decode.pyav import PyAVDecoder
 from animated_previews.engine.job import run_job
@@ -155,6 +156,82 @@ def test_rotated_video_comes_out_upright(nvdec, rotated_clip):
     require_nvdec_takes(rotated_clip)
     clip = nvdec.decode_frames(probe(rotated_clip), [0.0, 0.4])
     assert shown(clip) == [0, 10] and (clip.height, clip.width) == (320, 240) and clip.rotation == 3
+
+
+# -- NVDEC: streams and decoder reuse (issue 14 items 2, 3) ------------------------------------------
+
+
+@pytest.fixture
+def counted(nvdec, monkeypatch):
+    """The real SimpleDecoder, counting creations (with their ``cuda_stream``) and reconfigurations."""
+    nvc = nvdec_caps.pynvvideocodec()
+    record = {"streams": [], "reconfigured": []}
+
+    class Counting(nvc.SimpleDecoder):
+        def __init__(self, path, **options):
+            record["streams"].append(options.get("cuda_stream"))
+            super().__init__(path, **options)
+
+        def reconfigure_decoder(self, new_source):
+            record["reconfigured"].append(new_source)
+            return super().reconfigure_decoder(new_source)
+
+    monkeypatch.setattr(nvc, "SimpleDecoder", Counting)
+    return record
+
+
+def test_clips_in_a_row_reuse_one_decoder_and_get_their_own_frames(nvdec, counted, tmp_path):
+    paths = [clipmaker.make_clip(tmp_path / f"r{k}.mp4", fps=25, frames=30, width=w, height=h)
+             for k, (w, h) in enumerate([(320, 240), (640, 360), (320, 240), (1280, 720)])]
+    for path in paths:
+        require_nvdec_takes(path)
+        assert shown(nvdec.decode_frames(probe(path), [0.0, 0.4, 0.8])) == [0, 10, 20]
+    assert len(counted["streams"]) == 1 and len(counted["reconfigured"]) == len(paths) - 1
+
+
+def test_the_decoder_never_gets_the_null_stream(nvdec, counted, h264_clip):
+    require_nvdec_takes(h264_clip)
+    assert torch.cuda.current_stream(CUDA) == torch.cuda.default_stream(CUDA)
+    nvdec.decode_frames(probe(h264_clip), [0.0])  # on the default stream: the thread's own is made
+    own = counted["streams"][-1]
+    assert own not in (None, 0, torch.cuda.default_stream(CUDA).cuda_stream)
+    thread_stream = torch.cuda.Stream(CUDA)
+    with torch.cuda.stream(thread_stream):  # as the GPU node's decode threads run
+        clip = NvdecDecoder(0).decode_frames(probe(h264_clip), [0.0, 0.4])
+    assert counted["streams"][-1] == thread_stream.cuda_stream
+    assert shown(clip) == [0, 10]
+
+
+def test_two_threads_decode_on_two_streams_with_two_decoders(nvdec, counted, h264_clip):
+    import threading
+
+    require_nvdec_takes(h264_clip)
+    results, errors = [], []
+
+    def job():
+        try:
+            results.append(shown(nvdec.decode_frames(probe(h264_clip), [0.0, 0.4])))
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=job) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and results == [[0, 10], [0, 10]]
+    assert len(counted["streams"]) == 2 and len(set(counted["streams"])) == 2
+
+
+def test_p016_export_layout_is_reported(nvdec, clip_10bit, monkeypatch):
+    """Which P016 layout this PyNvVideoCodec exports (2.0.x (W, 2), 2.2.x (pitch, 1)); right either way."""
+    require_nvdec_takes(clip_10bit)
+    seen = []
+    real = nvdec_module._surface
+    monkeypatch.setattr(nvdec_module, "_surface", lambda plane, h, b: seen.append((plane.dtype, plane.stride())) or real(plane, h, b))
+    clip = nvdec.decode_frames(probe(clip_10bit), [0.0, 0.5])
+    assert shown(clip) == [0, 12]
+    print("P016 export:", seen[0])
 
 
 def test_ten_bit_hevc_matches_the_cpu(nvdec, tmp_path):
