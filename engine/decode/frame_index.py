@@ -12,15 +12,29 @@ The selection also carries each chosen frame's raw timestamp, so a backend can c
 frame it got back is the one that was meant, and fall back when its numbering disagrees.
 
 :func:`read_stream_tags` learns what the CPU path reads from each decoded frame (display
-rotation, colour matrix and range, bit depth) by decoding the first frame on the CPU: PyAV exposes
-the display matrix only on decoded frames.
+rotation, colour matrix and range, bit depth) by decoding the first frame on the CPU: PyAV (18.1)
+exposes the display matrix only on decoded frames (a stream has setters for it, no getter; an MP4
+with a rotation carries none on its packets), and H.264/HEVC may carry it in an SEI message that
+only decoding reads, so the codec context's colour tags alone cannot stand in for the frame.
+
+Both are cached per file (:class:`_FileCache`, keyed by path, size and mtime, a few dozen files):
+every GPU job used to pay a demux from the file's start and a first-frame decode on the CPU before
+the GPU started, and jobs on one file (several spans, several formats, a retried batch) repeat
+them. The timestamp table is kept as far as it was read and read again further when a later job
+needs more; a changed file (size or mtime) is a different key.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
+import os
+import threading
+from array import array
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Sequence
+from fractions import Fraction
+from typing import Hashable, Sequence
 
 import av
 
@@ -40,6 +54,10 @@ _MATRIX_BY_COLORSPACE = {1: "bt709", 4: "fcc", 5: "bt601", 6: "bt601", 7: "smpte
 _UNSPECIFIED = (None, 0, 2)
 """Tags the CPU path treats as untagged: BT.709 from 720 rows up, BT.601 below (pyav._to_rgb)."""
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+CACHED_FILES = 32
+"""Files whose timestamp table and tags are kept. A table costs 10 bytes a frame (a two-hour
+30 fps file: 2 MB), so this bounds the cache to tens of MB in the worst case while covering the
+files a batch's jobs in flight share."""
 
 
 @dataclass(frozen=True)
@@ -85,24 +103,24 @@ def select_frames(media: MediaInfo, instants: Sequence[float]) -> FrameSelection
     """
     if not instants:
         raise ValueError("no instants to select frames for")
-    entries, reached_end = _demux_timestamps(media, instants[-1])
-    if not entries:
+    table = _timestamps(media, instants[-1])
+    if not table.pts:
         raise EngineError(
             ErrorCode.INVALID_VIDEO_FORMAT,
             f"no frame of {media.path.name} could be read; the file may be truncated or corrupt",
         )
-    order = sorted(range(len(entries)), key=lambda i: entries[i][0])
-    pts = [entries[i][0] for i in order]
+    order = sorted(range(len(table.pts)), key=table.pts.__getitem__)
+    pts = [table.pts[i] for i in order]
     if any(a == b for a, b in zip(pts, pts[1:])):
         raise DecoderUnavailable("the video repeats frame timestamps, so its frames cannot be fetched by number")
-    tb = entries[0][3]
+    tb = table.time_base
     # Frames the CPU decoder would show (not dropped by an edit list), with their numbers and times.
-    shown = [(number, float(pts[number] * tb) - media.start_time) for number, i in enumerate(order) if not entries[i][2]]
+    shown = [(number, float(pts[number] * tb) - media.start_time) for number, i in enumerate(order) if not table.discard[i]]
     if not shown:
         raise DecoderUnavailable("every frame of the video is marked to be discarded")
     times = [t for _, t in shown]
     period = 1.0 / (media.fps or 25.0)
-    if reached_end and instants[0] > times[-1] + 2 * period:
+    if table.reached_end and instants[0] > times[-1] + 2 * period:
         raise EngineError(
             ErrorCode.INVALID_TIME_RANGE,
             f"the video's frames end at {times[-1]:.3f} s although its header says {media.duration:.3f} s; "
@@ -114,7 +132,7 @@ def select_frames(media: MediaInfo, instants: Sequence[float]) -> FrameSelection
     distinct = sorted(set(chosen))
     row_of = {position: row for row, position in enumerate(distinct)}
     numbers = tuple(shown[p][0] for p in distinct)
-    keyframes = [number for number, i in enumerate(order) if entries[i][1] and number <= numbers[0]]
+    keyframes = [number for number, i in enumerate(order) if table.keyframe[i] and number <= numbers[0]]
     return FrameSelection(
         numbers=numbers,
         pts=tuple(pts[n] for n in numbers),
@@ -124,27 +142,107 @@ def select_frames(media: MediaInfo, instants: Sequence[float]) -> FrameSelection
     )
 
 
-def _demux_timestamps(media: MediaInfo, last_instant: float) -> tuple[list[tuple[int, bool, bool, object]], bool]:
-    """(pts, keyframe, discard, time base) of the stream's packets in decode order, read from the
-    start until no later packet can be shown at or before ``last_instant``; and whether the end of
-    the stream was reached."""
+@dataclass(frozen=True)
+class _Timestamps:
+    """A video stream's packets in decode order, read from the start (compact: cached per file)."""
+
+    pts: array
+    """Presentation timestamps, in ``time_base`` units."""
+    keyframe: bytes
+    """1 per keyframe packet."""
+    discard: bytes
+    """1 per packet the decoder drops (an edit list's cut)."""
+    time_base: Fraction
+    reached_end: bool
+    """The whole stream was read."""
+    covers: float
+    """Instants up to this (s from the video's start) can be served from this table."""
+
+
+class _FileCache:
+    """A small LRU of what was learned about files; shared by a process's threads (the GPU node
+    executor runs several decode threads in one process)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Hashable, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> object | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: object) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_timestamp_cache = _FileCache(CACHED_FILES)
+_tag_cache = _FileCache(CACHED_FILES)
+
+
+def clear_cache() -> None:
+    """Forget every file (tests; a process that knows its files changed in place within a second
+    keeping their size, which the key cannot see)."""
+    _timestamp_cache.clear()
+    _tag_cache.clear()
+
+
+def _file_key(media: MediaInfo) -> tuple[str, int, int, int] | None:
+    """The file as it is now: path, size, mtime (ns), and which stream; None if it cannot be stat'ed
+    (nothing is cached then: the open that follows reports the error)."""
+    try:
+        stat = os.stat(media.path)
+    except OSError:
+        return None
+    return (os.fspath(media.path), stat.st_size, stat.st_mtime_ns, media.stream_index)
+
+
+def _timestamps(media: MediaInfo, last_instant: float) -> _Timestamps:
+    """The stream's timestamp table, read far enough for ``last_instant``: from the cache when an
+    earlier job on this file read that far, else demuxed (and cached)."""
+    key = _file_key(media)
+    cached = _timestamp_cache.get(key) if key is not None else None
+    if isinstance(cached, _Timestamps) and last_instant <= cached.covers:
+        return cached
+    table = _demux_timestamps(media, last_instant)
+    if key is not None:
+        _timestamp_cache.put(key, table)
+    return table
+
+
+def _demux_timestamps(media: MediaInfo, last_instant: float) -> _Timestamps:
+    """The stream's packets in decode order, read from the start until no later packet can be
+    shown at or before ``last_instant``."""
     container = open_container(media.path)
     try:
         stream = container.streams[media.stream_index]
         tb = stream.time_base
-        entries: list[tuple[int, bool, bool, object]] = []
+        pts, keyframe, discard = array("q"), bytearray(), bytearray()
         for packet in container.demux(stream):
             if packet.pts is None:
                 if packet.size == 0:  # the demuxer's end-of-stream marker
                     continue
                 raise DecoderUnavailable("the video has packets without timestamps, so its frames cannot be fetched by number")
-            entries.append((packet.pts, packet.is_keyframe, packet.is_discard, tb))
+            pts.append(packet.pts)
+            keyframe.append(packet.is_keyframe)
+            discard.append(packet.is_discard)
             # pts >= dts, so once a packet's dts is past the last instant no later packet is shown before it.
             order_time = packet.dts if packet.dts is not None else packet.pts
             margin = 0.0 if packet.dts is not None else _REORDER_MARGIN
             if float(order_time * tb) - media.start_time > last_instant + _TOLERANCE + margin:
-                return entries, False
-        return entries, True
+                return _Timestamps(pts, bytes(keyframe), bytes(discard), tb, False, last_instant)
+        return _Timestamps(pts, bytes(keyframe), bytes(discard), tb, True, math.inf)
     except av.error.FFmpegError as exc:
         raise unreadable(media.path, "reading", exc) from None
     finally:
@@ -152,7 +250,20 @@ def _demux_timestamps(media: MediaInfo, last_instant: float) -> tuple[list[tuple
 
 
 def read_stream_tags(media: MediaInfo) -> StreamTags:
-    """Rotation, colour matrix, range and bit depth, from the stream's first decoded frame."""
+    """Rotation, colour matrix, range and bit depth, from the stream's first decoded frame (once
+    per file: cached)."""
+    key = _file_key(media)
+    cached = _tag_cache.get(key) if key is not None else None
+    if isinstance(cached, StreamTags):
+        return cached
+    tags = _decode_stream_tags(media)
+    if key is not None:
+        _tag_cache.put(key, tags)
+    return tags
+
+
+def _decode_stream_tags(media: MediaInfo) -> StreamTags:
+    """The tags of the stream's first frame, decoded on the CPU (one thread, slice threading)."""
     container = open_container(media.path)
     try:
         stream = container.streams[media.stream_index]

@@ -7,14 +7,38 @@ the number selected for an instant must equal the index the CPU decoder shows at
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
 import clipmaker
+import animated_previews.engine.decode.frame_index as frame_index
 from animated_previews.engine.decode.frame_index import pixel_bits, read_stream_tags, select_frames
 from animated_previews.engine.decode.pyav import PyAVDecoder
 from animated_previews.engine.errors import EngineError, ErrorCode
 from animated_previews.engine.probe import probe
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test starts with no file known (the cache is per process)."""
+    frame_index.clear_cache()
+    yield
+    frame_index.clear_cache()
+
+
+@pytest.fixture
+def opens(monkeypatch):
+    """Paths the module opens with FFmpeg, in order."""
+    opened = []
+    real = frame_index.open_container
+
+    def counting(path):
+        opened.append(path)
+        return real(path)
+
+    monkeypatch.setattr(frame_index, "open_container", counting)
+    return opened
 
 
 def numbers_shown(path, instants):
@@ -94,3 +118,55 @@ def test_stream_tags_follow_the_cpu_paths_rules(rotated_clip, clip_10bit, tmp_pa
                                        ("yuv422p12le", 12), ("p010le", 10), ("p016le", 16), ("nv12", 8)])
 def test_pixel_bits(name, bits):
     assert pixel_bits(name) == bits
+
+
+# Per-file cache (issue 14 item 10): what a job learns about a file serves the next job on it.
+
+
+def test_a_second_job_on_a_file_reads_neither_its_packets_nor_a_frame_again(long_gop_clip, opens):
+    media = probe(long_gop_clip)
+    instants = [4.1 + k / 5 for k in range(5)]
+    first, tags = select_frames(media, instants), read_stream_tags(media)
+    assert len(opens) == 2
+    assert select_frames(media, instants) == first and read_stream_tags(media) == tags
+    assert len(opens) == 2
+
+
+def test_an_earlier_span_is_served_from_the_table_a_later_span_reads_further(long_gop_clip, opens):
+    media = probe(long_gop_clip)
+    select_frames(media, [2.0, 2.5])
+    early = select_frames(media, [0.2, 0.6])
+    assert len(opens) == 1
+    late = select_frames(media, [4.1, 4.5])
+    assert len(opens) == 2  # the table ended near 2.5 s: read again, further
+    frame_index.clear_cache()
+    assert (early, late) == (select_frames(media, [0.2, 0.6]), select_frames(media, [4.1, 4.5]))
+
+
+def test_a_changed_file_is_read_again(tmp_path, opens):
+    path = clipmaker.make_clip(tmp_path / "c.mp4", fps=10, frames=10, width=160, height=120)
+    assert numbers_shown(path, [0.95])[0] == [9]
+    clipmaker.make_clip(tmp_path / "other.mp4", fps=10, frames=20, width=160, height=120).replace(path)
+    os.utime(path, ns=(1, 1))  # whatever the clock's resolution: another mtime
+    assert numbers_shown(path, [1.95])[0] == [19]
+    assert len(opens) == 2
+
+
+def test_the_cache_keeps_the_latest_files_only(tmp_path, monkeypatch, opens):
+    monkeypatch.setattr(frame_index, "_tag_cache", frame_index._FileCache(2))
+    paths = [clipmaker.make_clip(tmp_path / f"f{k}.mp4", fps=10, frames=3, width=160, height=120) for k in range(3)]
+    for path in paths:
+        read_stream_tags(probe(path))
+    read_stream_tags(probe(paths[2]))
+    read_stream_tags(probe(paths[1]))
+    assert len(opens) == 3
+    read_stream_tags(probe(paths[0]))  # the least recently used, dropped
+    assert len(opens) == 4
+
+
+def test_tags_cached_per_file_are_the_ones_its_frames_carry(rotated_clip, clip_10bit):
+    for path in (rotated_clip, clip_10bit, rotated_clip, clip_10bit):
+        media = probe(path)
+        with frame_index.av.open(str(path)) as container:
+            first = next(container.decode(container.streams.video[0]))
+        assert read_stream_tags(media) == frame_index.tags_of(first)
