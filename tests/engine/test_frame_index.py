@@ -170,3 +170,15 @@ def test_tags_cached_per_file_are_the_ones_its_frames_carry(rotated_clip, clip_1
         with frame_index.av.open(str(path)) as container:
             first = next(container.decode(container.streams.video[0]))
         assert read_stream_tags(media) == frame_index.tags_of(first)
+
+
+def test_tags_come_from_a_frame_because_the_codec_context_can_say_less(corpus):
+    """bbb_720p_30s.webm (VP8): its codec context says colorspace unspecified, which the CPU path's
+    rule would make BT.709 at 720 rows; its frames say BT.470BG, i.e. BT.601. Rotation, too, is on
+    frames only. So the tags are the first frame's, read once per file."""
+    path = corpus / "bbb_720p_30s.webm"
+    with frame_index.av.open(str(path)) as container:
+        assert container.streams.video[0].codec_context.colorspace in (None, 0, 2)  # says nothing
+        first = next(container.decode(container.streams.video[0]))
+    tags = read_stream_tags(probe(path))
+    assert tags == frame_index.tags_of(first) and tags.matrix == "bt601"
