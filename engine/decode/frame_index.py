@@ -21,7 +21,15 @@ Both are cached per file (:class:`_FileCache`, keyed by path, size and mtime, a 
 every GPU job used to pay a demux from the file's start and a first-frame decode on the CPU before
 the GPU started, and jobs on one file (several spans, several formats, a retried batch) repeat
 them. The timestamp table is kept as far as it was read and read again further when a later job
-needs more; a changed file (size or mtime) is a different key.
+needs more; a changed file (size or mtime) is a different key. A file's first job opens it once
+for both: the demux that reads the timestamps also hands its first packets to the decoder until
+the first frame comes out (:class:`_FirstFrame`), which is the frame the tags are read from.
+
+What the codec context says (colorspace, color_range, pixel format) agrees with the first frame
+on every clip the tests make and on ../shared/corpus, except where it says nothing: VP8 leaves the
+colorspace unspecified in the context and tags its frames BT.470BG, so the context's answer would
+change the matrix at 720 rows and up. Rotation has no source but a frame in PyAV 18.1. Decoding
+one frame is therefore the only reading that matches the CPU path; it is paid once per file.
 """
 
 from __future__ import annotations
@@ -210,48 +218,97 @@ def _file_key(media: MediaInfo) -> tuple[str, int, int, int] | None:
 
 def _timestamps(media: MediaInfo, last_instant: float) -> _Timestamps:
     """The stream's timestamp table, read far enough for ``last_instant``: from the cache when an
-    earlier job on this file read that far, else demuxed (and cached)."""
+    earlier job on this file read that far, else demuxed (and cached, with the stream's tags when
+    they were not known yet: the same open serves both)."""
     key = _file_key(media)
     cached = _timestamp_cache.get(key) if key is not None else None
     if isinstance(cached, _Timestamps) and last_instant <= cached.covers:
         return cached
-    table = _demux_timestamps(media, last_instant)
+    want_tags = key is not None and _tag_cache.get(key) is None
+    table, tags = _demux_timestamps(media, last_instant, want_tags)
     if key is not None:
         _timestamp_cache.put(key, table)
+        if tags is not None:
+            _tag_cache.put(key, tags)
     return table
 
 
-def _demux_timestamps(media: MediaInfo, last_instant: float) -> _Timestamps:
+class _FirstFrame:
+    """Decodes a stream's first packets, as the demux hands them over, until a frame comes out;
+    its tags are then what :func:`read_stream_tags` would decode the file again for.
+
+    Decoding here is an extra, never a reason to fail: a decoder error leaves ``tags`` None and
+    :func:`read_stream_tags` decodes on its own (and reports the error as a decoding error)."""
+
+    def __init__(self, stream: av.video.stream.VideoStream) -> None:
+        self.context = stream.codec_context
+        _one_thread(self.context)
+        self.tags: StreamTags | None = None
+        self.failed = False
+
+    @property
+    def wanted(self) -> bool:
+        return self.tags is None and not self.failed
+
+    def feed(self, packet: av.Packet | None) -> None:
+        """One packet (None: the stream ended, flush the frames the decoder holds back)."""
+        try:
+            frames = self.context.decode(packet)
+        except av.error.FFmpegError:
+            self.failed = True
+            return
+        if frames:
+            self.tags = tags_of(frames[0])
+
+
+def _one_thread(context: av.codec.context.CodecContext) -> None:
+    """One decoding thread with slice threading: frame threading would decode several frames
+    ahead to hand over the first one."""
+    context.thread_type = "SLICE"
+    context.thread_count = 1
+
+
+def _demux_timestamps(media: MediaInfo, last_instant: float, want_tags: bool = False) -> tuple[_Timestamps, StreamTags | None]:
     """The stream's packets in decode order, read from the start until no later packet can be
-    shown at or before ``last_instant``."""
+    shown at or before ``last_instant``; with ``want_tags``, the first frame's tags too (None if
+    the packets read gave no frame)."""
     container = open_container(media.path)
     try:
         stream = container.streams[media.stream_index]
+        first = _FirstFrame(stream) if want_tags else None
         tb = stream.time_base
         pts, keyframe, discard = array("q"), bytearray(), bytearray()
         for packet in container.demux(stream):
             if packet.pts is None:
                 if packet.size == 0:  # the demuxer's end-of-stream marker
+                    if first is not None and first.wanted:
+                        first.feed(None)
                     continue
                 raise DecoderUnavailable("the video has packets without timestamps, so its frames cannot be fetched by number")
             pts.append(packet.pts)
             keyframe.append(packet.is_keyframe)
             discard.append(packet.is_discard)
-            # pts >= dts, so once a packet's dts is past the last instant no later packet is shown before it.
             order_time = packet.dts if packet.dts is not None else packet.pts
+            if first is not None and first.wanted:  # after its timestamps are read: decoding may rebase them
+                first.feed(packet)
+            # pts >= dts, so once a packet's dts is past the last instant no later packet is shown before it.
             margin = 0.0 if packet.dts is not None else _REORDER_MARGIN
             if float(order_time * tb) - media.start_time > last_instant + _TOLERANCE + margin:
-                return _Timestamps(pts, bytes(keyframe), bytes(discard), tb, False, last_instant)
-        return _Timestamps(pts, bytes(keyframe), bytes(discard), tb, True, math.inf)
+                return _Timestamps(pts, bytes(keyframe), bytes(discard), tb, False, last_instant), _tags(first)
+        return _Timestamps(pts, bytes(keyframe), bytes(discard), tb, True, math.inf), _tags(first)
     except av.error.FFmpegError as exc:
         raise unreadable(media.path, "reading", exc) from None
     finally:
         container.close()
 
 
+def _tags(first: _FirstFrame | None) -> StreamTags | None:
+    return first.tags if first is not None else None
+
+
 def read_stream_tags(media: MediaInfo) -> StreamTags:
     """Rotation, colour matrix, range and bit depth, from the stream's first decoded frame (once
-    per file: cached)."""
+    per file: cached; after :func:`select_frames` on the file, already read by its demux)."""
     key = _file_key(media)
     cached = _tag_cache.get(key) if key is not None else None
     if isinstance(cached, StreamTags):
@@ -267,8 +324,7 @@ def _decode_stream_tags(media: MediaInfo) -> StreamTags:
     container = open_container(media.path)
     try:
         stream = container.streams[media.stream_index]
-        stream.codec_context.thread_type = "SLICE"
-        stream.codec_context.thread_count = 1
+        _one_thread(stream.codec_context)
         frame = next(iter(container.decode(stream)), None)
     except av.error.FFmpegError as exc:
         raise unreadable(media.path, "decoding", exc) from None

@@ -287,17 +287,20 @@ def _surface(plane: torch.Tensor, height: int, bits: int) -> torch.Tensor:
     PyNvVideoCodec 2.0.x exports P016 frames as uint16 (1.5 H, W) with strides (W, 2), bytes
     given as elements: the buffer itself is a plain (1.5 H, W) array of words, so it is viewed
     again with strides (W, 1) (within the exported extent). 2.2.x reports element strides
-    ((pitch, 1)), which are used as they are: only a column stride other than 1 says the 2.0.x
-    layout. A producer that exports words as bytes ((1.5 H, 2 W) uint8) is viewed as int16 words.
-    Words go on as int16 (the same bits), which kernels.colour reads as unsigned.
+    ((pitch, 1)), which are used as they are: only exactly (W, 2) says the 2.0.x layout, and any
+    other column stride is a layout nobody documented, refused rather than guessed at. A
+    producer that exports words as bytes ((1.5 H, 2 W) uint8) is viewed as int16 words. Words go
+    on as int16 (the same bits), which kernels.colour reads as unsigned.
     """
     if plane.dim() != 2 or round(plane.shape[0] / 1.5) < height:
         raise DecoderUnavailable(f"nvdec handed a frame of shape {tuple(plane.shape)} for a picture {height} rows high")
     rows, cols = plane.shape
     if bits > 8 and plane.element_size() == 1:
         plane = plane.contiguous().view(torch.int16)
-    elif plane.stride()[1] != 1:  # 2.0.x's P016 export
+    elif plane.stride() == (cols, 2) and plane.element_size() == 2:  # 2.0.x's P016 export
         plane = plane.as_strided((rows, cols), (cols, 1))
+    elif plane.stride()[1] != 1:
+        raise DecoderUnavailable(f"nvdec handed a frame with strides {plane.stride()} for shape {tuple(plane.shape)}")
     if plane.dtype == torch.uint16:  # int16 has full support (stack, copies) on CUDA; uint16 does not
         plane = plane.view(torch.int16)
     return plane

@@ -123,13 +123,50 @@ def test_pixel_bits(name, bits):
 # Per-file cache (issue 14 item 10): what a job learns about a file serves the next job on it.
 
 
-def test_a_second_job_on_a_file_reads_neither_its_packets_nor_a_frame_again(long_gop_clip, opens):
+def test_a_files_first_job_opens_it_once_and_a_second_job_not_at_all(long_gop_clip, opens):
     media = probe(long_gop_clip)
     instants = [4.1 + k / 5 for k in range(5)]
     first, tags = select_frames(media, instants), read_stream_tags(media)
-    assert len(opens) == 2
+    assert len(opens) == 1  # the demux for the timestamps also decoded the first frame for the tags
     assert select_frames(media, instants) == first and read_stream_tags(media) == tags
-    assert len(opens) == 2
+    assert len(opens) == 1
+
+
+def tags_along_the_demux_and_on_their_own(path):
+    media = probe(path)
+    frame_index.clear_cache()
+    select_frames(media, [0.0])
+    along = read_stream_tags(media)
+    frame_index.clear_cache()
+    return along, read_stream_tags(media)
+
+
+def test_tags_read_along_the_demux_are_the_first_frames(rotated_clip, clip_10bit):
+    rotated, deep = tags_along_the_demux_and_on_their_own(rotated_clip), tags_along_the_demux_and_on_their_own(clip_10bit)
+    assert rotated[0] == rotated[1] and rotated[0].turns == 3
+    assert deep[0] == deep[1] and deep[0].bits == 10
+
+
+@pytest.mark.parametrize("name", ["bbb_720p_30s.webm", "h264_10bits.mp4", "nasa_13013.mp4"])
+def test_tags_read_along_the_demux_are_the_first_frames_of_real_footage(corpus, name):
+    along, alone = tags_along_the_demux_and_on_their_own(corpus / name)
+    assert along == alone
+
+
+def test_tags_are_decoded_on_their_own_when_the_demux_got_no_frame(rotated_clip, monkeypatch, opens):
+    monkeypatch.setattr(frame_index._FirstFrame, "feed", lambda self, packet: setattr(self, "failed", True))
+    media = probe(rotated_clip)
+    select_frames(media, [0.0])
+    assert read_stream_tags(media).turns == 3 and len(opens) == 2
+
+
+def test_a_second_span_does_not_decode_for_tags_again(long_gop_clip, monkeypatch):
+    media = probe(long_gop_clip)
+    select_frames(media, [0.2])
+    fed = []
+    monkeypatch.setattr(frame_index._FirstFrame, "feed", lambda self, packet: fed.append(packet))
+    select_frames(media, [4.1])  # reads the table further; the tags are known
+    assert fed == []
 
 
 def test_an_earlier_span_is_served_from_the_table_a_later_span_reads_further(long_gop_clip, opens):

@@ -412,3 +412,11 @@ def test_element_strides_are_kept_and_only_2_0_strides_are_rewritten():
     old = words.as_strided((6, 8), (8, 2))  # 2.0.x: the packed buffer, exported as every other word
     fixed = nvdec._surface(old, 4, 10)
     assert fixed.stride() == (8, 1) and torch.equal(fixed.view(torch.uint16).reshape(-1).int(), words[:48].int())
+
+
+def test_a_column_stride_that_is_neither_layout_is_refused():
+    words = torch.zeros(6 * 24, dtype=torch.int32).to(torch.uint16)
+    with pytest.raises(DecoderUnavailable, match="strides"):
+        nvdec._surface(words.as_strided((6, 8), (24, 3)), 4, 10)
+    with pytest.raises(DecoderUnavailable, match="strides"):
+        nvdec._surface(words.as_strided((6, 8), (16, 2)), 4, 10)  # a pitch with 2.0.x's column stride: not 2.0.x
