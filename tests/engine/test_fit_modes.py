@@ -228,10 +228,13 @@ def test_a_320x240_clip_asked_200x200_in_each_mode(tmp_path, h264_clip):
     assert mean_error(cover, expected(frame[:, 40:280], 200, 200)) < 4  # the middle 240x240
     assert mean_error(cover, expected(frame, 200, 200)) > 8  # not the whole frame squeezed
 
-    for name, tolerance in (("pad", 6), ("vod", 0)):  # WebP's 4:2:0 blurs colour edges; GIF's palette is exact
+    # WebP (lossy, quality 45, 4:2:0) strays a few levels on a saturated colour: its bars are
+    # magenta on average within a level, no pixel more than 8 off; GIF's palette is exact.
+    for name, worst, mean in (("pad", 8, 1.0), ("vod", 0, 0.0)):
         pad = first_frame(results[name])
         assert (results[name].width, results[name].height) == (200, 200)
-        assert np.abs(pad[2:23] - MAGENTA).max() <= tolerance and np.abs(pad[177:198] - MAGENTA).max() <= tolerance
+        bars = np.concatenate([pad[2:23], pad[177:198]])
+        assert np.abs(bars - MAGENTA).max() <= worst and np.abs(bars - MAGENTA).mean() <= mean
         assert mean_error(pad[25:175], expected(frame, 150, 200)) < 4
         assert clipmaker.read_index(pad.astype(np.uint8), box=(0, 25, 200, 175)) == 0
 
