@@ -20,8 +20,8 @@ only decoding reads, so the codec context's colour tags alone cannot stand in fo
 Both are cached per file (:class:`_FileCache`, keyed by path, size and mtime, a few dozen files):
 every GPU job used to pay a demux from the file's start and a first-frame decode on the CPU before
 the GPU started, and jobs on one file (several spans, several formats, a retried batch) repeat
-them. The timestamp table is kept as far as it was read and read again further when a later job
-needs more; a changed file (size or mtime) is a different key. A file's first job opens it once
+them. The timestamp table is kept as far as it was read and read again, well further, when a
+later job needs more; a changed file (size or mtime) is a different key. A file's first job opens it once
 for both: the demux that reads the timestamps also hands its first packets to the decoder until
 the first frame comes out (:class:`_FirstFrame`), which is the frame the tags are read from.
 
@@ -40,7 +40,7 @@ import os
 import threading
 from array import array
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Hashable, Sequence
 
@@ -55,6 +55,10 @@ _TOLERANCE = 1e-6
 _REORDER_MARGIN = 5.0
 """Seconds to read past the last instant when packets carry no decode timestamp: frames shown
 before the instant may come that much later in decode order (B-frame reordering)."""
+_READ_AHEAD = 30.0
+"""When a job needs a file's table further than it was read, it is read at least this many seconds
+further (and at least twice as far): a file with jobs at two spans likely has jobs at more, and
+each read starts again from the file's start. The first job on a file reads only what it needs."""
 
 _MATRIX_BY_COLORSPACE = {1: "bt709", 4: "fcc", 5: "bt601", 6: "bt601", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
 """FFmpeg's AVColorSpace tags -> kernel matrix names. Any other tag gets BT.601, as swscale
@@ -111,42 +115,76 @@ def select_frames(media: MediaInfo, instants: Sequence[float]) -> FrameSelection
     """
     if not instants:
         raise ValueError("no instants to select frames for")
-    table = _timestamps(media, instants[-1])
+    index = _presentation_index(media, _timestamps(media, instants[-1]))
+    times = index.shown_times
+    period = 1.0 / (media.fps or 25.0)
+    if index.reached_end and instants[0] > times[-1] + 2 * period:
+        raise EngineError(
+            ErrorCode.INVALID_TIME_RANGE,
+            f"the video's frames end at {times[-1]:.3f} s although its header says {media.duration:.3f} s; "
+            f"seek {instants[0]:.3f} s is past the last frame",
+        )
+    chosen: list[int] = []  # position in the shown frames per instant
+    for instant in instants:
+        chosen.append(max(0, bisect.bisect_right(times, instant + _TOLERANCE) - 1))
+    distinct = sorted(set(chosen))
+    row_of = {position: row for row, position in enumerate(distinct)}
+    numbers = tuple(index.shown_numbers[p] for p in distinct)
+    before = bisect.bisect_right(index.keyframes, numbers[0]) - 1
+    return FrameSelection(
+        numbers=numbers,
+        pts=tuple(index.pts[n] for n in numbers),
+        rows=tuple(row_of[p] for p in chosen),
+        source_times=tuple(times[p] for p in chosen),
+        keyframe=index.keyframes[before] if before >= 0 else 0,
+    )
+
+
+@dataclass(frozen=True)
+class _PresentationIndex:
+    """A timestamp table in presentation order: what each job on the file looks instants up in,
+    built once per table read (sorting a long file's table per job would cost more than the
+    lookups)."""
+
+    pts: array
+    """Presentation timestamps, ascending: frame number n has ``pts[n]``."""
+    shown_numbers: array
+    """Numbers of the frames the CPU decoder shows (not dropped by an edit list), ascending."""
+    shown_times: array
+    """Their times, s from the video's start."""
+    keyframes: array
+    """Numbers of the keyframes, ascending."""
+    reached_end: bool
+
+
+def _presentation_index(media: MediaInfo, table: _Timestamps) -> _PresentationIndex:
+    """``table`` in presentation order (kept with the table, so built once per read)."""
+    built = table.derived.get("index")
+    if built is None:
+        built = table.derived["index"] = _build_index(media, table)
+    return built
+
+
+def _build_index(media: MediaInfo, table: _Timestamps) -> _PresentationIndex:
     if not table.pts:
         raise EngineError(
             ErrorCode.INVALID_VIDEO_FORMAT,
             f"no frame of {media.path.name} could be read; the file may be truncated or corrupt",
         )
     order = sorted(range(len(table.pts)), key=table.pts.__getitem__)
-    pts = [table.pts[i] for i in order]
+    pts = array("q", (table.pts[i] for i in order))
     if any(a == b for a, b in zip(pts, pts[1:])):
         raise DecoderUnavailable("the video repeats frame timestamps, so its frames cannot be fetched by number")
-    tb = table.time_base
-    # Frames the CPU decoder would show (not dropped by an edit list), with their numbers and times.
-    shown = [(number, float(pts[number] * tb) - media.start_time) for number, i in enumerate(order) if not table.discard[i]]
+    shown = array("q", (number for number, i in enumerate(order) if not table.discard[i]))
     if not shown:
         raise DecoderUnavailable("every frame of the video is marked to be discarded")
-    times = [t for _, t in shown]
-    period = 1.0 / (media.fps or 25.0)
-    if table.reached_end and instants[0] > times[-1] + 2 * period:
-        raise EngineError(
-            ErrorCode.INVALID_TIME_RANGE,
-            f"the video's frames end at {times[-1]:.3f} s although its header says {media.duration:.3f} s; "
-            f"seek {instants[0]:.3f} s is past the last frame",
-        )
-    chosen: list[int] = []  # position in ``shown`` per instant
-    for instant in instants:
-        chosen.append(max(0, bisect.bisect_right(times, instant + _TOLERANCE) - 1))
-    distinct = sorted(set(chosen))
-    row_of = {position: row for row, position in enumerate(distinct)}
-    numbers = tuple(shown[p][0] for p in distinct)
-    keyframes = [number for number, i in enumerate(order) if table.keyframe[i] and number <= numbers[0]]
-    return FrameSelection(
-        numbers=numbers,
-        pts=tuple(pts[n] for n in numbers),
-        rows=tuple(row_of[p] for p in chosen),
-        source_times=tuple(shown[p][1] for p in chosen),
-        keyframe=keyframes[-1] if keyframes else 0,
+    tb = table.time_base
+    return _PresentationIndex(
+        pts=pts,
+        shown_numbers=shown,
+        shown_times=array("d", (float(pts[n] * tb) - media.start_time for n in shown)),
+        keyframes=array("q", (number for number, i in enumerate(order) if table.keyframe[i])),
+        reached_end=table.reached_end,
     )
 
 
@@ -165,6 +203,8 @@ class _Timestamps:
     """The whole stream was read."""
     covers: float
     """Instants up to this (s from the video's start) can be served from this table."""
+    derived: dict = field(default_factory=dict, compare=False, repr=False)
+    """What is computed from the table once and kept with it (its presentation index)."""
 
 
 class _FileCache:
@@ -224,6 +264,8 @@ def _timestamps(media: MediaInfo, last_instant: float) -> _Timestamps:
     cached = _timestamp_cache.get(key) if key is not None else None
     if isinstance(cached, _Timestamps) and last_instant <= cached.covers:
         return cached
+    if isinstance(cached, _Timestamps):  # a later span than any before: later ones may follow
+        last_instant += max(_READ_AHEAD, last_instant)
     want_tags = key is not None and _tag_cache.get(key) is None
     table, tags = _demux_timestamps(media, last_instant, want_tags)
     if key is not None:

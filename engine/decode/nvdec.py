@@ -84,7 +84,8 @@ class DecodeStream(Protocol):
         """Wait for its work: the copies out of the decoder's buffers before they are reused."""
 
     def hand_over(self, tensor: torch.Tensor) -> None:
-        """``tensor`` (allocated on this stream) goes on to be used on the caller's stream."""
+        """``tensor`` (made on this stream) goes on to be used on the caller's stream, which is
+        made to wait for the work that made it."""
 
 
 @dataclass
@@ -105,9 +106,11 @@ class _TorchStream:
         self.stream.synchronize()
 
     def hand_over(self, tensor: torch.Tensor) -> None:
-        # Synchronised already; but the caching allocator must not give this memory to the next
-        # clip on our stream while the caller's stream may still be reading it.
+        # The last kernels (the batches' cat) may still run on our stream: the caller's stream
+        # waits for them; and the caching allocator must not give this memory to the next clip on
+        # our stream while the caller's stream may still be reading it.
         if self.stream != self.caller:
+            self.caller.wait_stream(self.stream)
             tensor.record_stream(self.caller)
 
 

@@ -176,8 +176,11 @@ def test_an_earlier_span_is_served_from_the_table_a_later_span_reads_further(lon
     assert len(opens) == 1
     late = select_frames(media, [4.1, 4.5])
     assert len(opens) == 2  # the table ended near 2.5 s: read again, further
+    later = select_frames(media, [4.6, 5.0])
+    assert len(opens) == 2  # the second read went further than its job needed
     frame_index.clear_cache()
-    assert (early, late) == (select_frames(media, [0.2, 0.6]), select_frames(media, [4.1, 4.5]))
+    assert (early, late, later) == (select_frames(media, [0.2, 0.6]), select_frames(media, [4.1, 4.5]),
+                                    select_frames(media, [4.6, 5.0]))
 
 
 def test_a_changed_file_is_read_again(tmp_path, opens):

@@ -420,3 +420,25 @@ def test_a_column_stride_that_is_neither_layout_is_refused():
         nvdec._surface(words.as_strided((6, 8), (24, 3)), 4, 10)
     with pytest.raises(DecoderUnavailable, match="strides"):
         nvdec._surface(words.as_strided((6, 8), (16, 2)), 4, 10)  # a pitch with 2.0.x's column stride: not 2.0.x
+
+
+def test_frames_handed_to_another_stream_make_it_wait_for_the_decode_streams_work():
+    calls = []
+
+    class Stream:
+        def __init__(self, name):
+            self.name = name
+
+        def wait_stream(self, other):
+            calls.append(f"{self.name} waits for {other.name}")
+
+    class Frames:
+        def record_stream(self, stream):
+            calls.append(f"recorded on {stream.name}")
+
+    own, caller = Stream("decode"), Stream("caller")
+    nvdec._TorchStream(own, caller).hand_over(Frames())
+    assert calls == ["caller waits for decode", "recorded on caller"]
+    calls.clear()
+    nvdec._TorchStream(own, own).hand_over(Frames())  # the GPU node's threads: decoded on their own stream
+    assert calls == []
