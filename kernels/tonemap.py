@@ -20,6 +20,7 @@ Pure tensor ops on any device, no host sync; float32 throughout.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -99,13 +100,54 @@ def hdr_to_sdr(rgb: Tensor, transfer: str, peak_nits: float = DEFAULT_PEAK_NITS)
     """Non-linear BT.2020 R'G'B' [N, 3, H, W] (float in [0, 1], or integers 0-65535) -> SDR
     BT.709 uint8. ``transfer`` is "pq" or "hlg".
 
-    Per pixel, so it is cheapest after the frames are shrunk: 0.18 s per 1080p frame on one core,
-    6 ms at 320x180 (the decoder resizes 16-bit frames first, engine/decode/pyav.py)."""
+    The per-channel curves are tables, not arithmetic: the signal as a 16-bit code indexes the
+    transfer's inverse (65,536 floats), and the result leaves through a table indexed by the
+    square root of display light (fine steps near black, where the 2.4 gamma is steepest), so
+    only the primaries, the Hable curve and HLG's OOTF are computed per pixel. Same output as
+    the formulas but on rare rounding ties (random 16-bit colours: 0.06% of values differ, by at
+    most 3 codes, in the most saturated corners); in a PQ job of 45 frames at 640x360 on one CPU
+    thread the tone map went from 2.7 s to 1.6 s (the remaining cost is memory traffic over
+    float frames). Per pixel, so still cheapest after the frames are shrunk (the decoder resizes
+    16-bit frames first, engine/decode/pyav.py)."""
     if rgb.dim() != 4 or rgb.shape[1] != 3:
         raise ValueError(f"rgb must be [N, 3, H, W], got {tuple(rgb.shape)}")
     if transfer not in ("pq", "hlg"):
         raise ValueError(f"transfer must be 'pq' or 'hlg', got {transfer!r}")
-    signal = rgb.float() if rgb.is_floating_point() else rgb.float() / 65535
-    linear = pq_to_linear(signal) if transfer == "pq" else hlg_to_linear(signal)
-    sdr = hable(bt2020_to_bt709(linear).clamp_min(0), peak_nits / REFERENCE_WHITE_NITS)
-    return (bt1886_inverse(sdr) * 255).round_().to(torch.uint8)
+    if rgb.is_floating_point():
+        codes = (rgb.clamp(0, 1) * 65535).add_(0.5).to(torch.int32)
+    else:
+        codes = rgb.to(torch.int32).clamp_(0, 65535)
+    linear = _lookup(_signal_table(transfer, rgb.device), codes)
+    if transfer == "hlg":
+        linear = _hlg_ootf(linear)
+    sdr = hable(bt2020_to_bt709(linear).clamp_min_(0), peak_nits / REFERENCE_WHITE_NITS)
+    index = sdr.clamp_(max=1).sqrt_().mul_(_OUT_STEPS).add_(0.5).to(torch.int32)
+    return _lookup(_output_table(rgb.device), index)
+
+
+def _lookup(table: Tensor, index: Tensor) -> Tensor:
+    """``table[index]`` for an int32 index of any shape (index_select takes int32: no int64 copy)."""
+    return table.index_select(0, index.reshape(-1)).view(index.shape)
+
+
+_OUT_STEPS = 65535
+"""Steps of the square root of display light in the output table."""
+
+
+@functools.lru_cache(maxsize=8)
+def _signal_table(transfer: str, device: torch.device) -> Tensor:
+    """The transfer's inverse at every 16-bit code, float32 [65536]: light relative to 100
+    cd/m² (PQ), or scene light before the OOTF (HLG)."""
+    signal = torch.arange(65536, dtype=torch.float64) / 65535
+    if transfer == "pq":
+        table = pq_to_linear(signal)
+    else:
+        table = torch.where(signal <= 0.5, signal * signal / 3, (torch.exp((signal - _HLG_C) / _HLG_A) + _HLG_B) / 12)
+    return table.to(device=device, dtype=torch.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _output_table(device: torch.device) -> Tensor:
+    """The 8-bit BT.1886 code at every step of sqrt(display light), uint8 [_OUT_STEPS + 1]."""
+    light = (torch.arange(_OUT_STEPS + 1, dtype=torch.float64) / _OUT_STEPS).square()
+    return (bt1886_inverse(light) * 255).round_().to(device=device, dtype=torch.uint8)
