@@ -294,6 +294,30 @@ def test_the_current_stream_is_used_unless_it_is_the_default_stream():
     assert choose_stream("default", "default", dedicated) == "own" and made == ["own"]
 
 
+def test_a_thread_on_the_default_stream_makes_one_stream_of_its_own_for_all_its_clips(monkeypatch):
+    """A new stream per clip would give the decoder another handle each time, and a decoder stays
+    on its stream: it could never be reused."""
+    made = []
+
+    class FakeStream:
+        def __init__(self, device=None):
+            self.cuda_stream = 0x5000 + len(made)
+            made.append(self)
+
+    default = types.SimpleNamespace(cuda_stream=0)  # what torch's default stream hands a decoder
+    monkeypatch.setattr(nvdec.torch.cuda, "Stream", FakeStream)
+    monkeypatch.setattr(nvdec.torch.cuda, "current_stream", lambda device=None: default)
+    monkeypatch.setattr(nvdec.torch.cuda, "default_stream", lambda device=None: default)
+    cuda, held = torch.device("cuda", 0), threading.local()
+    handles = [nvdec.decode_stream(cuda, held).handle for _ in range(3)]
+    assert handles == [handles[0]] * 3 and handles[0] != 0 and len(made) == 1
+    other = []
+    thread = threading.Thread(target=lambda: other.append(nvdec.decode_stream(cuda, held).handle))
+    thread.start()
+    thread.join()
+    assert other[0] != handles[0] and len(made) == 2  # another thread, another stream
+
+
 def test_on_a_cpu_device_no_stream_is_given_at_all(stand_in, h264_clip):
     NvdecDecoder(0, device=CPU).decode_frames(probe(h264_clip), [0.0, 0.5])
     assert StandInDecoder.created[0]["cuda_stream"] is None  # the stand-in refuses an explicit 0
