@@ -20,10 +20,11 @@ only decoding reads, so the codec context's colour tags alone cannot stand in fo
 Both are cached per file (:class:`_FileCache`, keyed by path, size and mtime, a few dozen files):
 every GPU job used to pay a demux from the file's start and a first-frame decode on the CPU before
 the GPU started, and jobs on one file (several spans, several formats, a retried batch) repeat
-them. The timestamp table is kept as far as it was read and read again, well further, when a
-later job needs more; a changed file (size or mtime) is a different key. A file's first job opens it once
-for both: the demux that reads the timestamps also hands its first packets to the decoder until
-the first frame comes out (:class:`_FirstFrame`), which is the frame the tags are read from.
+them. The timestamps are kept (in presentation order, looked up without sorting) as far as they
+were read, and read again, well further, when a later job needs more; a changed file (size or
+mtime) is a different key. A file's first job opens it once for both: the demux that reads the
+timestamps also hands its first packets to the decoder until the first frame comes out
+(:class:`_FirstFrame`), which is the frame the tags are read from.
 
 What the codec context says (colorspace, color_range, pixel format) agrees with the first frame
 on every clip the tests make and on ../shared/corpus, except where it says nothing: VP8 leaves the
@@ -40,7 +41,7 @@ import os
 import threading
 from array import array
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Hashable, Sequence
 
@@ -67,9 +68,10 @@ _UNSPECIFIED = (None, 0, 2)
 """Tags the CPU path treats as untagged: BT.709 from 720 rows up, BT.601 below (pyav._to_rgb)."""
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 CACHED_FILES = 32
-"""Files whose timestamp table and tags are kept. A table costs 10 bytes a frame (a two-hour
-30 fps file: 2 MB), so this bounds the cache to tens of MB in the worst case while covering the
-files a batch's jobs in flight share."""
+"""Files whose timestamps and tags are kept. Timestamps cost about 24 bytes a frame read (a
+ten-minute 30 fps file: 0.4 MB; a two-hour one read to its end: 5 MB), so this bounds the cache
+to tens of MB for usual files and under 200 MB in the worst case, per process that decodes on
+the GPU, while covering the files a GPU node's jobs in flight share (one per decode thread)."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ def select_frames(media: MediaInfo, instants: Sequence[float]) -> FrameSelection
     """
     if not instants:
         raise ValueError("no instants to select frames for")
-    index = _presentation_index(media, _timestamps(media, instants[-1]))
+    index = _timestamps(media, instants[-1])
     times = index.shown_times
     period = 1.0 / (media.fps or 25.0)
     if index.reached_end and instants[0] > times[-1] + 2 * period:
@@ -142,9 +144,9 @@ def select_frames(media: MediaInfo, instants: Sequence[float]) -> FrameSelection
 
 @dataclass(frozen=True)
 class _PresentationIndex:
-    """A timestamp table in presentation order: what each job on the file looks instants up in,
-    built once per table read (sorting a long file's table per job would cost more than the
-    lookups)."""
+    """A stream's timestamps in presentation order: what each job on the file looks its instants
+    up in, built once per read and cached per file (sorting a long file's table per job would cost
+    more than the lookups; the packets in decode order are not kept)."""
 
     pts: array
     """Presentation timestamps, ascending: frame number n has ``pts[n]``."""
@@ -155,17 +157,13 @@ class _PresentationIndex:
     keyframes: array
     """Numbers of the keyframes, ascending."""
     reached_end: bool
-
-
-def _presentation_index(media: MediaInfo, table: _Timestamps) -> _PresentationIndex:
-    """``table`` in presentation order (kept with the table, so built once per read)."""
-    built = table.derived.get("index")
-    if built is None:
-        built = table.derived["index"] = _build_index(media, table)
-    return built
+    """The whole stream was read."""
+    covers: float
+    """Instants up to this (s from the video's start) can be served from this index."""
 
 
 def _build_index(media: MediaInfo, table: _Timestamps) -> _PresentationIndex:
+    """``table`` in presentation order; raises when its timestamps cannot number frames."""
     if not table.pts:
         raise EngineError(
             ErrorCode.INVALID_VIDEO_FORMAT,
@@ -185,12 +183,13 @@ def _build_index(media: MediaInfo, table: _Timestamps) -> _PresentationIndex:
         shown_times=array("d", (float(pts[n] * tb) - media.start_time for n in shown)),
         keyframes=array("q", (number for number, i in enumerate(order) if table.keyframe[i])),
         reached_end=table.reached_end,
+        covers=table.covers,
     )
 
 
 @dataclass(frozen=True)
 class _Timestamps:
-    """A video stream's packets in decode order, read from the start (compact: cached per file)."""
+    """A video stream's packets in decode order, read from the start."""
 
     pts: array
     """Presentation timestamps, in ``time_base`` units."""
@@ -203,8 +202,6 @@ class _Timestamps:
     """The whole stream was read."""
     covers: float
     """Instants up to this (s from the video's start) can be served from this table."""
-    derived: dict = field(default_factory=dict, compare=False, repr=False)
-    """What is computed from the table once and kept with it (its presentation index)."""
 
 
 class _FileCache:
@@ -256,23 +253,24 @@ def _file_key(media: MediaInfo) -> tuple[str, int, int, int] | None:
     return (os.fspath(media.path), stat.st_size, stat.st_mtime_ns, media.stream_index)
 
 
-def _timestamps(media: MediaInfo, last_instant: float) -> _Timestamps:
-    """The stream's timestamp table, read far enough for ``last_instant``: from the cache when an
+def _timestamps(media: MediaInfo, last_instant: float) -> _PresentationIndex:
+    """The stream's timestamps, read far enough for ``last_instant``: from the cache when an
     earlier job on this file read that far, else demuxed (and cached, with the stream's tags when
     they were not known yet: the same open serves both)."""
     key = _file_key(media)
     cached = _timestamp_cache.get(key) if key is not None else None
-    if isinstance(cached, _Timestamps) and last_instant <= cached.covers:
+    if isinstance(cached, _PresentationIndex) and last_instant <= cached.covers:
         return cached
-    if isinstance(cached, _Timestamps):  # a later span than any before: later ones may follow
+    if isinstance(cached, _PresentationIndex):  # a later span than any before: later ones may follow
         last_instant += max(_READ_AHEAD, last_instant)
     want_tags = key is not None and _tag_cache.get(key) is None
     table, tags = _demux_timestamps(media, last_instant, want_tags)
+    if key is not None and tags is not None:
+        _tag_cache.put(key, tags)
+    index = _build_index(media, table)
     if key is not None:
-        _timestamp_cache.put(key, table)
-        if tags is not None:
-            _tag_cache.put(key, tags)
-    return table
+        _timestamp_cache.put(key, index)
+    return index
 
 
 class _FirstFrame:
