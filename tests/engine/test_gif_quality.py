@@ -1,0 +1,83 @@
+"""GIF quality on a generated test pattern, through the whole job: flat colour bars, thin lines
+that live only on odd rows, a moving square, and a little noise that changes every frame (what
+video coding leaves on a still background).
+
+What it pins down (issue 10): a palette that sees the odd rows (the histogram's sampling phase
+turns frame by frame) and no dither noise on colours the palette holds. (What kernels/hold.py
+saves is measured on the library, and its rule is tested in tests/kernels/test_hold.py.)"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from animated_previews.engine.decode.pyav import PyAVDecoder
+from animated_previews.engine.job import run_job
+from animated_previews.engine.spec import parse_job
+
+W, H, FPS, FRAMES = 160, 120, 10, 20
+BARS = np.array([[235, 235, 235], [235, 235, 16], [16, 235, 235], [16, 235, 16],
+                 [235, 16, 235], [235, 16, 16], [16, 16, 235], [16, 16, 16]], dtype=np.int16)
+
+
+def pattern(k: int, rng: np.random.Generator) -> np.ndarray:
+    frame = np.repeat(BARS, W // len(BARS), axis=0)[None].repeat(H, axis=0)  # [H, W, 3]
+    frame[41:80:2, 10:150] = (250, 120, 30)  # thin orange lines on odd rows only
+    x = 10 + 5 * k
+    frame[90:110, x:x + 20] = (40, 40, 40)  # a square moving right
+    frame = frame + rng.integers(-2, 3, frame.shape)  # fresh noise in every frame
+    return frame.clip(0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def pattern_clip(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
+    """The clip (near-lossless H.264, or MPEG-4 where x264 is missing) and the frames it was made from."""
+    path = tmp_path_factory.mktemp("gif-quality") / "pattern.mp4"
+    rng = np.random.default_rng(7)
+    frames = [pattern(k, rng) for k in range(FRAMES)]
+    encoder = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(encoder, rate=Fraction(FPS))
+        stream.width, stream.height = W, H
+        stream.pix_fmt = "yuv444p" if encoder == "libx264" else "yuv420p"
+        stream.options = {"qp": "0", "preset": "ultrafast"} if encoder == "libx264" else {"qscale": "1"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path, frames
+
+
+def decoded_source(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def gif_frames(path: Path) -> list[np.ndarray]:
+    with Image.open(path) as image:
+        out = []
+        for k in range(image.n_frames):
+            image.seek(k)
+            out.append(np.asarray(image.convert("RGB")))
+        return out
+
+
+def test_a_test_pattern_gif_keeps_its_thin_lines_and_flat_colours(tmp_path, pattern_clip):
+    path, _ = pattern_clip
+    spec = parse_job({"id": "pattern", "input": str(path), "format": "gif", "fps": FPS, "duration": FRAMES / FPS},
+                     default_id="x", input_root=tmp_path)
+    result = run_job(spec, tmp_path, PyAVDecoder())
+    assert result.ok, result.error_message
+    source, shown = decoded_source(path), gif_frames(Path(result.output))
+    assert len(shown) >= FRAMES - 1  # the square moves every frame: no frame is merged away
+    errors = [np.mean((a.astype(float) - b.astype(float)) ** 2) for a, b in zip(shown, source)]
+    psnr = 10 * np.log10(255**2 / np.mean(errors))
+    assert psnr >= 40, psnr
+    lines = np.stack([f[41:80:2, 10:150] for f in shown]).astype(float)
+    assert np.abs(lines - (250, 120, 30)).mean() < 6  # the odd-row lines kept their colour
