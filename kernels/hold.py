@@ -19,6 +19,7 @@ synchronisation per frame on a GPU.)
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -57,23 +58,31 @@ def hold_indices(frames: Tensor, indices: Tensor, index: Tensor, palette: Tensor
                 continue
             now, before = out[k].view(-1), out[k - 1].view(-1)
             planes = [plane.reshape(-1) for plane in frames[rows[k]]]  # views, whatever the layout
-            changed = now != before
-            if int(changed.sum()) * 2 < now.numel():  # few changed: look only at those
-                where = changed.nonzero().squeeze(1)
+            where = _positions(now != before)
+            if where.numel() * 2 < now.numel():  # few changed: look only at those
                 new, held = now.index_select(0, where), before.index_select(0, where)
                 keep = _no_worse([plane.index_select(0, where) for plane in planes], channels, held, new, margin)
                 now.index_copy_(0, where, torch.where(keep, held, new))
-            else:  # most changed (motion everywhere): the whole frame at once
+            elif where.numel():  # most changed (motion everywhere): the whole frame at once
                 keep = _no_worse(planes, channels, before, now, margin)
                 torch.where(keep, before, now, out=now)
     return out
+
+
+def _positions(mask: Tensor) -> Tensor:
+    """Where ``mask`` (bool [P]) is true, as int64 positions. On the CPU through NumPy, whose
+    flatnonzero is about 6x torch.nonzero's speed there (0.08 ms against 0.46 ms for 130,000
+    pixels): torch's was a third of this kernel's time."""
+    if mask.device.type == "cpu":
+        return torch.from_numpy(np.flatnonzero(mask.numpy()))
+    return mask.nonzero().squeeze(1)
 
 
 def _no_worse(planes: list[Tensor], channels: Tensor, held: Tensor, new: Tensor, margin: float) -> Tensor:
     """For pixels given as three uint8 channel planes [P]: is palette colour ``held`` at most
     ``margin`` farther (Euclidean RGB) from the pixel than colour ``new``? (bool [P]) One
     channel at a time: gathers from [K] tables are far cheaper than from [K, 3] rows."""
-    held, new = held.long(), new.long()
+    held, new = held.to(torch.int32), new.to(torch.int32)
     held_error = new_error = None
     for plane, table in zip(planes, channels):
         pixel = plane.to(torch.float32)
