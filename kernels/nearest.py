@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["nearest_index_lut", "cell_centres"]
+__all__ = ["nearest_index_lut", "nearest_lut_and_distance", "cell_centres"]
 
 # (share, k): the 1/share most crowded blocks compare their cells with their k most
 # promising candidates; later tiers overwrite earlier ones. The last tier uses the whole
@@ -62,6 +62,12 @@ def nearest_index_lut(palette: Tensor, lut_bits: int = 6) -> Tensor:
     the lower palette index, so a padded palette whose unused rows repeat an earlier colour
     never selects a padding row.
     """
+    return nearest_lut_and_distance(palette, lut_bits)[0]
+
+
+def nearest_lut_and_distance(palette: Tensor, lut_bits: int = 6) -> tuple[Tensor, Tensor]:
+    """:func:`nearest_index_lut` and, for every cell, 4x the squared distance (in 8-bit levels)
+    from its centre to that colour, int32 [n, n, n]: exact, and free (the search has it)."""
     if palette.dim() != 2 or palette.shape[1] != 3 or not 1 <= palette.shape[0] <= 256:
         raise ValueError(f"palette must be [K, 3] with 1 <= K <= 256, got {tuple(palette.shape)}")
     if palette.dtype != torch.uint8:
@@ -84,23 +90,27 @@ def nearest_index_lut(palette: Tensor, lut_bits: int = 6) -> Tensor:
         # Small tables (coarse grids, whose big blocks would hold many candidates each) are
         # cheapest by brute force.
         everyone = torch.arange(n_colours, device=device).unsqueeze(1).expand(n_colours, n_blocks)
-        best = _nearest_in_blocks(block_cells, doubled_palette, everyone)
+        best, distance = _nearest_in_blocks(block_cells, doubled_palette, everyone)
     else:
-        best = _nearest_by_tiers(block_cells, palette, doubled_palette)
-    # [f, f, f, nb, nb, nb] -> [nb, f, nb, f, nb, f] -> [n, n, n]
-    lut = best.view(f, f, f, nb, nb, nb).permute(3, 0, 4, 1, 5, 2).reshape(n, n, n)
-    return lut.to(torch.uint8)
+        best, distance = _nearest_by_tiers(block_cells, palette, doubled_palette)
+
+    def to_cube(per_block: Tensor) -> Tensor:  # [f, f, f, nb, nb, nb] -> [nb, f, nb, f, nb, f] -> [n, n, n]
+        return per_block.view(f, f, f, nb, nb, nb).permute(3, 0, 4, 1, 5, 2).reshape(n, n, n)
+
+    return to_cube(best).to(torch.uint8), to_cube(distance)
 
 
-def _nearest_by_tiers(block_cells: Tensor, palette: Tensor, doubled_palette: Tensor) -> Tensor:
-    """Nearest colour per cell [f^3, B], from "all blocks, few candidates" tiers up to
-    "most crowded blocks, whole palette" (see the module docstring and ``_TIERS``)."""
+def _nearest_by_tiers(block_cells: Tensor, palette: Tensor, doubled_palette: Tensor) -> tuple[Tensor, Tensor]:
+    """Nearest colour per cell [f^3, B] and its doubled squared distance, from "all blocks, few
+    candidates" tiers up to "most crowded blocks, whole palette" (see the module docstring and
+    ``_TIERS``)."""
     device = palette.device
     n_colours = palette.shape[0]
     n_blocks = block_cells.shape[2]
     key = _candidate_key(block_cells, palette.to(torch.float32))  # [B, K]
     crowding = torch.isfinite(key).sum(1)
     best = torch.empty((block_cells.shape[1] ** 3, n_blocks), dtype=torch.int64, device=device)
+    distance = torch.empty((block_cells.shape[1] ** 3, n_blocks), dtype=torch.int32, device=device)
     for share, k in _TIERS:
         k = min(k, n_colours)
         count = max(1, n_blocks // share)
@@ -111,12 +121,12 @@ def _nearest_by_tiers(block_cells: Tensor, palette: Tensor, doubled_palette: Ten
             chosen = torch.topk(key if rows is None else key[rows], k, dim=1, largest=False, sorted=False).indices
             candidates = chosen.sort(dim=1).values.T  # ascending: the lower index wins ties
         if rows is None:
-            best = _nearest_in_blocks(block_cells, doubled_palette, candidates)
+            best, distance = _nearest_in_blocks(block_cells, doubled_palette, candidates)
         else:
-            best[:, rows] = _nearest_in_blocks(block_cells[:, :, rows], doubled_palette, candidates)
+            best[:, rows], distance[:, rows] = _nearest_in_blocks(block_cells[:, :, rows], doubled_palette, candidates)
         if k == n_colours:
             break
-    return best
+    return best, distance
 
 
 def _candidate_key(block_cells: Tensor, colours: Tensor) -> Tensor:
@@ -144,8 +154,9 @@ def _candidate_key(block_cells: Tensor, colours: Tensor) -> Tensor:
     return to_centre.masked_fill_(slack < -1.0, float("inf"))
 
 
-def _nearest_in_blocks(block_cells: Tensor, doubled_palette: Tensor, candidates: Tensor) -> Tensor:
-    """For each block's f^3 cells, the nearest of that block's candidates, int64 [f^3, B].
+def _nearest_in_blocks(block_cells: Tensor, doubled_palette: Tensor, candidates: Tensor) -> tuple[Tensor, Tensor]:
+    """For each block's f^3 cells, the nearest of that block's candidates, int64 [f^3, B], and
+    its squared distance in doubled coordinates (4x the squared distance in levels), int32.
 
     block_cells: int32 [3, f, B] doubled centres; candidates: [k, B] palette indices in
     ascending order, k <= 256. Squared distances are separable: per channel
@@ -176,5 +187,6 @@ def _nearest_in_blocks(block_cells: Tensor, doubled_palette: Tensor, candidates:
         torch.add(red_green[start : start + g].unsqueeze(3), blue_slot[start : start + g, None, None], out=key[:g])
         group_min = key[:g].amin(0)
         nearest = group_min if nearest is None else torch.minimum(nearest, group_min, out=nearest)
-    local = (nearest.view(f**3, n_blocks) & 0xFF).to(torch.int64)
-    return candidates.gather(0, local)
+    nearest = nearest.view(f**3, n_blocks)
+    local = (nearest & 0xFF).to(torch.int64)
+    return candidates.gather(0, local), nearest.bitwise_right_shift(8)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from .dither import dither_pattern
-from .nearest import cell_centres, nearest_index_lut
+from .nearest import nearest_index_lut, nearest_lut_and_distance
 
 __all__ = ["remap", "nearest_index_lut", "palette_spacing", "dither_gain_lut", "DEFAULT_DITHER_STRENGTH"]
 
@@ -114,9 +112,9 @@ def remap(
     # is inside the cube; clamping there clamps the dithered colour to [0, 255].
     low, high = _BIAS // 2, _BIAS // 2 + 127
 
-    nearest = nearest_index_lut(palette, lut_bits)
+    nearest, distance = nearest_lut_and_distance(palette, lut_bits)
     lut = nearest.view(-1)
-    gain_lut = dither_gain_lut(palette, nearest, lut_bits) if adaptive and dither_strength > 0 else None
+    gain_lut = dither_gain_lut(nearest, distance, lut_bits) if adaptive and dither_strength > 0 else None
     # Cell coordinates arrive biased by c = bias_cells per channel; pad the table in front
     # so that address (r + c)*n^2 + (g + c)*n + (b + c) lands on entry r*n^2 + g*n + b.
     pad = bias_cells * (n * n + n + 1)
@@ -166,24 +164,22 @@ def _pack(cells: Tensor, n: int, address: Tensor, scratch: Tensor) -> None:
     torch.add(scratch, address, alpha=n, out=address)
 
 
-def dither_gain_lut(palette: Tensor, nearest: Tensor, lut_bits: int) -> Tensor:
+def dither_gain_lut(nearest: Tensor, distance: Tensor, lut_bits: int) -> Tensor:
     """Per cell of the ``lut_bits`` cube, the undithered index and whether its pixels are
     dithered, as one int16 table [n^3]: the cell's nearest palette index, plus 256 where that
-    colour lies beyond the cell's own reach (a pixel between palette colours, where ordered
+    colour lies beyond 1.5x the cell's own reach (a pixel between palette colours, where ordered
     dither turns bands into a finer mix). Where the palette holds the colour, as far as the
     table can tell, the pixel keeps its nearest colour: dithering there would only add noise.
     On a 16-grey ramp only the pixels within about 2 levels of a palette grey go undithered,
     so its bands stay removed.
 
-    ``nearest`` is :func:`nearest_index_lut`'s table for ``palette``."""
-    device = nearest.device
-    centres = cell_centres(lut_bits, device)
-    grid = torch.stack(torch.meshgrid(centres, centres, centres, indexing="ij"), dim=-1).view(-1, 3)
-    index = nearest.view(-1).long()
-    colours = palette.to(device=device, dtype=torch.float32)[index]
-    distance = (grid - colours).square_().sum(1).sqrt_()
-    reach = (1 << (8 - lut_bits)) / 2 * math.sqrt(3)  # farthest a pixel lies from its cell's centre
-    return index.to(torch.int16) + (distance > 1.5 * reach).to(torch.int16) * 256
+    ``nearest`` and ``distance`` are :func:`nearest_lut_and_distance`'s tables (the distance
+    as 4x its square, exact integers, so the test is integer too)."""
+    width = 1 << (8 - lut_bits)
+    # reach = width / 2 * sqrt(3) is the farthest a pixel lies from its cell's centre;
+    # distance / 4 > (1.5 reach)^2  <=>  distance > 27 width^2 / 4.
+    beyond = distance.view(-1) * 4 > 27 * width * width
+    return nearest.view(-1).to(torch.int16) + beyond.to(torch.int16) * 256
 
 
 def _is_channels_last(frames: Tensor) -> bool:

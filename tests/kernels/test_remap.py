@@ -179,9 +179,19 @@ def test_a_flat_area_of_a_palette_colour_is_not_dithered_but_one_between_colours
 
 def test_the_adaptive_table_dithers_cells_between_palette_colours_only():
     palette = torch.tensor([[0, 0, 0], [128, 128, 128], [255, 255, 255]], dtype=torch.uint8)
-    nearest = remap_module.nearest_index_lut(palette, 6)
-    table = remap_module.dither_gain_lut(palette, nearest, 6).view(64, 64, 64)
+    nearest, distance = remap_module.nearest_lut_and_distance(palette, 6)
+    table = remap_module.dither_gain_lut(nearest, distance, 6).view(64, 64, 64)
     assert table.dtype == torch.int16
     assert table[32, 32, 32].item() == 1  # the cell of 128-131 holds the grey 128: its index, undithered
     assert table[16, 16, 16].item() == 256 + int(nearest[16, 16, 16])  # 64-67 lies between greys: dithered
     assert torch.equal(table % 256, nearest.to(torch.int16))
+
+
+def test_the_search_gives_each_cells_distance_to_its_colour_exactly():
+    generator = torch.Generator().manual_seed(9)
+    palette = torch.randint(0, 256, (40, 3), dtype=torch.uint8, generator=generator)
+    nearest, distance = remap_module.nearest_lut_and_distance(palette, 6)
+    centres = torch.arange(64) * 4 + 1.5
+    grid = torch.stack(torch.meshgrid(centres, centres, centres, indexing="ij"), dim=-1)
+    exact = (grid - palette.float()[nearest.long()]).square().sum(-1) * 4
+    assert torch.equal(distance.float(), exact)
