@@ -7,14 +7,14 @@ grain and re-encoding make it cross back and forth on every frame of a still bac
 frame is then re-sent almost whole, and the flicker is visible too. Here each pixel keeps the
 index it showed on the previous frame when that colour is, for the new frame's source colour,
 at most ``slack`` x the palette's spacing (Euclidean RGB distance) worse than the newly mapped
-index's colour. The error
-a pixel can show is bounded (its new best plus the slack); what moves still changes at once.
+index's colour. The error a pixel can show is bounded (its new best plus the slack); what moves
+still changes at once.
 
 The scan runs along the output instants in order (each depends on the one before): per instant
 that shows a new source frame, only the pixels whose index changed are looked at (on a still
 background a few percent; when most changed, the whole frame at once); instants repeating the
-previous source frame repeat its indices. (Counting the changed pixels is one host
-synchronisation per frame on a GPU.)
+previous source frame repeat its indices. (Finding the changed pixels is one host
+synchronisation per frame on a GPU; on the CPU it goes through NumPy, see :func:`_positions`.)
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def hold_indices(frames: Tensor, indices: Tensor, index: Tensor, palette: Tensor
                  slack: float = DEFAULT_HOLD_SLACK) -> Tensor:
     """Indices per output instant [N, H, W] from ``indices`` per source frame [U, H, W] (the
     remap of ``frames`` uint8 [U, 3, H, W]), ``index`` int64 [N] (the row on screen at each
-    instant) and ``palette`` uint8 [K, 3]; ``slack`` 0 keeps a held index only when it is
-    exactly as good as the new one."""
+    instant) and ``palette`` uint8 [K, 3]; ``slack`` 0 keeps a held index only when it is at
+    least as good as the new one."""
     if frames.dim() != 4 or indices.shape != (frames.shape[0], *frames.shape[2:]):
         raise ValueError(f"indices {tuple(indices.shape)} do not match frames {tuple(frames.shape)}")
     if slack < 0:
