@@ -29,9 +29,10 @@ import torch
 
 from ..kernels.fit import fill_outside, fit, pad_placement
 from ..kernels.hold import hold_indices
-from ..kernels.palette import median_cut
+from ..kernels.palette import median_cut, median_cut_slots
 from ..kernels.remap import remap
 from ..kernels.resize import resize
+from ..kernels.scenes import palette_groups
 from .decode import DecodedClip
 from .encode import Format, Frames, IndexedFrames, RGBFrames
 from .geometry import display_size, output_size
@@ -101,10 +102,33 @@ def render(fmt: Format, clip: DecodedClip) -> Frames:
     on the host."""
     with torch.inference_mode():
         if fmt.palette_colours is not None:
-            palette = median_cut(clip.frames, max_colours=fmt.palette_colours, sample_stride=PALETTE_SAMPLE_STRIDE)
-            indices = hold_indices(clip.frames, remap(clip.frames, palette), clip.index, palette)
-            return IndexedFrames(to_host(indices), to_host(palette))
+            return _indexed(clip, fmt.palette_colours)
         return RGBFrames(to_host(clip.frames[clip.index].permute(0, 2, 3, 1).contiguous()))
+
+
+def _indexed(clip: DecodedClip, colours: int) -> IndexedFrames:
+    """Palette indices per instant, with one palette for the clip, or one per run of frames
+    where the clip's colours drift (:func:`kernels.scenes.palette_groups`: cuts, animation).
+    Each run is remapped to its own palette and holds indices within itself; the first instant
+    of a run starts afresh (its palette is another)."""
+    runs = palette_groups(clip.frames)
+    if len(runs) == 1:
+        palette = median_cut(clip.frames, max_colours=colours, sample_stride=PALETTE_SAMPLE_STRIDE)
+        indices = hold_indices(clip.frames, remap(clip.frames, palette), clip.index, palette)
+        return IndexedFrames(to_host(indices), to_host(palette))
+    rows = clip.index.tolist()
+    indices = torch.empty((len(rows), clip.height, clip.width), dtype=torch.uint8, device=clip.frames.device)
+    palettes = torch.empty((len(rows), colours, 3), dtype=torch.uint8, device=clip.frames.device)
+    for run in runs:
+        palette, _ = median_cut_slots(clip.frames[run], max_colours=colours, sample_stride=PALETTE_SAMPLE_STRIDE)
+        instants = [k for k, row in enumerate(rows) if run.start <= row < run.stop]
+        if not instants:
+            continue
+        fresh = remap(clip.frames[run], palette)
+        local = clip.index[instants[0]:instants[-1] + 1] - run.start
+        indices[instants[0]:instants[-1] + 1] = hold_indices(clip.frames[run], fresh, local, palette)
+        palettes[instants[0]:instants[-1] + 1] = palette
+    return IndexedFrames(to_host(indices), to_host(palettes))
 
 
 def to_host(tensor: torch.Tensor) -> np.ndarray:

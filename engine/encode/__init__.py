@@ -28,12 +28,14 @@ if TYPE_CHECKING:  # only for the annotations: NumPy is not imported with the ta
 @dataclass(frozen=True)
 class IndexedFrames:
     """Frames as palette indices, for a format with a palette (``palette_colours`` set): the
-    kernels pick one palette per clip, so the encoder only maps indices to bytes."""
+    kernels pick the palettes (one per clip, or one per run of frames where the colours drift),
+    so the encoder only maps indices to bytes."""
 
     indices: np.ndarray
     """uint8 [N, H, W]: the palette entry of every pixel of every frame."""
     palette: np.ndarray
-    """uint8 [K, 3], K <= the format's ``palette_colours``: the RGB colour of each index."""
+    """uint8 [K, 3], K <= the format's ``palette_colours``: the RGB colour of each index, for
+    every frame; or uint8 [N, K, 3]: each frame's own palette (frames of one run share theirs)."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """GIF bytes from palette-indexed frames (Pillow's LZW writer).
 
-One global palette serves the whole clip (it comes from the clip-wide median cut). Pillow's
+One global palette serves the whole clip (it comes from the clip-wide median cut), or, where the
+clip's colours drift (kernels/scenes.py), each run of frames has its own, written as local colour
+tables (:func:`_encode_with_local_palettes`). Pillow's
 writer then stores each frame as the rectangle that changed since the previous one, with
 unchanged pixels inside that rectangle set to a transparent index, and merges frames identical to
 their predecessor by adding up their delays. For that it needs one free palette slot, so the
@@ -19,15 +21,20 @@ TRANSPARENT_INDEX = 255
 
 
 def encode_gif(indices: np.ndarray, palette: np.ndarray, delays_cs: tuple[int, ...] | list[int]) -> bytes:
-    """Encode ``indices`` (uint8 [N, H, W]) with ``palette`` (uint8 [K<=255, 3]), looping forever.
+    """Encode ``indices`` (uint8 [N, H, W]) with ``palette`` (uint8 [K<=255, 3], or [N, K, 3]:
+    one per frame), looping forever.
 
     ``delays_cs`` holds each frame's display time in centiseconds (the GIF clock).
     """
     count, height, width = indices.shape
     if len(delays_cs) != count:
         raise ValueError(f"{count} frames but {len(delays_cs)} delays")
-    if palette.shape[0] > TRANSPARENT_INDEX:
+    if palette.shape[-2] > TRANSPARENT_INDEX:
         raise ValueError("a GIF palette here holds at most 255 colours (one slot is kept for transparency)")
+    if palette.ndim == 3:
+        if palette.shape[0] != count:
+            raise ValueError(f"{count} frames but {palette.shape[0]} palettes")
+        return _encode_with_local_palettes(indices, palette, delays_cs)
     palette, lookup = _distinct_palette(palette)
     flat_palette = palette.tobytes()
 
@@ -53,6 +60,40 @@ def encode_gif(indices: np.ndarray, palette: np.ndarray, delays_cs: tuple[int, .
         optimize=True,
         transparency=TRANSPARENT_INDEX,
         palette=flat_palette,
+    )
+    return buffer.getvalue()
+
+
+def _encode_with_local_palettes(indices: np.ndarray, palettes: np.ndarray, delays_cs) -> bytes:
+    """Each frame with its own palette: the first frame's is the global colour table, a frame
+    whose palette differs gets a local one. Pillow's writer then compares frames by their RGB
+    colours, so unchanged pixels are still transparent and an unchanged frame still merges
+    into the one before, across a change of palette too."""
+    count, height, width = indices.shape
+    tables: dict[bytes, tuple[bytes, np.ndarray | None]] = {}  # frames of one run share a palette
+
+    def image(k: int) -> Image.Image:
+        key = palettes[k].tobytes()
+        if key not in tables:
+            table, lookup = _distinct_palette(palettes[k])
+            tables[key] = (table.tobytes(), lookup)
+        flat_palette, lookup = tables[key]
+        frame = lookup[indices[k]] if lookup is not None else indices[k]
+        picture = Image.frombuffer("P", (width, height), np.ascontiguousarray(frame), "raw", "P", 0, 1)
+        picture.putpalette(flat_palette)
+        return picture
+
+    buffer = io.BytesIO()
+    image(0).save(
+        buffer,
+        format="GIF",
+        save_all=True,
+        append_images=(image(k) for k in range(1, count)),
+        duration=[int(d) * 10 for d in delays_cs],
+        loop=0,
+        disposal=1,
+        optimize=True,
+        transparency=TRANSPARENT_INDEX,
     )
     return buffer.getvalue()
 

@@ -37,6 +37,22 @@ def test_every_frame_decodes_to_exactly_palette_of_indices(tmp_path, palette_siz
         np.testing.assert_array_equal(rgb, palette[index])
 
 
+def test_frames_with_their_own_palettes_decode_exactly_and_carry_local_colour_tables(tmp_path):
+    rng = np.random.default_rng(5)
+    first, second = (rng.integers(0, 256, (200, 3), dtype=np.uint8) for _ in range(2))
+    frames = frames_with(200, count=6)
+    palettes = np.stack([first] * 3 + [second] * 3)  # a run of three frames each
+    data = encode_gif(frames, palettes, [5] * len(frames))
+    composited = []
+    for rgb, duration in decode(data, tmp_path):
+        composited += [rgb] * (duration // 50)
+    assert len(composited) == len(frames)
+    for rgb, index, palette in zip(composited, frames, palettes):
+        np.testing.assert_array_equal(rgb, palette[index])
+    with pytest.raises(ValueError, match="palettes"):
+        encode_gif(frames, palettes[:4], [5] * len(frames))
+
+
 def test_repeated_palette_colours_still_decode_exactly(tmp_path):
     palette = np.array([[10, 20, 30], [200, 0, 0], [10, 20, 30], [0, 0, 0], [0, 0, 0]], dtype=np.uint8)
     frames = frames_with(5)

@@ -81,3 +81,39 @@ def test_a_test_pattern_gif_keeps_its_thin_lines_and_flat_colours(tmp_path, patt
     assert psnr >= 40, psnr
     lines = np.stack([f[41:80:2, 10:150] for f in shown]).astype(float)
     assert np.abs(lines - (250, 120, 30)).mean() < 6  # the odd-row lines kept their colour
+
+
+@pytest.fixture(scope="module")
+def cut_clip(tmp_path_factory) -> Path:
+    """Two scenes of 24 frames with no colour in common: warm gradients, then cold ones."""
+    path = tmp_path_factory.mktemp("gif-cut") / "cut.mp4"
+    y, x = np.mgrid[0:H, 0:W]
+    encoder = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(encoder, rate=Fraction(FPS))
+        stream.width, stream.height = W, H
+        stream.pix_fmt = "yuv444p" if encoder == "libx264" else "yuv420p"
+        stream.options = {"qp": "0", "preset": "ultrafast"} if encoder == "libx264" else {"qscale": "1"}
+        for k in range(48):
+            t = (x + 3 * k) % W / W
+            warm = np.stack([200 + 55 * t, 40 + 140 * (y / H), 20 + 30 * t], axis=-1)
+            cold = np.stack([20 + 30 * t, 60 + 120 * (y / H), 200 + 55 * t], axis=-1)
+            frame = (warm if k < 24 else cold).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_a_cut_to_other_colours_gets_its_own_palette(tmp_path, cut_clip):
+    spec = parse_job({"id": "cut", "input": str(cut_clip), "format": "gif", "fps": FPS, "duration": 4.8},
+                     default_id="x", input_root=tmp_path)
+    result = run_job(spec, tmp_path, PyAVDecoder())
+    assert result.ok, result.error_message
+    shown = gif_frames(Path(result.output))
+    colours = {tuple(c) for f in shown for c in f.reshape(-1, 3)}
+    assert len(colours) > 255  # one palette could not have shown them
+    source = decoded_source(cut_clip)
+    errors = [np.mean((a.astype(float) - b.astype(float)) ** 2) for a, b in zip(shown, source)]
+    assert 10 * np.log10(255**2 / np.mean(errors)) >= 38
