@@ -29,10 +29,10 @@ import torch
 
 from ..kernels.fit import fill_outside, fit, pad_placement
 from ..kernels.hold import hold_indices
-from ..kernels.palette import median_cut, median_cut_slots
+from ..kernels.palette import palette_from_histogram
 from ..kernels.remap import remap
 from ..kernels.resize import resize
-from ..kernels.scenes import palette_groups
+from ..kernels.scenes import palette_runs
 from .decode import DecodedClip
 from .encode import Format, Frames, IndexedFrames, RGBFrames
 from .geometry import display_size, output_size
@@ -108,22 +108,24 @@ def render(fmt: Format, clip: DecodedClip) -> Frames:
 
 def _indexed(clip: DecodedClip, colours: int) -> IndexedFrames:
     """Palette indices per instant, with one palette for the clip, or one per run of frames
-    where the clip's colours drift (:func:`kernels.scenes.palette_groups`: cuts, animation).
+    where the clip's colours drift (:func:`kernels.scenes.palette_runs`: cuts, animation).
     Each run is remapped to its own palette and holds indices within itself; the first instant
-    of a run starts afresh (its palette is another)."""
-    runs = palette_groups(clip.frames)
+    of a run starts afresh (its palette is another). The frames are histogrammed once: the
+    runs' histograms decide the split and make the palettes."""
+    runs, histograms = palette_runs(clip.frames, sample_stride=PALETTE_SAMPLE_STRIDE)
     if len(runs) == 1:
-        palette = median_cut(clip.frames, max_colours=colours, sample_stride=PALETTE_SAMPLE_STRIDE)
+        palette, valid = palette_from_histogram(*histograms[0], max_colours=colours)
+        palette = palette[valid]  # the one host synchronisation: K colours, not the padded slots
         indices = hold_indices(clip.frames, remap(clip.frames, palette), clip.index, palette)
         return IndexedFrames(to_host(indices), to_host(palette))
     rows = clip.index.tolist()
     indices = torch.empty((len(rows), clip.height, clip.width), dtype=torch.uint8, device=clip.frames.device)
     palettes = torch.empty((len(rows), colours, 3), dtype=torch.uint8, device=clip.frames.device)
-    for run in runs:
-        palette, _ = median_cut_slots(clip.frames[run], max_colours=colours, sample_stride=PALETTE_SAMPLE_STRIDE)
+    for run, histogram in zip(runs, histograms):
         instants = [k for k, row in enumerate(rows) if run.start <= row < run.stop]
         if not instants:
             continue
+        palette, _ = palette_from_histogram(*histogram, max_colours=colours)  # padded slots repeat a colour
         fresh = remap(clip.frames[run], palette)
         local = clip.index[instants[0]:instants[-1] + 1] - run.start
         indices[instants[0]:instants[-1] + 1] = hold_indices(clip.frames[run], fresh, local, palette)

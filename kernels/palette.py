@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .histogram import colour_histogram
 
-__all__ = ["median_cut", "median_cut_slots"]
+__all__ = ["median_cut", "median_cut_slots", "palette_from_histogram"]
 
 # Histogram entries kept for median cut and k-means: the most populated bins. A 45-frame
 # 640x360 Big Buck Bunny clip fills 5,794 of the 32,768 5-bit bins; the top 4,096 hold
@@ -69,11 +69,20 @@ def median_cut_slots(
     ``valid`` is false are unused and hold a copy of a used colour (palette[0]), so the
     padded palette can also be used as is: no pixel is ever closer to a duplicate.
     """
+    counts, sums = colour_histogram(frames, bits=bits, sample_stride=sample_stride)
+    return palette_from_histogram(counts, sums, max_colours, refine_iterations)
+
+
+def palette_from_histogram(counts: Tensor, sums: Tensor, max_colours: int = 255,
+                           refine_iterations: int = 4) -> tuple[Tensor, Tensor]:
+    """:func:`median_cut_slots` from a histogram already made (``counts``, ``sums`` as
+    :func:`kernels.histogram.colour_histogram` returns them): a caller that histograms runs of
+    frames anyway (kernels/scenes.py) adds them up instead of reading the frames again."""
     if not 1 <= max_colours <= 256:
         raise ValueError(f"max_colours must be in 1..256 (palette indices are uint8), got {max_colours}")
     if refine_iterations < 0:
         raise ValueError(f"refine_iterations must be >= 0, got {refine_iterations}")
-    counts, sums = colour_histogram(frames, bits=bits, sample_stride=sample_stride)
+    device = sums.device
     entries = min(_MAX_ENTRIES, counts.numel())
     weight, bins = torch.topk(counts, entries)  # sorted, most populated first
     colour = sums[bins] / weight.clamp(min=1).unsqueeze(1).to(torch.float32)
@@ -81,15 +90,15 @@ def median_cut_slots(
 
     # Few colours: every occupied bin becomes a palette colour, exactly its mean.
     few_slots = min(max_colours, entries)
-    few = torch.zeros((max_colours, 3), dtype=torch.float32, device=frames.device)
+    few = torch.zeros((max_colours, 3), dtype=torch.float32, device=device)
     few[:few_slots] = colour[:few_slots]
-    few_valid = torch.zeros(max_colours, dtype=torch.bool, device=frames.device)
+    few_valid = torch.zeros(max_colours, dtype=torch.bool, device=device)
     few_valid[:few_slots] = weight[:few_slots] > 0
 
     box, n_boxes = _split_boxes(colour, weight, max_colours)
     centroids = _box_means(colour, weight, box, max_colours)
     centroids = _refine(colour, weight, centroids, n_boxes, refine_iterations)
-    many_valid = torch.arange(max_colours, device=frames.device) < n_boxes
+    many_valid = torch.arange(max_colours, device=device) < n_boxes
 
     use_few = occupied <= max_colours
     palette = torch.where(use_few, few, centroids)

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .histogram import colour_histogram
 
-__all__ = ["DRIFT", "GROUP_FRAMES", "palette_groups"]
+__all__ = ["DRIFT", "GROUP_FRAMES", "palette_groups", "palette_runs"]
 
 GROUP_FRAMES = 16
 """Source frames per palette when a clip's colours drift."""
@@ -31,15 +31,29 @@ DRIFT = 0.15
 def palette_groups(frames: Tensor, group: int = GROUP_FRAMES, drift: float = DRIFT) -> list[slice]:
     """The frames (uint8 [U, 3, H, W]) split into runs that each get a palette: one run, the
     whole clip, unless some run's colours differ from the clip's by more than ``drift``."""
+    return palette_runs(frames, group, drift)[0]
+
+
+def palette_runs(frames: Tensor, group: int = GROUP_FRAMES, drift: float = DRIFT, bits: int = 5,
+                 sample_stride: int = 2) -> tuple[list[slice], list[tuple[Tensor, Tensor]]]:
+    """:func:`palette_groups` and, for each run it returns, the colour histogram a palette is
+    made from (``bits`` bins per channel, every ``sample_stride``-th pixel: what
+    :func:`kernels.palette.median_cut_slots` would read), so the frames are read once whether
+    or not the clip is split: the runs' histograms decide the split (summed to 4 bits) and, for
+    an unsplit clip, add up to the clip's."""
     count = frames.shape[0]
-    if count <= group:
-        return [slice(0, count)]
-    runs = [slice(start, min(count, start + group)) for start in range(0, count, group)]
+    starts = range(0, count, group) if count > group else [0]
+    runs = [slice(start, min(count, start + group)) for start in starts] if count > group else [slice(0, count)]
+    histograms = [colour_histogram(frames[run], bits=bits, sample_stride=sample_stride) for run in runs]
+    if len(runs) == 1:
+        return runs, histograms
+    coarse = 1 << (bits - 4)  # 5-bit bins folded into 4-bit ones, exactly
     shares = []
-    for run in runs:
-        counts = colour_histogram(frames[run], bits=4, sample_stride=2)[0].to(torch.float64)
-        shares.append(counts / counts.sum().clamp(min=1))
+    for counts, _ in histograms:
+        folded = counts.view(16, coarse, 16, coarse, 16, coarse).sum(dim=(1, 3, 5)).to(torch.float64).view(-1)
+        shares.append(folded / folded.sum().clamp(min=1))
     stacked = torch.stack(shares)
-    whole = stacked.mean(0)
-    distance = 0.5 * (stacked - whole).abs().sum(1)
-    return runs if float(distance.max()) > drift else [slice(0, count)]
+    distance = 0.5 * (stacked - stacked.mean(0)).abs().sum(1)
+    if float(distance.max()) > drift:
+        return runs, histograms
+    return [slice(0, count)], [(sum(c for c, _ in histograms), sum(s for _, s in histograms))]
