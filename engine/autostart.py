@@ -72,13 +72,11 @@ def _groups(targets: list[float], keys: list[float]) -> list[list[float]]:
     """The targets grouped by the key frame their seek lands on, in time order: one seek per
     group, then decoding forward through its targets."""
     groups: list[list[float]] = []
-    last_key = None
-    for target, key in zip(targets, keys):
-        if groups and last_key is not None and abs(key - last_key) < 1e-6:
+    for k, (target, key) in enumerate(zip(targets, keys)):
+        if k and abs(key - keys[k - 1]) < 1e-6:
             groups[-1].append(target)
         else:
             groups.append([target])
-            last_key = key
     return groups
 
 

@@ -22,6 +22,7 @@ chunks; giving it one function to call keeps both backends' loops as they are.
 
 from __future__ import annotations
 
+import bisect
 import time
 
 import numpy as np
@@ -113,23 +114,24 @@ def _indexed(clip: DecodedClip, colours: int) -> IndexedFrames:
     of a run starts afresh (its palette is another). The frames are histogrammed once: the
     runs' histograms decide the split and make the palettes."""
     runs, histograms = palette_runs(clip.frames, sample_stride=PALETTE_SAMPLE_STRIDE)
-    if len(runs) == 1:
-        palette, valid = palette_from_histogram(*histograms[0], max_colours=colours)
-        palette = palette[valid]  # the one host synchronisation: K colours, not the padded slots
-        indices = hold_indices(clip.frames, remap(clip.frames, palette), clip.index, palette)
-        return IndexedFrames(to_host(indices), to_host(palette))
-    rows = clip.index.tolist()
+    rows = clip.index.tolist()  # non-decreasing: a run's instants are one stretch
     indices = torch.empty((len(rows), clip.height, clip.width), dtype=torch.uint8, device=clip.frames.device)
-    palettes = torch.empty((len(rows), colours, 3), dtype=torch.uint8, device=clip.frames.device)
+    stretches = []
     for run, histogram in zip(runs, histograms):
-        instants = [k for k, row in enumerate(rows) if run.start <= row < run.stop]
-        if not instants:
+        palette, valid = palette_from_histogram(*histogram, max_colours=colours)
+        if len(runs) == 1:
+            palette = palette[valid]  # the one host synchronisation: K colours, not the padded slots
+        first, end = bisect.bisect_left(rows, run.start), bisect.bisect_left(rows, run.stop)
+        if first == end:
             continue
-        palette, _ = palette_from_histogram(*histogram, max_colours=colours)  # padded slots repeat a colour
         fresh = remap(clip.frames[run], palette)
-        local = clip.index[instants[0]:instants[-1] + 1] - run.start
-        indices[instants[0]:instants[-1] + 1] = hold_indices(clip.frames[run], fresh, local, palette)
-        palettes[instants[0]:instants[-1] + 1] = palette
+        indices[first:end] = hold_indices(clip.frames[run], fresh, clip.index[first:end] - run.start, palette)
+        stretches.append((first, end, palette))
+    if len(runs) == 1:
+        return IndexedFrames(to_host(indices), to_host(stretches[0][2]))
+    palettes = torch.empty((len(rows), colours, 3), dtype=torch.uint8, device=clip.frames.device)
+    for first, end, palette in stretches:  # padded slots repeat a colour: remap never picks them
+        palettes[first:end] = palette
     return IndexedFrames(to_host(indices), to_host(palettes))
 
 

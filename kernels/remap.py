@@ -8,7 +8,7 @@ from torch import Tensor
 from .dither import dither_pattern
 from .nearest import nearest_index_lut, nearest_lut_and_distance
 
-__all__ = ["remap", "nearest_index_lut", "palette_spacing", "dither_gain_lut", "DEFAULT_DITHER_STRENGTH"]
+__all__ = ["remap", "nearest_index_lut", "palette_spacing", "adaptive_dither_table", "DEFAULT_DITHER_STRENGTH"]
 
 # Peak-to-peak dither amplitude as a fraction of the palette's typical nearest-neighbour
 # spacing. Banding: RMS error of 8x8 local means against the source on a 512-wide ramp (an
@@ -81,7 +81,7 @@ def remap(
     2-level resolution, far finer than a palette step.
 
     ``adaptive`` (the default) dithers a pixel only where its colour lies between palette
-    colours (:func:`dither_gain_lut`): a pixel whose colour the palette holds keeps it (flat
+    colours (:func:`adaptive_dither_table`): a pixel whose colour the palette holds keeps it (flat
     graphics, text and colour bars stay clean), gradients keep their banding removed. It costs
     one more table lookup per pixel.
     """
@@ -114,7 +114,7 @@ def remap(
 
     nearest, distance = nearest_lut_and_distance(palette, lut_bits)
     lut = nearest.view(-1)
-    gain_lut = dither_gain_lut(nearest, distance, lut_bits) if adaptive and dither_strength > 0 else None
+    undithered = adaptive_dither_table(nearest, distance, lut_bits) if adaptive and dither_strength > 0 else None
     # Cell coordinates arrive biased by c = bias_cells per channel; pad the table in front
     # so that address (r + c)*n^2 + (g + c)*n + (b + c) lands on entry r*n^2 + g*n + b.
     pad = bias_cells * (n * n + n + 1)
@@ -130,16 +130,16 @@ def remap(
     half = torch.empty((m0, 3, height, width), dtype=torch.uint8, device=device, memory_format=layout)
     address = torch.empty((m0, height, width), dtype=torch.int32, device=device)
     scratch = torch.empty_like(address)
-    if gain_lut is not None:
+    if undithered is not None:
         plain = torch.empty((m0, height, width), dtype=torch.int16, device=device)
     for start in range(0, n_frames, chunk):
         part = frames[start : start + chunk]
         m = part.shape[0]
         u, a, t = half[:m], address[:m], scratch[:m]
-        if gain_lut is not None:  # the undithered lookup first: index, plus 256 where dithering pays
+        if undithered is not None:  # the undithered lookup first: index, plus 256 where dithering pays
             torch.bitwise_right_shift(part, shift, out=u)
             _pack(u, n, a, t)
-            torch.index_select(gain_lut, 0, a.view(-1), out=plain[:m].view(-1))
+            torch.index_select(undithered, 0, a.view(-1), out=plain[:m].view(-1))
         torch.bitwise_right_shift(part, 1, out=u)
         u += offset
         u.clamp_(low, high)
@@ -148,7 +148,7 @@ def remap(
         _pack(u, n, a, t)
         target = out[start : start + m]
         torch.index_select(lut, 0, a.view(-1), out=target.view(-1))
-        if gain_lut is not None:
+        if undithered is not None:
             flat = plain[:m]
             torch.where(flat >= 256, target, flat.to(torch.uint8), out=target)
     return out
@@ -164,7 +164,7 @@ def _pack(cells: Tensor, n: int, address: Tensor, scratch: Tensor) -> None:
     torch.add(scratch, address, alpha=n, out=address)
 
 
-def dither_gain_lut(nearest: Tensor, distance: Tensor, lut_bits: int) -> Tensor:
+def adaptive_dither_table(nearest: Tensor, distance: Tensor, lut_bits: int) -> Tensor:
     """Per cell of the ``lut_bits`` cube, the undithered index and whether its pixels are
     dithered, as one int16 table [n^3]: the cell's nearest palette index, plus 256 where that
     colour lies beyond 1.5x the cell's own reach (a pixel between palette colours, where ordered

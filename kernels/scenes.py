@@ -42,8 +42,7 @@ def palette_runs(frames: Tensor, group: int = GROUP_FRAMES, drift: float = DRIFT
     or not the clip is split: the runs' histograms decide the split (summed to 4 bits) and, for
     an unsplit clip, add up to the clip's."""
     count = frames.shape[0]
-    starts = range(0, count, group) if count > group else [0]
-    runs = [slice(start, min(count, start + group)) for start in starts] if count > group else [slice(0, count)]
+    runs = [slice(start, min(count, start + group)) for start in range(0, count, group)] or [slice(0, 0)]
     histograms = [colour_histogram(frames[run], bits=bits, sample_stride=sample_stride) for run in runs]
     if len(runs) == 1:
         return runs, histograms

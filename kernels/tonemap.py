@@ -62,8 +62,12 @@ def pq_to_linear(signal: Tensor) -> Tensor:
 def hlg_to_linear(signal: Tensor) -> Tensor:
     """ARIB STD-B67 inverse OETF then the BT.2100 OOTF for a 1000 cd/m² display, on [N, 3, H, W]:
     light relative to 100 cd/m²."""
-    e = signal.clamp(0, 1)
-    return _hlg_ootf(torch.where(e <= 0.5, e * e / 3, (torch.exp((e - _HLG_C) / _HLG_A) + _HLG_B) / 12))
+    return _hlg_ootf(_hlg_inverse_oetf(signal.clamp(0, 1)))
+
+
+def _hlg_inverse_oetf(e: Tensor) -> Tensor:
+    """ARIB STD-B67: non-linear [0, 1] -> scene light [0, 1], per channel."""
+    return torch.where(e <= 0.5, e * e / 3, (torch.exp((e - _HLG_C) / _HLG_A) + _HLG_B) / 12)
 
 
 def bt2020_to_bt709(linear: Tensor) -> Tensor:
@@ -142,7 +146,7 @@ def _signal_table(transfer: str, device: torch.device) -> Tensor:
     if transfer == "pq":
         table = pq_to_linear(signal)
     else:
-        table = torch.where(signal <= 0.5, signal * signal / 3, (torch.exp((signal - _HLG_C) / _HLG_A) + _HLG_B) / 12)
+        table = _hlg_inverse_oetf(signal)
     return table.to(device=device, dtype=torch.float32)
 
 

@@ -129,8 +129,10 @@ WEBP = Format(
     qualities=(45, 35, 27, 20),
 )
 
-def _avif_unavailable() -> str | None:
-    """Pillow writes AVIF only when built with libavif (its PyPI wheels from 11.3 are)."""
+def avif_unavailable() -> str | None:
+    """Why this Pillow cannot write AVIF, or None when it can: Pillow writes AVIF only when built
+    with libavif, which its PyPI wheels include from 11.3.0 on (Windows arm64 excepted; Pillow
+    pull request 8858). Shared by the format table (asked before a job decodes) and the writer."""
     from PIL import features
 
     try:
@@ -153,7 +155,7 @@ AVIF = Format(
     palette_colours=None,
     encode=_writer("avif", "encode_avif", RGBFrames, "AVIF"),
     qualities=(65, 50, 40, 30, 20),
-    unavailable=_avif_unavailable,
+    unavailable=avif_unavailable,
 )
 
 FORMATS: dict[str, Format] = {GIF.name: GIF, WEBP.name: WEBP, AVIF.name: AVIF}

@@ -30,9 +30,10 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image, features
+from PIL import Image
 
 from ..errors import EngineError, ErrorCode
+from . import avif_unavailable
 
 DEFAULT_QUALITY = 65
 """libavif's quality, 0 (worst) .. 100 (lossless). See bench/results/avif-vs-webp.md."""
@@ -106,10 +107,9 @@ def encode_avif(
     durations = [int(d) for d in delays_ms]
     if count == 0 or min(durations) < 1:
         raise ValueError("an AVIF animation needs at least one frame and delays of at least 1 ms")
-    if not features.check("avif"):
-        raise EngineError(ErrorCode.FORMAT_UNAVAILABLE,
-                          f"format avif needs Pillow built with libavif; this Pillow ({features.version('pil')}) "
-                          "has no AVIF support: install a Pillow wheel that has it (python -m PIL.report lists it)")
+    missing = avif_unavailable()
+    if missing:
+        raise EngineError(ErrorCode.FORMAT_UNAVAILABLE, missing)
     buffer = io.BytesIO()
     _FrameSequence(frames).save(buffer, format="AVIF", save_all=True, duration=durations, quality=quality,
                                 speed=speed, max_threads=threads, subsampling=subsampling)

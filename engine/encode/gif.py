@@ -2,7 +2,7 @@
 
 One global palette serves the whole clip (it comes from the clip-wide median cut), or, where the
 clip's colours drift (kernels/scenes.py), each run of frames has its own, written as local colour
-tables (:func:`_encode_with_local_palettes`). Pillow's
+tables. Pillow's
 writer then stores each frame as the rectangle that changed since the previous one, with
 unchanged pixels inside that rectangle set to a transparent index, and merges frames identical to
 their predecessor by adding up their delays. For that it needs one free palette slot, so the
@@ -31,69 +31,45 @@ def encode_gif(indices: np.ndarray, palette: np.ndarray, delays_cs: tuple[int, .
         raise ValueError(f"{count} frames but {len(delays_cs)} delays")
     if palette.shape[-2] > TRANSPARENT_INDEX:
         raise ValueError("a GIF palette here holds at most 255 colours (one slot is kept for transparency)")
-    if palette.ndim == 3:
-        if palette.shape[0] != count:
-            raise ValueError(f"{count} frames but {palette.shape[0]} palettes")
-        return _encode_with_local_palettes(indices, palette, delays_cs)
-    palette, lookup = _distinct_palette(palette)
-    flat_palette = palette.tobytes()
-
-    def image(frame: np.ndarray) -> Image.Image:
-        if lookup is not None:  # a frame at a time: no second copy of the whole clip's indices
-            frame = lookup[frame]
-        picture = Image.frombuffer("P", (width, height), np.ascontiguousarray(frame), "raw", "P", 0, 1)
-        picture.putpalette(flat_palette)
-        return picture
-
-    # Pillow's writer takes the frames one at a time and keeps its own copy of each frame that
-    # differs from the one before, so the images are made as it asks for them.
-    images = (image(frame) for frame in indices[1:])
-    buffer = io.BytesIO()
-    image(indices[0]).save(
-        buffer,
-        format="GIF",
-        save_all=True,
-        append_images=images,
-        duration=[int(d) * 10 for d in delays_cs],  # Pillow takes ms and writes ms // 10
-        loop=0,
-        disposal=1,
-        optimize=True,
-        transparency=TRANSPARENT_INDEX,
-        palette=flat_palette,
-    )
-    return buffer.getvalue()
-
-
-def _encode_with_local_palettes(indices: np.ndarray, palettes: np.ndarray, delays_cs) -> bytes:
-    """Each frame with its own palette: the first frame's is the global colour table, a frame
-    whose palette differs gets a local one. Pillow's writer then compares frames by their RGB
-    colours, so unchanged pixels are still transparent and an unchanged frame still merges
-    into the one before, across a change of palette too."""
-    count, height, width = indices.shape
+    if palette.ndim == 3 and palette.shape[0] != count:
+        raise ValueError(f"{count} frames but {palette.shape[0]} palettes")
+    per_frame = palette if palette.ndim == 3 else None
     tables: dict[bytes, tuple[bytes, np.ndarray | None]] = {}  # frames of one run share a palette
 
-    def image(k: int) -> Image.Image:
-        key = palettes[k].tobytes()
+    def table_of(colours: np.ndarray) -> tuple[bytes, np.ndarray | None]:
+        key = colours.tobytes()
         if key not in tables:
-            table, lookup = _distinct_palette(palettes[k])
+            table, lookup = _distinct_palette(colours)
             tables[key] = (table.tobytes(), lookup)
-        flat_palette, lookup = tables[key]
+        return tables[key]
+
+    def image(k: int) -> Image.Image:
+        flat_palette, lookup = table_of(per_frame[k] if per_frame is not None else palette)
+        # a frame at a time: no second copy of the whole clip's indices
         frame = lookup[indices[k]] if lookup is not None else indices[k]
         picture = Image.frombuffer("P", (width, height), np.ascontiguousarray(frame), "raw", "P", 0, 1)
         picture.putpalette(flat_palette)
         return picture
 
+    # Pillow's writer takes the frames one at a time and keeps its own copy of each frame that
+    # differs from the one before, so the images are made as it asks for them. With one palette
+    # it is given as the global table (every frame uses it); with a palette per frame, the first
+    # frame's is the global table and a frame whose palette differs gets a local one: Pillow then
+    # compares frames by their RGB colours, so unchanged pixels are still transparent and an
+    # unchanged frame still merges into the one before, across a change of palette too.
+    one_palette = {"palette": table_of(palette)[0]} if per_frame is None else {}
     buffer = io.BytesIO()
     image(0).save(
         buffer,
         format="GIF",
         save_all=True,
         append_images=(image(k) for k in range(1, count)),
-        duration=[int(d) * 10 for d in delays_cs],
+        duration=[int(d) * 10 for d in delays_cs],  # Pillow takes ms and writes ms // 10
         loop=0,
         disposal=1,
         optimize=True,
         transparency=TRANSPARENT_INDEX,
+        **one_palette,
     )
     return buffer.getvalue()
 

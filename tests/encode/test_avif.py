@@ -189,9 +189,9 @@ def test_chromium_decodes_avif_jobs_at_their_size(tmp_path, h264_clip):
 
 
 def test_a_pillow_without_avif_support_is_a_clear_error(monkeypatch):
-    from animated_previews.engine.encode import avif
+    from PIL import features
 
-    monkeypatch.setattr(avif.features, "check", lambda name: name != "avif")
+    monkeypatch.setattr(features, "check", lambda name: name != "avif")
     with pytest.raises(EngineError) as caught:
         encode_avif(moving_square(2), [50, 50])
     assert caught.value.code is ErrorCode.FORMAT_UNAVAILABLE

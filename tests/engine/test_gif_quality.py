@@ -34,12 +34,9 @@ def pattern(k: int, rng: np.random.Generator) -> np.ndarray:
     return frame.clip(0, 255).astype(np.uint8)
 
 
-@pytest.fixture(scope="module")
-def pattern_clip(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
-    """The clip (near-lossless H.264, or MPEG-4 where x264 is missing) and the frames it was made from."""
-    path = tmp_path_factory.mktemp("gif-quality") / "pattern.mp4"
-    rng = np.random.default_rng(7)
-    frames = [pattern(k, rng) for k in range(FRAMES)]
+def write_clip(path: Path, frames) -> Path:
+    """``frames`` (RGB arrays) as a near-lossless H.264 clip (4:4:4, qp 0), or MPEG-4 where x264
+    is missing, at FPS."""
     encoder = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     with av.open(str(path), "w") as out:
         stream = out.add_stream(encoder, rate=Fraction(FPS))
@@ -51,7 +48,15 @@ def pattern_clip(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
-    return path, frames
+    return path
+
+
+@pytest.fixture(scope="module")
+def pattern_clip(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
+    """The clip and the frames it was made from."""
+    rng = np.random.default_rng(7)
+    frames = [pattern(k, rng) for k in range(FRAMES)]
+    return write_clip(tmp_path_factory.mktemp("gif-quality") / "pattern.mp4", frames), frames
 
 
 def decoded_source(path: Path) -> list[np.ndarray]:
@@ -86,24 +91,15 @@ def test_a_test_pattern_gif_keeps_its_thin_lines_and_flat_colours(tmp_path, patt
 @pytest.fixture(scope="module")
 def cut_clip(tmp_path_factory) -> Path:
     """Two scenes of 24 frames with no colour in common: warm gradients, then cold ones."""
-    path = tmp_path_factory.mktemp("gif-cut") / "cut.mp4"
     y, x = np.mgrid[0:H, 0:W]
-    encoder = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(encoder, rate=Fraction(FPS))
-        stream.width, stream.height = W, H
-        stream.pix_fmt = "yuv444p" if encoder == "libx264" else "yuv420p"
-        stream.options = {"qp": "0", "preset": "ultrafast"} if encoder == "libx264" else {"qscale": "1"}
-        for k in range(48):
-            t = (x + 3 * k) % W / W
-            warm = np.stack([200 + 55 * t, 40 + 140 * (y / H), 20 + 30 * t], axis=-1)
-            cold = np.stack([20 + 30 * t, 60 + 120 * (y / H), 200 + 55 * t], axis=-1)
-            frame = (warm if k < 24 else cold).astype(np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+
+    def frame(k: int) -> np.ndarray:
+        t = (x + 3 * k) % W / W
+        warm = np.stack([200 + 55 * t, 40 + 140 * (y / H), 20 + 30 * t], axis=-1)
+        cold = np.stack([20 + 30 * t, 60 + 120 * (y / H), 200 + 55 * t], axis=-1)
+        return (warm if k < 24 else cold).astype(np.uint8)
+
+    return write_clip(tmp_path_factory.mktemp("gif-cut") / "cut.mp4", (frame(k) for k in range(48)))
 
 
 def test_a_cut_to_other_colours_gets_its_own_palette(tmp_path, cut_clip):

@@ -203,22 +203,11 @@ def test_the_decoder_never_gets_the_null_stream(nvdec, counted, h264_clip):
 
 
 def test_two_threads_decode_on_two_streams_with_two_decoders(nvdec, counted, h264_clip):
-    import threading
+    from threads import run_together
 
     require_nvdec_takes(h264_clip)
-    results, errors = [], []
-
-    def job():
-        try:
-            results.append(shown(nvdec.decode_frames(probe(h264_clip), [0.0, 0.4])))
-        except BaseException as exc:  # noqa: BLE001 - surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=job) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = []
+    errors = run_together(lambda: results.append(shown(nvdec.decode_frames(probe(h264_clip), [0.0, 0.4]))), 2)
     assert errors == [] and results == [[0, 10], [0, 10]]
     assert len(counted["streams"]) == 2 and len(set(counted["streams"])) == 2
 

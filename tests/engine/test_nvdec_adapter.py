@@ -24,6 +24,7 @@ import pytest
 import torch
 
 import clipmaker
+from threads import run_together
 import animated_previews.engine.decode.nvdec_caps as nvdec_caps
 import animated_previews.engine.device as device
 import animated_previews.engine.decode.nvdec as nvdec
@@ -350,20 +351,12 @@ def test_a_first_clip_larger_than_the_default_raises_the_decoders_maximum(stand_
 def test_two_threads_get_two_decoders(stand_in, h264_clip):
     adapter = NvdecDecoder(0, device=CPU)
     media = probe(h264_clip)
-    errors: list[BaseException] = []
 
     def two_jobs():
-        try:
-            for _ in range(2):
-                adapter.decode_frames(media, [0.0, 0.4])
-        except BaseException as exc:  # noqa: BLE001 - surfaced below
-            errors.append(exc)
+        for _ in range(2):
+            adapter.decode_frames(media, [0.0, 0.4])
 
-    threads = [threading.Thread(target=two_jobs) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_together(two_jobs, 2)
     assert errors == []
     assert len(StandInDecoder.created) == 2
     assert len({c["thread"] for c in StandInDecoder.created}) == 2

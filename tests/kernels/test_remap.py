@@ -180,7 +180,7 @@ def test_a_flat_area_of_a_palette_colour_is_not_dithered_but_one_between_colours
 def test_the_adaptive_table_dithers_cells_between_palette_colours_only():
     palette = torch.tensor([[0, 0, 0], [128, 128, 128], [255, 255, 255]], dtype=torch.uint8)
     nearest, distance = remap_module.nearest_lut_and_distance(palette, 6)
-    table = remap_module.dither_gain_lut(nearest, distance, 6).view(64, 64, 64)
+    table = remap_module.adaptive_dither_table(nearest, distance, 6).view(64, 64, 64)
     assert table.dtype == torch.int16
     assert table[32, 32, 32].item() == 1  # the cell of 128-131 holds the grey 128: its index, undithered
     assert table[16, 16, 16].item() == 256 + int(nearest[16, 16, 16])  # 64-67 lies between greys: dithered
