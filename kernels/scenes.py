@@ -9,7 +9,7 @@ if some group's total variation distance from it passes :data:`DRIFT`, every gro
 palette. Measured on the previews library, resized to 480 (bench/make_library.py): 0.37 for 1080p
 animation, 0.32 for 480p animation, 0.55 for a low-light clip with a cut, 0.23 for a rotated
 portrait clip, and 0.005-0.147 for the ten others (talking head, screen text, sport, grain, bars,
-pixel art 0.147, PQ 0.088, ...). On the four it splits, +0.6 to +0.8 dB for 4-17% more bytes;
+pixel art 0.147, PQ 0.088, ...). On the four it splits, +0.6 to +0.8 dB for 4-16% more bytes (with hold slack 0.25);
 a palette per run of 8 frames gained another 0.3 dB on 1080p animation for 20% more bytes.
 """
 

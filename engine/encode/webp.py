@@ -25,7 +25,7 @@ clips' own size, the mean over 14 clips: quality 75 method 2 (the old default) 3
 Resized to 480 px: 45/1 31.73 dB at 462 KB against ffmpeg's 29.98 dB at 502 KB. So the same
 frames look better than libwebp's animation encoder makes them at its default, in fewer bytes,
 1.3-1.6x as fast. Per clip it is not uniform: on film grain and on screen text ffmpeg's frames
-score higher (-1.9 to -2.7 dB), on flat graphics and colour bars ours take more bytes for
+score higher (-0.9 to -2.7 dB), on flat graphics and colour bars ours take more bytes for
 +3 to +7 dB (bench/results/quality-library.md).
 """
 
