@@ -125,7 +125,7 @@ def _indexed(clip: DecodedClip, colours: int) -> IndexedFrames:
         if first == end:
             continue
         fresh = remap(clip.frames[run], palette)
-        indices[first:end] = hold_indices(clip.frames[run], fresh, clip.index[first:end] - run.start, palette)
+        hold_indices(clip.frames[run], fresh, clip.index[first:end] - run.start, palette, out=indices[first:end])
         stretches.append((first, end, palette))
     if len(runs) == 1:
         return IndexedFrames(to_host(indices), to_host(stretches[0][2]))

@@ -39,16 +39,24 @@ sizes: 4.97 and 1.91 MB); 0.5 39.60 / 4.00 and 37.60 / 1.77."""
 
 
 def hold_indices(frames: Tensor, indices: Tensor, index: Tensor, palette: Tensor,
-                 slack: float = DEFAULT_HOLD_SLACK) -> Tensor:
+                 slack: float = DEFAULT_HOLD_SLACK, out: Tensor | None = None) -> Tensor:
     """Indices per output instant [N, H, W] from ``indices`` per source frame [U, H, W] (the
     remap of ``frames`` uint8 [U, 3, H, W]), ``index`` int64 [N] (the row on screen at each
     instant) and ``palette`` uint8 [K, 3]; ``slack`` 0 keeps a held index only when it is at
-    least as good as the new one."""
+    least as good as the new one. ``out`` (uint8 [N, H, W], contiguous) receives them in place:
+    the caller's array of every instant's indices is the largest thing a GIF job holds, and a
+    second one of it doubled the job's peak."""
     if frames.dim() != 4 or indices.shape != (frames.shape[0], *frames.shape[2:]):
         raise ValueError(f"indices {tuple(indices.shape)} do not match frames {tuple(frames.shape)}")
     if slack < 0:
         raise ValueError(f"slack must be >= 0, got {slack}")
-    out = indices[index]  # a copy: one row per instant
+    if out is None:
+        out = indices[index]  # a copy: one row per instant
+    elif out.shape != (index.shape[0], *indices.shape[1:]) or out.dtype != indices.dtype or not out.is_contiguous():
+        raise ValueError(f"out {tuple(out.shape)} {out.dtype} is not contiguous {index.shape[0]} x "
+                         f"{tuple(indices.shape[1:])} {indices.dtype}")
+    else:
+        torch.index_select(indices, 0, index, out=out)
     if out.shape[0] < 2:
         return out
     channels = palette.to(device=frames.device, dtype=torch.float32).t().contiguous()  # [3, K]

@@ -82,3 +82,18 @@ def test_mismatched_shapes_and_negative_slack_are_refused():
         hold_indices(frames, torch.zeros(2, 10, 10, dtype=torch.uint8), torch.arange(2), palette)
     with pytest.raises(ValueError, match="slack"):
         hold_indices(frames, remap(frames, palette), torch.arange(2), palette, -1.0)
+
+
+def test_the_indices_can_be_written_into_the_callers_array_in_place():
+    """The render holds every instant's indices once: a run's stretch of that array is filled
+    where it lies (a second copy doubled a GIF job's peak memory)."""
+    frames = noisy_still(3)
+    palette = median_cut(frames, max_colours=16)
+    fresh, index = remap(frames, palette), torch.tensor([0, 1, 1, 2])
+    everything = torch.full((6, 48, 64), 99, dtype=torch.uint8)
+    returned = hold_indices(frames, fresh, index, palette, out=everything[1:5])
+    assert returned.data_ptr() == everything[1:5].data_ptr()
+    assert torch.equal(everything[1:5], hold_indices(frames, fresh, index, palette))
+    assert torch.all(everything[0] == 99) and torch.all(everything[5] == 99)  # nothing outside the stretch
+    with pytest.raises(ValueError, match="out"):
+        hold_indices(frames, fresh, index, palette, out=torch.empty((3, 48, 64), dtype=torch.uint8))
