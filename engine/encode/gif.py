@@ -1,23 +1,54 @@
-"""GIF bytes from palette-indexed frames (Pillow's LZW writer).
+"""GIF bytes from palette-indexed frames: the container written here, the LZW codes by Pillow.
 
-One global palette serves the whole clip (it comes from the clip-wide median cut), or, where the
-clip's colours drift (kernels/scenes.py), each run of frames has its own, written as local colour
-tables. Pillow's
-writer then stores each frame as the rectangle that changed since the previous one, with
-unchanged pixels inside that rectangle set to a transparent index, and merges frames identical to
-their predecessor by adding up their delays. For that it needs one free palette slot, so the
-palette given here must hold at most 255 colours.
+One palette serves the whole clip (the clip-wide median cut), or, where the clip's colours drift
+(kernels/scenes.py), each run of frames has its own. The palette most frames use is the global
+colour table; a frame with another palette carries it as a local table. Each frame after the first
+is stored as the rectangle that changed since the one before, the unchanged pixels inside it set
+to a transparent index (an LZW run of one code); a frame identical to the one before is not
+stored, its delay added to that one's. Frames are never disposed (disposal 1), so what is on
+screen after a frame is that frame, whole.
+
+Why not Pillow's writer (used until 2026-12): it rebuilt every frame's palette by colour matching
+(``_normalize_palette``, a third of the GIF encode time on the previews library), compared frames
+as RGB images, and always wrote 8-bit LZW codes and 256-entry tables. Here the frames' own indices
+are compared (colours only across a change of palette), and each table and code size is as small
+as the indices it serves: a palette of 40 colours codes in 6 bits. Pillow's C LZW encoder
+(``Image.tobytes("gif", ...)``, public API) still makes the image data.
 """
 
 from __future__ import annotations
 
-import io
+import dataclasses
+import struct
 
 import numpy as np
 from PIL import Image
 
-TRANSPARENT_INDEX = 255
-"""Palette slot kept free for the unchanged-pixel transparency of delta frames."""
+MAX_COLOURS = 255
+"""Colours a palette may hold: one slot of the 256 a GIF table has is kept for transparency."""
+
+_MAX_DELAY_CS = 0xFFFF
+"""A frame's delay field is 16 bits of centiseconds; an identical frame is only merged below it."""
+
+
+@dataclasses.dataclass
+class _Frame:
+    """One stored frame before its delay is final (identical frames that follow add theirs)."""
+
+    delay: int
+    image: bytes
+    """Image descriptor, local table if any, LZW data and terminator."""
+    transparent: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Table:
+    """A palette as written: ``bits`` per index (2^bits entries), the first ``colours`` of them
+    the palette's, the slot ``colours`` free for transparency."""
+
+    rgb: bytes
+    bits: int
+    colours: int
 
 
 def encode_gif(indices: np.ndarray, palette: np.ndarray, delays_cs: tuple[int, ...] | list[int]) -> bytes:
@@ -29,73 +60,94 @@ def encode_gif(indices: np.ndarray, palette: np.ndarray, delays_cs: tuple[int, .
     count, height, width = indices.shape
     if len(delays_cs) != count:
         raise ValueError(f"{count} frames but {len(delays_cs)} delays")
-    if palette.shape[-2] > TRANSPARENT_INDEX:
+    if palette.shape[-2] > MAX_COLOURS:
         raise ValueError("a GIF palette here holds at most 255 colours (one slot is kept for transparency)")
     if palette.ndim == 3 and palette.shape[0] != count:
         raise ValueError(f"{count} frames but {palette.shape[0]} palettes")
-    per_frame = palette if palette.ndim == 3 else None
-    tables: dict[bytes, tuple[bytes, np.ndarray | None]] = {}  # frames of one run share a palette
+    if count == 0:
+        raise ValueError("a GIF needs at least one frame")
+    if not (0 < width <= 0xFFFF and 0 < height <= 0xFFFF):
+        raise ValueError(f"a GIF is at most 65535 pixels a side, got {width}x{height}")
+    keys, tables = _tables(indices, palette)
+    global_key = max(set(keys), key=keys.count)  # the palette most frames use
+    out = bytearray(b"GIF89a")
+    top = tables[global_key]
+    out += struct.pack("<HHBBB", width, height, 0x80 | 0x70 | (top.bits - 1), 0, 0)
+    out += top.rgb
+    out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"  # loop forever
 
-    def table_of(colours: np.ndarray) -> tuple[bytes, np.ndarray | None]:
-        key = colours.tobytes()
-        if key not in tables:
-            table, lookup = _distinct_palette(colours)
-            tables[key] = (table.tobytes(), lookup)
-        return tables[key]
+    stored: list[_Frame] = []
+    for k in range(count):
+        key, frame = keys[k], indices[k]
+        if k == 0:
+            changed = None  # the first frame is whole
+        elif key == keys[k - 1]:
+            changed = frame != indices[k - 1]
+        else:  # another palette: compare the colours shown
+            shown, before = _colours(palette, k, frame), _colours(palette, k - 1, indices[k - 1])
+            changed = (shown != before).any(axis=2)
+        if changed is not None and not changed.any():
+            if stored[-1].delay + int(delays_cs[k]) <= _MAX_DELAY_CS:
+                stored[-1].delay += int(delays_cs[k])
+                continue
+            changed = np.zeros_like(changed)
+            changed[0, 0] = True  # one pixel, so the frame is a frame of its own
+        stored.append(_image(frame, changed, tables[key], local=key != global_key, delay=int(delays_cs[k])))
 
-    def image(k: int) -> Image.Image:
-        flat_palette, lookup = table_of(per_frame[k] if per_frame is not None else palette)
-        # a frame at a time: no second copy of the whole clip's indices
-        frame = lookup[indices[k]] if lookup is not None else indices[k]
-        picture = Image.frombuffer("P", (width, height), np.ascontiguousarray(frame), "raw", "P", 0, 1)
-        picture.putpalette(flat_palette)
-        return picture
-
-    # Pillow's writer takes the frames one at a time and keeps its own copy of each frame that
-    # differs from the one before, so the images are made as it asks for them. With one palette
-    # it is given as the global table (every frame uses it); with a palette per frame, the first
-    # frame's is the global table and a frame whose palette differs gets a local one: Pillow then
-    # compares frames by their RGB colours, so unchanged pixels are still transparent and an
-    # unchanged frame still merges into the one before, across a change of palette too.
-    one_palette = {"palette": table_of(palette)[0]} if per_frame is None else {}
-    buffer = io.BytesIO()
-    image(0).save(
-        buffer,
-        format="GIF",
-        save_all=True,
-        append_images=(image(k) for k in range(1, count)),
-        duration=[int(d) * 10 for d in delays_cs],  # Pillow takes ms and writes ms // 10
-        loop=0,
-        disposal=1,
-        optimize=True,
-        transparency=TRANSPARENT_INDEX,
-        **one_palette,
-    )
-    return buffer.getvalue()
+    for entry in stored:
+        flags = 0x04 | (0x01 if entry.transparent is not None else 0)  # disposal 1: leave in place
+        out += struct.pack("<BBBBHBB", 0x21, 0xF9, 4, flags, entry.delay, entry.transparent or 0, 0)
+        out += entry.image
+    out += b"\x3b"
+    return bytes(out)
 
 
-def _distinct_palette(palette: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """A 256-entry table with no colour twice, and the lookup (uint8 [256]) that rewrites indices
-    to match, or None when none need rewriting.
+def _tables(indices: np.ndarray, palette: np.ndarray) -> tuple[list[bytes], dict[bytes, _Table]]:
+    """Each frame's palette key, and per key the table written: as many colours as the highest
+    index of the frames using it needs (padding rows past it are never written), one more slot for
+    transparency, rounded up to a power of two."""
+    per_frame = palette.ndim == 3
+    keys = [(palette[k] if per_frame else palette).tobytes() for k in range(indices.shape[0])]
+    highest: dict[bytes, int] = {}
+    for key, frame in zip(keys, indices):
+        highest[key] = max(highest.get(key, 0), int(frame.max()))
+    tables = {}
+    for key, top in highest.items():
+        colours = np.frombuffer(key, dtype=np.uint8).reshape(-1, 3)
+        if top >= len(colours):
+            raise ValueError(f"index {top} is past the palette's {len(colours)} colours")
+        bits = max(1, (top + 1).bit_length())  # room for 0..top and the transparent slot top + 1
+        table = np.zeros((1 << bits, 3), dtype=np.uint8)
+        table[: top + 1] = colours[: top + 1]
+        tables[key] = _Table(table.tobytes(), bits, top + 1)
+    return keys, tables
 
-    Pillow's writer matches palette entries by colour; with repeated colours (a short palette
-    padded with black, or two boxes of a median cut landing on one mean) its matching turns
-    quadratic: 1.5 s for a 46-frame 320x180 clip with 32 colours, against 0.02 s once distinct.
-    """
-    _, first, inverse = np.unique(palette, axis=0, return_index=True, return_inverse=True)
-    canonical = first[inverse.reshape(-1)]  # each entry -> the first entry with its colour
-    lookup = None
-    if not np.array_equal(canonical, np.arange(len(palette))):
-        lookup = np.arange(256, dtype=np.uint8)
-        lookup[: len(palette)] = canonical
-    table = np.zeros((256, 3), dtype=np.uint8)
-    table[: len(palette)] = palette
-    taken = {tuple(int(v) for v in c) for c in palette}
-    # Walk the colour cube from an arbitrary corner: at most 256 colours are taken, so at most
-    # 512 candidates are ever looked at.
-    spare = (c for c in ((255 - (i >> 16), (i >> 8) & 255, i & 255) for i in range(1 << 24)) if c not in taken)
-    for slot in set(range(256)) - set(int(i) for i in np.unique(canonical)):
-        colour = next(spare)
-        taken.add(colour)
-        table[slot] = colour
-    return table, lookup
+
+def _colours(palette: np.ndarray, k: int, frame: np.ndarray) -> np.ndarray:
+    """The RGB frame ``k`` shows, uint8 [H, W, 3]."""
+    return (palette[k] if palette.ndim == 3 else palette)[frame]
+
+
+def _image(frame: np.ndarray, changed: np.ndarray | None, table: _Table, *, local: bool, delay: int) -> _Frame:
+    """A frame as stored: the rectangle around ``changed`` (the whole frame when None), its
+    unchanged pixels transparent."""
+    if changed is None:
+        left, top, part, transparent = 0, 0, frame, None
+    else:
+        rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+        top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        part = frame[top:bottom, left:right]
+        keep = changed[top:bottom, left:right]
+        transparent = None
+        if not keep.all():
+            transparent = table.colours
+            part = np.where(keep, part, np.uint8(transparent))
+    height, width = part.shape
+    highest = int(part.max()) if transparent is None else transparent
+    code_bits = max(2, highest.bit_length())  # LZW's minimum code size: 2 at least
+    picture = Image.frombuffer("P", (width, height), np.ascontiguousarray(part), "raw", "P", 0, 1)
+    flags = (0x80 | (table.bits - 1)) if local else 0
+    head = struct.pack("<BHHHHB", 0x2C, left, top, width, height, flags)
+    body = table.rgb if local else b""
+    data = picture.tobytes("gif", "P", code_bits, 0)  # LZW codes in sub-blocks
+    return _Frame(delay, head + body + bytes([code_bits]) + data + b"\x00", transparent)

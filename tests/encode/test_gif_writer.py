@@ -1,4 +1,5 @@
-"""The GIF writer: exact colours back, delays and looping as asked, whatever the palette holds."""
+"""The GIF writer: exact colours back, delays and looping as asked, whatever the palette holds;
+tables and codes as small as the colours used, a frame's palette where most frames find it."""
 
 from __future__ import annotations
 
@@ -70,6 +71,75 @@ def test_delays_and_endless_loop_reach_gifsicle(tmp_path):
     if info is None:
         pytest.skip("gifsicle is not installed")
     assert info["delays_cs"] == [3, 4, 3, 7] and info["loop"] == 0
+
+
+def gif_images(data: bytes) -> tuple[int, list[dict]]:
+    """The global table's entries, and per stored image: its rectangle, its local table's entries
+    (0: none), its LZW minimum code size and its delay (cs); walked from the bytes themselves."""
+    assert data[:6] == b"GIF89a" and data[-1:] == b"\x3b"
+    flags = data[10]
+    global_entries = 2 << (flags & 7) if flags & 0x80 else 0
+    at, delay, images = 13 + 3 * global_entries, None, []
+    while data[at] != 0x3B:
+        if data[at] == 0x21:  # extension: label, then sub-blocks
+            if data[at + 1] == 0xF9:
+                delay = int.from_bytes(data[at + 4:at + 6], "little")
+            at += 2
+        else:
+            assert data[at] == 0x2C
+            left, top, width, height = (int.from_bytes(data[at + 1 + 2 * i:at + 3 + 2 * i], "little") for i in range(4))
+            local = 2 << (data[at + 9] & 7) if data[at + 9] & 0x80 else 0
+            at += 10 + 3 * local
+            images.append({"rect": (left, top, width, height), "local": local, "code_bits": data[at], "delay": delay})
+            at += 1
+        while data[at]:  # sub-blocks up to the terminator
+            at += data[at] + 1
+        at += 1
+    return global_entries, images
+
+
+def test_a_few_colours_take_a_small_table_and_short_codes():
+    """7 colours and a transparent slot fit 8 entries and 3-bit codes (Pillow's writer always
+    wrote 256 entries and 8-bit codes); palette rows past the highest index used are not written."""
+    palette = np.random.default_rng(2).integers(0, 256, (7, 3), dtype=np.uint8)
+    frames = frames_with(7)
+    data = encode_gif(frames, palette, [5] * len(frames))
+    entries, images = gif_images(data)
+    assert entries == 8 and {image["code_bits"] for image in images} == {3}
+    padded = np.concatenate([palette, np.zeros((248, 3), np.uint8)])  # same indices, 255 rows
+    assert gif_images(encode_gif(frames, padded, [5] * len(frames)))[0] == 8  # unused rows are not written
+
+
+def test_delta_frames_store_only_the_rectangle_that_changed():
+    frames = frames_with(32, count=3)  # frame k changes rows 5k .. 5k+7, columns 10 .. 29 at most
+    _, images = gif_images(encode_gif(frames, np.arange(96, dtype=np.uint8).reshape(32, 3), [5] * 3))
+    assert images[0]["rect"] == (0, 0, 50, 40)
+    for k in (1, 2):
+        left, top, width, height = images[k]["rect"]
+        changed = np.argwhere(frames[k] != frames[k - 1])
+        assert (top, left) == tuple(changed.min(0)) and (top + height - 1, left + width - 1) == tuple(changed.max(0))
+
+
+def test_the_palette_most_frames_use_is_the_global_table(tmp_path):
+    rng = np.random.default_rng(7)
+    few, most = (rng.integers(0, 256, (100, 3), dtype=np.uint8) for _ in range(2))
+    frames = frames_with(100, count=6)
+    palettes = np.stack([few] * 2 + [most] * 4)
+    data = encode_gif(frames, palettes, [5] * 6)
+    entries, images = gif_images(data)
+    assert [image["local"] for image in images] == [128, 128, 0, 0, 0, 0]
+    assert data[13:13 + 300] == most.tobytes()
+    for (rgb, _), index, palette in zip(decode(data, tmp_path), frames, palettes):
+        np.testing.assert_array_equal(rgb, palette[index])
+
+
+def test_a_still_longer_than_a_delay_field_holds_stays_as_long(tmp_path):
+    """Identical frames merge into one delay, up to the field's 65535 cs: past it the still is
+    stored again (one pixel), so the file still plays for the whole time."""
+    frames = np.zeros((3, 4, 4), np.uint8)
+    _, images = gif_images(encode_gif(frames, np.array([[9, 9, 9]], np.uint8), [40000, 20000, 30000]))
+    assert [image["delay"] for image in images] == [60000, 30000]
+    assert images[1]["rect"][2:] == (1, 1)
 
 
 def test_a_palette_without_a_spare_slot_is_refused():
