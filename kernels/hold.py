@@ -25,7 +25,12 @@ from torch import Tensor
 
 from .remap import palette_spacing
 
-__all__ = ["DEFAULT_HOLD_SLACK", "hold_indices"]
+__all__ = ["DEFAULT_HOLD_SLACK", "KEEP", "hold_indices"]
+
+KEEP = 255
+"""The index that means "the colour already on screen": a run's frames keep what the previous
+run showed with another palette, where that colour is still good (``hold_indices(before=...)``).
+Palettes therefore hold at most 255 colours; a GIF writes it as the transparent index."""
 
 DEFAULT_HOLD_SLACK = 0.35
 """Extra error a held colour may have, as a fraction of the palette's median spacing. On 8
@@ -39,13 +44,17 @@ sizes: 4.97 and 1.91 MB); 0.5 39.60 / 4.00 and 37.60 / 1.77."""
 
 
 def hold_indices(frames: Tensor, indices: Tensor, index: Tensor, palette: Tensor,
-                 slack: float = DEFAULT_HOLD_SLACK, out: Tensor | None = None) -> Tensor:
+                 slack: float = DEFAULT_HOLD_SLACK, out: Tensor | None = None,
+                 before: Tensor | None = None) -> Tensor:
     """Indices per output instant [N, H, W] from ``indices`` per source frame [U, H, W] (the
     remap of ``frames`` uint8 [U, 3, H, W]), ``index`` int64 [N] (the row on screen at each
     instant) and ``palette`` uint8 [K, 3]; ``slack`` 0 keeps a held index only when it is at
     least as good as the new one. ``out`` (uint8 [N, H, W], contiguous) receives them in place:
     the caller's array of every instant's indices is the largest thing a GIF job holds, and a
-    second one of it doubled the job's peak."""
+    second one of it doubled the job's peak. ``before`` (uint8 [3, H, W]): the colours on screen
+    before the first instant, shown with another palette (the previous run's): a pixel keeps
+    it, as :data:`KEEP`, on the same terms as it keeps an index, so a change of palette re-sends
+    only what the new palette shows better."""
     if frames.dim() != 4 or indices.shape != (frames.shape[0], *frames.shape[2:]):
         raise ValueError(f"indices {tuple(indices.shape)} do not match frames {tuple(frames.shape)}")
     if slack < 0:
@@ -57,26 +66,38 @@ def hold_indices(frames: Tensor, indices: Tensor, index: Tensor, palette: Tensor
                          f"{tuple(indices.shape[1:])} {indices.dtype}")
     else:
         torch.index_select(indices, 0, index, out=out)
-    if out.shape[0] < 2:
+    if out.shape[0] < 2 and before is None:
         return out
-    channels = palette.to(device=frames.device, dtype=torch.float32).t().contiguous()  # [3, K]
+    channels = torch.zeros((3, KEEP + 1), dtype=torch.float32, device=frames.device)  # KEEP's entry unused
+    channels[:, : palette.shape[0]] = palette.to(device=frames.device, dtype=torch.float32).t()
     margin = float(slack * palette_spacing(palette))
+    screen = None if before is None else [plane.reshape(-1) for plane in before]
     rows = index.tolist()
+    kept = torch.full(out.shape[1:], KEEP, dtype=out.dtype, device=out.device).view(-1) if before is not None else None
     with torch.inference_mode():
-        for k in range(1, len(rows)):
-            if rows[k] == rows[k - 1]:
+        for k in range(len(rows)):
+            if k and rows[k] == rows[k - 1]:
                 out[k] = out[k - 1]
                 continue
-            now, before = out[k].view(-1), out[k - 1].view(-1)
+            if k == 0 and before is None:
+                continue
+            now = out[k].view(-1)
+            previous = out[k - 1].view(-1) if k else kept
             planes = [plane.reshape(-1) for plane in frames[rows[k]]]  # views, whatever the layout
-            where = _positions(now != before)
+            if k and before is not None:  # a kept pixel whose source is as it was stays kept (the
+                stays = previous == KEEP  # same decision: remap's dither depends on place, not time)
+                for plane, was in zip(planes, frames[rows[k - 1]]):
+                    stays &= plane == was.reshape(-1)
+                torch.where(stays, previous, now, out=now)
+            where = _positions(now != previous)
             if where.numel() * 2 < now.numel():  # few changed: look only at those
-                new, held = now.index_select(0, where), before.index_select(0, where)
-                keep = _no_worse([plane.index_select(0, where) for plane in planes], channels, held, new, margin)
+                new, held = now.index_select(0, where), previous.index_select(0, where)
+                shown = None if screen is None else [plane.index_select(0, where) for plane in screen]
+                keep = _no_worse([plane.index_select(0, where) for plane in planes], channels, held, new, margin, shown)
                 now.index_copy_(0, where, torch.where(keep, held, new))
             elif where.numel():  # most changed (motion everywhere): the whole frame at once
-                keep = _no_worse(planes, channels, before, now, margin)
-                torch.where(keep, before, now, out=now)
+                keep = _no_worse(planes, channels, previous, now, margin, screen)
+                torch.where(keep, previous, now, out=now)
     return out
 
 
@@ -89,15 +110,21 @@ def _positions(mask: Tensor) -> Tensor:
     return mask.nonzero().squeeze(1)
 
 
-def _no_worse(planes: list[Tensor], channels: Tensor, held: Tensor, new: Tensor, margin: float) -> Tensor:
+def _no_worse(planes: list[Tensor], channels: Tensor, held: Tensor, new: Tensor, margin: float,
+              screen: list[Tensor] | None = None) -> Tensor:
     """For pixels given as three uint8 channel planes [P]: is palette colour ``held`` at most
     ``margin`` farther (Euclidean RGB) from the pixel than colour ``new``? (bool [P]) One
-    channel at a time: gathers from [K] tables are far cheaper than from [K, 3] rows."""
+    channel at a time: gathers from [K] tables are far cheaper than from [K, 3] rows. A
+    ``held`` of :data:`KEEP` stands for the colour in ``screen`` (three planes [P])."""
+    on_screen = None if screen is None else held == KEEP
     held, new = held.to(torch.int32), new.to(torch.int32)
     held_error = new_error = None
-    for plane, table in zip(planes, channels):
+    for c, (plane, table) in enumerate(zip(planes, channels)):
         pixel = plane.to(torch.float32)
-        h = table.index_select(0, held).sub_(pixel).square_()
+        h = table.index_select(0, held)
+        if on_screen is not None:
+            h = torch.where(on_screen, screen[c].to(torch.float32), h)
+        h = h.sub_(pixel).square_()
         n = table.index_select(0, new).sub_(pixel).square_()
         held_error = h if held_error is None else held_error.add_(h)
         new_error = n if new_error is None else new_error.add_(n)

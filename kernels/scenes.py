@@ -4,13 +4,19 @@ A GIF palette holds 255 colours. One palette per clip is best when the picture k
 (a talking head, a screen recording, a camera on one scene: a palette per group of frames there
 costs bytes and buys nothing), but after a cut to another scene, or in animation whose colours
 move on, half of a clip-wide palette serves frames that are gone. The test is cheap: the 4-bit
-colour histogram (4,096 bins) of each group of :data:`GROUP_FRAMES` frames against the clip's;
-if some group's total variation distance from it passes :data:`DRIFT`, every group gets its own
-palette. Measured on the previews library, resized to 480 (bench/make_library.py): 0.37 for 1080p
-animation, 0.32 for 480p animation, 0.55 for a low-light clip with a cut, 0.23 for a rotated
-portrait clip, and 0.005-0.147 for the ten others (talking head, screen text, sport, grain, bars,
-pixel art 0.147, PQ 0.088, ...). On the four it splits, +0.6 to +0.8 dB for 4-16% more bytes (with hold slack 0.25);
-a palette per run of 8 frames gained another 0.3 dB on 1080p animation for 20% more bytes.
+colour histogram (4,096 bins, every 4th pixel of every 4th row) of each group of
+:data:`GROUP_FRAMES` frames against the groups' mean; if some group's total variation distance
+from it passes :data:`DRIFT`, every group gets its own palette. Measured on the previews library,
+resized to 480 (bench/make_library.py), groups of 8: 0.69 for 1080p animation, 0.47 for 480p
+animation, 0.56 for a low-light clip with a cut, 0.31 for a rotated portrait clip, 0.20 for pixel
+art (0.15 in groups of 16), and 0.01-0.12 for the nine others (talking head, screen text, sport,
+grain, bars, PQ 0.12, ...).
+
+Groups of 8 rather than 16: a GIF frame may keep what the previous palette left on screen
+(engine/render.py, kernels/hold.py ``before``), so a change of palette no longer re-sends the
+whole picture and more palettes buy colours rather than bytes: on 1080p animation +0.6 dB for 1%
+more bytes against groups of 16, on 480p animation +0.3 dB for 2% (without keeping the screen,
+groups of 8 cost 19% more bytes for +0.3 dB).
 """
 
 from __future__ import annotations
@@ -22,8 +28,8 @@ from .histogram import colour_histogram
 
 __all__ = ["DRIFT", "GROUP_FRAMES", "palette_groups", "palette_runs"]
 
-GROUP_FRAMES = 16
-"""Source frames per palette when a clip's colours drift."""
+GROUP_FRAMES = 8
+"""Source frames per palette when a clip's colours drift (see the module docstring for why 8)."""
 DRIFT = 0.15
 """Total variation distance (0: same colours, 1: none shared) past which groups get palettes."""
 
@@ -36,23 +42,28 @@ def palette_groups(frames: Tensor, group: int = GROUP_FRAMES, drift: float = DRI
 
 def palette_runs(frames: Tensor, group: int = GROUP_FRAMES, drift: float = DRIFT, bits: int = 5,
                  sample_stride: int = 2) -> tuple[list[slice], list[tuple[Tensor, Tensor]]]:
-    """:func:`palette_groups` and, for each run it returns, the colour histogram a palette is
+    """:func:`palette_groups` and, for each run it returns, the colour histogram its palette is
     made from (``bits`` bins per channel, every ``sample_stride``-th pixel: what
-    :func:`kernels.palette.median_cut_slots` would read), so the frames are read once whether
-    or not the clip is split: the runs' histograms decide the split (summed to 4 bits) and, for
-    an unsplit clip, add up to the clip's."""
+    :func:`kernels.palette.median_cut_slots` would read). The split is decided on coarse
+    histograms (:func:`_drift`, a fraction of a millisecond a group), so the exact ones are made
+    once per run: one for an unsplit clip (each costs ~3 ms on the CPU besides its pixels)."""
     count = frames.shape[0]
     runs = [slice(start, min(count, start + group)) for start in range(0, count, group)] or [slice(0, 0)]
-    histograms = [colour_histogram(frames[run], bits=bits, sample_stride=sample_stride) for run in runs]
-    if len(runs) == 1:
-        return runs, histograms
-    coarse = 1 << (bits - 4)  # 5-bit bins folded into 4-bit ones, exactly
+    if len(runs) > 1 and _drift(frames, runs) <= drift:
+        runs = [slice(0, count)]
+    return runs, [colour_histogram(frames[run], bits=bits, sample_stride=sample_stride) for run in runs]
+
+
+def _drift(frames: Tensor, runs: list[slice], stride: int = 4) -> float:
+    """The largest total variation distance between a run's 4-bit colour histogram (every
+    ``stride``-th pixel of every ``stride``-th row) and the mean of the runs'."""
     shares = []
-    for counts, _ in histograms:
-        folded = counts.view(16, coarse, 16, coarse, 16, coarse).sum(dim=(1, 3, 5)).to(torch.float64).view(-1)
-        shares.append(folded / folded.sum().clamp(min=1))
+    for run in runs:
+        sampled = frames[run, :, ::stride, ::stride]
+        coarse = sampled.to(torch.int32).bitwise_right_shift_(4)
+        key = (coarse[:, 0] * 256 + coarse[:, 1] * 16 + coarse[:, 2]).reshape(-1)
+        counts = torch.zeros(4096, dtype=torch.float64, device=frames.device)
+        counts.index_add_(0, key, torch.ones((), dtype=torch.float64, device=frames.device).expand(key.numel()))
+        shares.append(counts / counts.sum().clamp(min=1))
     stacked = torch.stack(shares)
-    distance = 0.5 * (stacked - stacked.mean(0)).abs().sum(1)
-    if float(distance.max()) > drift:
-        return runs, histograms
-    return [slice(0, count)], [(sum(c for c, _ in histograms), sum(s for _, s in histograms))]
+    return float((0.5 * (stacked - stacked.mean(0)).abs().sum(1)).max())

@@ -464,3 +464,28 @@ def load_in_chromium(folder: Path, names: list[str]) -> dict:
     found = re.search(r'<pre id="out">(.*?)</pre>', done.stdout, re.S)
     assert found, f"Chromium printed no result: {done.stderr[-2000:]}"
     return json.loads(found.group(1).replace("&quot;", '"'))
+
+
+def gif_images(data: bytes) -> tuple[int, list[dict]]:
+    """The global table's entries, and per stored image: its rectangle, its local table's entries
+    (0: none), its LZW minimum code size and its delay (cs); walked from the bytes themselves."""
+    assert data[:6] == b"GIF89a" and data[-1:] == b"\x3b"
+    flags = data[10]
+    global_entries = 2 << (flags & 7) if flags & 0x80 else 0
+    at, delay, images = 13 + 3 * global_entries, None, []
+    while data[at] != 0x3B:
+        if data[at] == 0x21:  # extension: label, then sub-blocks
+            if data[at + 1] == 0xF9:
+                delay = int.from_bytes(data[at + 4:at + 6], "little")
+            at += 2
+        else:
+            assert data[at] == 0x2C
+            left, top, width, height = (int.from_bytes(data[at + 1 + 2 * i:at + 3 + 2 * i], "little") for i in range(4))
+            local = 2 << (data[at + 9] & 7) if data[at + 9] & 0x80 else 0
+            at += 10 + 3 * local
+            images.append({"rect": (left, top, width, height), "local": local, "code_bits": data[at], "delay": delay})
+            at += 1
+        while data[at]:  # sub-blocks up to the terminator
+            at += data[at] + 1
+        at += 1
+    return global_entries, images

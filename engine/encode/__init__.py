@@ -32,7 +32,8 @@ class IndexedFrames:
     so the encoder only maps indices to bytes."""
 
     indices: np.ndarray
-    """uint8 [N, H, W]: the palette entry of every pixel of every frame."""
+    """uint8 [N, H, W]: the palette entry of every pixel of every frame, or, for a format that
+    :attr:`Format.keeps_screen`, :data:`KEEP`: the pixel shows what the frame before showed."""
     palette: np.ndarray
     """uint8 [K, 3], K <= the format's ``palette_colours``: the RGB colour of each index, for
     every frame; or uint8 [N, K, 3]: each frame's own palette (frames of one run share theirs)."""
@@ -53,6 +54,11 @@ Encoder = Callable[..., bytes]
 """``encode(frames, delays, quality=None)`` -> the file's bytes; ``delays[k]`` is frame k's display
 time in the format's ticks; ``quality`` one of the format's :attr:`Format.qualities` (None: its
 default). The animation loops forever."""
+
+
+KEEP = 255
+"""An index in :class:`IndexedFrames` that shows no palette colour: the pixel keeps the colour on
+screen (the same value as :data:`animated_previews.kernels.hold.KEEP`, which makes it)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,10 @@ class Format:
     unavailable: Callable[[], str | None] = lambda: None
     """Why this installation cannot write the format, or None when it can. Asked before a job
     decodes anything, so a missing library costs a job nothing but its message."""
+    keeps_screen: bool = False
+    """The encoder takes :data:`KEEP` in :class:`IndexedFrames` (the pixel keeps the colour on
+    screen): then a run of frames with a new palette keeps the previous run's colours where they
+    are still good. GIF does (a transparent pixel); a format without it gets every index real."""
 
     @property
     def tick(self) -> float:
@@ -114,6 +124,7 @@ GIF = Format(
     # 256 minus one slot the writer keeps for the transparency of delta frames (see gif.py).
     palette_colours=255,
     encode=_writer("gif", "encode_gif", IndexedFrames, "GIF"),
+    keeps_screen=True,  # written as the transparent index
 )
 
 WEBP = Format(

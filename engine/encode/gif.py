@@ -24,8 +24,11 @@ import struct
 import numpy as np
 from PIL import Image
 
+from . import KEEP  # written as the transparent index
+
 MAX_COLOURS = 255
 """Colours a palette may hold: one slot of the 256 a GIF table has is kept for transparency."""
+
 
 _MAX_DELAY_CS = 0xFFFF
 """A frame's delay field is 16 bits of centiseconds; an identical frame is only merged below it."""
@@ -68,7 +71,10 @@ def encode_gif(indices: np.ndarray, palette: np.ndarray, delays_cs: tuple[int, .
         raise ValueError("a GIF needs at least one frame")
     if not (0 < width <= 0xFFFF and 0 < height <= 0xFFFF):
         raise ValueError(f"a GIF is at most 65535 pixels a side, got {width}x{height}")
-    keys, tables = _tables(indices, palette)
+    keys, tables, keeping = _tables(indices, palette)
+    if keeping and keeping[0] == 0:
+        raise ValueError("the first frame keeps colours (index 255) but nothing is on screen yet")
+    keeps = set(keeping)
     global_key = max(set(keys), key=keys.count)  # the palette most frames use
     out = bytearray(b"GIF89a")
     top = tables[global_key]
@@ -77,15 +83,18 @@ def encode_gif(indices: np.ndarray, palette: np.ndarray, delays_cs: tuple[int, .
     out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"  # loop forever
 
     stored: list[_Frame] = []
+    screen = None  # packed colours on screen after the frame before a change of palette
     for k in range(count):
         key, frame = keys[k], indices[k]
         if k == 0:
             changed = None  # the first frame is whole
         elif key == keys[k - 1]:
             changed = frame != indices[k - 1]
+            if k in keeps:
+                changed &= frame != KEEP
         else:  # another palette: compare the colours shown
-            shown, before = _colours(palette, k, frame), _colours(palette, k - 1, indices[k - 1])
-            changed = (shown != before).any(axis=2)
+            screen = _packed(palette, k - 1, indices[k - 1], screen if k - 1 in keeps else None)
+            changed = _packed(palette, k, frame, screen if k in keeps else None) != screen
         if changed is not None and not changed.any():
             if stored[-1].delay + int(delays_cs[k]) <= _MAX_DELAY_CS:
                 stored[-1].delay += int(delays_cs[k])
@@ -102,15 +111,20 @@ def encode_gif(indices: np.ndarray, palette: np.ndarray, delays_cs: tuple[int, .
     return bytes(out)
 
 
-def _tables(indices: np.ndarray, palette: np.ndarray) -> tuple[list[bytes], dict[bytes, _Table]]:
-    """Each frame's palette key, and per key the table written: as many colours as the highest
+def _tables(indices: np.ndarray, palette: np.ndarray) -> tuple[list[bytes], dict[bytes, _Table], list[int]]:
+    """Each frame's palette key; per key the table written: as many colours as the highest
     index of the frames using it needs (padding rows past it are never written), one more slot for
-    transparency, rounded up to a power of two."""
+    transparency, rounded up to a power of two; and the frames that hold :data:`KEEP`."""
     per_frame = palette.ndim == 3
     keys = [(palette[k] if per_frame else palette).tobytes() for k in range(indices.shape[0])]
     highest: dict[bytes, int] = {}
-    for key, frame in zip(keys, indices):
-        highest[key] = max(highest.get(key, 0), int(frame.max()))
+    keeping = []
+    for k, (key, frame) in enumerate(zip(keys, indices)):
+        top = int(frame.max())
+        if top == KEEP:  # kept pixels are not the palette's
+            keeping.append(k)
+            top = int(np.max(frame, where=frame != KEEP, initial=0))
+        highest[key] = max(highest.get(key, 0), top)
     tables = {}
     for key, top in highest.items():
         colours = np.frombuffer(key, dtype=np.uint8).reshape(-1, 3)
@@ -120,12 +134,19 @@ def _tables(indices: np.ndarray, palette: np.ndarray) -> tuple[list[bytes], dict
         table = np.zeros((1 << bits, 3), dtype=np.uint8)
         table[: top + 1] = colours[: top + 1]
         tables[key] = _Table(table.tobytes(), bits, top + 1)
-    return keys, tables
+    return keys, tables, keeping
 
 
-def _colours(palette: np.ndarray, k: int, frame: np.ndarray) -> np.ndarray:
-    """The RGB frame ``k`` shows, uint8 [H, W, 3]."""
-    return (palette[k] if palette.ndim == 3 else palette)[frame]
+def _packed(palette: np.ndarray, k: int, frame: np.ndarray, screen: np.ndarray | None) -> np.ndarray:
+    """The colours frame ``k`` shows, packed as 0xRRGGBB (uint32 [H, W]): its palette's, and
+    ``screen``'s where it keeps them (:data:`KEEP`; ``screen`` None: the frame keeps none)."""
+    colours = (palette[k] if palette.ndim == 3 else palette).astype(np.uint32)
+    table = np.zeros(KEEP + 1, dtype=np.uint32)
+    table[: len(colours)] = colours[:, 0] << 16 | colours[:, 1] << 8 | colours[:, 2]
+    shown = table.take(frame)
+    if screen is not None:
+        np.copyto(shown, screen, where=frame == KEEP)
+    return shown
 
 
 def _image(frame: np.ndarray, changed: np.ndarray | None, table: _Table, *, local: bool, delay: int) -> _Frame:

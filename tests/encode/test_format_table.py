@@ -78,28 +78,29 @@ def test_a_manifest_naming_an_unknown_format_is_refused_with_the_allowed_list(tm
 # --- a new format: one encoder and one entry --------------------------------------------------
 
 PPM8_HEADER = struct.Struct("<4sIIII")
-"""magic, frame count, width, height, palette size; then the delays (uint32 each), the palette
-(RGB bytes) and the frames' indices (one byte a pixel)."""
+"""magic, frame count, width, height, palette size; then the delays (uint32 each), each frame's
+palette (RGB bytes) and the frames' indices (one byte a pixel)."""
 
 
 def encode_ppm8(frames: Frames, delays: Sequence[int]) -> bytes:
     """A format simple enough to read back exactly: a header, the delays, the palette, the indices."""
     assert isinstance(frames, IndexedFrames)
     count, height, width = frames.indices.shape
-    return (PPM8_HEADER.pack(b"PPM8", count, width, height, len(frames.palette))
-            + struct.pack(f"<{count}I", *delays) + frames.palette.tobytes()
+    palettes = np.broadcast_to(frames.palette, (count, *frames.palette.shape[-2:]))  # one per frame
+    return (PPM8_HEADER.pack(b"PPM8", count, width, height, palettes.shape[1])
+            + struct.pack(f"<{count}I", *delays) + np.ascontiguousarray(palettes).tobytes()
             + np.ascontiguousarray(frames.indices).tobytes())
 
 
 def parse_ppm8(data: bytes) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """(delays, palette [K, 3], indices [N, H, W]) of a ppm8 file; every byte accounted for."""
+    """(delays, palettes [N, K, 3], indices [N, H, W]) of a ppm8 file; every byte accounted for."""
     magic, count, width, height, colours = PPM8_HEADER.unpack_from(data)
     assert magic == b"PPM8"
     offset = PPM8_HEADER.size
     delays = list(struct.unpack_from(f"<{count}I", data, offset))
     offset += 4 * count
-    palette = np.frombuffer(data, np.uint8, colours * 3, offset).reshape(colours, 3)
-    offset += colours * 3
+    palette = np.frombuffer(data, np.uint8, count * colours * 3, offset).reshape(count, colours, 3)
+    offset += count * colours * 3
     indices = np.frombuffer(data, np.uint8, count * height * width, offset).reshape(count, height, width)
     assert offset + indices.size == len(data)
     return delays, palette, indices
@@ -169,5 +170,5 @@ def test_a_registered_format_runs_end_to_end_through_run_job(ppm8, tmp_path, h26
     assert indices.shape == (timeline.frame_count, 48, 64) == (result.frames, result.height, result.width)
     assert delays == list(timeline.delays) and min(delays) >= ppm8.min_delay
     assert result.duration == pytest.approx(sum(delays) / ppm8.ticks_per_second) == pytest.approx(1.2)
-    assert 1 <= len(palette) <= ppm8.palette_colours and int(indices.max()) < len(palette)
+    assert 1 <= palette.shape[1] <= ppm8.palette_colours and int(indices.max()) < palette.shape[1]  # no KEEP
     assert result.fps == 12.5 and "fps 15 lowered to 12.5: ppm8 frames last at least two 40 ms ticks" in result.notes

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import clients
+from clients import gif_images
+from animated_previews.engine.encode import KEEP
 from animated_previews.engine.encode.gif import encode_gif
 
 
@@ -73,31 +75,6 @@ def test_delays_and_endless_loop_reach_gifsicle(tmp_path):
     assert info["delays_cs"] == [3, 4, 3, 7] and info["loop"] == 0
 
 
-def gif_images(data: bytes) -> tuple[int, list[dict]]:
-    """The global table's entries, and per stored image: its rectangle, its local table's entries
-    (0: none), its LZW minimum code size and its delay (cs); walked from the bytes themselves."""
-    assert data[:6] == b"GIF89a" and data[-1:] == b"\x3b"
-    flags = data[10]
-    global_entries = 2 << (flags & 7) if flags & 0x80 else 0
-    at, delay, images = 13 + 3 * global_entries, None, []
-    while data[at] != 0x3B:
-        if data[at] == 0x21:  # extension: label, then sub-blocks
-            if data[at + 1] == 0xF9:
-                delay = int.from_bytes(data[at + 4:at + 6], "little")
-            at += 2
-        else:
-            assert data[at] == 0x2C
-            left, top, width, height = (int.from_bytes(data[at + 1 + 2 * i:at + 3 + 2 * i], "little") for i in range(4))
-            local = 2 << (data[at + 9] & 7) if data[at + 9] & 0x80 else 0
-            at += 10 + 3 * local
-            images.append({"rect": (left, top, width, height), "local": local, "code_bits": data[at], "delay": delay})
-            at += 1
-        while data[at]:  # sub-blocks up to the terminator
-            at += data[at] + 1
-        at += 1
-    return global_entries, images
-
-
 def test_a_few_colours_take_a_small_table_and_short_codes():
     """7 colours and a transparent slot fit 8 entries and 3-bit codes (Pillow's writer always
     wrote 256 entries and 8-bit codes); palette rows past the highest index used are not written."""
@@ -140,6 +117,33 @@ def test_a_still_longer_than_a_delay_field_holds_stays_as_long(tmp_path):
     _, images = gif_images(encode_gif(frames, np.array([[9, 9, 9]], np.uint8), [40000, 20000, 30000]))
     assert [image["delay"] for image in images] == [60000, 30000]
     assert images[1]["rect"][2:] == (1, 1)
+
+
+def test_kept_pixels_show_what_was_on_screen_across_a_change_of_palette(tmp_path):
+    """KEEP (255) is the colour left on screen by earlier frames, whatever their palette; such a
+    frame stores only what it changes."""
+    rng = np.random.default_rng(9)
+    first, second = (rng.integers(0, 256, (40, 3), dtype=np.uint8) for _ in range(2))
+    frames = frames_with(40, count=4)
+    shown_before = first[frames[1]]
+    frames[2] = KEEP
+    frames[2, 0:10, 0:12] = 3  # the new palette's colour 3 in one corner, the rest kept
+    frames[3, 20:30] = KEEP
+    data = encode_gif(frames, np.stack([first, first, second, second]), [5] * 4)
+    shown = [rgb for rgb, _ in decode(data, tmp_path)]
+    expected = shown_before.copy()
+    expected[0:10, 0:12] = second[3]
+    np.testing.assert_array_equal(shown[2], expected)
+    expected_last = second[np.where(frames[3] == KEEP, 0, frames[3])]
+    expected_last[20:30] = expected[20:30]
+    np.testing.assert_array_equal(shown[3], expected_last)
+    _, images = gif_images(data)
+    assert images[2]["rect"][2:] == (12, 10)  # only the corner
+
+
+def test_a_first_frame_that_keeps_colours_is_refused():
+    with pytest.raises(ValueError, match="nothing is on screen"):
+        encode_gif(np.full((2, 4, 4), KEEP, np.uint8), np.zeros((3, 3), np.uint8), [5, 5])
 
 
 def test_a_palette_without_a_spare_slot_is_refused():

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clients import gif_images
+
 from animated_previews.engine.decode.pyav import PyAVDecoder
 from animated_previews.engine.job import run_job
 from animated_previews.engine.spec import parse_job
@@ -111,5 +113,38 @@ def test_a_cut_to_other_colours_gets_its_own_palette(tmp_path, cut_clip):
     colours = {tuple(c) for f in shown for c in f.reshape(-1, 3)}
     assert len(colours) > 255  # one palette could not have shown them
     source = decoded_source(cut_clip)
+    errors = [np.mean((a.astype(float) - b.astype(float)) ** 2) for a, b in zip(shown, source)]
+    assert 10 * np.log10(255**2 / np.mean(errors)) >= 38
+
+
+@pytest.fixture(scope="module")
+def half_cut_clip(tmp_path_factory) -> Path:
+    """A still grey ramp on the left; on the right, warm gradients that cut to cold ones."""
+    y, x = np.mgrid[0:H, 0:W // 2]
+
+    def frame(k: int) -> np.ndarray:
+        left = np.repeat((60 + 120 * x / (W // 2))[..., None], 3, axis=-1)
+        t = (x + 3 * k) % (W // 2) / (W // 2)
+        warm = np.stack([200 + 55 * t, 40 + 140 * (y / H), 20 + 30 * t], axis=-1)
+        cold = np.stack([20 + 30 * t, 60 + 120 * (y / H), 200 + 55 * t], axis=-1)
+        return np.concatenate([left, warm if k < 12 else cold], axis=1).astype(np.uint8)
+
+    return write_clip(tmp_path_factory.mktemp("gif-half-cut") / "half.mp4", (frame(k) for k in range(24)))
+
+
+def test_at_a_change_of_palette_the_still_part_of_the_picture_is_not_sent_again(tmp_path, half_cut_clip):
+    """The runs after the cut get their own palette, and the grey half, already on screen in
+    colours as good as the new palette's, stays there (kept, written as transparent)."""
+    spec = parse_job({"id": "half", "input": str(half_cut_clip), "format": "gif", "fps": FPS, "duration": 2.4},
+                     default_id="x", input_root=tmp_path)
+    result = run_job(spec, tmp_path, PyAVDecoder())
+    assert result.ok, result.error_message
+    data = Path(result.output).read_bytes()
+    _, images = gif_images(data)
+    local = [image for image in images if image["local"]]
+    assert local, "the cut should give the later frames a palette of their own"
+    assert all(image["rect"][0] >= W // 2 - 8 for image in local)  # only the moving half is sent
+    source = decoded_source(half_cut_clip)
+    shown = gif_frames(Path(result.output))
     errors = [np.mean((a.astype(float) - b.astype(float)) ** 2) for a, b in zip(shown, source)]
     assert 10 * np.log10(255**2 / np.mean(errors)) >= 38

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from animated_previews.kernels.hold import hold_indices
+from animated_previews.kernels.hold import DEFAULT_HOLD_SLACK, KEEP, hold_indices
 from animated_previews.kernels.palette import median_cut
 from animated_previews.kernels.remap import palette_spacing, remap
 
@@ -97,3 +97,43 @@ def test_the_indices_can_be_written_into_the_callers_array_in_place():
     assert torch.all(everything[0] == 99) and torch.all(everything[5] == 99)  # nothing outside the stretch
     with pytest.raises(ValueError, match="out"):
         hold_indices(frames, fresh, index, palette, out=torch.empty((3, 48, 64), dtype=torch.uint8))
+
+
+# -- a new palette keeps what the previous one left on screen ----------------------------------
+
+def on_screen(frame: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
+    """What ``frame`` [3, H, W] shows remapped to ``palette``, [3, H, W]."""
+    return palette[remap(frame.unsqueeze(0), palette, dither_strength=0)[0].long()].permute(2, 0, 1).contiguous()
+
+
+def test_a_new_palette_keeps_the_colours_on_screen_it_does_not_show_clearly_better():
+    frames = noisy_still(4)
+    old, new = median_cut(frames, max_colours=32), median_cut(frames, max_colours=24)
+    before = on_screen(frames[0], old)
+    fresh = remap(frames, new, dither_strength=0)
+    held = hold_indices(frames, fresh, torch.arange(4), new, before=before)
+    kept = held == KEEP
+    assert kept[0].float().mean() > 0.5  # the old colours are as good: most of the first frame is kept
+    shown = torch.where(kept.unsqueeze(-1), before.permute(1, 2, 0).unsqueeze(0), new[held.long().clamp(max=23)])
+    error = (shown.float() - frames.permute(0, 2, 3, 1).float()).square().sum(-1).sqrt()
+    margin = DEFAULT_HOLD_SLACK * float(palette_spacing(new))
+    assert torch.all(error <= distance(frames, fresh, new) + margin + 1e-3)  # never worse than the slack allows
+
+
+def test_what_the_new_palette_shows_better_takes_its_colour_and_a_changed_source_is_looked_at_again():
+    frames = noisy_still(4)
+    frames[2:, :, 10:30, 20:40] = torch.tensor([250, 20, 20], dtype=torch.uint8).view(3, 1, 1)  # a red square
+    grey = median_cut(frames[:1], max_colours=16)
+    before = on_screen(frames[0], grey)
+    before[:, 0:8, 0:8] = 255  # a white corner on screen, where the picture is nearly black
+    new = median_cut(frames, max_colours=32)
+    held = hold_indices(frames, remap(frames, new), torch.arange(4), new, before=before)
+    assert not (held[0, 0:8, 0:8] == KEEP).any()  # white was far: the new palette's colours are shown
+    assert not (held[2:, 10:30, 20:40] == KEEP).any()  # the square appears on a kept background
+    assert (held[1] == KEEP).float().mean() > 0.3
+
+
+def test_the_kept_index_is_the_formats_own():
+    from animated_previews.engine import encode
+
+    assert KEEP == encode.KEEP == 255 and encode.GIF.keeps_screen and not encode.WEBP.keeps_screen
