@@ -85,10 +85,8 @@ def hold_indices(frames: Tensor, indices: Tensor, index: Tensor, palette: Tensor
             previous = out[k - 1].view(-1) if k else kept
             planes = [plane.reshape(-1) for plane in frames[rows[k]]]  # views, whatever the layout
             if k and before is not None:  # a kept pixel whose source is as it was stays kept (the
-                stays = previous == KEEP  # same decision: remap's dither depends on place, not time)
-                for plane, was in zip(planes, frames[rows[k - 1]]):
-                    stays &= plane == was.reshape(-1)
-                torch.where(stays, previous, now, out=now)
+                same = (frames[rows[k]] == frames[rows[k - 1]]).all(0).reshape(-1)  # same decision: remap's
+                torch.where(same & (previous == KEEP), previous, now, out=now)  # dither is by place, not time)
             where = _positions(now != previous)
             if where.numel() * 2 < now.numel():  # few changed: look only at those
                 new, held = now.index_select(0, where), previous.index_select(0, where)
