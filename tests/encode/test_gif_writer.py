@@ -141,6 +141,49 @@ def test_kept_pixels_show_what_was_on_screen_across_a_change_of_palette(tmp_path
     assert images[2]["rect"][2:] == (12, 10)  # only the corner
 
 
+@pytest.mark.parametrize("seed", range(24))
+def test_any_frames_palettes_and_kept_pixels_decode_to_what_should_be_on_screen(tmp_path, seed):
+    """Random sizes (1x1 up), palettes of 1-255 colours (one, or changing at random frames),
+    sparse or dense changes, kept pixels after a palette change, still stretches: Pillow shows
+    exactly the expected picture at every instant and gifsicle reads the file."""
+    rng = np.random.default_rng(seed)
+    count, height, width = int(rng.integers(1, 7)), int(rng.integers(1, 30)), int(rng.integers(1, 30))
+    size = int(rng.choice([1, 2, 3, 16, 100, 255]))
+    per_frame = bool(rng.integers(0, 2)) and count > 1
+    palettes = [rng.integers(0, 256, (size, 3), dtype=np.uint8)]
+    for _ in range(1, count):
+        palettes.append(rng.integers(0, 256, (size, 3), dtype=np.uint8) if per_frame and rng.random() < 0.5
+                        else palettes[-1])
+    frames = rng.integers(0, size, (count, height, width), dtype=np.uint8)
+    expected, screen = [], None
+    for k in range(count):
+        if k and rng.random() < 0.3:
+            frames[k] = frames[k - 1]  # a still: merged into the frame before
+        elif k and rng.random() < 0.5:
+            sparse = rng.random((height, width)) < 0.8
+            frames[k][sparse] = frames[k - 1][sparse]
+        if k and per_frame and not np.array_equal(palettes[k], palettes[k - 1]):
+            frames[k][rng.random((height, width)) < 0.5] = KEEP  # keep what the last palette showed
+        shown = np.where((frames[k] == KEEP)[..., None], screen if screen is not None else 0,
+                         palettes[k][np.where(frames[k] == KEEP, 0, frames[k])])
+        expected.append(shown)
+        screen = shown
+    delays = [int(d) for d in rng.integers(2, 50, count)]
+    data = encode_gif(frames, np.stack(palettes) if per_frame else palettes[0], delays)
+    decoded = decode(data, tmp_path)  # one entry per stored image; a merged still adds its delay
+    assert sum(duration for _, duration in decoded) == 10 * sum(delays)
+    starts = np.cumsum([0] + [duration for _, duration in decoded])
+    for k in range(count):  # the image on screen at each instant's start
+        at = 10 * sum(delays[:k])
+        image = int(np.searchsorted(starts, at, side="right")) - 1
+        np.testing.assert_array_equal(decoded[image][0], expected[k])
+    path = tmp_path / "r.gif"
+    path.write_bytes(data)
+    info = clients.gifsicle_info(path, missing="none")
+    if info is not None:
+        assert info["frames"] == len(decoded) and info["loop"] == 0
+
+
 def test_a_first_frame_that_keeps_colours_is_refused():
     with pytest.raises(ValueError, match="nothing is on screen"):
         encode_gif(np.full((2, 4, 4), KEEP, np.uint8), np.zeros((3, 3), np.uint8), [5, 5])
