@@ -15,6 +15,11 @@ that shows a new source frame, only the pixels whose index changed are looked at
 background a few percent; when most changed, the whole frame at once); instants repeating the
 previous source frame repeat its indices. (Finding the changed pixels is one host
 synchronisation per frame on a GPU; on the CPU it goes through NumPy, see :func:`_positions`.)
+
+A run of frames with a palette of its own starts from what the previous run left on screen
+(``before``): a pixel keeps that colour, as :data:`KEEP`, on the same terms, so a change of
+palette costs only the pixels the new palette shows better, and over runs the colours on screen
+build up beyond one palette's 255.
 """
 
 from __future__ import annotations
