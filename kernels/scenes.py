@@ -36,7 +36,7 @@ DRIFT = 0.15
 
 def palette_groups(frames: Tensor, group: int = GROUP_FRAMES, drift: float = DRIFT) -> list[slice]:
     """The frames (uint8 [U, 3, H, W]) split into runs that each get a palette: one run, the
-    whole clip, unless some run's colours differ from the clip's by more than ``drift``."""
+    whole clip, unless some run's colours differ from the runs' mean by more than ``drift``."""
     return palette_runs(frames, group, drift)[0]
 
 

@@ -5,14 +5,18 @@ One palette serves the whole clip (the clip-wide median cut), or, where the clip
 colour table; a frame with another palette carries it as a local table. Each frame after the first
 is stored as the rectangle that changed since the one before, the unchanged pixels inside it set
 to a transparent index (an LZW run of one code); a frame identical to the one before is not
-stored, its delay added to that one's. Frames are never disposed (disposal 1), so what is on
-screen after a frame is that frame, whole.
+stored, its delay added to that one's. Frames are never disposed (disposal 1). A pixel may be
+:data:`KEEP` (index 255): it shows what the frame before showed, whatever that frame's palette
+(the kernels keep the previous palette's colours this way after a change of palette), and is
+written transparent; once a clip has any, the colours on screen are followed frame by frame, so
+a change of palette compares what is really there.
 
 Why not Pillow's writer (used until 2026-12): it rebuilt every frame's palette by colour matching
 (``_normalize_palette``, a third of the GIF encode time on the previews library), compared frames
 as RGB images, and always wrote 8-bit LZW codes and 256-entry tables. Here the frames' own indices
-are compared (colours only across a change of palette), and each table and code size is as small
-as the indices it serves: a palette of 40 colours codes in 6 bits. Pillow's C LZW encoder
+are compared (colours only across a change of palette); each table is as small as the highest
+index of the frames using it, and each frame's LZW code size as small as its own highest index: a
+palette of 40 colours codes in 6 bits. Pillow's C LZW encoder
 (``Image.tobytes("gif", ...)``, public API) still makes the image data.
 """
 
@@ -75,7 +79,7 @@ def encode_gif(indices: np.ndarray, palette: np.ndarray, delays_cs: tuple[int, .
     if keeping and keeping[0] == 0:
         raise ValueError("the first frame keeps colours (index 255) but nothing is on screen yet")
     keeps = set(keeping)
-    global_key = max(set(keys), key=keys.count)  # the palette most frames use
+    global_key = max(dict.fromkeys(keys), key=keys.count)  # the palette most frames use (ties: the first)
     out = bytearray(b"GIF89a")
     top = tables[global_key]
     out += struct.pack("<HHBBB", width, height, 0x80 | 0x70 | (top.bits - 1), 0, 0)
@@ -83,24 +87,29 @@ def encode_gif(indices: np.ndarray, palette: np.ndarray, delays_cs: tuple[int, .
     out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"  # loop forever
 
     stored: list[_Frame] = []
-    screen = None  # packed colours on screen after the frame before a change of palette
+    follow = bool(keeps)  # kept pixels show what the frame before showed: the screen is followed
+    screen = None  # packed colours on screen after the frame before (followed, or made at a change)
     for k in range(count):
         key, frame = keys[k], indices[k]
+        shown = None
         if k == 0:
             changed = None  # the first frame is whole
-        elif key == keys[k - 1]:
+        elif key == keys[k - 1]:  # one palette: equal indices show equal colours
             changed = frame != indices[k - 1]
             if k in keeps:
                 changed &= frame != KEEP
         else:  # another palette: compare the colours shown
-            screen = _packed(palette, k - 1, indices[k - 1], screen if k - 1 in keeps else None)
-            changed = _packed(palette, k, frame, screen if k in keeps else None) != screen
+            before = screen if follow else _packed(palette, k - 1, indices[k - 1], None)
+            shown = _packed(palette, k, frame, before if k in keeps else None)
+            changed = shown != before
+        if follow:
+            screen = shown if shown is not None else _packed(palette, k, frame, screen if k in keeps else None)
         if changed is not None and not changed.any():
             if stored[-1].delay + int(delays_cs[k]) <= _MAX_DELAY_CS:
                 stored[-1].delay += int(delays_cs[k])
                 continue
             changed = np.zeros_like(changed)
-            changed[0, 0] = True  # one pixel, so the frame is a frame of its own
+            changed[0, 0] = True  # one pixel (transparent if kept), so the frame is a frame of its own
         stored.append(_image(frame, changed, tables[key], local=key != global_key, delay=int(delays_cs[k])))
 
     for entry in stored:
@@ -158,7 +167,7 @@ def _image(frame: np.ndarray, changed: np.ndarray | None, table: _Table, *, loca
         rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
         top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
         part = frame[top:bottom, left:right]
-        keep = changed[top:bottom, left:right]
+        keep = changed[top:bottom, left:right] & (part != KEEP)
         transparent = None
         if not keep.all():
             transparent = table.colours
