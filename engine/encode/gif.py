@@ -8,8 +8,8 @@ to a transparent index (an LZW run of one code); a frame identical to the one be
 stored, its delay added to that one's. Frames are never disposed (disposal 1). A pixel may be
 :data:`KEEP` (index 255): it shows what the frame before showed, whatever that frame's palette
 (the kernels keep the previous palette's colours this way after a change of palette), and is
-written transparent; once a clip has any, the colours on screen are followed frame by frame, so
-a change of palette compares what is really there.
+written transparent; the writer follows, per pixel, the index each palette last showed, so a
+change of palette compares the colours really on screen.
 
 Why not Pillow's writer (used until 2026-12): it rebuilt every frame's palette by colour matching
 (``_normalize_palette``, a third of the GIF encode time on the previews library), compared frames
@@ -87,23 +87,23 @@ def encode_gif(indices: np.ndarray, palette: np.ndarray, delays_cs: tuple[int, .
     out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"  # loop forever
 
     stored: list[_Frame] = []
-    follow = bool(keeps)  # kept pixels show what the frame before showed: the screen is followed
-    screen = None  # packed colours on screen after the frame before (followed, or made at a change)
+    start = None  # packed colours on screen when the current palette's frames began (None: the first)
+    last = indices[0]  # per pixel, the index this palette last showed (KEEP: still ``start``'s colour)
     for k in range(count):
         key, frame = keys[k], indices[k]
-        shown = None
         if k == 0:
             changed = None  # the first frame is whole
         elif key == keys[k - 1]:  # one palette: equal indices show equal colours
             changed = frame != indices[k - 1]
             if k in keeps:
                 changed &= frame != KEEP
+                last = np.where(frame == KEEP, last, frame)
+            else:
+                last = frame
         else:  # another palette: compare the colours shown
-            before = screen if follow else _packed(palette, k - 1, indices[k - 1], None)
-            shown = _packed(palette, k, frame, before if k in keeps else None)
-            changed = shown != before
-        if follow:
-            screen = shown if shown is not None else _packed(palette, k, frame, screen if k in keeps else None)
+            before = _packed(palette, k - 1, last, start)
+            changed = _packed(palette, k, frame, before if k in keeps else None) != before
+            start, last = before, frame
         if changed is not None and not changed.any():
             if stored[-1].delay + int(delays_cs[k]) <= _MAX_DELAY_CS:
                 stored[-1].delay += int(delays_cs[k])
