@@ -11,6 +11,8 @@ CUDA tensors NVDEC filled):
   it crops or pads as it shrinks (:func:`animated_previews.kernels.fit.fit`, in the display
   shape: rotation and non-square pixels first); ``contain`` is a plain resize to the size
   :mod:`engine.geometry` chose.
+  16-bit HDR chunks (uint16 codes, before their tone map) become floats in [0, 1] only when
+  they are shrunk, cropped or padded; at the source size they pass through as they are.
 * :func:`render` turns the clip (already at the output size) into the encoder's input: palette-
   indexed frames for a format with a palette (:attr:`engine.encode.Format.palette_colours`), RGB
   frames otherwise, copied to host memory (pinned, one DMA copy, from a GPU).
@@ -72,6 +74,10 @@ class Fitter:
         if self.size is None:
             self.size = output_size(self.spec, display)
         mode = self.spec.fit if self.spec.width and self.spec.height else "fill"
+        if chunk.dtype == torch.uint16:  # 16-bit HDR codes: the kernels below shrink floats
+            if mode not in ("cover", "pad") and (width, height) == self.size:
+                return chunk
+            chunk = chunk.to(torch.float32).mul_(1 / 65535)
         with torch.inference_mode():
             if mode in ("cover", "pad"):
                 out = fit(chunk, self.size[1], self.size[0], mode, pad_colour=self.spec.pad_rgb, display=display)
