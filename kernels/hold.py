@@ -76,7 +76,7 @@ def hold_indices(frames: Tensor, indices: Tensor, index: Tensor, palette: Tensor
     channels = torch.zeros((3, KEEP + 1), dtype=torch.float32, device=frames.device)  # KEEP's entry unused
     channels[:, : palette.shape[0]] = palette.to(device=frames.device, dtype=torch.float32).t()
     margin = float(slack * palette_spacing(palette))
-    screen = None if before is None else [plane.reshape(-1) for plane in before]
+    screen = None if before is None else before.permute(1, 2, 0).contiguous().view(-1, 3)  # [P, 3]
     rows = index.tolist()
     kept = torch.full(out.shape[1:], KEEP, dtype=out.dtype, device=out.device).view(-1) if before is not None else None
     with torch.inference_mode():
@@ -88,20 +88,39 @@ def hold_indices(frames: Tensor, indices: Tensor, index: Tensor, palette: Tensor
                 continue
             now = out[k].view(-1)
             previous = out[k - 1].view(-1) if k else kept
-            planes = [plane.reshape(-1) for plane in frames[rows[k]]]  # views, whatever the layout
+            pixels = _pixels(frames[rows[k]])
             if k and before is not None:  # a kept pixel whose source is as it was stays kept (the
-                same = (frames[rows[k]] == frames[rows[k - 1]]).all(0).reshape(-1)  # same decision: remap's
-                torch.where(same & (previous == KEEP), previous, now, out=now)  # dither is by place, not time)
+                stays = previous == KEEP  # same decision: remap's dither is by place, not time)
+                stays &= _unchanged(pixels, _pixels(frames[rows[k - 1]]))
+                now.masked_fill_(stays, KEEP)
             where = _positions(now != previous)
             if where.numel() * 2 < now.numel():  # few changed: look only at those
                 new, held = now.index_select(0, where), previous.index_select(0, where)
-                shown = None if screen is None else [plane.index_select(0, where) for plane in screen]
-                keep = _no_worse([plane.index_select(0, where) for plane in planes], channels, held, new, margin, shown)
+                shown = None if screen is None else screen.index_select(0, where)
+                keep = _no_worse(pixels.index_select(0, where), channels, held, new, margin, shown)
                 now.index_copy_(0, where, torch.where(keep, held, new))
             elif where.numel():  # most changed (motion everywhere): the whole frame at once
-                keep = _no_worse(planes, channels, previous, now, margin, screen)
+                keep = _no_worse(pixels, channels, previous, now, margin, screen)
                 torch.where(keep, previous, now, out=now)
     return out
+
+
+def _unchanged(pixels: Tensor, before: Tensor) -> Tensor:
+    """bool [P]: True where the pixel (uint8 [P, 3]) is certainly the same in ``before``; it may
+    say False for an unchanged pixel (the caller then decides that pixel the long way, to the
+    same result). Compared as 32-bit words, four pixels in three words, a pixel unchanged when
+    the words holding its bytes are: 2.9 ms for a 1080p frame against 8.7 ms byte by byte with a
+    reduction over channels (a pixel next to a changed one in the same word is sent the long way)."""
+    count = pixels.shape[0]
+    if count % 4 or not (pixels.is_contiguous() and before.is_contiguous()):
+        return (pixels == before).all(1)
+    equal = (pixels.view(-1).view(torch.int32) == before.view(-1).view(torch.int32)).view(-1, 3)
+    out = torch.empty((count // 4, 4), dtype=torch.bool, device=pixels.device)
+    out[:, 0] = equal[:, 0]
+    torch.logical_and(equal[:, 0], equal[:, 1], out=out[:, 1])
+    torch.logical_and(equal[:, 1], equal[:, 2], out=out[:, 2])
+    out[:, 3] = equal[:, 2]
+    return out.view(-1)
 
 
 def _positions(mask: Tensor) -> Tensor:
@@ -113,20 +132,47 @@ def _positions(mask: Tensor) -> Tensor:
     return mask.nonzero().squeeze(1)
 
 
-def _no_worse(planes: list[Tensor], channels: Tensor, held: Tensor, new: Tensor, margin: float,
-              screen: list[Tensor] | None = None) -> Tensor:
-    """For pixels given as three uint8 channel planes [P]: is palette colour ``held`` at most
-    ``margin`` farther (Euclidean RGB) from the pixel than colour ``new``? (bool [P]) One
-    channel at a time: gathers from [K] tables are far cheaper than from [K, 3] rows. A
-    ``held`` of :data:`KEEP` stands for the colour in ``screen`` (three planes [P])."""
+def _pixels(frame: Tensor) -> Tensor:
+    """One frame [3, H, W] as pixels [P, 3]: a view of channels-last memory (the clip's layout on
+    the CPU), a copy otherwise."""
+    return frame.permute(1, 2, 0).reshape(-1, 3)
+
+
+def _no_worse(pixels: Tensor, channels: Tensor, held: Tensor, new: Tensor, margin: float,
+              screen: Tensor | None = None) -> Tensor:
+    """For pixels uint8 [P, 3]: is palette colour ``held`` at most ``margin`` farther (Euclidean
+    RGB) from the pixel than colour ``new``? (bool [P]) A ``held`` of :data:`KEEP` stands for
+    the colour in ``screen`` ([P, 3]). On the CPU in tiles of :data:`CPU_TILE` pixels, so that
+    the float intermediates stay in cache (a 1080p animation clip's 44 frames: 0.91 s at once, 0.49 s
+    in tiles)."""
+    count = pixels.shape[0]
+    tile = CPU_TILE if pixels.device.type == "cpu" else max(1, count)
+    if count <= tile:
+        return _no_worse_tile(pixels, channels, held, new, margin, screen)
+    keep = torch.empty(count, dtype=torch.bool, device=pixels.device)
+    for start in range(0, count, tile):
+        part = slice(start, start + tile)
+        keep[part] = _no_worse_tile(pixels[part], channels, held[part], new[part], margin,
+                                    None if screen is None else screen[part])
+    return keep
+
+
+CPU_TILE = 1 << 15
+"""Pixels compared at once on the CPU (see :func:`_no_worse`)."""
+
+
+def _no_worse_tile(pixels: Tensor, channels: Tensor, held: Tensor, new: Tensor, margin: float,
+                   screen: Tensor | None) -> Tensor:
+    """:func:`_no_worse` on one tile. One channel at a time: gathers from [K] tables are far
+    cheaper than from [K, 3] rows."""
     on_screen = None if screen is None else held == KEEP
     held, new = held.to(torch.int32), new.to(torch.int32)
     held_error = new_error = None
-    for c, (plane, table) in enumerate(zip(planes, channels)):
-        pixel = plane.to(torch.float32)
+    for c, table in enumerate(channels):
+        pixel = pixels[:, c].to(torch.float32)
         h = table.index_select(0, held)
         if on_screen is not None:
-            h = torch.where(on_screen, screen[c].to(torch.float32), h)
+            h = torch.where(on_screen, screen[:, c].to(torch.float32), h)
         h = h.sub_(pixel).square_()
         n = table.index_select(0, new).sub_(pixel).square_()
         held_error = h if held_error is None else held_error.add_(h)
