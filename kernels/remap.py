@@ -35,9 +35,14 @@ _MAX_AMPLITUDE = 64.0
 # a multiple of every cell width (2^(8 - lut_bits) <= 32 for lut_bits >= 3).
 _BIAS = 32
 
-# Pixels per chunk: the uint8 and int32 scratch buffers (~16 B per pixel) stay ~16 MB and
-# are reused across chunks instead of being freshly allocated (and page-faulted) per op.
+# Pixels per tile on a GPU: the uint8 and int32 scratch buffers (~16 B per pixel) stay ~16 MB
+# and are reused across tiles instead of being freshly allocated per op.
 _CHUNK_PIXELS = 1 << 20
+CPU_TILE_PIXELS = 1 << 16
+"""Pixels remapped at once on the CPU: whole frames, or row bands of one large frame, small
+enough that the byte and int32 scratch (~10 B a pixel) stays in cache. 45 frames, one thread,
+same indices: 1080p 1.22 s with a whole frame at once -> 0.98 s; 480x270 88 -> 82 ms; 16-256 Ki
+within 10% of each other (16 Ki the slowest: per-op overhead)."""
 
 
 
@@ -63,6 +68,7 @@ def remap(
     lut_bits: int = 6,
     dither_order: int = 3,
     adaptive: bool = True,
+    tile_pixels: int | None = None,
 ) -> Tensor:
     """Return uint8 palette indices [N, H, W] for uint8 frames [N, 3, H, W].
 
@@ -84,6 +90,9 @@ def remap(
     colours (:func:`adaptive_dither_table`): a pixel whose colour the palette holds keeps it (flat
     graphics, text and colour bars stay clean), gradients keep their banding removed. It costs
     one more table lookup per pixel.
+
+    ``tile_pixels``: pixels done at once (default :data:`CPU_TILE_PIXELS` on the CPU, 1 Mi on
+    other devices); the indices do not depend on it.
     """
     if frames.dim() != 4 or frames.shape[1] != 3 or frames.dtype != torch.uint8:
         raise ValueError(f"frames must be uint8 [N, 3, H, W], got {frames.dtype} {tuple(frames.shape)}")
@@ -93,6 +102,8 @@ def remap(
         raise ValueError(f"dither_strength must be >= 0, got {dither_strength}")
     device = frames.device
     n_frames, _, height, width = frames.shape
+    if tile_pixels is None:
+        tile_pixels = CPU_TILE_PIXELS if device.type == "cpu" else _CHUNK_PIXELS
     out = torch.empty((n_frames, height, width), dtype=torch.uint8, device=device)
     if out.numel() == 0:
         return out
@@ -125,32 +136,37 @@ def remap(
     # read with a stride.
     layout = torch.channels_last if _is_channels_last(frames) else torch.contiguous_format
     offset = offset.unsqueeze(0).expand(1, 3, height, width).contiguous(memory_format=layout)
-    chunk = max(1, _CHUNK_PIXELS // (height * width))
-    m0 = min(chunk, n_frames)
-    half = torch.empty((m0, 3, height, width), dtype=torch.uint8, device=device, memory_format=layout)
-    address = torch.empty((m0, height, width), dtype=torch.int32, device=device)
+    # Tiles of whole frames, or of row bands of one frame when a frame alone passes the tile.
+    frames_per_tile = max(1, tile_pixels // (height * width))
+    band = height if frames_per_tile > 1 else max(1, min(height, tile_pixels // width))
+    m0 = min(frames_per_tile, n_frames)
+    half = torch.empty((m0, 3, band, width), dtype=torch.uint8, device=device, memory_format=layout)
+    address = torch.empty((m0, band, width), dtype=torch.int32, device=device)
     scratch = torch.empty_like(address)
     if undithered is not None:
-        plain = torch.empty((m0, height, width), dtype=torch.int16, device=device)
-    for start in range(0, n_frames, chunk):
-        part = frames[start : start + chunk]
-        m = part.shape[0]
-        u, a, t = half[:m], address[:m], scratch[:m]
-        if undithered is not None:  # the undithered lookup first: index, plus 256 where dithering pays
-            torch.bitwise_right_shift(part, shift, out=u)
+        plain = torch.empty((m0, band, width), dtype=torch.int16, device=device)
+    for start in range(0, n_frames, frames_per_tile):
+        for top in range(0, height, band):
+            rows = slice(top, top + band)
+            part = frames[start : start + frames_per_tile, :, rows]
+            m, b = part.shape[0], part.shape[2]
+            u, a, t = half[:m, :, :b], address[:m, :b], scratch[:m, :b]
+            target = out[start : start + m, rows]
+            if undithered is not None:  # the undithered lookup first: index, plus 256 where dithering pays
+                torch.bitwise_right_shift(part, shift, out=u)
+                _pack(u, n, a, t)
+                flat = plain[:m, :b]
+                torch.index_select(undithered, 0, a.reshape(-1), out=flat.reshape(-1))
+            torch.bitwise_right_shift(part, 1, out=u)
+            u += offset[:, :, rows]
+            u.clamp_(low, high)
+            if shift > 1:
+                u.bitwise_right_shift_(shift - 1)
             _pack(u, n, a, t)
-            torch.index_select(undithered, 0, a.view(-1), out=plain[:m].view(-1))
-        torch.bitwise_right_shift(part, 1, out=u)
-        u += offset
-        u.clamp_(low, high)
-        if shift > 1:
-            u.bitwise_right_shift_(shift - 1)
-        _pack(u, n, a, t)
-        target = out[start : start + m]
-        torch.index_select(lut, 0, a.view(-1), out=target.view(-1))
-        if undithered is not None:
-            flat = plain[:m]
-            torch.where(flat >= 256, target, flat.to(torch.uint8), out=target)
+            looked = torch.index_select(lut, 0, a.reshape(-1)).view(m, b, width)
+            if undithered is not None:
+                torch.where(flat >= 256, looked, flat.to(torch.uint8), out=looked)
+            target.copy_(looked)
     return out
 
 

@@ -117,13 +117,15 @@ def test_channels_last_and_contiguous_frames_give_identical_indices():
     assert torch.equal(planar, nhwc)
 
 
-def test_clips_longer_than_one_chunk_match_frame_by_frame_results(monkeypatch):
-    frames = random_frames(5, 16, 20, seed=8)
+@pytest.mark.parametrize("tile_pixels", [1, 7 * 20 + 3, 2 * 16 * 20, 10**6])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_the_tile_size_never_changes_an_index(tile_pixels, layout):
+    """Tiles of several frames, of row bands within a frame (the last one short), of one row."""
+    frames = random_frames(5, 16, 20, seed=8).contiguous(memory_format=layout)
     palette = random_palette(40, seed=9)
-    monkeypatch.setattr(remap_module, "_CHUNK_PIXELS", 2 * 16 * 20)
-    chunked = remap(frames, palette)
-    one_by_one = torch.cat([remap(frames[i : i + 1], palette) for i in range(5)])
-    assert torch.equal(chunked, one_by_one)
+    tiled = remap(frames, palette, tile_pixels=tile_pixels)
+    one_by_one = torch.cat([remap(frames[i : i + 1], palette, tile_pixels=10**6) for i in range(5)])
+    assert torch.equal(tiled, one_by_one)
 
 
 def test_duplicate_palette_rows_are_never_chosen_over_the_first_copy():
