@@ -139,7 +139,8 @@ def _indexed(clip: DecodedClip, colours: int, keeps_screen: bool = False) -> Ind
     stretches = []
     screen = None  # the colours on screen at the end of the previous run, [3, H, W]
     for run, histogram in zip(runs, histograms):
-        palette, valid = palette_from_histogram(*histogram, max_colours=colours)
+        palette, valid = palette_from_histogram(*histogram, max_colours=colours,
+                                                occupied_only=clip.frames.device.type == "cpu")
         if len(runs) == 1:
             palette = palette[valid]  # the one host synchronisation: K colours, not the padded slots
         first, end = bisect.bisect_left(rows, run.start), bisect.bisect_left(rows, run.stop)

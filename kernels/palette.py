@@ -22,6 +22,10 @@ __all__ = ["median_cut", "median_cut_slots", "palette_from_histogram"]
 # 640x360 Big Buck Bunny clip fills 5,794 of the 32,768 5-bit bins; the top 4,096 hold
 # 99.86 % of its pixels. Dropped bins only lose their say in where palette colours go
 # (8,192 entries measured no better, 37.30 vs 37.32 dB, and k-means took twice as long).
+# On a GPU the shapes stay fixed at this size (no host synchronisation); on the CPU the engine
+# asks for the occupied bins only (``occupied_only``) (a clip with few colours: 132 bins of film grain, 4 ms instead of 19 ms
+# a palette; a full one, 3,757 bins of animation, 22 instead of 24 ms), the same palettes but for
+# the order of bins with equal counts (remapped PSNR within 0.01 dB on 5 library clips).
 _MAX_ENTRIES = 4096
 
 # Fraction of the current boxes split per round, largest error first. Splitting every box
@@ -74,16 +78,21 @@ def median_cut_slots(
 
 
 def palette_from_histogram(counts: Tensor, sums: Tensor, max_colours: int = 255,
-                           refine_iterations: int = 4) -> tuple[Tensor, Tensor]:
+                           refine_iterations: int = 4, occupied_only: bool = False) -> tuple[Tensor, Tensor]:
     """:func:`median_cut_slots` from a histogram already made (``counts``, ``sums`` as
     :func:`kernels.histogram.colour_histogram` returns them): a caller that histograms runs of
-    frames anyway (kernels/scenes.py) adds them up instead of reading the frames again."""
+    frames anyway (kernels/scenes.py) adds them up instead of reading the frames again.
+    ``occupied_only`` works on the occupied bins alone instead of a fixed :data:`_MAX_ENTRIES`:
+    less work for a clip with few colours, at the price of one read of their count to the host
+    (free on the CPU, a stall on a GPU)."""
     if not 1 <= max_colours <= 256:
         raise ValueError(f"max_colours must be in 1..256 (palette indices are uint8), got {max_colours}")
     if refine_iterations < 0:
         raise ValueError(f"refine_iterations must be >= 0, got {refine_iterations}")
     device = sums.device
     entries = min(_MAX_ENTRIES, counts.numel())
+    if occupied_only:
+        entries = max(1, min(entries, int(torch.count_nonzero(counts))))
     weight, bins = torch.topk(counts, entries)  # sorted, most populated first
     colour = sums[bins] / weight.clamp(min=1).unsqueeze(1).to(torch.float32)
     occupied = (weight > 0).sum()

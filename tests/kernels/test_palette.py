@@ -134,3 +134,22 @@ def test_invalid_arguments_are_rejected():
         median_cut(frames, max_colours=257)
     with pytest.raises(ValueError):
         median_cut(frames, refine_iterations=-1)
+
+
+@pytest.mark.parametrize("max_colours,seed", [(255, 3), (32, 4), (255, 6)])
+def test_occupied_bins_only_gives_a_palette_as_good_as_the_fixed_size_one(max_colours, seed):
+    """The CPU's shortcut (no fixed 4,096 entries) changes only the order of bins with equal
+    counts: the palette is as close to the clip, and a clip with few colours keeps them all."""
+    from animated_previews.kernels.histogram import colour_histogram
+    from animated_previews.kernels.palette import palette_from_histogram
+
+    frames = smooth_clip(seed=seed)
+    histogram = colour_histogram(frames)
+    fixed, fixed_valid = palette_from_histogram(*histogram, max_colours=max_colours)
+    trimmed, trimmed_valid = palette_from_histogram(*histogram, max_colours=max_colours, occupied_only=True)
+    assert trimmed.shape == fixed.shape and int(trimmed_valid.sum()) == int(fixed_valid.sum())
+    assert nearest_psnr(frames, trimmed[trimmed_valid]) >= nearest_psnr(frames, fixed[fixed_valid]) - 0.05
+
+    few = clip_of([(10, 20, 30), (200, 100, 0), (0, 255, 0)], [200, 200, 112])
+    palette, valid = palette_from_histogram(*colour_histogram(few), occupied_only=True)
+    assert rows(palette[valid]) == {(10, 20, 30), (200, 100, 0), (0, 255, 0)}
