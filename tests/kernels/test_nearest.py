@@ -65,3 +65,29 @@ def test_invalid_palettes_are_rejected():
         nearest_index_lut(torch.zeros((257, 3), dtype=torch.uint8))
     with pytest.raises(ValueError):
         nearest_index_lut(torch.zeros((4, 3), dtype=torch.float32))
+
+
+@pytest.mark.parametrize("colours,share", [(12, 0.3), (100, 0.1), (255, 0.5)])
+def test_a_table_searched_by_blocks_matches_the_whole_table_there_and_fills_in_later(colours, share):
+    from animated_previews.kernels.nearest import UNSEARCHED, fill_blocks, nearest_lut_and_distance
+
+    palette = torch.randint(0, 256, (colours, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(colours))
+    whole, whole_distance = nearest_lut_and_distance(palette)
+    blocks = torch.rand(4096, generator=torch.Generator().manual_seed(1)) < share
+    part, part_distance = nearest_lut_and_distance(palette, blocks=blocks)
+    inside = blocks.view(16, 1, 16, 1, 16, 1).expand(16, 4, 16, 4, 16, 4).reshape(64, 64, 64)
+    assert torch.equal(part[inside], whole[inside]) and torch.equal(part_distance[inside], whole_distance[inside])
+    assert bool((part[~inside] == UNSEARCHED).all())
+    fill_blocks(part, part_distance, palette, (~blocks).nonzero().squeeze(1))
+    assert torch.equal(part, whole) and torch.equal(part_distance, whole_distance)
+
+
+def test_blocks_come_from_a_histograms_occupied_bins():
+    from animated_previews.kernels.histogram import colour_histogram
+    from animated_previews.kernels.nearest import blocks_in_histogram
+
+    frame = torch.tensor([[0, 0, 0], [255, 255, 255], [17, 40, 200]], dtype=torch.uint8).T.reshape(1, 3, 1, 3)
+    blocks = blocks_in_histogram(colour_histogram(frame, bits=5)[0], bits=5)
+    expected = {0, 4095, (1 * 16 + 2) * 16 + 12}  # 16 levels a block: (17, 40, 200) -> (1, 2, 12)
+    assert set(blocks.nonzero().squeeze(1).tolist()) == expected
+    assert blocks_in_histogram(colour_histogram(frame, bits=3)[0], bits=3) is None  # bins coarser than blocks

@@ -128,6 +128,24 @@ def test_the_tile_size_never_changes_an_index(tile_pixels, layout):
     assert torch.equal(tiled, one_by_one)
 
 
+@pytest.mark.parametrize("known", ["first frame", "nothing", "everything"])
+def test_blocks_known_in_advance_never_change_an_index(known):
+    """Where the colours lie only speeds the table up: pixels beyond the known blocks get their
+    blocks searched when they arrive (here: colours of later frames, or every colour)."""
+    from animated_previews.kernels.histogram import colour_histogram
+    from animated_previews.kernels.nearest import blocks_in_histogram
+
+    frames = torch.cat([random_frames(1, 32, 48, seed=20), random_frames(3, 32, 48, seed=21) // 2 + 100])
+    palette = median_cut(frames, 200)
+    if known == "first frame":
+        blocks = blocks_in_histogram(colour_histogram(frames[:1])[0], bits=5)
+    else:
+        blocks = torch.full((4096,), known == "everything")
+    for strength in (0.0, DEFAULT_DITHER_STRENGTH, 1.0):
+        assert torch.equal(remap(frames, palette, strength, blocks=blocks, tile_pixels=700),
+                           remap(frames, palette, strength))
+
+
 def test_duplicate_palette_rows_are_never_chosen_over_the_first_copy():
     palette = random_palette(20, seed=10)
     padded = torch.cat([palette, palette[:1].expand(10, 3)])
