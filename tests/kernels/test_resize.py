@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from animated_previews.kernels.resize import _resize_float, resize
+from animated_previews.kernels.resize import SHARPEN, _resize_float, resize
 
 
 def checkerboard(n: int, height: int, width: int) -> torch.Tensor:
@@ -74,10 +74,12 @@ def test_channels_last_and_contiguous_inputs_give_the_same_result():
 
 def test_float_path_used_off_cpu_agrees_with_the_uint8_path():
     frames = smooth_frames(3, 72, 96)
-    native = resize(frames, 36, 40).int()
+    native = resize(frames, 36, 40, sharpen=False).int()
     fallback = _resize_float(frames, 36, 40).int()
     assert (native - fallback).abs().max() <= 2
     assert (native - fallback).abs().float().mean() < 0.2
+    # sharpened, the uint8 path sharpens values already rounded once: still within 2 levels
+    assert (resize(frames, 36, 40).int() - _resize_float(frames, 36, 40, SHARPEN).int()).abs().max() <= 2
 
 
 def test_bicubic_antialias_is_close_to_pil_lanczos():
@@ -92,7 +94,17 @@ def test_bicubic_antialias_is_close_to_pil_lanczos():
     image = pil.fromarray(frames[0].permute(1, 2, 0).numpy())
     reference = torch.from_numpy(np.array(image.resize((80, 60), pil.LANCZOS))).float()
     psnr = 10 * torch.log10(255**2 / (ours - reference).square().mean())
-    assert psnr > 44  # bicubic 47.3 dB; bilinear would give 38.7 dB, no antialiasing 39.0 dB
+    plain = resize(frames, 60, 80, sharpen=False)[0].permute(1, 2, 0).float()
+    plain_psnr = 10 * torch.log10(255**2 / (plain - reference).square().mean())
+    # bicubic 47.3 dB; bilinear would give 38.7 dB, no antialiasing 39.0 dB; sharpened closer still
+    assert plain_psnr > 44 and psnr > plain_psnr + 0.5
+
+
+def test_only_a_downscale_is_sharpened():
+    frames = smooth_frames(1, 40, 60, seed=4)
+    assert torch.equal(resize(frames, 80, 120), resize(frames, 80, 120, sharpen=False))
+    assert torch.equal(resize(frames, 40, 30), resize(frames, 40, 30, sharpen=False))  # one side keeps its size
+    assert not torch.equal(resize(frames, 20, 30), resize(frames, 20, 30, sharpen=False))
 
 
 def test_empty_batch_resizes_to_an_empty_batch():
