@@ -36,7 +36,7 @@ def resize(frames: Tensor, height: int, width: int, sharpen: bool = True) -> Ten
     sampling, so fine detail turns into its average colour rather than aliasing into moire.
     Returns the input itself when the size already matches. When both sides shrink, the result
     is sharpened by :data:`SHARPEN` (``sharpen=False``: not), which brings it 1-4 dB closer to a
-    Lanczos resize for a depthwise 3x3 convolution at the output size.
+    Lanczos resize for the cost of a 3x3 filter at the output size.
 
     On CPU, torch has a native uint8 antialiased bicubic kernel (fixed-point, rounds and
     saturates internally) that is ~10x faster than converting to float; it is fastest on
@@ -69,8 +69,8 @@ _BAND_ROWS = 64
 
 def _sharpened_bytes(frames: Tensor, amount: float) -> Tensor:
     """uint8 frames [N, 3, H, W] sharpened as :func:`_sharpened` does (edges repeated), in int16
-    fixed point (each output within a level of the float convolution), band by band: 0.6 ms for a
-    480x270 frame where the float convolution took 1.7-4 ms."""
+    fixed point (each output within a level of the float filter), band by band: 0.6 ms for a
+    480x270 frame where a float depthwise convolution took 1.7-4 ms."""
     count, _, height, width = frames.shape
     if not amount:
         return frames
