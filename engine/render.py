@@ -37,7 +37,8 @@ from ..kernels.palette import palette_from_histogram
 from ..kernels.remap import remap
 from ..kernels.resize import resize
 from ..kernels.scenes import palette_runs
-from .decode import DecodedClip
+from ..kernels.yuv import yuv_to_rgb
+from .decode import DecodedClip, YUVPlanes
 from .encode import Format, Frames, IndexedFrames, RGBFrames
 from .geometry import display_size, output_size
 from .probe import MediaInfo
@@ -70,14 +71,42 @@ class Fitter:
         self._repaint = False
         """A float (HDR) chunk was padded: its bars went through the tone map after this fit."""
 
-    def __call__(self, chunk: torch.Tensor, rotation: int) -> torch.Tensor:
-        started = time.perf_counter()
-        height, width = chunk.shape[-2:]
+    def _display(self, width: int, height: int, rotation: int) -> tuple[int, int]:
+        """The display size of upright frames ``width`` x ``height``; sets :attr:`size` the
+        first time."""
         coded = (height, width) if rotation % 2 else (width, height)
         display = display_size(*coded, self.media.sample_aspect_ratio, rotation)
         if self.size is None:
             self.size = output_size(self.spec, display)
-        mode = self.spec.fit if self.spec.width and self.spec.height else "fill"
+        return display
+
+    @property
+    def _mode(self) -> str:
+        return self.spec.fit if self.spec.width and self.spec.height else "fill"
+
+    def takes_planes(self, width: int, height: int, rotation: int) -> bool:
+        """16-bit HDR frames come as YUV planes (:class:`engine.decode.PlanesFit`) when they are
+        only resized: cropping and bars stay on RGB, and frames kept at their size are cheaper
+        through the scaler's RGB48 than through a chroma upsampling here."""
+        self._display(width, height, rotation)
+        return self._mode not in ("cover", "pad") and self.size != (width, height)
+
+    def fit_planes(self, planes: YUVPlanes, rotation: int) -> torch.Tensor:
+        """Float R'G'B' at the output size from the planes of upright HDR frames
+        (:func:`kernels.yuv.yuv_to_rgb`: each plane resized as it is, converted at the end)."""
+        started = time.perf_counter()
+        self._display(planes.luma.shape[-1], planes.luma.shape[-2], rotation)
+        with torch.inference_mode():
+            out = yuv_to_rgb(planes.luma, planes.chroma, self.size[1], self.size[0], matrix=planes.matrix,
+                             bits=planes.bits, full_range=planes.full_range)
+        self.seconds += time.perf_counter() - started
+        return out
+
+    def __call__(self, chunk: torch.Tensor, rotation: int) -> torch.Tensor:
+        started = time.perf_counter()
+        height, width = chunk.shape[-2:]
+        display = self._display(width, height, rotation)
+        mode = self._mode
         if chunk.dtype == torch.uint16:  # 16-bit HDR codes: the kernels below shrink floats
             if mode not in ("cover", "pad") and (width, height) == self.size:
                 return chunk

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:  # the CLI imports this module; torch loads only when a job runs
     import torch
@@ -77,6 +77,39 @@ resize kernel as fast per frame as one call on the whole clip."""
 FIT_CHUNK_BYTES = 64 * 2**20
 """...and at most this many bytes of them (two 4K frames are 50 MB), so a chunk of large frames
 stays small: the decoder's own buffers for 4K are a few hundred MB already."""
+
+
+@dataclass(frozen=True)
+class YUVPlanes:
+    """A chunk of upright frames as their decoder's Y'CbCr planes, for a fit that converts them
+    at the output size (:class:`PlanesFit`) instead of being handed full-size RGB."""
+
+    luma: torch.Tensor
+    """Integer codes [u, 1, H, W] (uint16 for 10- and 12-bit video)."""
+    chroma: torch.Tensor
+    """Integer codes [u, 2, h, w], Cb then Cr, at the chroma planes' own size."""
+    matrix: str
+    """``"bt2020"``, ``"bt709"`` or ``"bt601"`` (:data:`kernels.yuv.LUMA_WEIGHTS`)."""
+    bits: int
+    full_range: bool
+
+
+@runtime_checkable
+class PlanesFit(Protocol):
+    """A :data:`Fit` that also takes 16-bit HDR frames as :class:`YUVPlanes`, when it says it
+    wants them for frames of that upright size (it resizes them, so converting to RGB at the
+    source size first would be wasted). The PyAV backend asks; a backend that never asks loses
+    nothing."""
+
+    def __call__(self, chunk: torch.Tensor, rotation: int) -> torch.Tensor: ...
+
+    def takes_planes(self, width: int, height: int, rotation: int) -> bool:
+        """Whether frames of this upright size should come as planes."""
+        ...
+
+    def fit_planes(self, planes: YUVPlanes, rotation: int) -> torch.Tensor:
+        """Float R'G'B' [u, 3, h, w] at the output size, from ``planes`` of upright frames."""
+        ...
 
 
 class DecoderUnavailable(Exception):

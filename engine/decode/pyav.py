@@ -17,7 +17,7 @@ import av
 import numpy as np
 import torch
 
-from . import FIT_CHUNK, FIT_CHUNK_BYTES, DecodedClip, Fit, unreadable
+from . import FIT_CHUNK, FIT_CHUNK_BYTES, DecodedClip, Fit, PlanesFit, YUVPlanes, unreadable
 from ..errors import EngineError, ErrorCode
 from ..probe import HDR_TRANSFERS, MediaInfo, open_container
 
@@ -65,6 +65,32 @@ def _keep_top_field(rgb: np.ndarray) -> np.ndarray:
     out = rgb.copy()
     out[1::2] = ((even[:odd_rows].astype(np.uint32) + below + 1) >> 1).astype(rgb.dtype)
     return out
+
+
+_PLANAR_YUV_BITS = {f"yuv{sub}p{bits}le": bits for sub in ("420", "422", "444") for bits in (10, 12, 16)}
+"""Pixel formats whose planes :func:`_yuv_planes` reads as they are: three planes of 16-bit words."""
+_MATRICES = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020"}
+"""AVColorSpace -> :data:`kernels.yuv.LUMA_WEIGHTS` key (BT.2020 constant luminance is not here)."""
+
+
+def _yuv_planes(frame: av.VideoFrame, turns: int) -> tuple[np.ndarray, np.ndarray, tuple[str, int, bool]] | None:
+    """An HDR frame's planes as decoded, turned upright: luma uint16 [H, W], chroma [2, h, w]
+    (Cb, Cr), and (matrix, bits, full range); None when they cannot be read that way (another
+    pixel format, an unknown matrix, an interlaced frame), and the frame goes through
+    :func:`_to_rgb` instead. The words are copied once, out of the decoder's reused buffers."""
+    bits = _PLANAR_YUV_BITS.get(frame.format.name)
+    colorspace = int(frame.colorspace or 0)
+    matrix = "bt2020" if colorspace in (0, _UNSPECIFIED) else _MATRICES.get(colorspace)
+    if bits is None or matrix is None or frame.interlaced_frame:
+        return None
+    planes = []
+    for plane in frame.planes:
+        words = np.frombuffer(plane, dtype=np.uint16).reshape(plane.height, plane.line_size // 2)[:, : plane.width]
+        planes.append(np.rot90(words, k=turns) if turns else words)
+    luma = np.ascontiguousarray(planes[0])
+    chroma = np.stack(planes[1:3])  # a copy
+    full_range = int(frame.color_range or 0) == int(av.video.reformatter.ColorRange.JPEG)
+    return luma, chroma, (matrix, bits, full_range)
 
 
 def hdr_transfer(frame: av.VideoFrame) -> str | None:
@@ -135,8 +161,18 @@ class PyAVDecoder:
             """Put ``shown`` (frame, time) on screen at the next instant, converting it once."""
             nonlocal interlaced
             if row < 0:
-                interlaced = interlaced or bool(shown[0].interlaced_frame)
-                row = frames.add(_to_rgb(shown[0]), round((shown[0].rotation or 0) / 90) % 4, hdr_transfer(shown[0]))
+                frame = shown[0]
+                interlaced = interlaced or bool(frame.interlaced_frame)
+                turns, transfer = round((frame.rotation or 0) / 90) % 4, hdr_transfer(frame)
+                planes = None
+                if transfer is not None and isinstance(fit, PlanesFit):
+                    upright = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
+                    if fit.takes_planes(*upright, turns):
+                        planes = _yuv_planes(frame, turns)
+                if planes is not None:
+                    row = frames.add_planes(*planes, turns, transfer)
+                else:
+                    row = frames.add(_to_rgb(frame), turns, transfer)
                 times.append(shown[1])
             index.append(row)
             return row
@@ -195,25 +231,37 @@ class PyAVDecoder:
 class _FrameCollector:
     """The clip's distinct frames as they are converted. Without a fit they are kept at source
     size; with one, every :data:`FIT_CHUNK` frames (fewer when they pass :data:`FIT_CHUNK_BYTES`)
-    are stacked and shrunk, so at most one chunk is held at source size."""
+    are stacked and shrunk, so at most one chunk is held at source size. HDR frames may come as
+    YUV planes (:meth:`add_planes`) when the fit asked for them."""
 
     def __init__(self, fit: Fit | None) -> None:
         self._fit = fit
-        self._pending: list[np.ndarray] = []
+        self._pending: list = []
+        """Frames not yet fitted: RGB arrays, or (luma, chroma) planes; all of one kind."""
         self._pending_bytes = 0
         self._rotation = 0
         self._transfer: str | None = None
+        self._layout: tuple[str, int, bool] | None = None
+        """(matrix, bits, full range) while the pending frames are planes; None for RGB."""
         self._done: list[torch.Tensor] = []
         self._count = 0
 
     def add(self, rgb: np.ndarray, rotation: int, transfer: str | None = None) -> int:
         """Keep one converted frame (``transfer``: its HDR transfer, None for SDR); returns its
         row in the clip."""
-        if transfer != self._transfer:  # a chunk holds frames of one kind only
+        return self._keep(rgb, rgb.nbytes, rotation, transfer, None)
+
+    def add_planes(self, luma: np.ndarray, chroma: np.ndarray, layout: tuple[str, int, bool], rotation: int,
+                   transfer: str) -> int:
+        """Keep one HDR frame as its planes (:func:`_yuv_planes`); returns its row in the clip."""
+        return self._keep((luma, chroma), luma.nbytes + chroma.nbytes, rotation, transfer, layout)
+
+    def _keep(self, frame, nbytes: int, rotation: int, transfer: str | None, layout) -> int:
+        if (transfer, layout) != (self._transfer, self._layout):  # a chunk holds frames of one kind only
             self._flush()
-            self._transfer = transfer
-        self._pending.append(rgb)
-        self._pending_bytes += rgb.nbytes
+            self._transfer, self._layout = transfer, layout
+        self._pending.append(frame)
+        self._pending_bytes += nbytes
         self._rotation = rotation
         self._count += 1
         if self._fit is not None and (len(self._pending) >= FIT_CHUNK or self._pending_bytes >= FIT_CHUNK_BYTES):
@@ -222,6 +270,9 @@ class _FrameCollector:
 
     def _flush(self) -> None:
         if not self._pending:
+            return
+        if self._layout is not None:
+            self._flush_planes()
             return
         if self._transfer is not None:
             self._flush_hdr()
@@ -235,8 +286,29 @@ class _FrameCollector:
         self._pending, self._pending_bytes = [], 0
         self._done.append(self._fit(chunk, self._rotation) if self._fit is not None else chunk)
 
+    def _flush_planes(self) -> None:
+        """HDR frames as planes: the fit converts them at the output size (runs of one size at
+        a time, should the resolution change mid-stream), then the tone map."""
+        from ...kernels.tonemap import hdr_to_sdr
+
+        assert isinstance(self._fit, PlanesFit) and self._layout is not None
+        matrix, bits, full_range = self._layout
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        start = 0
+        while start < len(pending):
+            end = start + 1
+            while end < len(pending) and pending[end][0].shape == pending[start][0].shape:
+                end += 1
+            planes = YUVPlanes(luma=torch.from_numpy(np.stack([p[0] for p in pending[start:end]])).unsqueeze(1),
+                               chroma=torch.from_numpy(np.stack([p[1] for p in pending[start:end]])),
+                               matrix=matrix, bits=bits, full_range=full_range)
+            self._done.append(hdr_to_sdr(self._fit.fit_planes(planes, self._rotation), self._transfer))
+            start = end
+
     def _flush_hdr(self) -> None:
-        """16-bit HDR frames: handed to the fit as uint16 codes (it shrinks them as floats), then
+        """16-bit HDR frames as RGB (the scaler's RGB48: frames the fit keeps at their size, crops
+        or pads, and pixel formats :func:`_yuv_planes` does not read): handed to the fit as uint16
+        codes (it shrinks them as floats), then
         tone-mapped at the output size, where it costs a few ms a frame instead of 0.18 s per
         1080p frame. Resizing the PQ/HLG-encoded values before the per-pixel tone map is the same
         approximation as resizing SDR's gamma-encoded ones. At the source size no float copy of

@@ -7,13 +7,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
+import torch
 
-from animated_previews.engine.decode.pyav import PyAVDecoder
+from animated_previews.engine.decode.pyav import PyAVDecoder, _yuv_planes
 from animated_previews.engine.decode.nvdec_caps import nvdec_refusal
 from animated_previews.engine.job import run_job
 from animated_previews.engine.probe import probe
+from animated_previews.engine.render import Fitter
 from animated_previews.engine.spec import parse_job
 
 FFMPEG = shutil.which("ffmpeg")
@@ -84,3 +87,73 @@ def test_hlg_jobs_succeed_say_so_and_never_take_the_gpu_path(tmp_path):
                                         "tonemap=tonemap=hable:peak=10:desat=0,zscale=t=bt709,format=gbrp")
     naive = ffmpeg_frame(clip, 1.0, "format=rgb24")
     assert psnr(ours, reference) >= psnr(naive, reference) + 3
+
+
+class PlanesSpy(Fitter):
+    """The job's fit, counting the frames it was handed as YUV planes."""
+
+    planar_frames = 0
+
+    def fit_planes(self, planes, rotation):
+        self.planar_frames += planes.luma.shape[0]
+        return super().fit_planes(planes, rotation)
+
+
+def hdr_spec(clip: Path, **fields):
+    return parse_job({"input": str(clip), "format": "gif", "fps": 5, "duration": 1, **fields}, default_id="h",
+                     input_root=clip.parent)
+
+
+@pytest.mark.parametrize("transfer", ["smpte2084", "arib-std-b67"])
+def test_shrunk_hdr_frames_are_converted_from_their_planes_and_match_the_rgb48_route(tmp_path, transfer):
+    """A resized HDR job hands the fit the decoder's 10-bit planes (no full-size RGB48 frame
+    is made); the picture is the one the scaler's RGB48 route gives, within rounding of the
+    chroma's resampling."""
+    clip = hdr_clip(tmp_path / "hdr.mp4", transfer)
+    media = probe(clip)
+    spec = hdr_spec(clip, width=160, height=120)
+    planar_fit, rgb_fit = PlanesSpy(spec, media), Fitter(spec, media)
+    instants = [0.2, 0.6, 1.0]
+    planar = PyAVDecoder().decode_frames(media, instants, fit=planar_fit).frames
+    via_rgb = PyAVDecoder().decode_frames(media, instants, fit=lambda chunk, turns: rgb_fit(chunk, turns)).frames
+
+    assert planar_fit.planar_frames == 3
+    assert planar.shape == via_rgb.shape == (3, 3, 120, 160)
+    for k in range(3):
+        # 35.2 dB when written: FFmpeg's scaler reads these 10-bit codes 1-2 codes low (a flat
+        # area of Y 464, Cb 536, Cr 474 gives R' 401.6 / 1023 where BT.2020's matrix says 403.15,
+        # which the planes route gives: tests/kernels/test_yuv.py), and 4:2:0 chroma is
+        # resampled differently at testsrc2's saturated edges
+        assert psnr(planar[k].permute(1, 2, 0).numpy(), via_rgb[k].permute(1, 2, 0).numpy()) >= 33
+
+
+@pytest.mark.parametrize("fields", [{}, {"width": 320, "height": 240}, {"width": 200, "height": 200, "fit": "pad"},
+                                    {"width": 200, "height": 200, "fit": "cover"}])
+def test_hdr_frames_kept_at_their_size_cropped_or_padded_go_the_rgb48_route(tmp_path, fields):
+    clip = hdr_clip(tmp_path / "pq.mp4", "smpte2084")
+    media = probe(clip)
+    fit = PlanesSpy(hdr_spec(clip, **fields), media)
+    frames = PyAVDecoder().decode_frames(media, [0.5], fit=fit).frames
+
+    assert fit.planar_frames == 0 and frames.dtype == torch.uint8
+
+
+def test_planes_are_turned_upright_as_rgb_frames_are():
+    """A frame's planes with a quarter turn are the planes of the turned picture."""
+    rng = np.random.default_rng(3)
+    frame = av.VideoFrame(8, 6, "yuv420p10le")
+    for plane in frame.planes:
+        words = np.frombuffer(plane, dtype=np.uint16).reshape(plane.height, plane.line_size // 2)
+        words[:] = rng.integers(64, 940, size=words.shape, dtype=np.uint16)
+    luma, chroma, layout = _yuv_planes(frame, 0)
+    turned_luma, turned_chroma, _ = _yuv_planes(frame, 1)
+
+    assert luma.shape == (6, 8) and chroma.shape == (2, 3, 4)
+    assert np.array_equal(turned_luma, np.rot90(luma, 1)) and turned_luma.flags.c_contiguous
+    assert np.array_equal(turned_chroma, np.stack([np.rot90(c, 1) for c in chroma]))
+    assert layout == ("bt2020", 10, False)  # untagged: HDR's own matrix, studio range
+
+
+def test_frames_the_planes_route_cannot_read_say_so():
+    assert _yuv_planes(av.VideoFrame(8, 6, "yuv420p"), 0) is None  # 8-bit: not 16-bit words
+    assert _yuv_planes(av.VideoFrame(8, 6, "rgb48le"), 0) is None
