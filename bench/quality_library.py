@@ -353,6 +353,44 @@ def table_rows(kind_report: dict, sides: list[str]) -> list[list[str]]:
     return rows
 
 
+STAGES = ("decode", "kernels", "encode")
+"""The engine's stages shown in :func:`stage_rows` (its ``timings``; probe and write are small)."""
+
+
+def stage_rows(kind_report: dict, sides: list[str]) -> list[list[str]]:
+    """Where each engine job's time goes, per clip: the seconds of each of :data:`STAGES`, the
+    job's total and that total over the floor's latency for the same job (the issue's "x the
+    decode floor", per clip), then the means. Header first; [] when no engine side ran."""
+    engines = [side for side in sides if side.startswith("engine-")]
+    if not engines:
+        return []
+    header = ["clip", "floor s"]
+    for side in engines:
+        header += [f"{LABELS[side]} {stage}" for stage in STAGES] + [f"{LABELS[side]} s", f"{LABELS[side]} ÷ floor"]
+    rows = [header]
+    clips = kind_report["clips"]
+    columns: list[list[float | None]] = [[] for _ in header[1:]]
+    for name, clip in clips.items():
+        floor = (clip["sides"].get("floor") or {}).get("latency_s")
+        values = [floor]
+        for side in engines:
+            result = clip["sides"].get(side) or {}
+            timings = result.get("timings") or {}
+            total = result.get("latency_s")
+            values += [timings.get(stage) for stage in STAGES] + [total]
+            values.append(total / floor if total and floor else None)
+        for column, value in zip(columns, values):
+            column.append(value)
+        hdr = clip.get("hdr")
+        rows.append([name + (f" ({hdr.upper()})" if hdr else "")] + [_fmt(v) for v in values])
+    means = [_mean(column) for column in columns]
+    for k, label in enumerate(header[1:]):  # the mean ratio is the ratio of the means
+        if label.endswith("÷ floor"):
+            means[k] = means[k - 1] / means[0] if means[k - 1] and means[0] else None
+    rows.append([f"mean, {len(clips)} clips"] + [_fmt(v) for v in means])
+    return rows
+
+
 def markdown_table(rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
@@ -387,6 +425,12 @@ def render_markdown(rep: dict) -> str:
                                       "Pillow's: not scaler-neutral)"), ""]
         lines.append(markdown_table(table_rows(k, rep["sides"])))
         lines.append("")
+        stages = stage_rows(k, rep["sides"])
+        if stages:
+            lines += [f"Where the engine's time goes ({kind} size), s per job with the other jobs beside it: "
+                      "decode (PyAV, conversion to RGB), kernels (resize, tone map, palettes, remap, hold), "
+                      "encode; ÷ floor is the job's total over the floor's latency for the same job.", "",
+                      markdown_table(stages), ""]
         notes = k.get("notes") or []
         if notes:
             lines += ["Notes:", ""] + [f"* {n}" for n in notes] + [""]
@@ -405,14 +449,22 @@ def render_markdown(rep: dict) -> str:
 def render_text(rep: dict) -> str:
     """The tables for the terminal: aligned columns."""
     out = []
-    for kind, k in rep["kinds"].items():
-        rows = [[c.replace("**", "") for c in r] for r in table_rows(k, rep["sides"])]
+
+    def aligned(rows: list[list[str]]) -> None:
+        rows = [[c.replace("**", "") for c in r] for r in rows]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        out.append(f"== {kind} size ==")
         for r in rows:
             out.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+
+    for kind, k in rep["kinds"].items():
+        out.append(f"== {kind} size ==")
+        aligned(table_rows(k, rep["sides"]))
         for n in k.get("notes") or []:
             out.append(f"note: {n}")
+        stages = stage_rows(k, rep["sides"])
+        if stages:
+            out += ["", f"-- {kind} size: the engine's stages, s per job --"]
+            aligned(stages)
         out.append("")
     return "\n".join(out)
 

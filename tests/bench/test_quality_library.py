@@ -195,6 +195,29 @@ def test_per_clip_table_rows_and_means():
     assert table.count("\n") == len(rows) and "| b (PQ) |" in table
 
 
+def test_stage_rows_say_where_each_engine_jobs_time_goes_against_the_floor():
+    def engine(decode, kernels, encode, total):
+        return {"latency_s": total, "timings": {"decode": decode, "kernels": kernels, "encode": encode, "total": total}}
+
+    kind = {"clips": {"a": {"hdr": None, "sides": {"floor": _side(0.2, None, None),
+                                                   "engine-gif": engine(0.2, 0.5, 0.1, 0.8),
+                                                   "engine-webp": engine(0.2, 0.05, 0.15, 0.4)}},
+                      "b": {"hdr": "hlg", "sides": {"floor": _side(0.4, None, None),
+                                                    "engine-gif": {"status": "failed"},
+                                                    "engine-webp": engine(0.3, 0.2, 0.1, 0.6)}}}}
+    rows = quality_library.stage_rows(kind, ["engine-gif", "gifski", "floor", "engine-webp"])
+    header = rows[0]
+    assert header[:2] == ["clip", "floor s"] and header[2:7] == [
+        "engine GIF decode", "engine GIF kernels", "engine GIF encode", "engine GIF s", "engine GIF ÷ floor"]
+    assert all(len(r) == len(header) for r in rows) and len(rows) == 4
+    assert rows[1] == ["a", "0.20", "0.20", "0.50", "0.10", "0.80", "4.00", "0.20", "0.05", "0.15", "0.40", "2.00"]
+    assert rows[2][0] == "b (HLG)" and rows[2][2:7] == ["–"] * 5 and rows[2][-1] == "1.50"
+    mean = rows[3]
+    assert mean[0] == "mean, 2 clips" and mean[1] == "0.30" and mean[-2] == "0.50"
+    assert mean[-1] == "1.67"  # the mean total over the mean floor, not the mean of the ratios
+    assert quality_library.stage_rows(kind, ["gifski", "floor"]) == []
+
+
 @needs_ffmpeg
 def test_engine_bench_takes_gifski_as_a_baseline(tmp_path):
     if gifski.find()[0] is None:
