@@ -59,7 +59,12 @@ colours first (:func:`kernels.nearest.blocks_in_histogram`)."""
 class Fitter:
     """The decode's ``fit`` for one job: picks the output size from the first chunk's upright
     shape and its rotation, then fits every chunk to it (resize; crop or bars for ``cover`` and
-    ``pad``), timing itself. Call :meth:`finish` on the decoded clip."""
+    ``pad``), timing itself. Call :meth:`finish` on the decoded clip.
+
+    It is a :class:`engine.decode.CodedFit`: a decoder may hand it frames as coded, and a
+    rotated clip is then shrunk first and turned upright at the output size (a 1080p frame
+    turned on the CPU costs 19 ms, five times its shrinking to 480 px; ``cover`` and ``pad``
+    still turn first, as they fit in the display shape); and HDR frames as their YUV planes."""
 
     def __init__(self, spec: JobSpec, media: MediaInfo) -> None:
         self.spec, self.media = spec, media
@@ -80,25 +85,47 @@ class Fitter:
             self.size = output_size(self.spec, display)
         return display
 
+    def _coded_size(self, width: int, height: int, rotation: int) -> tuple[int, int]:
+        """For frames coded ``width`` x ``height``: (height, width) of the output before
+        ``rotation`` turns it upright (sets :attr:`size` the first time)."""
+        self._display(*((height, width) if rotation % 2 else (width, height)), rotation)
+        return (self.size[0], self.size[1]) if rotation % 2 else (self.size[1], self.size[0])
+
     @property
     def _mode(self) -> str:
         return self.spec.fit if self.spec.width and self.spec.height else "fill"
 
     def takes_planes(self, width: int, height: int, rotation: int) -> bool:
-        """16-bit HDR frames come as YUV planes (:class:`engine.decode.PlanesFit`) when they are
-        only resized: cropping and bars stay on RGB, and frames kept at their size are cheaper
+        """16-bit HDR frames coded ``width`` x ``height`` come as YUV planes when they are only
+        resized: cropping and bars stay on RGB, and frames kept at their size are cheaper
         through the scaler's RGB48 than through a chroma upsampling here."""
-        self._display(width, height, rotation)
-        return self._mode not in ("cover", "pad") and self.size != (width, height)
+        size = self._coded_size(width, height, rotation)
+        return self._mode not in ("cover", "pad") and size != (height, width)
 
     def fit_planes(self, planes: YUVPlanes, rotation: int) -> torch.Tensor:
-        """Float R'G'B' at the output size from the planes of upright HDR frames
+        """Upright float R'G'B' at the output size from the coded planes of HDR frames
         (:func:`kernels.yuv.yuv_to_rgb`: each plane resized as it is, converted at the end)."""
         started = time.perf_counter()
-        self._display(planes.luma.shape[-1], planes.luma.shape[-2], rotation)
+        height, width = self._coded_size(planes.luma.shape[-1], planes.luma.shape[-2], rotation)
         with torch.inference_mode():
-            out = yuv_to_rgb(planes.luma, planes.chroma, self.size[1], self.size[0], matrix=planes.matrix,
-                             bits=planes.bits, full_range=planes.full_range)
+            out = _upright(yuv_to_rgb(planes.luma, planes.chroma, height, width, matrix=planes.matrix,
+                                      bits=planes.bits, full_range=planes.full_range), rotation)
+        self.seconds += time.perf_counter() - started
+        return out
+
+    def fit_coded(self, chunk: torch.Tensor, rotation: int) -> torch.Tensor:
+        """:meth:`__call__` for frames as coded that ``rotation`` quarter turns make upright."""
+        if not rotation % 4:
+            return self(chunk, 0)
+        started = time.perf_counter()
+        if self._mode in ("cover", "pad"):  # these fit in the display shape: upright first
+            with torch.inference_mode():
+                chunk = _upright(chunk, rotation)
+            self.seconds += time.perf_counter() - started
+            return self(chunk, rotation)
+        height, width = self._coded_size(chunk.shape[-1], chunk.shape[-2], rotation)
+        with torch.inference_mode():
+            out = _upright(_resized(chunk, height, width), rotation)
         self.seconds += time.perf_counter() - started
         return out
 
@@ -107,19 +134,16 @@ class Fitter:
         height, width = chunk.shape[-2:]
         display = self._display(width, height, rotation)
         mode = self._mode
-        if chunk.dtype == torch.uint16:  # 16-bit HDR codes: the kernels below shrink floats
-            if mode not in ("cover", "pad") and (width, height) == self.size:
-                return chunk
-            # planar float (the decoder's channels-last layout made the float resize 2x slower)
-            chunk = torch.empty(chunk.shape, dtype=torch.float32, device=chunk.device).copy_(chunk).mul_(1 / 65535)
         with torch.inference_mode():
             if mode in ("cover", "pad"):
+                if chunk.dtype == torch.uint16:
+                    chunk = _as_float(chunk)
                 out = fit(chunk, self.size[1], self.size[0], mode, pad_colour=self.spec.pad_rgb, display=display)
                 if mode == "pad":
                     self._bars = pad_placement(*display, *self.size)
                     self._repaint = self._repaint or chunk.is_floating_point()
             else:  # fill, and contain at the size geometry chose
-                out = resize(chunk, self.size[1], self.size[0])
+                out = _resized(chunk, self.size[1], self.size[0])
         self.seconds += time.perf_counter() - started
         return out
 
@@ -133,6 +157,34 @@ class Fitter:
                 fill_outside(clip.frames, *self._bars, self.spec.pad_rgb)
             self.seconds += time.perf_counter() - started
         return clip
+
+
+def _resized(chunk: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """:func:`kernels.resize.resize`, also of 16-bit HDR codes: those come back as they are at
+    their own size (the tone map reads the codes), else as floats in [0, 1], shrunk."""
+    if chunk.dtype == torch.uint16:
+        if tuple(chunk.shape[-2:]) == (height, width):
+            return chunk
+        chunk = _as_float(chunk)
+    return resize(chunk, height, width)
+
+
+def _as_float(codes: torch.Tensor) -> torch.Tensor:
+    """16-bit codes as planar float in [0, 1] (the decoder's channels-last layout made the float
+    resize 2x slower)."""
+    return torch.empty(codes.shape, dtype=torch.float32, device=codes.device).copy_(codes).mul_(1 / 65535)
+
+
+def _upright(frames: torch.Tensor, rotation: int) -> torch.Tensor:
+    """Frames [N, 3, H, W] turned ``rotation`` quarter turns counter-clockwise (as
+    ``np.rot90`` turns a picture), bytes channels-last as the rest of the pipeline reads them.
+    16-bit codes turn as int16 (the same bits; torch flips no uint16 on the CPU)."""
+    if not rotation % 4:
+        return frames
+    if frames.dtype == torch.uint16:
+        return _upright(frames.view(torch.int16), rotation).view(torch.uint16)
+    layout = torch.channels_last if frames.dtype == torch.uint8 else torch.contiguous_format
+    return torch.rot90(frames, k=rotation % 4, dims=(2, 3)).contiguous(memory_format=layout)
 
 
 def render(fmt: Format, clip: DecodedClip) -> Frames:

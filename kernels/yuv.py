@@ -17,12 +17,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .colour import MATRICES
 from .resize import resize_planes
 
-__all__ = ["LUMA_WEIGHTS", "yuv_to_rgb"]
-
-LUMA_WEIGHTS = {"bt2020": (0.2627, 0.0593), "bt709": (0.2126, 0.0722), "bt601": (0.299, 0.114)}
-"""(Kr, Kb) of each non-constant-luminance matrix (BT.2020, BT.709, BT.601)."""
+__all__ = ["yuv_to_rgb"]
 
 
 def yuv_to_rgb(luma: Tensor, chroma: Tensor, height: int, width: int, *, matrix: str, bits: int,
@@ -31,11 +29,15 @@ def yuv_to_rgb(luma: Tensor, chroma: Tensor, height: int, width: int, *, matrix:
     resize overshoots at edges and out-of-range codes stay out of range) from integer planes:
     ``luma`` [N, 1, H, W] and ``chroma`` [N, 2, h, w] (Cb then Cr; any h, w: 4:2:0, 4:2:2,
     4:4:4) holding ``bits``-bit codes in any integer dtype (uint16 from a 10- or 12-bit decoder).
-    ``full_range``: codes span 0..2^bits-1; otherwise the studio range (luma 16-235, chroma
-    16-240, scaled to the bit depth). ``matrix`` is a key of :data:`LUMA_WEIGHTS`. Both planes
-    are resized with :func:`kernels.resize.resize_planes` (``sharpen`` as there)."""
-    if matrix not in LUMA_WEIGHTS:
-        raise ValueError(f"matrix must be one of {sorted(LUMA_WEIGHTS)}, got {matrix!r}")
+    ``full_range``: codes span 0..2^bits-1 (BT.2100's full range: white is 2^bits-1 exactly);
+    otherwise the studio range (luma 16-235, chroma 16-240, scaled to the bit depth). ``matrix``
+    is a key of :data:`kernels.colour.MATRICES`. Both planes are resized with
+    :func:`kernels.resize.resize_planes` (``sharpen`` as there).
+
+    :func:`kernels.colour.yuv420_to_rgb` is the same conversion at the source size, to bytes,
+    for NVDEC's surfaces."""
+    if matrix not in MATRICES:
+        raise ValueError(f"matrix must be one of {sorted(MATRICES)}, got {matrix!r}")
     if luma.dim() != 4 or luma.shape[1] != 1 or chroma.dim() != 4 or chroma.shape[:2] != (luma.shape[0], 2):
         raise ValueError(f"planes must be luma [N, 1, H, W] and chroma [N, 2, h, w], got "
                          f"{tuple(luma.shape)} and {tuple(chroma.shape)}")
@@ -50,7 +52,7 @@ def yuv_to_rgb(luma: Tensor, chroma: Tensor, height: int, width: int, *, matrix:
     c = _as_float(chroma).sub_(1 << (bits - 1)).mul_(1 / chroma_span)
     y = resize_planes(y, height, width, sharpen)
     c = resize_planes(c, height, width, sharpen)
-    kr, kb = LUMA_WEIGHTS[matrix]
+    kr, kb = MATRICES[matrix]
     kg = 1 - kr - kb
     cb, cr = c[:, 0:1], c[:, 1:2]
     out = torch.empty((y.shape[0], 3, height, width), dtype=torch.float32, device=y.device)

@@ -81,34 +81,40 @@ stays small: the decoder's own buffers for 4K are a few hundred MB already."""
 
 @dataclass(frozen=True)
 class YUVPlanes:
-    """A chunk of upright frames as their decoder's Y'CbCr planes, for a fit that converts them
-    at the output size (:class:`PlanesFit`) instead of being handed full-size RGB."""
+    """A chunk of frames as their decoder's Y'CbCr planes, as coded (not yet turned upright),
+    for a fit that converts them at the output size (:class:`CodedFit`)."""
 
     luma: torch.Tensor
     """Integer codes [u, 1, H, W] (uint16 for 10- and 12-bit video)."""
     chroma: torch.Tensor
     """Integer codes [u, 2, h, w], Cb then Cr, at the chroma planes' own size."""
     matrix: str
-    """``"bt2020"``, ``"bt709"`` or ``"bt601"`` (:data:`kernels.yuv.LUMA_WEIGHTS`)."""
+    """A key of :data:`kernels.colour.MATRICES`."""
     bits: int
     full_range: bool
 
 
 @runtime_checkable
-class PlanesFit(Protocol):
-    """A :data:`Fit` that also takes 16-bit HDR frames as :class:`YUVPlanes`, when it says it
-    wants them for frames of that upright size (it resizes them, so converting to RGB at the
-    source size first would be wasted). The PyAV backend asks; a backend that never asks loses
-    nothing."""
+class CodedFit(Protocol):
+    """A :data:`Fit` that also takes frames as the decoder has them: as coded, before the quarter
+    turns that make them upright (:meth:`fit_coded`), so that it can shrink them first and turn
+    the small result (a 1080p frame turned on the CPU costs five times its shrinking), and 16-bit
+    HDR frames as their YUV planes when it says it wants them (:meth:`takes_planes`: it resizes
+    them, so converting to RGB at the source size first would be wasted). The PyAV backend asks
+    for these; a plain :data:`Fit` is handed upright RGB chunks as before."""
 
     def __call__(self, chunk: torch.Tensor, rotation: int) -> torch.Tensor: ...
 
+    def fit_coded(self, chunk: torch.Tensor, rotation: int) -> torch.Tensor:
+        """As :data:`Fit`, from frames as coded that ``rotation`` quarter turns make upright."""
+        ...
+
     def takes_planes(self, width: int, height: int, rotation: int) -> bool:
-        """Whether frames of this upright size should come as planes."""
+        """Whether HDR frames coded ``width`` x ``height`` should come as :class:`YUVPlanes`."""
         ...
 
     def fit_planes(self, planes: YUVPlanes, rotation: int) -> torch.Tensor:
-        """Float R'G'B' [u, 3, h, w] at the output size, from ``planes`` of upright frames."""
+        """Upright float R'G'B' [u, 3, h, w] at the output size, from coded ``planes``."""
         ...
 
 

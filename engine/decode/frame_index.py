@@ -61,7 +61,7 @@ _READ_AHEAD = 30.0
 further (and at least twice as far): a file with jobs at two spans likely has jobs at more, and
 each read starts again from the file's start. The first job on a file reads only what it needs."""
 
-_MATRIX_BY_COLORSPACE = {1: "bt709", 4: "fcc", 5: "bt601", 6: "bt601", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
+MATRIX_BY_COLORSPACE = {1: "bt709", 4: "fcc", 5: "bt601", 6: "bt601", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
 """FFmpeg's AVColorSpace tags -> kernel matrix names. Any other tag gets BT.601, as swscale
 (the CPU path's converter) does."""
 _UNSPECIFIED = (None, 0, 2)
@@ -384,7 +384,7 @@ def tags_of(frame: av.VideoFrame) -> StreamTags:
     if colorspace in _UNSPECIFIED:
         matrix = "bt709" if frame.height >= 720 else "bt601"
     else:
-        matrix = _MATRIX_BY_COLORSPACE.get(int(colorspace), "bt601")
+        matrix = MATRIX_BY_COLORSPACE.get(int(colorspace), "bt601")
     name = frame.format.name
     return StreamTags(
         turns=round((frame.rotation or 0) / 90) % 4,

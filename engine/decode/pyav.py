@@ -17,7 +17,8 @@ import av
 import numpy as np
 import torch
 
-from . import FIT_CHUNK, FIT_CHUNK_BYTES, DecodedClip, Fit, PlanesFit, YUVPlanes, unreadable
+from . import FIT_CHUNK, FIT_CHUNK_BYTES, CodedFit, DecodedClip, Fit, YUVPlanes, unreadable
+from .frame_index import MATRIX_BY_COLORSPACE
 from ..errors import EngineError, ErrorCode
 from ..probe import HDR_TRANSFERS, MediaInfo, open_container
 
@@ -26,10 +27,11 @@ _SEEK_BACKOFF = (0.0, 1.0, 5.0, 30.0)
 _UNSPECIFIED = 2  # AVCOL_SPC_UNSPECIFIED
 
 
-def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """RGB array of a frame, honouring its colour matrix and range; rotation applied. SDR frames
-    come as RGB24; HDR ones (see :func:`hdr_transfer`) as 16-bit BT.2020 R'G'B', for the tone map
-    that runs once they are shrunk (:class:`_FrameCollector`)."""
+def _to_rgb(frame: av.VideoFrame, upright: bool = True) -> np.ndarray:
+    """RGB array of a frame, honouring its colour matrix and range; turned upright unless
+    ``upright`` is False (a :class:`CodedFit` turns it after shrinking it). SDR frames come as
+    RGB24; HDR ones (see :func:`hdr_transfer`) as 16-bit BT.2020 R'G'B', for the tone map that
+    runs once they are shrunk (:class:`_FrameCollector`)."""
     transfer = hdr_transfer(frame)
     colorspace = frame.colorspace
     if colorspace in (_UNSPECIFIED, None, 0):
@@ -45,7 +47,7 @@ def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
         threads=1,
     ).to_ndarray()
     rgb = _keep_top_field(converted) if frame.interlaced_frame else converted
-    turns = round((frame.rotation or 0) / 90) % 4
+    turns = round((frame.rotation or 0) / 90) % 4 if upright else 0
     if turns:
         rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
     return rgb
@@ -69,28 +71,23 @@ def _keep_top_field(rgb: np.ndarray) -> np.ndarray:
 
 _PLANAR_YUV_BITS = {f"yuv{sub}p{bits}le": bits for sub in ("420", "422", "444") for bits in (10, 12, 16)}
 """Pixel formats whose planes :func:`_yuv_planes` reads as they are: three planes of 16-bit words."""
-_MATRICES = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020"}
-"""AVColorSpace -> :data:`kernels.yuv.LUMA_WEIGHTS` key (BT.2020 constant luminance is not here)."""
 
 
-def _yuv_planes(frame: av.VideoFrame, turns: int) -> tuple[np.ndarray, np.ndarray, tuple[str, int, bool]] | None:
-    """An HDR frame's planes as decoded, turned upright: luma uint16 [H, W], chroma [2, h, w]
-    (Cb, Cr), and (matrix, bits, full range); None when they cannot be read that way (another
-    pixel format, an unknown matrix, an interlaced frame), and the frame goes through
-    :func:`_to_rgb` instead. The words are copied once, out of the decoder's reused buffers."""
+def _yuv_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, tuple[str, int, bool]] | None:
+    """An HDR frame's planes as decoded (as coded, not turned): luma uint16 [H, W], chroma
+    [2, h, w] (Cb, Cr), and (matrix, bits, full range); None when they cannot be read that way
+    (another pixel format, an interlaced frame), and the frame goes through :func:`_to_rgb`
+    instead. Untagged HDR is BT.2020, as :func:`_to_rgb` takes it. The words are copied once,
+    out of the decoder's reused buffers."""
     bits = _PLANAR_YUV_BITS.get(frame.format.name)
-    colorspace = int(frame.colorspace or 0)
-    matrix = "bt2020" if colorspace in (0, _UNSPECIFIED) else _MATRICES.get(colorspace)
-    if bits is None or matrix is None or frame.interlaced_frame:
+    if bits is None or frame.interlaced_frame:
         return None
-    planes = []
-    for plane in frame.planes:
-        words = np.frombuffer(plane, dtype=np.uint16).reshape(plane.height, plane.line_size // 2)[:, : plane.width]
-        planes.append(np.rot90(words, k=turns) if turns else words)
-    luma = np.ascontiguousarray(planes[0])
-    chroma = np.stack(planes[1:3])  # a copy
+    colorspace = int(frame.colorspace or 0)
+    matrix = "bt2020" if colorspace in (0, _UNSPECIFIED) else MATRIX_BY_COLORSPACE.get(colorspace, "bt601")
+    planes = [np.frombuffer(plane, dtype=np.uint16).reshape(plane.height, plane.line_size // 2)[:, : plane.width]
+              for plane in frame.planes]
     full_range = int(frame.color_range or 0) == int(av.video.reformatter.ColorRange.JPEG)
-    return luma, chroma, (matrix, bits, full_range)
+    return planes[0].copy(), np.stack(planes[1:3]), (matrix, bits, full_range)
 
 
 def hdr_transfer(frame: av.VideoFrame) -> str | None:
@@ -165,14 +162,12 @@ class PyAVDecoder:
                 interlaced = interlaced or bool(frame.interlaced_frame)
                 turns, transfer = round((frame.rotation or 0) / 90) % 4, hdr_transfer(frame)
                 planes = None
-                if transfer is not None and isinstance(fit, PlanesFit):
-                    upright = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
-                    if fit.takes_planes(*upright, turns):
-                        planes = _yuv_planes(frame, turns)
+                if transfer is not None and frames.coded and fit.takes_planes(frame.width, frame.height, turns):
+                    planes = _yuv_planes(frame)
                 if planes is not None:
                     row = frames.add_planes(*planes, turns, transfer)
                 else:
-                    row = frames.add(_to_rgb(frame), turns, transfer)
+                    row = frames.add(_to_rgb(frame, upright=not frames.coded), turns, transfer)
                 times.append(shown[1])
             index.append(row)
             return row
@@ -231,11 +226,14 @@ class PyAVDecoder:
 class _FrameCollector:
     """The clip's distinct frames as they are converted. Without a fit they are kept at source
     size; with one, every :data:`FIT_CHUNK` frames (fewer when they pass :data:`FIT_CHUNK_BYTES`)
-    are stacked and shrunk, so at most one chunk is held at source size. HDR frames may come as
-    YUV planes (:meth:`add_planes`) when the fit asked for them."""
+    are stacked and shrunk, so at most one chunk is held at source size. A :class:`CodedFit` is
+    handed frames as coded (:attr:`coded`), HDR ones as YUV planes (:meth:`add_planes`) when it
+    asks for them; any other fit, upright RGB frames."""
 
     def __init__(self, fit: Fit | None) -> None:
         self._fit = fit
+        self.coded = isinstance(fit, CodedFit)
+        """Frames are added as coded, for the fit to turn upright."""
         self._pending: list = []
         """Frames not yet fitted: RGB arrays, or (luma, chroma) planes; all of one kind."""
         self._pending_bytes = 0
@@ -253,7 +251,8 @@ class _FrameCollector:
 
     def add_planes(self, luma: np.ndarray, chroma: np.ndarray, layout: tuple[str, int, bool], rotation: int,
                    transfer: str) -> int:
-        """Keep one HDR frame as its planes (:func:`_yuv_planes`); returns its row in the clip."""
+        """Keep one HDR frame as its planes, as coded (:func:`_yuv_planes`); returns its row in
+        the clip."""
         return self._keep((luma, chroma), luma.nbytes + chroma.nbytes, rotation, transfer, layout)
 
     def _keep(self, frame, nbytes: int, rotation: int, transfer: str | None, layout) -> int:
@@ -284,14 +283,20 @@ class _FrameCollector:
         # colour conversion costs.
         chunk = torch.from_numpy(np.stack(self._pending)).permute(0, 3, 1, 2)
         self._pending, self._pending_bytes = [], 0
-        self._done.append(self._fit(chunk, self._rotation) if self._fit is not None else chunk)
+        self._done.append(self._fitted(chunk))
+
+    def _fitted(self, chunk: torch.Tensor) -> torch.Tensor:
+        """``chunk`` through the fit (as coded, or upright: :attr:`coded`); as it is without one."""
+        if self._fit is None:
+            return chunk
+        return self._fit.fit_coded(chunk, self._rotation) if self.coded else self._fit(chunk, self._rotation)
 
     def _flush_planes(self) -> None:
-        """HDR frames as planes: the fit converts them at the output size (runs of one size at
-        a time, should the resolution change mid-stream), then the tone map."""
+        """HDR frames as planes: the fit converts them at the output size and turns them upright
+        (runs of one size at a time, should the resolution change mid-stream), then the tone map."""
         from ...kernels.tonemap import hdr_to_sdr
 
-        assert isinstance(self._fit, PlanesFit) and self._layout is not None
+        assert isinstance(self._fit, CodedFit) and self._layout is not None
         matrix, bits, full_range = self._layout
         pending, self._pending, self._pending_bytes = self._pending, [], 0
         start = 0
@@ -324,9 +329,7 @@ class _FrameCollector:
             height, width = frames[0].shape[-2:]
             chunk = torch.cat([f if f.shape[-2:] == (height, width) else resize(f, height, width, sharpen=False) for f in frames])
         self._pending, self._pending_bytes = [], 0
-        if self._fit is not None:
-            chunk = self._fit(chunk, self._rotation)
-        self._done.append(hdr_to_sdr(chunk, self._transfer))
+        self._done.append(hdr_to_sdr(self._fitted(chunk), self._transfer))
 
     def tensor(self) -> torch.Tensor:
         self._flush()

@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import numpy as np
 import pytest
 import torch
 
+from animated_previews.engine.decode import YUVPlanes
 from animated_previews.engine.decode.pyav import PyAVDecoder, _yuv_planes
 from animated_previews.engine.decode.nvdec_caps import nvdec_refusal
 from animated_previews.engine.job import run_job
 from animated_previews.engine.probe import probe
 from animated_previews.engine.render import Fitter
-from animated_previews.engine.spec import parse_job
+from animated_previews.engine.spec import JobSpec, parse_job
+from animated_previews.kernels.yuv import yuv_to_rgb
 
 FFMPEG = shutil.which("ffmpeg")
 
@@ -138,22 +142,32 @@ def test_hdr_frames_kept_at_their_size_cropped_or_padded_go_the_rgb48_route(tmp_
     assert fit.planar_frames == 0 and frames.dtype == torch.uint8
 
 
-def test_planes_are_turned_upright_as_rgb_frames_are():
-    """A frame's planes with a quarter turn are the planes of the turned picture."""
+def test_planes_are_read_as_coded_and_the_fit_turns_them_upright_after_shrinking():
+    """A rotated HDR clip's planes are read as coded; the fit shrinks them and then turns the
+    small picture, which is the turned picture shrunk."""
     rng = np.random.default_rng(3)
-    frame = av.VideoFrame(8, 6, "yuv420p10le")
+    frame = av.VideoFrame(64, 48, "yuv420p10le")
     for plane in frame.planes:
         words = np.frombuffer(plane, dtype=np.uint16).reshape(plane.height, plane.line_size // 2)
         words[:] = rng.integers(64, 940, size=words.shape, dtype=np.uint16)
-    luma, chroma, layout = _yuv_planes(frame, 0)
-    turned_luma, turned_chroma, _ = _yuv_planes(frame, 1)
-
-    assert luma.shape == (6, 8) and chroma.shape == (2, 3, 4)
-    assert np.array_equal(turned_luma, np.rot90(luma, 1)) and turned_luma.flags.c_contiguous
-    assert np.array_equal(turned_chroma, np.stack([np.rot90(c, 1) for c in chroma]))
+    luma, chroma, layout = _yuv_planes(frame)
+    assert luma.shape == (48, 64) and chroma.shape == (2, 24, 32)
     assert layout == ("bt2020", 10, False)  # untagged: HDR's own matrix, studio range
+
+    media = SimpleNamespace(sample_aspect_ratio=Fraction(1))
+    fitter = Fitter(JobSpec(id="r", input=Path("x.mp4"), format="gif", fps=5, width=24), media)
+    planes = YUVPlanes(luma=torch.from_numpy(luma)[None, None], chroma=torch.from_numpy(chroma)[None],
+                       matrix="bt2020", bits=10, full_range=False)
+    assert fitter.takes_planes(64, 48, 1)
+    turned = fitter.fit_planes(planes, 1)  # shown 48 wide, 64 tall: 24 x 32
+
+    upright = yuv_to_rgb(torch.from_numpy(np.rot90(luma).copy())[None, None],
+                         torch.from_numpy(np.stack([np.rot90(c) for c in chroma]))[None], 32, 24,
+                         matrix="bt2020", bits=10, full_range=False)
+    assert fitter.size == (24, 32) and turned.shape == (1, 3, 32, 24)
+    assert torch.allclose(turned, upright, atol=1e-5)
 
 
 def test_frames_the_planes_route_cannot_read_say_so():
-    assert _yuv_planes(av.VideoFrame(8, 6, "yuv420p"), 0) is None  # 8-bit: not 16-bit words
-    assert _yuv_planes(av.VideoFrame(8, 6, "rgb48le"), 0) is None
+    assert _yuv_planes(av.VideoFrame(8, 6, "yuv420p")) is None  # 8-bit: not 16-bit words
+    assert _yuv_planes(av.VideoFrame(8, 6, "rgb48le")) is None

@@ -7,13 +7,14 @@ import pytest
 import torch
 
 from animated_previews.kernels.resize import resize_planes
-from animated_previews.kernels.yuv import LUMA_WEIGHTS, yuv_to_rgb
+from animated_previews.kernels.colour import MATRICES
+from animated_previews.kernels.yuv import yuv_to_rgb
 
 
 def encode(rgb: torch.Tensor, matrix: str, bits: int, full_range: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """R'G'B' float [N, 3, H, W] in [0, 1] -> integer luma [N, 1, H, W] and chroma [N, 2, H, W]
     (4:4:4), the forward transform a camera applies."""
-    kr, kb = LUMA_WEIGHTS[matrix]
+    kr, kb = MATRICES[matrix]
     r, g, b = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
     y = kr * r + (1 - kr - kb) * g + kb * b
     cb, cr = (b - y) / (2 * (1 - kb)), (r - y) / (2 * (1 - kr))
@@ -42,7 +43,7 @@ def test_full_range_spans_every_code():
     assert torch.allclose(rgb[0, :, 0], torch.tensor([[0.0, 1.0]] * 3), atol=1e-6)
 
 
-@pytest.mark.parametrize("matrix", sorted(LUMA_WEIGHTS))
+@pytest.mark.parametrize("matrix", sorted(MATRICES))
 @pytest.mark.parametrize("full_range", [False, True])
 def test_each_matrix_gives_back_the_colours_it_encoded(matrix, full_range):
     torch.manual_seed(1)
