@@ -164,6 +164,34 @@ def test_comparison_end_to_end_without_gifski(tmp_path, monkeypatch, capsys):
     assert "| pixel_life |" in md and "## source size" in md and "## resized size" in md
 
 
+@needs_ffmpeg
+def test_repeat_runs_the_sides_in_turn_and_keeps_each_sides_fastest_batch(tmp_path, monkeypatch):
+    """--repeat 3: rounds of every side, the order reversed every other round; each side's
+    table entry is its fastest batch (the fake batches' walls are chosen, nothing is timed)."""
+    walls = {"engine-gif": [0.9, 0.5, 0.7], "floor": [0.3, 0.4, 0.2]}
+    order = []
+
+    def fake_side(side, jobs, out_dir, *, workers, gifski_binary):
+        if "warmup" in out_dir.parts:
+            wall = 9.0
+        else:
+            order.append(side)
+            wall = walls[side][sum(1 for s in order if s == side) - 1]
+        return {"wall_s": wall, "results": [{"id": job.id, "status": "success", "timings": {"total": wall}}
+                                            for job in jobs]}
+
+    lib = _tiny_library(tmp_path)
+    monkeypatch.setattr(quality_library, "run_side", fake_side)
+    rep = quality_library.run(lib, jobs=1, kinds=["resized"], sides=["engine-gif", "floor"], repeat=3)
+
+    assert order == ["engine-gif", "floor", "floor", "engine-gif", "engine-gif", "floor"]
+    batches = rep["kinds"]["resized"]["batches"]
+    assert batches["engine-gif"]["wall_s"] == 0.5 and batches["floor"]["wall_s"] == 0.2
+    assert rep["kinds"]["resized"]["clips"]["pixel_life"]["sides"]["engine-gif"]["latency_s"] == 0.5
+    assert rep["config"]["repeat"] == 3
+    assert "fastest of 3 runs" in quality_library.render_markdown(rep)
+
+
 def _side(s, db, b):
     return {"latency_s": s, "psnr_mean_db": db, "bytes": b}
 
