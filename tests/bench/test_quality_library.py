@@ -266,3 +266,18 @@ def test_engine_bench_takes_gifski_as_a_baseline(tmp_path):
     assert g["status"] == "ok" and g["clips"] == 1  # the GIF job only
     assert g["quality"]["scored"] == 1 and 15 < g["quality"]["psnr_mean_db"] <= 100
     assert g["quality"]["jobs"][0]["flags"] == []  # 64 wide, aspect kept, 5 frames, forever
+
+
+@needs_ffmpeg
+def test_job_time_runs_a_library_job_and_reports_its_stages(tmp_path, capsys):
+    from bench import job_time
+
+    lib = _tiny_library(tmp_path)
+    assert job_time.main(["pixel_life", "gif", "resized", "--repeat", "2", "--library", str(lib)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("pixel_life-resized-gif: best ") and " of 2 " in line
+    assert "decode " in line and "kernels " in line and "encode " in line and line.endswith(" bytes")
+    spec = job_time.job_spec(lib, "pixel_life", "webp", "resized")
+    assert (spec.width, spec.height, spec.seek, spec.fps) == (480, 270, 0.2, 10.0)
+    with pytest.raises(SystemExit, match="no clip 'nope'"):
+        job_time.job_spec(lib, "nope", "gif", "source")
