@@ -30,7 +30,7 @@ import time
 import numpy as np
 import torch
 
-from ..kernels.fit import fill_outside, fit, pad_placement
+from ..kernels.fit import cover_crop, fill_outside, fit, pad, pad_placement
 from ..kernels.hold import KEEP, hold_indices
 from ..kernels.nearest import blocks_in_histogram
 from ..kernels.palette import palette_from_histogram
@@ -62,9 +62,10 @@ class Fitter:
     ``pad``), timing itself. Call :meth:`finish` on the decoded clip.
 
     It is a :class:`engine.decode.CodedFit`: a decoder may hand it frames as coded, and a
-    rotated clip is then shrunk first and turned upright at the output size (a 1080p frame
-    turned on the CPU costs 19 ms, five times its shrinking to 480 px; ``cover`` and ``pad``
-    still turn first, as they fit in the display shape); and HDR frames as their YUV planes."""
+    rotated clip is then cropped and shrunk first and turned upright at the output size (a 1080p
+    frame turned on the CPU costs 20-27 ms, five times its shrinking to 480 px; ``cover``'s crop
+    and ``pad``'s bars are worked out in the display shape, as for upright frames); and HDR
+    frames as their YUV planes."""
 
     def __init__(self, spec: JobSpec, media: MediaInfo) -> None:
         self.spec, self.media = spec, media
@@ -114,18 +115,34 @@ class Fitter:
         return out
 
     def fit_coded(self, chunk: torch.Tensor, rotation: int) -> torch.Tensor:
-        """:meth:`__call__` for frames as coded that ``rotation`` quarter turns make upright."""
+        """:meth:`__call__` for frames as coded that ``rotation`` quarter turns make upright: the
+        same crop (``cover``) or bars (``pad``) as on upright frames, worked out in the display
+        shape, but the frames are cropped and shrunk as coded and only the small picture is
+        turned."""
         if not rotation % 4:
             return self(chunk, 0)
         started = time.perf_counter()
-        if self._mode in ("cover", "pad"):  # these fit in the display shape: upright first
-            with torch.inference_mode():
-                chunk = _upright(chunk, rotation)
-            self.seconds += time.perf_counter() - started
-            return self(chunk, rotation)
-        height, width = self._coded_size(chunk.shape[-1], chunk.shape[-2], rotation)
+        coded_height, coded_width = chunk.shape[-2:]
+        upright = (coded_height, coded_width) if rotation % 2 else (coded_width, coded_height)
+        display = self._display(*upright, rotation)
+        mode = self._mode
         with torch.inference_mode():
-            out = _upright(_resized(chunk, height, width), rotation)
+            if mode == "cover":
+                rows, cols = _coded_box(cover_crop(*upright, *self.size, display), rotation, coded_height, coded_width)
+                cropped = chunk[:, :, rows, cols]
+                height, width = self._coded_size(coded_width, coded_height, rotation)
+                out = _upright(_resized(_as_float(cropped) if cropped.dtype == torch.uint16 else cropped, height, width),
+                               rotation)
+            elif mode == "pad":
+                left, top, inner_width, inner_height = pad_placement(*display, *self.size)
+                inner = (inner_width, inner_height) if rotation % 2 else (inner_height, inner_width)
+                picture = _upright(_resized(_as_float(chunk) if chunk.dtype == torch.uint16 else chunk, *inner), rotation)
+                out = pad(picture, self.size[1], self.size[0], left, top, self.spec.pad_rgb)
+                self._bars = (left, top, inner_width, inner_height)
+                self._repaint = self._repaint or out.is_floating_point()
+            else:
+                height, width = self._coded_size(coded_width, coded_height, rotation)
+                out = _upright(_resized(chunk, height, width), rotation)
         self.seconds += time.perf_counter() - started
         return out
 
@@ -173,6 +190,22 @@ def _as_float(codes: torch.Tensor) -> torch.Tensor:
     """16-bit codes as planar float in [0, 1] (the decoder's channels-last layout made the float
     resize 2x slower)."""
     return torch.empty(codes.shape, dtype=torch.float32, device=codes.device).copy_(codes).mul_(1 / 65535)
+
+
+def _coded_box(box: tuple[int, int, int, int], rotation: int, coded_height: int,
+               coded_width: int) -> tuple[slice, slice]:
+    """(rows, columns) of coded frames ``coded_height`` x ``coded_width`` that the rectangle
+    ``box`` (left, top, width, height) of the picture turned upright by ``rotation`` quarter
+    turns counter-clockwise (``np.rot90``) comes from."""
+    left, top, width, height = box
+    turns = rotation % 4
+    if turns == 1:  # upright[r, c] = coded[c, W - 1 - r]
+        return slice(left, left + width), slice(coded_width - top - height, coded_width - top)
+    if turns == 2:  # upright[r, c] = coded[H - 1 - r, W - 1 - c]
+        return slice(coded_height - top - height, coded_height - top), slice(coded_width - left - width, coded_width - left)
+    if turns == 3:  # upright[r, c] = coded[H - 1 - c, r]
+        return slice(coded_height - left - width, coded_height - left), slice(top, top + height)
+    return slice(top, top + height), slice(left, left + width)
 
 
 def _upright(frames: torch.Tensor, rotation: int) -> torch.Tensor:
