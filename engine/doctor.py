@@ -76,6 +76,9 @@ class DoctorReport:
     """Whether Pillow has its AVIF plugin (``--format avif`` needs it)."""
     libavif: str | None
     """libavif's version, as Pillow reports it (None when the plugin is absent)."""
+    cpu_loops: str
+    """Whether the CPU kernels compiled as loops run (numba's version), or that the torch kernels
+    stand in for them (kernels/hold_scan.py)."""
     auto_for: str
     """The video the auto choice below was made for."""
     auto: DeviceChoice
@@ -212,9 +215,21 @@ def diagnose(video: Path | None = None) -> DoctorReport:
         libwebp=features.version("webp"),
         avif=_pillow_has("avif"),
         libavif=_pillow_version("avif"),
+        cpu_loops=_cpu_loops(),
         auto_for=described,
         auto=devices.choose_device("auto", media),
     )
+
+
+def _cpu_loops() -> str:
+    """What :attr:`DoctorReport.cpu_loops` says."""
+    from ..kernels import hold_scan
+
+    if hold_scan.SCAN is None:
+        return "numba not importable: the torch kernels run instead (a GIF job's hold scan 3-5x slower)"
+    import numba
+
+    return f"numba {numba.__version__}: the hold scan runs compiled"
 
 
 def render_text(report: DoctorReport) -> str:
@@ -253,6 +268,7 @@ def render_text(report: DoctorReport) -> str:
     lines.append(f"Pillow          {report.pillow}, libwebp {report.libwebp or 'missing'}, "
                  + (f"AVIF yes (libavif {report.libavif or 'version unknown'})" if report.avif
                     else "AVIF no (--format avif fails: Pillow lacks its AVIF plugin)"))
+    lines.append(f"CPU loops       {report.cpu_loops}")
     lines.append(f"NVDEC codecs    {report.nvdec_codecs_source}:")
     by_codec: dict[str, list[CodecSupport]] = {}
     for row in report.nvdec_codecs:

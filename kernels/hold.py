@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .hold_scan import SCAN
 from .remap import palette_spacing
 
 __all__ = ["DEFAULT_HOLD_SLACK", "KEEP", "hold_indices"]
@@ -73,6 +74,8 @@ def hold_indices(frames: Tensor, indices: Tensor, index: Tensor, palette: Tensor
         torch.index_select(indices, 0, index, out=out)
     if out.shape[0] < 2 and before is None:
         return out
+    if frames.device.type == "cpu" and SCAN is not None:
+        return _scan(frames, index, palette, slack, out, before)
     channels = torch.zeros((3, KEEP + 1), dtype=torch.float32, device=frames.device)  # KEEP's entry unused
     channels[:, : palette.shape[0]] = palette.to(device=frames.device, dtype=torch.float32).t()
     margin = float(slack * palette_spacing(palette))
@@ -102,6 +105,22 @@ def hold_indices(frames: Tensor, indices: Tensor, index: Tensor, palette: Tensor
             elif where.numel():  # most changed (motion everywhere): the whole frame at once
                 keep = _no_worse(pixels, channels, previous, now, margin, screen)
                 torch.where(keep, previous, now, out=now)
+    return out
+
+
+def _scan(frames: Tensor, index: Tensor, palette: Tensor, slack: float, out: Tensor,
+          before: Tensor | None) -> Tensor:
+    """:func:`hold_indices` on CPU tensors through the compiled loop (:mod:`kernels.hold_scan`):
+    the same indices."""
+    count, height, width = out.shape
+    colours = np.zeros((KEEP + 1, 3), dtype=np.float32)
+    colours[: palette.shape[0]] = palette.cpu().numpy()
+    pixels = frames.permute(0, 2, 3, 1).reshape(frames.shape[0], height * width, 3)  # a view when channels-last
+    screen = (before.permute(1, 2, 0).reshape(height * width, 3) if before is not None
+              else torch.empty((0, 3), dtype=torch.uint8))
+    SCAN(pixels.numpy(), index.to(torch.int64).contiguous().numpy(), colours,
+         np.float32(slack * palette_spacing(palette)), out.view(count, height * width).numpy(), screen.numpy(),
+         before is not None)
     return out
 
 

@@ -233,3 +233,13 @@ def test_the_drivers_video_libraries_are_checked_by_loading_them(monkeypatch, pr
     for name, state in report["video_libraries"].items():
         assert state == ("loads" if name in present else f"{name}: cannot open shared object file: No such file or directory")
     assert said in doctor()
+
+
+def test_doctor_says_whether_the_compiled_cpu_loops_run(monkeypatch):
+    from animated_previews.engine import doctor
+    from animated_previews.kernels import hold_scan
+
+    text = doctor._cpu_loops()
+    assert text.startswith("numba ") and (("runs compiled" in text) == (hold_scan.SCAN is not None))
+    monkeypatch.setattr(hold_scan, "SCAN", None)
+    assert "the torch kernels run instead" in doctor._cpu_loops()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from animated_previews.kernels import hold, hold_scan
 from animated_previews.kernels.hold import DEFAULT_HOLD_SLACK, KEEP, hold_indices
 from animated_previews.kernels.palette import median_cut
 from animated_previews.kernels.remap import palette_spacing, remap
@@ -137,3 +138,43 @@ def test_the_kept_index_is_the_formats_own():
     from animated_previews.engine import encode
 
     assert KEEP == encode.KEEP == 255 and encode.GIF.keeps_screen and not encode.WEBP.keeps_screen
+
+
+# -- the compiled loop (kernels/hold_scan.py) against the torch kernel -------------------------------
+
+def moving_clip(frames: int, seed: int, channels_last: bool) -> torch.Tensor:
+    """Noise over a gradient that drifts by a pixel a frame, with a still block: some pixels
+    change index, some keep it, some flicker."""
+    gen = torch.Generator().manual_seed(seed)
+    y, x = torch.meshgrid(torch.arange(40), torch.arange(56), indexing="ij")
+    clip = []
+    for k in range(frames):
+        base = torch.stack([(x + k) * 4, y * 6, (x + y + 2 * k) * 2]).float()
+        base[:, 5:15, 5:20] = torch.tensor([200.0, 40.0, 90.0]).view(3, 1, 1)
+        clip.append(base + torch.randint(-6, 7, (3, 40, 56), generator=gen).float())
+    out = torch.stack(clip).clamp(0, 255).to(torch.uint8)
+    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+
+
+@pytest.mark.skipif(hold_scan.SCAN is None, reason="numba is not installed: the torch kernel is the only one")
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("slack", [0.0, DEFAULT_HOLD_SLACK, 1.5])
+@pytest.mark.parametrize("with_screen", [False, True])
+def test_the_compiled_loop_gives_the_torch_kernels_indices(monkeypatch, seed, slack, with_screen):
+    frames = moving_clip(7, seed, channels_last=seed % 2 == 0)
+    palette = median_cut(frames, max_colours=24 + 20 * (seed % 3))
+    fresh = remap(frames, palette)
+    index = torch.tensor([0, 0, 1, 2, 2, 3, 4, 5, 6, 6][: 6 + seed % 4])  # repeats, and not every frame
+    screen = None
+    if with_screen:  # another palette's colours on screen: a flat colour and the first frame, half each
+        screen = frames[0].clone()
+        screen[:, :20] = torch.tensor([30, 60, 90], dtype=torch.uint8).view(3, 1, 1)
+
+    compiled = hold_indices(frames, fresh, index, palette, slack=slack, before=screen)
+    monkeypatch.setattr(hold, "SCAN", None)
+    plain = hold_indices(frames, fresh, index, palette, slack=slack, before=screen)
+
+    assert torch.equal(compiled, plain)
+    assert (compiled != fresh[index]).any()  # the hold did decide something here
+    if with_screen:
+        assert (compiled == KEEP).any()
