@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from .histogram_scan import SCAN
 
 __all__ = ["colour_histogram", "bin_index"]
 
@@ -55,6 +58,8 @@ def colour_histogram(frames: Tensor, bits: int = 5, sample_stride: int = 1) -> t
     n_bins = 1 << (3 * bits)
     n_low = 1 << low_bits
     parts = list(_phased(frames, sample_stride))
+    if device.type == "cpu" and SCAN is not None:
+        return _scanned(parts, bits)
     h, w = parts[0].shape[2:]  # the largest phase (offset 0, 0)
     # Counts per (bin, red low bits, green low bits) and per (bin, blue low bits). int32
     # halves the tables' memory traffic (8 MB at bits=5); it holds up to 2^31 - 1 sampled
@@ -105,6 +110,18 @@ def colour_histogram(frames: Tensor, bits: int = 5, sample_stride: int = 1) -> t
     low_sums = torch.cat([count_red_green[:, 1:], blue_sum.unsqueeze(1)], dim=1)
     sums = _bin_base(bits, device) * counts.unsqueeze(1) + low_sums
     return counts.to(torch.int64), sums.to(torch.float32)
+
+
+def _scanned(parts: list[Tensor], bits: int) -> tuple[Tensor, Tensor]:
+    """:func:`colour_histogram` of the sampled ``parts`` (CPU) through the compiled loop
+    (:mod:`kernels.histogram_scan`): the same counts and sums."""
+    n_bins = 1 << (3 * bits)
+    counts = np.zeros(n_bins, dtype=np.int64)
+    sums = np.zeros((n_bins, 3), dtype=np.int64)
+    for part in parts:
+        if part.numel():
+            SCAN(part.numpy(), bits, counts, sums)
+    return torch.from_numpy(counts), torch.from_numpy(sums.astype(np.float64)).to(torch.float32)
 
 
 def _phased(frames: Tensor, stride: int):

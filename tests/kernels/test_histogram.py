@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import animated_previews.kernels.histogram as histogram_module
+from animated_previews.kernels import histogram_scan
 from animated_previews.kernels.histogram import bin_index, colour_histogram
 
 
@@ -83,3 +84,23 @@ def test_invalid_arguments_are_rejected():
         colour_histogram(frames, sample_stride=0)
     with pytest.raises(ValueError):
         colour_histogram(frames.float())
+
+
+@pytest.mark.skipif(histogram_scan.SCAN is None, reason="numba is not installed: the torch kernel is the only one")
+@pytest.mark.parametrize("bits", [3, 5, 7])
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_compiled_loop_gives_the_torch_kernels_counts_and_sums(monkeypatch, bits, stride, channels_last):
+    gen = torch.Generator().manual_seed(bits * 10 + stride)
+    frames = torch.randint(0, 256, (11, 3, 23, 37), dtype=torch.uint8, generator=gen)
+    frames[:, :, :8] = 255  # a crowded bin: sums far past one pixel's
+    if channels_last:
+        frames = frames.contiguous(memory_format=torch.channels_last)
+
+    counts, sums = colour_histogram(frames, bits=bits, sample_stride=stride)
+    monkeypatch.setattr(histogram_module, "SCAN", None)
+    plain_counts, plain_sums = colour_histogram(frames, bits=bits, sample_stride=stride)
+
+    assert counts.dtype == plain_counts.dtype and sums.dtype == plain_sums.dtype
+    assert torch.equal(counts, plain_counts) and torch.equal(sums, plain_sums)
+    assert int(counts.sum()) == sum(p.shape[0] * p.shape[2] * p.shape[3] for p in histogram_module._phased(frames, stride))
