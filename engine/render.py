@@ -131,12 +131,11 @@ class Fitter:
                 rows, cols = _coded_box(cover_crop(*upright, *self.size, display), rotation, coded_height, coded_width)
                 cropped = chunk[:, :, rows, cols]
                 height, width = self._coded_size(coded_width, coded_height, rotation)
-                out = _upright(_resized(_as_float(cropped) if cropped.dtype == torch.uint16 else cropped, height, width),
-                               rotation)
+                out = _upright(_resized(_floats(cropped), height, width), rotation)
             elif mode == "pad":
                 left, top, inner_width, inner_height = pad_placement(*display, *self.size)
                 inner = (inner_width, inner_height) if rotation % 2 else (inner_height, inner_width)
-                picture = _upright(_resized(_as_float(chunk) if chunk.dtype == torch.uint16 else chunk, *inner), rotation)
+                picture = _upright(_resized(_floats(chunk), *inner), rotation)
                 out = pad(picture, self.size[1], self.size[0], left, top, self.spec.pad_rgb)
                 self._bars = (left, top, inner_width, inner_height)
                 self._repaint = self._repaint or out.is_floating_point()
@@ -153,8 +152,7 @@ class Fitter:
         mode = self._mode
         with torch.inference_mode():
             if mode in ("cover", "pad"):
-                if chunk.dtype == torch.uint16:
-                    chunk = _as_float(chunk)
+                chunk = _floats(chunk)
                 out = fit(chunk, self.size[1], self.size[0], mode, pad_colour=self.spec.pad_rgb, display=display)
                 if mode == "pad":
                     self._bars = pad_placement(*display, *self.size)
@@ -179,17 +177,17 @@ class Fitter:
 def _resized(chunk: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """:func:`kernels.resize.resize`, also of 16-bit HDR codes: those come back as they are at
     their own size (the tone map reads the codes), else as floats in [0, 1], shrunk."""
-    if chunk.dtype == torch.uint16:
-        if tuple(chunk.shape[-2:]) == (height, width):
-            return chunk
-        chunk = _as_float(chunk)
-    return resize(chunk, height, width)
+    if chunk.dtype == torch.uint16 and tuple(chunk.shape[-2:]) == (height, width):
+        return chunk
+    return resize(_floats(chunk), height, width)
 
 
-def _as_float(codes: torch.Tensor) -> torch.Tensor:
-    """16-bit codes as planar float in [0, 1] (the decoder's channels-last layout made the float
-    resize 2x slower)."""
-    return torch.empty(codes.shape, dtype=torch.float32, device=codes.device).copy_(codes).mul_(1 / 65535)
+def _floats(chunk: torch.Tensor) -> torch.Tensor:
+    """16-bit HDR codes as planar float in [0, 1] (the decoder's channels-last layout made the
+    float resize 2x slower); any other chunk as it is. Cropping, bars and resizing work on floats."""
+    if chunk.dtype != torch.uint16:
+        return chunk
+    return torch.empty(chunk.shape, dtype=torch.float32, device=chunk.device).copy_(chunk).mul_(1 / 65535)
 
 
 def _coded_box(box: tuple[int, int, int, int], rotation: int, coded_height: int,

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["MATRICES", "split_nv12", "yuv420_to_rgb"]
+__all__ = ["MATRICES", "chroma_weights", "split_nv12", "yuv420_to_rgb"]
 
 MATRICES: dict[str, tuple[float, float]] = {
     "bt601": (0.299, 0.114),
@@ -110,23 +110,21 @@ def yuv420_to_rgb(y: Tensor, uv: Tensor, *, matrix: str, full_range: bool, chrom
     return out
 
 
-def _coefficients(matrix: str, full_range: bool) -> tuple[float, ...]:
-    """(luma offset, luma gain, chroma gain, R<-Cr, G<-Cb, G<-Cr, B<-Cb) on the 8-bit scale."""
+def chroma_weights(matrix: str) -> tuple[float, float, float, float]:
+    """(R<-Cr, G<-Cb, G<-Cr, B<-Cb): what Cb and Cr (centred on 0, luma's scale) add to R', G'
+    and B' under ``matrix`` (a key of :data:`MATRICES`)."""
     kr, kb = MATRICES[matrix]
     kg = 1.0 - kr - kb
+    return 2.0 * (1.0 - kr), -2.0 * kb * (1.0 - kb) / kg, -2.0 * kr * (1.0 - kr) / kg, 2.0 * (1.0 - kb)
+
+
+def _coefficients(matrix: str, full_range: bool) -> tuple[float, ...]:
+    """(luma offset, luma gain, chroma gain, R<-Cr, G<-Cb, G<-Cr, B<-Cb) on the 8-bit scale."""
     if full_range:
         offset, luma_gain, chroma_gain = 0.0, 1.0, 1.0
     else:
         offset, luma_gain, chroma_gain = 16.0, 255.0 / 219.0, 255.0 / 224.0
-    return (
-        offset,
-        luma_gain,
-        chroma_gain,
-        2.0 * (1.0 - kr),
-        -2.0 * kb * (1.0 - kb) / kg,
-        -2.0 * kr * (1.0 - kr) / kg,
-        2.0 * (1.0 - kb),
-    )
+    return (offset, luma_gain, chroma_gain, *chroma_weights(matrix))
 
 
 def _to_float(samples: Tensor) -> Tensor:

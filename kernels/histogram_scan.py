@@ -7,13 +7,15 @@ to the bin's sums. The counts are the same, and so are the sums: exact integers 
 as in the torch kernel, rounded to float32 the same way at the end (tests/kernels/test_histogram.py
 compares the two on random clips, every stride and bit depth).
 
-Compiled with numba when it is installed (``SCAN`` is None otherwise), at import, with its
-signature, as :mod:`kernels.hold_scan` is; GPU tensors keep the torch kernel.
+Compiled by :func:`kernels.compiled.compile_loop` (``SCAN`` is None without numba, and the torch
+kernel runs). GPU tensors keep the torch kernel.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from .compiled import compile_loop
 
 __all__ = ["SCAN", "histogram_scan"]
 
@@ -35,15 +37,5 @@ def histogram_scan(pixels: np.ndarray, bits: int, counts: np.ndarray, sums: np.n
                 sums[index, 2] += blue
 
 
-def _compile():
-    """``histogram_scan`` compiled (None without numba)."""
-    try:
-        import numba
-    except ImportError:
-        return None
-    signature = numba.void(numba.uint8[:, :, :, :], numba.int64, numba.int64[::1], numba.int64[:, ::1])
-    return numba.njit(signature, cache=True, nogil=True)(histogram_scan)
-
-
-SCAN = _compile()
+SCAN = compile_loop(histogram_scan, lambda nb: nb.void(nb.uint8[:, :, :, :], nb.int64, nb.int64[::1], nb.int64[:, ::1]))
 """The compiled :func:`histogram_scan`, or None when numba is not installed."""

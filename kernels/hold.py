@@ -120,7 +120,7 @@ def _scan(frames: Tensor, index: Tensor, palette: Tensor, slack: float, out: Ten
               else torch.empty((0, 3), dtype=torch.uint8))
     SCAN(pixels.numpy(), index.to(torch.int64).contiguous().numpy(), colours,
          np.float32(slack * palette_spacing(palette)), out.view(count, height * width).numpy(), screen.numpy(),
-         before is not None)
+         before is not None, KEEP)
     return out
 
 

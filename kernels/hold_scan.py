@@ -12,27 +12,25 @@ the comparison is the torch kernel's, in float32: the square roots rounded to fl
 rounded to float32 and added in float32. tests/kernels/test_hold.py checks both give identical
 indices on random clips, with and without the colours of a previous palette on screen.
 
-Compiled with numba when it is installed (``SCAN`` is None otherwise, and the torch kernel runs);
-the signature is given, so the compilation happens at import, in the pool's forkserver before it
-forks its workers, and lands in numba's on-disk cache for every later process (a cold compile
-takes about 3 s, a cached one well under 0.1 s). GPU tensors keep the torch kernel.
+Compiled by :func:`kernels.compiled.compile_loop` (``SCAN`` is None without numba, and the torch
+kernel runs). GPU tensors keep the torch kernel.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SCAN", "hold_scan"]
+from .compiled import compile_loop
 
-_KEEP = 255  # kernels.hold.KEEP (that module imports this one)
+__all__ = ["SCAN", "hold_scan"]
 
 
 def hold_scan(pixels: np.ndarray, rows: np.ndarray, colours: np.ndarray, margin: np.float32, out: np.ndarray,
-              screen: np.ndarray, has_screen: bool) -> None:
+              screen: np.ndarray, has_screen: bool, keep: int) -> None:
     """In place on ``out`` (uint8 [N, P], C order: each instant's remapped indices, as
-    ``hold_indices`` starts from them): each changed pixel keeps the index (or the colour on
-    screen, :data:`KEEP`) it showed at the instant before when that colour is at most ``margin``
-    farther from its source colour than the new one. ``pixels`` uint8 [U, P, 3] (any strides) are
+    ``hold_indices`` starts from them): each changed pixel keeps the index it showed at the
+    instant before (or the colour on screen, shown as index ``keep``: :data:`kernels.hold.KEEP`)
+    when that colour is at most ``margin`` farther from its source colour than the new one. ``pixels`` uint8 [U, P, 3] (any strides) are
     the source frames, ``rows`` int64 [N] the frame on screen at each instant, ``colours`` float32
     [256, 3] the palette (rows past it unused), ``screen`` uint8 [P, 3] the colours on screen
     before the first instant when ``has_screen`` (else any [0, 3] array)."""
@@ -47,17 +45,17 @@ def hold_scan(pixels: np.ndarray, rows: np.ndarray, colours: np.ndarray, margin:
         now = out[k]
         source = pixels[rows[k]]
         for i in range(size):
-            held = out[k - 1, i] if k > 0 else _KEEP
-            if k > 0 and has_screen and held == _KEEP:  # kept, and its source unchanged: stays kept
+            held = out[k - 1, i] if k > 0 else keep
+            if k > 0 and has_screen and held == keep:  # kept, and its source unchanged: stays kept
                 earlier = pixels[rows[k - 1]]
                 if source[i, 0] == earlier[i, 0] and source[i, 1] == earlier[i, 1] and source[i, 2] == earlier[i, 2]:
-                    now[i] = _KEEP
+                    now[i] = keep
                     continue
             new = now[i]
             if new == held:
                 continue
             red, green, blue = np.float32(source[i, 0]), np.float32(source[i, 1]), np.float32(source[i, 2])
-            if held == _KEEP:
+            if held == keep:
                 a = np.float32(screen[i, 0]) - red
                 b = np.float32(screen[i, 1]) - green
                 c = np.float32(screen[i, 2]) - blue
@@ -70,17 +68,6 @@ def hold_scan(pixels: np.ndarray, rows: np.ndarray, colours: np.ndarray, margin:
                 now[i] = held
 
 
-def _compile():
-    """``hold_scan`` compiled (None without numba): the signature of its one use, any strides for
-    the frames (channels-last or not), C order for the rest."""
-    try:
-        import numba
-    except ImportError:
-        return None
-    signature = numba.void(numba.uint8[:, :, :], numba.int64[::1], numba.float32[:, ::1], numba.float32,
-                           numba.uint8[:, ::1], numba.uint8[:, :], numba.boolean)
-    return numba.njit(signature, cache=True, nogil=True)(hold_scan)
-
-
-SCAN = _compile()
+SCAN = compile_loop(hold_scan, lambda nb: nb.void(nb.uint8[:, :, :], nb.int64[::1], nb.float32[:, ::1], nb.float32,
+                                                  nb.uint8[:, ::1], nb.uint8[:, :], nb.boolean, nb.uint8))
 """The compiled :func:`hold_scan`, or None when numba is not installed."""

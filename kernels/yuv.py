@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .colour import MATRICES
+from .colour import MATRICES, chroma_weights
 from .resize import resize_planes
 
 __all__ = ["yuv_to_rgb"]
@@ -52,14 +52,12 @@ def yuv_to_rgb(luma: Tensor, chroma: Tensor, height: int, width: int, *, matrix:
     c = _as_float(chroma).sub_(1 << (bits - 1)).mul_(1 / chroma_span)
     y = resize_planes(y, height, width, sharpen)
     c = resize_planes(c, height, width, sharpen)
-    kr, kb = MATRICES[matrix]
-    kg = 1 - kr - kb
+    red_cr, green_cb, green_cr, blue_cb = chroma_weights(matrix)
     cb, cr = c[:, 0:1], c[:, 1:2]
     out = torch.empty((y.shape[0], 3, height, width), dtype=torch.float32, device=y.device)
-    torch.add(y, cr, alpha=2 * (1 - kr), out=out[:, 0:1])
-    torch.add(y, cb, alpha=2 * (1 - kb), out=out[:, 2:3])
-    green = torch.add(y, cr, alpha=-2 * kr * (1 - kr) / kg, out=out[:, 1:2])
-    green.add_(cb, alpha=-2 * kb * (1 - kb) / kg)
+    torch.add(y, cr, alpha=red_cr, out=out[:, 0:1])
+    torch.add(y, cb, alpha=blue_cb, out=out[:, 2:3])
+    torch.add(y, cr, alpha=green_cr, out=out[:, 1:2]).add_(cb, alpha=green_cb)
     return out
 
 
