@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import pstats
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 from . import make_library
+from .quality_library import load_library
 
 DEFAULT_LIBRARY = make_library.DEFAULT_OUT
 
@@ -32,7 +32,7 @@ def job_spec(library: Path, clip: str, fmt: str, kind: str):
     """The library's job for ``clip`` as a JobSpec (``kind``: "source" or "resized")."""
     from animated_previews.engine.spec import JobSpec
 
-    clips = json.loads((library / "library.json").read_text())["clips"]
+    clips = load_library(library)
     if clip not in clips:
         raise SystemExit(f"no clip {clip!r} in {library} (clips: {', '.join(clips)})")
     entry = clips[clip]
@@ -99,8 +99,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.repeat < 1:
         ap.error("--repeat takes 1 or more")
-    if not (args.library / "library.json").exists():
-        print(f"{args.library} has no library.json: run python -m bench.make_library --preset previews",
+    if not load_library(args.library):
+        print(f"{args.library} has no previews library: run python -m bench.make_library --preset previews",
               file=sys.stderr)
         return 2
     spec = job_spec(args.library, args.clip, args.format, args.kind)
