@@ -1,6 +1,7 @@
 """CPU kernels compiled as loops with numba, when it is installed.
 
-A few of the CPU path's kernels (:mod:`kernels.hold_scan`, :mod:`kernels.histogram_scan`) are
+A few of the CPU path's kernels (:mod:`kernels.hold_scan`, :mod:`kernels.histogram_scan`,
+:mod:`kernels.remap_scan`) are
 plain Python loops over NumPy arrays that numba compiles; each keeps its torch kernel beside it,
 for GPU tensors and for when numba is missing. One place decides how they are compiled: with the
 signature given, so the compile happens when the module is imported (in the worker pool's

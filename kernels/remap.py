@@ -8,6 +8,7 @@ from torch import Tensor
 
 from .dither import dither_pattern
 from .nearest import UNSEARCHED, fill_blocks, nearest_index_lut, nearest_lut_and_distance
+from .remap_scan import SCAN
 
 __all__ = ["remap", "nearest_index_lut", "palette_spacing", "adaptive_dither_table", "DEFAULT_DITHER_STRENGTH"]
 
@@ -150,15 +151,31 @@ def remap(
         return lut, adaptive_dither_table(nearest, distance, lut_bits) if use_undithered else None
 
     lut, undithered = tables()
+    # Tiles of whole frames, or of row bands of one frame when a frame alone passes the tile.
+    frames_per_tile = max(1, tile_pixels // (height * width))
+    band = height if frames_per_tile > 1 else max(1, min(height, tile_pixels // width))
+
+    if device.type == "cpu" and SCAN is not None:  # one compiled loop, the same tiles and indices
+        grid = (n // 4) ** 3
+        need = torch.zeros(grid if searched is not None else 1, dtype=torch.bool)
+        plain = undithered if undithered is not None else torch.zeros(1, dtype=torch.int16)
+        tile = 0
+        while (tile := SCAN(frames.numpy(), offset[0].numpy(), lut.numpy(), plain.numpy(), undithered is not None,
+                            lut_bits, low, high, bias_cells, frames_per_tile, band, tile, searched is not None,
+                            UNSEARCHED, need.numpy(), out.numpy())) >= 0:
+            new = need & ~searched
+            searched |= new
+            fill_blocks(nearest, distance, palette, new.nonzero().squeeze(1))
+            lut, undithered = tables()
+            plain = undithered if undithered is not None else plain
+            need.zero_()
+        return out
 
     # Work in the frames' own memory layout (resize returns channels_last on CPU): the
     # byte operations then stream through memory, and only the per-channel casts to int32
     # read with a stride.
     layout = torch.channels_last if _is_channels_last(frames) else torch.contiguous_format
     offset = offset.unsqueeze(0).expand(1, 3, height, width).contiguous(memory_format=layout)
-    # Tiles of whole frames, or of row bands of one frame when a frame alone passes the tile.
-    frames_per_tile = max(1, tile_pixels // (height * width))
-    band = height if frames_per_tile > 1 else max(1, min(height, tile_pixels // width))
     m0 = min(frames_per_tile, n_frames)
     half = torch.empty((m0, 3, band, width), dtype=torch.uint8, device=device, memory_format=layout)
     address = torch.empty((m0, band, width), dtype=torch.int32, device=device)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from animated_previews.kernels import histogram, hold
+from animated_previews.kernels import remap as remap_module
 from animated_previews.kernels.colour import split_nv12, yuv420_to_rgb
 from animated_previews.kernels.palette import median_cut_slots
 from animated_previews.kernels.remap import remap
@@ -31,6 +32,7 @@ def no_host_reads(monkeypatch):
     # for GPU tensors, whose path these CPU tensors stand in for: run the torch kernels here
     monkeypatch.setattr(histogram, "SCAN", None)
     monkeypatch.setattr(hold, "SCAN", None)
+    monkeypatch.setattr(remap_module, "SCAN", None)
 
 
 def frames():

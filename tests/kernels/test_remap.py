@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import animated_previews.kernels.remap as remap_module
+from animated_previews.kernels import remap_scan
 from animated_previews.kernels.palette import median_cut
 from animated_previews.kernels.remap import DEFAULT_DITHER_STRENGTH, palette_spacing, remap
 
@@ -144,6 +145,35 @@ def test_blocks_known_in_advance_never_change_an_index(known):
     for strength in (0.0, DEFAULT_DITHER_STRENGTH, 1.0):
         assert torch.equal(remap(frames, palette, strength, blocks=blocks, tile_pixels=700),
                            remap(frames, palette, strength))
+
+
+@pytest.mark.skipif(remap_scan.SCAN is None, reason="numba is not installed: the torch kernel is the only one")
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("known", [None, "first frame", "nothing"])
+@pytest.mark.parametrize("strength", [0.0, DEFAULT_DITHER_STRENGTH, 1.0])
+def test_the_compiled_loop_gives_the_torch_kernels_indices(monkeypatch, seed, known, strength):
+    """Same indices, layouts, tiles (whole frames, row bands), table resolutions, adaptive or not,
+    with the nearest-colour table searched up front or block by block as pixels arrive."""
+    from animated_previews.kernels.histogram import colour_histogram
+    from animated_previews.kernels.nearest import blocks_in_histogram
+
+    layout = torch.channels_last if seed % 2 else torch.contiguous_format
+    frames = torch.cat([random_frames(2, 30, 44, seed=30 + seed), random_frames(3, 30, 44, seed=40 + seed) // 3 + 90])
+    frames = frames.contiguous(memory_format=layout)
+    palette = median_cut(frames, (60, 120, 255, 7)[seed])
+    lut_bits = (6, 5, 7, 6)[seed]
+    blocks = None
+    if known is not None and lut_bits >= 4:
+        blocks = (blocks_in_histogram(colour_histogram(frames[:1])[0], bits=5, lut_bits=lut_bits)
+                  if known == "first frame" else torch.zeros(((1 << lut_bits) // 4) ** 3, dtype=torch.bool))
+    settings = dict(lut_bits=lut_bits, adaptive=seed != 3, tile_pixels=(700, 10**6, 44 * 7, 1)[seed], blocks=blocks)
+
+    compiled = remap(frames, palette, strength, **settings)
+    monkeypatch.setattr(remap_module, "SCAN", None)
+    plain = remap(frames, palette, strength, **settings)
+
+    assert torch.equal(compiled, plain)
+    assert compiled.unique().numel() > 3
 
 
 def test_duplicate_palette_rows_are_never_chosen_over_the_first_copy():
