@@ -153,12 +153,15 @@ def test_blocks_known_in_advance_never_change_an_index(known):
 @pytest.mark.parametrize("strength", [0.0, DEFAULT_DITHER_STRENGTH, 1.0])
 def test_the_compiled_loop_gives_the_torch_kernels_indices(monkeypatch, seed, known, strength):
     """Same indices, layouts, tiles (whole frames, row bands), table resolutions, adaptive or not,
-    with the nearest-colour table searched up front or block by block as pixels arrive."""
+    with the nearest-colour table searched up front or block by block as pixels arrive, in still
+    areas and moving ones."""
     from animated_previews.kernels.histogram import colour_histogram
     from animated_previews.kernels.nearest import blocks_in_histogram
 
     layout = torch.channels_last if seed % 2 else torch.contiguous_format
     frames = torch.cat([random_frames(2, 30, 44, seed=30 + seed), random_frames(3, 30, 44, seed=40 + seed) // 3 + 90])
+    frames[1, :, :15] = frames[0, :, :15]  # still areas, which the loop copies from the frame before
+    frames[4] = frames[3]
     frames = frames.contiguous(memory_format=layout)
     palette = median_cut(frames, (60, 120, 255, 7)[seed])
     lut_bits = (6, 5, 7, 6)[seed]
