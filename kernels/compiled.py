@@ -6,9 +6,9 @@ plain Python loops over NumPy arrays that numba compiles; each keeps its torch k
 for GPU tensors and for when numba is missing. One place decides how they are compiled: with the
 signature given, so the compile happens when the module is imported (in the worker pool's
 forkserver, once, before it forks its workers) instead of in the middle of a job; cached on disk
-(the first import after installing compiles, about 3.7 s for the hold scan and 0.2 s more for the
-histogram on the project's VM; later processes load them in about 0.3 s, plus 0.3 s to import
-numba); without the GIL, so threads of a GPU node's process can run them side by side.
+(the first import after installing compiles, on the project's VM 3.7-4.1 s for the hold scan,
+0.2 s for the histogram and 1.0 s for the remap; later processes load all three in about 0.35 s,
+plus 0.3 s to import numba); without the GIL, so threads of a GPU node's process can run them side by side.
 """
 
 from __future__ import annotations
