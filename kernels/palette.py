@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from .histogram import colour_histogram
+from .median_cut_scan import SCAN
 
 __all__ = ["median_cut", "median_cut_slots", "palette_from_histogram"]
 
@@ -134,6 +135,11 @@ def _split_boxes(colour: Tensor, weight: Tensor, max_boxes: int) -> tuple[Tensor
     n_boxes = torch.ones((), dtype=torch.int64, device=device)
     if max_boxes == 1:
         return box, n_boxes
+    rounds = math.ceil(math.log(max_boxes) / math.log1p(_SPLIT_FRACTION)) + 2
+    if device.type == "cpu" and SCAN is not None:  # the same rounds, compiled (kernels/median_cut_scan.py)
+        found = SCAN(colour.contiguous().numpy(), weight.contiguous().numpy(), max_boxes, _SPLIT_FRACTION, rounds,
+                     box.numpy())
+        return box, torch.tensor(found, dtype=torch.int64)
     positive = weight > 0
     # Per-entry contributions to box statistics, constant across rounds: [w, w*c (3),
     # w*c^2 (3)] and [w, occupied] as exact integers. Float64 because the variance
@@ -143,10 +149,9 @@ def _split_boxes(colour: Tensor, weight: Tensor, max_boxes: int) -> tuple[Tensor
     moments = torch.cat([wd, cd * wd, cd.square() * wd], dim=1)
     tallies = torch.stack([weight, positive.to(torch.int64)], dim=1)
     slot = torch.arange(max_boxes, device=device)
-    # Rounds to reach max_boxes when boxes grow by (1 + fraction) per round, plus slack for
-    # boxes that cannot be split (single bin) and for rounding. (Big Buck Bunny and random
+    # ``rounds``: enough to reach max_boxes when boxes grow by (1 + fraction) per round, plus slack
+    # for boxes that cannot be split (single bin) and for rounding. (Big Buck Bunny and random
     # noise both reach 255 boxes one round before the nominal count.)
-    rounds = math.ceil(math.log(max_boxes) / math.log1p(_SPLIT_FRACTION)) + 2
     for _ in range(rounds):
         stats = torch.zeros((max_boxes, 7), dtype=torch.float64, device=device).index_add_(0, box, moments)
         counts = torch.zeros((max_boxes, 2), dtype=torch.int64, device=device).index_add_(0, box, tallies)
@@ -155,7 +160,7 @@ def _split_boxes(colour: Tensor, weight: Tensor, max_boxes: int) -> tuple[Tensor
         var = (stats[:, 4:7] / box_w - mean.square()).clamp_(min=0)
         splittable = (counts[:, 1] >= 2) & (slot < n_boxes)
         score = torch.where(splittable, var.sum(1) * stats[:, 0], torch.full_like(stats[:, 0], -1.0))
-        order = torch.argsort(score, descending=True)
+        order = torch.argsort(score, descending=True, stable=True)  # stable: the compiled loop's order too
         rank = torch.empty_like(order).scatter_(0, order, slot)
         quota = torch.minimum(max_boxes - n_boxes, torch.ceil(n_boxes * _SPLIT_FRACTION).to(torch.int64))
         split = splittable & (rank < quota)
@@ -164,7 +169,7 @@ def _split_boxes(colour: Tensor, weight: Tensor, max_boxes: int) -> tuple[Tensor
 
         # Sort entries by (box, coordinate along the box's axis).
         coord = colour.gather(1, axis.index_select(0, box).unsqueeze(1)).squeeze(1)
-        perm = torch.argsort(box.to(torch.float32) * 512.0 + coord)
+        perm = torch.argsort(box.to(torch.float32) * 512.0 + coord, stable=True)
         sbox = box.index_select(0, perm)
         entry = tallies.index_select(0, perm)  # [E, 2]: weight, occupied
         # Per-box values each sorted entry needs, gathered in one go: totals of all

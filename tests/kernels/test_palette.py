@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+import animated_previews.kernels.palette as palette_module
+from animated_previews.kernels import median_cut_scan
 from animated_previews.kernels.palette import median_cut, median_cut_slots
 
 
@@ -153,3 +155,31 @@ def test_occupied_bins_only_gives_a_palette_as_good_as_the_fixed_size_one(max_co
     few = clip_of([(10, 20, 30), (200, 100, 0), (0, 255, 0)], [200, 200, 112])
     palette, valid = palette_from_histogram(*colour_histogram(few), occupied_only=True)
     assert rows(palette[valid]) == {(10, 20, 30), (200, 100, 0), (0, 255, 0)}
+
+
+@pytest.mark.skipif(median_cut_scan.SCAN is None, reason="numba is not installed: the torch kernel is the only one")
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("max_boxes", [2, 3, 64, 255])
+def test_the_compiled_median_cut_splits_the_boxes_the_torch_kernel_does(monkeypatch, seed, max_boxes):
+    """Same box for every entry and the same count: random entries, equal weights on a coarse grid
+    of colours (ties in every sort), a zero-weight tail (topk of a sparse histogram), greys."""
+    generator = torch.Generator().manual_seed(seed)
+    entries = int(torch.randint(1, 3000, (1,), generator=generator))
+    kind = seed % 4
+    if kind == 1:
+        weight = torch.full((entries,), 3, dtype=torch.int64)
+        colour = (torch.randint(0, 8, (entries, 3), generator=generator) * 32).to(torch.float32)
+    else:
+        weight = torch.randint(1, 1000, (entries,), generator=generator).sort(descending=True).values
+        colour = torch.rand((entries, 3), generator=generator) * 255
+        if kind == 2:
+            weight[entries // 2:] = 0
+        if kind == 3:
+            colour = colour[:, :1].expand(entries, 3).contiguous()
+
+    box, count = palette_module._split_boxes(colour, weight, max_boxes)
+    monkeypatch.setattr(palette_module, "SCAN", None)
+    torch_box, torch_count = palette_module._split_boxes(colour, weight, max_boxes)
+
+    assert torch.equal(box, torch_box) and int(count) == int(torch_count)
+    assert int(count) == min(max_boxes, int((weight > 0).sum()))
