@@ -3,7 +3,19 @@
 import pytest
 import torch
 
+import animated_previews.kernels.nearest as nearest_module
+from animated_previews.kernels import nearest_scan
 from animated_previews.kernels.nearest import cell_centres, nearest_index_lut
+
+
+@pytest.fixture(autouse=True, params=["compiled", "torch"])
+def kernel(request, monkeypatch):
+    """Every test here runs against both searches: the compiled loop (CPU) and the torch tiers."""
+    if request.param == "compiled" and nearest_scan.SCAN is None:
+        pytest.skip("numba is not installed: the torch kernel is the only one")
+    if request.param == "torch":
+        monkeypatch.setattr(nearest_module, "SCAN", None)
+    return request.param
 
 
 def brute_force(palette, lut_bits):
@@ -91,3 +103,14 @@ def test_blocks_come_from_a_histograms_occupied_bins():
     expected = {0, 4095, (1 * 16 + 2) * 16 + 12}  # 16 levels a block: (17, 40, 200) -> (1, 2, 12)
     assert set(blocks.nonzero().squeeze(1).tolist()) == expected
     assert blocks_in_histogram(colour_histogram(frame, bits=3)[0], bits=3) is None  # bins coarser than blocks
+
+
+@pytest.mark.parametrize("colours,seed", [(255, 37), (217, 38), (164, 36)])
+def test_the_compiled_search_stays_exact_where_the_tiers_run_out(kernel, colours, seed):
+    """Palettes whose blocks at lut_bits 5 (8 cells a side) hold more candidates than the torch
+    tiers search (those make a table that differs from brute force for these seeds): the compiled
+    loop's bounds are exact whatever the crowding."""
+    if kernel != "compiled":
+        pytest.skip("the torch tiers are exact only up to their shares (kernels/nearest.py)")
+    palette = random_palette(colours, seed=seed)
+    assert torch.equal(nearest_index_lut(palette, 5).long(), brute_force(palette, 5))

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from animated_previews.kernels import histogram, hold
+from animated_previews.kernels import nearest as nearest_module
 from animated_previews.kernels import palette as palette_module
 from animated_previews.kernels import remap as remap_module
 from animated_previews.kernels.colour import split_nv12, yuv420_to_rgb
@@ -35,6 +36,7 @@ def no_host_reads(monkeypatch):
     monkeypatch.setattr(hold, "SCAN", None)
     monkeypatch.setattr(remap_module, "SCAN", None)
     monkeypatch.setattr(palette_module, "SCAN", None)
+    monkeypatch.setattr(nearest_module, "SCAN", None)
 
 
 def frames():
