@@ -11,6 +11,7 @@ import torch
 from animated_previews.kernels import histogram, hold
 from animated_previews.kernels import nearest as nearest_module
 from animated_previews.kernels import palette as palette_module
+from animated_previews.kernels import resize as resize_module
 from animated_previews.kernels import remap as remap_module
 from animated_previews.kernels.colour import split_nv12, yuv420_to_rgb
 from animated_previews.kernels.palette import median_cut_slots
@@ -37,6 +38,7 @@ def no_host_reads(monkeypatch):
     monkeypatch.setattr(remap_module, "SCAN", None)
     monkeypatch.setattr(palette_module, "SCAN", None)
     monkeypatch.setattr(nearest_module, "SCAN", None)
+    monkeypatch.setattr(resize_module, "SCAN", None)
 
 
 def frames():

@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+import animated_previews.kernels.resize as resize_module
+from animated_previews.kernels import sharpen_scan
 from animated_previews.kernels.resize import SHARPEN, _resize_float, resize
 
 
@@ -138,3 +140,19 @@ def test_float_frames_stay_float_and_match_the_uint8_kernel():
 def test_non_positive_target_size_is_rejected():
     with pytest.raises(ValueError):
         resize(smooth_frames(), 0, 10)
+
+
+@pytest.mark.skipif(sharpen_scan.SCAN is None, reason="numba is not installed: the torch kernel is the only one")
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (37, 50), (130, 70)])
+def test_the_compiled_sharpening_gives_the_torch_kernels_bytes(monkeypatch, layout, size):
+    """Edges (one-pixel frames too), saturation both ways, bands of rows past the first."""
+    generator = torch.Generator().manual_seed(size[0])
+    frames = torch.randint(0, 256, (3, 3, *size), dtype=torch.uint8, generator=generator)
+    frames[0, :, : size[0] // 2] = 255  # flat and saturated: stays exactly 255
+    frames = frames.contiguous(memory_format=layout)
+    compiled = resize_module._sharpened_bytes(frames, SHARPEN)
+    monkeypatch.setattr(resize_module, "SCAN", None)
+    plain = resize_module._sharpened_bytes(frames, SHARPEN)
+    assert torch.equal(compiled, plain)
+    assert not torch.equal(compiled, frames) or size == (1, 1)
