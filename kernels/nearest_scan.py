@@ -66,7 +66,7 @@ def nearest_scan(palette: np.ndarray, lut_bits: int, blocks: np.ndarray, nearest
             closest = np.int64(0)
             for channel in range(3):
                 value = doubled[p, channel]
-                gap = low[channel] - value if value < low[channel] else (value - high[channel] if value > high[channel] else 0)
+                gap = max(low[channel] - value, value - high[channel], 0)
                 closest += gap * gap
             if closest <= bound:
                 candidates[count] = p

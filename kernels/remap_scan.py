@@ -29,8 +29,9 @@ from .compiled import compile_loop
 __all__ = ["SCAN", "remap_scan"]
 
 
-def remap_scan(frames: np.ndarray, offset: np.ndarray, lut: np.ndarray, undithered: np.ndarray,
-               use_undithered: bool, lut_bits: int, low: int, high: int, bias_cells: int, frames_per_tile: int, band: int,
+def remap_scan(frames: np.ndarray, offset: np.ndarray, period_mask: int, lut: np.ndarray, undithered: np.ndarray,
+               use_undithered: bool, lut_bits: int, low: int, high: int, bias_cells: int, frames_per_tile: int,
+               band: int,
                first_tile: int, check: bool, unsearched: int, need: np.ndarray, out: np.ndarray) -> int:
     """Write ``out`` (uint8 [N, H, W]) from ``frames`` (uint8 [N, H, W, 3], C order), tile
     by tile from ``first_tile`` (tiles of ``frames_per_tile`` frames and ``band`` rows, numbered
@@ -39,7 +40,8 @@ def remap_scan(frames: np.ndarray, offset: np.ndarray, lut: np.ndarray, undither
     finished and the blocks its missed pixels need (their own colour's and their dithered cell's)
     are set in ``need`` (bool [(2^lut_bits / 4)^3]).
 
-    ``offset`` uint8 [H, W] (C order): the biased dither offset in half-levels; ``lut`` uint8: the nearest
+    ``offset`` uint8 [P, P] (C order): one period of the biased dither offset in half-levels (the
+    pixel at (y, x) takes ``offset[y & period_mask, x & period_mask]``); ``lut`` uint8: the nearest
     table padded in front for biased cell addresses; ``undithered`` int16 [n^3]: the adaptive
     table (index, plus 256 where the pixel is dithered), read when ``use_undithered``; ``low``
     and ``high`` clamp ``(pixel >> 1) + offset``; ``bias_cells``: the offsets' bias in cells."""
@@ -59,8 +61,8 @@ def remap_scan(frames: np.ndarray, offset: np.ndarray, lut: np.ndarray, undither
             for y in range(top, min(top + band, height)):
                 # views of whole rows, made outside the pixel loop (made inside it, numba's
                 # reference counting slows the loop down ~2x)
-                row, before, offsets, indices = frames[k, y], frames[max(k - 1, 0), y], offset[y], out[k, y]
-                indices_before = out[max(k - 1, 0), y]
+                row, before, indices = frames[k, y], frames[max(k - 1, 0), y], out[k, y]
+                offsets, indices_before = offset[y & period_mask], out[max(k - 1, 0), y]
                 for x in range(width):
                     red = np.int64(row[x, 0])
                     green = np.int64(row[x, 1])
@@ -76,7 +78,7 @@ def remap_scan(frames: np.ndarray, offset: np.ndarray, lut: np.ndarray, undither
                     if index >= 0 and not (check and index == unsearched):
                         indices[x] = index
                         continue
-                    o = np.int64(offsets[x])
+                    o = np.int64(offsets[x & period_mask])
                     cell_r = min(max((red >> 1) + o, low), high) >> cell_shift
                     cell_g = min(max((green >> 1) + o, low), high) >> cell_shift
                     cell_b = min(max((blue >> 1) + o, low), high) >> cell_shift
@@ -85,7 +87,8 @@ def remap_scan(frames: np.ndarray, offset: np.ndarray, lut: np.ndarray, undither
                     indices[x] = index
                     if check and index == unsearched:
                         missed = True
-                        need[((red >> block_shift) * grid + (green >> block_shift)) * grid + (blue >> block_shift)] = True
+                        own = ((red >> block_shift) * grid + (green >> block_shift)) * grid + (blue >> block_shift)
+                        need[own] = True
                         dr = min(max(cell_r - bias_cells, 0), n - 1) >> 2
                         dg = min(max(cell_g - bias_cells, 0), n - 1) >> 2
                         db = min(max(cell_b - bias_cells, 0), n - 1) >> 2
@@ -95,6 +98,6 @@ def remap_scan(frames: np.ndarray, offset: np.ndarray, lut: np.ndarray, undither
     return -1
 
 SCAN = compile_loop(remap_scan, lambda nb: nb.int64(
-    nb.uint8[:, :, :, ::1], nb.uint8[:, ::1], nb.uint8[::1], nb.int16[::1], nb.boolean, nb.int64, nb.int64, nb.int64,
-    nb.int64, nb.int64, nb.int64, nb.int64, nb.boolean, nb.int64, nb.boolean[::1], nb.uint8[:, :, ::1]))
+    nb.uint8[:, :, :, ::1], nb.uint8[:, ::1], nb.int64, nb.uint8[::1], nb.int16[::1], nb.boolean, nb.int64, nb.int64,
+    nb.int64, nb.int64, nb.int64, nb.int64, nb.int64, nb.boolean, nb.int64, nb.boolean[::1], nb.uint8[:, :, ::1]))
 """The compiled :func:`remap_scan`, or None when numba is not installed."""
