@@ -44,9 +44,10 @@ def job_spec(library: Path, clip: str, fmt: str, kind: str):
                    seek=job["seek"], duration=job["duration"], width=width, height=height)
 
 
-def time_job(spec, repeat: int, profile: bool = False) -> dict:
+def time_job(spec, repeat: int, profile: bool = False, sort: str = "tottime") -> dict:
     """Run ``spec`` ``repeat`` times; the fastest run's wall time and stage timings, its bytes,
-    every run's wall time, and (``profile``) the cProfile listing of the last run."""
+    every run's wall time, and (``profile``) the cProfile listing of the last run, sorted by
+    ``sort`` (``tottime``: time in each function itself; ``cumulative``: with what it calls)."""
     import torch
 
     from animated_previews.engine.decode.pyav import PyAVDecoder
@@ -71,7 +72,7 @@ def time_job(spec, repeat: int, profile: bool = False) -> dict:
                 best = {"wall_s": wall, "timings": result.get("timings"), "bytes": result.get("bytes")}
             if profiler:
                 text = _ProfileText()
-                pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(30)
+                pstats.Stats(profiler, stream=text).sort_stats(sort).print_stats(30)
                 listing = text.value
     return {**best, "walls_s": walls, "profile": listing}
 
@@ -95,6 +96,8 @@ def main(argv=None) -> int:
     ap.add_argument("kind", choices=("source", "resized"))
     ap.add_argument("--repeat", type=int, default=3, help="runs; the fastest is reported")
     ap.add_argument("--profile", action="store_true", help="print cProfile's 30 costliest functions of the last run")
+    ap.add_argument("--profile-sort", choices=("tottime", "cumulative"), default="tottime",
+                    help="costliest by time in the function itself, or with what it calls (stages)")
     ap.add_argument("--library", type=Path, default=DEFAULT_LIBRARY)
     args = ap.parse_args(argv)
     if args.repeat < 1:
@@ -104,7 +107,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     spec = job_spec(args.library, args.clip, args.format, args.kind)
-    report = time_job(spec, args.repeat, args.profile)
+    report = time_job(spec, args.repeat, args.profile, args.profile_sort)
     if report["profile"]:
         print(report["profile"])
     stages = " ".join(f"{name} {seconds:.3f}" for name, seconds in (report["timings"] or {}).items())

@@ -277,6 +277,10 @@ def test_job_time_runs_a_library_job_and_reports_its_stages(tmp_path, capsys):
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("pixel_life-resized-gif: best ") and " of 2 " in line
     assert "decode " in line and "kernels " in line and "encode " in line and line.endswith(" bytes")
+    assert job_time.main(["pixel_life", "gif", "resized", "--repeat", "1", "--library", str(lib),
+                          "--profile", "--profile-sort", "cumulative"]) == 0
+    listing = capsys.readouterr().out
+    assert "Ordered by: cumulative time" in listing and "run_job" in listing  # the stages, with what they call
     spec = job_time.job_spec(lib, "pixel_life", "webp", "resized")
     assert (spec.width, spec.height, spec.seek, spec.fps) == (480, 270, 0.2, 10.0)
     with pytest.raises(SystemExit, match="no clip 'nope'"):
