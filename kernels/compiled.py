@@ -1,15 +1,15 @@
 """CPU kernels compiled as loops with numba, when it is installed.
 
 A few of the CPU path's kernels (:mod:`kernels.hold_scan`, :mod:`kernels.histogram_scan`,
-:mod:`kernels.remap_scan`, :mod:`kernels.median_cut_scan`, :mod:`kernels.nearest_scan`,
-:mod:`kernels.sharpen_scan`) are plain Python loops over NumPy arrays that numba compiles; each
+:mod:`kernels.remap_scan`, :mod:`kernels.median_cut_scan`, :mod:`kernels.kmeans_scan`,
+:mod:`kernels.nearest_scan`, :mod:`kernels.sharpen_scan`) are plain Python loops over NumPy arrays that numba compiles; each
 keeps its torch kernel beside it, for GPU tensors and for when numba is missing, and a test holds
 the two to the same output. One place decides how they are compiled: with the signature given,
 so the compile happens when the module is imported (in the worker pool's forkserver, once, before
 it forks its workers) instead of in the middle of a job; cached on disk (the first import after
 installing compiles, on the project's VM 3.7-4.1 s for the hold scan, 0.2 s for the histogram,
-1.0 s for the remap, 5.5 s for the median cut, 1.3 s for the nearest-colour search and 0.7 s for
-the sharpening; later processes load them all in about 0.35 s, plus 0.3 s to import numba);
+1.0 s for the remap, 5.5 s for the median cut, 3.1 s for k-means, 1.3 s for the nearest-colour
+search and 0.7 s for the sharpening; later processes load them all in about 0.35 s, plus 0.3 s to import numba);
 without the GIL, so threads of a GPU node's process can run them side by side.
 
 Two things measured while writing them: a view made inside the pixel loop (``a[k]`` per pixel)

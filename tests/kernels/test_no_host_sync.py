@@ -37,6 +37,7 @@ def no_host_reads(monkeypatch):
     monkeypatch.setattr(hold, "SCAN", None)
     monkeypatch.setattr(remap_module, "SCAN", None)
     monkeypatch.setattr(palette_module, "SCAN", None)
+    monkeypatch.setattr(palette_module, "SCAN_KMEANS", None)
     monkeypatch.setattr(nearest_module, "SCAN", None)
     monkeypatch.setattr(resize_module, "SCAN", None)
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import animated_previews.kernels.palette as palette_module
-from animated_previews.kernels import median_cut_scan
+from animated_previews.kernels import kmeans_scan, median_cut_scan
 from animated_previews.kernels.palette import median_cut, median_cut_slots
 
 
@@ -183,3 +183,28 @@ def test_the_compiled_median_cut_splits_the_boxes_the_torch_kernel_does(monkeypa
 
     assert torch.equal(box, torch_box) and int(count) == int(torch_count)
     assert int(count) == min(max_boxes, int((weight > 0).sum()))
+
+
+@pytest.mark.skipif(kmeans_scan.SCAN is None, reason="numba is not installed: the torch kernel is the only one")
+@pytest.mark.parametrize("seed", range(8))
+def test_the_compiled_refinement_moves_the_centroids_as_the_torch_kernel_does(monkeypatch, seed):
+    """Same centroids after every round count: random entries, equal weights on a coarse grid (ties
+    between centroids), zero-weight entries, unused slots, a centroid that loses all its entries."""
+    generator = torch.Generator().manual_seed(seed)
+    entries = int(torch.randint(1, 3000, (1,), generator=generator))
+    if seed % 2:
+        colour = (torch.randint(0, 8, (entries, 3), generator=generator) * 32).to(torch.float32)
+        weight = torch.full((entries,), 2, dtype=torch.int64)
+    else:
+        colour = torch.rand((entries, 3), generator=generator) * 255
+        weight = torch.randint(0, 50, (entries,), generator=generator)
+    slots, used = 64, int(torch.randint(1, 65, (1,), generator=generator))
+    centroids = torch.rand((slots, 3), generator=generator) * 255
+    centroids[used // 2] = torch.tensor([1000.0, 1000.0, 1000.0])  # too far for any entry
+    for rounds in (1, 4):
+        compiled = palette_module._refine(colour, weight, centroids, torch.tensor(used), rounds)
+        with monkeypatch.context() as patch:
+            patch.setattr(palette_module, "SCAN_KMEANS", None)
+            plain = palette_module._refine(colour, weight, centroids, torch.tensor(used), rounds)
+        assert torch.equal(compiled, plain)
+    assert torch.equal(compiled[used:], centroids[used:])  # unused slots stay where they were
