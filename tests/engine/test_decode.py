@@ -97,6 +97,34 @@ def test_a_truncated_file_fails_cleanly_or_gives_the_frames_it_has(tmp_path):
         assert got == sorted(got) and all(0 <= i < 100 for i in got)
 
 
+def test_frames_a_fit_keeps_as_they_are_are_collected_into_one_clip_without_a_copy(tmp_path):
+    """A fit that hands the first chunk back as it is (frames kept at their size): the later frames
+    go straight into one buffer, and the clip is every distinct frame, in order, exactly as
+    decoding without a fit gives it; a frame that repeats (instants past the last frame) is not
+    stored twice."""
+    import torch
+
+    from animated_previews.engine.decode import FIT_CHUNK
+
+    path = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=75, width=96, height=64)
+    instants = [k / 25 for k in range(70)] + [3.2, 3.4]  # past the last frame: the last stays on screen
+    calls: list[int] = []
+
+    def keeps(chunk, rotation):
+        calls.append(chunk.shape[0])
+        return chunk
+
+    kept = PyAVDecoder().decode_frames(probe(path), instants, fit=keeps)
+    whole = PyAVDecoder().decode_frames(probe(path), instants)
+
+    assert calls == [FIT_CHUNK]  # the rest never needed the fit
+    assert tuple(kept.frames.shape) == (71, 3, 64, 96) == tuple(whole.frames.shape)  # frames 0-69, then 74
+    assert torch.equal(kept.frames, whole.frames) and torch.equal(kept.index, whole.index)
+    assert kept.frames.is_contiguous(memory_format=torch.channels_last)
+    assert [clipmaker.read_index(kept.frames[k].permute(1, 2, 0).numpy()) for k in (0, 16, 40, 70)] == [0, 16, 40, 74]
+    assert kept.index.tolist()[-3:] == [69, 70, 70]
+
+
 def test_with_a_fit_frames_are_shrunk_chunk_by_chunk_to_the_same_pixels(tmp_path):
     """A long clip never sits in memory at source size: the decoder hands ``fit`` at most
     FIT_CHUNK frames at a time, and the result is exactly decode-everything-then-resize."""
