@@ -143,7 +143,10 @@ class PyAVDecoder:
             if seek_to > 0:
                 return None
 
-        frames = _FrameCollector(fit, capacity=len(instants))
+        # at most the source's frames in the span (as the job's memory check counts them): a bound
+        # that undercounts (variable frame rate) only sends the frames past it the chunked way
+        distinct = int((instants[-1] - instants[0]) * (media.fps or 25.0)) + 2
+        frames = _FrameCollector(fit, capacity=min(len(instants), distinct))
         times: list[float] = []
         index: list[int] = []
         decoded = 0
@@ -232,9 +235,10 @@ class _FrameCollector:
 
     When the fit hands the first chunk back as it is (SDR frames kept at their size, upright),
     the frames from there on are stacked straight into one buffer of ``capacity`` frames (the
-    clip's instants, an upper bound; pages never written cost no memory), so the clip is not
-    copied once more by concatenating chunks at the end: on the 1080p library clip that copy (and
-    the first touch of its 280 MB) took 0.24 s of a 3.2 s job."""
+    distinct frames the job's memory check allows for; frames past it, or of another kind, size
+    or rotation, go on the chunked way), so the clip is not copied once more by concatenating
+    chunks at the end: on the 1080p library clip that copy (and the first touch of its 280 MB)
+    took 0.24 s of a 3.2 s job."""
 
     def __init__(self, fit: Fit | None, capacity: int = 0) -> None:
         self._fit = fit

@@ -97,11 +97,15 @@ def test_a_truncated_file_fails_cleanly_or_gives_the_frames_it_has(tmp_path):
         assert got == sorted(got) and all(0 <= i < 100 for i in got)
 
 
-def test_frames_a_fit_keeps_as_they_are_are_collected_into_one_clip_without_a_copy(tmp_path):
+@pytest.mark.parametrize("declared_fps", [None, 10.0])
+def test_frames_a_fit_keeps_as_they_are_are_collected_into_one_clip_without_a_copy(tmp_path, declared_fps):
     """A fit that hands the first chunk back as it is (frames kept at their size): the later frames
     go straight into one buffer, and the clip is every distinct frame, in order, exactly as
     decoding without a fit gives it; a frame that repeats (instants past the last frame) is not
-    stored twice."""
+    stored twice. A header whose frame rate undercounts the frames (10 for 25) makes the buffer
+    too small: the frames past it go on in chunks, to the same clip."""
+    import dataclasses
+
     import torch
 
     from animated_previews.engine.decode import FIT_CHUNK
@@ -114,10 +118,12 @@ def test_frames_a_fit_keeps_as_they_are_are_collected_into_one_clip_without_a_co
         calls.append(chunk.shape[0])
         return chunk
 
-    kept = PyAVDecoder().decode_frames(probe(path), instants, fit=keeps)
+    media = probe(path) if declared_fps is None else dataclasses.replace(probe(path), fps=declared_fps)
+    kept = PyAVDecoder().decode_frames(media, instants, fit=keeps)
     whole = PyAVDecoder().decode_frames(probe(path), instants)
 
-    assert calls == [FIT_CHUNK]  # the rest never needed the fit
+    # the rest never needed the fit, or (a buffer of 36: 2 chunks) only the chunks past the buffer
+    assert calls == ([FIT_CHUNK] if declared_fps is None else [FIT_CHUNK] * 3 + [71 - 4 * FIT_CHUNK])
     assert tuple(kept.frames.shape) == (71, 3, 64, 96) == tuple(whole.frames.shape)  # frames 0-69, then 74
     assert torch.equal(kept.frames, whole.frames) and torch.equal(kept.index, whole.index)
     assert kept.frames.is_contiguous(memory_format=torch.channels_last)
