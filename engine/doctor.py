@@ -226,7 +226,7 @@ def _cpu_loops() -> str:
     from ..kernels import hold_scan
 
     if hold_scan.SCAN is None:
-        return "numba not importable: the torch kernels run instead (a GIF job's hold scan 3-5x slower)"
+        return "numba not importable: the torch kernels run instead (a GIF job's kernels about 2.4x slower)"
     import numba
 
     return f"numba {numba.__version__}: the hold scan, colour histograms, median cut, k-means, nearest-colour tables, remap and sharpening run compiled"

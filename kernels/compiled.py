@@ -23,7 +23,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["compile_loop"]
+import numpy as np
+from torch import Tensor
+
+__all__ = ["compile_loop", "rgb_rows"]
 
 
 def compile_loop(function: Callable[..., None], signature: Callable[[Any], Any]) -> Callable[..., None] | None:
@@ -34,3 +37,9 @@ def compile_loop(function: Callable[..., None], signature: Callable[[Any], Any])
     except ImportError:
         return None
     return numba.njit(signature(numba), cache=True, nogil=True)(function)
+
+
+def rgb_rows(frames: Tensor) -> np.ndarray:
+    """uint8 frames [N, 3, H, W] (CPU) as a C-ordered array [N, H, W, 3], the layout the loops
+    declare: a view of channels-last frames (what decode and resize give), a copy otherwise."""
+    return np.ascontiguousarray(frames.permute(0, 2, 3, 1).numpy())

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .compiled import rgb_rows
 from .dither import dither_pattern
 from .nearest import UNSEARCHED, fill_blocks, nearest_index_lut, nearest_lut_and_distance
 from .remap_scan import SCAN
@@ -165,7 +165,7 @@ def remap(
         plain = undithered if undithered is not None else torch.zeros(1, dtype=torch.int16)
         # pixels as rows of RGB triplets, C order (a view of channels-last frames): declared so,
         # the loop runs 15% faster than on arrays of any strides
-        pixels = np.ascontiguousarray(frames.permute(0, 2, 3, 1).numpy())
+        pixels = rgb_rows(frames)
         # the pattern repeats every 2^dither_order pixels: one period of it (1080p: 2 M offsets
         # computed in floats took 21 ms a palette, one thread)
         period = 1 << dither_order
