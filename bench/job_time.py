@@ -96,6 +96,8 @@ def main(argv=None) -> int:
     ap.add_argument("kind", choices=("source", "resized"))
     ap.add_argument("--repeat", type=int, default=3, help="runs; the fastest is reported")
     ap.add_argument("--profile", action="store_true", help="print cProfile's 30 costliest functions of the last run")
+    ap.add_argument("--torch-kernels", action="store_true",
+                    help="run the torch kernels where compiled loops would (kernels.compiled.ENABLED off): the A/B")
     ap.add_argument("--profile-sort", choices=("tottime", "cumulative"), default="tottime",
                     help="costliest by time in the function itself, or with what it calls (stages)")
     ap.add_argument("--library", type=Path, default=DEFAULT_LIBRARY)
@@ -107,6 +109,10 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     spec = job_spec(args.library, args.clip, args.format, args.kind)
+    if args.torch_kernels:
+        from animated_previews.kernels import compiled
+
+        compiled.ENABLED = False
     report = time_job(spec, args.repeat, args.profile, args.profile_sort)
     if report["profile"]:
         print(report["profile"])

@@ -26,7 +26,12 @@ from typing import Any, Callable
 import numpy as np
 from torch import Tensor
 
-__all__ = ["compile_loop", "rgb_rows"]
+__all__ = ["ENABLED", "compile_loop", "rgb_rows", "runs"]
+
+ENABLED = True
+"""Whether the compiled loops run where they can. False makes every kernel take its torch path on
+CPU tensors too: for A/B timing (``bench/job_time.py --torch-kernels``) and for tests in which
+CPU tensors stand in for GPU ones."""
 
 
 def compile_loop(function: Callable[..., None], signature: Callable[[Any], Any]) -> Callable[..., None] | None:
@@ -43,3 +48,9 @@ def rgb_rows(frames: Tensor) -> np.ndarray:
     """uint8 frames [N, 3, H, W] (CPU) as a C-ordered array [N, H, W, 3], the layout the loops
     declare: a view of channels-last frames (what decode and resize give), a copy otherwise."""
     return np.ascontiguousarray(frames.permute(0, 2, 3, 1).numpy())
+
+
+def runs(loop: Callable[..., Any] | None) -> bool:
+    """Whether a kernel hands its work to ``loop`` (its module's ``SCAN``): it compiled, and
+    :data:`ENABLED` is set. Read at each call, so switching ``ENABLED`` takes effect at once."""
+    return loop is not None and ENABLED

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .compiled import runs
 from .hold_scan import SCAN
 from .remap import palette_spacing
 
@@ -74,7 +75,7 @@ def hold_indices(frames: Tensor, indices: Tensor, index: Tensor, palette: Tensor
         torch.index_select(indices, 0, index, out=out)
     if out.shape[0] < 2 and before is None:
         return out
-    if frames.device.type == "cpu" and SCAN is not None:
+    if frames.device.type == "cpu" and runs(SCAN):
         return _scan(frames, index, palette, slack, out, before)
     channels = torch.zeros((3, KEEP + 1), dtype=torch.float32, device=frames.device)  # KEEP's entry unused
     channels[:, : palette.shape[0]] = palette.to(device=frames.device, dtype=torch.float32).t()

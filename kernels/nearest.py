@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .compiled import runs
 from .nearest_scan import SCAN
 
 __all__ = ["nearest_index_lut", "nearest_lut_and_distance", "cell_centres", "UNSEARCHED", "fill_blocks",
@@ -90,7 +91,7 @@ def nearest_lut_and_distance(palette: Tensor, lut_bits: int = 6, blocks: Tensor 
         raise ValueError(f"lut_bits must be in 1..8, got {lut_bits}")
     n = 1 << lut_bits
     device = palette.device
-    if blocks is None and device.type == "cpu" and SCAN is not None:  # exact, compiled (kernels/nearest_scan.py)
+    if blocks is None and device.type == "cpu" and runs(SCAN):  # exact, compiled (kernels/nearest_scan.py)
         nearest = torch.empty((n, n, n), dtype=torch.uint8)
         distance = torch.empty((n, n, n), dtype=torch.int32)
         every = torch.arange((n // (1 << min(2, lut_bits))) ** 3, dtype=torch.int64)
@@ -117,7 +118,7 @@ def fill_blocks(nearest: Tensor, distance: Tensor, palette: Tensor, blocks: Tens
         return
     n = nearest.shape[0]
     lut_bits = n.bit_length() - 1
-    if nearest.device.type == "cpu" and SCAN is not None:  # exact, compiled (kernels/nearest_scan.py)
+    if nearest.device.type == "cpu" and runs(SCAN):  # exact, compiled (kernels/nearest_scan.py)
         SCAN(palette.contiguous().numpy(), lut_bits, blocks.to(torch.int64).contiguous().numpy(),
              nearest.view(-1).numpy(), distance.view(-1).numpy())
         return

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .compiled import rgb_rows
+from .compiled import rgb_rows, runs
 from .dither import dither_pattern
 from .nearest import UNSEARCHED, fill_blocks, nearest_index_lut, nearest_lut_and_distance
 from .remap_scan import SCAN
@@ -159,7 +159,7 @@ def remap(
     frames_per_tile = max(1, tile_pixels // (height * width))
     band = height if frames_per_tile > 1 else max(1, min(height, tile_pixels // width))
 
-    if device.type == "cpu" and SCAN is not None:  # one compiled loop, the same tiles and indices
+    if device.type == "cpu" and runs(SCAN):  # one compiled loop, the same tiles and indices
         grid = (n // 4) ** 3
         need = torch.zeros(grid if searched is not None else 1, dtype=torch.bool)
         plain = undithered if undithered is not None else torch.zeros(1, dtype=torch.int16)

@@ -269,7 +269,7 @@ def test_engine_bench_takes_gifski_as_a_baseline(tmp_path):
 
 
 @needs_ffmpeg
-def test_job_time_runs_a_library_job_and_reports_its_stages(tmp_path, capsys):
+def test_job_time_runs_a_library_job_and_reports_its_stages(tmp_path, capsys, monkeypatch):
     from bench import job_time
 
     lib = _tiny_library(tmp_path)
@@ -281,6 +281,11 @@ def test_job_time_runs_a_library_job_and_reports_its_stages(tmp_path, capsys):
                           "--profile", "--profile-sort", "cumulative"]) == 0
     listing = capsys.readouterr().out
     assert "Ordered by: cumulative time" in listing and "run_job" in listing  # the stages, with what they call
+    from animated_previews.kernels import compiled
+    monkeypatch.setattr(compiled, "ENABLED", True)  # put back after the test, whatever main set
+    assert job_time.main(["pixel_life", "gif", "resized", "--repeat", "1", "--library", str(lib), "--torch-kernels"]) == 0
+    assert compiled.ENABLED is False  # the A/B's other side: the torch kernels, to the same bytes
+    assert capsys.readouterr().out.strip().endswith(line.rsplit("; ", 1)[1])
     spec = job_time.job_spec(lib, "pixel_life", "webp", "resized")
     assert (spec.width, spec.height, spec.seek, spec.fps) == (480, 270, 0.2, 10.0)
     with pytest.raises(SystemExit, match="no clip 'nope'"):

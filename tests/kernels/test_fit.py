@@ -8,7 +8,7 @@ import torch
 from animated_previews.engine.spec import FIT_MODES as SPEC_FIT_MODES
 from animated_previews.kernels.fit import (FIT_MODES, contained_size, cover_crop, fill_outside, fit, pad,
                                            pad_placement)
-import animated_previews.kernels.resize as resize_module
+from animated_previews.kernels import compiled
 from animated_previews.kernels.resize import resize
 
 RED, GREEN, BLUE, MAGENTA = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 0, 255)
@@ -216,9 +216,9 @@ def test_no_mode_reads_a_value_back_to_the_host(monkeypatch):
 
     for name in ["item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__"]:
         monkeypatch.setattr(torch.Tensor, name, forbid(name))
-    # the compiled CPU sharpening takes arrays by design and never runs on GPU tensors, whose path
-    # these CPU tensors stand in for
-    monkeypatch.setattr(resize_module, "SCAN", None)
+    # the compiled CPU loops take arrays by design and never run on GPU tensors, whose path these
+    # CPU tensors stand in for
+    monkeypatch.setattr(compiled, "ENABLED", False)
     for mode in FIT_MODES:
         assert fit(frames, 30, 30, mode, pad_colour=RED).shape[-1] == 30
         assert fit(floats, 30, 30, mode, pad_colour=RED).shape[-1] == 30

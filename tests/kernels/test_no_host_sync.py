@@ -8,11 +8,7 @@ those conversions raise while the kernels run.
 import pytest
 import torch
 
-from animated_previews.kernels import histogram, hold
-from animated_previews.kernels import nearest as nearest_module
-from animated_previews.kernels import palette as palette_module
-from animated_previews.kernels import resize as resize_module
-from animated_previews.kernels import remap as remap_module
+from animated_previews.kernels import compiled
 from animated_previews.kernels.colour import split_nv12, yuv420_to_rgb
 from animated_previews.kernels.palette import median_cut_slots
 from animated_previews.kernels.remap import remap
@@ -33,13 +29,7 @@ def no_host_reads(monkeypatch):
         monkeypatch.setattr(torch.Tensor, name, forbid(name))
     # the compiled CPU loops (kernels/*_scan.py) take CPU arrays by design and are never taken
     # for GPU tensors, whose path these CPU tensors stand in for: run the torch kernels here
-    monkeypatch.setattr(histogram, "SCAN", None)
-    monkeypatch.setattr(hold, "SCAN", None)
-    monkeypatch.setattr(remap_module, "SCAN", None)
-    monkeypatch.setattr(palette_module, "SCAN", None)
-    monkeypatch.setattr(palette_module, "SCAN_KMEANS", None)
-    monkeypatch.setattr(nearest_module, "SCAN", None)
-    monkeypatch.setattr(resize_module, "SCAN", None)
+    monkeypatch.setattr(compiled, "ENABLED", False)
 
 
 def frames():
