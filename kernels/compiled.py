@@ -26,12 +26,26 @@ from typing import Any, Callable
 import numpy as np
 from torch import Tensor
 
-__all__ = ["ENABLED", "compile_loop", "rgb_rows", "runs"]
+__all__ = ["ENABLED", "LOOPS", "compile_loop", "rgb_rows", "runs", "warm"]
 
 ENABLED = True
 """Whether the compiled loops run where they can. False makes every kernel take its torch path on
 CPU tensors too: for A/B timing (``bench/job_time.py --torch-kernels``) and for tests in which
 CPU tensors stand in for GPU ones."""
+
+
+LOOPS = ("hold_scan", "histogram_scan", "median_cut_scan", "kmeans_scan", "nearest_scan", "remap_scan",
+         "sharpen_scan")
+"""The modules of :mod:`kernels` whose loops compile at import."""
+
+
+def warm() -> None:
+    """Import every loop once, so that numba's disk cache holds them (``make install`` and the
+    CUDA image call it, so no first job waits ~15 s for the compile)."""
+    import importlib
+
+    for name in LOOPS:
+        importlib.import_module(f"{__package__}.{name}")
 
 
 def compile_loop(function: Callable[..., None], signature: Callable[[Any], Any]) -> Callable[..., None] | None:
