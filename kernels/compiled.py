@@ -2,14 +2,14 @@
 
 A few of the CPU path's kernels (:mod:`kernels.hold_scan`, :mod:`kernels.histogram_scan`,
 :mod:`kernels.remap_scan`, :mod:`kernels.median_cut_scan`, :mod:`kernels.kmeans_scan`,
-:mod:`kernels.nearest_scan`, :mod:`kernels.sharpen_scan`) are plain Python loops over NumPy arrays that numba compiles; each
+:mod:`kernels.nearest_scan`, :mod:`kernels.sharpen_scan`, :mod:`kernels.tonemap_scan`) are plain Python loops over NumPy arrays that numba compiles; each
 keeps its torch kernel beside it, for GPU tensors and for when numba is missing, and a test holds
 the two to the same output. One place decides how they are compiled: with the signature given,
 so the compile happens when the module is imported (in the worker pool's forkserver, once, before
 it forks its workers) instead of in the middle of a job; cached on disk (the first import after
 installing compiles, on the project's VM 3.7-4.1 s for the hold scan, 0.2 s for the histogram,
 1.0 s for the remap, 5.5 s for the median cut, 3.1 s for k-means, 1.3 s for the nearest-colour
-search and 0.7 s for the sharpening; later processes load them all in about 0.35 s, plus 0.3 s to import numba);
+search, 0.7 s for the sharpening and 0.8 s for the tone map; later processes load them all in about 0.35 s, plus 0.3 s to import numba);
 without the GIL, so threads of a GPU node's process can run them side by side.
 
 Two things measured while writing them: a view made inside the pixel loop (``a[k]`` per pixel)
@@ -35,27 +35,32 @@ CPU tensors stand in for GPU ones."""
 
 
 LOOPS = ("hold_scan", "histogram_scan", "median_cut_scan", "kmeans_scan", "nearest_scan", "remap_scan",
-         "sharpen_scan")
+         "sharpen_scan", "tonemap_scan")
 """The modules of :mod:`kernels` whose loops compile at import."""
 
 
 def warm() -> None:
     """Import every loop once, so that numba's disk cache holds them (``make install`` and the
-    CUDA image call it, so no first job waits ~15 s for the compile)."""
+    CUDA image call it, so no first job waits ~16 s for the compile)."""
     import importlib
 
     for name in LOOPS:
         importlib.import_module(f"{__package__}.{name}")
 
 
-def compile_loop(function: Callable[..., None], signature: Callable[[Any], Any]) -> Callable[..., None] | None:
-    """``function`` compiled for the signature ``signature(numba)`` builds, or None when numba
-    cannot be imported (the caller then runs its torch kernel)."""
+def compile_loop(function: Callable[..., None], signature: Callable[[Any], Any], *,
+                 vectorise_division: bool = False) -> Callable[..., None] | None:
+    """``function`` compiled for the signature(s) ``signature(numba)`` builds, or None when numba
+    cannot be imported (the caller then runs its torch kernel). ``vectorise_division``: float
+    division without Python's zero check (numba's ``error_model="numpy"``: x / 0 is inf, not an
+    exception), whose branch would keep a loop that divides from vector instructions; for loops
+    whose divisors cannot be zero."""
     try:
         import numba
     except ImportError:
         return None
-    return numba.njit(signature(numba), cache=True, nogil=True)(function)
+    error_model = "numpy" if vectorise_division else "python"
+    return numba.njit(signature(numba), cache=True, nogil=True, error_model=error_model)(function)
 
 
 def rgb_rows(frames: Tensor) -> np.ndarray:

@@ -15,7 +15,9 @@ These ops turn the decoder's non-linear R'G'B' (BT.2020 primaries, values in [0,
    light by now, so it is encoded for the display that will show it (as zimg's ``t=bt709`` does
    for linear input), not with the camera OETF.
 
-Pure tensor ops on any device, no host sync; float32 throughout.
+Pure tensor ops on any device, no host sync; float32, but for HLG's power and the square root
+(float64, rounded: see :func:`_map_planes`). CPU tensors go through the compiled loop of
+:mod:`kernels.tonemap_scan` when numba is installed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import math
 
 import torch
 from torch import Tensor
+
+from .compiled import runs
+from .tonemap_scan import SCAN
 
 REFERENCE_WHITE_NITS = 100.0
 """SDR white, cd/m²: linear 1.0 after step 1."""
@@ -102,7 +107,9 @@ def _hlg_ootf(scene: Tensor) -> Tensor:
 
 def hdr_to_sdr(rgb: Tensor, transfer: str, peak_nits: float = DEFAULT_PEAK_NITS) -> Tensor:
     """Non-linear BT.2020 R'G'B' [N, 3, H, W] (float in [0, 1], or integers 0-65535, e.g. the
-    decoder's uint16) -> SDR BT.709 uint8 [N, 3, H, W] (contiguous). ``transfer`` is "pq" or "hlg".
+    decoder's uint16) -> SDR BT.709 uint8 [N, 3, H, W]: channels last from the compiled loop,
+    planar from the torch kernel (each writes its own layout fastest; the pipeline takes either).
+    ``transfer`` is "pq" or "hlg".
 
     The per-channel curves are tables, not arithmetic: the signal as a 16-bit code indexes the
     transfer's inverse (65,536 floats), and the result leaves through a table indexed by the
@@ -111,24 +118,28 @@ def hdr_to_sdr(rgb: Tensor, transfer: str, peak_nits: float = DEFAULT_PEAK_NITS)
     the formulas but on rare rounding ties (random 16-bit colours: 0.06% of values differ, by at
     most 3 codes, in the most saturated corners).
 
-    On the CPU the pixels go through in tiles of :data:`CPU_TILE` per frame, so the dozen float
-    intermediates stay in cache instead of each being a pass over the whole clip in memory: a
-    PQ job's 45 frames at 960x540 on one thread took 2.1 s whole and 0.43 s in tiles, the same
-    bytes (memory traffic, not arithmetic, was the cost). Other devices take a frame at a time.
-    Per pixel, so still cheapest after the frames are shrunk (the decoder resizes 16-bit frames
-    first, engine/decode/pyav.py)."""
+    CPU tensors go through the compiled loop (:mod:`kernels.tonemap_scan`, the same bytes) when
+    numba is installed; otherwise, on the CPU, the pixels go through in tiles of :data:`CPU_TILE`
+    per frame, so the dozen float intermediates stay in cache instead of each being a pass over
+    the whole clip in memory: a PQ job's 45 frames at 960x540 on one thread took 2.1 s whole and
+    0.43 s in tiles, the same bytes (memory traffic, not arithmetic, was the cost). Other devices
+    take a frame at a time. Per pixel, so still cheapest after the frames are shrunk (the decoder
+    resizes 16-bit frames first, engine/decode/pyav.py)."""
     if rgb.dim() != 4 or rgb.shape[1] != 3:
         raise ValueError(f"rgb must be [N, 3, H, W], got {tuple(rgb.shape)}")
     if transfer not in ("pq", "hlg"):
         raise ValueError(f"transfer must be 'pq' or 'hlg', got {transfer!r}")
     count, _, height, width = rgb.shape
-    out = torch.empty((count, 3, height, width), dtype=torch.uint8, device=rgb.device)
     pixels = height * width
-    tile = CPU_TILE if rgb.device.type == "cpu" else max(1, pixels)
     signal = _signal_table(transfer, rgb.device)
     output = _output_table(rgb.device)
-    primaries = torch.tensor(_BT2020_TO_BT709, dtype=torch.float32, device=rgb.device)
     peak = peak_nits / REFERENCE_WHITE_NITS
+    if rgb.device.type == "cpu" and runs(SCAN):
+        rows = torch.empty((count, pixels, 3), dtype=torch.uint8)
+        _scan(rgb, transfer, peak, signal, output, rows)
+        return rows.view(count, height, width, 3).permute(0, 3, 1, 2)
+    out = torch.empty((count, 3, height, width), dtype=torch.uint8, device=rgb.device)
+    tile = CPU_TILE if rgb.device.type == "cpu" else max(1, pixels)
     for k in range(count):
         planes = rgb[k]
         if not planes.is_floating_point():
@@ -139,8 +150,7 @@ def hdr_to_sdr(rgb: Tensor, transfer: str, peak_nits: float = DEFAULT_PEAK_NITS)
         planes = planes.reshape(3, pixels)  # a copy only for channels-last float frames
         target = out[k].view(3, pixels)
         for start in range(0, pixels, tile):
-            target[:, start:start + tile] = _map_planes(planes[:, start:start + tile], transfer, peak, signal,
-                                                        primaries, output)
+            _map_planes(planes[:, start:start + tile], transfer, peak, signal, output, target[:, start:start + tile])
     return out
 
 
@@ -149,21 +159,62 @@ CPU_TILE = 1 << 15
 intermediates (384 KB each) near the cache; 16-128 Ki measured within 8% of each other."""
 
 
-def _map_planes(planes: Tensor, transfer: str, peak: float, signal: Tensor, primaries: Tensor,
-                output: Tensor) -> Tensor:
-    """The tone map of [3, P] R'G'B' (float or integer codes) -> uint8 [3, P]."""
+def _codes(planes: Tensor) -> Tensor:
+    """16-bit codes (int32) of R'G'B' planes: float [0, 1] scaled and rounded, integers clamped;
+    always in 0..65535 (a NaN converts to some integer, clamped too), as the compiled loop's
+    unchecked table reads need."""
     if planes.is_floating_point():
-        codes = (planes.clamp(0, 1) * 65535).add_(0.5).to(torch.int32)
-    else:
-        codes = planes.to(torch.int32).clamp(0, 65535)
-    linear = _lookup(signal, codes)
+        return (planes.clamp(0, 1) * 65535).add_(0.5).to(torch.int32).clamp_(0, 65535)
+    return planes.to(torch.int32).clamp(0, 65535)
+
+
+def _map_planes(planes: Tensor, transfer: str, peak: float, signal: Tensor, output: Tensor, target: Tensor) -> None:
+    """The tone map of [3, P] R'G'B' (float or integer codes) into ``target`` uint8 [3, P].
+
+    Written as separate float32 operations (the primaries as products and sums, not a matmul;
+    HLG's power and the square root in float64, then rounded), because the compiled loop repeats
+    them one for one: a BLAS product rounds in ways no loop can match, and torch's float32
+    ``sqrt`` on the CPU is MKL's, off by an ulp now and then (an output code moved by one)."""
+    linear = _lookup(signal, _codes(planes))
     if transfer == "hlg":
-        linear = _hlg_ootf(linear.view(1, 3, -1, 1)).view(3, -1)
-    sdr = (primaries @ linear).clamp_min_(0)
-    top = sdr.amax(dim=0, keepdim=True).clamp_min_(1e-6)
-    sdr.mul_(_hable(top).div_(_hable(peak)).div_(top))  # hable(), in place
-    index = sdr.clamp_(max=1).sqrt_().mul_(_OUT_STEPS).add_(0.5).to(torch.int32)
-    return _lookup(output, index)
+        wr, wg, wb = _BT2020_LUMA
+        lift = (linear[0] * wr + linear[1] * wg + linear[2] * wb).clamp_min_(1e-6).double().pow_(_HLG_GAMMA - 1).float()
+        linear = linear * lift * (_HLG_PEAK_NITS / REFERENCE_WHITE_NITS)
+    columns = _primary_columns(linear.device)  # row i: m[i][0] * r + m[i][1] * g + m[i][2] * b, in that order
+    sdr = (columns[0] * linear[0] + columns[1] * linear[1] + columns[2] * linear[2]).clamp_min_(0)
+    top = sdr.amax(dim=0).clamp_min_(1e-6)
+    scale = _hable(top).div_(_hable(peak)).div_(top)  # hable(), per pixel
+    root = sdr.mul_(scale).clamp_(max=1).double().sqrt_().float()  # float32 sqrt, rounded once
+    target.copy_(_lookup(output, root.mul_(_OUT_STEPS).add_(0.5).to(torch.int32)))
+
+
+@functools.lru_cache(maxsize=8)
+def _primary_columns(device: torch.device) -> Tensor:
+    """BT.2020 -> BT.709 as columns [3 (input channel), 3 (output channel), 1], float32."""
+    return torch.tensor(_BT2020_TO_BT709, dtype=torch.float32, device=device).T.reshape(3, 3, 1).contiguous()
+
+
+def _scan(rgb: Tensor, transfer: str, peak: float, signal: Tensor, output: Tensor, out: Tensor) -> None:
+    """:func:`hdr_to_sdr` through the compiled loop, frame by frame, into ``out`` uint8 [N, P, 3]."""
+    count, _, height, width = rgb.shape
+    curve = torch.tensor(scan_curve(peak), dtype=torch.float32).numpy()
+    primaries = torch.tensor(_BT2020_TO_BT709, dtype=torch.float32).numpy()
+    luma = torch.tensor(_BT2020_LUMA, dtype=torch.float32).numpy()
+    for k in range(count):
+        pixels = rgb[k].permute(1, 2, 0)  # [H, W, 3]: a view of channels-last frames
+        if pixels.dtype != torch.uint16:  # one compiled signature: the decoder's uint16
+            pixels = _codes(pixels).to(torch.uint16)
+        codes = pixels.contiguous().view(height * width, 3).numpy()
+        SCAN(codes, transfer == "hlg", signal.numpy(), output.numpy(), primaries, luma, curve, _HLG_GAMMA - 1,
+             out[k].numpy())
+
+
+def scan_curve(peak: float) -> tuple[float, ...]:
+    """The loop's float constants, as Python numbers the torch kernel hands its float32 operations
+    (each rounded to float32 the same way when the loop's array is made): Hable's a, c*b, d*e, b,
+    d*f, e/f, hable(``peak``) and HLG's OOTF scale."""
+    a, b, c, d, e, f = _HABLE
+    return (a, c * b, d * e, b, d * f, e / f, _hable(peak), _HLG_PEAK_NITS / REFERENCE_WHITE_NITS)
 
 
 def _lookup(table: Tensor, index: Tensor) -> Tensor:

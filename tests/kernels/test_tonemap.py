@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from animated_previews.kernels import compiled, tonemap_scan
 from animated_previews.kernels.tonemap import bt2020_to_bt709, hdr_to_sdr, hlg_to_linear, pq_to_linear
 
 
@@ -65,3 +66,57 @@ def test_hues_survive_primaries_and_highlight_compression():
 def test_an_unknown_transfer_is_refused():
     with pytest.raises(ValueError, match="transfer"):
         hdr_to_sdr(grey([0.5]), "hlg2")
+
+
+def codes_of(kind: str, count: int, height: int, width: int, seed: int) -> torch.Tensor:
+    """[N, 3, H, W] R'G'B' as each caller hands them: the decoder's uint16 channels last, int32
+    planes (out-of-range codes among them), floats from the resizing fit (planar or channels
+    last); random over all 16 bits, with a grey ramp, black and full-scale pixels in frame 0."""
+    generator = torch.Generator().manual_seed(seed)
+    codes = torch.randint(0, 65536, (count, height, width, 3), generator=generator, dtype=torch.int32)
+    ramp = torch.linspace(0, 65535, width).round().to(torch.int32)
+    codes[0, 0] = ramp.view(width, 1)
+    codes[0, -1, 0], codes[0, -1, -1] = 0, 65535
+    if kind == "uint16":
+        return codes.to(torch.uint16).permute(0, 3, 1, 2)
+    if kind == "int32":
+        codes[-1, -1, -1] = torch.tensor([-7, 70000, 65535])
+        return codes.permute(0, 3, 1, 2).contiguous()
+    floats = codes.to(torch.float32).div_(65535).permute(0, 3, 1, 2)
+    return floats.contiguous() if kind == "float" else floats.contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.skipif(tonemap_scan.SCAN is None, reason="numba is not installed: the torch kernel is the only one")
+@pytest.mark.parametrize("transfer", ["pq", "hlg"])
+@pytest.mark.parametrize("kind", ["uint16", "int32", "float", "float channels last"])
+@pytest.mark.parametrize("size", [(1, 1), (3, 5), (37, 50), (90, 160)])
+def test_the_compiled_tone_map_gives_the_torch_kernels_bytes(monkeypatch, transfer, kind, size):
+    """Sizes below, at and past a block of the loop; every caller's input kind; pixel for pixel."""
+    rgb = codes_of(kind, 3, *size, seed=size[0] + len(kind))
+    looped = hdr_to_sdr(rgb, transfer)
+    monkeypatch.setattr(compiled, "ENABLED", False)
+    plain = hdr_to_sdr(rgb, transfer)
+    assert looped.shape == plain.shape == (3, 3, *size)
+    assert torch.equal(looped, plain)
+    assert looped.is_contiguous(memory_format=torch.channels_last)  # the layout the remap reads
+
+
+@pytest.mark.skipif(tonemap_scan.SCAN is None, reason="numba is not installed: the torch kernel is the only one")
+@pytest.mark.parametrize("transfer", ["pq", "hlg"])
+def test_the_compiled_tone_map_agrees_on_a_million_random_colours(monkeypatch, transfer):
+    """Rounding ties are rare: a million colours make one likely to show if the two disagreed
+    on how a step rounds (they did, by one code, while torch's float32 sqrt was used)."""
+    rgb = codes_of("uint16", 4, 500, 500, seed=7)
+    looped = hdr_to_sdr(rgb, transfer)
+    monkeypatch.setattr(compiled, "ENABLED", False)
+    assert torch.equal(looped, hdr_to_sdr(rgb, transfer))
+
+
+def test_a_nan_from_a_float_caller_maps_to_black_in_both_kernels(monkeypatch):
+    """A NaN reads no table out of bounds (the loop does not check): it becomes code 0."""
+    rgb = grey([0.5, 0.25])
+    rgb[0, :, 0, 0] = float("nan")
+    expected = hdr_to_sdr(grey([0.0, 0.25]), "pq")
+    assert torch.equal(hdr_to_sdr(rgb, "pq"), expected)
+    monkeypatch.setattr(compiled, "ENABLED", False)
+    assert torch.equal(hdr_to_sdr(rgb, "pq"), expected)
