@@ -149,6 +149,15 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCH
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
+def _folder_of(path: Path) -> Path:
+    """The folder relative inputs are read from: the manifest's own, links followed; where they
+    cannot be (a link loop, refused when the manifest is opened), the folder it was named in."""
+    try:
+        return path.resolve().parent
+    except (OSError, RuntimeError):  # RuntimeError: a symbolic link loop, before Python 3.13
+        return path.absolute().parent
+
+
 def _open_manifest(path: Path) -> BinaryIO:
     """``path`` opened for reading if it is a regular file within :data:`MAX_MANIFEST_BYTES`.
 
@@ -191,7 +200,7 @@ class Manifest:
     def __init__(self, path: Path | str, *, input_root: Path | str | None = None,
                  templates: TemplateLookup | None = None, fatal: frozenset[ErrorCode] = frozenset()) -> None:
         self.path = Path(path)
-        self.input_root = Path(input_root) if input_root is not None else self.path.resolve().parent
+        self.input_root = Path(input_root) if input_root is not None else _folder_of(self.path)
         self.templates = templates
         self.fatal = fatal
 

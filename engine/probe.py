@@ -7,6 +7,7 @@ PyAV is read here (the container's facts) and in :mod:`engine.decode` (its frame
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -75,10 +76,20 @@ class MediaInfo:
         return max(1, round(self.width * self.sample_aspect_ratio))
 
 
+_UNREACHABLE = {errno.ENOENT: "does not exist", errno.ELOOP: "is a symbolic link loop",
+                errno.ENAMETOOLONG: "has a name too long for the file system",
+                errno.ENOTDIR: "does not exist (a folder on its path is a file)",
+                errno.EACCES: "cannot be reached (permission denied on a folder)"}
+"""Why a path's stat failed, by errno, as an input's error message says it."""
+
+
 def open_container(path: Path) -> av.container.InputContainer:
     """Open ``path`` for reading, turning every failure into an :class:`EngineError`."""
-    if not path.exists():
-        raise EngineError(ErrorCode.INPUT_NOT_FOUND, f"input {path} does not exist")
+    try:
+        os.stat(path)
+    except OSError as exc:  # never a traceback: a loop or an over-long name is just no input
+        raise EngineError(ErrorCode.INPUT_NOT_FOUND,
+                          f"input {path} {_UNREACHABLE.get(exc.errno, 'cannot be read: ' + (exc.strerror or str(exc)))}") from None
     if not path.is_file():
         raise EngineError(ErrorCode.INPUT_NOT_FOUND, f"input {path} is not a file")
     if not os.access(path, os.R_OK):

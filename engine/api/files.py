@@ -76,8 +76,11 @@ def inside(root: Path, relative: str) -> Path | None:
     ``..``, absolute or NUL-carrying paths and anything that leads outside."""
     if "\x00" in relative or relative.startswith("/") or any(part in ("..", "") for part in relative.split("/")):
         return None
-    root = root.resolve()
-    candidate = (root / relative).resolve()
+    try:
+        root = root.resolve()
+        candidate = (root / relative).resolve()
+    except (OSError, RuntimeError):  # a symbolic link loop (RuntimeError before Python 3.13)
+        return None
     if not candidate.is_relative_to(root) or not candidate.is_file():
         return None
     return candidate if os.access(candidate, os.R_OK) else None

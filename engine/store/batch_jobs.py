@@ -65,7 +65,7 @@ def input_identity(path: Path) -> dict[str, Any]:
     try:
         resolved = path.resolve()
         stat = resolved.stat()
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symbolic link loop, before Python 3.13
         return {"path": str(path), "missing": True}
     return {"path": str(resolved), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 

@@ -244,10 +244,14 @@ class Service:
         file that is not a readable video is refused now (InputNotFound, InvalidVideoFormat), not
         when its first job runs. ``title`` defaults to the file's stem."""
         try:
-            path = Path(path).expanduser().resolve()
+            path = Path(path).expanduser()
         except RuntimeError:  # pathlib's answer to "~user/..." for a user this machine does not have
             raise EngineError(ErrorCode.INPUT_NOT_FOUND, f"{path}: no user of that name on this machine, so no "
                               "such home folder") from None
+        try:
+            path = path.resolve()
+        except (OSError, RuntimeError):  # a symbolic link loop (RuntimeError before Python 3.13)
+            raise EngineError(ErrorCode.INPUT_NOT_FOUND, f"{path}: a symbolic link loop, no file at its end") from None
         existing = find_video(self.connection, path)
         if existing is not None:
             return self._current(existing)

@@ -49,3 +49,12 @@ def test_nothing_outside_the_images_folder_is_reachable(tmp_path):
     for bad in ("../secret.txt", "v/../../secret.txt", "/etc/passwd", "v/link.gif", "v", "v//a.gif", "v/a.gif\x00",
                 "v/missing.gif"):
         assert inside(root, bad) is None, bad
+
+
+def test_a_symlink_loop_in_the_images_folder_is_not_found_not_a_crash(tmp_path):
+    """Before: Path.resolve raised RuntimeError (Python before 3.13) out of the request."""
+    root = tmp_path / "images"
+    root.mkdir()
+    os.symlink(root / "b.gif", root / "a.gif")
+    os.symlink(root / "a.gif", root / "b.gif")
+    assert inside(root, "a.gif") is None

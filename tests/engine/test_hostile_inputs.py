@@ -352,3 +352,40 @@ def test_geometry_is_the_one_place_that_computes_and_checks_the_size():
     with pytest.raises(EngineError) as caught:
         largest_output_size(whole, 5000, 4000, Fraction(1))  # over the limit whichever way up
     assert "5000x4000" in caught.value.message and str(MAX_SIDE) in caught.value.message
+
+
+# -- Inputs that cannot be reached (found by a sweep of odd files, 2026-12-04) ---------------------------
+
+@pytest.mark.parametrize("extra", [["--store"], ["--no-store"]])
+def test_an_input_that_is_a_symlink_loop_or_too_long_a_name_fails_its_line_alone(tmp_path, clip, extra):
+    """Before: with the store, a loop's line raised Python's RuntimeError from Path.resolve and the
+    whole batch died with a traceback; a name over 255 bytes was an InternalError."""
+    (tmp_path / "loop_a.mp4").symlink_to(tmp_path / "loop_b.mp4")
+    (tmp_path / "loop_b.mp4").symlink_to(tmp_path / "loop_a.mp4")
+    lines = [good("before", clip), {**good("loop", clip), "input": str(tmp_path / "loop_a.mp4")},
+             {**good("long", clip), "input": str(tmp_path / ("a" * 300 + ".mp4"))}, good("after", clip)]
+    manifest = write_lines(tmp_path / "m.jsonl", [json.dumps(line) for line in lines])
+    store = [tmp_path / "s.db"] if extra == ["--store"] else []
+    result = invoke("run", "--batch", manifest, "--out-dir", tmp_path / "o", *extra, *store, "--workers", "1")
+    assert result.exit_code == 1, result.output  # some lines failed, the batch finished
+    results = {r["id"]: r for r in map(json.loads, (tmp_path / "o" / "results.jsonl").read_text().splitlines())}
+    assert results["before"]["status"] == results["after"]["status"] == "success"
+    assert results["loop"]["error_code"] == results["long"]["error_code"] == "InputNotFound"
+    assert "symbolic link loop" in results["loop"]["error_message"]
+    assert "name too long" in results["long"]["error_message"]
+
+
+def test_a_manifest_that_is_a_symlink_loop_is_a_usage_error(tmp_path):
+    (tmp_path / "a.jsonl").symlink_to(tmp_path / "b.jsonl")
+    (tmp_path / "b.jsonl").symlink_to(tmp_path / "a.jsonl")
+    for extra in (["--store", tmp_path / "s.db"], ["--no-store"]):
+        result = invoke("run", "--batch", tmp_path / "a.jsonl", "--out-dir", tmp_path / "o", *extra)
+        assert result.exit_code == 2 and "symbolic links" in result.output, result.output
+
+
+def test_registering_a_symlink_loop_says_so(tmp_path):
+    (tmp_path / "a.mp4").symlink_to(tmp_path / "b.mp4")
+    (tmp_path / "b.mp4").symlink_to(tmp_path / "a.mp4")
+    with Service(store=tmp_path / "s.db") as service, pytest.raises(EngineError) as caught:
+        service.add_video(tmp_path / "a.mp4")
+    assert caught.value.code is ErrorCode.INPUT_NOT_FOUND and "symbolic link loop" in caught.value.message
