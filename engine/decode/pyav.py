@@ -104,43 +104,45 @@ class PyAVDecoder:
         self.threads = max(1, threads)
 
     def decode_frames(self, media: MediaInfo, instants: Sequence[float], fit: Fit | None = None) -> DecodedClip:
-        container = open_container(media.path)
+        """The frames on screen at ``instants``: after a seek to the first one (stepping back
+        when the demuxer lands late), else decoded from the start of a freshly opened file."""
         try:
-            return self._decode(container, media, instants, fit)
+            with open_container(media.path) as container:
+                stream = self._stream(container, media)
+                for target in dict.fromkeys(max(0.0, instants[0] - back) for back in _SEEK_BACKOFF):
+                    result = self._decode_from(container, stream, media, instants, target, fit)
+                    if result is not None:
+                        return result
+            # No seek landed early enough, or none gave a frame (MPEG-TS with B-frames after a
+            # seek to its first timestamp; program streams whose seek to 0 lands on a later key
+            # frame): decode from the start, without seeking, in a demuxer that never sought.
+            with open_container(media.path) as container:
+                result = self._decode_from(container, self._stream(container, media), media, instants, None, fit)
+            assert result is not None
+            return result
         except av.error.FFmpegError as exc:
             raise unreadable(media.path, "decoding", exc) from None
-        finally:
-            container.close()
 
-    def _decode(self, container: av.container.InputContainer, media: MediaInfo, instants: Sequence[float],
-                fit: Fit | None) -> DecodedClip:
+    def _stream(self, container: av.container.InputContainer, media: MediaInfo):
+        """The job's video stream, its decoder set to this decoder's threads."""
         stream = container.streams[media.stream_index]
         ctx = stream.codec_context
         ctx.thread_count = self.threads
         ctx.thread_type = "AUTO" if self.threads > 1 else "SLICE"
-        first = instants[0]
-        for back in _SEEK_BACKOFF:
-            target = max(0.0, first - back)
-            result = self._decode_from(container, stream, media, instants, target, fit)
-            if result is not None:
-                return result
-        # No seek landed early enough: decode from the very start.
-        result = self._decode_from(container, stream, media, instants, None, fit)
-        assert result is not None
-        return result
+        return stream
 
     def _decode_from(self, container, stream, media: MediaInfo, instants: Sequence[float], target: float | None,
                      fit: Fit | None):
-        """Decode from a seek to ``target`` (None: from the start without seeking).
+        """Decode from a seek to ``target`` (None: from where a just-opened container starts).
 
-        Returns None when the seek landed after ``instants[0]`` (then the caller seeks earlier).
+        Returns None when the seek landed after ``instants[0]`` or gave no frame at all (then the
+        caller seeks earlier, or decodes from the start).
         """
         tb = stream.time_base
-        seek_to = target if target is not None else 0.0
-        try:  # PyAV flushes the decoder on seek, so a retry starts clean
-            container.seek(int((seek_to + media.start_time) / tb), stream=stream, backward=True, any_frame=False)
-        except av.error.FFmpegError:
-            if seek_to > 0:
+        if target is not None:
+            try:  # PyAV flushes the decoder on seek, so a retry starts clean
+                container.seek(int((target + media.start_time) / tb), stream=stream, backward=True, any_frame=False)
+            except av.error.FFmpegError:
                 return None
 
         # at most the source's frames in the span (as the job's memory check counts them): a bound
@@ -188,8 +190,9 @@ class PyAVDecoder:
             last_time = t
             if first_time is None:
                 first_time = t
-                # The seek overshot: the frame shown at the first instant lies before this one.
-                if target is not None and target > 0 and t > instants[0] + 1e-6:
+                # The seek overshot: the frame shown at the first instant lies before this one
+                # (or, after a seek to 0, the stream's first frames were skipped).
+                if target is not None and t > instants[0] + 1e-6:
                     return None
             while k < n and instants[k] < t - 1e-6:
                 if previous is None:  # instant before the first frame of the video: show that frame
@@ -200,7 +203,7 @@ class PyAVDecoder:
                 break
             previous, previous_row = (frame, t), -1
         if previous is None:
-            if target is not None and target > 0:
+            if target is not None:
                 return None  # nothing after the seek point: let the caller try from earlier
             raise EngineError(
                 ErrorCode.INVALID_VIDEO_FORMAT,

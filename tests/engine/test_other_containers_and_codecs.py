@@ -11,6 +11,7 @@ import pytest
 
 from animated_previews.engine.decode.pyav import PyAVDecoder
 from animated_previews.engine.job import run_job
+from animated_previews.engine.probe import probe
 from animated_previews.engine.spec import parse_job
 
 FFMPEG = shutil.which("ffmpeg")
@@ -78,3 +79,27 @@ def test_a_still_image_is_a_clip_too_short_to_seek_into(tmp_path):
     result = one_job(tmp_path, source)
     assert result.error_code == "InvalidTimeRange" and "0.040" in result.error_message
     assert one_job(tmp_path, source, seek=0, duration=0.04, fps=25).ok  # its one frame, asked for plainly
+
+
+# Containers whose seek misleads the decoder (found by a sweep of odd files, 2026-12-04): after a
+# seek to the first timestamp, an MPEG-TS holding H.264 or HEVC with B-frames gave no frame at all
+# ("no frame could be decoded"); a program stream's seek to 0 landed on the key frame at 0.48 s, so
+# the first frames of a preview from 0 showed 0.48 s. Every instant must show its own frame.
+MISLEADING_SEEKS = [
+    ("h264-bframes.ts", ["-c:v", "libx264"]),
+    ("hevc-bframes.ts", ["-c:v", "libx265", "-x265-params", "log-level=error"]),
+    ("camcorder.m2ts", ["-c:v", "libx264", "-output_ts_offset", "10", "-mpegts_m2ts_mode", "1", "-f", "mpegts"]),
+    ("dvd.mpg", ["-c:v", "mpeg2video", "-q:v", "4", "-f", "vob"]),
+]
+
+
+@pytest.mark.parametrize("name,args", MISLEADING_SEEKS, ids=[c[0] for c in MISLEADING_SEEKS])
+@pytest.mark.parametrize("first", [0.0, 1.2])
+def test_every_instant_shows_its_own_frame_where_seeking_misleads(tmp_path, name, args, first):
+    source = make(tmp_path / name, args)
+    if source is None:
+        pytest.skip(f"this ffmpeg cannot write {name}")
+    instants = [first + k / 10 for k in range(10)]
+    clip = PyAVDecoder().decode_frames(probe(source), instants)
+    on_screen = [round(int(t * 25 + 1e-6) / 25, 3) for t in instants]  # 25 fps: the frame shown at t
+    assert [round(t, 3) for t in clip.source_times] == on_screen
