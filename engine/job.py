@@ -304,6 +304,9 @@ def decode_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | No
         width, height, decoded = clip.width, clip.height, clip.frames_decoded
         if clip.deinterlaced:
             notes.append("interlaced source: each frame shows its top field (the lines between interpolated)")
+        if clip.damaged_packets:
+            notes.append(f"damaged source: {clip.damaged_packets} packet(s) of invalid data skipped while decoding; "
+                         "frames after one may show decoding errors until the next key frame")
         kept = clip if spec.max_bytes is not None else None  # a byte budget renders them again
         del clip, done  # the distinct frames are rendered: let them go before the encoder's copies come
     except Exception as exc:

@@ -50,6 +50,8 @@ class DecodedClip:
     """Quarter turns (counter-clockwise) already applied to make the frames upright."""
     deinterlaced: bool = False
     """Some frames were interlaced: each shows its top field, the lines between interpolated."""
+    damaged_packets: int = 0
+    """Packets the decoder rejected as invalid data and skipped (their frames lost)."""
 
     @property
     def height(self) -> int:

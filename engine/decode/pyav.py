@@ -11,7 +11,7 @@ or more) is taken as BT.709 and smaller untagged video as BT.601, which is what 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import av
 import numpy as np
@@ -179,7 +179,8 @@ class PyAVDecoder:
 
         first_time: float | None = None
         last_time = None
-        for frame in container.decode(stream):
+        damage = _Damage()
+        for frame in _decoded(container, stream, damage):
             decoded += 1
             if frame.pts is not None:
                 t = float(frame.pts * tb) - media.start_time
@@ -226,7 +227,38 @@ class PyAVDecoder:
             frames_decoded=decoded,
             rotation=round((previous[0].rotation or 0) / 90) % 4,
             deinterlaced=interlaced,
+            damaged_packets=damage.packets,
         )
+
+
+DAMAGE_REFUSED_AFTER = 16
+"""Damaged packets skipped before a stream where they are most of what was read is refused."""
+
+
+class _Damage:
+    """Packets of the stream the decoder rejected as invalid data, and packets read."""
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.read = 0
+
+
+def _decoded(container: av.container.InputContainer, stream, damage: _Damage) -> Iterator[av.VideoFrame]:
+    """The stream's frames, as ``container.decode(stream)`` gives them, except that a packet the
+    decoder rejects as invalid data is skipped, as FFmpeg's command line does: a few damaged
+    bytes (a bad sector, a broken download) cost the frames they held, not the job. The frames
+    after one may show decoding errors until the next key frame. A stream whose damaged packets
+    are past :data:`DAMAGE_REFUSED_AFTER` and most of those read is refused (the error raised)."""
+    for packet in container.demux(stream):
+        damage.read += 1
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError:
+            damage.packets += 1
+            if damage.packets > DAMAGE_REFUSED_AFTER and damage.packets * 2 > damage.read:
+                raise
+            continue
+        yield from frames
 
 
 class _FrameCollector:

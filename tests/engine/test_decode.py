@@ -7,13 +7,17 @@ frame landed at each output instant, for several codecs, after seeking.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import av
 import pytest
 
 import clipmaker
 from animated_previews.engine.decode.pyav import PyAVDecoder
 from animated_previews.engine.errors import EngineError, ErrorCode
+from animated_previews.engine.job import run_job
 from animated_previews.engine.probe import probe
+from animated_previews.engine.spec import parse_job
 
 
 def shown_indices(path, instants):
@@ -223,3 +227,35 @@ def test_the_jobs_fit_shrinks_a_rotated_clip_as_coded_then_turns_the_small_frame
     assert (difference > 1).double().mean() < 0.005
     assert coded.frames.is_contiguous(memory_format=torch.channels_last)  # as the remap reads it
     assert coded.rotation == upright.rotation and coded.rotation % 2 == 1
+
+
+def _damaged(tmp_path, packets: range | list[int]) -> Path:
+    """A 30-frame clip whose ``packets`` (by number, in stream order) have a NAL length prefix
+    overwritten: the H.264 decoder rejects each as invalid data, as it would a bad sector."""
+    clip = clipmaker.make_clip(tmp_path / "clean.mp4", fps=10, frames=30, width=64, height=48)
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        starts = [packet.pos for packet in container.demux(stream) if packet.size]
+    data = bytearray(clip.read_bytes())
+    for k in packets:
+        data[starts[k]:starts[k] + 4] = b"\xff\xff\xff\xff"
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    return damaged
+
+
+def test_a_damaged_packet_costs_its_frame_not_the_job(tmp_path):
+    """Before (found by a sweep of odd files): one bad packet anywhere in the span failed the job
+    with 'Invalid data found when processing input', though ffmpeg decodes the rest."""
+    result = run_job(parse_job({"input": str(_damaged(tmp_path, [12])), "format": "gif", "fps": 10, "seek": 0,
+                                "duration": 2.5}, default_id="j", input_root=tmp_path), tmp_path / "out", PyAVDecoder())
+    assert result.ok, result.error_message
+    assert result.frames == 25
+    assert any("1 packet(s) of invalid data skipped" in note for note in result.notes)
+
+
+def test_a_stream_of_mostly_damaged_packets_is_refused(tmp_path):
+    result = run_job(parse_job({"input": str(_damaged(tmp_path, range(1, 30))), "format": "gif", "fps": 10,
+                                "duration": 2.5}, default_id="j", input_root=tmp_path), tmp_path / "out", PyAVDecoder())
+    assert result.error_code == "InvalidVideoFormat"
+    assert "corrupt" in result.error_message
