@@ -123,18 +123,27 @@ def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
     return float(value * time_base)
 
 
-def _scan_duration(path: Path, stream_index: int, start: float) -> float | None:
-    """Demux (no decoding) to the end to find the last packet's end, counted from ``start``."""
+def _scan_duration(path: Path, stream_index: int, start: float, fps: float | None) -> float | None:
+    """Demux (no decoding) to the end to find the last packet's end, counted from ``start``.
+
+    A raw elementary stream (``.h264``, ``.hevc`` from cameras, DVRs, drones) has no timestamps
+    at all: its length is its packets' durations added up, or their count at ``fps`` (the rate
+    the decoder will show them at, 25 when unknown, as FFmpeg assumes)."""
     end = None
+    untimed = 0.0
     with av.open(str(path), metadata_errors="ignore") as container:
         stream = container.streams[stream_index]
         tb = stream.time_base
         for packet in container.demux(stream):
             if packet.pts is None:
+                if packet.size:
+                    untimed += float(packet.duration * tb) if packet.duration and tb else 1.0 / (fps or 25.0)
                 continue
             finish = float((packet.pts + (packet.duration or 0)) * tb)
             end = finish if end is None else max(end, finish)
-    return None if end is None else end - start
+    if end is None:
+        return untimed or None
+    return end - start
 
 
 def probe(path: Path) -> MediaInfo:
@@ -178,7 +187,7 @@ def probe(path: Path) -> MediaInfo:
         container.close()
     if not duration or duration <= 0:
         try:
-            duration, source = _scan_duration(path, info["stream_index"], start), "scan"
+            duration, source = _scan_duration(path, info["stream_index"], start, fps), "scan"
         except av.error.FFmpegError as exc:
             raise EngineError(ErrorCode.INVALID_VIDEO_FORMAT, f"{path.name} cannot be read to its end ({exc})") from None
         if not duration or duration <= 0:

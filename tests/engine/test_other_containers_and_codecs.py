@@ -93,13 +93,23 @@ MISLEADING_SEEKS = [
 ]
 
 
-@pytest.mark.parametrize("name,args", MISLEADING_SEEKS, ids=[c[0] for c in MISLEADING_SEEKS])
+# Raw elementary streams (cameras, DVRs, drones) carry no timestamps at all: the probe found no
+# duration ("the video stream holds no frames"). Their frames count at the stream's rate.
+RAW_STREAMS = [
+    ("camera.h264", ["-c:v", "libx264", "-f", "h264"]),
+    ("camera.hevc", ["-c:v", "libx265", "-x265-params", "log-level=error", "-f", "hevc"]),
+]
+
+
+@pytest.mark.parametrize("name,args", MISLEADING_SEEKS + RAW_STREAMS, ids=[c[0] for c in MISLEADING_SEEKS + RAW_STREAMS])
 @pytest.mark.parametrize("first", [0.0, 1.2])
-def test_every_instant_shows_its_own_frame_where_seeking_misleads(tmp_path, name, args, first):
+def test_every_instant_shows_its_own_frame_where_seeking_misleads_or_times_are_missing(tmp_path, name, args, first):
     source = make(tmp_path / name, args)
     if source is None:
         pytest.skip(f"this ffmpeg cannot write {name}")
+    media = probe(source)
+    assert media.duration == pytest.approx(3.0, abs=0.05)
     instants = [first + k / 10 for k in range(10)]
-    clip = PyAVDecoder().decode_frames(probe(source), instants)
+    clip = PyAVDecoder().decode_frames(media, instants)
     on_screen = [round(int(t * 25 + 1e-6) / 25, 3) for t in instants]  # 25 fps: the frame shown at t
     assert [round(t, 3) for t in clip.source_times] == on_screen
