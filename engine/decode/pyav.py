@@ -180,10 +180,12 @@ class PyAVDecoder:
         first_time: float | None = None
         last_time = None
         damage = _Damage()
+        clock = _BestEffortClock()
         for frame in _decoded(container, stream, damage):
             decoded += 1
-            if frame.pts is not None:
-                t = float(frame.pts * tb) - media.start_time
+            stamp = clock.stamp(frame.pts, frame.dts)
+            if stamp is not None:
+                t = float(stamp * tb) - media.start_time
             elif last_time is not None:
                 t = last_time + 1.0 / (media.fps or 25.0)
             else:
@@ -229,6 +231,34 @@ class PyAVDecoder:
             deinterlaced=interlaced,
             damaged_packets=damage.packets,
         )
+
+
+class _BestEffortClock:
+    """A decoded frame's time as FFmpeg's ``best_effort_timestamp`` guesses it: its pts, unless
+    the pts have gone backwards more often than the dts (then its dts). AVI files with packed
+    B-frames (DivX/Xvid) hand frames over with pts that jump back and forth (3, 4, 6, 5, 7, 9,
+    8...) while their dts count up: taken as they were, a preview showed frames up to 160 ms
+    late and out of step. In ordinary streams the dts are the ones out of order, so the pts win."""
+
+    def __init__(self) -> None:
+        self._faulty_pts = self._faulty_dts = 0
+        self._last_pts: int | None = None
+        self._last_dts: int | None = None
+
+    def stamp(self, pts: int | None, dts: int | None) -> int | None:
+        if dts is not None:
+            self._faulty_dts += self._last_dts is not None and dts <= self._last_dts
+            self._last_dts = dts
+        elif pts is not None:
+            self._last_dts = pts
+        if pts is not None:
+            self._faulty_pts += self._last_pts is not None and pts <= self._last_pts
+            self._last_pts = pts
+        elif dts is not None:
+            self._last_pts = dts
+        if pts is not None and (self._faulty_pts <= self._faulty_dts or dts is None):
+            return pts
+        return dts
 
 
 DAMAGE_REFUSED_AFTER = 16

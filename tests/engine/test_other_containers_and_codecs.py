@@ -113,3 +113,24 @@ def test_every_instant_shows_its_own_frame_where_seeking_misleads_or_times_are_m
     clip = PyAVDecoder().decode_frames(media, instants)
     on_screen = [round(int(t * 25 + 1e-6) / 25, 3) for t in instants]  # 25 fps: the frame shown at t
     assert [round(t, 3) for t in clip.source_times] == on_screen
+
+
+def test_packed_b_frames_in_avi_keep_their_cadence(tmp_path):
+    """DivX/Xvid AVI with packed B-frames: the decoder hands frames over with pts that jump back
+    and forth (3, 4, 6, 5...). Taken as they were, a 10 fps preview of 25 fps showed frames 12,
+    13 (one step instead of two or three) and drifted; FFmpeg's best-effort rule (the dts, when
+    the pts go backwards more often) keeps every step at 2 or 3 source frames once it has seen
+    the pts go back (the third frame decoded; as in FFmpeg, the first steps may still be off)."""
+    source = make(tmp_path / "xvid.avi", ["-c:v", "libxvid", "-bf", "2", "-q:v", "4"])
+    if source is None:
+        pytest.skip("this ffmpeg has no libxvid")
+    import av
+    import numpy as np
+
+    with av.open(str(source)) as container:  # decode order: each frame's number in the file
+        sequence = [f.to_ndarray(format="rgb24").astype(np.int32) for f in container.decode(video=0)]
+    clip = PyAVDecoder().decode_frames(probe(source), [k / 10 for k in range(25)])
+    rows = clip.frames.permute(0, 2, 3, 1).numpy().astype(np.int32)
+    shown = [min(range(len(sequence)), key=lambda i: np.abs(sequence[i] - rows[r]).mean()) for r in clip.index.tolist()]
+    steps = [b - a for a, b in zip(shown, shown[1:])]
+    assert set(steps[3:]) <= {2, 3}, shown
