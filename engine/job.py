@@ -184,16 +184,39 @@ class _Stopwatch:
 
 
 def _decode_and_render(fmt: Format, spec: JobSpec, media: MediaInfo, timeline: Timeline, decoder: Decoder,
-                       watch: _Stopwatch, t: float) -> tuple[DecodedClip, Frames, float]:
+                       watch: _Stopwatch, t: float) -> tuple[DecodedClip, Frames, Timeline, float]:
     """Decode the clip, shrunk chunk by chunk, and render it on the decoder's device; laps the
-    stopwatch (shrinking counts as kernels)."""
+    stopwatch (shrinking counts as kernels). The timeline comes back shortened when the video's
+    frames end well before its header says (:func:`_cut_to_frames`)."""
     fitter = Fitter(spec, media)
     clip = fitter.finish(decoder.decode_frames(media, timeline.instants, fit=fitter))
+    clip, timeline = _cut_to_frames(spec, media, timeline, clip)
     t = watch.lap("decode", t)
     watch.move(fitter.seconds, "decode", "kernels")
     frames = render(fmt, clip)
     t = watch.lap("kernels", t)
-    return clip, frames, t
+    return clip, frames, timeline, t
+
+
+FRAMES_END_SLACK = 0.5
+"""Seconds the last frame may stay on screen past the stream's end (a video track a little
+shorter than its audio) before the clip is cut where the frames end instead."""
+
+
+def _cut_to_frames(spec: JobSpec, media: MediaInfo, timeline: Timeline, clip: DecodedClip) -> tuple[DecodedClip, Timeline]:
+    """The clip and timeline planned again for where the frames really end, when a header that
+    lies about the length (a Matroska duration of 100 s on 3 s of video) planned instants far
+    past them: a trim-from-end job would otherwise hold the last frame for 97 s. Unchanged when
+    the frames reached the last instant or ended within :data:`FRAMES_END_SLACK` of it."""
+    end = clip.frames_end
+    if end is None or timeline.instants[-1] < end + FRAMES_END_SLACK:
+        return clip, timeline
+    cut = plan_timeline(spec, dataclasses.replace(media, duration=end))
+    count = cut.frame_count
+    note = (f"clamped: the video's frames end at {end:.3f} s although its header says {media.duration:.3f} s; "
+            f"the clip stops where they end, lasting {cut.duration:.3f} s")
+    cut = dataclasses.replace(cut, notes=tuple(n for n in cut.notes if not n.startswith("clamped:")) + (note,))
+    return dataclasses.replace(clip, index=clip.index[:count], source_times=clip.source_times[:count]), cut
 
 
 def _gpu_decoder(choice: DeviceChoice) -> Decoder:
@@ -300,7 +323,7 @@ def decode_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | No
                 t = watch.lap("decode", max(t, watch.last))  # the time lost counts as decoding
         if done is None:
             done = _decode_and_render(fmt, spec, media, timeline, decoder, watch, t)
-        clip, frames, t = done
+        clip, frames, timeline, t = done
         width, height, decoded = clip.width, clip.height, clip.frames_decoded
         if clip.deinterlaced:
             notes.append("interlaced source: each frame shows its top field (the lines between interpolated)")

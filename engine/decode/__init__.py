@@ -52,6 +52,9 @@ class DecodedClip:
     """Some frames were interlaced: each shows its top field, the lines between interpolated."""
     damaged_packets: int = 0
     """Packets the decoder rejected as invalid data and skipped (their frames lost)."""
+    frames_end: float | None = None
+    """Where the stream's frames ran out (the last one's time plus a frame period), when that was
+    before the last instant (its frame then stays on screen); None when every instant came."""
 
     @property
     def height(self) -> int:

@@ -219,6 +219,7 @@ class PyAVDecoder:
                 f"the video's frames end at {previous[1]:.3f} s although its header says {media.duration:.3f} s; "
                 f"seek {instants[0]:.3f} s is past the last frame",
             )
+        frames_end = previous[1] + frame_period if k < n else None
         while k < n:  # end of stream: the last frame stays on screen
             previous_row = show(previous, previous_row)
             k += 1
@@ -230,6 +231,7 @@ class PyAVDecoder:
             rotation=round((previous[0].rotation or 0) / 90) % 4,
             deinterlaced=interlaced,
             damaged_packets=damage.packets,
+            frames_end=frames_end,
         )
 
 

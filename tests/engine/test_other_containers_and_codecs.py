@@ -134,3 +134,24 @@ def test_packed_b_frames_in_avi_keep_their_cadence(tmp_path):
     shown = [min(range(len(sequence)), key=lambda i: np.abs(sequence[i] - rows[r]).mean()) for r in clip.index.tolist()]
     steps = [b - a for a, b in zip(shown, shown[1:])]
     assert set(steps[3:]) <= {2, 3}, shown
+
+
+def test_a_header_far_longer_than_the_frames_cuts_the_clip_where_they_end(tmp_path):
+    """A Matroska file of 3 s of video and 10 s of audio says 10 s (found by a sweep of odd files,
+    with a header patched to 100 s): a trim-from-end preview held the last frame for 6.5 s, a
+    long duration for 7. Now the clip ends with the frames, and says so; a tail within half a
+    second of the request is still held (a video track a little shorter than its audio)."""
+    source = make(tmp_path / "long-audio.mkv", ["-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "10",
+                                                "-c:v", "libx264", "-c:a", "pcm_s16le"],
+                  source=["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=3"])
+    assert source is not None
+    assert probe(source).duration == pytest.approx(10.0)
+    trimmed = one_job(tmp_path, source, seek=1, duration=None, trim_end=0.5)
+    assert trimmed.ok, trimmed.error_message
+    assert trimmed.duration == pytest.approx(1.5) and trimmed.frames == 15
+    assert any("frames end at 3.000 s although its header says 10.000 s" in note for note in trimmed.notes)
+    long = one_job(tmp_path, source, seek=0.5, duration=8)
+    assert long.ok and long.duration == pytest.approx(2.5) and long.frames == 25
+    held = one_job(tmp_path, source, seek=2, duration=1.4)  # 0.4 s past the frames: held, as before
+    assert held.ok and held.duration == pytest.approx(1.4) and held.frames == 14
+    assert not any("frames end" in note for note in held.notes)
