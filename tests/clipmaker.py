@@ -581,3 +581,18 @@ def decode_indices(path, *, stream: int = 0) -> list[tuple[float, int]]:
             result.append((float(fr.time) if fr.time is not None else float("nan"), idx))
     return result
 
+
+
+def with_display_matrix(source: Path, target: Path, matrix: tuple[int, int, int, int],
+                        translate: tuple[int, int] = (0, 0)) -> Path:
+    """``source`` (an MP4 with one video track) written to ``target`` with its track header's
+    display matrix set to [[a, b], [c, d]] (whole numbers) moved by ``translate`` pixels, as
+    phones and editors write rotations and mirrors."""
+    data = bytearray(Path(source).read_bytes())
+    at = data.index(b"tkhd") + 4
+    offset = at + (52 if data[at] == 1 else 40)  # version 1 headers hold 64-bit times
+    a, b, c, d = matrix
+    values = [a << 16, b << 16, 0, c << 16, d << 16, 0, translate[0] << 16, translate[1] << 16, 1 << 30]
+    data[offset:offset + 36] = b"".join(v.to_bytes(4, "big", signed=True) for v in values)
+    Path(target).write_bytes(bytes(data))
+    return Path(target)

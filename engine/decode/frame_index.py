@@ -46,6 +46,8 @@ from fractions import Fraction
 from typing import Hashable, Sequence
 
 import av
+import numpy as np
+from av.sidedata.sidedata import Type
 
 from . import DecoderUnavailable, unreadable
 from ..errors import EngineError, ErrorCode
@@ -106,6 +108,8 @@ class StreamTags:
     full_range: bool
     bits: int
     """Bits per sample (8, 10, 12)."""
+    mirrored: bool = False
+    """The display matrix mirrors the picture: flipped left-right as coded, before the turns."""
 
 
 def select_frames(media: MediaInfo, instants: Sequence[float]) -> FrameSelection:
@@ -378,6 +382,24 @@ def _decode_stream_tags(media: MediaInfo) -> StreamTags:
     return tags_of(frame)
 
 
+def orientation(frame: av.VideoFrame) -> tuple[int, bool]:
+    """How the frame's display matrix shows it: (quarter turns counter-clockwise, mirrored), the
+    mirror (left-right, as coded) applied first. PyAV's ``rotation`` reads the matrix as a pure
+    rotation, so a mirrored one (a horizontal flip, or a transpose) came out turned instead of
+    flipped: upside down for a mirror. Here a matrix with a negative determinant is a mirror,
+    and the rotation is read from the matrix with the mirror taken out."""
+    for side in frame.side_data:
+        if side.type is not Type.DISPLAYMATRIX:
+            continue
+        a, b, _, c, d = np.frombuffer(side, dtype=np.int32)[:5].astype(np.float64)
+        if a * d - b * c >= 0 or not (math.hypot(a, c) and math.hypot(b, d)):
+            break
+        # as libavutil's av_display_rotation_get, on the matrix with its first column negated
+        angle = -math.degrees(math.atan2(-b / math.hypot(b, d), -a / math.hypot(a, c)))
+        return round(angle / 90) % 4, True
+    return round((frame.rotation or 0) / 90) % 4, False
+
+
 def tags_of(frame: av.VideoFrame) -> StreamTags:
     """The rules engine/decode/pyav.py applies when it converts ``frame`` to RGB."""
     colorspace = frame.colorspace
@@ -386,8 +408,10 @@ def tags_of(frame: av.VideoFrame) -> StreamTags:
     else:
         matrix = MATRIX_BY_COLORSPACE.get(int(colorspace), "bt601")
     name = frame.format.name
+    turns, mirrored = orientation(frame)
     return StreamTags(
-        turns=round((frame.rotation or 0) / 90) % 4,
+        turns=turns,
+        mirrored=mirrored,
         matrix=matrix,
         full_range=frame.color_range == _FULL_RANGE or name.startswith("yuvj"),
         bits=pixel_bits(name),

@@ -184,6 +184,8 @@ class NvdecDecoder:
 
         def finish(batch: torch.Tensor) -> torch.Tensor:
             """Upright, then shrunk: GPU memory holds one batch at source size, not the clip."""
+            if tags.mirrored:
+                batch = batch.flip(3)
             if tags.turns:
                 batch = torch.rot90(batch, k=tags.turns, dims=(2, 3))
             return fit(batch, tags.turns) if fit is not None else batch

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from . import FIT_CHUNK, FIT_CHUNK_BYTES, CodedFit, DecodedClip, Fit, YUVPlanes, unreadable
-from .frame_index import MATRIX_BY_COLORSPACE
+from .frame_index import MATRIX_BY_COLORSPACE, orientation
 from ..errors import EngineError, ErrorCode
 from ..probe import HDR_TRANSFERS, MediaInfo, open_container
 
@@ -47,10 +47,12 @@ def _to_rgb(frame: av.VideoFrame, upright: bool = True) -> np.ndarray:
         threads=1,
     ).to_ndarray()
     rgb = _keep_top_field(converted) if frame.interlaced_frame else converted
-    turns = round((frame.rotation or 0) / 90) % 4 if upright else 0
-    if turns:
-        rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
-    return rgb
+    turns, mirrored = orientation(frame)
+    if mirrored:
+        rgb = rgb[:, ::-1]
+    if turns and upright:
+        rgb = np.rot90(rgb, k=turns)
+    return np.ascontiguousarray(rgb)
 
 
 def _keep_top_field(rgb: np.ndarray) -> np.ndarray:
@@ -73,12 +75,12 @@ _PLANAR_YUV_BITS = {f"yuv{sub}p{bits}le": bits for sub in ("420", "422", "444") 
 """Pixel formats whose planes :func:`_yuv_planes` reads as they are: three planes of 16-bit words."""
 
 
-def _yuv_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, tuple[str, int, bool]] | None:
-    """An HDR frame's planes as decoded (as coded, not turned): luma uint16 [H, W], chroma
-    [2, h, w] (Cb, Cr), and (matrix, bits, full range); None when they cannot be read that way
-    (another pixel format, an interlaced frame), and the frame goes through :func:`_to_rgb`
-    instead. Untagged HDR is BT.2020, as :func:`_to_rgb` takes it. The words are copied once,
-    out of the decoder's reused buffers."""
+def _yuv_planes(frame: av.VideoFrame, mirrored: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[str, int, bool]] | None:
+    """An HDR frame's planes as decoded (as coded, not turned; flipped left-right when
+    ``mirrored``): luma uint16 [H, W], chroma [2, h, w] (Cb, Cr), and (matrix, bits, full
+    range); None when they cannot be read that way (another pixel format, an interlaced frame),
+    and the frame goes through :func:`_to_rgb` instead. Untagged HDR is BT.2020, as
+    :func:`_to_rgb` takes it. The words are copied once, out of the decoder's reused buffers."""
     bits = _PLANAR_YUV_BITS.get(frame.format.name)
     if bits is None or frame.interlaced_frame:
         return None
@@ -87,6 +89,8 @@ def _yuv_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, tuple[str
     planes = [np.frombuffer(plane, dtype=np.uint16).reshape(plane.height, plane.line_size // 2)[:, : plane.width]
               for plane in frame.planes]
     full_range = int(frame.color_range or 0) == int(av.video.reformatter.ColorRange.JPEG)
+    if mirrored:
+        planes = [plane[:, ::-1] for plane in planes]
     return planes[0].copy(), np.stack(planes[1:3]), (matrix, bits, full_range)
 
 
@@ -165,10 +169,10 @@ class PyAVDecoder:
             if row < 0:
                 frame = shown[0]
                 interlaced = interlaced or bool(frame.interlaced_frame)
-                turns, transfer = round((frame.rotation or 0) / 90) % 4, hdr_transfer(frame)
+                (turns, mirrored), transfer = orientation(frame), hdr_transfer(frame)
                 planes = None
                 if transfer is not None and frames.coded and fit.takes_planes(frame.width, frame.height, turns):
-                    planes = _yuv_planes(frame)
+                    planes = _yuv_planes(frame, mirrored)
                 if planes is not None:
                     row = frames.add_planes(*planes, turns, transfer)
                 else:
@@ -228,7 +232,7 @@ class PyAVDecoder:
             index=torch.tensor(index, dtype=torch.int64),
             source_times=tuple(times[i] for i in index),
             frames_decoded=decoded,
-            rotation=round((previous[0].rotation or 0) / 90) % 4,
+            rotation=orientation(previous[0])[0],
             deinterlaced=interlaced,
             damaged_packets=damage.packets,
             frames_end=frames_end,

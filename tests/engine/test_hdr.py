@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+import clipmaker
 from animated_previews.engine.decode import YUVPlanes
 from animated_previews.engine.decode.pyav import PyAVDecoder, _yuv_planes
 from animated_previews.engine.decode.nvdec_caps import nvdec_refusal
@@ -171,3 +172,17 @@ def test_planes_are_read_as_coded_and_the_fit_turns_them_upright_after_shrinking
 def test_frames_the_planes_route_cannot_read_say_so():
     assert _yuv_planes(av.VideoFrame(8, 6, "yuv420p")) is None  # 8-bit: not 16-bit words
     assert _yuv_planes(av.VideoFrame(8, 6, "rgb48le")) is None
+
+
+def test_a_mirrored_hdr_clip_is_mirrored_on_the_planes_route_too(tmp_path):
+    """The planes route (resized HDR) flips the coded planes as the RGB route flips pixels."""
+    clip = hdr_clip(tmp_path / "hdr.mp4", "smpte2084")
+    mirrored = clipmaker.with_display_matrix(clip, tmp_path / "mirrored.mp4", (-1, 0, 0, 1), (320, 0))
+    frames = {}
+    for name, path in (("plain", clip), ("mirrored", mirrored)):
+        media = probe(path)
+        fit = PlanesSpy(hdr_spec(path, width=160, height=120), media)
+        frames[name] = PyAVDecoder().decode_frames(media, [0.6], fit=fit).frames[0].permute(1, 2, 0).numpy()
+        assert fit.planar_frames == 1
+    assert psnr(frames["mirrored"], frames["plain"][:, ::-1]) >= 40
+    assert psnr(frames["mirrored"], frames["plain"]) < 25

@@ -201,6 +201,16 @@ def test_rotation_is_applied_like_on_the_cpu(stand_in, rotated_clip):
     assert gpu.rotation == cpu.rotation == 3
 
 
+@pytest.mark.parametrize("matrix", [(-1, 0, 0, 1), (0, 1, 1, 0)], ids=["mirror", "transpose"])
+def test_a_mirroring_display_matrix_is_applied_like_on_the_cpu(stand_in, h264_clip, tmp_path, matrix):
+    mirrored = clipmaker.with_display_matrix(h264_clip, tmp_path / "mirrored.mp4", matrix)
+    gpu, cpu = decode_both(mirrored, [0.0, 0.4])
+    assert (gpu.height, gpu.width, gpu.rotation) == (cpu.height, cpu.width, cpu.rotation)
+    assert psnr(gpu.frames.numpy(), cpu.frames.contiguous().numpy()) > 45
+    plain = PyAVDecoder().decode_frames(probe(h264_clip), [0.0]).frames[0]
+    assert psnr(cpu.frames[0].numpy(), plain.flip(2).numpy() if matrix[0] else plain.transpose(1, 2).numpy()) > 45
+
+
 def test_variable_frame_rate_is_numbered_from_real_timestamps(stand_in, vfr_clip, vfr_pts):
     instants = [k / 10 for k in range(21)]
     gpu, _ = decode_both(vfr_clip, instants)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import clipmaker
 from animated_previews.engine.decode.pyav import PyAVDecoder
 from animated_previews.engine.job import run_job
 from animated_previews.engine.probe import probe
@@ -155,3 +156,41 @@ def test_a_header_far_longer_than_the_frames_cuts_the_clip_where_they_end(tmp_pa
     held = one_job(tmp_path, source, seek=2, duration=1.4)  # 0.4 s past the frames: held, as before
     assert held.ok and held.duration == pytest.approx(1.4) and held.frames == 14
     assert not any("frames end" in note for note in held.notes)
+
+
+# (name, matrix, how the picture as coded (rows, columns) should be shown)
+MIRRORS = [
+    ("mirror", (-1, 0, 0, 1), lambda rgb: rgb[:, ::-1]),
+    ("upside-down mirror", (1, 0, 0, -1), lambda rgb: rgb[::-1]),
+    ("transpose", (0, 1, 1, 0), lambda rgb: rgb.transpose(1, 0, 2)),
+    ("anti-transpose", (0, -1, -1, 0), lambda rgb: rgb[::-1, ::-1].transpose(1, 0, 2)),
+]
+
+
+@pytest.mark.parametrize("name,matrix,shown", MIRRORS, ids=[m[0] for m in MIRRORS])
+def test_a_mirroring_display_matrix_mirrors_the_picture(tmp_path, name, matrix, shown):
+    """Found by a sweep of odd files: PyAV reads a display matrix as a rotation only, so a
+    mirrored track came out upside down and a transposed one turned the wrong way."""
+    import av
+    import numpy as np
+
+    plain = make(tmp_path / "plain.mp4", ["-c:v", "libx264", "-pix_fmt", "yuv444p", "-qp", "0", "-t", "1"],
+                 source=["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10:duration=1"])
+    assert plain is not None
+    source = clipmaker.with_display_matrix(plain, tmp_path / "shown.mp4", matrix, (96, 64))
+    with av.open(str(plain)) as container:
+        coded = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    clip = PyAVDecoder().decode_frames(probe(source), [0.0])
+    assert np.array_equal(clip.frames[0].permute(1, 2, 0).numpy(), shown(coded))
+    result = one_job(tmp_path, source, seek=0, duration=0.3, width=48, format="gif")  # shrunk as coded, then turned
+    assert result.ok, result.error_message
+    from PIL import Image
+
+    first = np.asarray(Image.open(result.output).convert("RGB"), dtype=np.float64)
+    wanted = np.ascontiguousarray(shown(coded))
+    candidates = {label: np.asarray(Image.fromarray(np.ascontiguousarray(turn(wanted))).resize(first.shape[1::-1]),
+                                    dtype=np.float64)
+                  for label, turn in (("as shown", lambda x: x), ("flipped", lambda x: x[:, ::-1]),
+                                      ("upside down", lambda x: x[::-1]), ("turned", lambda x: x[::-1, ::-1]))}
+    errors = {label: np.abs(first - c).mean() for label, c in candidates.items() if c.shape == first.shape}
+    assert min(errors, key=errors.get) == "as shown", errors
