@@ -47,6 +47,7 @@ class MediaInfo:
     """The container's start time in seconds: user times count from it, and ``duration`` is the
     video stream's end measured from it."""
     video_streams: int
+    """Video streams in the file, cover art not counted."""
     transfer: str | None = None
     """"pq" or "hlg" for an HDR stream (tone-mapped to SDR when decoded), None for SDR."""
     # What the GPU path's refusals need (engine.decode.nvdec_caps.nvdec_refusal): all read from the
@@ -103,8 +104,16 @@ def open_container(path: Path) -> av.container.InputContainer:
         ) from None
 
 
+DEFAULT_STREAM_PIXELS = 5_000_000
+"""What the "default" flag is worth, in pixels, when choosing among video streams: FFmpeg's own
+weight, so the flagged stream wins unless another is over 5 Mpixel larger (a 4K master beside
+a flagged 480p proxy)."""
+
+
 def pick_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
-    """The best video stream: the largest picture, ignoring cover art (attached pictures)."""
+    """The video stream FFmpeg's command line would take: the largest picture, the one flagged
+    "default" counting :data:`DEFAULT_STREAM_PIXELS` larger, the first on a tie; cover art
+    (attached pictures) never."""
     candidates = [
         s for s in container.streams.video
         if not (s.disposition & av.stream.Disposition.attached_pic) and s.codec_context is not None
@@ -114,7 +123,11 @@ def pick_video_stream(container: av.container.InputContainer) -> av.video.stream
             ErrorCode.INVALID_VIDEO_FORMAT,
             "the file has no video stream (audio only?); animated images need a video",
         )
-    return max(candidates, key=lambda s: (s.codec_context.width * s.codec_context.height, -s.index))
+    def score(s: av.video.stream.VideoStream) -> tuple[int, int]:
+        default = DEFAULT_STREAM_PIXELS if s.disposition & av.stream.Disposition.default else 0
+        return s.codec_context.width * s.codec_context.height + default, -s.index
+
+    return max(candidates, key=score)
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
@@ -173,7 +186,8 @@ def probe(path: Path) -> MediaInfo:
         info = dict(
             path=path, container=container.format.name, stream_index=stream.index, codec=ctx.name,
             width=ctx.width, height=ctx.height, pixel_format=ctx.pix_fmt or "unknown",
-            sample_aspect_ratio=sar, fps=fps, start_time=start, video_streams=len(container.streams.video),
+            sample_aspect_ratio=sar, fps=fps, start_time=start,
+            video_streams=sum(1 for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic),
             transfer=HDR_TRANSFERS.get(int(ctx.color_trc or 0)),
             field_order=FIELD_ORDERS.get(int(getattr(ctx, "field_order", 0) or 0), "unknown"),
             brand=(container.metadata or {}).get("major_brand") if container.format.name.startswith("mov,") else None,

@@ -290,6 +290,9 @@ def stream_refusal(media: MediaInfo) -> str | None:
     if media.interlaced:
         return (f"interlaced ({media.field_order} field order): the CPU path's top-field rule; "
                 "nvdec would deinterlace adaptively, another picture")
+    if media.video_streams > 1:
+        return (f"{media.video_streams} video streams: nvdec's demuxer picks one by its own rule, which may not be "
+                f"stream {media.stream_index} (the one FFmpeg's command line and the CPU path take)")
     container = seek_container(media)
     if container in RATE_SEEKING and variable_rate(media):
         return (f"variable frame rate in {RATE_SEEKING[container]}: nvdec seeks there by frame number x "

@@ -368,6 +368,14 @@ def test_interlaced_streams_take_the_cpu_paths_top_field_rule(fake_gpu, order):
         f"interlaced ({order} field order): the CPU path's top-field rule; nvdec would deinterlace adaptively, another picture")
 
 
+def test_a_file_with_several_video_streams_takes_the_cpu_path(fake_gpu):
+    """The CPU path takes the stream FFmpeg would (the "default" flag weighs 5 Mpixel);
+    SimpleDecoder's demuxer cannot be told which, so it might decode another."""
+    choice = choose_device("auto", video(video_streams=2))
+    assert choice.backend == "pyav" and choice.reason.startswith("2 video streams: nvdec's demuxer picks one")
+    assert choose_device("auto", video(video_streams=1)).backend == "nvdec"
+
+
 @pytest.mark.parametrize("order", ["progressive", "unknown"])
 def test_progressive_or_unsaid_field_order_stays_on_the_gpu(fake_gpu, order):
     assert choose_device("auto", video(field_order=order)).backend == "nvdec"

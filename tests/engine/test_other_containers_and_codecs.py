@@ -194,3 +194,17 @@ def test_a_mirroring_display_matrix_mirrors_the_picture(tmp_path, name, matrix, 
                                       ("upside down", lambda x: x[::-1]), ("turned", lambda x: x[::-1, ::-1]))}
     errors = {label: np.abs(first - c).mean() for label, c in candidates.items() if c.shape == first.shape}
     assert min(errors, key=errors.get) == "as shown", errors
+
+
+def test_the_stream_flagged_default_is_chosen_as_ffmpeg_would(tmp_path):
+    """Found by a sweep of odd files: with two video streams, the larger was taken although the
+    file flags the other as the one to play; FFmpeg weighs the flag as 5 Mpixel."""
+    sources = ["-f", "lavfi", "-i", "testsrc2=size=640x480:rate=25:duration=1",
+               "-f", "lavfi", "-i", "smptebars=size=320x240:rate=25:duration=1"]
+    flagged = make(tmp_path / "flagged.mkv", ["-map", "0", "-map", "1", "-c:v", "libx264",
+                                              "-disposition:v:0", "0", "-disposition:v:1", "default"], source=sources)
+    unflagged = make(tmp_path / "unflagged.mkv", ["-map", "0", "-map", "1", "-c:v", "libx264",
+                                                  "-disposition:v:0", "0", "-disposition:v:1", "0"], source=sources)
+    assert flagged is not None and unflagged is not None
+    assert (probe(flagged).stream_index, probe(flagged).width) == (1, 320)
+    assert (probe(unflagged).stream_index, probe(unflagged).width) == (0, 640)  # no flag: the largest
