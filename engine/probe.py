@@ -167,6 +167,9 @@ def probe(path: Path) -> MediaInfo:
         stream = pick_video_stream(container)
         ctx = stream.codec_context
         if not ctx.width or not ctx.height:
+            if ctx.name == "webp":  # FFmpeg's WebP decoder reads stills; its demuxer leaves ANIM/ANMF unsized
+                raise EngineError(ErrorCode.INVALID_VIDEO_FORMAT, "an animated WebP cannot be read as a video here "
+                                  "(FFmpeg decodes still WebP only); give the video it was made from")
             raise EngineError(ErrorCode.INVALID_VIDEO_FORMAT, "the video stream has no picture size; the file may be corrupt")
         tb = stream.time_base
         stream_start = _seconds(stream.start_time, tb)

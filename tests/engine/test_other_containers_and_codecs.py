@@ -208,3 +208,14 @@ def test_the_stream_flagged_default_is_chosen_as_ffmpeg_would(tmp_path):
     assert flagged is not None and unflagged is not None
     assert (probe(flagged).stream_index, probe(flagged).width) == (1, 320)
     assert (probe(unflagged).stream_index, probe(unflagged).width) == (0, 640)  # no flag: the largest
+
+
+def test_an_animated_webp_says_why_it_cannot_be_read(tmp_path):
+    """FFmpeg's WebP decoder reads stills only: the message said 'no picture size; corrupt'."""
+    from PIL import Image
+
+    frames = [Image.new("RGB", (32, 24), (40 * k, 0, 0)) for k in range(3)]
+    frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:], duration=100)
+    result = one_job(tmp_path, tmp_path / "anim.webp", seek=0, duration=0.2)
+    assert result.error_code == "InvalidVideoFormat"
+    assert "animated WebP cannot be read" in result.error_message
