@@ -207,9 +207,10 @@ def _cut_to_frames(spec: JobSpec, media: MediaInfo, timeline: Timeline, clip: De
     """The clip and timeline planned again for where the frames really end, when a header that
     lies about the length (a Matroska duration of 100 s on 3 s of video) planned instants far
     past them: a trim-from-end job would otherwise hold the last frame for 97 s. Unchanged when
-    the frames reached the last instant or ended within :data:`FRAMES_END_SLACK` of it."""
+    the frames reached the last instant or ended within :data:`FRAMES_END_SLACK` of it, and when
+    the span starts at their end (its one frame, the last, is what there is to show)."""
     end = clip.frames_end
-    if end is None or timeline.instants[-1] < end + FRAMES_END_SLACK:
+    if end is None or timeline.instants[-1] < end + FRAMES_END_SLACK or spec.seek >= end:
         return clip, timeline
     cut = plan_timeline(spec, dataclasses.replace(media, duration=end))
     count = cut.frame_count

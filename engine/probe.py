@@ -123,6 +123,7 @@ def pick_video_stream(container: av.container.InputContainer) -> av.video.stream
             ErrorCode.INVALID_VIDEO_FORMAT,
             "the file has no video stream (audio only?); animated images need a video",
         )
+
     def score(s: av.video.stream.VideoStream) -> tuple[int, int]:
         default = DEFAULT_STREAM_PIXELS if s.disposition & av.stream.Disposition.default else 0
         return s.codec_context.width * s.codec_context.height + default, -s.index
