@@ -7,7 +7,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
+from PIL import Image
 
 import clipmaker
 from animated_previews.engine.decode.pyav import PyAVDecoder
@@ -125,8 +128,6 @@ def test_packed_b_frames_in_avi_keep_their_cadence(tmp_path):
     source = make(tmp_path / "xvid.avi", ["-c:v", "libxvid", "-bf", "2", "-q:v", "4"])
     if source is None:
         pytest.skip("this ffmpeg has no libxvid")
-    import av
-    import numpy as np
 
     with av.open(str(source)) as container:  # decode order: each frame's number in the file
         sequence = [f.to_ndarray(format="rgb24").astype(np.int32) for f in container.decode(video=0)]
@@ -171,9 +172,6 @@ MIRRORS = [
 def test_a_mirroring_display_matrix_mirrors_the_picture(tmp_path, name, matrix, shown):
     """Found by a sweep of odd files: PyAV reads a display matrix as a rotation only, so a
     mirrored track came out upside down and a transposed one turned the wrong way."""
-    import av
-    import numpy as np
-
     plain = make(tmp_path / "plain.mp4", ["-c:v", "libx264", "-pix_fmt", "yuv444p", "-qp", "0", "-t", "1"],
                  source=["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10:duration=1"])
     assert plain is not None
@@ -184,7 +182,6 @@ def test_a_mirroring_display_matrix_mirrors_the_picture(tmp_path, name, matrix, 
     assert np.array_equal(clip.frames[0].permute(1, 2, 0).numpy(), shown(coded))
     result = one_job(tmp_path, source, seek=0, duration=0.3, width=48, format="gif")  # shrunk as coded, then turned
     assert result.ok, result.error_message
-    from PIL import Image
 
     first = np.asarray(Image.open(result.output).convert("RGB"), dtype=np.float64)
     wanted = np.ascontiguousarray(shown(coded))
@@ -212,8 +209,6 @@ def test_the_stream_flagged_default_is_chosen_as_ffmpeg_would(tmp_path):
 
 def test_an_animated_webp_says_why_it_cannot_be_read(tmp_path):
     """FFmpeg's WebP decoder reads stills only: the message said 'no picture size; corrupt'."""
-    from PIL import Image
-
     frames = [Image.new("RGB", (32, 24), (40 * k, 0, 0)) for k in range(3)]
     frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:], duration=100)
     result = one_job(tmp_path, tmp_path / "anim.webp", seek=0, duration=0.2)
