@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -87,11 +88,11 @@ _UNREACHABLE = {errno.ENOENT: "does not exist", errno.ELOOP: "is a symbolic link
 def open_container(path: Path) -> av.container.InputContainer:
     """Open ``path`` for reading, turning every failure into an :class:`EngineError`."""
     try:
-        os.stat(path)
+        info = os.stat(path)
     except OSError as exc:  # never a traceback: a loop or an over-long name is just no input
         raise EngineError(ErrorCode.INPUT_NOT_FOUND,
                           f"input {path} {_UNREACHABLE.get(exc.errno, 'cannot be read: ' + (exc.strerror or str(exc)))}") from None
-    if not path.is_file():
+    if not stat.S_ISREG(info.st_mode):
         raise EngineError(ErrorCode.INPUT_NOT_FOUND, f"input {path} is not a file")
     if not os.access(path, os.R_OK):
         raise EngineError(ErrorCode.INPUT_NOT_FOUND, f"input {path} cannot be read (permission denied)")

@@ -27,12 +27,12 @@ _SEEK_BACKOFF = (0.0, 1.0, 5.0, 30.0)
 _UNSPECIFIED = 2  # AVCOL_SPC_UNSPECIFIED
 
 
-def _to_rgb(frame: av.VideoFrame, upright: bool = True) -> np.ndarray:
-    """RGB array of a frame, honouring its colour matrix and range; turned upright unless
-    ``upright`` is False (a :class:`CodedFit` turns it after shrinking it). SDR frames come as
-    RGB24; HDR ones (see :func:`hdr_transfer`) as 16-bit BT.2020 R'G'B', for the tone map that
-    runs once they are shrunk (:class:`_FrameCollector`)."""
-    transfer = hdr_transfer(frame)
+def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bool) -> np.ndarray:
+    """RGB array of a frame, honouring its colour matrix and range; flipped left-right as coded
+    when ``mirrored``, then turned ``turns`` quarter turns (0 for a :class:`CodedFit`, which
+    turns it after shrinking it): the frame's :func:`orientation`, read once by the caller. SDR
+    frames come as RGB24; HDR ones (``transfer``, :func:`hdr_transfer`) as 16-bit BT.2020
+    R'G'B', for the tone map that runs once they are shrunk (:class:`_FrameCollector`)."""
     colorspace = frame.colorspace
     if colorspace in (_UNSPECIFIED, None, 0):
         if transfer is not None:
@@ -47,10 +47,9 @@ def _to_rgb(frame: av.VideoFrame, upright: bool = True) -> np.ndarray:
         threads=1,
     ).to_ndarray()
     rgb = _keep_top_field(converted) if frame.interlaced_frame else converted
-    turns, mirrored = orientation(frame)
     if mirrored:
         rgb = rgb[:, ::-1]
-    if turns and upright:
+    if turns:
         rgb = np.rot90(rgb, k=turns)
     return np.ascontiguousarray(rgb)
 
@@ -176,7 +175,7 @@ class PyAVDecoder:
                 if planes is not None:
                     row = frames.add_planes(*planes, turns, transfer)
                 else:
-                    row = frames.add(_to_rgb(frame, upright=not frames.coded), turns, transfer)
+                    row = frames.add(_to_rgb(frame, transfer, 0 if frames.coded else turns, mirrored), turns, transfer)
                 times.append(shown[1])
             index.append(row)
             return row
