@@ -78,8 +78,7 @@ class DoctorReport:
     """libavif's version, as Pillow reports it (None when the plugin is absent)."""
     cpu_loops: str
     """Whether the CPU kernels compiled as loops run (numba's version), or that the torch kernels
-    stand in for them (kernels/*_scan.py: hold, histogram, median cut, k-means, nearest-colour table, remap, sharpening,
-    HDR tone map)."""
+    stand in for them (the loops of kernels.compiled.LOOPS, kernels/*_scan.py)."""
     auto_for: str
     """The video the auto choice below was made for."""
     auto: DeviceChoice
@@ -230,7 +229,10 @@ def _cpu_loops() -> str:
         return "numba not importable: the torch kernels run instead (a GIF job's kernels about 2.4x slower)"
     import numba
 
-    return f"numba {numba.__version__}: the hold scan, colour histograms, median cut, k-means, nearest-colour tables, remap, sharpening and HDR tone map run compiled"
+    from ..kernels.compiled import LOOPS
+
+    names = ", ".join(name.removesuffix("_scan").replace("_", " ") for name in LOOPS)
+    return f"numba {numba.__version__}: {len(LOOPS)} loops ({names}) run compiled"
 
 
 def render_text(report: DoctorReport) -> str:

@@ -215,8 +215,8 @@ def _cut_to_frames(spec: JobSpec, media: MediaInfo, timeline: Timeline, clip: De
     cut = plan_timeline(spec, dataclasses.replace(media, duration=end))
     count = cut.frame_count
     note = (f"clamped: the video's frames end at {end:.3f} s although its header says {media.duration:.3f} s; "
-            f"the clip stops where they end, lasting {cut.duration:.3f} s")
-    cut = dataclasses.replace(cut, notes=tuple(n for n in cut.notes if not n.startswith("clamped:")) + (note,))
+            f"the span was planned for where they end, lasting {cut.duration:.3f} s")
+    cut = dataclasses.replace(cut, notes=cut.notes + (note,))
     return dataclasses.replace(clip, index=clip.index[:count], source_times=clip.source_times[:count]), cut
 
 
