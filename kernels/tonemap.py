@@ -25,11 +25,12 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from .compiled import runs
-from .tonemap_scan import SCAN
+from .tonemap_scan import CODES, SCAN
 
 REFERENCE_WHITE_NITS = 100.0
 """SDR white, cd/m²: linear 1.0 after step 1."""
@@ -196,18 +197,32 @@ def _primary_columns(device: torch.device) -> Tensor:
 
 
 def _scan(rgb: Tensor, transfer: str, peak: float, signal: Tensor, output: Tensor, out: Tensor) -> None:
-    """:func:`hdr_to_sdr` through the compiled loop, frame by frame, into ``out`` uint8 [N, P, 3]."""
+    """:func:`hdr_to_sdr` through the compiled loop, frame by frame, into ``out`` uint8 [N, P, 3].
+
+    The loop reads uint16 codes [P, 3]: the decoder's channels-last frames are that already;
+    planar float frames (the resizing fit's) become codes in one compiled pass (:data:`CODES`);
+    any other layout or type through the torch ops of :func:`_codes`."""
     count, _, height, width = rgb.shape
-    curve = torch.tensor(scan_curve(peak), dtype=torch.float32).numpy()
-    primaries = torch.tensor(_BT2020_TO_BT709, dtype=torch.float32).numpy()
-    luma = torch.tensor(_BT2020_LUMA, dtype=torch.float32).numpy()
+    pixels = height * width
+    curve = np.array(scan_curve(peak), dtype=np.float32)
+    hlg = transfer == "hlg"
+    signal, output = signal.numpy(), output.numpy()
+    codes = np.empty((pixels, 3), dtype=np.uint16)
     for k in range(count):
-        pixels = rgb[k].permute(1, 2, 0)  # [H, W, 3]: a view of channels-last frames
-        if pixels.dtype != torch.uint16:  # one compiled signature: the decoder's uint16
-            pixels = _codes(pixels).to(torch.uint16)
-        codes = pixels.contiguous().view(height * width, 3).numpy()
-        SCAN(codes, transfer == "hlg", signal.numpy(), output.numpy(), primaries, luma, curve, _HLG_GAMMA - 1,
-             out[k].numpy())
+        frame = rgb[k]
+        if frame.dtype == torch.uint16 and frame.permute(1, 2, 0).is_contiguous():
+            frame_codes = frame.permute(1, 2, 0).reshape(pixels, 3).numpy()
+        elif frame.dtype == torch.float32 and frame.is_contiguous():
+            CODES(frame.reshape(3, pixels).numpy(), codes)
+            frame_codes = codes
+        else:
+            frame_codes = _codes(frame.permute(1, 2, 0)).to(torch.uint16).contiguous().view(pixels, 3).numpy()
+        SCAN(frame_codes, hlg, signal, output, _PRIMARIES, _LUMA, curve, _HLG_GAMMA - 1, out[k].numpy())
+
+
+_PRIMARIES = np.array(_BT2020_TO_BT709, dtype=np.float32)
+_LUMA = np.array(_BT2020_LUMA, dtype=np.float32)
+"""The loop's matrices, float32 as torch rounds the Python numbers."""
 
 
 def scan_curve(peak: float) -> tuple[float, ...]:
