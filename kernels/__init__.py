@@ -4,7 +4,8 @@ Every function takes and returns torch tensors on the caller's device and runs a
 tensor operations (no per-pixel Python, no host round-trips in the hot path), so the same
 code serves the CPU path and the GPU path (frames NVDEC left in GPU memory). On CPU tensors a
 few kernels hand their inner loop to a numba-compiled loop instead (the ``*_scan`` modules, see
-:mod:`kernels.compiled`), each held by a test to its torch kernel's output; GPU tensors, and the
+:mod:`kernels.compiled`), each held by a test to its torch kernel's output (the nearest-colour
+search to the exact answer, which the torch tiers give wherever they are exact); GPU tensors, and the
 CPU without numba, take the torch kernels. Typical use for one clip (uint8 frames [N, 3, H, W]):
 
     from animated_previews.kernels.resize import resize

@@ -1,10 +1,9 @@
 """CPU kernels compiled as loops with numba, when it is installed.
 
-A few of the CPU path's kernels (:mod:`kernels.hold_scan`, :mod:`kernels.histogram_scan`,
-:mod:`kernels.remap_scan`, :mod:`kernels.median_cut_scan`, :mod:`kernels.kmeans_scan`,
-:mod:`kernels.nearest_scan`, :mod:`kernels.sharpen_scan`, :mod:`kernels.tonemap_scan`) are plain Python loops over NumPy arrays that numba compiles; each
-keeps its torch kernel beside it, for GPU tensors and for when numba is missing, and a test holds
-the two to the same output. One place decides how they are compiled: with the signature given,
+A few of the CPU path's kernels (the ``kernels/*_scan.py`` modules, :data:`LOOPS`) are plain
+Python loops over NumPy arrays that numba compiles; each keeps its torch kernel beside it, for GPU
+tensors and for when numba is missing, and a test holds the two to the same output (the
+nearest-colour search to the exact answer, which the torch tiers give wherever they are exact). One place decides how they are compiled: with the signature given,
 so the compile happens when the module is imported (in the worker pool's forkserver, once, before
 it forks its workers) instead of in the middle of a job; cached on disk (the first import after
 installing compiles, on the project's VM 3.7-4.1 s for the hold scan, 0.2 s for the histogram,
@@ -21,6 +20,7 @@ as rows of RGB triplets).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -34,9 +34,8 @@ CPU tensors too: for A/B timing (``bench/job_time.py --torch-kernels``) and for 
 CPU tensors stand in for GPU ones."""
 
 
-LOOPS = ("hold_scan", "histogram_scan", "median_cut_scan", "kmeans_scan", "nearest_scan", "remap_scan",
-         "sharpen_scan", "tonemap_scan")
-"""The modules of :mod:`kernels` whose loops compile at import."""
+LOOPS = tuple(sorted(path.stem for path in Path(__file__).parent.glob("*_scan.py")))
+"""The modules of :mod:`kernels` whose loops compile at import: every ``*_scan.py`` beside this one."""
 
 
 def warm() -> None:
