@@ -20,7 +20,7 @@ STAMP := $(VENV)/.installed.$(EXTRAS)
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
-	@# numba compiles the CPU loops once into its disk cache (~16 s), here rather than in the first job
+	@# numba compiles the CPU loops once into its disk cache (~17 s), here rather than in the first job
 	$(BIN)/python -c "from animated_previews.kernels.compiled import warm; warm()"
 	touch $@
 

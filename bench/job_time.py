@@ -91,7 +91,7 @@ class _ProfileText:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.job_time", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("clip", help="a clip of the previews library (python -m bench.make_library --list)")
+    ap.add_argument("clip", help="a clip of the previews library (python -m bench.make_library --preset previews --list)")
     ap.add_argument("format", choices=("gif", "webp", "avif"))
     ap.add_argument("kind", choices=("source", "resized"))
     ap.add_argument("--repeat", type=int, default=3, help="runs; the fastest is reported")

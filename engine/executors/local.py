@@ -91,7 +91,9 @@ def _context() -> multiprocessing.context.BaseContext:
     context = multiprocessing.get_context(method)
     if method == "forkserver":
         engine = __name__.rpartition(".executors.")[0]  # the engine package, under whatever name it is installed
-        context.set_forkserver_preload([f"{engine}.job", f"{engine}.decode.pyav"])
+        kernels = engine.rpartition(".")[0] + ".kernels"  # a sibling of the engine package
+        # the tone map's loop too: the decoder imports it only when an HDR frame comes
+        context.set_forkserver_preload([f"{engine}.job", f"{engine}.decode.pyav", f"{kernels}.tonemap"])
     return context
 
 
