@@ -8,8 +8,8 @@ one thread (0.73 s since its steps are the ones this loop repeats exactly). This
 pixel's three uint16 codes once and writes its three bytes channels last, the layout the remap
 reads, so neither the int32 copy of the decoder's frames nor a transposing copy at the end is
 made; planar float frames (the resizing fit's) become codes in one compiled pass first
-(:func:`planes_to_codes`: the same 45 frames as floats 0.25 s in all, against 0.74-0.87 s when
-torch ops made the codes). Taken pixel by pixel, the same steps cost 15 ns a pixel
+(:func:`planes_to_codes`: the same 45 frames as planar floats 0.26-0.28 s in all, against
+0.47-0.55 s when torch ops made the codes frame by frame; one thread, five runs each). Taken pixel by pixel, the same steps cost 15 ns a pixel
 (0.35 s): a chain of divisions and a square root per channel, with little to overlap. So each
 block of :data:`BLOCK` pixels goes in three passes: the table reads, then the arithmetic alone,
 which compiles to vector instructions (8 pixels at once), then the output table: 5.5 ns a pixel,
@@ -113,8 +113,8 @@ SCAN = compile_loop(tonemap_scan, lambda nb: nb.void(
 def planes_to_codes(planes: np.ndarray, out: np.ndarray) -> None:
     """``out`` (uint16 [P, 3]): float R'G'B' planes (float32 [3, P], what the resizing fit gives)
     as 16-bit codes, the torch kernel's ``_codes`` step for step (clamped to [0, 1], times 65535,
-    plus a half, truncated; a NaN is code 0): one pass that also interleaves the channels, where
-    the torch ops took 0.35 s for 45 frames at 960x540 against the tone map's 0.21 s."""
+    plus a half, truncated; a NaN is code 0): one pass that also interleaves the channels,
+    instead of four torch passes and a transposing copy a frame."""
     count = planes.shape[1]
     zero = np.float32(0.0)
     one = np.float32(1.0)
