@@ -336,6 +336,7 @@ def make_clip(
     rotation: int | None = None,
     faststart: bool = False,
     first_index: int = 0,
+    encoder_options: dict[str, str] | None = None,
 ) -> Path:
     """Encode a clip whose frame ``k`` shows index ``first_index + k``.
 
@@ -352,6 +353,8 @@ def make_clip(
                  (mp4 / webm) when the path has no suffix (the suffix is added).
     pts_seconds: explicit presentation time of every frame (variable frame
                  rate); stored with a 1/1000 s time base.
+    encoder_options: the encoder's options, over this module's (e.g. a frame
+                 pattern: ``{"x264-params": "keyint=30:bframes=1"}``).
     audio:       add a 1 kHz-ish sine audio stream (aac; opus in webm) as long
                  as the video.
     rotation:    display-matrix rotation (multiple of 90) in degrees
@@ -413,7 +416,7 @@ def make_clip(
     tmp = path.with_name(path.name + ".part")
     out = av.open(str(tmp), mode="w", format=fmt, options=open_opts)
     try:
-        vs = out.add_stream(encoder, rate=rate, options=_encoder_options(encoder, gop))
+        vs = out.add_stream(encoder, rate=rate, options={**_encoder_options(encoder, gop), **(encoder_options or {})})
         vs.width = width
         vs.height = height
         vs.pix_fmt = pix_fmt

@@ -7,13 +7,17 @@ frame landed at each output instant, for several codecs, after seeking.
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import pytest
+import torch
 
 import clipmaker
-from animated_previews.engine.decode.pyav import PyAVDecoder
+from animated_previews.engine.decode.pyav import PyAVDecoder, _Unshown
 from animated_previews.engine.errors import EngineError, ErrorCode
 from animated_previews.engine.job import run_job
 from animated_previews.engine.probe import probe
@@ -259,3 +263,90 @@ def test_a_stream_of_mostly_damaged_packets_is_refused(tmp_path):
                                 "duration": 2.5}, default_id="j", input_root=tmp_path), tmp_path / "out", PyAVDecoder())
     assert result.error_code == "InvalidVideoFormat"
     assert "corrupt" in result.error_message
+
+
+# Frames no instant shows: dropped where nothing refers to them (engine/decode/pyav.py _Unshown)
+
+class _Packet:
+    def __init__(self, pts):
+        self.pts = pts
+
+
+def _judge(pts_in_decode_order, instants, time_base=Fraction(1, 10)):
+    unshown = _Unshown(instants, time_base, 0.0)
+    return {p.pts: drop for p, drop in unshown.packets(iter([_Packet(t) for t in pts_in_decode_order]))}
+
+
+def test_a_frame_is_dropped_only_when_no_instant_falls_between_its_time_and_the_next_frames():
+    # frames every 0.1 s, shown at 0.25 and 0.55: frames 2 (0.2-0.3) and 5 (0.5-0.6) are shown
+    verdict = _judge(range(10), [0.25, 0.55])
+    assert [t for t, drop in verdict.items() if not drop] == [0, 2, 5, 9]  # 0: maybe first; 9: no next in sight
+    # an instant on a frame's own time shows that frame, not the one before (the decoding loop's rule)
+    assert _judge(range(10), [0.3])[3] is False and _judge(range(10), [0.3])[2] is True
+
+
+def test_frames_out_of_order_are_judged_by_presentation_time():
+    # decode order I0 P4 B2 B1 B3 P8 B6 B5 B7 ...: frame 1 is on screen from 0.1 to 0.2
+    order = [0, 4, 2, 1, 3, 8, 6, 5, 7, 12, 10, 9, 11]
+    verdict = _judge(order, [0.15, 0.72])
+    assert [t for t in sorted(verdict) if not verdict[t]] == [0, 1, 7, 12]  # 12: no next frame in sight
+
+
+def test_a_packet_without_time_or_without_a_next_frame_in_sight_is_kept():
+    assert _judge([0, None, 2, 3], [0.05])[None] is False
+    sparse = _judge([0, 1, 2] + [None] * 20 + [40], [0.05])
+    assert sparse[2] is False  # the next frame's time is past the window: unsure, kept
+
+
+_WITH_B_FRAMES = {"mpeg4": {"bf": "2"}, "mpeg2video": {"bf": "2"}}
+"""Encoders that make no B-frames unless asked."""
+
+
+@pytest.mark.parametrize("codec", clipmaker.available_codecs() + ["mpeg2video"])
+def test_dropping_unshown_frames_changes_no_frame_shown(tmp_path, codec):
+    name = f"b-{codec}.mkv" if codec == "mpeg2video" else f"b-{codec}"  # else the codec's own container
+    path = clipmaker.make_clip(tmp_path / name, codec=codec, fps=30, frames=90, gop=30,
+                               encoder_options=_WITH_B_FRAMES.get(codec))
+    media = probe(path)
+    for fps, start in ((7.5, 0.21), (15, 1.01), (24, 0.51), (60, 0.005)):  # none on a frame's time:
+        # containers with millisecond clocks (WebM) put frame 14 at 0.467 s, after 14/30 s
+        instants = [start + k / fps for k in range(int(1.5 * fps))]
+        every = PyAVDecoder(skip_unshown=False).decode_frames(media, instants)
+        dropped = PyAVDecoder().decode_frames(media, instants)
+        assert torch.equal(dropped.frames, every.frames) and torch.equal(dropped.index, every.index)
+        assert dropped.source_times == every.source_times and dropped.frames_end == every.frames_end
+        assert dropped.frames_decoded <= every.frames_decoded
+        if codec in _Unshown.CODECS and fps < 30:  # B-frames: at these rates some go unshown
+            assert dropped.frames_decoded < every.frames_decoded
+        frames = dropped.frames.permute(0, 2, 3, 1).numpy()
+        assert [clipmaker.read_index(frames[i]) for i in dropped.index.tolist()] == expected(instants, 30)
+
+
+def test_at_half_the_source_rate_the_disposable_frames_are_not_decoded(tmp_path):
+    # I B P B P ... P with no B-frame referred to: in each 30-frame GOP, frames 1, 3 .. 27 are
+    # B-frames and 29 a P-frame (the GOP's last), none shown at 15 fps
+    path = clipmaker.make_clip(tmp_path / "b.mp4", codec="h264", fps=30, frames=90, encoder_options={
+        "x264-params": "keyint=30:min-keyint=30:scenecut=0:bframes=1:b-adapt=0:b-pyramid=none"})
+    instants = [k / 15 for k in range(45)]
+    every = PyAVDecoder(skip_unshown=False).decode_frames(probe(path), instants)
+    dropped = PyAVDecoder().decode_frames(probe(path), instants)
+    assert every.frames_decoded == 90
+    assert dropped.frames_decoded == 48  # the 45 shown and frames 29, 59, 89: P-frames, decoded; 42 dropped
+    assert torch.equal(dropped.frames, every.frames)
+
+
+def test_frames_are_dropped_only_where_the_container_stores_their_times(tmp_path):
+    """AVI stores none: FFmpeg guesses them, wrongly for DivX's packed B-frames (a preview then
+    showed the wrong frames), so nothing is dropped there."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg command to remux")
+    path = clipmaker.make_clip(tmp_path / "b.mp4", codec="h264", fps=30, frames=60, gop=30)
+    instants = [0.01 + k / 15 for k in range(29)]
+    decoded = {}
+    for container in ("mp4", "mkv", "ts", "avi"):
+        copy = tmp_path / f"copy.{container}"
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-c", "copy", str(copy)], check=True)
+        decoded[container] = [PyAVDecoder(skip_unshown=skip).decode_frames(probe(copy), instants).frames_decoded
+                              for skip in (True, False)]
+    assert all(dropping < every for dropping, every in (decoded["mp4"], decoded["mkv"], decoded["ts"]))
+    assert decoded["avi"][0] == decoded["avi"][1]
