@@ -294,7 +294,11 @@ class _Unshown:
     ``skip_frame = NONREF``: it drops the frame only if no other frame refers to it, and decodes
     it as usual otherwise, so the frames shown are decoded exactly as before. (ffmpeg's own
     ``-vf fps`` decodes every frame.) On the previews library's H.264 clips, dropping every
-    disposable frame takes 30-45% off the decoding time; a 15 fps job drops fewer than that.
+    disposable frame takes 30-45% off the decoding time; its 15 fps jobs drop fewer, and their
+    decode stage took 5-20% less (/tmp A/B of ``bench.job_time``'s jobs, 2026-12-04). In a
+    damaged stream the decoder's concealment of errors can differ, as a dropped frame is never
+    decoded (on the odd-input sweep's four damaged files, as close or closer to the undamaged
+    file).
 
     A frame is shown at the instants from its time up to the next frame's, as the decoding loop
     places them (same 1 µs tolerance), so deciding needs the next frame's time before decoding:
