@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 from torch import Tensor
 
 __all__ = ["ENABLED", "LOOPS", "compile_loop", "rgb_rows", "runs", "warm"]
@@ -68,7 +69,8 @@ def rgb_rows(frames: Tensor) -> np.ndarray:
     return np.ascontiguousarray(frames.permute(0, 2, 3, 1).numpy())
 
 
-def runs(loop: Callable[..., Any] | None) -> bool:
-    """Whether a kernel hands its work to ``loop`` (its module's ``SCAN``): it compiled, and
-    :data:`ENABLED` is set. Read at each call, so switching ``ENABLED`` takes effect at once."""
-    return loop is not None and ENABLED
+def runs(loop: Callable[..., Any] | None, device: torch.device) -> bool:
+    """Whether a kernel whose tensors are on ``device`` hands its work to ``loop`` (its module's
+    ``SCAN``): they are CPU tensors, the loop compiled, and :data:`ENABLED` is set (read at each
+    call, so switching it takes effect at once). GPU tensors keep the torch kernels."""
+    return loop is not None and ENABLED and device.type == "cpu"

@@ -59,7 +59,7 @@ def colour_histogram(frames: Tensor, bits: int = 5, sample_stride: int = 1) -> t
     n_bins = 1 << (3 * bits)
     n_low = 1 << low_bits
     parts = list(_phased(frames, sample_stride))
-    if device.type == "cpu" and runs(SCAN):
+    if runs(SCAN, device):
         return _scanned(parts, bits)
     h, w = parts[0].shape[2:]  # the largest phase (offset 0, 0)
     # Counts per (bin, red low bits, green low bits) and per (bin, blue low bits). int32

@@ -75,7 +75,7 @@ def hold_indices(frames: Tensor, indices: Tensor, index: Tensor, palette: Tensor
         torch.index_select(indices, 0, index, out=out)
     if out.shape[0] < 2 and before is None:
         return out
-    if frames.device.type == "cpu" and runs(SCAN):
+    if runs(SCAN, frames.device):
         return _scan(frames, index, palette, slack, out, before)
     channels = torch.zeros((3, KEEP + 1), dtype=torch.float32, device=frames.device)  # KEEP's entry unused
     channels[:, : palette.shape[0]] = palette.to(device=frames.device, dtype=torch.float32).t()

@@ -91,11 +91,10 @@ def nearest_lut_and_distance(palette: Tensor, lut_bits: int = 6, blocks: Tensor 
         raise ValueError(f"lut_bits must be in 1..8, got {lut_bits}")
     n = 1 << lut_bits
     device = palette.device
-    if blocks is None and device.type == "cpu" and runs(SCAN):  # exact, compiled (kernels/nearest_scan.py)
+    if blocks is None and runs(SCAN, device):  # exact, compiled: every block through fill_blocks' loop
         nearest = torch.empty((n, n, n), dtype=torch.uint8)
         distance = torch.empty((n, n, n), dtype=torch.int32)
-        every = torch.arange((n // (1 << min(2, lut_bits))) ** 3, dtype=torch.int64)
-        SCAN(palette.contiguous().numpy(), lut_bits, every.numpy(), nearest.view(-1).numpy(), distance.view(-1).numpy())
+        fill_blocks(nearest, distance, palette, torch.arange((n // _block_edge(lut_bits)) ** 3))
         return nearest, distance
     if blocks is None:
         best, distance = _search(palette, lut_bits, None)
@@ -118,7 +117,7 @@ def fill_blocks(nearest: Tensor, distance: Tensor, palette: Tensor, blocks: Tens
         return
     n = nearest.shape[0]
     lut_bits = n.bit_length() - 1
-    if nearest.device.type == "cpu" and runs(SCAN):  # exact, compiled (kernels/nearest_scan.py)
+    if runs(SCAN, nearest.device):  # exact, compiled (kernels/nearest_scan.py)
         SCAN(palette.contiguous().numpy(), lut_bits, blocks.to(torch.int64).contiguous().numpy(),
              nearest.view(-1).numpy(), distance.view(-1).numpy())
         return
@@ -152,7 +151,7 @@ def _search(palette: Tensor, lut_bits: int, blocks: Tensor | None) -> tuple[Tens
     device = palette.device
     n_colours = palette.shape[0]
     n = 1 << lut_bits
-    f = 1 << min(2, lut_bits)  # cells per block edge
+    f = _block_edge(lut_bits)
     nb = n // f  # blocks per channel
     # Doubled cell centres of every block along each channel, int32 [3, f, B]; blocks are
     # innermost so that every per-block operation runs over long contiguous rows.
@@ -171,10 +170,15 @@ def _search(palette: Tensor, lut_bits: int, blocks: Tensor | None) -> tuple[Tens
     return _nearest_by_tiers(block_cells, palette, doubled_palette, nb**3)
 
 
+def _block_edge(lut_bits: int) -> int:
+    """Cells along each edge of a block: 4, or 2 in a table of 1 bit a channel (one block)."""
+    return 1 << min(2, lut_bits)
+
+
 def _to_cube(per_block: Tensor, lut_bits: int) -> Tensor:
     """[f^3, B] in block layout -> [n, n, n] (via [f, f, f, nb, nb, nb] -> [nb, f, nb, f, nb, f])."""
     n = 1 << lut_bits
-    f = 1 << min(2, lut_bits)
+    f = _block_edge(lut_bits)
     nb = n // f
     return per_block.view(f, f, f, nb, nb, nb).permute(3, 0, 4, 1, 5, 2).reshape(n, n, n)
 

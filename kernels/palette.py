@@ -138,7 +138,7 @@ def _split_boxes(colour: Tensor, weight: Tensor, max_boxes: int) -> tuple[Tensor
     if max_boxes == 1:
         return box, n_boxes
     rounds = math.ceil(math.log(max_boxes) / math.log1p(_SPLIT_FRACTION)) + 2
-    if device.type == "cpu" and runs(SCAN):  # the same rounds, compiled (kernels/median_cut_scan.py)
+    if runs(SCAN, device):  # the same rounds, compiled (kernels/median_cut_scan.py)
         found = SCAN(colour.contiguous().numpy(), weight.contiguous().numpy(), max_boxes, _SPLIT_FRACTION, rounds,
                      box.numpy())
         return box, torch.tensor(found, dtype=torch.int64)
@@ -215,7 +215,7 @@ def _refine(colour: Tensor, weight: Tensor, centroids: Tensor, n_used: Tensor, i
     which ``addmm``'s BLAS rounding (used until 2026-12) did not allow. Unused slots get +inf so they attract nothing. A centroid that loses all its
     entries keeps its previous position.
     """
-    if colour.device.type == "cpu" and runs(SCAN_KMEANS):  # the same rounds, compiled
+    if runs(SCAN_KMEANS, colour.device):  # the same rounds, compiled
         refined = centroids.contiguous().clone()
         SCAN_KMEANS(colour.contiguous().numpy(), weight.to(torch.float32).contiguous().numpy(), refined.numpy(),
                     int(n_used), iterations)

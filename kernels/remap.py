@@ -160,7 +160,7 @@ def remap(
     frames_per_tile = max(1, tile_pixels // (height * width))
     band = height if frames_per_tile > 1 else max(1, min(height, tile_pixels // width))
 
-    if device.type == "cpu" and runs(SCAN):  # one compiled loop, the same tiles and indices
+    if runs(SCAN, device):  # one compiled loop, the same tiles and indices
         grid = (n // 4) ** 3
         need = torch.zeros(grid if searched is not None else 1, dtype=torch.bool)
         plain = undithered if undithered is not None else torch.zeros(1, dtype=torch.int16)

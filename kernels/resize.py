@@ -95,7 +95,7 @@ def _sharpened_bytes(frames: Tensor, amount: float) -> Tensor:
         return frames
     weight = round(amount / 4 * (1 << _FIXED_SHIFT))
     pixels = frames.permute(0, 2, 3, 1)  # [N, H, W, 3]: a view of channels-last memory
-    if frames.device.type == "cpu" and runs(SCAN):  # compiled: kernels/sharpen_scan.py
+    if runs(SCAN, frames.device):  # compiled: kernels/sharpen_scan.py
         out = torch.empty(pixels.shape, dtype=torch.uint8)
         rows = rgb_rows(frames).reshape(count, height, width * 3)
         SCAN(rows, weight, _FIXED_SHIFT, out.numpy().reshape(count, height, width * 3))

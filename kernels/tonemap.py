@@ -116,8 +116,9 @@ def hdr_to_sdr(rgb: Tensor, transfer: str, peak_nits: float = DEFAULT_PEAK_NITS)
     transfer's inverse (65,536 floats), and the result leaves through a table indexed by the
     square root of display light (fine steps near black, where the 2.4 gamma is steepest), so
     only the primaries, the Hable curve and HLG's OOTF are computed per pixel. Same output as
-    the formulas but on rare rounding ties (random 16-bit colours: 0.06% of values differ, by at
-    most 3 codes, in the most saturated corners).
+    the formulas (:func:`pq_to_linear`, :func:`hlg_to_linear`, :func:`bt2020_to_bt709`,
+    :func:`hable`, :func:`bt1886_inverse`: the reference, in float64) but on rare rounding ties:
+    of 300,000 random values 0.04% (PQ) and 0.08% (HLG) differ, by one code (test_tonemap.py).
 
     CPU tensors go through the compiled loop (:mod:`kernels.tonemap_scan`, the same bytes) when
     numba is installed; otherwise, on the CPU, the pixels go through in tiles of :data:`CPU_TILE`
@@ -136,7 +137,7 @@ def hdr_to_sdr(rgb: Tensor, transfer: str, peak_nits: float = DEFAULT_PEAK_NITS)
     signal = _signal_table(transfer, rgb.device)
     output = _output_table(rgb.device)
     peak = peak_nits / REFERENCE_WHITE_NITS
-    if rgb.device.type == "cpu" and runs(SCAN):
+    if runs(SCAN, rgb.device):
         rows = torch.empty((count, pixels, 3), dtype=torch.uint8)
         _scan(rgb, transfer, peak, signal, output, rows)
         return rows.view(count, height, width, 3).permute(0, 3, 1, 2)
