@@ -20,11 +20,16 @@ STAMP := $(VENV)/.installed.$(EXTRAS)
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
-	@# numba compiles the CPU loops once into its disk cache (~17 s), here rather than in the first job
+	touch $@
+
+# numba compiles the CPU loops into its disk cache (~17 s for all), here rather than in the first
+# job; again whenever a loop's module changes (numba then recompiles that loop, the rest load)
+WARM := $(VENV)/.warm
+$(WARM): $(STAMP) kernels/compiled.py $(wildcard kernels/*_scan.py)
 	$(BIN)/python -c "from animated_previews.kernels.compiled import warm; warm()"
 	touch $@
 
-install: $(STAMP)
+install: $(STAMP) $(WARM)
 
 demo: install
 	$(BIN)/python -m animated_previews.engine.sample demo

@@ -17,7 +17,7 @@ from torch import Tensor
 from .compiled import runs
 from .histogram import colour_histogram
 from .kmeans_scan import SCAN as SCAN_KMEANS
-from .median_cut_scan import SCAN
+from .median_cut_scan import SCAN as SCAN_MEDIAN_CUT
 
 __all__ = ["median_cut", "median_cut_slots", "palette_from_histogram"]
 
@@ -138,8 +138,8 @@ def _split_boxes(colour: Tensor, weight: Tensor, max_boxes: int) -> tuple[Tensor
     if max_boxes == 1:
         return box, n_boxes
     rounds = math.ceil(math.log(max_boxes) / math.log1p(_SPLIT_FRACTION)) + 2
-    if runs(SCAN, device):  # the same rounds, compiled (kernels/median_cut_scan.py)
-        found = SCAN(colour.contiguous().numpy(), weight.contiguous().numpy(), max_boxes, _SPLIT_FRACTION, rounds,
+    if runs(SCAN_MEDIAN_CUT, device):  # the same rounds, compiled (kernels/median_cut_scan.py)
+        found = SCAN_MEDIAN_CUT(colour.contiguous().numpy(), weight.contiguous().numpy(), max_boxes, _SPLIT_FRACTION, rounds,
                      box.numpy())
         return box, torch.tensor(found, dtype=torch.int64)
     positive = weight > 0
@@ -216,7 +216,7 @@ def _refine(colour: Tensor, weight: Tensor, centroids: Tensor, n_used: Tensor, i
     entries keeps its previous position.
     """
     if runs(SCAN_KMEANS, colour.device):  # the same rounds, compiled
-        refined = centroids.contiguous().clone()
+        refined = centroids.clone(memory_format=torch.contiguous_format)  # one copy, C-ordered
         SCAN_KMEANS(colour.contiguous().numpy(), weight.to(torch.float32).contiguous().numpy(), refined.numpy(),
                     int(n_used), iterations)
         return refined

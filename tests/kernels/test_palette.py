@@ -178,7 +178,7 @@ def test_the_compiled_median_cut_splits_the_boxes_the_torch_kernel_does(monkeypa
             colour = colour[:, :1].expand(entries, 3).contiguous()
 
     box, count = palette_module._split_boxes(colour, weight, max_boxes)
-    monkeypatch.setattr(palette_module, "SCAN", None)
+    monkeypatch.setattr(palette_module, "SCAN_MEDIAN_CUT", None)
     torch_box, torch_count = palette_module._split_boxes(colour, weight, max_boxes)
 
     assert torch.equal(box, torch_box) and int(count) == int(torch_count)
