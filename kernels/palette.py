@@ -139,8 +139,8 @@ def _split_boxes(colour: Tensor, weight: Tensor, max_boxes: int) -> tuple[Tensor
         return box, n_boxes
     rounds = math.ceil(math.log(max_boxes) / math.log1p(_SPLIT_FRACTION)) + 2
     if runs(SCAN_MEDIAN_CUT, device):  # the same rounds, compiled (kernels/median_cut_scan.py)
-        found = SCAN_MEDIAN_CUT(colour.contiguous().numpy(), weight.contiguous().numpy(), max_boxes, _SPLIT_FRACTION, rounds,
-                     box.numpy())
+        found = SCAN_MEDIAN_CUT(colour.contiguous().numpy(), weight.contiguous().numpy(), max_boxes, _SPLIT_FRACTION,
+                                rounds, box.numpy())
         return box, torch.tensor(found, dtype=torch.int64)
     positive = weight > 0
     # Per-entry contributions to box statistics, constant across rounds: [w, w*c (3),

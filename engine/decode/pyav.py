@@ -2,8 +2,8 @@
 
 Seeks to the keyframe at or before the first instant and decodes forward only until the frame on
 screen at the last instant is known, so a clip at minute 50 never decodes minutes 0-49. Only the
-frames actually shown are converted to RGB; frames passed over on the way are decoded (codecs
-need them) but never converted.
+frames actually shown are converted to RGB; frames passed over on the way are decoded where later
+frames are predicted from them, and dropped undecoded where none is (:class:`_Unshown`).
 
 Colour: conversion to RGB uses the frame's own matrix and range tags. Untagged HD video (720 rows
 or more) is taken as BT.709 and smaller untagged video as BT.601, which is what players assume.

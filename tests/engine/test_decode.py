@@ -315,6 +315,8 @@ def test_dropping_unshown_frames_changes_no_frame_shown(tmp_path, codec):
         dropped = PyAVDecoder().decode_frames(media, instants)
         assert torch.equal(dropped.frames, every.frames) and torch.equal(dropped.index, every.index)
         assert dropped.source_times == every.source_times and dropped.frames_end == every.frames_end
+        threaded = PyAVDecoder(threads=2).decode_frames(media, instants)  # frame threads: the same drops
+        assert torch.equal(threaded.frames, every.frames) and threaded.frames_decoded == dropped.frames_decoded
         assert dropped.frames_decoded <= every.frames_decoded
         if codec in _Unshown.CODECS and fps < 30:  # B-frames: at these rates some go unshown
             assert dropped.frames_decoded < every.frames_decoded
