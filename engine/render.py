@@ -99,7 +99,7 @@ class Fitter:
     def takes_planes(self, width: int, height: int, rotation: int) -> bool:
         """16-bit HDR frames coded ``width`` x ``height`` come as YUV planes when they are only
         resized: cropping and bars stay on RGB, and frames kept at their size are cheaper
-        through the scaler's RGB48 than through a chroma upsampling here."""
+        through the scaler's 16-bit RGB than through a chroma upsampling here."""
         size = self._coded_size(width, height, rotation)
         return self._mode not in ("cover", "pad") and size != (height, width)
 

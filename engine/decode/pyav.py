@@ -34,7 +34,9 @@ def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bo
     when ``mirrored``, then turned ``turns`` quarter turns (0 for a :class:`CodedFit`, which
     turns it after shrinking it): the frame's :func:`orientation`, read once by the caller. SDR
     frames come as RGB24; HDR ones (``transfer``, :func:`hdr_transfer`) as 16-bit BT.2020
-    R'G'B', for the tone map that runs once they are shrunk (:class:`_FrameCollector`)."""
+    R'G'B' (channels last, read from FFmpeg's planar GBR: 1.6 ms a 960x540 frame against 2.9 for
+    packed RGB48, and a little closer to the exact matrix), for the tone map that runs once they
+    are shrunk (:class:`_FrameCollector`)."""
     colorspace = frame.colorspace
     if colorspace in (_UNSPECIFIED, None, 0):
         if transfer is not None:
@@ -42,7 +44,9 @@ def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bo
         else:
             colorspace = av.video.reformatter.Colorspace.ITU709 if frame.height >= 720 else av.video.reformatter.Colorspace.ITU601
     converted = frame.reformat(
-        format="rgb24" if transfer is None else "rgb48le",  # HDR: 16 bits per channel into the tone map
+        # HDR: 16 bits per channel into the tone map, as planar RGB: FFmpeg's packed RGB48 output
+        # of 4:2:0 frames of odd width has the wrong colours (whole frames blue or magenta)
+        format="rgb24" if transfer is None else "gbrp16le",
         src_colorspace=colorspace,
         src_color_range=frame.color_range or None,
         dst_color_range=av.video.reformatter.ColorRange.JPEG,
@@ -513,7 +517,7 @@ class _FrameCollector:
             start = end
 
     def _flush_hdr(self) -> None:
-        """16-bit HDR frames as RGB (the scaler's RGB48: frames the fit keeps at their size, crops
+        """16-bit HDR frames as RGB (the scaler's 16-bit RGB: frames the fit keeps at their size, crops
         or pads, and pixel formats :func:`_yuv_planes` does not read): handed to the fit as uint16
         codes (it shrinks them as floats), then
         tone-mapped at the output size, where it costs a few ms a frame instead of 0.18 s per

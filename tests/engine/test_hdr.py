@@ -39,21 +39,27 @@ pytestmark = pytest.mark.skipif(not _ffmpeg_can("zscale", "tonemap", "libx265"),
                                 reason="needs ffmpeg with zscale, tonemap and libx265 (Debian's ffmpeg has them)")
 
 
-def hdr_clip(path: Path, transfer: str) -> Path:
-    """2 s of testsrc2 converted by zimg from SDR to 10-bit BT.2020 ``transfer``, HEVC, tagged."""
-    x265 = {"smpte2084": "smpte2084", "arib-std-b67": "arib-std-b67"}[transfer]
-    subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=2",
-                    "-vf", f"zscale=tin=bt709:t={transfer}:pin=bt709:p=bt2020:min=bt709:m=bt2020nc:rin=tv:r=tv:npl=100,"
-                           "format=yuv420p10le",
-                    "-c:v", "libx265", "-x265-params",
-                    f"colorprim=bt2020:transfer={x265}:colormatrix=bt2020nc:log-level=error", str(path)], check=True)
+def hdr_clip(path: Path, transfer: str, size: tuple[int, int] = (320, 240)) -> Path:
+    """2 s of testsrc2 converted by zimg from SDR to 10-bit BT.2020 ``transfer``, tagged: HEVC,
+    or VP9 profile 2 for an odd size (x265 codes 4:2:0 in even sizes only)."""
+    if size[0] % 2 or size[1] % 2:
+        codec = ["-c:v", "libvpx-vp9", "-profile:v", "2", "-deadline", "realtime", "-cpu-used", "8",
+                 "-color_primaries", "bt2020", "-color_trc", transfer, "-colorspace", "bt2020nc"]
+        path = path.with_suffix(".webm")
+    else:
+        codec = ["-c:v", "libx265", "-x265-params", f"colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc:log-level=error"]
+    even = (size[0] + size[0] % 2, size[1] + size[1] % 2)  # testsrc2 draws even sizes, zimg subsamples
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={even[0]}x{even[1]}:rate=25:duration=2",
+                    "-vf", f"format=gbrp,crop={size[0]}:{size[1]}:0:0,format=yuv444p,"  # even ones only: 4:4:4, then 4:2:0
+                           f"zscale=tin=bt709:t={transfer}:pin=bt709:p=bt2020:min=bt709:m=bt2020nc:rin=tv:r=tv:npl=100,"
+                           "format=yuv444p10le,format=yuv420p10le", *codec, str(path)], check=True)
     return path
 
 
-def ffmpeg_frame(path: Path, at: float, filters: str) -> np.ndarray:
+def ffmpeg_frame(path: Path, at: float, filters: str, size: tuple[int, int] = (320, 240)) -> np.ndarray:
     raw = subprocess.run([FFMPEG, "-v", "error", "-ss", str(at), "-i", str(path), "-frames:v", "1", "-vf", filters,
                           "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
-    return np.frombuffer(raw, dtype=np.uint8).reshape(240, 320, 3)
+    return np.frombuffer(raw, dtype=np.uint8).reshape(size[1], size[0], 3)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -61,13 +67,17 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255**2 / mse))
 
 
-def test_pq_frames_match_ffmpegs_tone_map_and_not_the_naive_reading(tmp_path):
-    clip = hdr_clip(tmp_path / "pq.mp4", "smpte2084")
+@pytest.mark.parametrize("size", [(320, 240), (321, 241)])
+def test_pq_frames_match_ffmpegs_tone_map_and_not_the_naive_reading(tmp_path, size):
+    """At any width: FFmpeg's scaler (PyAV's build) made 4:2:0 frames of odd width into wrong
+    packed RGB48 (whole frames blue or magenta, 7 dB); the frames are read as planar RGB."""
+    clip = hdr_clip(tmp_path / "pq.mp4", "smpte2084", size)
     media = probe(clip)
     ours = PyAVDecoder().decode_frames(media, [1.0]).frames[0].permute(1, 2, 0).numpy()
-    reference = ffmpeg_frame(clip, 1.0, "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,"
-                                        "tonemap=tonemap=hable:peak=10:desat=0,zscale=t=bt709,format=gbrp")
-    naive = ffmpeg_frame(clip, 1.0, "format=rgb24")  # BT.2020 values shown as if SDR
+    reference = ffmpeg_frame(clip, 1.0, "format=yuv444p10le,"  # zimg takes no 4:2:0 of odd size
+                                        "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,"
+                                        "tonemap=tonemap=hable:peak=10:desat=0,zscale=t=bt709,format=gbrp", size)
+    naive = ffmpeg_frame(clip, 1.0, "format=rgb24", size)  # BT.2020 values shown as if SDR
 
     assert media.transfer == "pq"
     assert psnr(ours, reference) >= 32  # 36.0 dB when written
