@@ -307,8 +307,6 @@ def decode_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | No
             t = watch.lap("autostart", t)
         timeline = plan_timeline(spec, media)
         _check_frame_memory(spec, fmt, media, timeline)
-        if media.transfer is not None:
-            notes.append(f"HDR ({media.transfer.upper()}, BT.2020) tone-mapped to SDR BT.709")
         choice = choose_device(device, media)
         if choice.note:
             notes.append(choice.note)
@@ -326,6 +324,8 @@ def decode_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | No
             done = _decode_and_render(fmt, spec, media, timeline, decoder, watch, t)
         clip, frames, timeline, t = done
         width, height, decoded = clip.width, clip.height, clip.frames_decoded
+        if clip.tone_mapped is not None:  # as the frames said, which the header may not
+            notes.append(f"HDR ({clip.tone_mapped.upper()}, BT.2020) tone-mapped to SDR BT.709")
         if clip.deinterlaced:
             notes.append("interlaced source: each frame shows its top field (the lines between interpolated)")
         if clip.damaged_packets:

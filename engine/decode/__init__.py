@@ -55,6 +55,9 @@ class DecodedClip:
     frames_end: float | None = None
     """Where the stream's frames ran out (the last one's time plus a frame period), when that was
     before the last instant (its frame then stays on screen); None when every instant came."""
+    tone_mapped: str | None = None
+    """The HDR transfer ("pq" or "hlg") of frames that were tone-mapped to SDR; None when none
+    was. Told by the frames as decoded, which may say otherwise than the stream's header."""
 
     @property
     def height(self) -> int:

@@ -99,9 +99,18 @@ def _yuv_planes(frame: av.VideoFrame, mirrored: bool = False) -> tuple[np.ndarra
     return planes[0].copy(), np.stack(planes[1:3]), (matrix, bits, full_range)
 
 
-def hdr_transfer(frame: av.VideoFrame) -> str | None:
-    """"pq" or "hlg" when the frame is tagged with an HDR transfer, else None."""
-    return HDR_TRANSFERS.get(int(frame.color_trc or 0))
+_TRC_UNTOLD = (0, 2)
+"""AVColorTransferCharacteristic values that say nothing: reserved, unspecified."""
+
+
+def hdr_transfer(frame: av.VideoFrame, stream_transfer: str | None = None) -> str | None:
+    """"pq" or "hlg" when the frame is tagged with an HDR transfer, None when it is tagged with
+    another; an untagged frame has the stream's (``stream_transfer``, from the container's
+    tags as probed): FFmpeg's HEVC decoder hands over frames untagged when only the container
+    says PQ, and they were shown washed out as SDR while the notes said tone-mapped. (A frame's
+    own tag wins: an alternative-transfer SEI saying HLG in a stream tagged BT.2020 SDR.)"""
+    trc = int(frame.color_trc or 0)
+    return stream_transfer if trc in _TRC_UNTOLD else HDR_TRANSFERS.get(trc)
 
 
 class PyAVDecoder:
@@ -169,14 +178,16 @@ class PyAVDecoder:
         previous_row = -1  # its row in ``frames`` once converted
 
         interlaced = False
+        tone_mapped: str | None = None
 
         def show(shown: tuple, row: int) -> int:
             """Put ``shown`` (frame, time) on screen at the next instant, converting it once."""
-            nonlocal interlaced
+            nonlocal interlaced, tone_mapped
             if row < 0:
                 frame = shown[0]
                 interlaced = interlaced or bool(frame.interlaced_frame)
-                (turns, mirrored), transfer = orientation(frame), hdr_transfer(frame)
+                (turns, mirrored), transfer = orientation(frame), hdr_transfer(frame, media.transfer)
+                tone_mapped = tone_mapped or transfer
                 planes = None
                 if transfer is not None and frames.coded and fit.takes_planes(frame.width, frame.height, turns):
                     planes = _yuv_planes(frame, mirrored)
@@ -245,6 +256,7 @@ class PyAVDecoder:
             deinterlaced=interlaced,
             damaged_packets=damage.packets,
             frames_end=frames_end,
+            tone_mapped=tone_mapped,
         )
 
 

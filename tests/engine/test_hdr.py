@@ -196,3 +196,48 @@ def test_a_mirrored_hdr_clip_is_mirrored_on_the_planes_route_too(tmp_path):
         assert fit.planar_frames == 1
     assert psnr(frames["mirrored"], frames["plain"][:, ::-1]) >= 40
     assert psnr(frames["mirrored"], frames["plain"]) < 25
+
+
+def _remuxed(source: Path, path: Path, *tags: str) -> Path:
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(source), "-c", "copy", *tags, str(path)], check=True)
+    return path
+
+
+def test_pq_said_only_by_the_container_is_tone_mapped_as_it_says(tmp_path):
+    """FFmpeg's HEVC decoder hands over the frames of a bitstream without colour tags untagged,
+    whatever the container says: they were shown washed out as SDR while the notes said
+    tone-mapped. An untagged frame now takes the stream's transfer."""
+    tagged = hdr_clip(tmp_path / "pq.mp4", "smpte2084")
+    bare = tmp_path / "bare.mp4"  # the same picture, the bitstream untagged
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(tagged), "-vf",
+                    "setparams=color_primaries=unknown:color_trc=unknown:colorspace=unknown", "-c:v", "libx265",
+                    "-x265-params", "log-level=error:lossless=1", str(bare)], check=True)
+    container_only = _remuxed(bare, tmp_path / "container-only.mp4", "-color_primaries", "bt2020",
+                              "-color_trc", "smpte2084", "-colorspace", "bt2020nc")
+    with av.open(str(container_only)) as container:
+        assert next(container.decode(video=0)).color_trc in (0, 2)  # the frames say nothing
+    media = probe(container_only)
+    ours = PyAVDecoder().decode_frames(media, [1.0]).frames[0].permute(1, 2, 0).numpy()
+    want = PyAVDecoder().decode_frames(probe(tagged), [1.0]).frames[0].permute(1, 2, 0).numpy()
+    assert media.transfer == "pq"
+    assert psnr(ours, want) >= 40  # a lossless copy of the same frames: the same tone map
+    spec = parse_job({"input": str(container_only), "format": "gif", "fps": 5, "duration": 1}, default_id="c",
+                     input_root=tmp_path)
+    assert "HDR (PQ, BT.2020) tone-mapped to SDR BT.709" in run_job(spec, tmp_path / "out", PyAVDecoder()).notes
+
+
+def test_frames_that_say_pq_under_a_header_that_says_sdr_are_tone_mapped_and_the_notes_say_so(tmp_path):
+    """The frames' own tags decide (here a Matroska header says BT.709 over a PQ bitstream; an
+    HLG alternative-transfer SEI in a stream tagged BT.2020 SDR is the same case), and the note
+    follows what was done, not the header."""
+    clip = _remuxed(hdr_clip(tmp_path / "pq.mp4", "smpte2084"), tmp_path / "says-sdr.mkv",
+                    "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709")
+    spec = parse_job({"input": str(clip), "format": "gif", "fps": 5, "duration": 1}, default_id="s", input_root=tmp_path)
+    result = run_job(spec, tmp_path / "out", PyAVDecoder())
+    assert result.ok and "HDR (PQ, BT.2020) tone-mapped to SDR BT.709" in result.notes
+
+
+def test_sdr_notes_say_nothing_of_hdr(tmp_path):
+    clip = clipmaker.make_clip(tmp_path / "sdr.mp4", fps=10, frames=20)
+    spec = parse_job({"input": str(clip), "format": "gif", "fps": 5, "duration": 1}, default_id="s", input_root=tmp_path)
+    assert not any("HDR" in note for note in run_job(spec, tmp_path / "out", PyAVDecoder()).notes)
