@@ -67,7 +67,21 @@ MATRIX_BY_COLORSPACE = {1: "bt709", 4: "fcc", 5: "bt601", 6: "bt601", 7: "smpte2
 """FFmpeg's AVColorSpace tags -> kernel matrix names. Any other tag gets BT.601, as swscale
 (the CPU path's converter) does."""
 _UNSPECIFIED = (None, 0, 2)
-"""Tags the CPU path treats as untagged: BT.709 from 720 rows up, BT.601 below (pyav._to_rgb)."""
+"""Tags that say nothing (:func:`colorspace_of`)."""
+_BT709, _BT601, _BT2020 = 1, 5, 9  # AVColorSpace values, which swscale's SWS_CS_* share
+
+
+def colorspace_of(frame: av.VideoFrame, stream_colorspace: int | None = 0, hdr: bool = False) -> int:
+    """The AVColorSpace ``frame`` is converted with, on both paths: its own tag; untagged, the
+    stream's (``MediaInfo.colorspace``: a container's tag the decoder did not pass on); neither,
+    BT.2020 for HDR, else BT.709 from 720 rows up and BT.601 below, as players assume."""
+    if frame.colorspace not in _UNSPECIFIED:
+        return int(frame.colorspace)
+    if stream_colorspace not in _UNSPECIFIED:
+        return int(stream_colorspace)
+    if hdr:
+        return _BT2020
+    return _BT709 if frame.height >= 720 else _BT601
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 CACHED_FILES = 32
 """Files whose timestamps and tags are kept. Timestamps cost about 24 bytes a frame read (a
@@ -286,6 +300,7 @@ class _FirstFrame:
 
     def __init__(self, stream: av.video.stream.VideoStream) -> None:
         self.context = stream.codec_context
+        self.header_colorspace = int(self.context.colorspace or 0)  # before a decoder rewrites it
         _one_thread(self.context)
         self.tags: StreamTags | None = None
         self.failed = False
@@ -302,7 +317,7 @@ class _FirstFrame:
             self.failed = True
             return
         if frames:
-            self.tags = tags_of(frames[0])
+            self.tags = tags_of(frames[0], self.header_colorspace)
 
 
 def _one_thread(context: av.codec.context.CodecContext) -> None:
@@ -379,7 +394,7 @@ def _decode_stream_tags(media: MediaInfo) -> StreamTags:
             ErrorCode.INVALID_VIDEO_FORMAT,
             f"no frame of {media.path.name} could be decoded; the file may be truncated or corrupt",
         )
-    return tags_of(frame)
+    return tags_of(frame, media.colorspace)
 
 
 def orientation(frame: av.VideoFrame) -> tuple[int, bool]:
@@ -400,13 +415,10 @@ def orientation(frame: av.VideoFrame) -> tuple[int, bool]:
     return round((frame.rotation or 0) / 90) % 4, False
 
 
-def tags_of(frame: av.VideoFrame) -> StreamTags:
-    """The rules engine/decode/pyav.py applies when it converts ``frame`` to RGB."""
-    colorspace = frame.colorspace
-    if colorspace in _UNSPECIFIED:
-        matrix = "bt709" if frame.height >= 720 else "bt601"
-    else:
-        matrix = MATRIX_BY_COLORSPACE.get(int(colorspace), "bt601")
+def tags_of(frame: av.VideoFrame, stream_colorspace: int | None = 0) -> StreamTags:
+    """The rules engine/decode/pyav.py applies when it converts ``frame`` (of a stream whose
+    header says ``stream_colorspace``) to RGB."""
+    matrix = MATRIX_BY_COLORSPACE.get(colorspace_of(frame, stream_colorspace), "bt601")
     name = frame.format.name
     turns, mirrored = orientation(frame)
     return StreamTags(

@@ -5,8 +5,9 @@ screen at the last instant is known, so a clip at minute 50 never decodes minute
 frames actually shown are converted to RGB; frames passed over on the way are decoded where later
 frames are predicted from them, and dropped undecoded where none is (:class:`_Unshown`).
 
-Colour: conversion to RGB uses the frame's own matrix and range tags. Untagged HD video (720 rows
-or more) is taken as BT.709 and smaller untagged video as BT.601, which is what players assume.
+Colour: conversion to RGB uses the frame's own matrix and range tags; an untagged frame, the
+matrix the stream's header (a container's ``colr``) says; with no word anywhere, HD video (720 rows
+or more) is taken as BT.709 and smaller video as BT.601, which is what players assume.
 """
 
 from __future__ import annotations
@@ -20,29 +21,25 @@ import numpy as np
 import torch
 
 from . import FIT_CHUNK, FIT_CHUNK_BYTES, CodedFit, DecodedClip, Fit, YUVPlanes, unreadable
-from .frame_index import MATRIX_BY_COLORSPACE, orientation
+from .frame_index import MATRIX_BY_COLORSPACE, colorspace_of, orientation
 from ..errors import EngineError, ErrorCode
 from ..probe import HDR_TRANSFERS, MediaInfo, open_container
 
 _SEEK_BACKOFF = (0.0, 1.0, 5.0, 30.0)
 """Seconds to step back when a demuxer's seek lands after the wanted time (imprecise indexes)."""
-_UNSPECIFIED = 2  # AVCOL_SPC_UNSPECIFIED
 
 
-def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bool) -> np.ndarray:
+def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bool,
+            stream_colorspace: int = 0) -> np.ndarray:
     """RGB array of a frame, honouring its colour matrix and range; flipped left-right as coded
     when ``mirrored``, then turned ``turns`` quarter turns (0 for a :class:`CodedFit`, which
     turns it after shrinking it): the frame's :func:`orientation`, read once by the caller. SDR
     frames come as RGB24; HDR ones (``transfer``, :func:`hdr_transfer`) as 16-bit BT.2020
     R'G'B' (channels last, read from FFmpeg's planar GBR: 1.6 ms a 960x540 frame against 2.9 for
     packed RGB48, and a little closer to the exact matrix), for the tone map that runs once they
-    are shrunk (:class:`_FrameCollector`)."""
-    colorspace = frame.colorspace
-    if colorspace in (_UNSPECIFIED, None, 0):
-        if transfer is not None:
-            colorspace = av.video.reformatter.Colorspace.BT2020
-        else:
-            colorspace = av.video.reformatter.Colorspace.ITU709 if frame.height >= 720 else av.video.reformatter.Colorspace.ITU601
+    are shrunk (:class:`_FrameCollector`). The matrix: :func:`colorspace_of` (the stream's
+    ``stream_colorspace`` for an untagged frame)."""
+    colorspace = colorspace_of(frame, stream_colorspace, hdr=transfer is not None)
     converted = frame.reformat(
         # HDR: 16 bits per channel into the tone map, as planar RGB: FFmpeg's packed RGB48 output
         # of 4:2:0 frames of odd width has the wrong colours (whole frames blue or magenta)
@@ -80,17 +77,17 @@ _PLANAR_YUV_BITS = {f"yuv{sub}p{bits}le": bits for sub in ("420", "422", "444") 
 """Pixel formats whose planes :func:`_yuv_planes` reads as they are: three planes of 16-bit words."""
 
 
-def _yuv_planes(frame: av.VideoFrame, mirrored: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[str, int, bool]] | None:
+def _yuv_planes(frame: av.VideoFrame, mirrored: bool = False,
+                stream_colorspace: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[str, int, bool]] | None:
     """An HDR frame's planes as decoded (as coded, not turned; flipped left-right when
     ``mirrored``): luma uint16 [H, W], chroma [2, h, w] (Cb, Cr), and (matrix, bits, full
     range); None when they cannot be read that way (another pixel format, an interlaced frame),
-    and the frame goes through :func:`_to_rgb` instead. Untagged HDR is BT.2020, as
-    :func:`_to_rgb` takes it. The words are copied once, out of the decoder's reused buffers."""
+    and the frame goes through :func:`_to_rgb` instead. The matrix as :func:`_to_rgb` takes it
+    (:func:`colorspace_of`). The words are copied once, out of the decoder's reused buffers."""
     bits = _PLANAR_YUV_BITS.get(frame.format.name)
     if bits is None or frame.interlaced_frame:
         return None
-    colorspace = int(frame.colorspace or 0)
-    matrix = "bt2020" if colorspace in (0, _UNSPECIFIED) else MATRIX_BY_COLORSPACE.get(colorspace, "bt601")
+    matrix = MATRIX_BY_COLORSPACE.get(colorspace_of(frame, stream_colorspace, hdr=True), "bt601")
     planes = [np.frombuffer(plane, dtype=np.uint16).reshape(plane.height, plane.line_size // 2)[:, : plane.width]
               for plane in frame.planes]
     full_range = int(frame.color_range or 0) == int(av.video.reformatter.ColorRange.JPEG)
@@ -190,11 +187,12 @@ class PyAVDecoder:
                 tone_mapped = tone_mapped or transfer
                 planes = None
                 if transfer is not None and frames.coded and fit.takes_planes(frame.width, frame.height, turns):
-                    planes = _yuv_planes(frame, mirrored)
+                    planes = _yuv_planes(frame, mirrored, media.colorspace)
                 if planes is not None:
                     row = frames.add_planes(*planes, turns, transfer)
                 else:
-                    row = frames.add(_to_rgb(frame, transfer, 0 if frames.coded else turns, mirrored), turns, transfer)
+                    row = frames.add(_to_rgb(frame, transfer, 0 if frames.coded else turns, mirrored, media.colorspace),
+                                     turns, transfer)
                 times.append(shown[1])
             index.append(row)
             return row

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import clipmaker
+from animated_previews.engine.decode import frame_index
 from animated_previews.engine.decode.pyav import PyAVDecoder, _Unshown
 from animated_previews.engine.errors import EngineError, ErrorCode
 from animated_previews.engine.job import run_job
@@ -352,3 +353,34 @@ def test_frames_are_dropped_only_where_the_container_stores_their_times(tmp_path
                               for skip in (True, False)]
     assert all(dropping < every for dropping, every in (decoded["mp4"], decoded["mkv"], decoded["ts"]))
     assert decoded["avi"][0] == decoded["avi"][1]
+
+
+@pytest.mark.parametrize("container", ["mp4", "mkv"])
+def test_a_matrix_said_only_by_the_container_is_the_one_used(tmp_path, container):
+    """HEVC's decoder hands over the frames of a bitstream without colour tags untagged, whatever
+    the container's tags say: a 360-row BT.709 clip was converted as BT.601 (players take the
+    container's word). Both paths' rules (the GPU path reads them from frame_index) follow it."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg command")
+    ffmpeg = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
+    tagged = tmp_path / "tagged.mp4"
+    subprocess.run([*ffmpeg, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=10:duration=1", "-vf",
+                    "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p", "-c:v", "libx265", "-x265-params",
+                    "log-level=error:lossless=1:colormatrix=bt709", str(tagged)], check=True)
+    bare = tmp_path / "bare.mp4"
+    subprocess.run([*ffmpeg, "-i", str(tagged), "-vf", "setparams=colorspace=unknown", "-c:v", "libx265",
+                    "-x265-params", "log-level=error:lossless=1", str(bare)], check=True)
+    said = tmp_path / f"said.{container}"
+    subprocess.run([*ffmpeg, "-i", str(bare), "-c", "copy", "-colorspace", "bt709", "-color_primaries", "bt709",
+                    "-color_trc", "bt709", str(said)], check=True)  # an MP4 colr box holds all three
+    with av.open(str(said)) as opened:
+        assert next(opened.decode(video=0)).colorspace in (0, 2)  # the frames say nothing
+
+    media = probe(said)
+    ours = PyAVDecoder().decode_frames(media, [0.5]).frames.float()
+    want = PyAVDecoder().decode_frames(probe(tagged), [0.5]).frames.float()
+    untold = PyAVDecoder().decode_frames(probe(bare), [0.5]).frames.float()  # no word anywhere: BT.601
+    assert media.colorspace == 1
+    assert (ours - want).abs().max() <= 1
+    assert (untold - want).abs().max() > 10
+    assert frame_index.read_stream_tags(media).matrix == "bt709"
