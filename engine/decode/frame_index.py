@@ -51,7 +51,7 @@ from av.sidedata.sidedata import Type
 
 from . import DecoderUnavailable, unreadable
 from ..errors import EngineError, ErrorCode
-from ..probe import MediaInfo, open_container
+from ..probe import HDR_TRANSFERS, MediaInfo, open_container
 
 _TOLERANCE = 1e-6
 """Seconds of slack when comparing a frame's time with an instant (as the CPU decoder does)."""
@@ -124,6 +124,8 @@ class StreamTags:
     """Bits per sample (8, 10, 12)."""
     mirrored: bool = False
     """The display matrix mirrors the picture: flipped left-right as coded, before the turns."""
+    transfer: str | None = None
+    """"pq" or "hlg" when the frame itself is tagged with an HDR transfer (whatever the header says)."""
 
 
 def select_frames(media: MediaInfo, instants: Sequence[float]) -> FrameSelection:
@@ -427,6 +429,7 @@ def tags_of(frame: av.VideoFrame, stream_colorspace: int | None = 0) -> StreamTa
         matrix=matrix,
         full_range=frame.color_range == _FULL_RANGE or name.startswith("yuvj"),
         bits=pixel_bits(name),
+        transfer=HDR_TRANSFERS.get(int(frame.color_trc or 0)),
     )
 
 

@@ -180,6 +180,9 @@ class NvdecDecoder:
         nvc = pynvvideocodec()
         selection = select_frames(media, instants)
         tags = read_stream_tags(media)
+        if tags.transfer is not None:  # the header said SDR (else the job never came here): the frames say HDR
+            raise DecoderUnavailable(f"the frames are tagged {tags.transfer.upper()} HDR though the stream's header "
+                                     "says SDR; HDR is tone-mapped on the CPU path only")
         on_gpu = self.device.type == "cuda"
 
         def finish(batch: torch.Tensor) -> torch.Tensor:

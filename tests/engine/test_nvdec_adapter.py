@@ -469,3 +469,14 @@ def test_frames_handed_to_another_stream_make_it_wait_for_the_decode_streams_wor
     calls.clear()
     nvdec._TorchStream(own, own).hand_over(Frames())  # the GPU node's threads: decoded on their own stream
     assert calls == []
+
+
+def test_frames_that_say_hdr_are_left_to_the_cpu_paths_tone_map(stand_in, tmp_path):
+    """A header that says SDR over frames that say PQ (an SEI, a remux) sends the job to NVDEC,
+    which would show the PQ codes as SDR: the adapter refuses, and the job falls back to the CPU."""
+    path = clipmaker.make_clip(tmp_path / "pq.mp4", fps=25, frames=10, width=160, height=120, encoder_options={
+        "x264-params": "transfer=smpte2084:colorprim=bt2020:colormatrix=bt2020nc"})
+    with av.open(str(path)) as container:
+        assert next(container.decode(video=0)).color_trc == 16  # SMPTE ST 2084
+    with pytest.raises(DecoderUnavailable, match="tagged PQ HDR"):
+        NvdecDecoder(0, device=CPU).decode_frames(probe(path), [0.0])
