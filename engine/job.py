@@ -326,6 +326,8 @@ def decode_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | No
         width, height, decoded = clip.width, clip.height, clip.frames_decoded
         if clip.tone_mapped is not None:  # as the frames said, which the header may not
             notes.append(f"HDR ({clip.tone_mapped.upper()}, BT.2020) tone-mapped to SDR BT.709")
+        if clip.gamut_mapped:
+            notes.append("SDR with BT.2020 primaries: colours converted to BT.709's")
         if clip.deinterlaced:
             notes.append("interlaced source: each frame shows its top field (the lines between interpolated)")
         if clip.damaged_packets:

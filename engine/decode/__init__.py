@@ -58,6 +58,8 @@ class DecodedClip:
     tone_mapped: str | None = None
     """The HDR transfer ("pq" or "hlg") of frames that were tone-mapped to SDR; None when none
     was. Told by the frames as decoded, which may say otherwise than the stream's header."""
+    gamut_mapped: bool = False
+    """SDR frames tagged with BT.2020 primaries were converted to BT.709's (:mod:`kernels.gamut`)."""
 
     @property
     def height(self) -> int:

@@ -126,6 +126,8 @@ class StreamTags:
     """The display matrix mirrors the picture: flipped left-right as coded, before the turns."""
     transfer: str | None = None
     """"pq" or "hlg" when the frame itself is tagged with an HDR transfer (whatever the header says)."""
+    wide_gamut: bool = False
+    """The frame is tagged with BT.2020 primaries (:func:`wide_gamut`)."""
 
 
 def select_frames(media: MediaInfo, instants: Sequence[float]) -> FrameSelection:
@@ -417,6 +419,15 @@ def orientation(frame: av.VideoFrame) -> tuple[int, bool]:
     return round((frame.rotation or 0) / 90) % 4, False
 
 
+_BT2020_PRIMARIES = 9  # AVCOL_PRI_BT2020
+
+
+def wide_gamut(frame: av.VideoFrame) -> bool:
+    """The frame is tagged with BT.2020 primaries (an SDR one is mapped to BT.709's by
+    :mod:`kernels.gamut` on the CPU path; HDR frames get that in the tone map)."""
+    return int(frame.color_primaries or 0) == _BT2020_PRIMARIES
+
+
 def tags_of(frame: av.VideoFrame, stream_colorspace: int | None = 0) -> StreamTags:
     """The rules engine/decode/pyav.py applies when it converts ``frame`` (of a stream whose
     header says ``stream_colorspace``) to RGB."""
@@ -430,6 +441,7 @@ def tags_of(frame: av.VideoFrame, stream_colorspace: int | None = 0) -> StreamTa
         full_range=frame.color_range == _FULL_RANGE or name.startswith("yuvj"),
         bits=pixel_bits(name),
         transfer=HDR_TRANSFERS.get(int(frame.color_trc or 0)),
+        wide_gamut=wide_gamut(frame),
     )
 
 

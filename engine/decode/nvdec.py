@@ -183,6 +183,9 @@ class NvdecDecoder:
         if tags.transfer is not None:  # the header said SDR (else the job never came here): the frames say HDR
             raise DecoderUnavailable(f"the frames are tagged {tags.transfer.upper()} HDR though the stream's header "
                                      "says SDR; HDR is tone-mapped on the CPU path only")
+        if tags.wide_gamut:
+            raise DecoderUnavailable("the frames have BT.2020 primaries; they are converted to BT.709's on the CPU "
+                                     "path only")
         on_gpu = self.device.type == "cuda"
 
         def finish(batch: torch.Tensor) -> torch.Tensor:

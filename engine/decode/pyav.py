@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import FIT_CHUNK, FIT_CHUNK_BYTES, CodedFit, DecodedClip, Fit, YUVPlanes, unreadable
-from .frame_index import MATRIX_BY_COLORSPACE, colorspace_of, orientation
+from .frame_index import MATRIX_BY_COLORSPACE, colorspace_of, orientation, wide_gamut
 from ..errors import EngineError, ErrorCode
 from ..probe import HDR_TRANSFERS, MediaInfo, open_container
 
@@ -40,15 +40,21 @@ def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bo
     are shrunk (:class:`_FrameCollector`). The matrix: :func:`colorspace_of` (the stream's
     ``stream_colorspace`` for an untagged frame)."""
     colorspace = colorspace_of(frame, stream_colorspace, hdr=transfer is not None)
+    wide = transfer is None and wide_gamut(frame)  # SDR with BT.2020 primaries: mapped to BT.709's
     converted = frame.reformat(
         # HDR: 16 bits per channel into the tone map, as planar RGB: FFmpeg's packed RGB48 output
-        # of 4:2:0 frames of odd width has the wrong colours (whole frames blue or magenta)
-        format="rgb24" if transfer is None else "gbrp16le",
+        # of 4:2:0 frames of odd width has the wrong colours (whole frames blue or magenta);
+        # wide-gamut SDR as 16 bits too, which the gamut map needs near black (kernels/gamut.py)
+        format="gbrp16le" if transfer is not None or wide else "rgb24",
         src_colorspace=colorspace,
         src_color_range=frame.color_range or None,
         dst_color_range=av.video.reformatter.ColorRange.JPEG,
         threads=1,
     ).to_ndarray()
+    if wide:
+        from ...kernels.gamut import bt2020_sdr_to_bt709  # imports the tone map's loop: only when needed
+
+        converted = bt2020_sdr_to_bt709(torch.from_numpy(converted).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
     rgb = _keep_top_field(converted) if frame.interlaced_frame else converted
     if mirrored:
         rgb = rgb[:, ::-1]
@@ -176,15 +182,17 @@ class PyAVDecoder:
 
         interlaced = False
         tone_mapped: str | None = None
+        gamut_mapped = False
 
         def show(shown: tuple, row: int) -> int:
             """Put ``shown`` (frame, time) on screen at the next instant, converting it once."""
-            nonlocal interlaced, tone_mapped
+            nonlocal interlaced, tone_mapped, gamut_mapped
             if row < 0:
                 frame = shown[0]
                 interlaced = interlaced or bool(frame.interlaced_frame)
                 (turns, mirrored), transfer = orientation(frame), hdr_transfer(frame, media.transfer)
                 tone_mapped = tone_mapped or transfer
+                gamut_mapped = gamut_mapped or (transfer is None and wide_gamut(frame))
                 planes = None
                 if transfer is not None and frames.coded and fit.takes_planes(frame.width, frame.height, turns):
                     planes = _yuv_planes(frame, mirrored, media.colorspace)
@@ -255,6 +263,7 @@ class PyAVDecoder:
             damaged_packets=damage.packets,
             frames_end=frames_end,
             tone_mapped=tone_mapped,
+            gamut_mapped=gamut_mapped,
         )
 
 

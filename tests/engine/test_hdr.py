@@ -241,3 +241,26 @@ def test_sdr_notes_say_nothing_of_hdr(tmp_path):
     clip = clipmaker.make_clip(tmp_path / "sdr.mp4", fps=10, frames=20)
     spec = parse_job({"input": str(clip), "format": "gif", "fps": 5, "duration": 1}, default_id="s", input_root=tmp_path)
     assert not any("HDR" in note for note in run_job(spec, tmp_path / "out", PyAVDecoder()).notes)
+
+
+def test_sdr_with_bt2020_primaries_is_shown_with_bt709s_not_desaturated(tmp_path):
+    """BT.2020 SDR (transfer bt2020-10: no tone map) read as BT.709 came out desaturated, 12 dB
+    from its master; its colours are now mapped to BT.709's primaries (kernels/gamut.py)."""
+    master = tmp_path / "master.mp4"
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
+                    "-vf", "format=yuv444p", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p",
+                    "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", str(master)], check=True)
+    wide = tmp_path / "wide.mp4"
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(master), "-vf",
+                    "zscale=tin=bt709:min=bt709:pin=bt709:rin=tv:t=bt2020-10:m=bt2020nc:p=bt2020:r=tv,format=yuv444p10le",
+                    "-c:v", "libx265", "-x265-params", "log-level=error:lossless=1:colorprim=bt2020:transfer=bt2020-10:"
+                    "colormatrix=bt2020nc", str(wide)], check=True)
+    want = PyAVDecoder().decode_frames(probe(master), [0.5]).frames[0].permute(1, 2, 0).numpy()
+    clip = PyAVDecoder().decode_frames(probe(wide), [0.5])
+    ours = clip.frames[0].permute(1, 2, 0).numpy()
+    naive = ffmpeg_frame(wide, 0.5, "format=rgb24")  # BT.2020 codes shown as if BT.709
+    assert clip.gamut_mapped and clip.tone_mapped is None
+    assert psnr(ours, want) >= 32 and psnr(naive, want) < 20  # 34.1 and 12.1 dB when written
+    spec = parse_job({"input": str(wide), "format": "gif", "fps": 5, "duration": 1}, default_id="w", input_root=tmp_path)
+    notes = run_job(spec, tmp_path / "out", PyAVDecoder()).notes
+    assert "SDR with BT.2020 primaries: colours converted to BT.709's" in notes and not any("HDR" in n for n in notes)

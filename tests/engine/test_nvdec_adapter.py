@@ -480,3 +480,10 @@ def test_frames_that_say_hdr_are_left_to_the_cpu_paths_tone_map(stand_in, tmp_pa
         assert next(container.decode(video=0)).color_trc == 16  # SMPTE ST 2084
     with pytest.raises(DecoderUnavailable, match="tagged PQ HDR"):
         NvdecDecoder(0, device=CPU).decode_frames(probe(path), [0.0])
+
+
+def test_frames_with_bt2020_primaries_are_left_to_the_cpu_paths_gamut_map(stand_in, tmp_path):
+    path = clipmaker.make_clip(tmp_path / "wide.mp4", fps=25, frames=10, width=160, height=120, encoder_options={
+        "x264-params": "transfer=bt2020-10:colorprim=bt2020:colormatrix=bt2020nc"})
+    with pytest.raises(DecoderUnavailable, match="BT.2020 primaries"):
+        NvdecDecoder(0, device=CPU).decode_frames(probe(path), [0.0])
