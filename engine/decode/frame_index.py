@@ -69,19 +69,6 @@ MATRIX_BY_COLORSPACE = {1: "bt709", 4: "fcc", 5: "bt601", 6: "bt601", 7: "smpte2
 _UNSPECIFIED = (None, 0, 2)
 """Tags that say nothing (:func:`colorspace_of`)."""
 _BT709, _BT601, _BT2020 = 1, 5, 9  # AVColorSpace values, which swscale's SWS_CS_* share
-
-
-def colorspace_of(frame: av.VideoFrame, stream_colorspace: int | None = 0, hdr: bool = False) -> int:
-    """The AVColorSpace ``frame`` is converted with, on both paths: its own tag; untagged, the
-    stream's (``MediaInfo.colorspace``: a container's tag the decoder did not pass on); neither,
-    BT.2020 for HDR, else BT.709 from 720 rows up and BT.601 below, as players assume."""
-    if frame.colorspace not in _UNSPECIFIED:
-        return int(frame.colorspace)
-    if stream_colorspace not in _UNSPECIFIED:
-        return int(stream_colorspace)
-    if hdr:
-        return _BT2020
-    return _BT709 if frame.height >= 720 else _BT601
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 CACHED_FILES = 32
 """Files whose timestamps and tags are kept. Timestamps cost about 24 bytes a frame read (a
@@ -417,6 +404,19 @@ def orientation(frame: av.VideoFrame) -> tuple[int, bool]:
         angle = -math.degrees(math.atan2(-b / math.hypot(b, d), -a / math.hypot(a, c)))
         return round(angle / 90) % 4, True
     return round((frame.rotation or 0) / 90) % 4, False
+
+
+def colorspace_of(frame: av.VideoFrame, stream_colorspace: int | None = 0, hdr: bool = False) -> int:
+    """The AVColorSpace ``frame`` is converted with, on both paths: its own tag; untagged, the
+    stream's (``MediaInfo.colorspace``: a container's tag the decoder did not pass on); neither,
+    BT.2020 for HDR, else BT.709 from 720 rows up and BT.601 below, as players assume."""
+    if frame.colorspace not in _UNSPECIFIED:
+        return int(frame.colorspace)
+    if stream_colorspace not in _UNSPECIFIED:
+        return int(stream_colorspace)
+    if hdr:
+        return _BT2020
+    return _BT709 if frame.height >= 720 else _BT601
 
 
 _BT2020_PRIMARIES = 9  # AVCOL_PRI_BT2020
