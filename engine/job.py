@@ -216,7 +216,9 @@ def _cut_to_frames(spec: JobSpec, media: MediaInfo, timeline: Timeline, clip: De
     count = cut.frame_count
     note = (f"clamped: the video's frames end at {end:.3f} s although its header says {media.duration:.3f} s; "
             f"the span was planned for where they end, lasting {cut.duration:.3f} s")
-    cut = dataclasses.replace(cut, notes=cut.notes + (note,))
+    # the first plan's notes (what the request met in the header) and this one; not the new plan's
+    # own clamp, which would say the same as this note from a duration no header gave
+    cut = dataclasses.replace(cut, notes=timeline.notes + (note,))
     return dataclasses.replace(clip, index=clip.index[:count], source_times=clip.source_times[:count]), cut
 
 

@@ -154,6 +154,9 @@ def test_a_header_far_longer_than_the_frames_cuts_the_clip_where_they_end(tmp_pa
     assert any("frames end at 3.000 s although its header says 10.000 s" in note for note in trimmed.notes)
     long = one_job(tmp_path, source, seek=0.5, duration=8)
     assert long.ok and long.duration == pytest.approx(2.5) and long.frames == 25
+    assert [note for note in long.notes if note.startswith("clamped")] == [  # said once
+        "clamped: the video's frames end at 3.000 s although its header says 10.000 s; "
+        "the span was planned for where they end, lasting 2.500 s"]
     held = one_job(tmp_path, source, seek=2, duration=1.4)  # 0.4 s past the frames: held, as before
     assert held.ok and held.duration == pytest.approx(1.4) and held.frames == 14
     assert not any("frames end" in note for note in held.notes)
