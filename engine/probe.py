@@ -115,14 +115,17 @@ weight, so the flagged stream wins unless another is over 5 Mpixel larger (a 4K 
 a flagged 480p proxy)."""
 
 
+def video_streams(container: av.container.InputContainer) -> list[av.video.stream.VideoStream]:
+    """The file's video streams, cover art (attached pictures) not counted."""
+    return [s for s in container.streams.video
+            if not (s.disposition & av.stream.Disposition.attached_pic) and s.codec_context is not None]
+
+
 def pick_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
     """The video stream FFmpeg's command line would take: the largest picture, the one flagged
     "default" counting :data:`DEFAULT_STREAM_PIXELS` larger, the first on a tie; cover art
     (attached pictures) never."""
-    candidates = [
-        s for s in container.streams.video
-        if not (s.disposition & av.stream.Disposition.attached_pic) and s.codec_context is not None
-    ]
+    candidates = video_streams(container)
     if not candidates:
         raise EngineError(
             ErrorCode.INVALID_VIDEO_FORMAT,
@@ -196,7 +199,7 @@ def probe(path: Path) -> MediaInfo:
             path=path, container=container.format.name, stream_index=stream.index, codec=ctx.name,
             width=ctx.width, height=ctx.height, pixel_format=ctx.pix_fmt or "unknown",
             sample_aspect_ratio=sar, fps=fps, start_time=start,
-            video_streams=sum(1 for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic),
+            video_streams=len(video_streams(container)),
             transfer=HDR_TRANSFERS.get(int(ctx.color_trc or 0)),
             colorspace=int(ctx.colorspace or 0),
             field_order=FIELD_ORDERS.get(int(getattr(ctx, "field_order", 0) or 0), "unknown"),

@@ -22,12 +22,12 @@ import functools
 import torch
 from torch import Tensor
 
-from .tonemap import bt2020_to_bt709
+from .tonemap import bt1886_inverse, bt2020_to_bt709
 
 __all__ = ["bt2020_sdr_to_bt709"]
 
 _GAMMA = 2.4
-"""BT.1886's display gamma, the SDR EOTF (as the tone map's output step takes it)."""
+"""BT.1886's display gamma: the EOTF whose inverse is the tone map's output step (:func:`bt1886_inverse`)."""
 
 
 def bt2020_sdr_to_bt709(rgb: Tensor) -> Tensor:
@@ -38,8 +38,7 @@ def bt2020_sdr_to_bt709(rgb: Tensor) -> Tensor:
     bits = 8 if rgb.dtype == torch.uint8 else 16
     codes = rgb.to(torch.int64) if bits == 8 else rgb.to(torch.int64).clamp_(0, 65535)
     linear = _display_light(bits, rgb.device)[codes]
-    mapped = bt2020_to_bt709(linear).clamp_(0, 1)
-    return mapped.pow_(1 / _GAMMA).mul_(255).round_().to(torch.uint8)
+    return bt1886_inverse(bt2020_to_bt709(linear)).mul_(255).round_().to(torch.uint8)  # clipped to [0, 1]
 
 
 @functools.lru_cache(maxsize=4)

@@ -67,7 +67,7 @@ MATRIX_BY_COLORSPACE = {1: "bt709", 4: "fcc", 5: "bt601", 6: "bt601", 7: "smpte2
 """FFmpeg's AVColorSpace tags -> kernel matrix names. Any other tag gets BT.601, as swscale
 (the CPU path's converter) does."""
 _UNSPECIFIED = (None, 0, 2)
-"""Tags that say nothing (:func:`colorspace_of`)."""
+"""Tags that say nothing: none, reserved, unspecified (:func:`colorspace_of`, :func:`hdr_transfer`)."""
 _BT709, _BT601, _BT2020 = 1, 5, 9  # AVColorSpace values, which swscale's SWS_CS_* share
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 CACHED_FILES = 32
@@ -419,6 +419,17 @@ def colorspace_of(frame: av.VideoFrame, stream_colorspace: int | None = 0, hdr: 
     return _BT709 if frame.height >= 720 else _BT601
 
 
+def hdr_transfer(frame: av.VideoFrame, stream_transfer: str | None = None) -> str | None:
+    """"pq" or "hlg" when the frame is tagged with an HDR transfer, None when it is tagged with
+    another; an untagged frame has the stream's (``stream_transfer``, from the container's
+    tags as probed): FFmpeg's HEVC decoder hands over frames untagged when only the container
+    says PQ, and they were shown washed out as SDR while the notes said tone-mapped. (A frame's
+    own tag wins: an alternative-transfer SEI saying HLG in a stream tagged BT.2020 SDR.)"""
+    if frame.color_trc in _UNSPECIFIED:
+        return stream_transfer
+    return HDR_TRANSFERS.get(int(frame.color_trc))
+
+
 _BT2020_PRIMARIES = 9  # AVCOL_PRI_BT2020
 
 
@@ -440,7 +451,7 @@ def tags_of(frame: av.VideoFrame, stream_colorspace: int | None = 0) -> StreamTa
         matrix=matrix,
         full_range=frame.color_range == _FULL_RANGE or name.startswith("yuvj"),
         bits=pixel_bits(name),
-        transfer=HDR_TRANSFERS.get(int(frame.color_trc or 0)),
+        transfer=hdr_transfer(frame),
         wide_gamut=wide_gamut(frame),
     )
 

@@ -21,16 +21,16 @@ import numpy as np
 import torch
 
 from . import FIT_CHUNK, FIT_CHUNK_BYTES, CodedFit, DecodedClip, Fit, YUVPlanes, unreadable
-from .frame_index import MATRIX_BY_COLORSPACE, colorspace_of, orientation, wide_gamut
+from .frame_index import MATRIX_BY_COLORSPACE, colorspace_of, hdr_transfer, orientation, wide_gamut
 from ..errors import EngineError, ErrorCode
-from ..probe import HDR_TRANSFERS, MediaInfo, open_container
+from ..probe import MediaInfo, open_container
 
 _SEEK_BACKOFF = (0.0, 1.0, 5.0, 30.0)
 """Seconds to step back when a demuxer's seek lands after the wanted time (imprecise indexes)."""
 
 
 def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bool,
-            stream_colorspace: int = 0) -> np.ndarray:
+            stream_colorspace: int = 0, wide: bool = False) -> np.ndarray:
     """RGB array of a frame, honouring its colour matrix and range; flipped left-right as coded
     when ``mirrored``, then turned ``turns`` quarter turns (0 for a :class:`CodedFit`, which
     turns it after shrinking it): the frame's :func:`orientation`, read once by the caller. SDR
@@ -38,9 +38,9 @@ def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bo
     R'G'B' (channels last, read from FFmpeg's planar GBR: 1.6 ms a 960x540 frame against 2.9 for
     packed RGB48, and a little closer to the exact matrix), for the tone map that runs once they
     are shrunk (:class:`_FrameCollector`). The matrix: :func:`colorspace_of` (the stream's
-    ``stream_colorspace`` for an untagged frame)."""
+    ``stream_colorspace`` for an untagged frame). ``wide``: an SDR frame with BT.2020 primaries,
+    mapped to BT.709's (:mod:`kernels.gamut`)."""
     colorspace = colorspace_of(frame, stream_colorspace, hdr=transfer is not None)
-    wide = transfer is None and wide_gamut(frame)  # SDR with BT.2020 primaries: mapped to BT.709's
     converted = frame.reformat(
         # HDR: 16 bits per channel into the tone map, as planar RGB: FFmpeg's packed RGB48 output
         # of 4:2:0 frames of odd width has the wrong colours (whole frames blue or magenta);
@@ -100,20 +100,6 @@ def _yuv_planes(frame: av.VideoFrame, mirrored: bool = False,
     if mirrored:
         planes = [plane[:, ::-1] for plane in planes]
     return planes[0].copy(), np.stack(planes[1:3]), (matrix, bits, full_range)
-
-
-_TRC_UNTOLD = (0, 2)
-"""AVColorTransferCharacteristic values that say nothing: reserved, unspecified."""
-
-
-def hdr_transfer(frame: av.VideoFrame, stream_transfer: str | None = None) -> str | None:
-    """"pq" or "hlg" when the frame is tagged with an HDR transfer, None when it is tagged with
-    another; an untagged frame has the stream's (``stream_transfer``, from the container's
-    tags as probed): FFmpeg's HEVC decoder hands over frames untagged when only the container
-    says PQ, and they were shown washed out as SDR while the notes said tone-mapped. (A frame's
-    own tag wins: an alternative-transfer SEI saying HLG in a stream tagged BT.2020 SDR.)"""
-    trc = int(frame.color_trc or 0)
-    return stream_transfer if trc in _TRC_UNTOLD else HDR_TRANSFERS.get(trc)
 
 
 class PyAVDecoder:
@@ -192,15 +178,16 @@ class PyAVDecoder:
                 interlaced = interlaced or bool(frame.interlaced_frame)
                 (turns, mirrored), transfer = orientation(frame), hdr_transfer(frame, media.transfer)
                 tone_mapped = tone_mapped or transfer
-                gamut_mapped = gamut_mapped or (transfer is None and wide_gamut(frame))
+                wide = transfer is None and wide_gamut(frame)
+                gamut_mapped = gamut_mapped or wide
                 planes = None
                 if transfer is not None and frames.coded and fit.takes_planes(frame.width, frame.height, turns):
                     planes = _yuv_planes(frame, mirrored, media.colorspace)
                 if planes is not None:
                     row = frames.add_planes(*planes, turns, transfer)
                 else:
-                    row = frames.add(_to_rgb(frame, transfer, 0 if frames.coded else turns, mirrored, media.colorspace),
-                                     turns, transfer)
+                    row = frames.add(_to_rgb(frame, transfer, 0 if frames.coded else turns, mirrored, media.colorspace,
+                                             wide), turns, transfer)
                 times.append(shown[1])
             index.append(row)
             return row
