@@ -5,7 +5,7 @@ no tone map, but its colours are coded against wider primaries: read as BT.709 t
 desaturated (an odd-variant sweep found such a clip 12 dB from its BT.709 master). The
 conversion is done in display light, as zimg does by default: BT.1886's EOTF (gamma 2.4),
 BT.2020 -> BT.709 primaries (BT.2087), colours outside BT.709 clipped, and the EOTF's inverse.
-On that clip's first frame: 24.5 dB from the master (zscale's own conversion: 25 dB; through the
+On that clip's first frame: 24.5 dB from the master (zscale's own conversion: 25.2 dB; through the
 camera curve, BT.709's OETF, instead: 17.2 dB), the rest being the 4:2:0 chroma of two codings.
 
 Pure tensor ops; the per-code curve is a table (256 or 65,536 entries). Take 16-bit input where

@@ -297,15 +297,15 @@ class _Damage:
 class _Unshown:
     """Which packets hold a frame that no instant shows, so that the decoder may drop it.
 
-    A preview at 15 fps of 24-60 fps footage shows a third to three quarters of the source's
+    A preview at 15 fps of 24-60 fps footage shows a quarter to five eighths of the source's
     frames; the rest are decoded only because later frames are predicted from them, and in H.264
     and HEVC as encoders make them about half of all frames are predicted from by none (disposable
     B-frames). For a packet whose frame is not shown, the decoder is told FFmpeg's
     ``skip_frame = NONREF``: it drops the frame only if no other frame refers to it, and decodes
     it as usual otherwise, so the frames shown are decoded exactly as before. (ffmpeg's own
     ``-vf fps`` decodes every frame.) On the previews library's H.264 clips, dropping every
-    disposable frame takes 30-45% off the decoding time; its 15 fps jobs drop fewer, and their
-    decode stage took 5-20% less (/tmp A/B of ``bench.job_time``'s jobs, 2026-12-04). In a
+    disposable frame takes 27-49% off the decoding time; its 15 fps jobs drop fewer, and their
+    decode stage took 0-20% less (/tmp A/B of ``bench.job_time``'s jobs, 2026-12-04). In a
     damaged stream the decoder's concealment of errors can differ, as a dropped frame is never
     decoded (on the odd-input sweep's four damaged files, as close or closer to the undamaged
     file).
