@@ -19,6 +19,12 @@ engine-webp ``engine.run_batch``, animated WebP
 ffmpeg-webp ffmpeg ``libwebp_anim -quality 75`` (the harness's ffmpeg command)
 ========== ==================================================================================
 
+With both engine-gif and gifski, one more batch (``engine-gif@gifski``, run once after the
+others, not timed against them): each engine GIF job again with ``max_bytes`` set to gifski's
+bytes for that job, the engine's own way down to a size (``engine/byte_budget.py``), so each
+clip's GIF is also compared at equal or fewer bytes (the issue's "PSNR at <= gifski's bytes",
+per clip; where the engine's own GIF is already smaller it is the same image).
+
 Every side runs every job of one kind as one batch with the same number of jobs in flight
 (``--jobs``, default 2; ffmpeg and the frame extraction single-threaded per job as in the
 harness; gifski threads as it does by itself). Reported per side: s/clip (the batch's wall time ÷
@@ -66,6 +72,10 @@ LABELS = {"engine-gif": "engine GIF", "gifski": "gifski GIF", "ffmpeg-gif": "ffm
 FORMAT = {"engine-gif": "gif", "gifski": "gif", "ffmpeg-gif": "gif", "floor": "gif", "engine-webp": "webp",
           "ffmpeg-webp": "webp"}
 CONTACT_SIDES = ("engine-gif", "gifski", "ffmpeg-gif", "engine-webp", "ffmpeg-webp")
+AT_GIFSKI = "engine-gif@gifski"
+"""The engine's GIF jobs again, each under a byte budget of gifski's bytes for the same job."""
+LABELS[AT_GIFSKI] = "engine GIF at gifski's bytes"
+FORMAT[AT_GIFSKI] = "gif"
 CONTACT_MAX_BYTES = 300_000
 
 
@@ -353,6 +363,41 @@ def table_rows(kind_report: dict, sides: list[str]) -> list[list[str]]:
     return rows
 
 
+def at_gifski_rows(kind_report: dict) -> list[list[str]]:
+    """Per clip, the engine's GIF at gifski's bytes (:data:`AT_GIFSKI`) beside gifski's and the
+    engine's own, what the budget gave up, and the difference in dB; then the means and how
+    many clips are at least 0.5 dB above gifski and how many more than 0.5 dB below. Header
+    first; [] when that batch did not run."""
+    clips = kind_report["clips"]
+    if not any(AT_GIFSKI in clip["sides"] for clip in clips.values()):
+        return []
+    rows = [["clip", "gifski dB", "gifski bytes", "engine GIF dB", "engine GIF bytes", f"{LABELS[AT_GIFSKI]}: dB",
+             "bytes", "gave up", "dB −gifski"]]
+    deltas, columns = [], [[] for _ in range(6)]
+    for name, clip in clips.items():
+        gifski, own, fitted = (clip["sides"].get(side) or {} for side in ("gifski", "engine-gif", AT_GIFSKI))
+        values = [gifski.get("psnr_mean_db"), gifski.get("bytes"), own.get("psnr_mean_db"), own.get("bytes"),
+                  fitted.get("psnr_mean_db"), fitted.get("bytes")]
+        for column, value in zip(columns, values):
+            column.append(value)
+        note = next((n for n in fitted.get("notes") or [] if n.startswith("max_bytes")), None)
+        gave_up = (note.split("gave up ", 1)[1].split(" -> ")[0] if note and "gave up " in note
+                   else "nothing" if fitted.get("status") == "success" else fitted.get("error") or "–")
+        delta = _delta(values[4], values[0])
+        deltas.append(delta)
+        hdr = clip.get("hdr")
+        rows.append([name + (f" ({hdr.upper()})" if hdr else ""), _fmt(values[0]), _fmt_bytes(values[1]),
+                     _fmt(values[2]), _fmt_bytes(values[3]), _fmt(values[4]), _fmt_bytes(values[5]), gave_up,
+                     _fmt(delta, "{:+.2f}")])
+    means = [_mean(column) for column in columns]
+    measured = [d for d in deltas if d is not None]
+    rows.append([f"mean, {len(clips)} clips", _fmt(means[0]), _fmt_bytes(means[1]), _fmt(means[2]),
+                 _fmt_bytes(means[3]), _fmt(means[4]), _fmt_bytes(means[5]),
+                 f"{sum(d >= 0.5 for d in measured)} of {len(measured)} clips >= +0.5 dB, "
+                 f"{sum(d < -0.5 for d in measured)} below -0.5", _fmt(_delta(means[4], means[0]), "{:+.2f}")])
+    return rows
+
+
 STAGES = ("decode", "kernels", "encode")
 """The engine's stages shown in :func:`stage_rows` (its ``timings``; probe and write are small)."""
 
@@ -427,6 +472,11 @@ def render_markdown(rep: dict) -> str:
                                       "Pillow's: not scaler-neutral)"), ""]
         lines.append(markdown_table(table_rows(k, rep["sides"])))
         lines.append("")
+        budgeted = at_gifski_rows(k)
+        if budgeted:
+            lines += [f"GIF at gifski's bytes ({kind} size): each engine GIF job again with `max_bytes` = gifski's "
+                      "bytes for that job (one batch after the others, not timed against them); where the engine's "
+                      "own GIF is smaller it is the same image.", "", markdown_table(budgeted), ""]
         stages = stage_rows(k, rep["sides"])
         if stages:
             lines += [f"Where the engine's time goes ({kind} size), s per job with the other jobs beside it: "
@@ -463,6 +513,10 @@ def render_text(rep: dict) -> str:
         aligned(table_rows(k, rep["sides"]))
         for n in k.get("notes") or []:
             out.append(f"note: {n}")
+        budgeted = at_gifski_rows(k)
+        if budgeted:
+            out += ["", f"-- {kind} size: the engine's GIF at gifski's bytes --"]
+            aligned(budgeted)
         stages = stage_rows(k, rep["sides"])
         if stages:
             out += ["", f"-- {kind} size: the engine's stages, s per job --"]
@@ -546,8 +600,19 @@ def run(library: Path, *, jobs: int = 2, only: list[str] | None = None, kinds=KI
                     if repeat > 1:
                         log(f"{kind}: round {round_ + 1}/{repeat}: {side}: "
                             + (f"{record['wall_s']:.1f} s" if record.get("wall_s") is not None else "no time"))
-            for side in sides:
-                side_jobs = [c.job(side) for c in kcases]
+            jobs_of = {side: {c.clip: c.job(side) for c in kcases} for side in sides}
+            if "engine-gif" in sides and "gifski" in records:
+                budgets = {r["id"]: r["bytes"] for r in records["gifski"]["results"]
+                           if r.get("status") == "success" and r.get("bytes")}
+                jobs_of[AT_GIFSKI] = {c.clip: replace(c.gif, id=f"{c.gif.id}-at-gifski",
+                                                      as_written={"max_bytes": budgets[c.job("gifski").id]})
+                                      for c in kcases if c.job("gifski").id in budgets}
+                if jobs_of[AT_GIFSKI]:
+                    records[AT_GIFSKI] = run_side("engine-gif", list(jobs_of[AT_GIFSKI].values()),
+                                                  tmp / kind / AT_GIFSKI, workers=jobs, gifski_binary=None)
+                    log(f"{kind}: {AT_GIFSKI}: {len(jobs_of[AT_GIFSKI])} jobs")
+            for side in [s for s in (*sides, AT_GIFSKI) if s in records]:
+                side_jobs = list(jobs_of[side].values())
                 record = records[side]
                 by_id = {r["id"]: r for r in record["results"]}
                 skipped = all(r.get("status") == "skipped" for r in record["results"])
@@ -558,7 +623,9 @@ def run(library: Path, *, jobs: int = 2, only: list[str] | None = None, kinds=KI
                                       "cpu_s": record.get("cpu_s"), "failed": len(failed),
                                       "command_example": record.get("command")}
                 for c in kcases:
-                    r = by_id.get(c.job(side).id) or {}
+                    if c.clip not in jobs_of[side]:
+                        continue
+                    r = by_id.get(jobs_of[side][c.clip].id) or {}
                     entry = {"status": r.get("status"), "latency_s": (r.get("timings") or {}).get("total"),
                              "bytes": r.get("bytes"), "error": harness.error_of(r) if r.get("status") == "failed"
                              else None}

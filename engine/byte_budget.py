@@ -3,8 +3,9 @@
 Nobody can say in advance how many bytes a clip takes at a setting (grain costs ten times what a
 flat logo does), so the budget is met by encoding again: the job's decoded frames are kept and
 re-rendered, never decoded again. What is given up comes in a fixed order, least visible first,
-as a ladder of :class:`Rung` s (:func:`ladder`): for GIF the palette's colours, for WebP and
-AVIF the encoder's quality (:attr:`engine.encode.Format.qualities`); then the frame rate (every
+as a ladder of :class:`Rung` s (:func:`ladder`): for GIF how long a pixel keeps its colour and
+the palette's colours (:data:`GIF_LOSSES`), for WebP and AVIF the encoder's quality
+(:attr:`engine.encode.Format.qualities`); then the frame rate (every
 2nd, then every 3rd instant, each frame shown as long as the ones it stands for, so the
 animation keeps its length); then the size (3/4, 1/2, 1/3 of each side).
 
@@ -12,7 +13,7 @@ Bytes shrink down the ladder (not strictly: a smaller palette can dither into mo
 the search is a binary search between the job's own encode (too big) and the ladder's last rung,
 tried first: a budget even that rung misses fails at once with
 ``ErrorCode.MAX_BYTES_UNREACHABLE``, naming the smallest size reached. When the rung found drops
-frames or size, its colours or quality are searched back up at that frame rate and size (a second,
+frames or size, its losses (colours and hold, or quality) are searched back up at that frame rate and size (a second,
 short binary search: the search is two-dimensional where it pays). At most :data:`MAX_ENCODES` +
 :data:`REGAIN_ENCODES` encodes besides the first, whatever the ladder; only a setting that was
 encoded and measured under the budget is ever chosen, so the result is never over it.
@@ -27,22 +28,36 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..kernels.hold import DEFAULT_HOLD_SLACK
 from ..kernels.resize import resize
 from .decode import DecodedClip
 from .encode import Format, Frames
 from .errors import EngineError, ErrorCode
 
-GIF_COLOURS = (255, 128, 64, 32, 16)
-"""Palette sizes a GIF steps down through (the first is the format's own)."""
+GIF_LOSSES = ((255, 0.6), (128, 0.6), (255, 1.0), (128, 1.0), (64, 1.0), (64, 1.6), (32, 1.6), (16, 1.6))
+"""What a GIF gives up before frames, in order: (palette colours, hold slack) pairs. The slack
+(:func:`animated_previews.kernels.hold.hold_indices`, 0.35 by default) is how much worse a
+pixel's previous colour may be and still stay on screen; a kept pixel is written as transparent
+and costs next to nothing, so raising it takes the bytes of noise, grain and dither flicker,
+where fewer colours take the bytes of flat graphics and text. Neither alone is best everywhere.
+Measured on 15 jobs of the previews library (`bench/make_library.py`; each setting rendered,
+encoded and scored as `bench.quality_library` scores, 2026-12-04), dB at bytes relative to the
+job's own image: the talking head at its own size keeps 41.7 dB at 0.47x through the slack
+(1.0), 41.1 dB at 0.63x through colours (64, the ladder's second step when it had colours
+only); low light 35.4 dB at 0.34x with both (128, 1.0) against 35.8 at 0.54x with 64 colours;
+screen text loses 0.7 dB at 0.93x through colours (128) but 3.0 dB at 0.89x through the slack
+(0.6). In this order the bytes fall at every step on 10 of the 14 jobs measured at every step;
+on the other 4 (animation, pixel art, flat logo) 255 colours at 1.0 is 0.03-0.06x of the bytes
+larger than 128 at 0.6, one step back."""
 FPS_DIVISORS = (2, 3)
-"""Every n-th output instant kept, after the colours or quality are spent."""
+"""Every n-th output instant kept, after the losses (colours and hold, or quality) are spent."""
 SCALES = (0.75, 0.5, 1 / 3)
 """Fractions of each side, last of all."""
 MAX_ENCODES = 6
 """Encodes the ladder's search may add to the job's own: the floor, then a binary search over the
-ladder's 10 rungs (at most 4)."""
+ladder's rungs (GIF has 13: at most 4)."""
 REGAIN_ENCODES = 3
-"""Encodes that may then win colours or quality back at the chosen frame rate and size."""
+"""Encodes that may then win colours, hold or quality back at the chosen frame rate and size."""
 
 MIN_MAX_BYTES = 1024
 """The smallest budget a job may ask for: below it not even a one-frame GIF header fits."""
@@ -54,6 +69,8 @@ class Rung:
 
     colours: int | None = None
     """GIF palette size (None: the format's own)."""
+    hold: float | None = None
+    """GIF hold slack (None: the format's own, :attr:`engine.encode.Format.hold_slack`)."""
     quality: int | None = None
     """Encoder quality (None: the format's default)."""
     every: int = 1
@@ -63,6 +80,8 @@ class Rung:
 
     def describe(self, fmt: Format) -> str:
         parts = []
+        if self.hold is not None:
+            parts.append(f"hold slack {self.hold:g} (from {DEFAULT_HOLD_SLACK if fmt.hold_slack is None else fmt.hold_slack:g})")
         if self.colours is not None:
             parts.append(f"{self.colours} colours (from {fmt.palette_colours})")
         if self.quality is not None:
@@ -74,16 +93,20 @@ class Rung:
         return ", ".join(parts) or "nothing"
 
 
+def losses(fmt: Format) -> list[Rung]:
+    """What the format gives up before frames, least first, at every frame and full size: its
+    encoder's qualities below the default, or a palette format's :data:`GIF_LOSSES`."""
+    if fmt.qualities:
+        return [Rung(quality=q) for q in fmt.qualities[1:]]
+    if fmt.palette_colours is not None:
+        return [Rung(colours=c if c < fmt.palette_colours else None, hold=h) for c, h in GIF_LOSSES]
+    return []
+
+
 def ladder(fmt: Format) -> list[Rung]:
     """The rungs below the job's own setting, least given up first (module docstring)."""
-    if fmt.qualities:
-        first = [Rung(quality=q) for q in fmt.qualities[1:]]
-        floor: dict = {"quality": fmt.qualities[-1]}
-    elif fmt.palette_colours is not None:
-        first = [Rung(colours=c) for c in GIF_COLOURS[1:] if c < fmt.palette_colours]
-        floor = {"colours": min(GIF_COLOURS)}
-    else:
-        first, floor = [], {}
+    first = losses(fmt)
+    floor = {"quality": first[-1].quality, "colours": first[-1].colours, "hold": first[-1].hold} if first else {}
     rungs = first + [Rung(every=n, **floor) for n in FPS_DIVISORS]
     return rungs + [Rung(every=FPS_DIVISORS[-1], scale=s, **floor) for s in SCALES]
 
@@ -133,7 +156,7 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
     def attempt_rung(rung: Rung) -> Fitted:
         nonlocal encodes
         shaped, rung_delays = _shape(clip, delays, rung)
-        frames = render(dataclasses.replace(fmt, palette_colours=rung.colours) if rung.colours else fmt, shaped)
+        frames = render(_rendered_as(fmt, rung), shaped)
         data = fmt.encode(frames, rung_delays, quality=rung.quality) if rung.quality is not None \
             else fmt.encode(frames, rung_delays)
         encodes += 1
@@ -161,21 +184,21 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
 
 
 def _regain(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted]) -> Fitted:
-    """Once frames or size had to go, the colours or quality need not stay at the floor: at the
+    """Once frames or size had to go, the losses need not stay at the floor: at the
     chosen frame rate and size, binary-search them back up (at most :data:`REGAIN_ENCODES`
     encodes), keeping the best that was measured under the budget. Without it a budget just
     below one rung's size drops to the next rung's floor quality and leaves a third of the
     budget unused."""
     rung = chosen.rung
-    if rung is None or (rung.every == 1 and rung.scale == 1.0):
+    if rung is None:
         return chosen
-    if fmt.qualities:
-        levels = [dataclasses.replace(rung, quality=None if q == fmt.qualities[0] else q) for q in fmt.qualities[:-1]]
-    elif fmt.palette_colours is not None:
-        levels = [dataclasses.replace(rung, colours=None if c >= fmt.palette_colours else c)
-                  for c in (fmt.palette_colours, *GIF_COLOURS[1:-1]) if c <= fmt.palette_colours]
-    else:
+    if rung.every == 1 and rung.scale == 1.0:
+        return _hold_back(chosen, fmt, max_bytes, attempt)
+    steps = losses(fmt)
+    if not steps:
         return chosen
+    levels = [dataclasses.replace(rung, quality=level.quality, colours=level.colours, hold=level.hold)
+              for level in [Rung(), *steps[:-1]]]
     low, high, best = -1, len(levels), chosen  # levels[low] and better did not fit; the floor (high) did
     for _ in range(REGAIN_ENCODES):
         if high - low <= 1:
@@ -187,6 +210,40 @@ def _regain(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung
         else:
             low = middle
     return best
+
+
+def _hold_back(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted]) -> Fitted:
+    """A GIF rung found at every frame and full size holds colours longer than it may need to: the
+    slack is a continuous setting, and the rung before (less slack or more colours) did not fit,
+    so at the rung's colours binary-search the slack down towards the format's own (at most
+    :data:`REGAIN_ENCODES` encodes), keeping the least slack measured under the budget. The
+    ladder's steps are 10-40% of the bytes apart; without this a budget just under one step
+    drops to the next and leaves that much of the budget unused."""
+    rung = chosen.rung
+    if rung is None or rung.hold is None:
+        return chosen
+    low = DEFAULT_HOLD_SLACK if fmt.hold_slack is None else fmt.hold_slack  # approached, never tried
+    high, best = rung.hold, chosen
+    for _ in range(REGAIN_ENCODES):
+        middle = round((low + high) / 2, 3)
+        if not low < middle < high:
+            break
+        found = attempt(dataclasses.replace(rung, hold=middle))
+        if len(found.data) <= max_bytes:
+            high, best = middle, found
+        else:
+            low = middle
+    return best
+
+
+def _rendered_as(fmt: Format, rung: Rung) -> Format:
+    """``fmt`` with the rung's palette colours and hold slack, for :func:`engine.render.render`."""
+    changes: dict = {}
+    if rung.colours is not None:
+        changes["palette_colours"] = rung.colours
+    if rung.hold is not None:
+        changes["hold_slack"] = rung.hold
+    return dataclasses.replace(fmt, **changes) if changes else fmt
 
 
 def _shape(clip: DecodedClip, delays: tuple[int, ...], rung: Rung) -> tuple[DecodedClip, tuple[int, ...]]:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..kernels.fit import cover_crop, fill_outside, fit, pad, pad_placement
-from ..kernels.hold import KEEP, hold_indices
+from ..kernels.hold import DEFAULT_HOLD_SLACK, KEEP, hold_indices
 from ..kernels.nearest import blocks_in_histogram
 from ..kernels.palette import palette_from_histogram
 from ..kernels.remap import remap
@@ -226,7 +226,8 @@ def render(fmt: Format, clip: DecodedClip) -> Frames:
     on the host."""
     with torch.inference_mode():
         if fmt.palette_colours is not None:
-            return _indexed(clip, fmt.palette_colours, fmt.keeps_screen)
+            return _indexed(clip, fmt.palette_colours, fmt.keeps_screen,
+                            DEFAULT_HOLD_SLACK if fmt.hold_slack is None else fmt.hold_slack)
         return RGBFrames(to_host(_rows(clip.frames.permute(0, 2, 3, 1), clip.index)))
 
 
@@ -241,7 +242,8 @@ def _rows(frames: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return frames.contiguous().index_select(0, index.to(frames.device))
 
 
-def _indexed(clip: DecodedClip, colours: int, keeps_screen: bool = False) -> IndexedFrames:
+def _indexed(clip: DecodedClip, colours: int, keeps_screen: bool = False,
+             slack: float = DEFAULT_HOLD_SLACK) -> IndexedFrames:
     """Palette indices per instant, with one palette for the clip, or one per run of frames
     where the clip's colours drift (:func:`kernels.scenes.palette_runs`: cuts, animation).
     Each run is remapped to its own palette and holds indices within itself; for a format that
@@ -264,8 +266,8 @@ def _indexed(clip: DecodedClip, colours: int, keeps_screen: bool = False) -> Ind
         if first == end:
             continue
         fresh = remap(clip.frames[run], palette, blocks=blocks_in_histogram(histogram[0], HISTOGRAM_BITS))
-        hold_indices(clip.frames[run], fresh, clip.index[first:end] - run.start, palette, out=indices[first:end],
-                     before=screen)
+        hold_indices(clip.frames[run], fresh, clip.index[first:end] - run.start, palette, slack=slack,
+                     out=indices[first:end], before=screen)
         stretches.append((first, end, palette))
         if keeps_screen and end < len(rows):
             screen = _shown(indices[end - 1], palette, screen)

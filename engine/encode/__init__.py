@@ -79,9 +79,15 @@ class Format:
     """Palette size the kernels make for this format (its encoder takes :class:`IndexedFrames`),
     or None: no palette, the encoder takes :class:`RGBFrames`."""
     encode: Encoder
+    hold_slack: float | None = None
+    """How much worse than the new index a pixel's previous index may be and still be kept, as a
+    fraction of the palette's spacing (:func:`animated_previews.kernels.hold.hold_indices`), for
+    a format with a palette; None: the kernels' default. A byte budget raises it: held pixels are
+    written as transparent and cost next to nothing."""
     qualities: tuple[int, ...] = ()
     """The encoder's quality settings a byte budget (``max_bytes``) steps down through, the
-    default first; empty: the encoder has no quality setting (GIF gives up colours instead)."""
+    default first; empty: the encoder has no quality setting (GIF gives up held colours and
+    palette colours instead: :data:`animated_previews.engine.byte_budget.GIF_LOSSES`)."""
     unavailable: Callable[[], str | None] = lambda: None
     """Why this installation cannot write the format, or None when it can. Asked before a job
     decodes anything, so a missing library costs a job nothing but its message."""
