@@ -13,9 +13,12 @@ Bytes shrink down the ladder (not strictly: a smaller palette can dither into mo
 the search is a binary search between the job's own encode (too big) and the ladder's last rung,
 tried first: a budget even that rung misses fails at once with
 ``ErrorCode.MAX_BYTES_UNREACHABLE``, naming the smallest size reached. When the rung found drops
-frames or size, its losses (colours and hold, or quality) are searched back up at that frame rate and size (a second,
-short binary search: the search is two-dimensional where it pays). At most :data:`MAX_ENCODES` +
-:data:`REGAIN_ENCODES` encodes besides the first, whatever the ladder; only a setting that was
+frames or size, its losses (colours and hold, or quality) are searched back up at that frame
+rate and size (a second, short binary search: the search is two-dimensional where it pays); when
+it keeps them, a GIF's hold slack is searched back down (:func:`_hold_back`), and fewer colours
+alone are tried too, keeping whichever of the two shows less error against the clip's frames
+(:func:`_fewer_colours`). At most :data:`MAX_ENCODES` + :data:`REGAIN_ENCODES` +
+:data:`COLOUR_ENCODES` encodes besides the first, whatever the ladder; only a setting that was
 encoded and measured under the budget is ever chosen, so the result is never over it.
 """
 
@@ -58,6 +61,11 @@ MAX_ENCODES = 6
 ladder's rungs (GIF has 13: at most 4)."""
 REGAIN_ENCODES = 3
 """Encodes that may then win colours, hold or quality back at the chosen frame rate and size."""
+COLOURS_ALONE = (128, 64, 32, 16)
+"""Palette sizes a GIF at every frame may also try at its own hold slack (:func:`_fewer_colours`)."""
+COLOUR_ENCODES = 2
+"""Encodes that search :data:`COLOURS_ALONE` (of 4 sizes, 2 find the largest that fits from
+64 down, or 128 when 64 fits)."""
 
 MIN_MAX_BYTES = 1024
 """The smallest budget a job may ask for: below it not even a one-frame GIF header fits."""
@@ -124,6 +132,9 @@ class Fitted:
     height: int
     encodes: int
     """Encodes made, the job's own included."""
+    error: float | None = None
+    """The image's :func:`engine.render.shown_error` where it was measured (a GIF setting at
+    every frame and full size that fitted), else None."""
 
     def note(self, fmt: Format, max_bytes: int, first_size: int) -> str | None:
         if self.rung is None:
@@ -142,9 +153,13 @@ def fewer_instants(index: torch.Tensor, delays: Sequence[int], every: int) -> tu
 
 
 def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes: int,
-               render: Callable[[Format, DecodedClip], Frames], first: bytes) -> Fitted:
+               render: Callable[[Format, DecodedClip], Frames], first: bytes,
+               error: Callable[[Frames, DecodedClip], float] | None = None) -> Fitted:
     """The job's image under ``max_bytes``: ``first`` (the job's own encode) if it fits, else the
-    least-loss rung that does (module docstring). ``render`` is :func:`engine.render.render`."""
+    least-loss rung that does (module docstring). ``render`` is :func:`engine.render.render`;
+    ``error`` (:func:`engine.render.shown_error`), for a format with a palette, lets a GIF that
+    kept every frame choose between holding colours longer and fewer colours by what is seen
+    (:func:`_fewer_colours`)."""
     delays = tuple(delays)
     own = Fitted(first, None, delays, len(clip.index), clip.width, clip.height, 1)
     if len(first) <= max_bytes:
@@ -152,6 +167,7 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
     rungs = ladder(fmt)
     encodes = 1
     tried: dict[int, Fitted] = {}
+    measure = error is not None and fmt.palette_colours is not None
 
     def attempt_rung(rung: Rung) -> Fitted:
         nonlocal encodes
@@ -160,7 +176,9 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
         data = fmt.encode(frames, rung_delays, quality=rung.quality) if rung.quality is not None \
             else fmt.encode(frames, rung_delays)
         encodes += 1
-        return Fitted(data, rung, rung_delays, len(shaped.index), shaped.width, shaped.height, encodes)
+        measured = (error(frames, shaped) if measure and len(data) <= max_bytes and rung.every == 1
+                    and rung.scale == 1.0 else None)
+        return Fitted(data, rung, rung_delays, len(shaped.index), shaped.width, shaped.height, encodes, measured)
 
     def attempt(at: int) -> Fitted:
         tried[at] = attempt_rung(rungs[at])
@@ -180,6 +198,10 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
         else:
             low = middle
     chosen = _regain(tried[high], fmt, max_bytes, attempt_rung)
+    if measure:
+        other = _fewer_colours(chosen, fmt, max_bytes, attempt_rung)
+        if other is not None and other.error is not None and chosen.error is not None and other.error < chosen.error:
+            chosen = other
     return dataclasses.replace(chosen, encodes=encodes)
 
 
@@ -229,6 +251,30 @@ def _hold_back(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[R
         if not low < middle < high:
             break
         found = attempt(dataclasses.replace(rung, hold=middle))
+        if len(found.data) <= max_bytes:
+            high, best = middle, found
+        else:
+            low = middle
+    return best
+
+
+def _fewer_colours(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted]) -> Fitted | None:
+    """The other way to a GIF's size at every frame: only fewer colours, at the format's own
+    hold slack. Where the ladder's rung held colours longer, the most colours of
+    :data:`COLOURS_ALONE` that fit (a binary search of at most :data:`COLOUR_ENCODES` encodes),
+    or None when none of those tried fits. Text and flat graphics lose less to fewer colours
+    than to held ones (screen text at gifski's bytes: 48.7 dB with 64 colours, 47.9 with the
+    slack at 0.54); the caller keeps whichever shows less error."""
+    rung = chosen.rung
+    if rung is None or rung.hold is None or rung.every != 1 or rung.scale != 1.0:
+        return None
+    levels = [Rung(colours=c) for c in COLOURS_ALONE if fmt.palette_colours is not None and c < fmt.palette_colours]
+    low, high, best = -1, len(levels), None  # levels[low] and before did not fit; levels[high] is past the end
+    for _ in range(COLOUR_ENCODES):
+        if high - low <= 1:
+            break
+        middle = (low + high) // 2
+        found = attempt(levels[middle])
         if len(found.data) <= max_bytes:
             high, best = middle, found
         else:

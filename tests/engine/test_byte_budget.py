@@ -3,6 +3,7 @@ budget nothing can meet fails with MaxBytesUnreachable naming the smallest size 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,10 +14,10 @@ from PIL import Image
 
 import clipmaker
 from animated_previews.engine import EngineError, Manifest, run_batch
-from animated_previews.engine.byte_budget import (MAX_ENCODES, REGAIN_ENCODES, Rung, fewer_instants, fit_budget, ladder,
-                                                  losses)
+from animated_previews.engine.byte_budget import (COLOUR_ENCODES, MAX_ENCODES, REGAIN_ENCODES, Rung, fewer_instants,
+                                                  fit_budget, ladder, losses)
 from animated_previews.engine.encode import AVIF, GIF, WEBP
-from animated_previews.kernels.hold import DEFAULT_HOLD_SLACK
+from animated_previews.kernels.hold import DEFAULT_HOLD_SLACK, KEEP
 from animated_previews.engine.spec import parse_job
 from animated_previews.engine.store.batch_jobs import effective_config
 
@@ -148,6 +149,11 @@ def test_a_noisy_scene_under_a_gif_budget_holds_colours_longer_and_uses_the_budg
     assert "hold slack" in fitted.note(GIF, budget, len(own))
 
 
+def as_settings(fmt, clip) -> tuple[int, float]:
+    """A stand-in for render: the palette size and hold slack it would render with."""
+    return fmt.palette_colours, DEFAULT_HOLD_SLACK if fmt.hold_slack is None else fmt.hold_slack
+
+
 def test_the_hold_slack_is_searched_down_to_the_least_that_fits():
     """Bytes modelled as (3 - slack) x 100,000 at full colours, 5% less at fewer: a budget of
     220,000 fits from a slack of 0.8; the ladder's first rungs (0.6, and 0.6 at 128 colours) miss
@@ -162,10 +168,54 @@ def test_the_hold_slack_is_searched_down_to_the_least_that_fits():
     fmt = dataclasses.replace(GIF, encode=encode)
     clip = noisy_room(frames=4, width=8, height=8)
     own = encode((255, DEFAULT_HOLD_SLACK), None)
-    fitted = fit_budget(fmt, clip, [10] * 4, 220_000, lambda f, c: (f.palette_colours, f.hold_slack), own)
+    fitted = fit_budget(fmt, clip, [10] * 4, 220_000, as_settings, own)
     assert (fitted.rung.colours, fitted.rung.every) == (None, 1) and len(fitted.data) <= 220_000
     assert 0.8 <= fitted.rung.hold <= 0.8 + (1.0 - DEFAULT_HOLD_SLACK) / 8, fitted.rung
     assert fitted.encodes <= 1 + MAX_ENCODES + REGAIN_ENCODES
+
+
+@pytest.mark.parametrize("better", ["fewer colours", "held colours"])
+def test_a_gif_at_every_frame_takes_whichever_way_to_its_size_shows_less_error(better):
+    """Bytes modelled as in the test above (held colours: the slack fits from 0.8; 64 colours at
+    the own slack fit too, 128 do not); the error each setting shows decides between them."""
+    import dataclasses
+
+    def encode(frames, delays, quality=None):
+        colours, slack = frames
+        return bytes(int((3 - slack) * 100_000 * {255: 1, 128: 0.95}.get(colours, 0.8)))
+
+    def error(frames, clip):
+        colours, slack = frames
+        return (1.0 if colours < 255 and slack == DEFAULT_HOLD_SLACK else 5.0) * (1 if better == "fewer colours" else -1)
+
+    fmt = dataclasses.replace(GIF, encode=encode)
+    clip = noisy_room(frames=4, width=8, height=8)
+    fitted = fit_budget(fmt, clip, [10] * 4, 220_000, as_settings,
+                        encode((255, DEFAULT_HOLD_SLACK), None), error=error)
+    if better == "fewer colours":
+        assert (fitted.rung.colours, fitted.rung.hold) == (64, None), fitted.rung
+    else:
+        assert fitted.rung.colours is None and 0.8 <= fitted.rung.hold < 1.0, fitted.rung
+    assert fitted.encodes <= 1 + MAX_ENCODES + REGAIN_ENCODES + COLOUR_ENCODES
+
+
+def test_the_error_shown_counts_what_stays_on_screen():
+    from animated_previews.engine.encode import IndexedFrames
+    from animated_previews.engine.render import shown_error
+
+    clip = noisy_room(frames=2, width=4, height=4)
+    clip = dataclasses.replace(clip, frames=torch.full_like(clip.frames, 100))
+    clip.frames[1, 0, 0, 0] = 103  # the second frame's first pixel is 3 levels redder
+    same = np.zeros((2, 4, 4), np.uint8)
+    kept = same.copy()
+    kept[1] = KEEP  # the second frame keeps the first's colours
+    grey = np.array([[100, 100, 100]], np.uint8)
+    assert shown_error(IndexedFrames(same, grey), clip, stride=1) == pytest.approx(9 / (2 * 16 * 3))
+    assert shown_error(IndexedFrames(kept, grey), clip, stride=1) == pytest.approx(9 / (2 * 16 * 3))
+    off = np.array([[101, 100, 100]], np.uint8)  # one level off everywhere, kept or not
+    assert shown_error(IndexedFrames(kept, off), clip, stride=1) == pytest.approx((31 * 1 + 4) / 96)
+    per_frame = np.stack([grey, off])  # each frame its own palette: the second's KEEP still shows grey
+    assert shown_error(IndexedFrames(kept, per_frame), clip, stride=1) == pytest.approx(9 / 96)
 
 
 def test_fewer_instants_keep_the_animation_length():
