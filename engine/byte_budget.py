@@ -61,11 +61,10 @@ MAX_ENCODES = 6
 ladder's rungs (GIF has 13: at most 4)."""
 REGAIN_ENCODES = 3
 """Encodes that may then win colours, hold or quality back at the chosen frame rate and size."""
-COLOURS_ALONE = (128, 64, 32, 16)
+COLOURS_ALONE = (128, 64, 32)
 """Palette sizes a GIF at every frame may also try at its own hold slack (:func:`_fewer_colours`)."""
 COLOUR_ENCODES = 2
-"""Encodes that search :data:`COLOURS_ALONE` (of 4 sizes, 2 find the largest that fits from
-64 down, or 128 when 64 fits)."""
+"""Encodes that search :data:`COLOURS_ALONE`: 64 first, then 128 or 32."""
 
 MIN_MAX_BYTES = 1024
 """The smallest budget a job may ask for: below it not even a one-frame GIF header fits."""
@@ -239,8 +238,9 @@ def _hold_back(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[R
     slack is a continuous setting, and the rung before (less slack or more colours) did not fit,
     so at the rung's colours binary-search the slack down towards the format's own (at most
     :data:`REGAIN_ENCODES` encodes), keeping the least slack measured under the budget. The
-    ladder's steps are 10-40% of the bytes apart; without this a budget just under one step
-    drops to the next and leaves that much of the budget unused."""
+    ladder's steps can be half the bytes apart (film grain: 0.74x -> 0.32x of its own image from
+    64 to 32 colours); without this a budget just under one step drops to the next and leaves
+    that much of the budget unused."""
     rung = chosen.rung
     if rung is None or rung.hold is None:
         return chosen
