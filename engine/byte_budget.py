@@ -220,8 +220,16 @@ def _regain(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung
         return chosen
     levels = [dataclasses.replace(rung, quality=level.quality, colours=level.colours, hold=level.hold)
               for level in [Rung(), *steps[:-1]]]
-    low, high, best = -1, len(levels), chosen  # levels[low] and better did not fit; the floor (high) did
-    for _ in range(REGAIN_ENCODES):
+    return _first_that_fits(levels, attempt, max_bytes, REGAIN_ENCODES, chosen) or chosen  # the floor, past the end, fits
+
+
+def _first_that_fits(levels: list[Rung], attempt: Callable[[Rung], Fitted], max_bytes: int, encodes: int,
+                     otherwise: Fitted | None) -> Fitted | None:
+    """Binary search of ``levels`` (most kept first, bytes falling) for the first that fits, in at
+    most ``encodes`` encodes: the first measured under ``max_bytes``, or ``otherwise`` when none
+    of those tried fits (what stands past the end of ``levels``)."""
+    low, high, best = -1, len(levels), otherwise  # levels[low] and before did not fit
+    for _ in range(encodes):
         if high - low <= 1:
             break
         middle = (low + high) // 2
@@ -269,17 +277,7 @@ def _fewer_colours(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callabl
     if rung is None or rung.hold is None or rung.every != 1 or rung.scale != 1.0:
         return None
     levels = [Rung(colours=c) for c in COLOURS_ALONE if fmt.palette_colours is not None and c < fmt.palette_colours]
-    low, high, best = -1, len(levels), None  # levels[low] and before did not fit; levels[high] is past the end
-    for _ in range(COLOUR_ENCODES):
-        if high - low <= 1:
-            break
-        middle = (low + high) // 2
-        found = attempt(levels[middle])
-        if len(found.data) <= max_bytes:
-            high, best = middle, found
-        else:
-            low = middle
-    return best
+    return _first_that_fits(levels, attempt, max_bytes, COLOUR_ENCODES, None)
 
 
 def _rendered_as(fmt: Format, rung: Rung) -> Format:
