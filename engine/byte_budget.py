@@ -88,7 +88,8 @@ class Rung:
     def describe(self, fmt: Format) -> str:
         parts = []
         if self.hold is not None:
-            parts.append(f"hold slack {self.hold:g} (from {DEFAULT_HOLD_SLACK if fmt.hold_slack is None else fmt.hold_slack:g})")
+            own = DEFAULT_HOLD_SLACK if fmt.hold_slack is None else fmt.hold_slack
+            parts.append(f"hold slack {self.hold:g} (from {own:g})")
         if self.colours is not None:
             parts.append(f"{self.colours} colours (from {fmt.palette_colours})")
         if self.quality is not None:
@@ -220,7 +221,8 @@ def _regain(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung
         return chosen
     levels = [dataclasses.replace(rung, quality=level.quality, colours=level.colours, hold=level.hold)
               for level in [Rung(), *steps[:-1]]]
-    return _first_that_fits(levels, attempt, max_bytes, REGAIN_ENCODES, chosen) or chosen  # the floor, past the end, fits
+    # the floor (past the end of the levels) fits
+    return _first_that_fits(levels, attempt, max_bytes, REGAIN_ENCODES, chosen) or chosen
 
 
 def _first_that_fits(levels: list[Rung], attempt: Callable[[Rung], Fitted], max_bytes: int, encodes: int,
