@@ -17,9 +17,9 @@ from animated_previews.engine import EngineError, Manifest, run_batch
 from animated_previews.engine.byte_budget import (COLOUR_ENCODES, MAX_ENCODES, REGAIN_ENCODES, Rung, fewer_instants,
                                                   fit_budget, ladder, losses)
 from animated_previews.engine.encode import AVIF, GIF, WEBP
-from animated_previews.kernels.hold import DEFAULT_HOLD_SLACK, KEEP
 from animated_previews.engine.spec import parse_job
 from animated_previews.engine.store.batch_jobs import effective_config
+from animated_previews.kernels.hold import DEFAULT_HOLD_SLACK, KEEP
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,6 @@ def test_once_frames_are_dropped_quality_is_won_back_up_to_the_budget():
     """Bytes modelled as frames kept x (quality + 40) x 1,000. A budget of 850,000 is missed by
     every 2nd frame even at the floor quality 20 (900,000), so every 3rd frame it is: there
     quality 45 fits (850,000), not only the floor quality the ladder's rung carries."""
-    import dataclasses
 
     from animated_previews.engine.decode import DecodedClip
 
@@ -119,7 +118,7 @@ def noisy_room(frames: int = 20, width: int = 160, height: int = 120):
 
 
 def gif_psnr(data: bytes, clip) -> float:
-    """PSNR of every frame a GIF shows against the clip's frames (one frame a instant)."""
+    """PSNR of every frame a GIF shows against the clip's frames (one frame an instant)."""
     import io
 
     reference = clip.frames.permute(0, 2, 3, 1).numpy().astype(np.float64)
@@ -159,8 +158,6 @@ def test_the_hold_slack_is_searched_down_to_the_least_that_fits():
     220,000 fits from a slack of 0.8; the ladder's first rungs (0.6, and 0.6 at 128 colours) miss
     it, the next (1.0 at full colours) fits, and the search between the own slack (0.35) and 1.0
     ends at most 1/8 of that span above 0.8."""
-    import dataclasses
-
     def encode(frames, delays, quality=None):
         colours, slack = frames
         return bytes(int((3 - slack) * 100_000 * (1 if colours == 255 else 0.95)))
@@ -178,15 +175,14 @@ def test_the_hold_slack_is_searched_down_to_the_least_that_fits():
 def test_a_gif_at_every_frame_takes_whichever_way_to_its_size_shows_less_error(better):
     """Bytes modelled as in the test above (held colours: the slack fits from 0.8; 64 colours at
     the own slack fit too, 128 do not); the error each setting shows decides between them."""
-    import dataclasses
-
     def encode(frames, delays, quality=None):
         colours, slack = frames
         return bytes(int((3 - slack) * 100_000 * {255: 1, 128: 0.95}.get(colours, 0.8)))
 
     def error(frames, clip):
         colours, slack = frames
-        return (1.0 if colours < 255 and slack == DEFAULT_HOLD_SLACK else 5.0) * (1 if better == "fewer colours" else -1)
+        alone = colours < 255 and slack == DEFAULT_HOLD_SLACK  # fewer colours, the own slack
+        return {"fewer colours": 1.0 if alone else 5.0, "held colours": 5.0 if alone else 1.0}[better]
 
     fmt = dataclasses.replace(GIF, encode=encode)
     clip = noisy_room(frames=4, width=8, height=8)
