@@ -71,7 +71,6 @@ def test_once_frames_are_dropped_quality_is_won_back_up_to_the_budget():
     """Bytes modelled as frames kept x (quality + 40) x 1,000. A budget of 850,000 is missed by
     every 2nd frame even at the floor quality 20 (900,000), so every 3rd frame it is: there
     quality 45 fits (850,000), not only the floor quality the ladder's rung carries."""
-
     from animated_previews.engine.decode import DecodedClip
 
     def encode(frames, delays, quality=None):
