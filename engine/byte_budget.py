@@ -15,7 +15,7 @@ tried first: a budget even that rung misses fails at once with
 ``ErrorCode.MAX_BYTES_UNREACHABLE``, naming the smallest size reached. When the rung found drops
 frames or size, its losses (colours and hold, or quality) are searched back up at that frame
 rate and size (a second, short binary search: the search is two-dimensional where it pays); when
-it keeps them, a GIF's hold slack is searched back down (:func:`_hold_back`), and fewer colours
+it keeps them, a GIF's hold slack or an encoder's quality is searched back (:func:`_settle`), and fewer colours
 alone are tried too, keeping whichever of the two shows less error against the clip's frames
 (:func:`_fewer_colours`). At most :data:`MAX_ENCODES` + :data:`REGAIN_ENCODES` +
 :data:`COLOUR_ENCODES` encodes besides the first, whatever the ladder; only a setting that was
@@ -215,7 +215,7 @@ def _regain(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung
     if rung is None:
         return chosen
     if rung.every == 1 and rung.scale == 1.0:
-        return _hold_back(chosen, fmt, max_bytes, attempt)
+        return _settle(chosen, fmt, max_bytes, attempt)
     steps = losses(fmt)
     if not steps:
         return chosen
@@ -243,28 +243,44 @@ def _first_that_fits(levels: list[Rung], attempt: Callable[[Rung], Fitted], max_
     return best
 
 
-def _hold_back(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted]) -> Fitted:
-    """A GIF rung found at every frame and full size holds colours longer than it may need to: the
-    slack is a continuous setting, and the rung before (less slack or more colours) did not fit,
-    so at the rung's colours binary-search the slack down towards the format's own (at most
-    :data:`REGAIN_ENCODES` encodes), keeping the least slack measured under the budget. The
-    ladder's steps can be half the bytes apart (film grain: 0.74x -> 0.32x of its own image from
-    64 to 32 colours); without this a budget just under one step drops to the next and leaves
-    that much of the budget unused."""
+def _settle(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted]) -> Fitted:
+    """A rung found at every frame and full size may give up more than it needs: its setting is
+    continuous where the ladder has steps, and the ladder's steps can be half the bytes apart
+    (film grain as GIF: 0.74x -> 0.32x of its own image from 64 to 32 colours). So between the
+    rung's setting (fits) and the one before it (did not, or was not tried) binary-search the
+    least loss that fits (at most :data:`REGAIN_ENCODES` encodes): a GIF's hold slack down
+    towards the format's own at the rung's colours, an encoder's quality up towards the quality
+    before it (whole numbers). Without it a budget just under one step drops to the next and
+    leaves that much of the budget unused."""
     rung = chosen.rung
-    if rung is None or rung.hold is None:
+    if rung is None:
         return chosen
-    low = DEFAULT_HOLD_SLACK if fmt.hold_slack is None else fmt.hold_slack  # approached, never tried
-    high, best = rung.hold, chosen
+    if rung.hold is not None:
+        own = DEFAULT_HOLD_SLACK if fmt.hold_slack is None else fmt.hold_slack
+        return _bisect(chosen, rung.hold, own, lambda h: round(h, 3), lambda h: dataclasses.replace(rung, hold=h),
+                       attempt, max_bytes)
+    if rung.quality is not None and rung.quality in fmt.qualities[1:]:
+        before = fmt.qualities[fmt.qualities.index(rung.quality) - 1]
+        return _bisect(chosen, rung.quality, before, round, lambda q: dataclasses.replace(rung, quality=q),
+                       attempt, max_bytes)
+    return chosen
+
+
+def _bisect(chosen: Fitted, fits: float, misses: float, snap: Callable[[float], float],
+            rung_at: Callable[[float], Rung], attempt: Callable[[Rung], Fitted], max_bytes: int) -> Fitted:
+    """``chosen`` (at setting ``fits``) or the attempt nearest ``misses`` that fits, halving the
+    interval between them :data:`REGAIN_ENCODES` times, or until ``snap`` (the setting's
+    rounding) gives nothing strictly inside."""
+    best = chosen
     for _ in range(REGAIN_ENCODES):
-        middle = round((low + high) / 2, 3)
-        if not low < middle < high:
+        middle = snap((fits + misses) / 2)
+        if not min(fits, misses) < middle < max(fits, misses):
             break
-        found = attempt(dataclasses.replace(rung, hold=middle))
+        found = attempt(rung_at(middle))
         if len(found.data) <= max_bytes:
-            high, best = middle, found
+            fits, best = middle, found
         else:
-            low = middle
+            misses = middle
     return best
 
 

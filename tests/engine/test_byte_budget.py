@@ -170,6 +170,20 @@ def test_the_hold_slack_is_searched_down_to_the_least_that_fits():
     assert fitted.encodes <= 1 + MAX_ENCODES + REGAIN_ENCODES
 
 
+def test_a_quality_between_the_ladders_steps_is_found_when_every_frame_is_kept():
+    """Bytes modelled as quality x 10,000: a budget of 390,000 misses the default (45) and fits
+    the ladder's first step (35); the search between them ends at 39, the budget exactly."""
+    def encode(frames, delays, quality=None):
+        return bytes((quality or 45) * 10_000)
+
+    fmt = dataclasses.replace(WEBP, encode=encode)
+    clip = noisy_room(frames=4, width=8, height=8)
+    fitted = fit_budget(fmt, clip, [100] * 4, 390_000, lambda f, c: c.frames, encode(None, None))
+    assert (fitted.rung.quality, fitted.rung.every, len(fitted.data)) == (39, 1, 390_000), fitted.rung
+    assert "quality 39 (from 45)" in fitted.note(fmt, 390_000, 450_000)
+    assert fitted.encodes <= 1 + MAX_ENCODES + REGAIN_ENCODES
+
+
 @pytest.mark.parametrize("better", ["fewer colours", "held colours"])
 def test_a_gif_at_every_frame_takes_whichever_way_to_its_size_shows_less_error(better):
     """Bytes modelled as in the test above (held colours: the slack fits from 0.8; 64 colours at
