@@ -23,7 +23,8 @@ With both engine-gif and gifski, one more batch (``engine-gif@gifski``, run once
 others, not timed against them): each engine GIF job again with ``max_bytes`` set to gifski's
 bytes for that job, the engine's own way down to a size (``engine/byte_budget.py``), so each
 clip's GIF is also compared at equal or fewer bytes (the issue's "PSNR at <= gifski's bytes",
-per clip; where the engine's own GIF is already smaller it is the same image).
+per clip; where the engine's own GIF is already smaller it is the same image); likewise
+``engine-webp@ffmpeg``, the WebP jobs at ffmpeg's WebP bytes (:data:`MATCHED`).
 
 Every side runs every job of one kind as one batch with the same number of jobs in flight
 (``--jobs``, default 2; ffmpeg and the frame extraction single-threaded per job as in the
@@ -74,8 +75,13 @@ FORMAT = {"engine-gif": "gif", "gifski": "gif", "ffmpeg-gif": "gif", "floor": "g
 CONTACT_SIDES = ("engine-gif", "gifski", "ffmpeg-gif", "engine-webp", "ffmpeg-webp")
 AT_GIFSKI = "engine-gif@gifski"
 """The engine's GIF jobs again, each under a byte budget of gifski's bytes for the same job."""
-LABELS[AT_GIFSKI] = "engine GIF at gifski's bytes"
-FORMAT[AT_GIFSKI] = "gif"
+AT_FFMPEG_WEBP = "engine-webp@ffmpeg"
+"""The engine's WebP jobs again, each under a byte budget of ffmpeg's WebP bytes for the same job."""
+MATCHED = {AT_GIFSKI: ("engine-gif", "gifski"), AT_FFMPEG_WEBP: ("engine-webp", "ffmpeg-webp")}
+"""Each batch run at another side's bytes: (the engine side it runs again, the side whose bytes it
+is given as ``max_bytes``)."""
+LABELS.update({AT_GIFSKI: "engine GIF at gifski's bytes", AT_FFMPEG_WEBP: "engine WebP at ffmpeg's bytes"})
+FORMAT.update({AT_GIFSKI: "gif", AT_FFMPEG_WEBP: "webp"})
 CONTACT_MAX_BYTES = 300_000
 
 
@@ -363,20 +369,21 @@ def table_rows(kind_report: dict, sides: list[str]) -> list[list[str]]:
     return rows
 
 
-def at_gifski_rows(kind_report: dict) -> list[list[str]]:
-    """Per clip, the engine's GIF at gifski's bytes (:data:`AT_GIFSKI`) beside gifski's and the
-    engine's own, what the budget gave up, and the difference in dB; then the means and how
-    many clips are at least 0.5 dB above gifski and how many more than 0.5 dB below. Header
-    first; [] when that batch did not run."""
+def matched_rows(kind_report: dict, matched: str) -> list[list[str]]:
+    """Per clip, the engine at another tool's bytes (a :data:`MATCHED` batch) beside that tool's
+    and the engine's own image, what the budget gave up, and the difference in dB; then the
+    means and how many clips are at least 0.5 dB above the tool and how many more than 0.5 dB
+    below. Header first; [] when that batch did not run."""
+    engine, anchor = MATCHED[matched]
     clips = kind_report["clips"]
-    if not any(AT_GIFSKI in clip["sides"] for clip in clips.values()):
+    if not any(matched in clip["sides"] for clip in clips.values()):
         return []
-    rows = [["clip", "gifski dB", "gifski bytes", "engine GIF dB", "engine GIF bytes", f"{LABELS[AT_GIFSKI]}: dB",
-             "bytes", "gave up", "dB −gifski"]]
+    rows = [["clip", f"{LABELS[anchor]} dB", "bytes", f"{LABELS[engine]} dB", "bytes", f"{LABELS[matched]}: dB",
+             "bytes", "gave up", f"dB −{LABELS[anchor].split()[0]}"]]
     deltas, columns = [], [[] for _ in range(6)]
     for name, clip in clips.items():
-        gifski, own, fitted = (clip["sides"].get(side) or {} for side in ("gifski", "engine-gif", AT_GIFSKI))
-        values = [gifski.get("psnr_mean_db"), gifski.get("bytes"), own.get("psnr_mean_db"), own.get("bytes"),
+        theirs, own, fitted = (clip["sides"].get(side) or {} for side in (anchor, engine, matched))
+        values = [theirs.get("psnr_mean_db"), theirs.get("bytes"), own.get("psnr_mean_db"), own.get("bytes"),
                   fitted.get("psnr_mean_db"), fitted.get("bytes")]
         for column, value in zip(columns, values):
             column.append(value)
@@ -472,11 +479,13 @@ def render_markdown(rep: dict) -> str:
                                       "Pillow's: not scaler-neutral)"), ""]
         lines.append(markdown_table(table_rows(k, rep["sides"])))
         lines.append("")
-        budgeted = at_gifski_rows(k)
-        if budgeted:
-            lines += [f"GIF at gifski's bytes ({kind} size): each engine GIF job again with `max_bytes` = gifski's "
-                      "bytes for that job (one batch after the others, not timed against them); where the engine's "
-                      "own GIF is smaller it is the same image.", "", markdown_table(budgeted), ""]
+        for matched, (engine, anchor) in MATCHED.items():
+            budgeted = matched_rows(k, matched)
+            if budgeted:
+                lines += [f"{LABELS[matched][len('engine '):]} ({kind} size): each {LABELS[engine]} job again with "
+                          f"`max_bytes` = {LABELS[anchor]}'s bytes for that job (one batch after the others, not timed "
+                          "against them); where the engine's own image is smaller it is the same image.", "",
+                          markdown_table(budgeted), ""]
         stages = stage_rows(k, rep["sides"])
         if stages:
             lines += [f"Where the engine's time goes ({kind} size), s per job with the other jobs beside it: "
@@ -513,10 +522,11 @@ def render_text(rep: dict) -> str:
         aligned(table_rows(k, rep["sides"]))
         for n in k.get("notes") or []:
             out.append(f"note: {n}")
-        budgeted = at_gifski_rows(k)
-        if budgeted:
-            out += ["", f"-- {kind} size: the engine's GIF at gifski's bytes --"]
-            aligned(budgeted)
+        for matched in MATCHED:
+            budgeted = matched_rows(k, matched)
+            if budgeted:
+                out += ["", f"-- {kind} size: {LABELS[matched]} --"]
+                aligned(budgeted)
         stages = stage_rows(k, rep["sides"])
         if stages:
             out += ["", f"-- {kind} size: the engine's stages, s per job --"]
@@ -601,17 +611,19 @@ def run(library: Path, *, jobs: int = 2, only: list[str] | None = None, kinds=KI
                         log(f"{kind}: round {round_ + 1}/{repeat}: {side}: "
                             + (f"{record['wall_s']:.1f} s" if record.get("wall_s") is not None else "no time"))
             jobs_of = {side: {c.clip: c.job(side) for c in kcases} for side in sides}
-            if "engine-gif" in sides and "gifski" in records:
-                budgets = {r["id"]: r["bytes"] for r in records["gifski"]["results"]
+            for matched, (engine, anchor) in MATCHED.items():
+                if engine not in sides or anchor not in records:
+                    continue
+                budgets = {r["id"]: r["bytes"] for r in records[anchor]["results"]
                            if r.get("status") == "success" and r.get("bytes")}
-                jobs_of[AT_GIFSKI] = {c.clip: replace(c.gif, id=f"{c.gif.id}-at-gifski",
-                                                      as_written={"max_bytes": budgets[c.job("gifski").id]})
-                                      for c in kcases if c.job("gifski").id in budgets}
-                if jobs_of[AT_GIFSKI]:
-                    records[AT_GIFSKI] = run_side("engine-gif", list(jobs_of[AT_GIFSKI].values()),
-                                                  tmp / kind / AT_GIFSKI, workers=jobs, gifski_binary=None)
-                    log(f"{kind}: {AT_GIFSKI}: {len(jobs_of[AT_GIFSKI])} jobs")
-            for side in [s for s in (*sides, AT_GIFSKI) if s in records]:
+                jobs_of[matched] = {c.clip: replace(c.job(engine), id=f"{c.job(engine).id}-at-{anchor}",
+                                                    as_written={"max_bytes": budgets[c.job(anchor).id]})
+                                    for c in kcases if c.job(anchor).id in budgets}
+                if jobs_of[matched]:
+                    records[matched] = run_side(engine, list(jobs_of[matched].values()), tmp / kind / matched,
+                                                workers=jobs, gifski_binary=None)
+                    log(f"{kind}: {matched}: {len(jobs_of[matched])} jobs")
+            for side in [s for s in (*sides, *MATCHED) if s in records]:
                 side_jobs = list(jobs_of[side].values())
                 record = records[side]
                 by_id = {r["id"]: r for r in record["results"]}

@@ -193,9 +193,10 @@ def test_repeat_runs_the_sides_in_turn_and_keeps_each_sides_fastest_batch(tmp_pa
 
 
 @needs_ffmpeg
-def test_the_engine_gif_runs_once_more_under_gifskis_bytes_for_each_job(tmp_path, monkeypatch):
+def test_the_engine_runs_once_more_under_the_other_tools_bytes_for_each_job(tmp_path, monkeypatch):
     """With engine-gif and gifski, one more engine batch after the rounds: each GIF job with
-    max_bytes = gifski's bytes for that job (a job gifski failed gets none), run once."""
+    max_bytes = gifski's bytes for that job (a job gifski failed gets none), run once; likewise
+    the WebP jobs at ffmpeg's WebP bytes."""
     batches = []
 
     def fake_side(side, jobs, out_dir, *, workers, gifski_binary):
@@ -203,22 +204,26 @@ def test_the_engine_gif_runs_once_more_under_gifskis_bytes_for_each_job(tmp_path
             batches.append((side, out_dir.name, jobs))
         return {"wall_s": 1.0, "results": [
             {"id": job.id, "status": "success", "timings": {"total": 1.0},
-             "bytes": 70_000 + len(job.id) if side == "gifski" else 90_000,
+             "bytes": 70_000 + len(job.id) if side in ("gifski", "ffmpeg-webp") else 90_000,
              "notes": ["max_bytes 70000: 90000 bytes as asked; gave up hold slack 1 (from 0.35) -> 69000 bytes"]}
             for job in jobs]}
 
     lib = _tiny_library(tmp_path)
     monkeypatch.setattr(quality_library, "run_side", fake_side)
-    rep = quality_library.run(lib, jobs=1, kinds=["resized"], sides=["engine-gif", "gifski"], repeat=2)
+    rep = quality_library.run(lib, jobs=1, kinds=["resized"], sides=["engine-gif", "gifski", "engine-webp",
+                                                                    "ffmpeg-webp"], repeat=2)
 
-    assert [(side, name) for side, name, _ in batches] == [
-        ("engine-gif", "engine-gif-0"), ("gifski", "gifski-0"), ("gifski", "gifski-1"), ("engine-gif", "engine-gif-1"),
-        ("engine-gif", quality_library.AT_GIFSKI)]
-    (job,) = batches[-1][2]
-    assert job.format == "gif" and job.engine_options == {"max_bytes": 70_000 + len("pixel_life-resized-gif")}
+    rounds = ["engine-gif", "gifski", "engine-webp", "ffmpeg-webp"]
+    assert [(side, name) for side, name, _ in batches] == (
+        [(side, f"{side}-0") for side in rounds] + [(side, f"{side}-1") for side in reversed(rounds)]
+        + [("engine-gif", quality_library.AT_GIFSKI), ("engine-webp", quality_library.AT_FFMPEG_WEBP)])
+    (gif,), (webp,) = batches[-2][2], batches[-1][2]
+    assert gif.format == "gif" and gif.engine_options == {"max_bytes": 70_000 + len("pixel_life-resized-gif")}
+    assert webp.format == "webp" and webp.engine_options == {"max_bytes": 70_000 + len("pixel_life-resized-webp")}
     entry = rep["kinds"]["resized"]["clips"]["pixel_life"]["sides"][quality_library.AT_GIFSKI]
     assert entry["status"] == "success" and entry["bytes"] == 90_000
     assert quality_library.AT_GIFSKI not in rep["sides"]  # its own table, not a column of the main one
+    assert "WebP at ffmpeg's bytes (resized size)" in quality_library.render_markdown(rep)
 
 
 def test_gif_at_gifskis_bytes_rows_say_what_was_given_up_and_count_the_clips():
@@ -231,13 +236,15 @@ def test_gif_at_gifskis_bytes_rows_say_what_was_given_up_and_count_the_clips():
                                      quality_library.AT_GIFSKI: {**_side(0.5, 24.0, 800_000), "status": "success",
                                                                  "notes": []}}},
         "c": {"hdr": None, "sides": {"gifski": {"status": "failed"}, "engine-gif": _side(0.5, 30.0, 100)}}}}
-    rows = quality_library.at_gifski_rows(kind)
+    rows = quality_library.matched_rows(kind, quality_library.AT_GIFSKI)
     assert all(len(r) == len(rows[0]) for r in rows) and len(rows) == 5
     assert rows[1] == ["a", "41.00", "1.40 MB", "44.00", "2.80 MB", "41.20", "1.35 MB", "hold slack 1 (from 0.35)", "+0.20"]
     assert rows[2][0] == "b (PQ)" and rows[2][-2:] == ["nothing", "+4.00"]
     assert rows[3][-1] == "–"
     assert rows[4][-2] == "1 of 2 clips >= +0.5 dB, 0 below -0.5"
-    assert quality_library.at_gifski_rows({"clips": {"c": kind["clips"]["c"]}}) == []
+    assert rows[0][1] == "gifski GIF dB" and rows[0][-1] == "dB −gifski"
+    assert quality_library.matched_rows({"clips": {"c": kind["clips"]["c"]}}, quality_library.AT_GIFSKI) == []
+    assert quality_library.matched_rows(kind, quality_library.AT_FFMPEG_WEBP) == []  # that batch did not run
 
 
 def _side(s, db, b):
