@@ -59,8 +59,11 @@ SCALES = (0.75, 0.5, 1 / 3)
 MAX_ENCODES = 6
 """Encodes the ladder's search may add to the job's own: the floor, then a binary search over the
 ladder's rungs (GIF has 13: at most 4)."""
-REGAIN_ENCODES = 3
-"""Encodes that may then win colours, hold or quality back at the chosen frame rate and size."""
+REGAIN_ENCODES = 4
+"""Encodes that may then win colours, hold or quality back at the chosen frame rate and size:
+four resolve a GIF's 8 levels (its own setting and the losses before the floor). With three, a
+resized pixel-art GIF under a twentieth of its bytes stayed at 16 colours where 32 fitted
+(every 3rd frame at half size: 18.2 dB at 146 KB of 257 KB; with four, 19.8 dB at 219 KB)."""
 COLOURS_ALONE = (128, 64, 32)
 """Palette sizes a GIF at every frame may also try at its own hold slack (:func:`_fewer_colours`)."""
 COLOUR_ENCODES = 2

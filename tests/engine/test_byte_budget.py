@@ -14,8 +14,8 @@ from PIL import Image
 
 import clipmaker
 from animated_previews.engine import EngineError, Manifest, run_batch
-from animated_previews.engine.byte_budget import (COLOUR_ENCODES, MAX_ENCODES, REGAIN_ENCODES, Rung, fewer_instants,
-                                                  fit_budget, ladder, losses)
+from animated_previews.engine.byte_budget import (COLOUR_ENCODES, GIF_LOSSES, MAX_ENCODES, REGAIN_ENCODES, Rung,
+                                                  fewer_instants, fit_budget, ladder, losses)
 from animated_previews.engine.encode import AVIF, GIF, WEBP
 from animated_previews.engine.spec import parse_job
 from animated_previews.engine.store.batch_jobs import effective_config
@@ -168,6 +168,28 @@ def test_the_hold_slack_is_searched_down_to_the_least_that_fits():
     assert (fitted.rung.colours, fitted.rung.every) == (None, 1) and len(fitted.data) <= 220_000
     assert 0.8 <= fitted.rung.hold <= 0.8 + (1.0 - DEFAULT_HOLD_SLACK) / 8, fitted.rung
     assert fitted.encodes <= 1 + MAX_ENCODES + REGAIN_ENCODES
+
+
+def test_once_frames_are_dropped_a_gifs_colours_and_hold_are_won_back_level_by_level():
+    """Bytes modelled as frames x a size per setting falling along the GIF ladder (own 100 ..
+    (32, 1.6) 60, (16, 1.6) 50): 12 frames at 360 miss every setting; every 2nd frame fits at
+    (32, 1.6), the last level before the floor, which the search back up must reach."""
+    sizes = {(255, DEFAULT_HOLD_SLACK): 100, (255, 0.6): 95, (128, 0.6): 90, (255, 1.0): 85, (128, 1.0): 80,
+             (64, 1.0): 75, (64, 1.6): 70, (32, 1.6): 60, (16, 1.6): 50}
+    assert list(sizes)[1:] == list(GIF_LOSSES)
+
+    def render(fmt, clip):
+        return (*as_settings(fmt, clip), len(clip.index))
+
+    def encode(frames, delays, quality=None):
+        colours, slack, count = frames
+        return bytes(count * sizes[(colours, slack)])
+
+    fmt = dataclasses.replace(GIF, encode=encode)
+    clip = noisy_room(frames=12, width=8, height=8)
+    fitted = fit_budget(fmt, clip, [10] * 12, 360, render, bytes(1200))
+    assert (fitted.rung.every, fitted.rung.scale, fitted.rung.colours, fitted.rung.hold) == (2, 1.0, 32, 1.6)
+    assert len(fitted.data) == 360 and fitted.encodes <= 1 + MAX_ENCODES + REGAIN_ENCODES
 
 
 def test_a_quality_between_the_ladders_steps_is_found_when_every_frame_is_kept():
