@@ -91,8 +91,7 @@ class Rung:
     def describe(self, fmt: Format) -> str:
         parts = []
         if self.hold is not None:
-            own = DEFAULT_HOLD_SLACK if fmt.hold_slack is None else fmt.hold_slack
-            parts.append(f"hold slack {self.hold:g} (from {own:g})")
+            parts.append(f"hold slack {self.hold:g} (from {_own_slack(fmt):g})")
         if self.colours is not None:
             parts.append(f"{self.colours} colours (from {fmt.palette_colours})")
         if self.quality is not None:
@@ -259,9 +258,8 @@ def _settle(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung
     if rung is None:
         return chosen
     if rung.hold is not None:
-        own = DEFAULT_HOLD_SLACK if fmt.hold_slack is None else fmt.hold_slack
-        return _bisect(chosen, rung.hold, own, lambda h: round(h, 3), lambda h: dataclasses.replace(rung, hold=h),
-                       attempt, max_bytes)
+        return _bisect(chosen, rung.hold, _own_slack(fmt), lambda h: round(h, 3),
+                       lambda h: dataclasses.replace(rung, hold=h), attempt, max_bytes)
     if rung.quality is not None and rung.quality in fmt.qualities[1:]:
         before = fmt.qualities[fmt.qualities.index(rung.quality) - 1]
         return _bisect(chosen, rung.quality, before, round, lambda q: dataclasses.replace(rung, quality=q),
@@ -299,6 +297,11 @@ def _fewer_colours(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callabl
         return None
     levels = [Rung(colours=c) for c in COLOURS_ALONE if fmt.palette_colours is not None and c < fmt.palette_colours]
     return _first_that_fits(levels, attempt, max_bytes, COLOUR_ENCODES, None)
+
+
+def _own_slack(fmt: Format) -> float:
+    """The hold slack ``fmt`` renders with when no rung changes it."""
+    return DEFAULT_HOLD_SLACK if fmt.hold_slack is None else fmt.hold_slack
 
 
 def _rendered_as(fmt: Format, rung: Rung) -> Format:

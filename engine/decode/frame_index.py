@@ -289,9 +289,9 @@ class _FirstFrame:
     Decoding here is an extra, never a reason to fail: a decoder error leaves ``tags`` None and
     :func:`read_stream_tags` decodes on its own (and reports the error as a decoding error)."""
 
-    def __init__(self, stream: av.video.stream.VideoStream) -> None:
+    def __init__(self, stream: av.video.stream.VideoStream, header_colorspace: int) -> None:
         self.context = stream.codec_context
-        self.header_colorspace = int(self.context.colorspace or 0)  # before a decoder rewrites it
+        self.header_colorspace = header_colorspace  # ``MediaInfo.colorspace``: what the header said
         _one_thread(self.context)
         self.tags: StreamTags | None = None
         self.failed = False
@@ -325,7 +325,7 @@ def _demux_timestamps(media: MediaInfo, last_instant: float, want_tags: bool = F
     container = open_container(media.path)
     try:
         stream = container.streams[media.stream_index]
-        first = _FirstFrame(stream) if want_tags else None
+        first = _FirstFrame(stream, media.colorspace) if want_tags else None
         tb = stream.time_base
         pts, keyframe, discard = array("q"), bytearray(), bytearray()
         for packet in container.demux(stream):
