@@ -144,6 +144,8 @@ def _check_frame_memory(spec: JobSpec, fmt: Format, media: MediaInfo, timeline: 
                                  hdr=media.transfer is not None, deep=_deep(media.pixel_format))
     if spec.max_bytes is not None:  # the distinct frames stay through the encode, to be rendered again
         needed += 3 * distinct * width * height
+        if palette:  # and a GIF's budget may render them denoised, a second copy (engine/byte_budget.py)
+            needed += 3 * distinct * width * height
     budget = Budget(FRAME_MEMORY_BUDGET, "FRAME_MEMORY_BUDGET") if FRAME_MEMORY_BUDGET is not None else job_budget()
     if needed > budget.bytes:
         held = "palette indices, 1 byte a pixel" if palette else "RGB, 3 bytes a pixel"

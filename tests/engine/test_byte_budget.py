@@ -14,7 +14,7 @@ from PIL import Image
 
 import clipmaker
 from animated_previews.engine import EngineError, Manifest, run_batch
-from animated_previews.engine.byte_budget import (COLOUR_ENCODES, GIF_LOSSES, MAX_ENCODES, REGAIN_ENCODES, Rung,
+from animated_previews.engine.byte_budget import (COLOUR_ENCODES, DENOISE_ENCODES, GIF_LOSSES, MAX_ENCODES, REGAIN_ENCODES, Rung,
                                                   fewer_instants, fit_budget, ladder, losses)
 from animated_previews.engine.encode import AVIF, GIF, WEBP
 from animated_previews.engine.spec import parse_job
@@ -227,7 +227,75 @@ def test_a_gif_at_every_frame_takes_whichever_way_to_its_size_shows_less_error(b
         assert (fitted.rung.colours, fitted.rung.hold) == (64, None), fitted.rung
     else:
         assert fitted.rung.colours is None and 0.8 <= fitted.rung.hold < 1.0, fitted.rung
-    assert fitted.encodes <= 1 + MAX_ENCODES + REGAIN_ENCODES + COLOUR_ENCODES
+    assert fitted.encodes <= 1 + MAX_ENCODES + REGAIN_ENCODES + COLOUR_ENCODES + DENOISE_ENCODES
+
+
+def test_a_noisy_scene_under_a_gif_budget_is_rendered_from_denoised_frames_and_shows_less_error(monkeypatch):
+    """A quarter of the bytes of a still room under sensor noise: held colours alone keep one
+    noisy frame's colours on screen; the same frames with their noise averaged out over time hold
+    as many pixels nearer every frame. Measured against the noisy frames themselves, not the
+    averaged ones (at half the bytes the held colours still show less error here: the mean's
+    own error, the noise, is then the larger part)."""
+    import animated_previews.engine.byte_budget as byte_budget
+    from animated_previews.engine.render import render, shown_error
+
+    clip = noisy_room()
+    delays = [10] * 20
+    own = GIF.encode(render(GIF, clip), delays)
+    budget = len(own) // 4
+    fitted = fit_budget(GIF, clip, delays, budget, render, own, error=shown_error)
+    assert fitted.rung.denoised and (fitted.rung.every, fitted.rung.scale) == (1, 1.0), fitted.rung
+    assert len(fitted.data) <= budget and fitted.frames == 20
+    assert "noise averaged out" in fitted.note(GIF, budget, len(own))
+    monkeypatch.setattr(byte_budget, "_denoised", lambda *args: None)
+    plain = fit_budget(GIF, clip, delays, budget, render, own, error=shown_error)
+    assert not plain.rung.denoised and len(plain.data) <= budget
+    assert gif_psnr(fitted.data, clip) > gif_psnr(plain.data, clip) + 0.5
+
+
+def settings_and_source(clip):
+    """A stand-in for render: palette size, hold slack, instants, and whether the frames are the
+    clip's own (False: the byte budget's denoised copy)."""
+    return lambda fmt, shaped: (*as_settings(fmt, shaped), len(shaped.index), shaped.frames is clip.frames)
+
+
+@pytest.mark.parametrize("better", ["denoised", "as decoded"])
+def test_denoised_frames_are_kept_only_where_they_show_less_error(better):
+    """Bytes modelled as (3 - slack) x 100,000, a third less from denoised frames: both ways fit
+    220,000 at every frame; the error each shows decides (film grain is the picture: there the
+    frames as decoded win)."""
+    def encode(frames, delays, quality=None):
+        colours, slack, count, own_frames = frames
+        return bytes(int((3 - slack) * 100_000 * (1 if own_frames else 0.67) * (1 if colours == 255 else 0.95)))
+
+    def error(frames, reference):
+        assert reference is clip  # always against the frames as decoded
+        return 1.0 if (frames[3] is False) == (better == "denoised") else 5.0
+
+    clip = noisy_room(frames=4, width=8, height=8)
+    fmt = dataclasses.replace(GIF, encode=encode)
+    fitted = fit_budget(fmt, clip, [10] * 4, 220_000, settings_and_source(clip),
+                        encode((255, DEFAULT_HOLD_SLACK, 4, True), None), error=error)
+    assert fitted.rung.denoised == (better == "denoised"), fitted.rung
+    assert (fitted.rung.every, fitted.rung.scale) == (1, 1.0) and len(fitted.data) <= 220_000
+    assert fitted.encodes <= 1 + MAX_ENCODES + REGAIN_ENCODES + COLOUR_ENCODES + DENOISE_ENCODES
+
+
+def test_denoised_frames_that_fit_at_every_frame_win_over_dropping_frames():
+    """Bytes modelled as instants x a size, a quarter from denoised frames at slack 1.0 or more:
+    12 frames under 400 bytes miss every setting of the frames as decoded (every 2nd frame is
+    needed), and fit whole when denoised: frames are given up after hold and colours."""
+    def encode(frames, delays, quality=None):
+        colours, slack, count, own_frames = frames
+        size = 100 if own_frames or slack < 1.0 else 25
+        return bytes(count * (size if colours == 255 else size - 10))
+
+    clip = noisy_room(frames=12, width=8, height=8)
+    fmt = dataclasses.replace(GIF, encode=encode)
+    fitted = fit_budget(fmt, clip, [10] * 12, 400, settings_and_source(clip), bytes(1200),
+                        error=lambda frames, reference: 1.0)
+    assert fitted.rung.denoised and fitted.rung.every == 1 and fitted.frames == 12, fitted.rung
+    assert fitted.rung.hold == 1.0 and len(fitted.data) == 300
 
 
 def test_the_error_shown_counts_what_stays_on_screen():
