@@ -41,7 +41,7 @@ LOOPS = tuple(sorted(path.stem for path in Path(__file__).parent.glob("*_scan.py
 
 def warm() -> None:
     """Import every loop once, so that numba's disk cache holds them (``make install`` and the
-    CUDA image call it, so no first job waits ~17 s for the compile)."""
+    CUDA image call it, so no first job waits ~20 s for the compile)."""
     import importlib
 
     for name in LOOPS:
