@@ -19,10 +19,13 @@ it keeps them, a GIF's hold slack or an encoder's quality is searched back (:fun
 alone are tried too, keeping whichever of the two shows less error against the clip's frames
 (:func:`_fewer_colours`). A GIF then tries one more way: its frames with the noise averaged out
 over time (:mod:`animated_previews.kernels.denoise`) at a hold slack that fits
-(:func:`_denoised`), kept when it shows less error or keeps frames the ladder had to drop. At
-most :data:`MAX_ENCODES` + :data:`REGAIN_ENCODES` + :data:`COLOUR_ENCODES` +
-:data:`DENOISE_ENCODES` encodes besides the first, whatever the ladder; only a setting that was
-encoded and measured under the budget is ever chosen, so the result is never over it.
+(:func:`_denoised`), kept when it shows less error or keeps frames the ladder had to drop. A
+WebP likewise tries libwebp's slower method at the highest quality that fits
+(:func:`_more_effort`), the decoded images compared. At most :data:`MAX_ENCODES` +
+:data:`REGAIN_ENCODES` + :data:`COLOUR_ENCODES` + :data:`DENOISE_ENCODES` encodes besides the
+first for a GIF, :data:`MAX_ENCODES` + :data:`REGAIN_ENCODES` + :data:`EFFORT_ENCODES` +
+:data:`EFFORT_SETTLE` for a WebP, whatever the ladder; only a setting that was encoded and
+measured under the budget is ever chosen, so the result is never over it.
 """
 
 from __future__ import annotations
@@ -79,6 +82,19 @@ talking head at its own size, denoised, is 1.22 MB at 42.37 dB at 0.2 and 0.97 M
 0.35 (its plain GIF at 1.35 MB: 41.73 dB)."""
 DENOISE_ENCODES = 3
 """Encodes that search :data:`DENOISED_HOLDS` (three resolve its six)."""
+EFFORT_QUALITIES = (90, 75, 60, 45, 35, 27, 20, 12, 5)
+"""Qualities a format with a slower encoder effort (WebP: libwebp's method 4) is tried at with
+it (:func:`_more_effort`), most first. Its quality numbers do not mean the same picture as the
+default effort's: at quality 45, method 4 coded screen text in 1.30 MB at 37.93 dB where
+method 1 took 1.66 MB for 38.11, but the talking head in 134 KB at 36.17 dB where method 1
+took 205 KB for 37.82 and 194 KB at quality 40 for 37.36 (method 4 at 70: 174 KB, 36.69; the
+previews library at source size, 2026-12-04). So both ways are searched and what is seen
+decides: at ffmpeg's WebP bytes, screen text took method 4 at quality 75 (40.68 dB, where
+method 1 had to go down to 34: 36.93), the talking head method 1 at 40."""
+EFFORT_ENCODES = 4
+"""Encodes that search :data:`EFFORT_QUALITIES` (four resolve its nine)."""
+EFFORT_SETTLE = 2
+"""Encodes that then search the whole-number qualities between the one found and the one above."""
 
 MIN_MAX_BYTES = 1024
 """The smallest budget a job may ask for: below it not even a one-frame GIF header fits."""
@@ -94,6 +110,8 @@ class Rung:
     """GIF hold slack (None: the format's own, :attr:`engine.encode.Format.hold_slack`)."""
     quality: int | None = None
     """Encoder quality (None: the format's default)."""
+    effort: int | None = None
+    """Encoder effort (None: the format's default; :attr:`engine.encode.Format.efforts`)."""
     every: int = 1
     """Keep every n-th output instant."""
     scale: float = 1.0
@@ -104,6 +122,8 @@ class Rung:
 
     def describe(self, fmt: Format) -> str:
         parts = ["noise averaged out over frames"] if self.denoised else []
+        if self.effort is not None:
+            parts.append(f"speed (encoder effort {self.effort}, from {fmt.efforts[0]})")
         if self.hold is not None:
             parts.append(f"hold slack {self.hold:g} (from {_own_slack(fmt):g})")
         if self.colours is not None:
@@ -170,13 +190,16 @@ def fewer_instants(index: torch.Tensor, delays: Sequence[int], every: int) -> tu
 
 def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes: int,
                render: Callable[[Format, DecodedClip], Frames], first: bytes,
-               error: Callable[[Frames, DecodedClip], float] | None = None) -> Fitted:
+               error: Callable[[Frames, DecodedClip], float] | None = None,
+               image_error: Callable[[bytes, DecodedClip, Sequence[float]], float] | None = None) -> Fitted:
     """The job's image under ``max_bytes``: ``first`` (the job's own encode) if it fits, else the
     least-loss rung that does (module docstring). ``render`` is :func:`engine.render.render`;
     ``error`` (:func:`engine.render.shown_error`), for a format with a palette, lets a GIF that
     kept every frame choose between holding colours longer, fewer colours and denoised frames by
     what is seen (:func:`_fewer_colours`, :func:`_denoised`); it is always measured against
-    ``clip``'s own frames."""
+    ``clip``'s own frames. ``image_error`` (:func:`engine.render.decoded_error`: an encoded
+    image decoded, against the clip at each instant, the delays in milliseconds) lets a format
+    with a slower encoder effort choose between it and the default effort (:func:`_more_effort`)."""
     delays = tuple(delays)
     own = Fitted(first, None, delays, len(clip.index), clip.width, clip.height, 1)
     if len(first) <= max_bytes:
@@ -198,8 +221,9 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
         nonlocal encodes
         shaped, rung_delays = _shape(source(rung), delays, rung)
         frames = render(_rendered_as(fmt, rung), shaped)
-        data = fmt.encode(frames, rung_delays, quality=rung.quality) if rung.quality is not None \
-            else fmt.encode(frames, rung_delays)
+        options = {name: value for name, value in (("quality", rung.quality), ("effort", rung.effort))
+                   if value is not None}
+        data = fmt.encode(frames, rung_delays, **options)
         encodes += 1
         measured = (error(frames, clip) if measure and len(data) <= max_bytes and rung.every == 1
                     and rung.scale == 1.0 else None)
@@ -232,6 +256,17 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
         # measured), else by what is seen
         if smooth is not None and smooth.error is not None and (chosen.error is None or smooth.error < chosen.error):
             chosen = smooth
+    if image_error is not None and len(fmt.efforts) > 1:
+        milliseconds = [d * 1000 / fmt.ticks_per_second for d in delays]
+        other = _more_effort(fmt, max_bytes, attempt_rung)
+        if other is not None:
+            other = dataclasses.replace(other, error=image_error(other.data, clip, milliseconds))
+            if chosen.error is None and chosen.frames == len(clip.index) and chosen.width == clip.width \
+                    and chosen.height == clip.height:
+                chosen = dataclasses.replace(chosen, error=image_error(chosen.data, clip, milliseconds))
+            # every frame at full size: it wins over one that dropped frames or size, else by what is seen
+            if chosen.error is None or other.error < chosen.error:
+                chosen = other
     return dataclasses.replace(chosen, encodes=encodes)
 
 
@@ -296,12 +331,13 @@ def _settle(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung
 
 
 def _bisect(chosen: Fitted, fits: float, misses: float, snap: Callable[[float], float],
-            rung_at: Callable[[float], Rung], attempt: Callable[[Rung], Fitted], max_bytes: int) -> Fitted:
+            rung_at: Callable[[float], Rung], attempt: Callable[[Rung], Fitted], max_bytes: int,
+            encodes: int = REGAIN_ENCODES) -> Fitted:
     """``chosen`` (at setting ``fits``) or the attempt nearest ``misses`` that fits, halving the
-    interval between them :data:`REGAIN_ENCODES` times, or until ``snap`` (the setting's
-    rounding) gives nothing strictly inside."""
+    interval between them ``encodes`` times, or until ``snap`` (the setting's rounding) gives
+    nothing strictly inside."""
     best = chosen
-    for _ in range(REGAIN_ENCODES):
+    for _ in range(encodes):
         middle = snap((fits + misses) / 2)
         if not min(fits, misses) < middle < max(fits, misses):
             break
@@ -341,6 +377,28 @@ def _denoised(fmt: Format, clip: DecodedClip, max_bytes: int, attempt: Callable[
     own = _own_slack(fmt)
     levels = [Rung(denoised=True, hold=None if h == own else h) for h in DENOISED_HOLDS]
     return _first_that_fits(levels, attempt, max_bytes, DENOISE_ENCODES, None)
+
+
+def _more_effort(fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted]) -> Fitted | None:
+    """A format's other way to its size at every frame and full size: its slower encoder effort
+    (the last of :attr:`engine.encode.Format.efforts`) at the highest of
+    :data:`EFFORT_QUALITIES` that fits (at most :data:`EFFORT_ENCODES` encodes), then the
+    highest whole-number quality below the next one up that fits (:data:`EFFORT_SETTLE`
+    encodes); None when none tried fits. The caller compares what each way shows."""
+    effort = fmt.efforts[-1]
+    own = fmt.qualities[0] if fmt.qualities else None
+
+    def at(quality: float) -> Rung:
+        return Rung(quality=None if quality == own else int(quality), effort=effort)
+
+    found = _first_that_fits([at(q) for q in EFFORT_QUALITIES], attempt, max_bytes, EFFORT_ENCODES, None)
+    if found is None:
+        return None
+    place = EFFORT_QUALITIES.index(found.rung.quality if found.rung.quality is not None else own)
+    if place == 0:
+        return found
+    return _bisect(found, EFFORT_QUALITIES[place], EFFORT_QUALITIES[place - 1], round, at, attempt, max_bytes,
+                   encodes=EFFORT_SETTLE)
 
 
 def _own_slack(fmt: Format) -> float:

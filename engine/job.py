@@ -28,7 +28,7 @@ from .output import resolve_output, write_atomic
 from .probe import MediaInfo, probe
 from .autostart import choose_start
 from .byte_budget import fit_budget
-from .render import Fitter, render, shown_error
+from .render import Fitter, decoded_error, render, shown_error
 from .result import Result
 from .spec import JobSpec
 from .timeline import Timeline, plan_timeline
@@ -358,7 +358,8 @@ def encode_job(job: RenderedJob, *, waited: bool = False) -> Result:
         frame_count, fps, delays = timeline.frame_count, timeline.fps, timeline.delays
         if job.kept is not None:
             job.frames = None
-            fitted = fit_budget(fmt, job.kept, timeline.delays, spec.max_bytes, render, data, error=shown_error)
+            fitted = fit_budget(fmt, job.kept, timeline.delays, spec.max_bytes, render, data, error=shown_error,
+                                image_error=decoded_error)
             job.kept = None
             note = fitted.note(fmt, spec.max_bytes, len(data))
             if note:

@@ -25,7 +25,9 @@ chunks; giving it one function to call keeps both backends' loops as they are.
 from __future__ import annotations
 
 import bisect
+import io
 import time
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -315,6 +317,37 @@ def shown_error(frames: IndexedFrames, clip: DecodedClip, stride: int = 2) -> fl
             difference = shown.permute(1, 2, 0).float() - source[row].float()
             total += float(torch.dot(difference.reshape(-1), difference.reshape(-1)))
     return total / (len(rows) * source[0].numel()) if rows else 0.0
+
+
+def decoded_error(data: bytes, clip: DecodedClip, delays_ms: Sequence[float], stride: int = 2) -> float:
+    """Mean squared error (per channel, in 8-bit levels) of an encoded animation (WebP, AVIF:
+    decoded by Pillow, the canvas as a viewer sees it) against ``clip``'s frames at each instant
+    (``delays_ms``: how long each instant lasts; the file may have merged instants that did not
+    change into one longer frame), on every ``stride``-th row and column: how a WebP byte budget
+    compares two encoder efforts, whose quality numbers do not mean the same picture. About
+    0.1 s for 45 frames at 640x360 (one thread)."""
+    from PIL import Image
+
+    rows = clip.index.tolist()
+    if len(delays_ms) != len(rows):
+        raise ValueError(f"{len(delays_ms)} delays for {len(rows)} instants")
+    with torch.inference_mode():
+        source = clip.frames[:, :, ::stride, ::stride].permute(0, 2, 3, 1).cpu().numpy()  # [U, h, w, 3]
+    total, now = 0.0, 0.0
+    with Image.open(io.BytesIO(data)) as image:
+        if image.size != (clip.width, clip.height):
+            raise ValueError(f"the image is {image.size[0]}x{image.size[1]}, the clip {clip.width}x{clip.height}")
+        frame, frame_end, shown = -1, 0.0, None
+        for row, delay in zip(rows, delays_ms):
+            while now >= frame_end - 1e-6 and frame + 1 < image.n_frames:  # the file's frame on screen now
+                frame += 1
+                image.seek(frame)
+                shown = np.asarray(image.convert("RGB"))[::stride, ::stride].astype(np.float32)
+                frame_end += float(image.info.get("duration", 0))
+            difference = shown - source[row]
+            total += float(np.dot(difference.reshape(-1), difference.reshape(-1)))
+            now += delay
+    return total / (len(rows) * source[0].size) if rows else 0.0
 
 
 def to_host(tensor: torch.Tensor) -> np.ndarray:

@@ -51,9 +51,10 @@ Frames = Union[IndexedFrames, RGBFrames]
 """What an encoder takes: :class:`IndexedFrames` if its format has a palette, else :class:`RGBFrames`."""
 
 Encoder = Callable[..., bytes]
-"""``encode(frames, delays, quality=None)`` -> the file's bytes; ``delays[k]`` is frame k's display
-time in the format's ticks; ``quality`` one of the format's :attr:`Format.qualities` (None: its
-default). The animation loops forever."""
+"""``encode(frames, delays, quality=None, effort=None)`` -> the file's bytes; ``delays[k]`` is
+frame k's display time in the format's ticks; ``quality`` one of the format's
+:attr:`Format.qualities`, ``effort`` one of its :attr:`Format.efforts` (None: its default; a
+format without efforts is never given one). The animation loops forever."""
 
 
 KEEP = 255
@@ -88,6 +89,9 @@ class Format:
     """The encoder's quality settings a byte budget (``max_bytes``) steps down through, the
     default first; empty: the encoder has no quality setting (GIF gives up held colours and
     palette colours instead: :data:`animated_previews.engine.byte_budget.GIF_LOSSES`)."""
+    efforts: tuple[int, ...] = ()
+    """The encoder's effort settings (slower for fewer bytes at the same quality), the default
+    first; a byte budget codes with the last (WebP: libwebp's method 1, then 4); empty: none."""
     unavailable: Callable[[], str | None] = lambda: None
     """Why this installation cannot write the format, or None when it can. Asked before a job
     decodes anything, so a missing library costs a job nothing but its message."""
@@ -102,15 +106,20 @@ class Format:
         return 1.0 / self.ticks_per_second
 
 
-def _writer(module: str, function: str, takes: type, label: str) -> Encoder:
+def _writer(module: str, function: str, takes: type, label: str, effort_option: str | None = None) -> Encoder:
     """An entry's encoder: imports its writer module (and Pillow) only when a file of that format
-    is made, and hands it the frames it takes (indices and palette, or RGB) with the delays."""
+    is made, and hands it the frames it takes (indices and palette, or RGB) with the delays;
+    an ``effort`` goes to the writer as its ``effort_option`` keyword."""
 
-    def encode(frames: Frames, delays: Sequence[int], quality: int | None = None) -> bytes:
+    def encode(frames: Frames, delays: Sequence[int], quality: int | None = None, effort: int | None = None) -> bytes:
         if not isinstance(frames, takes):
             raise TypeError(f"{label} takes {takes.__name__}, got {type(frames).__name__}")
         write = getattr(importlib.import_module(f".{module}", __name__), function)
-        options = {} if quality is None else {"quality": quality}
+        options: dict[str, int] = {} if quality is None else {"quality": quality}
+        if effort is not None:
+            if effort_option is None:
+                raise TypeError(f"{label} has no effort setting")
+            options[effort_option] = effort
         if isinstance(frames, IndexedFrames):
             return write(frames.indices, frames.palette, delays, **options)
         return write(frames.rgb, delays, **options)
@@ -142,8 +151,11 @@ WEBP = Format(
     # Any whole millisecond plays as written; only a zero delay (a frame never shown) is refused.
     min_delay=1,
     palette_colours=None,
-    encode=_writer("webp", "encode_webp", RGBFrames, "WebP"),
-    qualities=(45, 35, 27, 20),
+    encode=_writer("webp", "encode_webp", RGBFrames, "WebP", effort_option="method"),
+    qualities=(45, 35, 27, 20, 12, 5),
+    # libwebp's method: 1 by default (engine/encode/webp.py: DEFAULT_METHOD); 4 codes the same
+    # quality in 20-25% fewer bytes for 2.5x the time, which a byte budget spends first
+    efforts=(1, 4),
 )
 
 def avif_unavailable() -> str | None:

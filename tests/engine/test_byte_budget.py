@@ -4,6 +4,7 @@ budget nothing can meet fails with MaxBytesUnreachable naming the smallest size 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from PIL import Image
 
 import clipmaker
 from animated_previews.engine import EngineError, Manifest, run_batch
-from animated_previews.engine.byte_budget import (COLOUR_ENCODES, DENOISE_ENCODES, GIF_LOSSES, MAX_ENCODES, REGAIN_ENCODES, Rung,
+from animated_previews.engine.byte_budget import (COLOUR_ENCODES, DENOISE_ENCODES, EFFORT_ENCODES, EFFORT_SETTLE,
+                                                  GIF_LOSSES, MAX_ENCODES, REGAIN_ENCODES, Rung,
                                                   fewer_instants, fit_budget, ladder, losses)
 from animated_previews.engine.encode import AVIF, GIF, WEBP
 from animated_previews.engine.spec import parse_job
@@ -73,7 +75,7 @@ def test_once_frames_are_dropped_quality_is_won_back_up_to_the_budget():
     quality 45 fits (850,000), not only the floor quality the ladder's rung carries."""
     from animated_previews.engine.decode import DecodedClip
 
-    def encode(frames, delays, quality=None):
+    def encode(frames, delays, quality=None, effort=None):
         return bytes(len(delays) * ((quality or 75) + 40) * 1000)
 
     fmt = dataclasses.replace(WEBP, encode=encode, qualities=(75, 60, 45, 30, 20))
@@ -95,7 +97,8 @@ def test_the_ladder_gives_up_quality_then_frames_then_size():
         first_fps = everies.index(2)
         assert all(r.scale == 1.0 for r in rungs[:first_fps + 2])  # frames go before size
         assert all(r.every == 1 for r in rungs[:first_fps])  # quality or colours go first
-    assert [r.quality for r in ladder(WEBP)][:3] == [35, 27, 20]
+    assert [r.quality for r in ladder(WEBP)][:5] == [35, 27, 20, 12, 5]
+    assert all(r.effort is None for r in ladder(WEBP))  # the slower effort is a way of its own
     gif = losses(GIF)
     assert gif[0].colours is None and gif[0].hold > DEFAULT_HOLD_SLACK  # first, pixels hold colours longer
     assert min(r.colours or 255 for r in gif) == 16 and max(r.hold for r in gif) == gif[-1].hold
@@ -118,8 +121,6 @@ def noisy_room(frames: int = 20, width: int = 160, height: int = 120):
 
 def gif_psnr(data: bytes, clip) -> float:
     """PSNR of every frame a GIF shows against the clip's frames (one frame an instant)."""
-    import io
-
     reference = clip.frames.permute(0, 2, 3, 1).numpy().astype(np.float64)
     with Image.open(io.BytesIO(data)) as image:
         assert image.n_frames == len(reference)
@@ -195,7 +196,7 @@ def test_once_frames_are_dropped_a_gifs_colours_and_hold_are_won_back_level_by_l
 def test_a_quality_between_the_ladders_steps_is_found_when_every_frame_is_kept():
     """Bytes modelled as quality x 10,000: a budget of 390,000 misses the default (45) and fits
     the ladder's first step (35); the search between them ends at 39, the budget exactly."""
-    def encode(frames, delays, quality=None):
+    def encode(frames, delays, quality=None, effort=None):
         return bytes((quality or 45) * 10_000)
 
     fmt = dataclasses.replace(WEBP, encode=encode)
@@ -204,6 +205,65 @@ def test_a_quality_between_the_ladders_steps_is_found_when_every_frame_is_kept()
     assert (fitted.rung.quality, fitted.rung.every, len(fitted.data)) == (39, 1, 390_000), fitted.rung
     assert "quality 39 (from 45)" in fitted.note(fmt, 390_000, 450_000)
     assert fitted.encodes <= 1 + MAX_ENCODES + REGAIN_ENCODES
+
+
+def marked_webp(quality: int | None, effort: int | None, frames: int) -> bytes:
+    """A modelled WebP: (quality x 10,000 x frames / 4) bytes, three fifths of that at method 4;
+    its first byte says which method made it."""
+    size = int((quality or 45) * 10_000 * frames / 4 * (0.6 if effort == 4 else 1.0))
+    return bytes([effort or 1]) * size
+
+
+@pytest.mark.parametrize("better", ["method 4", "method 1"])
+def test_a_webp_codes_with_the_slower_method_where_that_shows_less_error(better):
+    """Under 400,000 modelled bytes, method 1 fits from quality 40 and method 4 from 66 (found
+    between 60 and 75 in two halvings: within 4 of it); their quality numbers do not mean the
+    same picture, so the decoded images decide (the talking head: method 1; screen text:
+    method 4)."""
+    def encode(frames, delays, quality=None, effort=None):
+        return marked_webp(quality, effort, len(delays))
+
+    def image_error(data, reference, delays_ms):
+        assert reference is clip and list(delays_ms) == [100.0] * 4  # the clip as decoded, at every instant
+        return 1.0 if (data[0] == 4) == (better == "method 4") else 5.0
+
+    fmt = dataclasses.replace(WEBP, encode=encode)
+    clip = noisy_room(frames=4, width=8, height=8)
+    fitted = fit_budget(fmt, clip, [100] * 4, 400_000, lambda f, c: c.frames, encode(None, [100] * 4),
+                        image_error=image_error)
+    assert len(fitted.data) <= 400_000 and fitted.rung.every == 1
+    if better == "method 4":
+        assert fitted.rung.effort == 4 and 63 <= fitted.rung.quality <= 66, fitted.rung
+        note = f"speed (encoder effort 4, from 1), quality {fitted.rung.quality} (from 45)"
+        assert note in fitted.note(fmt, 400_000, 450_000)
+    else:
+        assert (fitted.rung.effort, fitted.rung.quality) == (None, 40), fitted.rung
+    assert fitted.encodes <= 1 + MAX_ENCODES + REGAIN_ENCODES + EFFORT_ENCODES + EFFORT_SETTLE
+
+
+def test_a_webp_that_had_to_drop_frames_keeps_them_with_the_slower_method():
+    """Under 40,000 modelled bytes method 1 misses even at quality 5 (50,000) and drops every 2nd
+    frame; method 4 keeps every frame at full size at quality 6 (36,000), and wins without being
+    measured against an image that shows fewer frames."""
+    def encode(frames, delays, quality=None, effort=None):
+        return marked_webp(quality, effort, len(delays))
+
+    fmt = dataclasses.replace(WEBP, encode=encode)
+    clip = noisy_room(frames=4, width=8, height=8)
+    fitted = fit_budget(fmt, clip, [100] * 4, 40_000, lambda f, c: c.frames, encode(None, [100] * 4),
+                        image_error=lambda data, reference, delays_ms: 9.0)
+    assert (fitted.rung.effort, fitted.rung.quality, fitted.rung.every, fitted.rung.scale) == (4, 6, 1, 1.0)
+    assert fitted.frames == 4 and len(fitted.data) == 36_000
+
+
+def test_webps_efforts_start_at_the_writers_default_method_and_other_formats_take_none():
+    from animated_previews.engine.encode import IndexedFrames
+    from animated_previews.engine.encode.webp import DEFAULT_METHOD
+
+    assert WEBP.efforts == (DEFAULT_METHOD, 4) and GIF.efforts == () and AVIF.efforts == ()
+    frames = IndexedFrames(np.zeros((1, 4, 4), np.uint8), np.zeros((1, 3), np.uint8))
+    with pytest.raises(TypeError, match="no effort"):
+        GIF.encode(frames, [10], effort=4)
 
 
 @pytest.mark.parametrize("better", ["fewer colours", "held colours"])
@@ -315,6 +375,30 @@ def test_the_error_shown_counts_what_stays_on_screen():
     assert shown_error(IndexedFrames(kept, off), clip, stride=1) == pytest.approx((31 * 1 + 4) / 96)
     per_frame = np.stack([grey, off])  # each frame its own palette: the second's KEEP still shows grey
     assert shown_error(IndexedFrames(kept, per_frame), clip, stride=1) == pytest.approx(9 / 96)
+
+
+def test_the_error_of_a_decoded_webp_is_taken_at_every_instant_though_the_file_merged_them():
+    """Three instants of one picture and a fourth of another: the WebP writer stores the first
+    three as one longer frame, and the error still compares each instant with what is on screen
+    then (small: lossy coding), not file frame k with instant k (the clip shown backwards is
+    far off)."""
+    from animated_previews.engine.encode import RGBFrames
+    from animated_previews.engine.render import decoded_error
+
+    room = noisy_room(frames=2, width=64, height=48).frames
+    picture = room[:1].clone()
+    other = (255 - room[:1]).contiguous(memory_format=torch.channels_last)
+    frames = torch.cat([picture, other]).contiguous(memory_format=torch.channels_last)
+    clip = dataclasses.replace(noisy_room(frames=4, width=64, height=48), frames=frames,
+                               index=torch.tensor([0, 0, 0, 1]))
+    data = WEBP.encode(RGBFrames(frames[clip.index].permute(0, 2, 3, 1).contiguous().numpy()), [100] * 4)
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.n_frames == 2  # the file merged the three
+    assert decoded_error(data, clip, [100.0] * 4, stride=1) < 20
+    backwards = dataclasses.replace(clip, index=torch.tensor([1, 1, 1, 0]))
+    assert decoded_error(data, backwards, [100.0] * 4, stride=1) > 1000
+    with pytest.raises(ValueError, match="3 delays for 4 instants"):
+        decoded_error(data, clip, [100.0] * 3)
 
 
 def test_fewer_instants_keep_the_animation_length():
