@@ -43,10 +43,11 @@ DEFAULT_METHOD = 1
 """libwebp's effort (0 fast .. 6 small). ffmpeg's default is 4; on the benchmark clip method 2
 coded frames 2.3x as fast as 4 for 6 % more bytes (45 stills: 0.33 s vs 0.77 s, 619 vs 582 KB);
 on the library method 1 is about 10% faster again for about 10% more bytes at equal quality, and
-the encoder is the slowest stage of a WebP job. A byte budget (``max_bytes``) codes with method 4
-first (``Format.efforts``): at quality 45, screen text 1.66 MB -> 1.30 MB (38.11 -> 37.93 dB),
-film grain 1.15 -> 0.95 MB (32.46 -> 32.19 dB), for 2.5x the encoding time (the previews
-library at source size, 2026-12-04)."""
+the encoder is the slowest stage of a WebP job. A byte budget (``max_bytes``) also tries method 4
+(``Format.efforts``, engine/byte_budget.py ``_more_effort``): at quality 45, screen text 1.66 MB
+-> 1.30 MB (38.11 -> 37.93 dB), film grain 1.15 -> 0.95 MB (32.46 -> 32.19 dB), but the talking
+head 205 -> 134 KB at 37.82 -> 36.17 dB, for 2.5x the encoding time (the previews library at
+source size, 2026-12-04): what its decoded frames show decides."""
 CHANGE_THRESHOLD = 6
 """A pixel counts as changed when a channel differs from the canvas by more than this (0-255)."""
 _FULL_FRAME_SHARE = 0.75
