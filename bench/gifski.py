@@ -154,7 +154,8 @@ def frames_command(job, frames_dir: Path, size: tuple[int, int] | None) -> list[
 def encode_command(binary: Path, job, frames: list[Path], out: Path, size: tuple[int, int]) -> list[str]:
     """gifski on the extracted frames. ``-W``/``-H`` at the frames' size: without them gifski
     shrinks anything larger than about 800x600."""
-    return [str(binary), "--quiet", "--fps", f"{job.fps:g}", "--quality", str(QUALITY), "-W", str(size[0]),
+    quality = QUALITY if job.quality is None else job.quality
+    return [str(binary), "--quiet", "--fps", f"{job.fps:g}", "--quality", str(quality), "-W", str(size[0]),
             "-H", str(size[1]), "-o", str(out), *map(str, frames)]
 
 

@@ -54,6 +54,8 @@ ENGINE_PATHS = ("cpu", "cuda")  # what `engine bench --devices` takes
 BASELINES = ("ffmpeg", "gifski")  # what `engine bench --baseline` takes (gifski: the GIF jobs only)
 STAGES = ("probe", "decode", "kernels", "encode", "write", "total")
 ENGINE_ONLY = ("max_bytes", "fit", "pad_colour")
+FFMPEG_WEBP_QUALITY = 75
+"""libwebp_anim's quality as ffmpeg's baseline runs it (ffmpeg's default)."""
 """Manifest fields the engine paths are given as written (see :attr:`Job.engine_options`)."""
 
 # --------------------------------------------------------------------------------------------
@@ -73,6 +75,7 @@ class Job:
     width: int | None = None
     height: int | None = None
     as_written: dict | None = field(default=None, compare=False)  # the manifest line as given
+    quality: int | None = None  # a baseline's quality setting instead of its default (ffmpeg WebP, gifski)
 
     @property
     def n_frames(self) -> int:
@@ -317,7 +320,7 @@ def ffmpeg_command(job: Job, out: Path, exact: bool, input_start: float) -> list
         codec = []
     elif job.format == "webp":
         vf = chain
-        codec = ["-c:v", "libwebp_anim", "-quality", "75"]
+        codec = ["-c:v", "libwebp_anim", "-quality", str(FFMPEG_WEBP_QUALITY if job.quality is None else job.quality)]
     else:
         raise SystemExit(f"job {job.id}: format {job.format!r} is not gif or webp")
     return (["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-threads", "1"]

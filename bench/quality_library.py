@@ -80,8 +80,22 @@ AT_FFMPEG_WEBP = "engine-webp@ffmpeg"
 MATCHED = {AT_GIFSKI: ("engine-gif", "gifski"), AT_FFMPEG_WEBP: ("engine-webp", "ffmpeg-webp")}
 """Each batch run at another side's bytes: (the engine side it runs again, the side whose bytes it
 is given as ``max_bytes``)."""
-LABELS.update({AT_GIFSKI: "engine GIF at gifski's bytes", AT_FFMPEG_WEBP: "engine WebP at ffmpeg's bytes"})
-FORMAT.update({AT_GIFSKI: "gif", AT_FFMPEG_WEBP: "webp"})
+GIFSKI_AT_ENGINE = "gifski@engine"
+"""gifski again where the engine's own GIF is smaller than gifski's: at the engine's bytes."""
+FFMPEG_WEBP_AT_ENGINE = "ffmpeg-webp@engine"
+"""ffmpeg's WebP again where the engine's own WebP is smaller than ffmpeg's: at the engine's bytes."""
+AT_ENGINE = {GIFSKI_AT_ENGINE: ("gifski", "engine-gif", gifski.QUALITY),
+             FFMPEG_WEBP_AT_ENGINE: ("ffmpeg-webp", "engine-webp", harness.FFMPEG_WEBP_QUALITY)}
+"""The other way round from :data:`MATCHED`, for the clips whose own engine image is the smaller:
+(the tool run again, the engine side whose bytes it must come under, the tool's default quality).
+Each is run at the highest whole-number quality below its default whose bytes are at most the
+engine's (:func:`anchor_at_bytes`), so every clip is compared at equal bytes one way or the other."""
+ANCHOR_SEARCH_STEPS = 5
+"""Batches that halve a tool's quality range (1 .. its default): 90 resolves to within 3."""
+LABELS.update({AT_GIFSKI: "engine GIF at gifski's bytes", AT_FFMPEG_WEBP: "engine WebP at ffmpeg's bytes",
+               GIFSKI_AT_ENGINE: "gifski GIF at the engine's bytes",
+               FFMPEG_WEBP_AT_ENGINE: "ffmpeg WebP at the engine's bytes"})
+FORMAT.update({AT_GIFSKI: "gif", AT_FFMPEG_WEBP: "webp", GIFSKI_AT_ENGINE: "gif", FFMPEG_WEBP_AT_ENGINE: "webp"})
 CONTACT_MAX_BYTES = 300_000
 
 
@@ -185,6 +199,51 @@ def run_side(side: str, jobs: list[harness.Job], out_dir: Path, *, workers: int,
     if side == "floor":
         return run_floor(jobs, workers=workers)
     raise ValueError(f"unknown side {side!r}")
+
+
+def anchor_at_bytes(side: str, jobs: dict[str, harness.Job], targets: dict[str, int], default: int, out_dir: Path,
+                    *, workers: int, gifski_binary: Path | None) -> dict:
+    """``side`` (a tool with a quality setting) run on ``jobs`` (clip -> job) at the highest
+    whole-number quality below ``default`` whose bytes are at most ``targets[clip]``, found by
+    halving 1 .. ``default`` in :data:`ANCHOR_SEARCH_STEPS` batches (each batch every clip still
+    searching, at its own midpoint). A run record: ``wall_s`` the batches' time together,
+    ``results`` one per clip, the best fit with its ``quality`` (or, none fitting, status
+    ``unreached`` with the smallest tried)."""
+    low = {clip: 0 for clip in jobs}  # qualities at or below: fit or untried (0 is no quality)
+    high = {clip: default for clip in jobs}  # the lowest quality known to miss
+    best: dict[str, dict] = {}
+    smallest: dict[str, dict] = {}
+    wall = 0.0
+    for step in range(ANCHOR_SEARCH_STEPS):
+        asked = {clip: (low[clip] + high[clip] + 1) // 2 for clip in jobs if high[clip] - low[clip] > 1}
+        if not asked:
+            break
+        batch = [replace(jobs[clip], id=f"{jobs[clip].id}-q{q}", quality=q) for clip, q in asked.items()]
+        record = run_side(side, batch, out_dir / f"step-{step}", workers=workers, gifski_binary=gifski_binary)
+        wall += record.get("wall_s") or 0.0
+        by_id = {r["id"]: r for r in record["results"]}
+        for clip, q in asked.items():
+            r = by_id.get(f"{jobs[clip].id}-q{q}") or {}
+            if r.get("status") != "success" or not r.get("bytes"):
+                high[clip] = q  # a failed run counts as a miss: the search moves down
+                continue
+            r = {**r, "quality": q}
+            if r["bytes"] <= targets[clip]:
+                low[clip], best[clip] = q, r
+            else:
+                high[clip] = q
+                if clip not in smallest or r["bytes"] < smallest[clip]["bytes"]:
+                    smallest[clip] = r
+    results = []
+    for clip, job in jobs.items():
+        if clip in best:
+            results.append({**best[clip], "id": job.id})
+        else:
+            tried = smallest.get(clip) or {}
+            results.append({"id": job.id, "status": "unreached", "output": None, "bytes": tried.get("bytes"),
+                            "quality": tried.get("quality"), "timings": tried.get("timings") or {},
+                            "error_message": f"over the engine's {targets[clip]} bytes at every quality tried"})
+    return {"wall_s": wall, "cpu_s": None, "results": results, "error": None, "command": None}
 
 
 # --------------------------------------------------------------------------------------------
@@ -405,6 +464,54 @@ def matched_rows(kind_report: dict, matched: str) -> list[list[str]]:
     return rows
 
 
+EQUAL_BYTES = (("engine-gif", "gifski", AT_GIFSKI, GIFSKI_AT_ENGINE),
+               ("engine-webp", "ffmpeg-webp", AT_FFMPEG_WEBP, FFMPEG_WEBP_AT_ENGINE))
+"""(engine side, tool, the engine at the tool's bytes, the tool at the engine's bytes): the
+pairs :func:`equal_bytes_rows` compares."""
+
+
+def equal_bytes_rows(kind_report: dict, pair: tuple[str, str, str, str]) -> list[list[str]]:
+    """Per clip, the engine and a tool at equal bytes whichever way round they had to be: where
+    the engine's own image is bigger, the engine under the tool's bytes (:data:`MATCHED`); where
+    it is smaller, the tool at the highest quality that comes under the engine's bytes
+    (:data:`AT_ENGINE`); then the means and how many clips are at least 0.5 dB above the tool
+    and how many more than 0.5 dB below. Header first; [] when neither batch ran."""
+    engine, anchor, engine_at, anchor_at = pair
+    clips = kind_report["clips"]
+    if not any(engine_at in clip["sides"] or anchor_at in clip["sides"] for clip in clips.values()):
+        return []
+    tool = LABELS[anchor].split()[0]
+    rows = [["clip", "how", f"{LABELS[engine]} dB", "bytes", f"{tool} dB", "bytes", f"dB −{tool}"]]
+    deltas, columns = [], [[] for _ in range(4)]
+    for name, clip in clips.items():
+        own, theirs = clip["sides"].get(engine) or {}, clip["sides"].get(anchor) or {}
+        if anchor_at in clip["sides"]:
+            theirs = clip["sides"][anchor_at]
+            how = (f"{tool} at quality {theirs.get('quality')}" if theirs.get("status") == "success"
+                   else f"{tool} over the engine's bytes at every quality tried")
+        elif engine_at in clip["sides"] and (own.get("bytes") or 0) > (theirs.get("bytes") or 0):
+            own = clip["sides"][engine_at]
+            how = f"engine under {tool}'s bytes"
+        else:
+            how = "each as it is"
+        if theirs.get("status") not in (None, "success"):  # failed, skipped, or never under the engine's bytes
+            theirs = {}
+        values = [own.get("psnr_mean_db"), own.get("bytes"), theirs.get("psnr_mean_db"), theirs.get("bytes")]
+        for column, value in zip(columns, values):
+            column.append(value)
+        delta = _delta(values[0], values[2])
+        deltas.append(delta)
+        hdr = clip.get("hdr")
+        rows.append([name + (f" ({hdr.upper()})" if hdr else ""), how, _fmt(values[0]), _fmt_bytes(values[1]),
+                     _fmt(values[2]), _fmt_bytes(values[3]), _fmt(delta, "{:+.2f}")])
+    means = [_mean(column) for column in columns]
+    measured = [d for d in deltas if d is not None]
+    rows.append([f"mean, {len(clips)} clips", f"{sum(d >= 0.5 for d in measured)} of {len(measured)} clips >= +0.5 dB, "
+                 f"{sum(d < -0.5 for d in measured)} below -0.5", _fmt(means[0]), _fmt_bytes(means[1]),
+                 _fmt(means[2]), _fmt_bytes(means[3]), _fmt(_delta(means[0], means[2]), "{:+.2f}")])
+    return rows
+
+
 STAGES = ("decode", "kernels", "encode")
 """The engine's stages shown in :func:`stage_rows` (its ``timings``; probe and write are small)."""
 
@@ -486,6 +593,15 @@ def render_markdown(rep: dict) -> str:
                           f"`max_bytes` = {LABELS[anchor]}'s bytes for that job (one batch after the others, not timed "
                           "against them); where the engine's own image is smaller it is the same image.", "",
                           markdown_table(budgeted), ""]
+        for pair in EQUAL_BYTES:
+            equal = equal_bytes_rows(k, pair)
+            if equal:
+                engine, anchor = pair[0], pair[1]
+                lines += [f"{LABELS[engine]} and {LABELS[anchor]} at equal bytes ({kind} size): where the engine's "
+                          f"own image is bigger, the engine under {LABELS[anchor]}'s bytes (the table above); where it "
+                          f"is smaller, {LABELS[anchor].split()[0]} again at the highest quality below its default "
+                          "whose bytes are at most the engine's (halving its quality range, "
+                          f"{ANCHOR_SEARCH_STEPS} batches, not timed).", "", markdown_table(equal), ""]
         stages = stage_rows(k, rep["sides"])
         if stages:
             lines += [f"Where the engine's time goes ({kind} size), s per job with the other jobs beside it: "
@@ -527,6 +643,11 @@ def render_text(rep: dict) -> str:
             if budgeted:
                 out += ["", f"-- {kind} size: {LABELS[matched]} --"]
                 aligned(budgeted)
+        for pair in EQUAL_BYTES:
+            equal = equal_bytes_rows(k, pair)
+            if equal:
+                out += ["", f"-- {kind} size: {LABELS[pair[0]]} and {LABELS[pair[1]]} at equal bytes --"]
+                aligned(equal)
         stages = stage_rows(k, rep["sides"])
         if stages:
             out += ["", f"-- {kind} size: the engine's stages, s per job --"]
@@ -623,7 +744,22 @@ def run(library: Path, *, jobs: int = 2, only: list[str] | None = None, kinds=KI
                     records[matched] = run_side(engine, list(jobs_of[matched].values()), tmp / kind / matched,
                                                 workers=jobs, gifski_binary=None)
                     log(f"{kind}: {matched}: {len(jobs_of[matched])} jobs")
-            for side in [s for s in (*sides, *MATCHED) if s in records]:
+            for anchored, (anchor, engine, default) in AT_ENGINE.items():
+                if anchor not in records or engine not in records:
+                    continue
+                sizes = {side: {r["id"]: r["bytes"] for r in records[side]["results"]
+                                if r.get("status") == "success" and r.get("bytes")} for side in (anchor, engine)}
+                targets = {c.clip: sizes[engine][c.job(engine).id] for c in kcases
+                           if c.job(engine).id in sizes[engine] and c.job(anchor).id in sizes[anchor]
+                           and sizes[engine][c.job(engine).id] < sizes[anchor][c.job(anchor).id]}
+                if targets:
+                    jobs_of[anchored] = {clip: replace(jobs_of[anchor][clip], id=f"{jobs_of[anchor][clip].id}-at-engine")
+                                         for clip in targets}
+                    records[anchored] = anchor_at_bytes(anchor, jobs_of[anchored], targets, default,
+                                                        tmp / kind / anchored, workers=jobs,
+                                                        gifski_binary=gifski_binary)
+                    log(f"{kind}: {anchored}: {len(targets)} jobs")
+            for side in [s for s in (*sides, *MATCHED, *AT_ENGINE) if s in records]:
                 side_jobs = list(jobs_of[side].values())
                 record = records[side]
                 by_id = {r["id"]: r for r in record["results"]}
@@ -643,6 +779,8 @@ def run(library: Path, *, jobs: int = 2, only: list[str] | None = None, kinds=KI
                              else None}
                     if side == "gifski" and r.get("timings"):
                         entry["extract_s"] = r["timings"].get("extract")
+                    if side in AT_ENGINE:
+                        entry["quality"] = r.get("quality")
                     if r.get("status") == "success" and side.startswith("engine-"):
                         entry["timings"] = r.get("timings")
                         entry["notes"] = r.get("notes")

@@ -226,6 +226,63 @@ def test_the_engine_runs_once_more_under_the_other_tools_bytes_for_each_job(tmp_
     assert "WebP at ffmpeg's bytes (resized size)" in quality_library.render_markdown(rep)
 
 
+def test_a_tool_whose_image_is_bigger_than_the_engines_runs_again_at_the_engines_bytes(tmp_path):
+    """gifski's modelled bytes are 1,000 x its quality (90,000 at its default 90) against the
+    engine's 50,000: its quality range is halved five times (45 fits, 68, 57 and 51 miss, 48
+    fits) and the best fit kept with its quality; where even quality 1 is over (another
+    100,000 bytes) the clip is unreached, with the smallest size tried."""
+    asked = []
+
+    def fake_side(side, jobs, out_dir, *, workers, gifski_binary):
+        assert side == "gifski" and out_dir.parent == tmp_path
+        asked.extend((job.id, job.quality) for job in jobs)
+        return {"wall_s": 2.0, "results": [
+            {"id": job.id, "status": "success", "output": str(out_dir / f"{job.id}.gif"), "timings": {"total": 1.0},
+             "bytes": 1000 * job.quality + (100_000 if job.id.startswith("grain") else 0)} for job in jobs]}
+
+    jobs = {clip: quality_library.harness.Job(id=f"{clip}-gif", input=tmp_path / "x.mp4", format="gif", fps=10.0,
+                                              seek=0.0, duration=1.0) for clip in ("bars", "grain")}
+    original = quality_library.run_side
+    quality_library.run_side = fake_side
+    try:
+        record = quality_library.anchor_at_bytes("gifski", jobs, {"bars": 50_000, "grain": 50_000}, 90, tmp_path,
+                                                 workers=1, gifski_binary=None)
+    finally:
+        quality_library.run_side = original
+    assert [q for job_id, q in asked if job_id.startswith("bars")] == [45, 68, 57, 51, 48]
+    bars, grain = record["results"]
+    assert (bars["id"], bars["status"], bars["quality"], bars["bytes"]) == ("bars-gif", "success", 48, 48_000)
+    assert bars["output"].endswith("bars-gif-q48.gif")
+    assert (grain["id"], grain["status"], grain["bytes"]) == ("grain-gif", "unreached", min(
+        1000 * q + 100_000 for job_id, q in asked if job_id.startswith("grain")))
+    assert record["wall_s"] == 2.0 * 5
+
+
+def test_equal_bytes_rows_take_whichever_side_had_to_come_down():
+    """Clip a: the engine's GIF is bigger, so the engine under gifski's bytes counts; clip b:
+    gifski's is bigger, so gifski at the engine's bytes counts; clip c: gifski never got down
+    to the engine's bytes, so there is no comparison."""
+    note = "max_bytes 1400000: 2800000 bytes as asked; gave up hold slack 1 (from 0.35) -> 1350000 bytes"
+    kind = {"clips": {
+        "a": {"hdr": None, "sides": {"gifski": _side(4.0, 41.0, 1_400_000), "engine-gif": _side(0.5, 44.0, 2_800_000),
+                                     quality_library.AT_GIFSKI: {**_side(1.0, 41.7, 1_350_000), "status": "success",
+                                                                 "notes": [note]}}},
+        "b": {"hdr": None, "sides": {"gifski": _side(4.0, 44.3, 1_060_000), "engine-gif": _side(0.4, 44.0, 738_000),
+                                     quality_library.GIFSKI_AT_ENGINE: {**_side(3.0, 42.9, 730_000),
+                                                                        "status": "success", "quality": 71}}},
+        "c": {"hdr": None, "sides": {"gifski": _side(4.0, 40.0, 900_000), "engine-gif": _side(0.4, 39.0, 200_000),
+                                     quality_library.GIFSKI_AT_ENGINE: {"status": "unreached", "bytes": 300_000,
+                                                                        "quality": 1}}}}}
+    rows = quality_library.equal_bytes_rows(kind, quality_library.EQUAL_BYTES[0])
+    assert rows[0] == ["clip", "how", "engine GIF dB", "bytes", "gifski dB", "bytes", "dB −gifski"]
+    assert rows[1] == ["a", "engine under gifski's bytes", "41.70", "1.35 MB", "41.00", "1.40 MB", "+0.70"]
+    assert rows[2] == ["b", "gifski at quality 71", "44.00", "738 KB", "42.90", "730 KB", "+1.10"]
+    assert rows[3][:2] == ["c", "gifski over the engine's bytes at every quality tried"] and rows[3][-1] == "–"
+    assert rows[4][1] == "2 of 2 clips >= +0.5 dB, 0 below -0.5"
+    assert quality_library.equal_bytes_rows({"clips": {"x": {"hdr": None, "sides": {}}}},
+                                            quality_library.EQUAL_BYTES[1]) == []
+
+
 def test_gif_at_gifskis_bytes_rows_say_what_was_given_up_and_count_the_clips():
     note = "max_bytes 1400000: 2800000 bytes as asked; gave up hold slack 1 (from 0.35) -> 1350000 bytes (9 encodes)"
     kind = {"clips": {
