@@ -24,7 +24,10 @@ others, not timed against them): each engine GIF job again with ``max_bytes`` se
 bytes for that job, the engine's own way down to a size (``engine/byte_budget.py``), so each
 clip's GIF is also compared at equal or fewer bytes (the issue's "PSNR at <= gifski's bytes",
 per clip; where the engine's own GIF is already smaller it is the same image); likewise
-``engine-webp@ffmpeg``, the WebP jobs at ffmpeg's WebP bytes (:data:`MATCHED`).
+``engine-webp@ffmpeg``, the WebP jobs at ffmpeg's WebP bytes (:data:`MATCHED`). Where the
+engine's own image is the smaller, the tool runs again at the highest quality whose bytes are at
+most the engine's (``gifski@engine``, ``ffmpeg-webp@engine``: :data:`AT_ENGINE`), so that every
+clip is compared at equal bytes one way or the other (:func:`equal_bytes_rows`).
 
 Every side runs every job of one kind as one batch with the same number of jobs in flight
 (``--jobs``, default 2; ffmpeg and the frame extraction single-threaded per job as in the
