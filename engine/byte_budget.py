@@ -256,7 +256,7 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
         # measured), else by what is seen
         if smooth is not None and smooth.error is not None and (chosen.error is None or smooth.error < chosen.error):
             chosen = smooth
-    if image_error is not None and len(fmt.efforts) > 1:
+    if image_error is not None and len(fmt.efforts) > 1 and fmt.qualities:
         milliseconds = [d * 1000 / fmt.ticks_per_second for d in delays]
         other = _more_effort(fmt, max_bytes, attempt_rung)
         if other is not None:
@@ -385,8 +385,7 @@ def _more_effort(fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted])
     :data:`EFFORT_QUALITIES` that fits (at most :data:`EFFORT_ENCODES` encodes), then the
     highest whole-number quality below the next one up that fits (:data:`EFFORT_SETTLE`
     encodes); None when none tried fits. The caller compares what each way shows."""
-    effort = fmt.efforts[-1]
-    own = fmt.qualities[0] if fmt.qualities else None
+    effort, own = fmt.efforts[-1], fmt.qualities[0]
 
     def at(quality: float) -> Rung:
         return Rung(quality=None if quality == own else int(quality), effort=effort)

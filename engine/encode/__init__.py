@@ -90,8 +90,9 @@ class Format:
     default first; empty: the encoder has no quality setting (GIF gives up held colours and
     palette colours instead: :data:`animated_previews.engine.byte_budget.GIF_LOSSES`)."""
     efforts: tuple[int, ...] = ()
-    """The encoder's effort settings (slower for fewer bytes at the same quality), the default
-    first; a byte budget codes with the last (WebP: libwebp's method 1, then 4); empty: none."""
+    """The encoder's effort settings (slower, usually fewer bytes at the same quality number), the
+    default first; a byte budget also tries the last, and keeps it where its decoded image shows
+    less error (WebP: libwebp's method 1, then 4); empty: none."""
     unavailable: Callable[[], str | None] = lambda: None
     """Why this installation cannot write the format, or None when it can. Asked before a job
     decodes anything, so a missing library costs a job nothing but its message."""
@@ -153,8 +154,8 @@ WEBP = Format(
     palette_colours=None,
     encode=_writer("webp", "encode_webp", RGBFrames, "WebP", effort_option="method"),
     qualities=(45, 35, 27, 20, 12, 5),
-    # libwebp's method: 1 by default (engine/encode/webp.py: DEFAULT_METHOD); 4 codes the same
-    # quality in 20-25% fewer bytes for 2.5x the time, which a byte budget spends first
+    # libwebp's method: 1 by default (engine/encode/webp.py: DEFAULT_METHOD); 4 takes 2.5x the
+    # time, and a byte budget tries it (engine/byte_budget.py: EFFORT_QUALITIES says what it gives)
     efforts=(1, 4),
 )
 
