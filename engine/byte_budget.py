@@ -22,8 +22,8 @@ over time (:mod:`animated_previews.kernels.denoise`) at a hold slack that fits
 (:func:`_denoised`), kept when it shows less error or keeps frames the ladder had to drop. A
 WebP likewise tries libwebp's slower method at the highest quality that fits
 (:func:`_more_effort`), the decoded images compared. At most :data:`MAX_ENCODES` +
-:data:`REGAIN_ENCODES` + :data:`COLOUR_ENCODES` + :data:`DENOISE_ENCODES` encodes besides the
-first for a GIF, :data:`MAX_ENCODES` + :data:`REGAIN_ENCODES` + :data:`EFFORT_ENCODES` +
+:data:`REGAIN_ENCODES` + :data:`COLOUR_ENCODES` + :data:`DENOISE_ENCODES` +
+:data:`DENOISE_SETTLE` encodes besides the first for a GIF, :data:`MAX_ENCODES` + :data:`REGAIN_ENCODES` + :data:`EFFORT_ENCODES` +
 :data:`EFFORT_SETTLE` for a WebP, whatever the ladder; only a setting that was encoded and
 measured under the budget is ever chosen, so the result is never over it.
 """
@@ -82,6 +82,9 @@ talking head at its own size, denoised, is 1.22 MB at 42.37 dB at 0.2 and 0.97 M
 0.35 (its plain GIF at 1.35 MB: 41.73 dB)."""
 DENOISE_ENCODES = 3
 """Encodes that search :data:`DENOISED_HOLDS` (three resolve its six)."""
+DENOISE_SETTLE = 2
+"""Encodes that then search the slack between the one found and the one before it: the talking
+head resized under 200 KB fitted at 1.0 (156 KB) where 0.6 did not."""
 EFFORT_QUALITIES = (90, 75, 60, 45, 35, 27, 20, 12, 5)
 """Qualities a format with a slower encoder effort (WebP: libwebp's method 4) is tried at with
 it (:func:`_more_effort`), most first. Its quality numbers do not mean the same picture as the
@@ -375,8 +378,8 @@ def _denoised(fmt: Format, clip: DecodedClip, max_bytes: int, attempt: Callable[
     if clip.frames.shape[0] < 2:
         return None
     own = _own_slack(fmt)
-    levels = [Rung(denoised=True, hold=None if h == own else h) for h in DENOISED_HOLDS]
-    return _first_that_fits(levels, attempt, max_bytes, DENOISE_ENCODES, None)
+    return _fit_then_settle(DENOISED_HOLDS, lambda h: Rung(denoised=True, hold=None if h == own else h),
+                            lambda h: round(h, 3), attempt, max_bytes, DENOISE_ENCODES, DENOISE_SETTLE)
 
 
 def _more_effort(fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted]) -> Fitted | None:
@@ -386,18 +389,23 @@ def _more_effort(fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted])
     highest whole-number quality below the next one up that fits (:data:`EFFORT_SETTLE`
     encodes); None when none tried fits. The caller compares what each way shows."""
     effort, own = fmt.efforts[-1], fmt.qualities[0]
+    return _fit_then_settle(EFFORT_QUALITIES, lambda q: Rung(quality=None if q == own else int(q), effort=effort),
+                            round, attempt, max_bytes, EFFORT_ENCODES, EFFORT_SETTLE)
 
-    def at(quality: float) -> Rung:
-        return Rung(quality=None if quality == own else int(quality), effort=effort)
 
-    found = _first_that_fits([at(q) for q in EFFORT_QUALITIES], attempt, max_bytes, EFFORT_ENCODES, None)
+def _fit_then_settle(values: Sequence[float], rung_at: Callable[[float], Rung], snap: Callable[[float], float],
+                     attempt: Callable[[Rung], Fitted], max_bytes: int, encodes: int, settle: int) -> Fitted | None:
+    """The first of ``values`` (most kept first) whose rung fits, a binary search of at most
+    ``encodes`` encodes, then the setting between it and the value before it (which missed, or
+    was not tried) in at most ``settle`` halvings (:func:`_bisect`); None when none tried fits."""
+    levels = [rung_at(value) for value in values]
+    found = _first_that_fits(levels, attempt, max_bytes, encodes, None)
     if found is None:
         return None
-    place = EFFORT_QUALITIES.index(found.rung.quality if found.rung.quality is not None else own)
+    place = levels.index(found.rung)
     if place == 0:
         return found
-    return _bisect(found, EFFORT_QUALITIES[place], EFFORT_QUALITIES[place - 1], round, at, attempt, max_bytes,
-                   encodes=EFFORT_SETTLE)
+    return _bisect(found, values[place], values[place - 1], snap, rung_at, attempt, max_bytes, encodes=settle)
 
 
 def _own_slack(fmt: Format) -> float:

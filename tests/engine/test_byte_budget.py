@@ -15,7 +15,8 @@ from PIL import Image
 
 import clipmaker
 from animated_previews.engine import EngineError, Manifest, run_batch
-from animated_previews.engine.byte_budget import (COLOUR_ENCODES, DENOISE_ENCODES, EFFORT_ENCODES, EFFORT_SETTLE,
+from animated_previews.engine.byte_budget import (COLOUR_ENCODES, DENOISE_ENCODES, DENOISE_SETTLE, EFFORT_ENCODES,
+                                                  EFFORT_SETTLE,
                                                   GIF_LOSSES, MAX_ENCODES, REGAIN_ENCODES, Rung,
                                                   fewer_instants, fit_budget, ladder, losses)
 from animated_previews.engine.encode import AVIF, GIF, WEBP
@@ -287,7 +288,7 @@ def test_a_gif_at_every_frame_takes_whichever_way_to_its_size_shows_less_error(b
         assert (fitted.rung.colours, fitted.rung.hold) == (64, None), fitted.rung
     else:
         assert fitted.rung.colours is None and 0.8 <= fitted.rung.hold < 1.0, fitted.rung
-    assert fitted.encodes <= 1 + MAX_ENCODES + REGAIN_ENCODES + COLOUR_ENCODES + DENOISE_ENCODES
+    assert fitted.encodes <= 1 + MAX_ENCODES + REGAIN_ENCODES + COLOUR_ENCODES + DENOISE_ENCODES + DENOISE_SETTLE
 
 
 def test_a_noisy_scene_under_a_gif_budget_is_rendered_from_denoised_frames_and_shows_less_error(monkeypatch):
@@ -338,7 +339,25 @@ def test_denoised_frames_are_kept_only_where_they_show_less_error(better):
                         encode((255, DEFAULT_HOLD_SLACK, 4, True), None), error=error)
     assert fitted.rung.denoised == (better == "denoised"), fitted.rung
     assert (fitted.rung.every, fitted.rung.scale) == (1, 1.0) and len(fitted.data) <= 220_000
-    assert fitted.encodes <= 1 + MAX_ENCODES + REGAIN_ENCODES + COLOUR_ENCODES + DENOISE_ENCODES
+    assert fitted.encodes <= 1 + MAX_ENCODES + REGAIN_ENCODES + COLOUR_ENCODES + DENOISE_ENCODES + DENOISE_SETTLE
+
+
+def test_the_denoised_frames_hold_slack_is_searched_between_the_levels():
+    """Denoised bytes modelled as (3 - slack) x 100,000 (the frames as decoded: 100,000 a frame,
+    whatever the setting, so they must drop every 2nd frame): under 220,000 the denoised levels
+    0.6 miss and 1.0 fit, and the search between them ends at 0.8, the budget exactly."""
+    def encode(frames, delays, quality=None, effort=None):
+        colours, slack, count, own_frames = frames
+        if own_frames or count < 4:  # as decoded, or frames dropped (the denoised route keeps every one)
+            return bytes(count * 100_000)
+        return bytes(int(round((3 - slack) * 100_000)) * (1 if colours == 255 else 2))
+
+    clip = noisy_room(frames=4, width=8, height=8)
+    fmt = dataclasses.replace(GIF, encode=encode)
+    fitted = fit_budget(fmt, clip, [10] * 4, 220_000, settings_and_source(clip), bytes(400_000),
+                        error=lambda frames, reference: 1.0)
+    assert fitted.rung.denoised and fitted.rung.hold == 0.8 and fitted.frames == 4, fitted.rung
+    assert len(fitted.data) == 220_000
 
 
 def test_denoised_frames_that_fit_at_every_frame_win_over_dropping_frames():
