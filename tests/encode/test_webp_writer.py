@@ -81,3 +81,14 @@ def test_one_frame_is_a_valid_animation(tmp_path):
 def test_mismatched_delays_are_a_programming_error():
     with pytest.raises(ValueError):
         encode_webp(moving_square(3), [100, 100])
+
+
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_frames_coded_in_threads_give_the_same_file(threads):
+    """libwebp codes each still without the GIL, so a job with cores to itself codes its frames
+    side by side; the file is the one coded frame after frame."""
+    frames = moving_square(7)
+    frames[3] = 255 - frames[3]  # a whole new frame among the moving square's boxes
+    one = encode_webp(frames, [100] * 7, threads=1)
+    assert encode_webp(frames, [100] * 7, threads=threads) == one
+    assert encode_webp(frames[:1], [100], threads=threads) == encode_webp(frames[:1], [100], threads=1)
