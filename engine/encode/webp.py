@@ -51,6 +51,10 @@ head 205 -> 134 KB at 37.82 -> 36.17 dB, for 2.5x the encoding time (the preview
 source size, 2026-12-04): what its decoded frames show decides."""
 CHANGE_THRESHOLD = 6
 """A pixel counts as changed when a channel differs from the canvas by more than this (0-255)."""
+CODING_THREADS: int | None = None
+"""Stills :func:`encode_webp` codes at once when not told: None, the job's compute threads
+(``torch.get_num_threads()``, which the process executors set to each job's share of the cores);
+the GPU node executor sets 1, its pool of encoder threads being the parallelism there."""
 _FULL_FRAME_SHARE = 0.75
 """Above this share of the canvas a changed box is coded as the whole frame (simpler, no seams)."""
 
@@ -111,8 +115,7 @@ def encode_webp(
     """Encode ``frames`` (uint8 [N, H, W, 3]) as a lossy animated WebP that loops forever.
 
     ``delays_ms[k]`` is how long frame ``k`` stays on screen, in milliseconds. ``threads``: stills
-    coded at once (None: the job's compute threads, ``torch.get_num_threads()``, which the
-    executors set to the cores each job in flight has). libwebp runs without the GIL, so a job
+    coded at once (None: :data:`CODING_THREADS`, else the job's compute threads). libwebp runs without the GIL, so a job
     alone on two cores codes its frames in about half the time (8 frames of 960x540: method 1
     0.245 -> 0.153 s, method 4 0.772 -> 0.370 s), the same bytes; a pool with a job per core
     gives each one thread, as before.
@@ -133,6 +136,8 @@ def encode_webp(
         canvas[y0:y1, x0:x1] = frames[k, y0:y1, x0:x1]
         planned.append([x0, y0, x1, y1, int(delays_ms[k]), k])
 
+    if threads is None:
+        threads = CODING_THREADS
     if threads is None:
         import torch  # the executors' per-job thread count; torch is loaded in every engine process
 

@@ -299,6 +299,9 @@ def _node_main(jobs: Connection, results: Connection, setup: NodeSetup) -> None:
     import torch
 
     torch.set_num_threads(max(1, usable_cores() // threads))  # CPU kernels: only fallback jobs run them here
+    from ..encode import webp
+
+    webp.CODING_THREADS = 1  # the encoder threads are this process's parallelism: one still each
     lock = threading.Lock()
 
     def send(key: int, result: Result) -> None:
