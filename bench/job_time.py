@@ -109,11 +109,14 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     spec = job_spec(args.library, args.clip, args.format, args.kind)
-    if args.torch_kernels:
-        from animated_previews.kernels import compiled
+    from animated_previews.kernels import compiled
 
-        compiled.ENABLED = False
-    report = time_job(spec, args.repeat, args.profile, args.profile_sort)
+    enabled = compiled.ENABLED
+    compiled.ENABLED = enabled and not args.torch_kernels
+    try:
+        report = time_job(spec, args.repeat, args.profile, args.profile_sort)
+    finally:
+        compiled.ENABLED = enabled  # main may be called in a process that goes on (the tests)
     if report["profile"]:
         print(report["profile"])
     stages = " ".join(f"{name} {seconds:.3f}" for name, seconds in (report["timings"] or {}).items())

@@ -21,11 +21,13 @@ as rows of RGB triplets).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import torch
-from torch import Tensor
+
+if TYPE_CHECKING:  # only types: the loops' modules import this one without needing torch loaded first
+    import torch
+    from torch import Tensor
 
 __all__ = ["ENABLED", "LOOPS", "compile_loop", "rgb_rows", "runs", "warm"]
 

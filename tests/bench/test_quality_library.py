@@ -394,9 +394,12 @@ def test_job_time_runs_a_library_job_and_reports_its_stages(tmp_path, capsys, mo
     listing = capsys.readouterr().out
     assert "Ordered by: cumulative time" in listing and "run_job" in listing  # the stages, with what they call
     from animated_previews.kernels import compiled
-    monkeypatch.setattr(compiled, "ENABLED", True)  # put back after the test, whatever main set
+    monkeypatch.setattr(compiled, "ENABLED", True)
+    seen = []
+    timed = job_time.time_job
+    monkeypatch.setattr(job_time, "time_job", lambda *args: (seen.append(compiled.ENABLED), timed(*args))[1])
     assert job_time.main(["pixel_life", "gif", "resized", "--repeat", "1", "--library", str(lib), "--torch-kernels"]) == 0
-    assert compiled.ENABLED is False  # the A/B's other side: the torch kernels, to the same bytes
+    assert seen == [False] and compiled.ENABLED is True  # the torch kernels while timed (the A/B's other side), then back
     assert capsys.readouterr().out.strip().endswith(line.rsplit("; ", 1)[1])
     spec = job_time.job_spec(lib, "pixel_life", "webp", "resized")
     assert (spec.width, spec.height, spec.seek, spec.fps) == (480, 270, 0.2, 10.0)
