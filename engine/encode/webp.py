@@ -115,10 +115,10 @@ def encode_webp(
     """Encode ``frames`` (uint8 [N, H, W, 3]) as a lossy animated WebP that loops forever.
 
     ``delays_ms[k]`` is how long frame ``k`` stays on screen, in milliseconds. ``threads``: stills
-    coded at once (None: :data:`CODING_THREADS`, else the job's compute threads). libwebp runs without the GIL, so a job
-    alone on two cores codes its frames in about half the time (8 frames of 960x540: method 1
-    0.245 -> 0.153 s, method 4 0.772 -> 0.370 s), the same bytes; a pool with a job per core
-    gives each one thread, as before.
+    coded at once (None: :data:`CODING_THREADS`, else the job's compute threads). libwebp runs
+    without the GIL, so a job alone on two cores codes its frames in about half the time (8
+    frames of 960x540: method 1 0.245 -> 0.153 s, method 4 0.772 -> 0.370 s), the same bytes; a
+    pool with a job per core gives each one thread, as before.
     """
     count, height, width, _ = frames.shape
     if len(delays_ms) != count:
