@@ -6,7 +6,7 @@ is safe anywhere. On a GPU, five stages run one after another, each in its own p
 budget (a stage that runs over is killed and reported as such; a stage with too little time left
 is skipped, not run late):
 
-1. ``pytest``   ``pytest -m gpu -rs`` on tests/engine/test_gpu_parity.py (the GPU-only checks).
+1. ``pytest``   ``pytest -m gpu -rs`` on :data:`GPU_TEST_FILES` (the GPU-only checks).
 2. ``doctor``   ``engine doctor --json``: versions, the PyNvVideoCodec import (and its fix), the
                 codec limits GetDecoderCaps gives, what ``--device auto`` picks.
 3. ``parity``   a few generated clips, each run as a job through ``--device cpu`` and
@@ -55,6 +55,8 @@ STAGE_BUDGETS: dict[str, int] = {"pytest": 120, "doctor": 30, "parity": 45, "reu
 MIN_STAGE_S = 10
 """A stage with less time left than this is skipped."""
 REUSE_CLIPS = 8
+GPU_TEST_FILES = ("tests/engine/test_gpu_parity.py", "tests/kernels/test_fit.py", "tests/kernels/test_denoise.py")
+"""The files holding tests marked ``gpu`` (tests/bench/test_gpu_check.py keeps this list whole)."""
 PARITY_PSNR_DB = 40.0
 """The bar tests/engine/test_gpu_parity.py sets between the CPU and GPU outputs."""
 
@@ -361,7 +363,7 @@ def run_all(work: Path, device: str, budget: float = BUDGET_S, log: Callable[[st
     stage_python = [sys.executable, "-m", "bench.gpu_check", "--work", str(work), "--stage"]
     commands: dict[str, tuple[list[str], Callable[[str, int], tuple[str, dict[str, Any]]]]] = {
         "pytest": ([sys.executable, "-m", "pytest", "-m", "gpu", "-rs", "-rf", "-q", "-p", "no:cacheprovider",
-                    "tests/engine/test_gpu_parity.py"], parse_pytest),
+                    *GPU_TEST_FILES], parse_pytest),
         "doctor": (_engine("doctor", "--json"), parse_json_last_line),
         "parity": (stage_python + ["parity"], parse_json_last_line),
         "reuse": (stage_python + ["reuse"], parse_json_last_line),

@@ -7,6 +7,7 @@ no-GPU exit, the budget logic, the parsers and the report are checked on any mac
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -163,7 +164,7 @@ def test_each_stage_gets_its_budget_or_what_is_left_and_late_stages_are_skipped(
     monkeypatch.setattr(gpu_check, "run_command", fake_run)
     report = gpu_check.run_all(tmp_path, "NVIDIA H200", budget=180, log=lambda m: None, clock=lambda: next(clock))
     assert [(name, budget) for name, budget, _ in calls] == [("pytest", 120), ("doctor", 30), ("parity", 30)]
-    assert calls[0][2][-1] == "tests/engine/test_gpu_parity.py"
+    assert calls[0][2][-len(gpu_check.GPU_TEST_FILES):] == list(gpu_check.GPU_TEST_FILES)
     assert calls[0][2][2:6] == ["pytest", "-m", "gpu", "-rs"] and calls[1][2][-2:] == ["doctor", "--json"]
     statuses = {s.name: s.status for s in report.stages}
     assert statuses == {"pytest": "timeout", "doctor": "ok", "parity": "ok", "reuse": "skipped", "bench": "skipped"}
@@ -208,3 +209,10 @@ def test_the_stages_import_the_package_even_when_it_is_not_installed(tmp_path, i
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(tmp_path / "shim" / "animated_previews" / "engine" / "errors.py")
+
+
+def test_the_pytest_stage_runs_every_file_that_holds_gpu_tests():
+    """A test marked ``gpu`` in a file the stage does not name would never run anywhere."""
+    marked = sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").rglob("test_*.py")
+                    if re.search(r"^(@pytest\.mark\.gpu|pytestmark = pytest\.mark\.gpu)", p.read_text(), re.M))
+    assert marked == sorted(gpu_check.GPU_TEST_FILES)

@@ -282,6 +282,26 @@ def test_gpu_and_cpu_make_the_same_animation(nvdec, tmp_path, fmt, size):
     assert_same_animation(cpu, gpu, 10)
 
 
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
+def test_a_byte_budget_is_met_from_frames_nvdec_decoded(nvdec, tmp_path, fmt):
+    """``max_bytes`` on the GPU path: the budget's routes (hold slack and denoised frames for GIF,
+    libwebp's method 4 for WebP) take CUDA frames, and their error measures copy them to the host.
+    The GPU's frames differ from the CPU's by rounding, so the route each side takes may differ:
+    what must hold is the budget, the file, and a picture as close to the CPU's as its bytes allow."""
+    path = clipmaker.make_clip(tmp_path / "busy.mp4", fps=25, frames=50, gop=25, width=320, height=240)
+    require_nvdec_takes(path)
+    free, _ = run_both(path, tmp_path / "free", fmt, fps=10, duration=2)
+    budget = free.bytes // 3
+    cpu, gpu = run_both(path, tmp_path / "tight", fmt, fps=10, duration=2, max_bytes=budget)
+    for result in (cpu, gpu):
+        assert result.bytes <= budget and Path(result.output).stat().st_size == result.bytes, result.notes
+        assert any(n.startswith(f"max_bytes {budget}:") for n in result.notes), result.notes
+    a, b = clients.pillow_frames(cpu.output), clients.pillow_frames(gpu.output)
+    shown_a = [clients.displayed_frame_at(a, (k + 0.5) / 10) for k in range(20)]
+    shown_b = [clients.displayed_frame_at(b, (k + 0.5) / 10) for k in range(20)]
+    assert psnr(np.stack(shown_a), np.stack(shown_b)) >= 25, (cpu.notes, gpu.notes)
+
+
 def test_a_batch_on_the_gpu_takes_what_nvdec_decodes_and_falls_back_for_the_rest(nvdec, tmp_path, h264_clip):
     jobs = [{"id": "h264", "input": str(h264_clip), "format": "gif", "fps": 5, "duration": 1}]
     if clipmaker.variant_available("av1"):

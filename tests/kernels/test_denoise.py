@@ -82,3 +82,14 @@ def test_one_frame_has_nothing_to_average_with():
 def test_frames_that_are_not_uint8_rgb_batches_are_refused(bad):
     with pytest.raises(ValueError, match="uint8"):
         temporal_denoise(bad)
+
+
+@pytest.mark.gpu
+def test_cuda_frames_give_the_bytes_the_cpu_gives():
+    """The GIF byte budget denoises the job's frames where they were decoded: on a GPU node, CUDA
+    tensors through the tensor kernel (the compiled loop runs on the host only)."""
+    _, noisy = still_scene_under_noise(frames=20, height=72, width=96)
+    cpu = temporal_denoise(noisy)
+    gpu = temporal_denoise(noisy.cuda())
+    assert gpu.device.type == "cuda"
+    assert torch.equal(gpu.cpu(), cpu)
