@@ -400,6 +400,8 @@ def _clips(work: Path) -> dict[str, Path]:
     made = {
         "h264-240p.mp4": dict(fps=25, frames=75, gop=25, width=320, height=240),
         "h264-720p.mp4": dict(fps=25, frames=75, gop=25, width=1280, height=720),
+        "h264-1080p.mp4": dict(fps=30, frames=90, gop=30, width=1920, height=1080),
+        # B-frames in Matroska: no decode timestamps to check NVDEC's numbering with, so the CPU path
         "h264-1080p.mkv": dict(fps=30, frames=90, gop=30, width=1920, height=1080, container="matroska"),
     }
     out = {}
@@ -477,7 +479,7 @@ def stage_reuse(work: Path, clips: int = REUSE_CLIPS) -> dict[str, Any]:
     from animated_previews.engine.decode import open_decoder
     from animated_previews.engine.probe import probe
 
-    path = _clips(work)["h264-1080p.mkv"]
+    path = _clips(work)["h264-1080p.mp4"]
     media = probe(path)
     decoder = open_decoder("nvdec", device="cuda:0")  # the seam a worker uses
     instants = [k / 10 for k in range(30)]

@@ -53,6 +53,8 @@ from . import DecoderUnavailable, unreadable
 from ..errors import EngineError, ErrorCode
 from ..probe import HDR_TRANSFERS, MediaInfo, open_container
 
+NO_TIMESTAMP = -(2**63)
+"""FFmpeg's AV_NOPTS_VALUE: what a packet without a timestamp carries (and PyNvVideoCodec reports)."""
 _TOLERANCE = 1e-6
 """Seconds of slack when comparing a frame's time with an instant (as the CPU decoder does)."""
 _REORDER_MARGIN = 5.0
@@ -85,6 +87,11 @@ class FrameSelection:
     """Distinct frame numbers (0 = the stream's first frame in presentation order), ascending."""
     pts: tuple[int, ...]
     """Each fetched frame's presentation timestamp, in the stream's time base (the raw value)."""
+    decode_stamps: tuple[int | None, ...]
+    """For each fetched number n, the decode timestamp of the stream's n-th packet in decode order
+    (None where the container gives none). PyNvVideoCodec 2.2.4 stamps the n-th frame it hands out
+    with this, not with the frame's pts (seen on an H200: mp4, mov and variable frame rate), so
+    either one confirms that its numbering is the container's."""
     rows: tuple[int, ...]
     """For each instant, the position in ``numbers`` of the frame shown then."""
     source_times: tuple[float, ...]
@@ -145,6 +152,7 @@ def select_frames(media: MediaInfo, instants: Sequence[float]) -> FrameSelection
     return FrameSelection(
         numbers=numbers,
         pts=tuple(index.pts[n] for n in numbers),
+        decode_stamps=tuple(None if index.dts[n] == NO_TIMESTAMP else index.dts[n] for n in numbers),
         rows=tuple(row_of[p] for p in chosen),
         source_times=tuple(times[p] for p in chosen),
         keyframe=index.keyframes[before] if before >= 0 else 0,
@@ -159,6 +167,8 @@ class _PresentationIndex:
 
     pts: array
     """Presentation timestamps, ascending: frame number n has ``pts[n]``."""
+    dts: array
+    """Decode timestamps in decode order (:data:`NO_TIMESTAMP` where a packet has none)."""
     shown_numbers: array
     """Numbers of the frames the CPU decoder shows (not dropped by an edit list), ascending."""
     shown_times: array
@@ -188,6 +198,7 @@ def _build_index(media: MediaInfo, table: _Timestamps) -> _PresentationIndex:
     tb = table.time_base
     return _PresentationIndex(
         pts=pts,
+        dts=table.dts,
         shown_numbers=shown,
         shown_times=array("d", (float(pts[n] * tb) - media.start_time for n in shown)),
         keyframes=array("q", (number for number, i in enumerate(order) if table.keyframe[i])),
@@ -202,6 +213,8 @@ class _Timestamps:
 
     pts: array
     """Presentation timestamps, in ``time_base`` units."""
+    dts: array
+    """Decode timestamps (:data:`NO_TIMESTAMP` where a packet has none)."""
     keyframe: bytes
     """1 per keyframe packet."""
     discard: bytes
@@ -327,7 +340,7 @@ def _demux_timestamps(media: MediaInfo, last_instant: float, want_tags: bool = F
         stream = container.streams[media.stream_index]
         first = _FirstFrame(stream, media.colorspace) if want_tags else None
         tb = stream.time_base
-        pts, keyframe, discard = array("q"), bytearray(), bytearray()
+        pts, dts, keyframe, discard = array("q"), array("q"), bytearray(), bytearray()
         for packet in container.demux(stream):
             if packet.pts is None:
                 if packet.size == 0:  # the demuxer's end-of-stream marker
@@ -336,6 +349,7 @@ def _demux_timestamps(media: MediaInfo, last_instant: float, want_tags: bool = F
                     continue
                 raise DecoderUnavailable("the video has packets without timestamps, so its frames cannot be fetched by number")
             pts.append(packet.pts)
+            dts.append(NO_TIMESTAMP if packet.dts is None else packet.dts)
             keyframe.append(packet.is_keyframe)
             discard.append(packet.is_discard)
             order_time = packet.dts if packet.dts is not None else packet.pts
@@ -344,8 +358,8 @@ def _demux_timestamps(media: MediaInfo, last_instant: float, want_tags: bool = F
             # pts >= dts, so once a packet's dts is past the last instant no later packet is shown before it.
             margin = 0.0 if packet.dts is not None else _REORDER_MARGIN
             if float(order_time * tb) - media.start_time > last_instant + _TOLERANCE + margin:
-                return _Timestamps(pts, bytes(keyframe), bytes(discard), tb, False, last_instant), _tags(first)
-        return _Timestamps(pts, bytes(keyframe), bytes(discard), tb, True, math.inf), _tags(first)
+                return _Timestamps(pts, dts, bytes(keyframe), bytes(discard), tb, False, last_instant), _tags(first)
+        return _Timestamps(pts, dts, bytes(keyframe), bytes(discard), tb, True, math.inf), _tags(first)
     except av.error.FFmpegError as exc:
         raise unreadable(media.path, "reading", exc) from None
     finally:

@@ -263,7 +263,8 @@ class NvdecDecoder:
             for start in range(0, len(selection.numbers), FETCH_BATCH):
                 numbers = list(selection.numbers[start : start + FETCH_BATCH])
                 fetched = _fetch_batch(decoder, numbers)
-                _check_timestamps(fetched, numbers, selection.pts[start : start + len(numbers)])
+                _check_timestamps(fetched, numbers, selection.pts[start : start + len(numbers)],
+                                  selection.decode_stamps[start : start + len(numbers)])
                 surfaces = torch.stack([_surface(torch.from_dlpack(frame), media.height, tags.bits) for frame in fetched])
                 y, uv = split_nv12(surfaces, round(surfaces.shape[1] / 1.5), media.width)
                 y, uv = y[:, : media.height], uv[:, : (media.height + 1) // 2]  # a surface taller than the picture
@@ -283,13 +284,28 @@ def _fetch_batch(decoder: Any, numbers: list[int]) -> list[Any]:
     return fetched
 
 
-def _check_timestamps(fetched: Sequence[Any], numbers: Sequence[int], pts: Sequence[int]) -> None:
-    for frame, number, stamp in zip(fetched, numbers, pts):
-        if int(frame.timestamp) != stamp:
+def _check_timestamps(fetched: Sequence[Any], numbers: Sequence[int], pts: Sequence[int],
+                      decode_stamps: Sequence[int | None]) -> None:
+    """Each frame is the one asked for: its stamp is the frame's pts (what PyNvVideoCodec 2.0.0's
+    source says it passes on) or the decode timestamp of the packet with its number in decode order
+    (what 2.2.4 was seen to report on an H200: a constant offset from the pts in a constant frame
+    rate mp4 or mov, an irregular one with a variable frame rate, the pictures right in both). A
+    frame dropped or added before it shifts both, so either one is a check of the numbering. Where
+    the container gives no decode timestamps (H.264 with B-frames in Matroska) and the stamp is not
+    the pts, the demuxer inside PyNvVideoCodec guessed it, and the numbering cannot be checked."""
+    for frame, number, stamp, decoded in zip(fetched, numbers, pts, decode_stamps):
+        got = int(frame.timestamp)
+        if got == stamp or got == decoded:
+            continue
+        if decoded is None:
             raise DecoderUnavailable(
-                f"nvdec's frame {number} has timestamp {int(frame.timestamp)}, the container's has {stamp}; "
-                "its frame numbering differs from the timestamps"
+                f"nvdec's frame {number} has timestamp {got}, the container's has pts {stamp} and no decode "
+                "timestamps, so nvdec's frame numbering cannot be checked"
             )
+        raise DecoderUnavailable(
+            f"nvdec's frame {number} has timestamp {got}, the container's has pts {stamp} and decode timestamp "
+            f"{decoded}; its frame numbering differs from the container's"
+        )
 
 
 def _surface(plane: torch.Tensor, height: int, bits: int) -> torch.Tensor:

@@ -31,6 +31,7 @@ import animated_previews.engine.decode.nvdec as nvdec
 import animated_previews.engine.job as job
 from animated_previews.engine.decode import DecoderUnavailable
 from animated_previews.engine.decode.nvdec import FETCH_BATCH, MAX_HEIGHT, MAX_WIDTH, NvdecDecoder, choose_stream
+from animated_previews.engine.decode.frame_index import NO_TIMESTAMP
 from animated_previews.engine.decode.pyav import PyAVDecoder
 from animated_previews.engine.device import DeviceChoice
 from animated_previews.engine.probe import probe
@@ -69,7 +70,10 @@ UNSET = object()
 class StandInDecoder:
     """SimpleDecoder on the CPU. ``words``: how P016 is exported ("strided": uint16 with strides
     (W, 2) as PyNvVideoCodec 2.0.x does; "elements": uint16 with strides (pitch, 1), pitch > W,
-    as 2.2.x does; "bytes": uint8 (1.5 H, 2 W)). ``shift``: timestamps off by one from this frame
+    as 2.2.x does; "bytes": uint8 (1.5 H, 2 W)). ``stamps``: what each frame's timestamp is, "dts"
+    (the decode timestamp of the packet with its number in decode order, what 2.2.4 reported on an
+    H200; AV_NOPTS_VALUE where the container has none) or "pts" (the frame's own, what 2.0.0's
+    source reads as). ``shift``: timestamps off by one from this frame
     number on (a numbering that disagrees with the container). ``short``: one frame fewer than
     asked. ``counted``: what ``len()`` says (the header's count, when it is short).
     ``refuse_reconfigure``: ``reconfigure_decoder`` raises.
@@ -85,10 +89,10 @@ class StandInDecoder:
 
     def __init__(self, path, gpu_id=0, cuda_context=0, cuda_stream=UNSET, use_device_memory=True, max_width=0,
                  max_height=0, need_scanned_stream_metadata=False, decoder_cache_size=4, output_color_type=None,
-                 words="strided", shift=None, short=False, counted=None, refuse_reconfigure=False):
+                 words="strided", stamps="dts", shift=None, short=False, counted=None, refuse_reconfigure=False):
         assert output_color_type == "NATIVE" and use_device_memory
         assert cuda_stream != 0, "cuda_stream=0: 2.0.x decodes on the NULL stream and synchronises every frame"
-        self.words, self.shift, self.short, self.counted = words, shift, short, counted
+        self.words, self.stamps, self.shift, self.short, self.counted = words, stamps, shift, short, counted
         self.refuse_reconfigure = refuse_reconfigure
         StandInDecoder.created.append({"cuda_stream": None if cuda_stream is UNSET else cuda_stream,
                                        "max_width": max_width, "max_height": max_height, "gpu_id": gpu_id,
@@ -97,10 +101,13 @@ class StandInDecoder:
 
     def _open(self, path) -> None:
         with av.open(str(path)) as container:
+            dts = [p.dts for p in container.demux(container.streams.video[0]) if p.size]
+        with av.open(str(path)) as container:
             frames = list(container.decode(container.streams.video[0]))
         frames.sort(key=lambda f: f.pts)
         self.surfaces = [nv12(f) for f in frames]
         self.pts = [f.pts for f in frames]
+        self.dts = [NO_TIMESTAMP if d is None else d for d in dts]
         self.pool: list[torch.Tensor] = []
 
     def reconfigure_decoder(self, new_source):
@@ -137,7 +144,8 @@ class StandInDecoder:
             indices = indices[:-1]
         out = []
         for slot, number in enumerate(indices):
-            stamp = self.pts[number] + (1 if self.shift is not None and number >= self.shift else 0)
+            stamp = (self.dts if self.stamps == "dts" else self.pts)[number]
+            stamp += 1 if self.shift is not None and number >= self.shift else 0
             out.append(StandInFrame(self._export(slot, self.surfaces[number]), stamp))
         return out
 
@@ -217,8 +225,24 @@ def test_variable_frame_rate_is_numbered_from_real_timestamps(stand_in, vfr_clip
     assert read(gpu) == [max(i for i, p in enumerate(vfr_pts) if p <= t + 1e-6) for t in instants]
 
 
-def test_a_numbering_that_disagrees_with_the_timestamps_is_refused(stand_in, h264_clip):
-    stand_in["shift"] = 10
+@pytest.mark.parametrize("stamps", ["dts", "pts"])
+def test_frames_stamped_with_their_pts_or_their_packets_decode_timestamp_are_taken(stand_in, h264_clip, stamps):
+    """PyNvVideoCodec 2.2.4 stamped the n-th frame with the n-th packet's decode timestamp (on an
+    H200: pts - 2 frames in a B-frame mp4); its 2.0.0 source reads as the frame's pts."""
+    stand_in["stamps"] = stamps
+    gpu, cpu = decode_both(h264_clip, [0.0, 0.5, 1.0, 1.5])
+    assert read(gpu) == read(cpu)
+
+
+def test_matroska_without_decode_timestamps_cannot_have_its_numbering_checked(stand_in, tmp_path):
+    mkv = clipmaker.make_clip(tmp_path / "b.mkv", fps=25, frames=30, gop=25)  # B-frames: no dts on the first packets
+    with pytest.raises(DecoderUnavailable, match="no decode timestamps, so nvdec's frame numbering cannot be checked"):
+        NvdecDecoder(0, device=CPU).decode_frames(probe(mkv), [0.0, 0.5])
+
+
+@pytest.mark.parametrize("stamps", ["dts", "pts"])
+def test_a_numbering_that_disagrees_with_the_timestamps_is_refused(stand_in, h264_clip, stamps):
+    stand_in["shift"], stand_in["stamps"] = 10, stamps
     with pytest.raises(DecoderUnavailable, match="frame numbering differs"):
         NvdecDecoder(0, device=CPU).decode_frames(probe(h264_clip), [0.0, 0.5, 1.0])
 
