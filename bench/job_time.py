@@ -3,6 +3,7 @@
     python -m bench.job_time animation_bbb gif resized             # best of 3, stage timings
     python -m bench.job_time hdr_pq_hevc10 webp source --repeat 5
     python -m bench.job_time portrait_rotated gif resized --profile  # + cProfile of the last run
+    python -m bench.job_time animation_bbb gif resized --device cuda   # the GPU path (NVDEC, CUDA kernels)
 
 The job is the previews library's (bench/make_library.py --preset previews: seek, duration and fps
 from ``library.json``; ``resized`` at the library's resized size), run in this process through
@@ -44,10 +45,12 @@ def job_spec(library: Path, clip: str, fmt: str, kind: str):
                    seek=job["seek"], duration=job["duration"], width=width, height=height)
 
 
-def time_job(spec, repeat: int, profile: bool = False, sort: str = "tottime") -> dict:
+def time_job(spec, repeat: int, profile: bool = False, sort: str = "tottime", device: str = "cpu") -> dict:
     """Run ``spec`` ``repeat`` times; the fastest run's wall time and stage timings, its bytes,
     every run's wall time, and (``profile``) the cProfile listing of the last run, sorted by
-    ``sort`` (``tottime``: time in each function itself; ``cumulative``: with what it calls)."""
+    ``sort`` (``tottime``: time in each function itself; ``cumulative``: with what it calls).
+    ``device`` "cuda": the job as a GPU node runs it (NVDEC where it decodes the file, kernels on
+    the GPU); the first run then pays for CUDA's and the decoder's start."""
     import torch
 
     from animated_previews.engine.decode.pyav import PyAVDecoder
@@ -61,7 +64,7 @@ def time_job(spec, repeat: int, profile: bool = False, sort: str = "tottime") ->
             started = time.perf_counter()
             if profiler:
                 profiler.enable()
-            result = run_job(spec, Path(out), PyAVDecoder(), device="cpu").to_dict()
+            result = run_job(spec, Path(out), PyAVDecoder(), device=device).to_dict()
             if profiler:
                 profiler.disable()
             wall = time.perf_counter() - started
@@ -69,7 +72,8 @@ def time_job(spec, repeat: int, profile: bool = False, sort: str = "tottime") ->
             if result.get("status") != "success":
                 raise SystemExit(f"{spec.id}: {result.get('status')}: {result.get('error') or result}")
             if best is None or wall < best["wall_s"]:
-                best = {"wall_s": wall, "timings": result.get("timings"), "bytes": result.get("bytes")}
+                best = {"wall_s": wall, "timings": result.get("timings"), "bytes": result.get("bytes"),
+                        "decoder": result.get("device")}
             if profiler:
                 text = _ProfileText()
                 pstats.Stats(profiler, stream=text).sort_stats(sort).print_stats(30)
@@ -101,6 +105,7 @@ def main(argv=None) -> int:
     ap.add_argument("--profile-sort", choices=("tottime", "cumulative"), default="tottime",
                     help="costliest by time in the function itself, or with what it calls (stages)")
     ap.add_argument("--library", type=Path, default=DEFAULT_LIBRARY)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N: the GPU path (a GPU node's job)")
     args = ap.parse_args(argv)
     if args.repeat < 1:
         ap.error("--repeat takes 1 or more")
@@ -114,13 +119,13 @@ def main(argv=None) -> int:
     enabled = compiled.ENABLED
     compiled.ENABLED = enabled and not args.torch_kernels
     try:
-        report = time_job(spec, args.repeat, args.profile, args.profile_sort)
+        report = time_job(spec, args.repeat, args.profile, args.profile_sort, args.device)
     finally:
         compiled.ENABLED = enabled  # main may be called in a process that goes on (the tests)
     if report["profile"]:
         print(report["profile"])
     stages = " ".join(f"{name} {seconds:.3f}" for name, seconds in (report["timings"] or {}).items())
-    print(f"{spec.id}: best {report['wall_s']:.3f} s of {len(report['walls_s'])} "
+    print(f"{spec.id} on {report['decoder']}: best {report['wall_s']:.3f} s of {len(report['walls_s'])} "
           f"({', '.join(f'{w:.3f}' for w in report['walls_s'])}); {stages}; {report['bytes']} bytes")
     return 0
 
