@@ -387,7 +387,7 @@ def test_job_time_runs_a_library_job_and_reports_its_stages(tmp_path, capsys, mo
     lib = _tiny_library(tmp_path)
     assert job_time.main(["pixel_life", "gif", "resized", "--repeat", "2", "--library", str(lib)]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert line.startswith("pixel_life-resized-gif: best ") and " of 2 " in line
+    assert line.startswith("pixel_life-resized-gif on pyav: best ") and " of 2 " in line
     assert "decode " in line and "kernels " in line and "encode " in line and line.endswith(" bytes")
     assert job_time.main(["pixel_life", "gif", "resized", "--repeat", "1", "--library", str(lib),
                           "--profile", "--profile-sort", "cumulative"]) == 0
