@@ -51,7 +51,7 @@ import torch
 
 from . import DecodedClip, DecoderUnavailable, Fit
 from .frame_index import FrameSelection, StreamTags, read_stream_tags, select_frames
-from .nvdec_caps import pynvvideocodec
+from .nvdec_caps import largest_picture, pynvvideocodec
 from ..probe import MediaInfo
 from ...kernels.colour import split_nv12, yuv420_to_rgb
 
@@ -225,11 +225,12 @@ class NvdecDecoder:
         return held.decoder
 
     def _create(self, nvc: Any, media: MediaInfo, stream: DecodeStream) -> Any:
+        widest, tallest = largest_picture(media)
         options: dict[str, Any] = dict(
             gpu_id=self.gpu,
             use_device_memory=True,
-            max_width=max(MAX_WIDTH, media.width),
-            max_height=max(MAX_HEIGHT, media.height),
+            max_width=max(min(MAX_WIDTH, widest), media.width),
+            max_height=max(min(MAX_HEIGHT, tallest), media.height),
             output_color_type=nvc.OutputColorType.NATIVE,
         )
         if stream.handle is not None:

@@ -349,6 +349,20 @@ def nvdec_refusal(media: MediaInfo, gpu: int, gpu_name: str = "this GPU") -> str
     return None
 
 
+def largest_picture(media: MediaInfo) -> tuple[int, int]:
+    """The largest picture NVDEC decodes in ``media``'s codec and bit depth (GetDecoderCaps, else
+    the Hopper table): a decoder created with a larger maximum fails outright (MPEG-4 Part 2 on an
+    H200: "Resolution not supported on this GPU", 3840x2176 asked, 2048x2048 the most)."""
+    limits = HOPPER_NVDEC.get(media.codec)
+    if limits is None:
+        return (1 << 30, 1 << 30)
+    chroma, bits = chroma_and_bits(media.pixel_format)
+    caps = decoder_caps(limits.cuvid, chroma, bits) if chroma is not None else None
+    if caps is not None and caps.get("supported"):
+        return (caps.get("width_max", 1 << 30), caps.get("height_max", 1 << 30))
+    return limits.max_size
+
+
 @dataclass(frozen=True)
 class CodecSupport:
     """One row of what NVDEC takes: a codec at a bit depth (4:2:0)."""

@@ -125,6 +125,33 @@ def test_nvdec_fetches_the_frame_on_screen_at_each_instant(nvdec, tmp_path, code
     assert clip.source_times == pytest.approx(cpu.source_times, abs=1e-6)
 
 
+def test_hevc_frames_after_a_seek_are_the_ones_asked_for_whatever_their_stamps(nvdec, tmp_path):
+    """Seen on an H200 (PyNvVideoCodec 2.2.4): in an HEVC mp4 (GOP 10, B-frames) fetched from frame 13
+    on, frame 13 came stamped 6144, one frame off both its pts (6656) and its packet's decode
+    timestamp (5632), so the adapter refuses the file and the job runs on the CPU. Whether the
+    pictures are the right ones decides whether that check may be relaxed for HEVC: this reads
+    their drawn indices past the stamp check, and the failure message carries the stamps."""
+    from animated_previews.engine.decode.frame_index import select_frames
+    from animated_previews.engine.decode.nvdec import _surface
+    from animated_previews.engine.decode.nvdec_caps import pynvvideocodec
+
+    path = clipmaker.make_clip(tmp_path / "h.mp4", codec="hevc", fps=25, frames=50, gop=10)
+    require_nvdec_takes(path)
+    media = probe(path)
+    selection = select_frames(media, [0.52 + k / 10 for k in range(12)])
+    nvc = pynvvideocodec()
+    decoder = nvc.SimpleDecoder(str(path), gpu_id=0, use_device_memory=True, cuda_stream=0,
+                                output_color_type=nvc.OutputColorType.NATIVE)
+    fetched = decoder.get_batch_frames_by_index(list(selection.numbers))
+    stamps = [int(f.timestamp) for f in fetched]
+    surfaces = torch.stack([_surface(torch.from_dlpack(f), media.height, 8) for f in fetched])
+    y, uv = split_nv12(surfaces, round(surfaces.shape[1] / 1.5), media.width)  # as the adapter does
+    rgb = yuv420_to_rgb(y[:, : media.height], uv[:, : (media.height + 1) // 2], matrix="bt601", full_range=False)
+    drawn = [clipmaker.read_index(frame) for frame in rgb.permute(0, 2, 3, 1).cpu().numpy()]
+    assert drawn == list(selection.numbers), (
+        f"stamps {stamps}, pts {list(selection.pts)}, decode timestamps {list(selection.decode_stamps)}")
+
+
 def test_more_frames_than_one_fetch_batch_come_out_right(nvdec, tmp_path):
     count = FETCH_BATCH * 2 + 7  # three fetches: buffers of one fetch are reused by the next
     path = clipmaker.make_clip(tmp_path / "many.mp4", fps=25, frames=count, gop=25, width=192, height=144)

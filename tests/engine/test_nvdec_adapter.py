@@ -382,6 +382,15 @@ def test_a_first_clip_larger_than_the_default_raises_the_decoders_maximum(stand_
     assert (created["max_width"], created["max_height"]) == (max(200, media.width), max(100, media.height))
 
 
+def test_the_decoders_maximum_stays_within_what_nvdec_decodes_in_that_codec(stand_in, tmp_path):
+    """An H200 refused an MPEG-4 Part 2 decoder created with the default 3840x2160 maximum
+    ("Resolution not supported on this GPU", 2048x2048 the most): the maximum asked is capped."""
+    clip = clipmaker.make_clip(tmp_path / "m.mp4", codec="mpeg4", fps=25, frames=10)
+    NvdecDecoder(0, device=CPU).decode_frames(probe(clip), [0.0])
+    created = StandInDecoder.created[0]
+    assert (created["max_width"], created["max_height"]) == nvdec_caps.HOPPER_NVDEC["mpeg4"].max_size
+
+
 def test_two_threads_get_two_decoders(stand_in, h264_clip):
     adapter = NvdecDecoder(0, device=CPU)
     media = probe(h264_clip)
