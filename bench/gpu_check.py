@@ -57,8 +57,11 @@ MIN_STAGE_S = 10
 REUSE_CLIPS = 8
 GPU_TEST_FILES = ("tests/engine/test_gpu_parity.py", "tests/kernels/test_fit.py", "tests/kernels/test_denoise.py")
 """The files holding tests marked ``gpu`` (tests/bench/test_gpu_check.py keeps this list whole)."""
-PARITY_PSNR_DB = 40.0
-"""The bar tests/engine/test_gpu_parity.py sets between the CPU and GPU outputs."""
+PARITY_MARGIN_DB = 0.5
+"""The bar tests/engine/test_gpu_parity.py sets: the GPU output's PSNR against the source frames at
+most this far below the CPU output's (their PSNR to each other is reported, not judged: GIF
+palettes follow small input differences chaotically; 33.4 dB apart on an H200 with the same frames
+shown and bytes within 0.4%)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,12 +191,15 @@ def _render_doctor(summary: dict[str, Any]) -> list[str]:
 
 
 def _render_parity(summary: dict[str, Any]) -> list[str]:
-    lines = [f"PSNR between the CPU and GPU outputs' displayed frames (bar: {PARITY_PSNR_DB:.0f} dB).", "",
-             "| clip | format | GPU job decoded by | frames cpu/gpu | same frames shown | PSNR dB | notes |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"PSNR of each output's displayed frames against the source frames they show (bar: the GPU's at most "
+             f"{PARITY_MARGIN_DB:g} dB below the CPU's), and between the two outputs.", "",
+             "| clip | format | GPU job decoded by | frames cpu/gpu | same frames shown | CPU to source dB | GPU to source dB "
+             "| CPU to GPU dB | notes |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in summary.get("clips", []):
         lines.append(f"| {row.get('clip')} | {row.get('format')} | {row.get('gpu_decoder')} | "
                      f"{row.get('cpu_frames')}/{row.get('gpu_frames')} | {_fmt(row.get('same_shown'))} | "
+                     f"{_fmt(row.get('cpu_to_source_db'))} | {_fmt(row.get('gpu_to_source_db'))} | "
                      f"{'identical' if row.get('identical') else _fmt(row.get('psnr_db'))} | {'; '.join(row.get('notes', [])) or row.get('error', '')} |")
     return lines
 
@@ -427,7 +433,8 @@ def _psnr(a: Any, b: Any) -> float:
 
 def stage_parity(work: Path) -> dict[str, Any]:
     """Each clip as a GIF and a WebP job on --device cpu and --device cuda: which decoder took
-    the GPU job, frame counts, and the PSNR between the frames each output shows."""
+    the GPU job, frame counts, each output's PSNR against the source frames it shows, and the
+    PSNR between the two outputs."""
     import numpy as np
 
     import clients
@@ -439,6 +446,7 @@ def stage_parity(work: Path) -> dict[str, Any]:
     rows = []
     worst = math.inf
     for name, path in _clips(work).items():
+        source = clipmaker.source_frames(path)
         for fmt in ("gif", "webp"):
             fields = {"fps": 10, "seek": 0.5, "duration": 2, **({"width": 640} if "240p" not in name else {})}
             spec = parse_job({"id": f"{path.stem}-{fmt}", "input": str(path), "format": fmt, **fields},
@@ -454,6 +462,9 @@ def stage_parity(work: Path) -> dict[str, Any]:
                     shown_a = [clients.displayed_frame_at(a, (k + 0.5) / 10) for k in range(cpu.frames)]
                     shown_b = [clients.displayed_frame_at(b, (k + 0.5) / 10) for k in range(gpu.frames)]
                     row["same_shown"] = [clipmaker.read_index(f) for f in shown_a] == [clipmaker.read_index(f) for f in shown_b]
+                    for side, shown in (("cpu", shown_a), ("gpu", shown_b)):
+                        value = clipmaker.psnr_to_source(shown, source)
+                        row[f"{side}_to_source_db"] = None if math.isinf(value) else round(value, 2)
                     if len(shown_a) == len(shown_b):
                         value = _psnr(np.stack(shown_a), np.stack(shown_b))
                         row["identical"] = math.isinf(value)
@@ -464,10 +475,15 @@ def stage_parity(work: Path) -> dict[str, Any]:
                 row["error"] = f"{type(exc).__name__}: {exc}"
             rows.append(row)
     on_gpu = [r for r in rows if r.get("gpu_decoder") == "nvdec"]
-    good = bool(on_gpu) and all(r.get("same_shown") and (r.get("identical") or (r.get("psnr_db") or 0) >= PARITY_PSNR_DB)
-                                for r in on_gpu)
+    good = bool(on_gpu) and all(r.get("same_shown") and (r.get("identical") or _as_good(r)) for r in on_gpu)
     return {"status": "ok" if good else "failed", "clips": rows, "on_gpu": len(on_gpu),
             "worst_psnr_db": None if math.isinf(worst) else round(worst, 2)}
+
+
+def _as_good(row: dict[str, Any]) -> bool:
+    """The GPU output at most PARITY_MARGIN_DB further from the source than the CPU's (None: lossless)."""
+    cpu, gpu = row.get("cpu_to_source_db"), row.get("gpu_to_source_db")
+    return gpu is None or (cpu is not None and gpu >= cpu - PARITY_MARGIN_DB)
 
 
 def stage_reuse(work: Path, clips: int = REUSE_CLIPS) -> dict[str, Any]:

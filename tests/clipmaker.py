@@ -32,6 +32,7 @@ Nothing here imports pytest, so benchmarks can use it too.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import shutil
 from fractions import Fraction
@@ -56,6 +57,8 @@ __all__ = [
     "make_not_media",
     "make_truncated",
     "decode_indices",
+    "source_frames",
+    "psnr_to_source",
 ]
 
 # --------------------------------------------------------------------------
@@ -583,6 +586,26 @@ def decode_indices(path, *, stream: int = 0) -> list[tuple[float, int]]:
                 idx = -1
             result.append((float(fr.time) if fr.time is not None else float("nan"), idx))
     return result
+
+
+def source_frames(path) -> list[np.ndarray]:
+    """Every frame of a generated clip as RGB, in presentation order (frame n draws index n)."""
+    with av.open(str(path)) as inp:
+        frames = sorted(inp.decode(video=0), key=lambda f: f.pts)
+        return [f.to_ndarray(format="rgb24") for f in frames]
+
+
+def psnr_to_source(shown: Sequence[np.ndarray], source: Sequence[np.ndarray]) -> float:
+    """PSNR of frames a viewer sees (RGB, one size) against the source frame each one is, read from
+    its drawn index and brought to the shown size by Pillow: one yardstick for outputs of one clip
+    made different ways (the GPU and CPU paths), where their PSNR to each other would mislead (a
+    GIF's palette and dither follow small input differences chaotically)."""
+    from PIL import Image
+
+    size = (shown[0].shape[1], shown[0].shape[0])
+    refs = np.stack([np.asarray(Image.fromarray(source[read_index(f)]).resize(size, Image.LANCZOS)) for f in shown])
+    mse = float(np.mean((np.stack(shown).astype(np.float64) - refs.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 

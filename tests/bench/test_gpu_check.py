@@ -84,7 +84,7 @@ def fake_report() -> GpuCheckReport:
                                                   "auto": {"device": "cuda:0", "backend": "nvdec"}}),
             StageResult("parity", "ok", 30.0, 45, {"clips": [
                 {"clip": "h264-720p.mp4", "format": "gif", "gpu_decoder": "nvdec", "cpu_frames": 20, "gpu_frames": 20,
-                 "same_shown": True, "psnr_db": 47.25, "notes": []},
+                 "same_shown": True, "cpu_to_source_db": 36.1, "gpu_to_source_db": 35.92, "psnr_db": 47.25, "notes": []},
                 {"clip": "hevc10-240p.mp4", "format": "webp", "gpu_decoder": "pyav", "cpu_frames": 20, "gpu_frames": 20,
                  "same_shown": True, "psnr_db": None, "identical": True, "notes": ["fallback: nvdec does not decode 10-bit"]},
             ], "on_gpu": 1, "worst_psnr_db": 47.25}),
@@ -104,8 +104,8 @@ def test_the_markdown_names_the_device_and_every_stage():
                 "| reuse | ok | 12.0 | 30 |", "| bench | timeout | 60.0 | 60 |"):
         assert row in text
     assert "- 19 passed, 1 failed, 1 skipped" in text and "- FAILED tests/engine/test_gpu_parity.py::test_x - boom" in text
-    assert "| h264-720p.mp4 | gif | nvdec | 20/20 | True | 47.25 |  |" in text
-    assert "| hevc10-240p.mp4 | webp | pyav | 20/20 | True | identical | fallback: nvdec does not decode 10-bit |" in text
+    assert "| h264-720p.mp4 | gif | nvdec | 20/20 | True | 36.10 | 35.92 | 47.25 |  |" in text
+    assert "| hevc10-240p.mp4 | webp | pyav | 20/20 | True | - | - | identical | fallback: nvdec does not decode 10-bit |" in text
     assert "- first clip: 900.0 ms; the rest: median 100.0 ms, min 95.0 ms" in text and "9.00x" in text
     assert "## bench: timeout\n\nNo figures (timeout).\n\n```\ncpu: run 1 of 1 ...\n```" in text and "cpu: run 1 of 1 ..." in text
     assert '- auto: {"device": "cuda:0", "backend": "nvdec"}' in text
@@ -216,3 +216,9 @@ def test_the_pytest_stage_runs_every_file_that_holds_gpu_tests():
     marked = sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").rglob("test_*.py")
                     if re.search(r"^(@pytest\.mark\.gpu|pytestmark = pytest\.mark\.gpu)", p.read_text(), re.M))
     assert marked == sorted(gpu_check.GPU_TEST_FILES)
+
+
+@pytest.mark.parametrize("cpu, gpu, good", [(36.1, 35.7, True), (36.1, 35.5, False), (None, 30.0, False), (36.1, None, True)])
+def test_a_gpu_output_passes_parity_when_it_is_as_close_to_the_source_as_the_cpus(cpu, gpu, good):
+    """Within PARITY_MARGIN_DB (0.5) of the CPU's PSNR to the source; None is a lossless match."""
+    assert gpu_check._as_good({"cpu_to_source_db": cpu, "gpu_to_source_db": gpu}) is good

@@ -5,8 +5,8 @@ NVDEC tests also need PyNvVideoCodec and skip, saying so, where it does not impo
 has run yet on a GPU: these are the checks a GPU session must pass (see engine/decode/nvdec.py).
 
 "Same animation": the same frame count, fps, duration and per-frame delays, the same source frame
-on screen at every instant (read back from the frames' own index stamps), and a PSNR of at least
-40 dB between the two outputs' displayed frames.
+on screen at every instant (read back from the frames' own index stamps), and a GPU picture within
+0.5 dB of the CPU's PSNR against the source frames.
 """
 
 from __future__ import annotations
@@ -287,14 +287,20 @@ def run_both(path: Path, tmp_path: Path, fmt: str, **fields):
     return cpu, gpu
 
 
-def assert_same_animation(cpu, gpu, fps: float):
+def assert_same_animation(cpu, gpu, fps: float, source: Path):
+    """Same frames at the same instants, and a GPU picture as close to the source as the CPU's
+    (within 0.5 dB). Not a PSNR between the two outputs: a GIF's palette and dither follow small
+    input differences chaotically (on an H200, GPU and CPU GIFs of the same frames, within 0.4% of
+    each other's bytes, were 33.4 dB apart while their WebPs were 41 dB apart)."""
     assert (gpu.frames, gpu.fps, gpu.duration, gpu.width, gpu.height) == (cpu.frames, cpu.fps, cpu.duration, cpu.width, cpu.height)
     a, b = clients.pillow_frames(cpu.output), clients.pillow_frames(gpu.output)
     assert sum(d for _, d in a) == sum(d for _, d in b)
     shown_a = [clients.displayed_frame_at(a, (k + 0.5) / fps) for k in range(cpu.frames)]
     shown_b = [clients.displayed_frame_at(b, (k + 0.5) / fps) for k in range(gpu.frames)]
     assert [clipmaker.read_index(f) for f in shown_a] == [clipmaker.read_index(f) for f in shown_b]
-    assert psnr(np.stack(shown_a), np.stack(shown_b)) >= 40
+    frames = clipmaker.source_frames(source)
+    on_cpu, on_gpu = clipmaker.psnr_to_source(shown_a, frames), clipmaker.psnr_to_source(shown_b, frames)
+    assert on_gpu >= on_cpu - 0.5, (on_gpu, on_cpu)
 
 
 @pytest.mark.parametrize("fmt", ["gif", "webp"])
@@ -306,7 +312,7 @@ def test_gpu_and_cpu_make_the_same_animation(nvdec, tmp_path, fmt, size):
     if size[1] > 240:
         fields["width"] = 640
     cpu, gpu = run_both(path, tmp_path, fmt, **fields)
-    assert_same_animation(cpu, gpu, 10)
+    assert_same_animation(cpu, gpu, 10, path)
 
 
 @pytest.mark.parametrize("fmt", ["gif", "webp"])
