@@ -2,7 +2,7 @@
 
 A session lent a GPU runs this first (issue 14). On a machine without one it says so and exits 0
 within seconds, without importing torch when no NVIDIA driver is in sight, so ``make gpu-check``
-is safe anywhere. On a GPU, five stages run one after another, each in its own process on a time
+is safe anywhere. On a GPU, six stages run one after another, each in its own process on a time
 budget (a stage that runs over is killed and reported as such; a stage with too little time left
 is skipped, not run late):
 
@@ -14,7 +14,9 @@ is skipped, not run late):
                 counts, and the PSNR between the two outputs' displayed frames.
 4. ``reuse``    N clips decoded by NVDEC one after another in one process: the first clip (decoder
                 created, CUDA warmed) against the rest (what reusing the decoder buys).
-5. ``bench``    ``engine bench --devices cpu,cuda`` on a small generated manifest.
+5. ``processes`` one batch through the GPU node with 1 process per GPU and with the default
+                (``$ENGINE_GPU_PROCESSES``): wall seconds each.
+6. ``bench``    ``engine bench --devices cpu,cuda`` on a small generated manifest.
 
 The figures go to bench/results/gpu-check-<device>.json and .md, the device named as torch names
 it (``torch.cuda.get_device_name``). Stages never raise into the report: a failure is a finding.
@@ -50,7 +52,7 @@ DRIVER_FILE = Path("/proc/driver/nvidia/version")
 
 BUDGET_S = 285
 """The whole run's budget: under five minutes with the start-up and the report."""
-STAGE_BUDGETS: dict[str, int] = {"pytest": 120, "doctor": 30, "parity": 45, "reuse": 30, "bench": 60}
+STAGE_BUDGETS: dict[str, int] = {"pytest": 120, "doctor": 30, "parity": 45, "reuse": 20, "processes": 45, "bench": 25}
 """Seconds each stage may take at most (they add up to :data:`BUDGET_S`)."""
 MIN_STAGE_S = 10
 """A stage with less time left than this is skipped."""
@@ -225,9 +227,19 @@ def _render_bench(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _render_processes(summary: dict[str, Any]) -> list[str]:
+    lines = [f"`engine run --device cuda` (the GPU node) on {summary.get('jobs')} generated jobs, by processes per GPU "
+             "(`$ENGINE_GPU_PROCESSES`), one run each.", "",
+             "| processes per GPU | wall s | jobs | failed | decoded by |", "|---|---|---|---|---|"]
+    for run in summary.get("runs", []):
+        used = ", ".join(f"{k} {v}" for k, v in (run.get("decoded_by") or {}).items()) or "-"
+        lines.append(f"| {run.get('processes')} | {_fmt(run.get('wall_s'))} | {run.get('jobs')} | {run.get('failed')} | {used} |")
+    return lines
+
+
 _STAGE_RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "pytest": _render_pytest, "doctor": _render_doctor, "parity": _render_parity, "reuse": _render_reuse,
-    "bench": _render_bench,
+    "processes": _render_processes, "bench": _render_bench,
 }
 
 
@@ -373,6 +385,7 @@ def run_all(work: Path, device: str, budget: float = BUDGET_S, log: Callable[[st
         "doctor": (_engine("doctor", "--json"), parse_json_last_line),
         "parity": (stage_python + ["parity"], parse_json_last_line),
         "reuse": (stage_python + ["reuse"], parse_json_last_line),
+        "processes": (stage_python + ["processes"], parse_json_last_line),
         "bench": (stage_python + ["bench"], parse_bench),
     }
     stages: list[StageResult] = []
@@ -511,6 +524,42 @@ def stage_reuse(work: Path, clips: int = REUSE_CLIPS) -> dict[str, Any]:
             "first_over_rest": times[0] / statistics.median(rest) if statistics.median(rest) > 0 else None}
 
 
+PROCESSES_JOBS_PER_CLIP = 6
+"""Jobs per generated clip in the processes stage (GIF and WebP at three seeks)."""
+
+
+def stage_processes(work: Path) -> dict[str, Any]:
+    """The same batch through ``engine run --device cuda`` (the GPU node) with one process per GPU
+    and with :func:`~engine.executors.gpu_node.default_processes` (at least 2): wall seconds for each, the
+    decoders that took the jobs, failures. One run each, the one process first (its start-up is
+    the smaller)."""
+    from animated_previews.engine.executors.gpu_node import PROCESSES_ENV, default_processes
+
+    clips = {name: path for name, path in _clips(work).items() if not name.endswith(".mkv")}
+    manifest = work / "processes.jsonl"
+    lines = [{"id": f"{path.stem}-{fmt}-{seek}", "input": str(path), "format": fmt, "fps": 10, "seek": seek,
+              "duration": 1.5, **({"width": 640} if "240p" not in name else {})}
+             for name, path in clips.items() for fmt in ("gif", "webp") for seek in (0.1, 0.6, 1.1)]
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    env = {k: v for k, v in os.environ.items() if k != PROCESSES_ENV}
+    runs = []
+    for processes in (1, max(2, default_processes(1))):
+        out = work / f"processes-{processes}"
+        command = _engine("run", "--batch", str(manifest), "--out-dir", str(out), "--no-store", "--device", "cuda",
+                          "--results", str(out / "results.jsonl"))
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env={**env, PROCESSES_ENV: str(processes)})
+        wall = time.perf_counter() - started
+        results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()] if (out / "results.jsonl").exists() else []
+        used: dict[str, int] = {}
+        for result in results:
+            used[str(result.get("device"))] = used.get(str(result.get("device")), 0) + 1
+        runs.append({"processes": processes, "wall_s": round(wall, 2), "jobs": len(results), "returncode": done.returncode,
+                     "failed": sum(r.get("status") != "success" for r in results), "decoded_by": used})
+    good = all(run["returncode"] == 0 and run["jobs"] == len(lines) for run in runs)
+    return {"status": "ok" if good else "failed", "jobs": len(lines), "runs": runs}
+
+
 def stage_bench(work: Path) -> None:
     """``engine bench --devices cpu,cuda`` on a small manifest of the generated clips; prints its
     JSON report (the parent keeps the per-path figures)."""
@@ -537,7 +586,7 @@ def _run_stage(name: str, work: Path) -> None:
     if name == "bench":
         stage_bench(work)
         return
-    stage = {"parity": stage_parity, "reuse": stage_reuse}[name]
+    stage = {"parity": stage_parity, "reuse": stage_reuse, "processes": stage_processes}[name]
     try:
         summary = stage(work)
     except Exception as exc:  # noqa: BLE001 - reported as the stage's finding

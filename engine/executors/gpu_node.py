@@ -1,4 +1,4 @@
-"""The GPU node executor: one process per GPU, N decode threads in it, encoders on a CPU pool.
+"""The GPU node executor: a few processes per GPU, decode threads in each, encoders on CPU threads.
 
 Why not the local executor's shape (:mod:`engine.executors.local`: one process per core, each
 running whole jobs)? With ``--device cuda`` every one of those processes creates its own CUDA
@@ -6,16 +6,18 @@ context, and kernels from separate processes time-slice on the GPU rather than r
 each holds its own copy of the CUDA runtime's memory too. NVIDIA's own PyNvVideoCodec benchmark
 (``cached_decoder_benchmark.py``) runs ONE process with several threads, a multiple of the
 NVDEC engine count, each with its own CUDA stream and one long-lived decoder reconfigured per
-clip; fetching frames releases the GIL, so threads are enough. Here:
+clip; fetching frames releases the GIL. But the rest of a job does not: on an H200, one process
+with 16 decode threads was GIL-bound at about 2.3 jobs/s (a GIF job's kernels on CUDA are
+thousands of small tensor ops; :data:`CORES_PER_PROCESS`). Here:
 
-* one process per GPU (``cuda:k``), started from the local executor's forkserver, so the parent
-  never touches CUDA;
-* in it, :attr:`GpuNodeExecutor.threads` decode threads (default :func:`default_threads`: the
-  GPU's NVDEC engine count x :data:`THREADS_PER_ENGINE`, or ``$ENGINE_DECODE_THREADS``), each
-  running the first half of a job (:func:`engine.job.decode_job`: probe, decode, kernels) on a
-  CUDA stream of its own (the NVDEC adapter decodes on the current stream and keeps one decoder
-  per thread);
-* a pool of encoder threads (default: this machine's cores shared by the GPUs) running the second
+* :func:`default_processes` processes per GPU (``cuda:k``; ``$ENGINE_GPU_PROCESSES``), started
+  from the local executor's forkserver, so the parent never touches CUDA;
+* in each, :attr:`GpuNodeExecutor.threads` decode threads (default :func:`default_threads`: the
+  GPU's NVDEC engine count x :data:`THREADS_PER_ENGINE`, or ``$ENGINE_DECODE_THREADS``, shared by
+  the GPU's processes), each running the first half of a job (:func:`engine.job.decode_job`:
+  probe, decode, kernels) on a CUDA stream of its own (the NVDEC adapter decodes on the current
+  stream and keeps one decoder per thread);
+* a pool of encoder threads (default: this machine's cores shared by the processes) running the second
   half (:func:`engine.job.encode_job`: GIF/WebP/AVIF encode, byte budget, write). A decode
   thread hands its rendered clip (host numpy frames) to the pool and decodes the next clip at
   once, so encoding overlaps decoding. Threads, not processes: the frames are handed over
@@ -75,6 +77,19 @@ THREADS_PER_ENGINE = 2
 that an engine always has a session to serve while another thread's clip is probed, in the
 kernels or handed to an encoder. To be tuned on a GPU (``make gpu-check``)."""
 
+PROCESSES_ENV = "ENGINE_GPU_PROCESSES"
+"""Processes per GPU, overriding :func:`default_processes` (``GpuNodeExecutor(processes=...)``
+overrides both)."""
+
+CORES_PER_PROCESS = 4
+"""Cores per GPU process in :func:`default_processes`: 4 processes per GPU on a 16-core node. Why
+more than one: on an H200 node (16 cores) one process with 16 decode threads ran the previews
+library's 52 jobs in 22.7 s, where 16 CPU processes took 10.7 s, though each GIF job alone was
+faster on the GPU (0.45 s against 0.74 s): a GIF job on CUDA makes about 20,000 Python calls
+(small tensor ops) that hold the GIL, so one process is GIL-bound at about 2.3 jobs/s
+(bench/results/gpu-session-nvidia-h200.md). The figure 4 is not measured: ``make gpu-check``
+times 1 process against this default (its "processes" stage)."""
+
 HOPPER_ENGINES = 7
 """NVDEC engines on H100/H200 (NVDEC application note), for when PyNvVideoCodec's
 ``GetDecoderCaps`` cannot be asked (its ``num_decoder_engines``)."""
@@ -125,6 +140,26 @@ def _threads_from_environment() -> int | None:
 def default_threads(engines: int) -> int:
     """Decode threads per GPU: ``$ENGINE_DECODE_THREADS``, else ``engines`` x :data:`THREADS_PER_ENGINE`."""
     return _threads_from_environment() or engines * THREADS_PER_ENGINE
+
+
+def _processes_from_environment() -> int | None:
+    """``$ENGINE_GPU_PROCESSES``, when set."""
+    value = os.environ.get(PROCESSES_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        processes = int(value)
+    except ValueError:
+        processes = 0
+    if processes < 1:
+        raise EngineError(ErrorCode.INVALID_PARAMETER, f"${PROCESSES_ENV} must be a whole number >= 1, not {value!r}")
+    return processes
+
+
+def default_processes(gpus: int) -> int:
+    """Processes per GPU: ``$ENGINE_GPU_PROCESSES``, else one per :data:`CORES_PER_PROCESS` of this
+    machine's cores shared by its ``gpus`` (at least 1)."""
+    return _processes_from_environment() or max(1, usable_cores() // (CORES_PER_PROCESS * max(1, gpus)))
 
 
 def visible_gpus(environ: dict[str, str] | None = None, proc: Path = Path("/proc/driver/nvidia/gpus")) -> int:
@@ -225,11 +260,14 @@ class NodeSetup:
     device: DeviceRequest
     """The GPU its jobs run on ("cuda:k"), or "cpu" (tests: the same threads, no GPU)."""
     threads: int | None
-    """Decode threads (None: :func:`default_threads` of this GPU's engine count)."""
+    """Decode threads (None: :func:`default_threads` of this GPU's engine count, shared by the
+    ``share`` processes on the GPU)."""
     encoders: int
     run_pid: int
     budget: Budget | EngineError | None
     stages: Stages = field(default_factory=Stages)
+    share: int = 1
+    """Processes on this GPU (this one included)."""
 
 
 def _thread_stream(device: DeviceRequest) -> Any:
@@ -295,10 +333,10 @@ def _node_main(jobs: Connection, results: Connection, setup: NodeSetup) -> None:
     set_job_budget(setup.budget)
     threads = setup.threads
     if threads is None:
-        threads = default_threads(nvdec_engines()[0] if setup.device.kind == "cuda" else usable_cores())
+        threads = _shared(default_threads(nvdec_engines()[0] if setup.device.kind == "cuda" else usable_cores()), setup.share)
     import torch
 
-    torch.set_num_threads(max(1, usable_cores() // threads))  # CPU kernels: only fallback jobs run them here
+    torch.set_num_threads(max(1, usable_cores() // (threads * setup.share)))  # CPU kernels: only fallback jobs run them here
     from ..encode import webp
 
     webp.CODING_THREADS = 1  # the encoder threads are this process's parallelism: one still each
@@ -375,16 +413,30 @@ class _Node:
         self.results.close()
 
 
+def _shared(threads: int, share: int) -> int:
+    """One process's part of a GPU's decode threads (rounded up)."""
+    return max(1, -(-threads // share))
+
+
+def node_processes(gpus: tuple[DeviceRequest, ...], processes: int | None = None) -> tuple[DeviceRequest, ...]:
+    """The device of each process to start: every GPU in ``gpus`` ``processes`` times (None:
+    :func:`default_processes`), next to each other."""
+    each = processes or default_processes(len(set(gpus)))
+    return tuple(gpu for gpu in gpus for _ in range(each))
+
+
 def start_nodes(gpus: tuple[DeviceRequest, ...], threads: int | None, encoders: int | None,
                 stages: Stages = Stages()) -> list[_Node]:
-    """One process per device in ``gpus``, started."""
+    """One process per device in ``gpus`` (a device listed k times: k processes sharing its
+    decode threads), started."""
     encoders = encoders or max(1, usable_cores() // len(gpus))
     threads = threads or _threads_from_environment()
+    shares = {gpu: gpus.count(gpu) for gpu in gpus}
     # jobs in flight per process: one per decode thread, one per encoder (without the engine
     # count, which only the GPU's process asks, that of an H100/H200)
-    room = (threads or default_threads(HOPPER_ENGINES)) + encoders
-    budget = budget_for_pool(room * len(gpus))
-    return [_Node(NodeSetup(gpu, threads, encoders, os.getpid(), budget, stages), room) for gpu in gpus]
+    room = {gpu: (threads or _shared(default_threads(HOPPER_ENGINES), share)) + encoders for gpu, share in shares.items()}
+    budget = budget_for_pool(sum(room[gpu] for gpu in gpus))
+    return [_Node(NodeSetup(gpu, threads, encoders, os.getpid(), budget, stages, shares[gpu]), room[gpu]) for gpu in gpus]
 
 
 def run_node(entries: Iterable[ManifestEntry], out_dir: Path, nodes: list[_Node], *,
@@ -440,12 +492,13 @@ def run_node(entries: Iterable[ManifestEntry], out_dir: Path, nodes: list[_Node]
 
 @dataclass(frozen=True)
 class GpuNodeExecutor:
-    """One process per device in ``gpus`` (default: from the run's device request,
-    :func:`node_gpus`), each with ``threads`` decode threads (default :func:`default_threads`) and
-    ``encoders`` encoder threads (default: the cores shared by the processes). ``gpus=(cpu,)``
-    runs the same shape without a GPU (tests). A device listed twice gets two processes: the way
-    out if one process's GIL turns out to be the limit (the CPU work of each job: probe, frame
-    index, tags, Python between the kernels), at the price of a second CUDA context.
+    """``processes`` processes per device in ``gpus`` (default: from the run's device request,
+    :func:`node_gpus`; processes: :func:`default_processes`), each with ``threads`` decode threads
+    (default: :func:`default_threads` shared by the GPU's processes) and ``encoders`` encoder
+    threads (default: the cores shared by all the processes). ``gpus=(cpu,)`` runs the same shape
+    without a GPU (tests). Several processes per GPU because one process's GIL is the limit (the
+    CPU work of each job: probe, frame index, tags, the Python between the small kernels of a GIF
+    job: :data:`CORES_PER_PROCESS`), at the price of a CUDA context each.
 
     Held open (``with executor:``, as a stored run holds it over its windows of 4096 lines), the
     processes outlive each :meth:`run` and serve the next: their CUDA contexts, streams and
@@ -456,6 +509,8 @@ class GpuNodeExecutor:
     encoders: int | None = None
     stages: Stages = Stages()
     name: str = "gpu-node"
+    processes: int | None = None
+    """Processes per GPU (None: :func:`default_processes`)."""
     _held: list = field(default_factory=list, compare=False, repr=False)
     """While held open: [the running processes] (a list, so that a frozen executor can hold them)."""
 
@@ -475,7 +530,9 @@ class GpuNodeExecutor:
                               "(no $CUDA_VISIBLE_DEVICES entry, no /proc/driver/nvidia/gpus)")
         if self.threads is not None and self.threads < 1:
             raise EngineError(ErrorCode.INVALID_PARAMETER, "decode threads must be >= 1")
-        return self._run(entries, out_dir, tuple(gpus))
+        if self.processes is not None and self.processes < 1:
+            raise EngineError(ErrorCode.INVALID_PARAMETER, "processes per GPU must be >= 1")
+        return self._run(entries, out_dir, node_processes(tuple(gpus), self.processes))
 
     def _run(self, entries: Iterable[ManifestEntry], out_dir: Path, gpus: tuple[DeviceRequest, ...]) -> Iterator[Result]:
         """The processes start at the first Result asked for (or are the held ones)."""
@@ -490,5 +547,5 @@ class GpuNodeExecutor:
         yield from run_node(entries, out_dir, nodes, keep=True)
 
 
-__all__ = ["GpuNodeExecutor", "Stages", "clips_per_second_ceiling", "default_threads", "executor_for",
-           "node_gpus", "nvdec_engines", "run_node", "start_nodes", "visible_gpus"]
+__all__ = ["GpuNodeExecutor", "Stages", "clips_per_second_ceiling", "default_processes", "default_threads",
+           "executor_for", "node_gpus", "node_processes", "nvdec_engines", "run_node", "start_nodes", "visible_gpus"]

@@ -7,6 +7,7 @@ no-GPU exit, the budget logic, the parsers and the report are checked on any mac
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -66,7 +67,7 @@ def test_device_names_become_file_names(name, want):
 
 def test_the_stage_budgets_fit_in_five_minutes():
     assert sum(gpu_check.STAGE_BUDGETS.values()) <= gpu_check.BUDGET_S < 300
-    assert list(gpu_check.STAGE_BUDGETS) == ["pytest", "doctor", "parity", "reuse", "bench"]
+    assert list(gpu_check.STAGE_BUDGETS) == ["pytest", "doctor", "parity", "reuse", "processes", "bench"]
 
 
 # -- the report ---------------------------------------------------------------------------------
@@ -91,6 +92,9 @@ def fake_report() -> GpuCheckReport:
             StageResult("reuse", "ok", 12.0, 30, {"clip": "h264-1080p.mkv", "clips": 8, "seconds": [0.9] + [0.1] * 7,
                                                   "first_s": 0.9, "rest_median_s": 0.1, "rest_min_s": 0.095,
                                                   "first_over_rest": 9.0}),
+            StageResult("processes", "ok", 30.5, 45, {"jobs": 24, "runs": [
+                {"processes": 1, "wall_s": 14.2, "jobs": 24, "returncode": 0, "failed": 0, "decoded_by": {"nvdec": 24}},
+                {"processes": 4, "wall_s": 6.1, "jobs": 24, "returncode": 0, "failed": 0, "decoded_by": {"nvdec": 24}}]}),
             StageResult("bench", "timeout", 60.0, 60, {}, "cpu: run 1 of 1 ..."),
         ),
     )
@@ -109,6 +113,7 @@ def test_the_markdown_names_the_device_and_every_stage():
     assert "- first clip: 900.0 ms; the rest: median 100.0 ms, min 95.0 ms" in text and "9.00x" in text
     assert "## bench: timeout\n\nNo figures (timeout).\n\n```\ncpu: run 1 of 1 ...\n```" in text and "cpu: run 1 of 1 ..." in text
     assert '- auto: {"device": "cuda:0", "backend": "nvdec"}' in text
+    assert "| 1 | 14.20 | 24 | 0 | nvdec 24 |" in text and "| 4 | 6.10 | 24 | 0 | nvdec 24 |" in text
 
 
 def test_the_report_files_are_named_after_the_device(tmp_path):
@@ -153,21 +158,22 @@ def test_bench_json_keeps_the_per_path_figures():
 
 def test_each_stage_gets_its_budget_or_what_is_left_and_late_stages_are_skipped(tmp_path, monkeypatch):
     """A fake clock: pytest uses its 120 s, doctor 30 s, parity gets the 30 s left of 180, and
-    reuse and bench, with 5 s left, are skipped rather than run late."""
+    reuse, processes and bench, with 5 s left, are skipped rather than run late."""
     calls = []
 
     def fake_run(name, command, budget, env, parse):
         calls.append((name, budget, command))
         return StageResult(name, "timeout" if name == "pytest" else "ok", budget, budget)
 
-    clock = iter([0.0, 0.0, 120.0, 150.0, 175.0, 175.0, 176.0])
+    clock = iter([0.0, 0.0, 120.0, 150.0, 175.0, 175.0, 175.5, 176.0])
     monkeypatch.setattr(gpu_check, "run_command", fake_run)
     report = gpu_check.run_all(tmp_path, "NVIDIA H200", budget=180, log=lambda m: None, clock=lambda: next(clock))
     assert [(name, budget) for name, budget, _ in calls] == [("pytest", 120), ("doctor", 30), ("parity", 30)]
     assert calls[0][2][-len(gpu_check.GPU_TEST_FILES):] == list(gpu_check.GPU_TEST_FILES)
     assert calls[0][2][2:6] == ["pytest", "-m", "gpu", "-rs"] and calls[1][2][-2:] == ["doctor", "--json"]
     statuses = {s.name: s.status for s in report.stages}
-    assert statuses == {"pytest": "timeout", "doctor": "ok", "parity": "ok", "reuse": "skipped", "bench": "skipped"}
+    assert statuses == {"pytest": "timeout", "doctor": "ok", "parity": "ok", "reuse": "skipped", "processes": "skipped",
+                        "bench": "skipped"}
     assert report.stages[3].detail == "time budget spent (5 s left)" and report.seconds == 176.0
 
 
@@ -222,3 +228,19 @@ def test_the_pytest_stage_runs_every_file_that_holds_gpu_tests():
 def test_a_gpu_output_passes_parity_when_it_is_as_close_to_the_source_as_the_cpus(cpu, gpu, good):
     """Within PARITY_MARGIN_DB (0.5) of the CPU's PSNR to the source; None is a lossless match."""
     assert gpu_check._as_good({"cpu_to_source_db": cpu, "gpu_to_source_db": gpu}) is good
+
+
+def test_the_processes_stage_runs_one_batch_per_setting_and_counts_what_came_back(tmp_path, monkeypatch):
+    """On the CPU (``--device cpu`` for ``cuda``): the batch, the two runs, their results read back."""
+    import clipmaker
+    from animated_previews.engine.executors import gpu_node
+
+    clip = clipmaker.make_clip(tmp_path / "h264-240p.mp4", fps=25, frames=50, gop=25)
+    engine = gpu_check._engine
+    monkeypatch.setattr(gpu_check, "_clips", lambda work: {"h264-240p.mp4": clip, "h264-1080p.mkv": tmp_path / "x.mkv"})
+    monkeypatch.setattr(gpu_check, "_engine", lambda *args: engine(*("cpu" if a == "cuda" else a for a in args)))
+    monkeypatch.setattr(gpu_check.os, "environ", {**os.environ, **gpu_check.python_env(tmp_path)})
+    summary = gpu_check.stage_processes(tmp_path)
+    assert summary["status"] == "ok" and summary["jobs"] == gpu_check.PROCESSES_JOBS_PER_CLIP  # the mkv left out
+    assert [run["processes"] for run in summary["runs"]] == [1, max(2, gpu_node.default_processes(1))]
+    assert all(run["jobs"] == 6 and run["failed"] == 0 and run["decoded_by"] == {"pyav": 6} for run in summary["runs"])

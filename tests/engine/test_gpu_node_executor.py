@@ -1,5 +1,5 @@
-"""The GPU node executor (engine/executors/gpu_node.py), on the CPU: one process, N decode threads
-in it, encoders on a pool beside them; the executor contract kept; a failing or crashing job
+"""The GPU node executor (engine/executors/gpu_node.py), on the CPU: a process (or a few) per
+device, N decode threads in each, encoders on a pool beside them; the executor contract kept; a failing or crashing job
 fails alone. The GPU is the same shape with ``cuda:k`` for ``cpu``: what only a GPU can show
 (the streams, NVDEC's engines, the throughput) is left to ``make gpu-check``.
 
@@ -45,7 +45,7 @@ def stand_in_jobs(folder: Path, ids: list[str]) -> list:
 
 
 def run_stand_ins(tmp_path: Path, ids: list[str], *, threads: int, encoders: int = 2) -> dict:
-    executor = GpuNodeExecutor(gpus=(CPU,), threads=threads, encoders=encoders, stages=STAND_INS)
+    executor = GpuNodeExecutor(gpus=(CPU,), processes=1, threads=threads, encoders=encoders, stages=STAND_INS)
     results = list(executor.run(stand_in_jobs(tmp_path, ids), tmp_path / "out", CPU))
     assert [r.id for r in results].count(ids[0]) == 1
     return {r.id: r for r in results}
@@ -83,7 +83,7 @@ def test_jobs_spread_across_the_n_decode_threads_of_one_process(tmp_path):
 
 
 def test_a_device_listed_twice_gets_two_processes(tmp_path):
-    executor = GpuNodeExecutor(gpus=(CPU, CPU), threads=2, encoders=1, stages=STAND_INS)
+    executor = GpuNodeExecutor(gpus=(CPU, CPU), processes=1, threads=2, encoders=1, stages=STAND_INS)
     ids = [f"meet2-{k}" for k in range(4)]  # dealt to the emptiest process: two each, met by its two threads
 
     results = list(executor.run(stand_in_jobs(tmp_path, ids), tmp_path / "out", CPU))
@@ -118,7 +118,7 @@ def test_real_jobs_give_one_result_per_entry_the_same_as_the_local_executor(tmp_
     entries = load_manifest(write_manifest(tmp_path, jobs))
 
     node = {r.id: r for r in run_batch(entries, tmp_path / "node",
-                                       executor=GpuNodeExecutor(gpus=(CPU,), threads=2, encoders=2), device="cpu")}
+                                       executor=GpuNodeExecutor(gpus=(CPU,), processes=1, threads=2, encoders=2), device="cpu")}
     local = {r.id: r for r in run_batch(entries, tmp_path / "local", workers=2, device="cpu")}
 
     assert sorted(node) == sorted(local) == sorted(j["id"] for j in jobs)
@@ -161,7 +161,7 @@ def test_a_job_that_kills_the_process_fails_alone_and_the_rest_succeed(tmp_path)
 def test_held_open_the_processes_serve_every_run_and_end_with_the_hold(tmp_path):
     """A stored run holds its executor over its windows of lines: the GPU's process (its CUDA
     context, streams and decoders) is made once, not once per window."""
-    executor = GpuNodeExecutor(gpus=(CPU,), threads=2, encoders=1, stages=STAND_INS)
+    executor = GpuNodeExecutor(gpus=(CPU,), processes=1, threads=2, encoders=1, stages=STAND_INS)
     with executor:
         first = list(executor.run(stand_in_jobs(tmp_path, ["a", "b"]), tmp_path / "out", CPU))
         second = list(executor.run(stand_in_jobs(tmp_path, ["c", "d"]), tmp_path / "out", CPU))
@@ -172,7 +172,7 @@ def test_held_open_the_processes_serve_every_run_and_end_with_the_hold(tmp_path)
 
 
 def test_stopping_the_iterator_early_stops_the_node(tmp_path):
-    executor = GpuNodeExecutor(gpus=(CPU,), threads=2, encoders=1, stages=STAND_INS)
+    executor = GpuNodeExecutor(gpus=(CPU,), processes=1, threads=2, encoders=1, stages=STAND_INS)
     stream = executor.run(stand_in_jobs(tmp_path, [f"j{k}" for k in range(20)]), tmp_path / "out", CPU)
 
     first = next(stream)
@@ -195,6 +195,40 @@ def test_decode_threads_are_a_multiple_of_the_nvdec_engines_unless_the_environme
     monkeypatch.setenv(gpu_node.THREADS_ENV, "zero")
     with pytest.raises(Exception, match=gpu_node.THREADS_ENV):
         gpu_node.default_threads(7)
+
+
+def test_a_gpu_gets_one_process_per_four_cores_unless_the_environment_says(monkeypatch):
+    monkeypatch.delenv(gpu_node.PROCESSES_ENV, raising=False)
+    monkeypatch.setattr(gpu_node, "usable_cores", lambda: 16)
+    assert gpu_node.default_processes(1) == 4  # an H200 node: 16 cores, one GPU
+    assert gpu_node.default_processes(8) == 1  # never fewer than one
+    monkeypatch.setattr(gpu_node, "usable_cores", lambda: 2)
+    assert gpu_node.default_processes(1) == 1
+    monkeypatch.setenv(gpu_node.PROCESSES_ENV, "3")
+    assert gpu_node.default_processes(1) == 3
+    monkeypatch.setenv(gpu_node.PROCESSES_ENV, "0")
+    with pytest.raises(Exception, match=gpu_node.PROCESSES_ENV):
+        gpu_node.default_processes(1)
+
+
+def test_each_gpu_is_listed_once_per_process_and_its_decode_threads_are_shared():
+    gpus = (DeviceRequest("cuda", 0), DeviceRequest("cuda", 1))
+    assert gpu_node.node_processes(gpus, 2) == (gpus[0], gpus[0], gpus[1], gpus[1])
+    assert gpu_node.default_threads(7) // 7 == gpu_node.THREADS_PER_ENGINE
+    assert [gpu_node._shared(14, share) for share in (1, 2, 3, 4, 20)] == [14, 7, 5, 4, 1]
+
+
+def test_processes_per_gpu_run_the_jobs_side_by_side(tmp_path):
+    executor = GpuNodeExecutor(gpus=(CPU,), processes=2, threads=2, encoders=1, stages=STAND_INS)
+    ids = [f"meet2-{k}" for k in range(4)]
+    results = list(executor.run(stand_in_jobs(tmp_path, ids), tmp_path / "out", CPU))
+    assert all("met 2" in r.notes for r in results), [r.notes for r in results]
+    assert len({noted(r, "decoded")[0] for r in results}) == 2
+
+
+def test_processes_per_gpu_below_one_are_refused(tmp_path):
+    with pytest.raises(Exception, match="processes per GPU must be >= 1"):
+        GpuNodeExecutor(gpus=(CPU,), processes=0).run([], tmp_path, CPU)
 
 
 def test_the_engine_count_comes_from_get_decoder_caps_else_the_hopper_figure(monkeypatch):
