@@ -13,8 +13,10 @@ still changes at once.
 The scan runs along the output instants in order (each depends on the one before): per instant
 that shows a new source frame, only the pixels whose index changed are looked at (on a still
 background a few percent; when most changed, the whole frame at once); instants repeating the
-previous source frame repeat its indices. (Finding the changed pixels is one host
-synchronisation per frame on a GPU; on the CPU it goes through NumPy, see :func:`_positions`.)
+previous source frame repeat its indices. (On a GPU every pixel of the frame is decided at once
+instead: finding the changed ones would be a host synchronisation per frame, and an unchanged
+pixel keeps its index whichever way it is decided. On the CPU the search goes through NumPy, see
+:func:`_positions`.)
 
 A run of frames with a palette of its own starts from what the previous run left on screen
 (``before``): a pixel keeps that colour, as :data:`KEEP`, on the same terms, so a change of
@@ -79,7 +81,9 @@ def hold_indices(frames: Tensor, indices: Tensor, index: Tensor, palette: Tensor
         return _scan(frames, index, palette, slack, out, before)
     channels = torch.zeros((3, KEEP + 1), dtype=torch.float32, device=frames.device)  # KEEP's entry unused
     channels[:, : palette.shape[0]] = palette.to(device=frames.device, dtype=torch.float32).t()
-    margin = float(slack * palette_spacing(palette))
+    at_once = _every_pixel_at_once(frames.device)
+    spacing = palette_spacing(palette.to(frames.device))
+    margin: float | Tensor = slack * spacing if at_once else float(slack * spacing)  # a GPU's stays there
     screen = None if before is None else before.permute(1, 2, 0).contiguous().view(-1, 3)  # [P, 3]
     rows = index.tolist()
     kept = torch.full(out.shape[1:], KEEP, dtype=out.dtype, device=out.device).view(-1) if before is not None else None
@@ -97,6 +101,12 @@ def hold_indices(frames: Tensor, indices: Tensor, index: Tensor, palette: Tensor
                 stays = previous == KEEP  # same decision: remap's dither is by place, not time)
                 stays &= _unchanged(pixels, _pixels(frames[rows[k - 1]]))
                 now.masked_fill_(stays, KEEP)
+            if at_once:  # every pixel at once, without asking which changed (a host synchronisation
+                # a frame, which stalls every thread of a GPU node's process): an unchanged pixel's
+                # held and new colours are the same, so it keeps its index either way
+                keep = _no_worse(pixels, channels, previous, now, margin, screen)
+                torch.where(keep, previous, now, out=now)
+                continue
             where = _positions(now != previous)
             if where.numel() * 2 < now.numel():  # few changed: look only at those
                 new, held = now.index_select(0, where), previous.index_select(0, where)
@@ -123,6 +133,11 @@ def _scan(frames: Tensor, index: Tensor, palette: Tensor, slack: float, out: Ten
          np.float32(slack * palette_spacing(palette)), out.view(count, height * width).numpy(), screen.numpy(),
          before is not None, KEEP)
     return out
+
+
+def _every_pixel_at_once(device: torch.device) -> bool:
+    """Decide every pixel of each frame (a GPU), not only those whose index changed (the CPU)."""
+    return device.type != "cpu"
 
 
 def _unchanged(pixels: Tensor, before: Tensor) -> Tensor:
@@ -158,7 +173,7 @@ def _pixels(frame: Tensor) -> Tensor:
     return frame.permute(1, 2, 0).reshape(-1, 3)
 
 
-def _no_worse(pixels: Tensor, channels: Tensor, held: Tensor, new: Tensor, margin: float,
+def _no_worse(pixels: Tensor, channels: Tensor, held: Tensor, new: Tensor, margin: float | Tensor,
               screen: Tensor | None = None) -> Tensor:
     """For pixels uint8 [P, 3]: is palette colour ``held`` at most ``margin`` farther (Euclidean
     RGB) from the pixel than colour ``new``? (bool [P]) A ``held`` of :data:`KEEP` stands for
@@ -181,7 +196,7 @@ CPU_TILE = 1 << 15
 """Pixels compared at once on the CPU (see :func:`_no_worse`)."""
 
 
-def _no_worse_tile(pixels: Tensor, channels: Tensor, held: Tensor, new: Tensor, margin: float,
+def _no_worse_tile(pixels: Tensor, channels: Tensor, held: Tensor, new: Tensor, margin: float | Tensor,
                    screen: Tensor | None) -> Tensor:
     """:func:`_no_worse` on one tile. One channel at a time: gathers from [K] tables are far
     cheaper than from [K, 3] rows."""

@@ -161,6 +161,9 @@ def moving_clip(frames: int, seed: int, channels_last: bool) -> torch.Tensor:
 @pytest.mark.parametrize("slack", [0.0, DEFAULT_HOLD_SLACK, 1.5])
 @pytest.mark.parametrize("with_screen", [False, True])
 def test_the_compiled_loop_gives_the_torch_kernels_indices(monkeypatch, seed, slack, with_screen):
+    """Three ways, one result: the compiled loop (CPU), the torch kernel looking only at the pixels
+    whose index changed (CPU without numba), and the torch kernel deciding every pixel at once
+    (a GPU, which would pay a host synchronisation a frame to find the changed ones)."""
     frames = moving_clip(7, seed, channels_last=seed % 2 == 0)
     palette = median_cut(frames, max_colours=24 + 20 * (seed % 3))
     fresh = remap(frames, palette)
@@ -173,8 +176,10 @@ def test_the_compiled_loop_gives_the_torch_kernels_indices(monkeypatch, seed, sl
     compiled = hold_indices(frames, fresh, index, palette, slack=slack, before=screen)
     monkeypatch.setattr(hold, "SCAN", None)
     plain = hold_indices(frames, fresh, index, palette, slack=slack, before=screen)
+    monkeypatch.setattr(hold, "_every_pixel_at_once", lambda device: True)  # as on a GPU: no search for changes
+    at_once = hold_indices(frames, fresh, index, palette, slack=slack, before=screen)
 
-    assert torch.equal(compiled, plain)
+    assert torch.equal(compiled, plain) and torch.equal(plain, at_once)
     assert (compiled != fresh[index]).any()  # the hold did decide something here
     if with_screen:
         assert (compiled == KEEP).any()
