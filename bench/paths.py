@@ -19,6 +19,15 @@ from typing import Callable
 from bench import harness, report
 
 
+def fallbacks(path: str, devices_used: dict[str, int]) -> int:
+    """Jobs of the ``cuda`` path that another decoder than NVDEC took (a result's ``device`` names
+    its decoder: "nvdec" or "pyav"); 0 for the other paths. (Until 2026-12-04 this asked for
+    names starting with "cuda", which none has: an H200's all-NVDEC run read "some jobs fell back".)"""
+    if path != "cuda":
+        return 0
+    return sum(count for decoder, count in devices_used.items() if decoder != "nvdec")
+
+
 def run_bench(manifest: Path, *, devices: list[str], baselines: list[str], repeat: int = 3, warmup: int | None = None,
               workers: int | None = None, input_root: Path | None = None, psnr_jobs: int | None = None,
               keep_dir: Path | None = None, log: Callable[[str], None] = lambda m: None) -> dict:
@@ -60,8 +69,9 @@ def run_bench(manifest: Path, *, devices: list[str], baselines: list[str], repea
             last = runs[p][-1]["results"]
             summary = harness.summarize_runs(runs[p])
             summary["status"] = "ok" if not summary["failed"] else f"{summary['failed']} of {summary['clips']} jobs failed"
-            if p == "cuda" and any(not d.startswith("cuda") for d in summary["devices_used"]):
-                summary["status"] += f" (some jobs fell back: {summary['devices_used']})"
+            fell_back = fallbacks(p, summary["devices_used"])
+            if fell_back:
+                summary["status"] += f" ({fell_back} of {summary['clips']} jobs fell back to the CPU decoder)"
             if scored:
                 log(f"{p}: scoring PSNR against the common reference ...")
             by_id = {r["id"]: r for r in last}

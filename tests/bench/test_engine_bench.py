@@ -117,3 +117,12 @@ def test_plot_of_a_report_with_an_unavailable_path(tmp_path):
                         "cuda": {"status": "unavailable: no CUDA device"}}}
     assert plots.plot_bench(report, tmp_path / "p.png")
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_cuda_job_fell_back_when_the_cpu_decoder_took_it():
+    """Results name their decoder ("nvdec" or "pyav"), never "cuda"."""
+    from bench.paths import fallbacks
+
+    assert fallbacks("cuda", {"nvdec": 8}) == 0
+    assert fallbacks("cuda", {"nvdec": 6, "pyav": 2}) == 2
+    assert fallbacks("cpu", {"pyav": 8}) == 0
