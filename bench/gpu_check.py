@@ -571,8 +571,8 @@ def stage_bench(work: Path) -> None:
             lines.append({"id": f"{path.stem}-{fmt}", "input": str(path), "format": fmt, "fps": 10,
                           "seek": 0.5, "duration": 2, **({"width": 640} if "240p" not in name else {})})
     manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    # 4 workers: 4 CUDA contexts, not one per core (16 on the device machines), so that start-up
-    # fits the stage's budget.
+    # 4 workers: 4 CPU processes on the cpu path; on the cuda path the GPU node (as `engine run
+    # --device cuda` runs it) with 4 decode threads, so that start-up fits the stage's budget.
     command = _engine("bench", "--manifest", str(manifest), "--devices", "cpu,cuda", "--repeat", "1", "--workers", "4",
                       "--psnr-jobs", "0", "--no-plot", "--json", "--name", "gpu-check-bench",
                       "--results-dir", str(work / "bench-results"))

@@ -244,6 +244,19 @@ def _failed(job_id: str, message: str) -> dict:
             "error_message": message, "timings": {}}
 
 
+def node_executor(device: str, workers: int):
+    """The executor ``engine run --device DEVICE --workers N`` would use when the device finds
+    GPUs here (the GPU node, ``workers`` decode threads per GPU), else None (run_batch's process
+    pool): the cuda path is measured as users run it. (Until 2026-12-04 it ran on the process
+    pool, one CUDA context per worker, which no user's ``engine run`` does.)"""
+    try:
+        from animated_previews.engine.device import parse_device
+        from animated_previews.engine.executors.gpu_node import GpuNodeExecutor, node_gpus
+    except ImportError:  # an older checkout
+        return None
+    return GpuNodeExecutor(threads=workers) if node_gpus(parse_device(device)) else None
+
+
 def run_engine(jobs: list[Job], out_dir: Path, *, workers: int, device: str | None = None) -> dict:
     """All ``jobs`` through ``engine.run_batch``; wall and CPU time, results, memory peaks.
 
@@ -255,6 +268,9 @@ def run_engine(jobs: list[Job], out_dir: Path, *, workers: int, device: str | No
     kwargs = {}
     if device is not None and run_batch_accepts_device():
         kwargs["device"] = device
+        executor = node_executor(device, workers)
+        if executor is not None:
+            kwargs["executor"] = executor
     # a forkserver left over from an earlier batch is a helper, not a worker: leave it out of HWM
     sampler = MemorySampler(gpu=(device != "cpu"), exclude=set(descendants()))
     results: list[dict] = []

@@ -81,8 +81,8 @@ STORE_HELP = (f"Store file (SQLite) that remembers every job [default: ${STORE_E
               help=f"Jobs run side by side, one per worker process [default: the cores there are, here {default_workers()}].")
 @click.option("--executor", "executor_name", type=click.Choice(sorted(EXECUTORS)), default=None,
               help="Where jobs run: local (a process pool on this machine), gpu-node (a few processes per GPU, "
-                   "$ENGINE_GPU_PROCESSES, default one per 4 cores; --workers decode threads in each, encoders on "
-                   "the CPU) or ray (actors across a Ray cluster; "
+                   "$ENGINE_GPU_PROCESSES, default one per 4 cores; --workers decode threads per GPU, shared by "
+                   "them; encoders on the CPU) or ray (actors across a Ray cluster; "
                    "needs `pip install .[ray]`; see README 'Past one node'). The store, results and events stay here. "
                    "[default: gpu-node when --device finds GPUs here, else local]")
 @click.option("--ray-address", metavar="ADDR", help="With --executor ray: the cluster to join (what `ray start --head` "

@@ -260,8 +260,8 @@ class NodeSetup:
     device: DeviceRequest
     """The GPU its jobs run on ("cuda:k"), or "cpu" (tests: the same threads, no GPU)."""
     threads: int | None
-    """Decode threads (None: :func:`default_threads` of this GPU's engine count, shared by the
-    ``share`` processes on the GPU)."""
+    """Decode threads in this process (None: its part of :func:`default_threads` of this GPU's
+    engine count, shared by the ``share`` processes on the GPU)."""
     encoders: int
     run_pid: int
     budget: Budget | EngineError | None
@@ -428,15 +428,17 @@ def node_processes(gpus: tuple[DeviceRequest, ...], processes: int | None = None
 def start_nodes(gpus: tuple[DeviceRequest, ...], threads: int | None, encoders: int | None,
                 stages: Stages = Stages()) -> list[_Node]:
     """One process per device in ``gpus`` (a device listed k times: k processes sharing its
-    decode threads), started."""
+    ``threads`` decode threads, or its :func:`default_threads`), started."""
     encoders = encoders or max(1, usable_cores() // len(gpus))
-    threads = threads or _threads_from_environment()
+    threads = threads or _threads_from_environment()  # per GPU
     shares = {gpu: gpus.count(gpu) for gpu in gpus}
+    each = {gpu: _shared(threads, share) if threads else None for gpu, share in shares.items()}  # per process
     # jobs in flight per process: one per decode thread, one per encoder (without the engine
     # count, which only the GPU's process asks, that of an H100/H200)
-    room = {gpu: (threads or _shared(default_threads(HOPPER_ENGINES), share)) + encoders for gpu, share in shares.items()}
+    room = {gpu: (each[gpu] or _shared(default_threads(HOPPER_ENGINES), share)) + encoders for gpu, share in shares.items()}
     budget = budget_for_pool(sum(room[gpu] for gpu in gpus))
-    return [_Node(NodeSetup(gpu, threads, encoders, os.getpid(), budget, stages, shares[gpu]), room[gpu]) for gpu in gpus]
+    return [_Node(NodeSetup(gpu, each[gpu], encoders, os.getpid(), budget, stages, shares[gpu]), room[gpu])
+            for gpu in gpus]
 
 
 def run_node(entries: Iterable[ManifestEntry], out_dir: Path, nodes: list[_Node], *,
@@ -493,9 +495,9 @@ def run_node(entries: Iterable[ManifestEntry], out_dir: Path, nodes: list[_Node]
 @dataclass(frozen=True)
 class GpuNodeExecutor:
     """``processes`` processes per device in ``gpus`` (default: from the run's device request,
-    :func:`node_gpus`; processes: :func:`default_processes`), each with ``threads`` decode threads
-    (default: :func:`default_threads` shared by the GPU's processes) and ``encoders`` encoder
-    threads (default: the cores shared by all the processes). ``gpus=(cpu,)`` runs the same shape
+    :func:`node_gpus`; processes: :func:`default_processes`), sharing ``threads`` decode threads
+    per GPU (default: :func:`default_threads`) and each with ``encoders`` encoder threads
+    (default: the cores shared by all the processes). ``gpus=(cpu,)`` runs the same shape
     without a GPU (tests). Several processes per GPU because one process's GIL is the limit (the
     CPU work of each job: probe, frame index, tags, the Python between the small kernels of a GIF
     job: :data:`CORES_PER_PROCESS`), at the price of a CUDA context each.

@@ -126,3 +126,16 @@ def test_a_cuda_job_fell_back_when_the_cpu_decoder_took_it():
     assert fallbacks("cuda", {"nvdec": 8}) == 0
     assert fallbacks("cuda", {"nvdec": 6, "pyav": 2}) == 2
     assert fallbacks("cpu", {"pyav": 8}) == 0
+
+
+def test_the_cuda_path_runs_on_the_executor_engine_run_picks(monkeypatch):
+    """The GPU node where the device finds GPUs (``--workers`` its decode threads per GPU), else
+    run_batch's process pool, as ``engine run --device ...`` chooses."""
+    from animated_previews.engine.executors import gpu_node
+
+    monkeypatch.setattr(gpu_node, "visible_gpus", lambda: 0)
+    assert harness.node_executor("cuda", 4) is None and harness.node_executor("cpu", 4) is None
+    monkeypatch.setattr(gpu_node, "visible_gpus", lambda: 2)
+    executor = harness.node_executor("cuda", 4)
+    assert isinstance(executor, gpu_node.GpuNodeExecutor) and executor.threads == 4
+    assert harness.node_executor("cpu", 4) is None

@@ -83,8 +83,9 @@ def test_jobs_spread_across_the_n_decode_threads_of_one_process(tmp_path):
 
 
 def test_a_device_listed_twice_gets_two_processes(tmp_path):
-    executor = GpuNodeExecutor(gpus=(CPU, CPU), processes=1, threads=2, encoders=1, stages=STAND_INS)
+    executor = GpuNodeExecutor(gpus=(CPU, CPU), processes=1, threads=4, encoders=1, stages=STAND_INS)
     ids = [f"meet2-{k}" for k in range(4)]  # dealt to the emptiest process: two each, met by its two threads
+    # (4 decode threads for the device, shared by its two processes)
 
     results = list(executor.run(stand_in_jobs(tmp_path, ids), tmp_path / "out", CPU))
 
@@ -219,11 +220,19 @@ def test_each_gpu_is_listed_once_per_process_and_its_decode_threads_are_shared()
 
 
 def test_processes_per_gpu_run_the_jobs_side_by_side(tmp_path):
-    executor = GpuNodeExecutor(gpus=(CPU,), processes=2, threads=2, encoders=1, stages=STAND_INS)
-    ids = [f"meet2-{k}" for k in range(4)]
+    executor = GpuNodeExecutor(gpus=(CPU,), processes=2, threads=4, encoders=1, stages=STAND_INS)
+    ids = [f"meet2-{k}" for k in range(4)]  # two a process, met by its two threads: 4 for the GPU, shared
     results = list(executor.run(stand_in_jobs(tmp_path, ids), tmp_path / "out", CPU))
     assert all("met 2" in r.notes for r in results), [r.notes for r in results]
     assert len({noted(r, "decoded")[0] for r in results}) == 2
+
+
+def test_a_gpus_decode_threads_are_shared_by_its_processes(monkeypatch):
+    """``threads`` (``--workers``, ``$ENGINE_DECODE_THREADS``) are per GPU whatever the processes."""
+    started = []
+    monkeypatch.setattr(gpu_node, "_Node", lambda setup, room: started.append((setup.threads, setup.share, room)))
+    gpu_node.start_nodes((CPU, CPU, CPU), threads=14, encoders=2)
+    assert started == [(5, 3, 7)] * 3  # 14 shared by 3: 5 each (rounded up), plus 2 encoders in flight
 
 
 def test_processes_per_gpu_below_one_are_refused(tmp_path):
