@@ -35,7 +35,7 @@ import torch
 from ..kernels.fit import cover_crop, fill_outside, fit, pad, pad_placement
 from ..kernels.hold import DEFAULT_HOLD_SLACK, KEEP, hold_indices
 from ..kernels.nearest import blocks_in_histogram
-from ..kernels.palette import palette_from_histogram
+from ..kernels.palette import palettes_from_histograms
 from ..kernels.remap import remap
 from ..kernels.resize import resize
 from ..kernels.scenes import palette_runs
@@ -258,9 +258,8 @@ def _indexed(clip: DecodedClip, colours: int, keeps_screen: bool = False,
     indices = torch.empty((len(rows), clip.height, clip.width), dtype=torch.uint8, device=clip.frames.device)
     stretches = []
     screen = None  # the colours on screen at the end of the previous run, [3, H, W]
-    for run, histogram in zip(runs, histograms):
-        palette, valid = palette_from_histogram(*histogram, max_colours=colours,
-                                                occupied_only=clip.frames.device.type == "cpu")
+    palettes = palettes_from_histograms(histograms, max_colours=colours, occupied_only=clip.frames.device.type == "cpu")
+    for run, histogram, (palette, valid) in zip(runs, histograms, palettes):
         if len(runs) == 1:
             palette = palette[valid]  # the one host synchronisation: K colours, not the padded slots
         first, end = bisect.bisect_left(rows, run.start), bisect.bisect_left(rows, run.stop)

@@ -19,7 +19,7 @@ from .histogram import colour_histogram
 from .kmeans_scan import SCAN as SCAN_KMEANS
 from .median_cut_scan import SCAN as SCAN_MEDIAN_CUT
 
-__all__ = ["median_cut", "median_cut_slots", "palette_from_histogram"]
+__all__ = ["median_cut", "median_cut_slots", "palette_from_histogram", "palettes_from_histograms"]
 
 # Histogram entries kept for median cut and k-means: the most populated bins. A 45-frame
 # 640x360 Big Buck Bunny clip fills 5,794 of the 32,768 5-bit bins; the top 4,096 hold
@@ -88,28 +88,59 @@ def palette_from_histogram(counts: Tensor, sums: Tensor, max_colours: int = 255,
     ``occupied_only`` works on the occupied bins alone instead of a fixed :data:`_MAX_ENTRIES`:
     less work for a clip with few colours, at the price of one read of their count to the host
     (free on the CPU, a stall on a GPU)."""
+    return palettes_from_histograms([(counts, sums)], max_colours, refine_iterations, occupied_only)[0]
+
+
+def palettes_from_histograms(histograms: list[tuple[Tensor, Tensor]], max_colours: int = 255,
+                             refine_iterations: int = 4, occupied_only: bool = False) -> list[tuple[Tensor, Tensor]]:
+    """:func:`palette_from_histogram` of each histogram (a clip's runs of frames, each with its own
+    palette), the same palettes. Without the compiled loops (a GPU) the median cuts and k-means
+    of all of them run side by side, one batch: the torch kernels are some thirty small operations
+    a round, about 1,100 a palette, and a clip of six runs made 6,800 of them (the profile of a GIF
+    job on an H200: ~20,000 Python calls, the GIL held for each)."""
     if not 1 <= max_colours <= 256:
         raise ValueError(f"max_colours must be in 1..256 (palette indices are uint8), got {max_colours}")
     if refine_iterations < 0:
         raise ValueError(f"refine_iterations must be >= 0, got {refine_iterations}")
-    device = sums.device
+    entries = [_entries(counts, sums, occupied_only) for counts, sums in histograms]
+    if not entries:
+        return []
+    device = entries[0][0].device
+    batched = len({weight.shape[0] for weight, _ in entries}) == 1 and not runs(SCAN_MEDIAN_CUT, device)
+    groups = [list(range(len(entries)))] if batched else [[k] for k in range(len(entries))]
+    out: list[tuple[Tensor, Tensor]] = []
+    for group in groups:
+        weight = torch.stack([entries[k][0] for k in group])
+        colour = torch.stack([entries[k][1] for k in group])
+        box, n_boxes = _split_boxes_batch(colour, weight, max_colours)
+        centroids = _box_means_batch(colour, weight, box, max_colours)
+        centroids = _refine_batch(colour, weight, centroids, n_boxes, refine_iterations)
+        out += [_chosen(weight[p], colour[p], centroids[p], n_boxes[p], max_colours) for p in range(len(group))]
+    return out
+
+
+def _entries(counts: Tensor, sums: Tensor, occupied_only: bool) -> tuple[Tensor, Tensor]:
+    """The histogram's most populated bins, most first: their weights (int64 [E]) and mean
+    colours (float32 [E, 3])."""
     entries = min(_MAX_ENTRIES, counts.numel())
     if occupied_only:
         entries = max(1, min(entries, int(torch.count_nonzero(counts))))
     weight, bins = torch.topk(counts, entries)  # sorted, most populated first
-    colour = sums[bins] / weight.clamp(min=1).unsqueeze(1).to(torch.float32)
-    occupied = (weight > 0).sum()
+    return weight, sums[bins] / weight.clamp(min=1).unsqueeze(1).to(torch.float32)
 
+
+def _chosen(weight: Tensor, colour: Tensor, centroids: Tensor, n_boxes: Tensor, max_colours: int) -> tuple[Tensor, Tensor]:
+    """The palette and its valid rows: the bins' own colours when they are few, else the refined
+    box means."""
+    device = colour.device
+    entries = weight.shape[0]
+    occupied = (weight > 0).sum()
     # Few colours: every occupied bin becomes a palette colour, exactly its mean.
     few_slots = min(max_colours, entries)
     few = torch.zeros((max_colours, 3), dtype=torch.float32, device=device)
     few[:few_slots] = colour[:few_slots]
     few_valid = torch.zeros(max_colours, dtype=torch.bool, device=device)
     few_valid[:few_slots] = weight[:few_slots] > 0
-
-    box, n_boxes = _split_boxes(colour, weight, max_colours)
-    centroids = _box_means(colour, weight, box, max_colours)
-    centroids = _refine(colour, weight, centroids, n_boxes, refine_iterations)
     many_valid = torch.arange(max_colours, device=device) < n_boxes
 
     use_few = occupied <= max_colours
@@ -122,63 +153,81 @@ def palette_from_histogram(counts: Tensor, sums: Tensor, max_colours: int = 255,
 
 
 def _split_boxes(colour: Tensor, weight: Tensor, max_boxes: int) -> tuple[Tensor, Tensor]:
-    """Median-cut the weighted entries into at most ``max_boxes`` boxes.
+    """Median-cut the weighted entries (``colour`` float32 [E, 3], ``weight`` int64 [E]) into
+    at most ``max_boxes`` boxes: the box id of every entry (int64 [E]) and the number of boxes
+    (0-dim tensor). :func:`_split_boxes_batch` for one set of entries."""
+    box, n_boxes = _split_boxes_batch(colour.unsqueeze(0), weight.unsqueeze(0), max_boxes)
+    return box[0], n_boxes[0]
 
-    Returns the box id of every entry (int64 [E]) and the number of boxes (0-dim tensor).
-    Each round ranks the boxes by squared error (weight x summed channel variance) and
+
+def _split_boxes_batch(colour: Tensor, weight: Tensor, max_boxes: int) -> tuple[Tensor, Tensor]:
+    """Median-cut P sets of weighted entries (``colour`` float32 [P, E, 3], ``weight`` int64
+    [P, E]), each into at most ``max_boxes`` boxes: box ids int64 [P, E], box counts int64 [P].
+
+    Each round ranks each set's boxes by squared error (weight x summed channel variance) and
     splits the worst ones (as many as the remaining budget and ``_SPLIT_FRACTION`` allow)
-    along their highest-variance channel at the weighted median, all boxes in one sort.
-    (Cutting where the most squared error is removed instead, as Wu's quantiser does, was
-    measured 0.1 dB worse after k-means refinement on the benchmark clip.)
+    along their highest-variance channel at the weighted median, all boxes of all sets in one
+    sort. (Cutting where the most squared error is removed instead, as Wu's quantiser does, was
+    measured 0.1 dB worse after k-means refinement on the benchmark clip.) The sets are kept
+    apart by numbering set p's boxes from p x ``max_boxes``; each set's boxes come out as they
+    would alone (tests/kernels/test_palette.py).
     """
     device = colour.device
-    n_entries = colour.shape[0]
-    box = torch.zeros(n_entries, dtype=torch.int64, device=device)
-    n_boxes = torch.ones((), dtype=torch.int64, device=device)
+    sets, n_entries = weight.shape
+    box = torch.zeros((sets, n_entries), dtype=torch.int64, device=device)
+    n_boxes = torch.ones(sets, dtype=torch.int64, device=device)
     if max_boxes == 1:
         return box, n_boxes
     rounds = math.ceil(math.log(max_boxes) / math.log1p(_SPLIT_FRACTION)) + 2
-    if runs(SCAN_MEDIAN_CUT, device):  # the same rounds, compiled (kernels/median_cut_scan.py)
-        found = SCAN_MEDIAN_CUT(colour.contiguous().numpy(), weight.contiguous().numpy(), max_boxes, _SPLIT_FRACTION,
-                                rounds, box.numpy())
-        return box, torch.tensor(found, dtype=torch.int64)
+    if runs(SCAN_MEDIAN_CUT, device):  # the same rounds, compiled (kernels/median_cut_scan.py), set by set
+        for p in range(sets):
+            n_boxes[p] = SCAN_MEDIAN_CUT(colour[p].contiguous().numpy(), weight[p].contiguous().numpy(), max_boxes,
+                                         _SPLIT_FRACTION, rounds, box[p].numpy())
+        return box, n_boxes
     positive = weight > 0
     # Per-entry contributions to box statistics, constant across rounds: [w, w*c (3),
     # w*c^2 (3)] and [w, occupied] as exact integers. Float64 because the variance
     # E[c^2] - E[c]^2 of a bright, nearly flat box cancels ~10 significant digits.
-    wd = weight.to(torch.float64).unsqueeze(1)
+    wd = weight.to(torch.float64).unsqueeze(2)
     cd = colour.to(torch.float64)
-    moments = torch.cat([wd, cd * wd, cd.square() * wd], dim=1)
-    tallies = torch.stack([weight, positive.to(torch.int64)], dim=1)
-    slot = torch.arange(max_boxes, device=device)
+    moments = torch.cat([wd, cd * wd, cd.square() * wd], dim=2).view(-1, 7)
+    tallies = torch.stack([weight, positive.to(torch.int64)], dim=2).view(-1, 2)
+    slot = torch.arange(max_boxes, device=device).expand(sets, max_boxes)
+    first = torch.arange(sets, device=device).unsqueeze(1) * max_boxes  # set p's boxes: p x max_boxes on
+    # Sets apart in the sort: set p's keys (box x 512 + coordinate, float32 as the compiled loop
+    # forms them, < 2^18) raised by p x 2^18, exactly, in float64.
+    apart = torch.arange(sets, device=device, dtype=torch.float64).unsqueeze(1) * float(1 << 18)
     # ``rounds``: enough to reach max_boxes when boxes grow by (1 + fraction) per round, plus slack
     # for boxes that cannot be split (single bin) and for rounding. (Big Buck Bunny and random
     # noise both reach 255 boxes one round before the nominal count.)
     for _ in range(rounds):
-        stats = torch.zeros((max_boxes, 7), dtype=torch.float64, device=device).index_add_(0, box, moments)
-        counts = torch.zeros((max_boxes, 2), dtype=torch.int64, device=device).index_add_(0, box, tallies)
+        everywhere = (box + first).view(-1)  # box ids across the sets
+        stats = torch.zeros((sets * max_boxes, 7), dtype=torch.float64, device=device).index_add_(0, everywhere, moments)
+        counts = torch.zeros((sets * max_boxes, 2), dtype=torch.int64, device=device).index_add_(0, everywhere, tallies)
         box_w = stats[:, 0].clamp(min=1e-6).unsqueeze(1)
         mean = stats[:, 1:4] / box_w
         var = (stats[:, 4:7] / box_w - mean.square()).clamp_(min=0)
-        splittable = (counts[:, 1] >= 2) & (slot < n_boxes)
-        score = torch.where(splittable, var.sum(1) * stats[:, 0], torch.full_like(stats[:, 0], -1.0))
-        order = torch.argsort(score, descending=True, stable=True)  # stable: the compiled loop's order too
-        rank = torch.empty_like(order).scatter_(0, order, slot)
+        splittable = (counts[:, 1] >= 2).view(sets, max_boxes) & (slot < n_boxes.unsqueeze(1))
+        score = torch.where(splittable, (var.sum(1) * stats[:, 0]).view(sets, max_boxes),
+                            torch.full((sets, max_boxes), -1.0, dtype=torch.float64, device=device))
+        order = torch.argsort(score, dim=1, descending=True, stable=True)  # stable: the compiled loop's order too
+        rank = torch.empty_like(order).scatter_(1, order, slot)
         quota = torch.minimum(max_boxes - n_boxes, torch.ceil(n_boxes * _SPLIT_FRACTION).to(torch.int64))
-        split = splittable & (rank < quota)
-        new_id = n_boxes + rank  # only meaningful where split
-        axis = var.argmax(1)
+        split = splittable & (rank < quota.unsqueeze(1))
+        new_id = first + n_boxes.unsqueeze(1) + rank  # only meaningful where split
+        axis = var.argmax(1).view(sets, max_boxes)
 
-        # Sort entries by (box, coordinate along the box's axis).
-        coord = colour.gather(1, axis.index_select(0, box).unsqueeze(1)).squeeze(1)
-        perm = torch.argsort(box.to(torch.float32) * 512.0 + coord, stable=True)
-        sbox = box.index_select(0, perm)
-        entry = tallies.index_select(0, perm)  # [E, 2]: weight, occupied
+        # Sort entries by (set, box, coordinate along the box's axis).
+        coord = colour.gather(2, axis.gather(1, box).unsqueeze(2)).squeeze(2)
+        key = (box.to(torch.float32) * 512.0 + coord).to(torch.float64) + apart
+        perm = torch.argsort(key.view(-1), stable=True)
+        sbox = everywhere.index_select(0, perm)
+        entry = tallies.index_select(0, perm)  # [P x E, 2]: weight, occupied
         # Per-box values each sorted entry needs, gathered in one go: totals of all
         # lower-numbered boxes (weight, occupied), own totals, split flag, new id.
         starts = torch.cumsum(counts, 0) - counts
-        per_box = torch.cat([starts, counts, split.unsqueeze(1).to(torch.int64), new_id.unsqueeze(1)], dim=1)
-        boxed = per_box.index_select(0, sbox)  # [E, 6]
+        per_box = torch.cat([starts, counts, split.view(-1, 1).to(torch.int64), new_id.view(-1, 1)], dim=1)
+        boxed = per_box.index_select(0, sbox)  # [P x E, 6]
         # Boxes are contiguous in sorted order, so the global running totals minus the
         # totals of lower-numbered boxes are the running totals within the entry's box.
         running = torch.cumsum(entry, 0) - boxed[:, 0:2]  # inclusive
@@ -194,17 +243,25 @@ def _split_boxes(colour: Tensor, weight: Tensor, max_boxes: int) -> tuple[Tensor
         right &= ~(is_occupied & (pos_rank == 0))
         move = right & boxed[:, 4].bool()
         sbox = torch.where(move, boxed[:, 5], sbox)
-        box = torch.empty_like(box).scatter_(0, perm, sbox)
-        n_boxes = n_boxes + split.sum()
+        box = torch.empty_like(everywhere).scatter_(0, perm, sbox).view(sets, n_entries) - first
+        n_boxes = n_boxes + split.sum(1)
     return box, n_boxes
 
 
 def _box_means(colour: Tensor, weight: Tensor, box: Tensor, n_slots: int) -> Tensor:
     """Weighted mean colour of every box, float32 [n_slots, 3] (0 for empty slots)."""
+    return _box_means_batch(colour.unsqueeze(0), weight.unsqueeze(0), box.unsqueeze(0), n_slots)[0]
+
+
+def _box_means_batch(colour: Tensor, weight: Tensor, box: Tensor, n_slots: int) -> Tensor:
+    """:func:`_box_means` of P sets ([P, E, 3], [P, E], [P, E]): float32 [P, n_slots, 3]."""
+    sets = weight.shape[0]
+    everywhere = (box + torch.arange(sets, device=box.device).unsqueeze(1) * n_slots).view(-1)
     wf = weight.to(torch.float32)
-    total = torch.zeros(n_slots, device=colour.device).index_add_(0, box, wf)
-    sums = torch.zeros((n_slots, 3), device=colour.device).index_add_(0, box, colour * wf.unsqueeze(1))
-    return sums / total.clamp(min=1e-6).unsqueeze(1)
+    total = torch.zeros(sets * n_slots, device=colour.device).index_add_(0, everywhere, wf.view(-1))
+    sums = torch.zeros((sets * n_slots, 3), device=colour.device).index_add_(0, everywhere,
+                                                                            (colour * wf.unsqueeze(2)).view(-1, 3))
+    return (sums / total.clamp(min=1e-6).unsqueeze(1)).view(sets, n_slots, 3)
 
 
 def _refine(colour: Tensor, weight: Tensor, centroids: Tensor, n_used: Tensor, iterations: int) -> Tensor:
@@ -213,26 +270,36 @@ def _refine(colour: Tensor, weight: Tensor, centroids: Tensor, n_used: Tensor, i
     Distances are ``(c0 - p0)^2 + (c1 - p1)^2 + (c2 - p2)^2`` summed in that order, in float32:
     the compiled loop (:mod:`kernels.kmeans_scan`, taken for CPU tensors) repeats them exactly,
     which ``addmm``'s BLAS rounding (used until 2026-12) did not allow. Unused slots get +inf so they attract nothing. A centroid that loses all its
-    entries keeps its previous position.
+    entries keeps its previous position. :func:`_refine_batch` for one set.
     """
-    if runs(SCAN_KMEANS, colour.device):  # the same rounds, compiled
+    return _refine_batch(colour.unsqueeze(0), weight.unsqueeze(0), centroids.unsqueeze(0), n_used.reshape(1),
+                         iterations)[0]
+
+
+def _refine_batch(colour: Tensor, weight: Tensor, centroids: Tensor, n_used: Tensor, iterations: int) -> Tensor:
+    """:func:`_refine` of P sets (``colour`` [P, E, 3], ``weight`` [P, E], ``centroids``
+    [P, S, 3], ``n_used`` [P]): the refined centroids [P, S, 3]."""
+    if runs(SCAN_KMEANS, colour.device):  # the same rounds, compiled, set by set
         refined = centroids.clone(memory_format=torch.contiguous_format)  # one copy, C-ordered
-        SCAN_KMEANS(colour.contiguous().numpy(), weight.to(torch.float32).contiguous().numpy(), refined.numpy(),
-                    int(n_used), iterations)
+        for p in range(refined.shape[0]):
+            SCAN_KMEANS(colour[p].contiguous().numpy(), weight[p].to(torch.float32).contiguous().numpy(),
+                        refined[p].numpy(), int(n_used[p]), iterations)
         return refined
-    n_slots = centroids.shape[0]
+    sets, n_slots = centroids.shape[0], centroids.shape[1]
     device = colour.device
     wf = weight.to(torch.float32)
-    unused = torch.arange(n_slots, device=device) >= n_used
-    penalty = torch.zeros(n_slots, device=device).masked_fill_(unused, float("inf"))
+    weighted = (colour * wf.unsqueeze(2)).view(-1, 3)
+    first = torch.arange(sets, device=device).unsqueeze(1) * n_slots
+    unused = torch.arange(n_slots, device=device) >= n_used.unsqueeze(1)
+    penalty = torch.zeros((sets, n_slots), device=device).masked_fill_(unused, float("inf")).unsqueeze(1)
     for _ in range(iterations):
-        dist = (colour[:, 0:1] - centroids[:, 0]).square_()
-        dist += (colour[:, 1:2] - centroids[:, 1]).square_()
-        dist += (colour[:, 2:3] - centroids[:, 2]).square_()
+        dist = (colour[:, :, 0:1] - centroids[:, :, 0].unsqueeze(1)).square_()
+        dist += (colour[:, :, 1:2] - centroids[:, :, 1].unsqueeze(1)).square_()
+        dist += (colour[:, :, 2:3] - centroids[:, :, 2].unsqueeze(1)).square_()
         dist += penalty
-        nearest = dist.min(1).indices  # = argmin (first of equal minima), 2.5x as fast on the CPU
-        total = torch.zeros(n_slots, device=device).index_add_(0, nearest, wf)
-        sums = torch.zeros((n_slots, 3), device=device).index_add_(0, nearest, colour * wf.unsqueeze(1))
-        moved = sums / total.clamp(min=1e-6).unsqueeze(1)
-        centroids = torch.where((total > 0).unsqueeze(1), moved, centroids)
+        nearest = (dist.min(2).indices + first).view(-1)  # = argmin (first of equal minima), 2.5x as fast on the CPU
+        total = torch.zeros(sets * n_slots, device=device).index_add_(0, nearest, wf.view(-1))
+        sums = torch.zeros((sets * n_slots, 3), device=device).index_add_(0, nearest, weighted)
+        moved = (sums / total.clamp(min=1e-6).unsqueeze(1)).view(sets, n_slots, 3)
+        centroids = torch.where((total > 0).view(sets, n_slots, 1), moved, centroids)
     return centroids

@@ -208,3 +208,22 @@ def test_the_compiled_refinement_moves_the_centroids_as_the_torch_kernel_does(mo
             plain = palette_module._refine(colour, weight, centroids, torch.tensor(used), rounds)
         assert torch.equal(compiled, plain)
     assert torch.equal(compiled[used:], centroids[used:])  # unused slots stay where they were
+
+
+@pytest.mark.parametrize("max_colours", [2, 64, 255])
+def test_the_palettes_of_several_runs_made_side_by_side_are_each_runs_own(monkeypatch, max_colours):
+    """A GPU (no compiled loops) makes a clip's palettes as one batch: the same palettes and valid
+    rows as one at a time, on histograms of smooth, tie-heavy (a coarse grid) and few-colour runs."""
+    from animated_previews.kernels.histogram import colour_histogram
+    from animated_previews.kernels.palette import palette_from_histogram, palettes_from_histograms
+
+    grid = (torch.randint(0, 4, (2, 3, 24, 32), generator=torch.Generator().manual_seed(3)) * 80).to(torch.uint8)
+    runs = [smooth_clip(seed=1), grid, clip_of([(255, 0, 0), (0, 255, 0), (0, 0, 255)], [200, 180, 132]),
+            smooth_clip(seed=7)]
+    histograms = [colour_histogram(frames) for frames in runs]
+    monkeypatch.setattr(palette_module, "SCAN_MEDIAN_CUT", None)
+    monkeypatch.setattr(palette_module, "SCAN_KMEANS", None)
+    together = palettes_from_histograms(histograms, max_colours=max_colours)
+    alone = [palette_from_histogram(*h, max_colours=max_colours) for h in histograms]
+    for (palette, valid), (own, own_valid) in zip(together, alone, strict=True):
+        assert torch.equal(valid, own_valid) and torch.equal(palette, own)
