@@ -76,3 +76,11 @@ def runs(loop: Callable[..., Any] | None, device: torch.device) -> bool:
     ``SCAN``): they are CPU tensors, the loop compiled, and :data:`ENABLED` is set (read at each
     call, so switching it takes effect at once). GPU tensors keep the torch kernels."""
     return loop is not None and ENABLED and device.type == "cpu"
+
+
+def launch_bound(device: torch.device) -> bool:
+    """Whether each tensor operation on ``device`` is a kernel launch made holding the GIL (a GPU),
+    so that a kernel there does its work in few whole-array operations, without asking the host
+    anything between them, rather than in the cache-sized pieces that suit a CPU. (On an H200 a GIF
+    job made about 20,000 such calls, and one process's decode threads queued on its GIL.)"""
+    return device.type != "cpu"

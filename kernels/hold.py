@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .compiled import runs
+from .compiled import launch_bound, runs
 from .hold_scan import SCAN
 from .remap import palette_spacing
 
@@ -81,7 +81,7 @@ def hold_indices(frames: Tensor, indices: Tensor, index: Tensor, palette: Tensor
         return _scan(frames, index, palette, slack, out, before)
     channels = torch.zeros((3, KEEP + 1), dtype=torch.float32, device=frames.device)  # KEEP's entry unused
     channels[:, : palette.shape[0]] = palette.to(device=frames.device, dtype=torch.float32).t()
-    at_once = _every_pixel_at_once(frames.device)
+    at_once = launch_bound(frames.device)
     spacing = palette_spacing(palette.to(frames.device))
     margin: float | Tensor = slack * spacing if at_once else float(slack * spacing)  # a GPU's stays there
     screen = None if before is None else before.permute(1, 2, 0).contiguous().view(-1, 3)  # [P, 3]
@@ -133,11 +133,6 @@ def _scan(frames: Tensor, index: Tensor, palette: Tensor, slack: float, out: Ten
          np.float32(slack * palette_spacing(palette)), out.view(count, height * width).numpy(), screen.numpy(),
          before is not None, KEEP)
     return out
-
-
-def _every_pixel_at_once(device: torch.device) -> bool:
-    """Decide every pixel of each frame (a GPU), not only those whose index changed (the CPU)."""
-    return device.type != "cpu"
 
 
 def _unchanged(pixels: Tensor, before: Tensor) -> Tensor:

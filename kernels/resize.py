@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .compiled import rgb_rows, runs
+from .compiled import launch_bound, rgb_rows, runs
 from .sharpen_scan import SCAN
 
 __all__ = ["resize", "resize_planes"]
@@ -122,11 +122,6 @@ def _sharpened_bytes(frames: Tensor, amount: float) -> Tensor:
     return out.permute(0, 3, 1, 2)
 
 
-def _all_frames_at_once(device: torch.device) -> bool:
-    """Sharpen a chunk's frames together (a GPU) rather than one by one (the CPU)."""
-    return device.type != "cpu"
-
-
 def _sharpened(frames: Tensor, amount: float) -> Tensor:
     """Float frames [N, C, H, W] sharpened by a 3x3 cross (centre 1 + amount, each neighbour
     -amount / 4; edges repeated), frame by frame as shifted sums: 10x as fast on the CPU as the
@@ -136,7 +131,7 @@ def _sharpened(frames: Tensor, amount: float) -> Tensor:
     out = torch.empty_like(frames, memory_format=torch.contiguous_format)
     # On the CPU a frame at a time (its intermediates stay in cache); elsewhere every frame at once
     # (a GPU: 5 operations for the chunk, not 5 a frame, each launched holding the GIL)
-    step = max(1, frames.shape[0]) if _all_frames_at_once(frames.device) else 1
+    step = max(1, frames.shape[0]) if launch_bound(frames.device) else 1
     for k in range(0, frames.shape[0], step):
         frame = frames[k : k + step]
         edged = F.pad(frame, (1, 1, 1, 1), mode="replicate")

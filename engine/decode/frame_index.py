@@ -89,9 +89,10 @@ class FrameSelection:
     """Each fetched frame's presentation timestamp, in the stream's time base (the raw value)."""
     decode_stamps: tuple[int | None, ...]
     """For each fetched number n, the decode timestamp of the stream's n-th packet in decode order
-    (None where the container gives none). PyNvVideoCodec 2.2.4 stamps the n-th frame it hands out
-    with this, not with the frame's pts (seen on an H200: mp4, mov and variable frame rate), so
-    either one confirms that its numbering is the container's."""
+    (None where the container gives none, or only guesses: Matroska stores none, and FFmpeg's
+    guesses for reordered frames differ between versions). PyNvVideoCodec 2.2.4 stamps the n-th
+    frame it hands out with this, not with the frame's pts (seen on an H200: mp4, mov and variable
+    frame rate; engine/decode/nvdec.py ``stamps_in_decode_order``)."""
     rows: tuple[int, ...]
     """For each instant, the position in ``numbers`` of the frame shown then."""
     source_times: tuple[float, ...]
@@ -163,12 +164,13 @@ def select_frames(media: MediaInfo, instants: Sequence[float]) -> FrameSelection
 class _PresentationIndex:
     """A stream's timestamps in presentation order: what each job on the file looks its instants
     up in, built once per read and cached per file (sorting a long file's table per job would cost
-    more than the lookups; the packets in decode order are not kept)."""
+    more than the lookups; of the packets in decode order only their decode timestamps are kept)."""
 
     pts: array
     """Presentation timestamps, ascending: frame number n has ``pts[n]``."""
     dts: array
-    """Decode timestamps in decode order (:data:`NO_TIMESTAMP` where a packet has none)."""
+    """Decode timestamps in decode order (:data:`NO_TIMESTAMP` where a packet has none, and for
+    every packet of a Matroska stream whose frames are reordered: :func:`_stored_decode_stamps`)."""
     shown_numbers: array
     """Numbers of the frames the CPU decoder shows (not dropped by an edit list), ascending."""
     shown_times: array
@@ -179,6 +181,17 @@ class _PresentationIndex:
     """The whole stream was read."""
     covers: float
     """Instants up to this (s from the video's start) can be served from this index."""
+
+
+def _stored_decode_stamps(media: MediaInfo, table: _Timestamps) -> array:
+    """The packets' decode timestamps as the file stores them: Matroska stores none, and where its
+    frames are reordered (B-frames) FFmpeg guesses them, differently from one version to another
+    (PyAV's and PyNvVideoCodec's told 433 and 467 for one frame on an H200), so those count as
+    none (:data:`NO_TIMESTAMP`)."""
+    reordered = any(later < earlier for earlier, later in zip(table.pts, table.pts[1:]))
+    if media.container.startswith("matroska") and reordered:
+        return array("q", [NO_TIMESTAMP]) * len(table.pts)
+    return table.dts
 
 
 def _build_index(media: MediaInfo, table: _Timestamps) -> _PresentationIndex:
@@ -198,7 +211,7 @@ def _build_index(media: MediaInfo, table: _Timestamps) -> _PresentationIndex:
     tb = table.time_base
     return _PresentationIndex(
         pts=pts,
-        dts=table.dts,
+        dts=_stored_decode_stamps(media, table),
         shown_numbers=shown,
         shown_times=array("d", (float(pts[n] * tb) - media.start_time for n in shown)),
         keyframes=array("q", (number for number, i in enumerate(order) if table.keyframe[i])),

@@ -42,6 +42,7 @@ tests/engine/test_gpu_parity.py holds what a GPU session must check.
 from __future__ import annotations
 
 import contextlib
+import re
 import functools
 import threading
 from dataclasses import dataclass
@@ -179,6 +180,12 @@ class NvdecDecoder:
             raise ValueError("no instants to decode")
         nvc = pynvvideocodec()
         selection = select_frames(media, instants)
+        by_decode_order = stamps_in_decode_order(str(getattr(nvc, "__version__", "")))
+        if by_decode_order and None in selection.decode_stamps:
+            raise DecoderUnavailable(
+                f"the container gives no decode timestamps for frames {selection.numbers[0]}..{selection.numbers[-1]} "
+                "(frames reordered in Matroska), so nvdec's frame numbering cannot be checked"
+            )
         tags = read_stream_tags(media)
         if tags.transfer is not None:  # the header said SDR (else the job never came here): the frames say HDR
             raise DecoderUnavailable(f"the frames are tagged {tags.transfer.upper()} HDR though the stream's header "
@@ -198,7 +205,7 @@ class NvdecDecoder:
 
         with torch.cuda.device(self.device) if on_gpu else contextlib.nullcontext():
             stream = decode_stream(self.device, self._held)
-            frames = self._fetch(nvc, media, selection, tags, finish, stream)
+            frames = self._fetch(nvc, media, selection, tags, finish, stream, by_decode_order)
         return DecodedClip(
             frames=frames,
             index=torch.tensor(selection.rows, dtype=torch.int64, device=self.device),
@@ -238,10 +245,10 @@ class NvdecDecoder:
         return nvc.SimpleDecoder(str(media.path), **options)
 
     def _fetch(self, nvc, media: MediaInfo, selection: FrameSelection, tags: StreamTags,
-               finish: Callable[[torch.Tensor], torch.Tensor], stream: DecodeStream) -> torch.Tensor:
+               finish: Callable[[torch.Tensor], torch.Tensor], stream: DecodeStream, by_decode_order: bool) -> torch.Tensor:
         decoder = self._decoder(nvc, media, stream)
         try:
-            frames = self._fetch_all(decoder, media, selection, tags, finish, stream)
+            frames = self._fetch_all(decoder, media, selection, tags, finish, stream, by_decode_order)
         except DecoderUnavailable:
             raise  # about this file (its numbering, its frame count): the decoder serves the next one
         except BaseException:
@@ -251,7 +258,8 @@ class NvdecDecoder:
         return frames
 
     def _fetch_all(self, decoder: Any, media: MediaInfo, selection: FrameSelection, tags: StreamTags,
-                   finish: Callable[[torch.Tensor], torch.Tensor], stream: DecodeStream) -> torch.Tensor:
+                   finish: Callable[[torch.Tensor], torch.Tensor], stream: DecodeStream,
+                   by_decode_order: bool) -> torch.Tensor:
         counted = len(decoder)
         if selection.numbers[-1] >= counted:
             raise DecoderUnavailable(
@@ -264,8 +272,8 @@ class NvdecDecoder:
             for start in range(0, len(selection.numbers), FETCH_BATCH):
                 numbers = list(selection.numbers[start : start + FETCH_BATCH])
                 fetched = _fetch_batch(decoder, numbers)
-                _check_timestamps(fetched, numbers, selection.pts[start : start + len(numbers)],
-                                  selection.decode_stamps[start : start + len(numbers)])
+                expected = selection.decode_stamps if by_decode_order else selection.pts
+                _check_timestamps(fetched, numbers, expected[start : start + len(numbers)], by_decode_order)
                 surfaces = torch.stack([_surface(torch.from_dlpack(frame), media.height, tags.bits) for frame in fetched])
                 y, uv = split_nv12(surfaces, round(surfaces.shape[1] / 1.5), media.width)
                 y, uv = y[:, : media.height], uv[:, : (media.height + 1) // 2]  # a surface taller than the picture
@@ -285,28 +293,36 @@ def _fetch_batch(decoder: Any, numbers: list[int]) -> list[Any]:
     return fetched
 
 
-def _check_timestamps(fetched: Sequence[Any], numbers: Sequence[int], pts: Sequence[int],
-                      decode_stamps: Sequence[int | None]) -> None:
-    """Each frame is the one asked for: its stamp is the frame's pts (what PyNvVideoCodec 2.0.0's
-    source says it passes on) or the decode timestamp of the packet with its number in decode order
-    (what 2.2.4 was seen to report on an H200: a constant offset from the pts in a constant frame
-    rate mp4 or mov, an irregular one with a variable frame rate, the pictures right in both). A
-    frame dropped or added before it shifts both, so either one is a check of the numbering. Where
-    the container gives no decode timestamps (H.264 with B-frames in Matroska) and the stamp is not
-    the pts, the demuxer inside PyNvVideoCodec guessed it, and the numbering cannot be checked."""
-    for frame, number, stamp, decoded in zip(fetched, numbers, pts, decode_stamps):
+DECODE_ORDER_STAMPS_FROM = (2, 2)
+"""The PyNvVideoCodec version from which a frame's ``timestamp`` is taken to be the decode timestamp
+of the stream's packet with its number in decode order: what 2.2.4 reported on an H200 (a B-frame
+mp4 or mov: the pts minus two frames; variable frame rate: an irregular offset; the pictures right
+to the bit, bench/results/gpu-session-nvidia-h200.md). Before it, the frame's pts, as 2.0.0's
+source reads (not seen on a GPU)."""
+
+
+def stamps_in_decode_order(version: str) -> bool:
+    """Whether PyNvVideoCodec ``version`` stamps frame n with packet n's decode timestamp (True for
+    :data:`DECODE_ORDER_STAMPS_FROM` and later, and for a version it cannot read)."""
+    match = re.match(r"(\d+)\.(\d+)", version)
+    return match is None or (int(match[1]), int(match[2])) >= DECODE_ORDER_STAMPS_FROM
+
+
+def _check_timestamps(fetched: Sequence[Any], numbers: Sequence[int], expected: Sequence[int | None],
+                      by_decode_order: bool) -> None:
+    """Each frame is the one asked for: its stamp is what this PyNvVideoCodec stamps frame n with
+    (:func:`stamps_in_decode_order`: packet n's decode timestamp, or the frame's pts). One
+    convention per version, never either: in a B-frame stream the pts of frame n - 2 is the decode
+    timestamp of packet n, so accepting both would take a frame two early. A frame dropped or added
+    before the one asked for shifts the stamps, and the job goes to the CPU path."""
+    said = "decode timestamp" if by_decode_order else "pts"
+    for frame, number, stamp in zip(fetched, numbers, expected):
         got = int(frame.timestamp)
-        if got == stamp or got == decoded:
-            continue
-        if decoded is None:
+        if got != stamp:
             raise DecoderUnavailable(
-                f"nvdec's frame {number} has timestamp {got}, the container's has pts {stamp} and no decode "
-                "timestamps, so nvdec's frame numbering cannot be checked"
+                f"nvdec's frame {number} has timestamp {got}, the container's frame {number} has {said} {stamp}; "
+                "its frame numbering differs from the container's"
             )
-        raise DecoderUnavailable(
-            f"nvdec's frame {number} has timestamp {got}, the container's has pts {stamp} and decode timestamp "
-            f"{decoded}; its frame numbering differs from the container's"
-        )
 
 
 def _surface(plane: torch.Tensor, height: int, bits: int) -> torch.Tensor:

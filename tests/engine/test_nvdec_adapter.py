@@ -72,8 +72,10 @@ class StandInDecoder:
     (W, 2) as PyNvVideoCodec 2.0.x does; "elements": uint16 with strides (pitch, 1), pitch > W,
     as 2.2.x does; "bytes": uint8 (1.5 H, 2 W)). ``stamps``: what each frame's timestamp is, "dts"
     (the decode timestamp of the packet with its number in decode order, what 2.2.4 reported on an
-    H200; AV_NOPTS_VALUE where the container has none) or "pts" (the frame's own, what 2.0.0's
-    source reads as). ``shift``: timestamps off by one from this frame
+    H200; AV_NOPTS_VALUE where the container has none; the module then says version 2.2.4) or
+    "pts" (the frame's own, what 2.0.0's source reads as; version 2.0.0). ``behind``: from this
+    frame number on, the frame ``behind_by`` (default 1) earlier is handed out, picture and stamp
+    (a decoder that lost frames). ``shift``: timestamps off by one from this frame
     number on (a numbering that disagrees with the container). ``short``: one frame fewer than
     asked. ``counted``: what ``len()`` says (the header's count, when it is short).
     ``refuse_reconfigure``: ``reconfigure_decoder`` raises.
@@ -89,10 +91,12 @@ class StandInDecoder:
 
     def __init__(self, path, gpu_id=0, cuda_context=0, cuda_stream=UNSET, use_device_memory=True, max_width=0,
                  max_height=0, need_scanned_stream_metadata=False, decoder_cache_size=4, output_color_type=None,
-                 words="strided", stamps="dts", shift=None, short=False, counted=None, refuse_reconfigure=False):
+                 words="strided", stamps="dts", behind=None, behind_by=1, shift=None, short=False, counted=None,
+                 refuse_reconfigure=False):
         assert output_color_type == "NATIVE" and use_device_memory
         assert cuda_stream != 0, "cuda_stream=0: 2.0.x decodes on the NULL stream and synchronises every frame"
         self.words, self.stamps, self.shift, self.short, self.counted = words, stamps, shift, short, counted
+        self.behind, self.behind_by = behind, behind_by
         self.refuse_reconfigure = refuse_reconfigure
         StandInDecoder.created.append({"cuda_stream": None if cuda_stream is UNSET else cuda_stream,
                                        "max_width": max_width, "max_height": max_height, "gpu_id": gpu_id,
@@ -144,6 +148,8 @@ class StandInDecoder:
             indices = indices[:-1]
         out = []
         for slot, number in enumerate(indices):
+            if self.behind is not None and number >= self.behind:
+                number -= self.behind_by
             stamp = (self.dts if self.stamps == "dts" else self.pts)[number]
             stamp += 1 if self.shift is not None and number >= self.shift else 0
             out.append(StandInFrame(self._export(slot, self.surfaces[number]), stamp))
@@ -154,11 +160,16 @@ class StandInDecoder:
 def stand_in(monkeypatch):
     """PyNvVideoCodec replaced by the stand-in; returns a setter for the decoder's options."""
     options: dict = {}
-    module = types.SimpleNamespace(
-        __version__="stand-in",
-        OutputColorType=types.SimpleNamespace(NATIVE="NATIVE"),
-        SimpleDecoder=lambda path, **kw: StandInDecoder(path, **kw, **options),
-    )
+
+    class Module:  # its version follows the stamps asked for: 2.2.4 decode timestamps, 2.0.0 pts
+        OutputColorType = types.SimpleNamespace(NATIVE="NATIVE")
+        SimpleDecoder = staticmethod(lambda path, **kw: StandInDecoder(path, **kw, **options))
+
+        @property
+        def __version__(self) -> str:
+            return "2.0.0" if options.get("stamps") == "pts" else "2.2.4"
+
+    module = Module()
     device.clear_caches()
     StandInDecoder.log, StandInDecoder.created, StandInDecoder.reconfigured, StandInDecoder.events = [], [], [], []
     monkeypatch.setattr(nvdec_caps, "_import_pynvvideocodec", lambda: module)
@@ -226,7 +237,7 @@ def test_variable_frame_rate_is_numbered_from_real_timestamps(stand_in, vfr_clip
 
 
 @pytest.mark.parametrize("stamps", ["dts", "pts"])
-def test_frames_stamped_with_their_pts_or_their_packets_decode_timestamp_are_taken(stand_in, h264_clip, stamps):
+def test_frames_are_checked_against_the_stamps_their_pynvvideocodec_version_gives(stand_in, h264_clip, stamps):
     """PyNvVideoCodec 2.2.4 stamped the n-th frame with the n-th packet's decode timestamp (on an
     H200: pts - 2 frames in a B-frame mp4); its 2.0.0 source reads as the frame's pts."""
     stand_in["stamps"] = stamps
@@ -234,10 +245,35 @@ def test_frames_stamped_with_their_pts_or_their_packets_decode_timestamp_are_tak
     assert read(gpu) == read(cpu)
 
 
-def test_matroska_without_decode_timestamps_cannot_have_its_numbering_checked(stand_in, tmp_path):
-    mkv = clipmaker.make_clip(tmp_path / "b.mkv", fps=25, frames=30, gop=25)  # B-frames: no dts on the first packets
-    with pytest.raises(DecoderUnavailable, match="no decode timestamps, so nvdec's frame numbering cannot be checked"):
-        NvdecDecoder(0, device=CPU).decode_frames(probe(mkv), [0.0, 0.5])
+@pytest.mark.parametrize("stamps, by", [("dts", 1), ("pts", 1), ("pts", 2)])
+def test_a_decoder_frames_behind_is_refused_whatever_it_stamps_with(stand_in, h264_clip, stamps, by):
+    """An earlier frame, with its own stamp in the version's convention: the stamp is the wrong
+    frame's. Two frames behind with pts stamps is the case a check taking either convention for any
+    frame let through: in this B-frame stream the pts of frame n - 2 is packet n's decode timestamp."""
+    stand_in["behind"], stand_in["behind_by"], stand_in["stamps"] = 10, by, stamps
+    with pytest.raises(DecoderUnavailable, match="frame numbering differs"):
+        NvdecDecoder(0, device=CPU).decode_frames(probe(h264_clip), [0.0, 0.5, 1.0])
+
+
+@pytest.mark.parametrize("start", [0.0, 0.5])
+def test_matroska_with_reordered_frames_is_refused_before_decoding(stand_in, tmp_path, start):
+    """Matroska stores no decode timestamps; FFmpeg guesses them for B-frames, PyAV's and
+    PyNvVideoCodec's differently (433 against 467 for one frame on an H200)."""
+    mkv = clipmaker.make_clip(tmp_path / "b.mkv", fps=25, frames=30, gop=25)
+    with pytest.raises(DecoderUnavailable, match="no decode timestamps .* so nvdec's frame numbering cannot be checked"):
+        NvdecDecoder(0, device=CPU).decode_frames(probe(mkv), [start, start + 0.4])
+    assert StandInDecoder.log == []  # refused before a frame was fetched
+
+
+def test_matroska_without_reordering_is_checked_by_its_stamps(stand_in, tmp_path):
+    clip = clipmaker.make_clip(tmp_path / "v.webm", codec="vp9", fps=25, frames=30, gop=25)
+    gpu, cpu = decode_both(clip, [0.0, 0.5, 1.0])
+    assert read(gpu) == read(cpu)
+
+
+def test_stamps_follow_the_decode_order_from_pynvvideocodec_2_2():
+    assert [nvdec.stamps_in_decode_order(v) for v in ("2.2.4", "2.3.0", "3.0", "2.0.5", "1.9", "unknown")] == [
+        True, True, True, False, False, True]
 
 
 @pytest.mark.parametrize("stamps", ["dts", "pts"])

@@ -176,7 +176,7 @@ def test_the_compiled_loop_gives_the_torch_kernels_indices(monkeypatch, seed, sl
     compiled = hold_indices(frames, fresh, index, palette, slack=slack, before=screen)
     monkeypatch.setattr(hold, "SCAN", None)
     plain = hold_indices(frames, fresh, index, palette, slack=slack, before=screen)
-    monkeypatch.setattr(hold, "_every_pixel_at_once", lambda device: True)  # as on a GPU: no search for changes
+    monkeypatch.setattr(hold, "launch_bound", lambda device: True)  # as on a GPU: no search for changes
     at_once = hold_indices(frames, fresh, index, palette, slack=slack, before=screen)
 
     assert torch.equal(compiled, plain) and torch.equal(plain, at_once)

@@ -162,7 +162,7 @@ def test_sharpening_every_frame_at_once_gives_what_one_by_one_gives(monkeypatch)
     """A GPU sharpens a chunk's frames together (a handful of operations, not a handful a frame)."""
     frames = torch.rand((7, 3, 30, 44), generator=torch.Generator().manual_seed(5)) * 255
     one_by_one = resize_module._sharpened(frames, SHARPEN)
-    monkeypatch.setattr(resize_module, "_all_frames_at_once", lambda device: True)
+    monkeypatch.setattr(resize_module, "launch_bound", lambda device: True)
     together = resize_module._sharpened(frames, SHARPEN)
     assert torch.equal(one_by_one, together)
     assert not torch.equal(together, frames)  # it did sharpen
