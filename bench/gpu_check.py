@@ -52,15 +52,18 @@ DRIVER_FILE = Path("/proc/driver/nvidia/version")
 
 BUDGET_S = 285
 """The whole run's budget: under five minutes with the start-up and the report."""
-STAGE_BUDGETS: dict[str, int] = {"pytest": 120, "doctor": 30, "parity": 45, "reuse": 20, "processes": 45, "bench": 25}
-"""Seconds each stage may take at most (they add up to :data:`BUDGET_S`)."""
+STAGE_BUDGETS: dict[str, int] = {"pytest": 90, "doctor": 20, "parity": 55, "reuse": 20, "processes": 55, "bench": 45}
+"""Seconds each stage may take at most (they add up to :data:`BUDGET_S`). On an H200 (2026-12-04,
+before the processes stage): pytest 45 s, doctor 8, parity 28 (it decodes every source frame
+since), reuse 7.5, bench 22.6 (on the process pool then; the GPU node starts a CUDA context per
+process now)."""
 MIN_STAGE_S = 10
 """A stage with less time left than this is skipped."""
 REUSE_CLIPS = 8
 GPU_TEST_FILES = ("tests/engine/test_gpu_parity.py", "tests/kernels/test_fit.py", "tests/kernels/test_denoise.py")
 """The files holding tests marked ``gpu`` (tests/bench/test_gpu_check.py keeps this list whole)."""
 PARITY_MARGIN_DB = 0.5
-"""The bar tests/engine/test_gpu_parity.py sets: the GPU output's PSNR against the source frames at
+"""The bar tests/engine/test_gpu_parity.py sets (its own PARITY_MARGIN_DB): the GPU output's PSNR against the source frames at
 most this far below the CPU output's (their PSNR to each other is reported, not judged: GIF
 palettes follow small input differences chaotically; 33.4 dB apart on an H200 with the same frames
 shown and bytes within 0.4%)."""
@@ -437,13 +440,6 @@ def _clips(work: Path) -> dict[str, Path]:
     return out
 
 
-def _psnr(a: Any, b: Any) -> float:
-    import numpy as np
-
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
 def stage_parity(work: Path) -> dict[str, Any]:
     """Each clip as a GIF and a WebP job on --device cpu and --device cuda: which decoder took
     the GPU job, frame counts, each output's PSNR against the source frames it shows, and the
@@ -471,15 +467,14 @@ def stage_parity(work: Path) -> dict[str, Any]:
                 row.update(gpu_decoder=gpu.device, cpu_frames=cpu.frames, gpu_frames=gpu.frames,
                            notes=list(gpu.notes), ok=bool(cpu.ok and gpu.ok))
                 if cpu.ok and gpu.ok:
-                    a, b = clients.pillow_frames(cpu.output), clients.pillow_frames(gpu.output)
-                    shown_a = [clients.displayed_frame_at(a, (k + 0.5) / 10) for k in range(cpu.frames)]
-                    shown_b = [clients.displayed_frame_at(b, (k + 0.5) / 10) for k in range(gpu.frames)]
+                    shown_a = clients.shown_at_instants(cpu.output, cpu.frames, 10)
+                    shown_b = clients.shown_at_instants(gpu.output, gpu.frames, 10)
                     row["same_shown"] = [clipmaker.read_index(f) for f in shown_a] == [clipmaker.read_index(f) for f in shown_b]
                     for side, shown in (("cpu", shown_a), ("gpu", shown_b)):
                         value = clipmaker.psnr_to_source(shown, source)
                         row[f"{side}_to_source_db"] = None if math.isinf(value) else round(value, 2)
                     if len(shown_a) == len(shown_b):
-                        value = _psnr(np.stack(shown_a), np.stack(shown_b))
+                        value = clipmaker.psnr(np.stack(shown_a), np.stack(shown_b))
                         row["identical"] = math.isinf(value)
                         row["psnr_db"] = None if math.isinf(value) else round(value, 2)  # JSON has no infinity
                         if gpu.device == "nvdec":
@@ -524,22 +519,22 @@ def stage_reuse(work: Path, clips: int = REUSE_CLIPS) -> dict[str, Any]:
             "first_over_rest": times[0] / statistics.median(rest) if statistics.median(rest) > 0 else None}
 
 
-PROCESSES_JOBS_PER_CLIP = 6
-"""Jobs per generated clip in the processes stage (GIF and WebP at three seeks)."""
+PROCESSES_SEEKS = (0.1, 0.6, 1.1)
+"""Where the processes stage's jobs start in each generated clip (a GIF and a WebP job at each)."""
 
 
 def stage_processes(work: Path) -> dict[str, Any]:
     """The same batch through ``engine run --device cuda`` (the GPU node) with one process per GPU
-    and with :func:`~engine.executors.gpu_node.default_processes` (at least 2): wall seconds for each, the
-    decoders that took the jobs, failures. One run each, the one process first (its start-up is
-    the smaller)."""
+    and with :func:`~engine.executors.gpu_node.default_processes` (at least 2; ``$ENGINE_GPU_PROCESSES``
+    when set): wall seconds for each, the decoders that took the jobs, failures. One run each, the
+    one process first (its start-up is the smaller)."""
     from animated_previews.engine.executors.gpu_node import PROCESSES_ENV, default_processes
 
     clips = {name: path for name, path in _clips(work).items() if not name.endswith(".mkv")}
     manifest = work / "processes.jsonl"
     lines = [{"id": f"{path.stem}-{fmt}-{seek}", "input": str(path), "format": fmt, "fps": 10, "seek": seek,
               "duration": 1.5, **({"width": 640} if "240p" not in name else {})}
-             for name, path in clips.items() for fmt in ("gif", "webp") for seek in (0.1, 0.6, 1.1)]
+             for name, path in clips.items() for fmt in ("gif", "webp") for seek in PROCESSES_SEEKS]
     manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
     env = {k: v for k, v in os.environ.items() if k != PROCESSES_ENV}
     runs = []
@@ -572,7 +567,8 @@ def stage_bench(work: Path) -> None:
                           "seek": 0.5, "duration": 2, **({"width": 640} if "240p" not in name else {})})
     manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
     # 4 workers: 4 CPU processes on the cpu path; on the cuda path the GPU node (as `engine run
-    # --device cuda` runs it) with 4 decode threads, so that start-up fits the stage's budget.
+    # --device cuda` runs it) with 4 decode threads for the GPU, shared by its processes (each of
+    # them starts a CUDA context), so that start-up fits the stage's budget.
     command = _engine("bench", "--manifest", str(manifest), "--devices", "cpu,cuda", "--repeat", "1", "--workers", "4",
                       "--psnr-jobs", "0", "--no-plot", "--json", "--name", "gpu-check-bench",
                       "--results-dir", str(work / "bench-results"))

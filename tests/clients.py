@@ -413,6 +413,13 @@ def displayed_index_at(frames_with_durations: Sequence, t_seconds: float, *,
     return len(durs) - 1
 
 
+def shown_at_instants(path, count: int, fps: float) -> list:
+    """What a viewer sees of the animation at ``path`` in the middle of each of its first ``count``
+    instants at ``fps`` (RGB arrays, Pillow's decoding): the frames two animations are compared by."""
+    frames = pillow_frames(path)
+    return [displayed_frame_at(frames, (k + 0.5) / fps) for k in range(count)]
+
+
 def displayed_frame_at(frames_with_durations: Sequence, t_seconds: float, *,
                        loop: bool = True, clamp_gif_delays: bool = False):
     """The frame image a viewer shows ``t_seconds`` after the animation starts.

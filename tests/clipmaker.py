@@ -59,6 +59,7 @@ __all__ = [
     "decode_indices",
     "source_frames",
     "psnr_to_source",
+    "psnr",
 ]
 
 # --------------------------------------------------------------------------
@@ -604,7 +605,12 @@ def psnr_to_source(shown: Sequence[np.ndarray], source: Sequence[np.ndarray]) ->
 
     size = (shown[0].shape[1], shown[0].shape[0])
     refs = np.stack([np.asarray(Image.fromarray(source[read_index(f)]).resize(size, Image.LANCZOS)) for f in shown])
-    mse = float(np.mean((np.stack(shown).astype(np.float64) - refs.astype(np.float64)) ** 2))
+    return psnr(np.stack(shown), refs)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR of two uint8 arrays of one shape, in dB (inf when they are equal)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 

@@ -326,19 +326,10 @@ def nvdec_refusal(media: MediaInfo, gpu: int, gpu_name: str = "this GPU") -> str
     refusal = stream_refusal(media)
     if refusal is not None:
         return refusal
-    caps = decoder_caps(limits.cuvid, chroma, bits)
-    if caps is not None:
-        source = caps_source(gpu, gpu_name)
-        if not caps.get("supported"):
-            return f"nvdec does not decode {bits}-bit {media.codec} {source}"
-        low = (caps.get("width_min", 0), caps.get("height_min", 0))
-        high = (caps.get("width_max", 1 << 30), caps.get("height_max", 1 << 30))
-        max_blocks = caps.get("mb_num_max", 1 << 30)
-    else:
-        if bits not in limits.bits:
-            return f"nvdec does not decode {bits}-bit {media.codec} on Hopper GPUs (H100/H200)"
-        low, high, max_blocks = limits.min_size, limits.max_size, 1 << 30
-        source = "on Hopper GPUs"
+    supported, low, high, max_blocks, asked = _picture_limits(limits, chroma, bits)
+    source = caps_source(gpu, gpu_name) if asked else "on Hopper GPUs"
+    if not supported:
+        return f"nvdec does not decode {bits}-bit {media.codec} {source if asked else 'on Hopper GPUs (H100/H200)'}"
     if media.width > high[0] or media.height > high[1]:
         return f"nvdec decodes {media.codec} up to {high[0]}x{high[1]} {source}; this video is {media.width}x{media.height}"
     if media.width < low[0] or media.height < low[1]:
@@ -354,13 +345,21 @@ def largest_picture(media: MediaInfo) -> tuple[int, int]:
     the Hopper table): a decoder created with a larger maximum fails outright (MPEG-4 Part 2 on an
     H200: "Resolution not supported on this GPU", 3840x2176 asked, 2048x2048 the most)."""
     limits = HOPPER_NVDEC.get(media.codec)
-    if limits is None:
-        return (1 << 30, 1 << 30)
     chroma, bits = chroma_and_bits(media.pixel_format)
-    caps = decoder_caps(limits.cuvid, chroma, bits) if chroma is not None else None
-    if caps is not None and caps.get("supported"):
-        return (caps.get("width_max", 1 << 30), caps.get("height_max", 1 << 30))
-    return limits.max_size
+    if limits is None or chroma is None:
+        return (1 << 30, 1 << 30)
+    supported, _, high, _, _ = _picture_limits(limits, chroma, bits)
+    return high if supported else limits.max_size
+
+
+def _picture_limits(limits: NvdecLimits, chroma: str, bits: int) -> tuple[bool, tuple[int, int], tuple[int, int], int, bool]:
+    """(decoded at all, smallest and largest picture, most macroblocks, asked of the GPU) for a
+    codec at a chroma format and bit depth: GetDecoderCaps' answer, else the Hopper table."""
+    caps = decoder_caps(limits.cuvid, chroma, bits)
+    if caps is not None:
+        return (bool(caps.get("supported")), (caps.get("width_min", 0), caps.get("height_min", 0)),
+                (caps.get("width_max", 1 << 30), caps.get("height_max", 1 << 30)), caps.get("mb_num_max", 1 << 30), True)
+    return bits in limits.bits, limits.min_size, limits.max_size, 1 << 30, False
 
 
 @dataclass(frozen=True)

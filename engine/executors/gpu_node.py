@@ -414,13 +414,13 @@ class _Node:
 
 
 def _shared(threads: int, share: int) -> int:
-    """One process's part of a GPU's decode threads (rounded up)."""
+    """One process's part of a GPU's decode threads, rounded up (14 over 3 processes: 5 each, 15)."""
     return max(1, -(-threads // share))
 
 
 def node_processes(gpus: tuple[DeviceRequest, ...], processes: int | None = None) -> tuple[DeviceRequest, ...]:
-    """The device of each process to start: every GPU in ``gpus`` ``processes`` times (None:
-    :func:`default_processes`), next to each other."""
+    """The device of each process to start: every entry of ``gpus`` ``processes`` times (None:
+    :func:`default_processes`), next to each other (a device listed twice gets twice as many)."""
     each = processes or default_processes(len(set(gpus)))
     return tuple(gpu for gpu in gpus for _ in range(each))
 

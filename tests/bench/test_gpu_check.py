@@ -157,7 +157,7 @@ def test_bench_json_keeps_the_per_path_figures():
 
 
 def test_each_stage_gets_its_budget_or_what_is_left_and_late_stages_are_skipped(tmp_path, monkeypatch):
-    """A fake clock: pytest uses its 120 s, doctor 30 s, parity gets the 30 s left of 180, and
+    """A fake clock: pytest uses its 90 s, doctor 20 s, parity gets the 30 s left of 140, and
     reuse, processes and bench, with 5 s left, are skipped rather than run late."""
     calls = []
 
@@ -165,16 +165,16 @@ def test_each_stage_gets_its_budget_or_what_is_left_and_late_stages_are_skipped(
         calls.append((name, budget, command))
         return StageResult(name, "timeout" if name == "pytest" else "ok", budget, budget)
 
-    clock = iter([0.0, 0.0, 120.0, 150.0, 175.0, 175.0, 175.5, 176.0])
+    clock = iter([0.0, 0.0, 90.0, 110.0, 135.0, 135.0, 135.5, 136.0])
     monkeypatch.setattr(gpu_check, "run_command", fake_run)
-    report = gpu_check.run_all(tmp_path, "NVIDIA H200", budget=180, log=lambda m: None, clock=lambda: next(clock))
-    assert [(name, budget) for name, budget, _ in calls] == [("pytest", 120), ("doctor", 30), ("parity", 30)]
+    report = gpu_check.run_all(tmp_path, "NVIDIA H200", budget=140, log=lambda m: None, clock=lambda: next(clock))
+    assert [(name, budget) for name, budget, _ in calls] == [("pytest", 90), ("doctor", 20), ("parity", 30)]
     assert calls[0][2][-len(gpu_check.GPU_TEST_FILES):] == list(gpu_check.GPU_TEST_FILES)
     assert calls[0][2][2:6] == ["pytest", "-m", "gpu", "-rs"] and calls[1][2][-2:] == ["doctor", "--json"]
     statuses = {s.name: s.status for s in report.stages}
     assert statuses == {"pytest": "timeout", "doctor": "ok", "parity": "ok", "reuse": "skipped", "processes": "skipped",
                         "bench": "skipped"}
-    assert report.stages[3].detail == "time budget spent (5 s left)" and report.seconds == 176.0
+    assert report.stages[3].detail == "time budget spent (5 s left)" and report.seconds == 136.0
 
 
 def test_a_stage_over_budget_is_killed_with_its_children(tmp_path):
@@ -231,16 +231,20 @@ def test_a_gpu_output_passes_parity_when_it_is_as_close_to_the_source_as_the_cpu
 
 
 def test_the_processes_stage_runs_one_batch_per_setting_and_counts_what_came_back(tmp_path, monkeypatch):
-    """On the CPU (``--device cpu`` for ``cuda``): the batch, the two runs, their results read back."""
+    """On the CPU (``--device cpu`` for ``cuda``, so the runs go to the local executor and the
+    processes setting reaches no GPU node): the batch, the settings timed, their results read back."""
     import clipmaker
     from animated_previews.engine.executors import gpu_node
 
     clip = clipmaker.make_clip(tmp_path / "h264-240p.mp4", fps=25, frames=50, gop=25)
     engine = gpu_check._engine
+    monkeypatch.delenv(gpu_node.PROCESSES_ENV, raising=False)
+    monkeypatch.setattr(gpu_node, "usable_cores", lambda: 16)  # the default the parent works out: 4
     monkeypatch.setattr(gpu_check, "_clips", lambda work: {"h264-240p.mp4": clip, "h264-1080p.mkv": tmp_path / "x.mkv"})
     monkeypatch.setattr(gpu_check, "_engine", lambda *args: engine(*("cpu" if a == "cuda" else a for a in args)))
     monkeypatch.setattr(gpu_check.os, "environ", {**os.environ, **gpu_check.python_env(tmp_path)})
     summary = gpu_check.stage_processes(tmp_path)
-    assert summary["status"] == "ok" and summary["jobs"] == gpu_check.PROCESSES_JOBS_PER_CLIP  # the mkv left out
-    assert [run["processes"] for run in summary["runs"]] == [1, max(2, gpu_node.default_processes(1))]
-    assert all(run["jobs"] == 6 and run["failed"] == 0 and run["decoded_by"] == {"pyav": 6} for run in summary["runs"])
+    jobs = 2 * len(gpu_check.PROCESSES_SEEKS)  # the mkv left out
+    assert summary["status"] == "ok" and summary["jobs"] == jobs
+    assert [run["processes"] for run in summary["runs"]] == [1, 4]
+    assert all(run["jobs"] == jobs and run["failed"] == 0 and run["decoded_by"] == {"pyav": jobs} for run in summary["runs"])
