@@ -123,18 +123,24 @@ def nvdec_engines() -> tuple[int, str]:
     return HOPPER_ENGINES, "H100/H200 per the NVDEC application note (GetDecoderCaps could not be asked)"
 
 
-def _threads_from_environment() -> int | None:
-    """``$ENGINE_DECODE_THREADS``, when set."""
-    value = os.environ.get(THREADS_ENV, "").strip()
+def _count_from_environment(name: str) -> int | None:
+    """A whole number >= 1 from ``$name`` when it is set (``$ENGINE_DECODE_THREADS``,
+    ``$ENGINE_GPU_PROCESSES``); anything else there is an InvalidParameter."""
+    value = os.environ.get(name, "").strip()
     if not value:
         return None
     try:
-        threads = int(value)
+        count = int(value)
     except ValueError:
-        threads = 0
-    if threads < 1:
-        raise EngineError(ErrorCode.INVALID_PARAMETER, f"${THREADS_ENV} must be a whole number >= 1, not {value!r}")
-    return threads
+        count = 0
+    if count < 1:
+        raise EngineError(ErrorCode.INVALID_PARAMETER, f"${name} must be a whole number >= 1, not {value!r}")
+    return count
+
+
+def _threads_from_environment() -> int | None:
+    """``$ENGINE_DECODE_THREADS``, when set."""
+    return _count_from_environment(THREADS_ENV)
 
 
 def default_threads(engines: int) -> int:
@@ -142,24 +148,10 @@ def default_threads(engines: int) -> int:
     return _threads_from_environment() or engines * THREADS_PER_ENGINE
 
 
-def _processes_from_environment() -> int | None:
-    """``$ENGINE_GPU_PROCESSES``, when set."""
-    value = os.environ.get(PROCESSES_ENV, "").strip()
-    if not value:
-        return None
-    try:
-        processes = int(value)
-    except ValueError:
-        processes = 0
-    if processes < 1:
-        raise EngineError(ErrorCode.INVALID_PARAMETER, f"${PROCESSES_ENV} must be a whole number >= 1, not {value!r}")
-    return processes
-
-
 def default_processes(gpus: int) -> int:
     """Processes per GPU: ``$ENGINE_GPU_PROCESSES``, else one per :data:`CORES_PER_PROCESS` of this
     machine's cores shared by its ``gpus`` (at least 1)."""
-    return _processes_from_environment() or max(1, usable_cores() // (CORES_PER_PROCESS * max(1, gpus)))
+    return _count_from_environment(PROCESSES_ENV) or max(1, usable_cores() // (CORES_PER_PROCESS * max(1, gpus)))
 
 
 def visible_gpus(environ: dict[str, str] | None = None, proc: Path = Path("/proc/driver/nvidia/gpus")) -> int:
