@@ -42,8 +42,8 @@ tests/engine/test_gpu_parity.py holds what a GPU session must check.
 from __future__ import annotations
 
 import contextlib
-import re
 import functools
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Protocol, Sequence, TypeVar
@@ -184,7 +184,7 @@ class NvdecDecoder:
         if by_decode_order and None in selection.decode_stamps:
             raise DecoderUnavailable(
                 f"the container gives no decode timestamps for frames {selection.numbers[0]}..{selection.numbers[-1]} "
-                "(frames reordered in Matroska), so nvdec's frame numbering cannot be checked"
+                "(Matroska with reordered frames has none), so nvdec's frame numbering cannot be checked"
             )
         tags = read_stream_tags(media)
         if tags.transfer is not None:  # the header said SDR (else the job never came here): the frames say HDR
