@@ -37,6 +37,11 @@ _MAX_ENTRIES = 4096
 # benchmark clip 0.5 gave +0.3 dB over 1.0 after refinement; 0.25 gave nothing more.
 _SPLIT_FRACTION = 0.5
 
+BATCH_SETS = 32
+"""Palettes made in one batch at most: k-means holds a float32 distance for every entry and slot of
+every set at once, 4 MiB a set (4,096 entries x 255 slots); a 3,000-frame clip in runs of 8 frames
+would otherwise hold 375 of them, 1.5 GB twice over."""
+
 
 def median_cut(
     frames: Tensor,
@@ -107,7 +112,8 @@ def palettes_from_histograms(histograms: list[tuple[Tensor, Tensor]], max_colour
         return []
     device = entries[0][0].device
     batched = len({weight.shape[0] for weight, _ in entries}) == 1 and not runs(SCAN_MEDIAN_CUT, device)
-    groups = [list(range(len(entries)))] if batched else [[k] for k in range(len(entries))]
+    size = BATCH_SETS if batched else 1
+    groups = [list(range(start, min(start + size, len(entries)))) for start in range(0, len(entries), size)]
     out: list[tuple[Tensor, Tensor]] = []
     for group in groups:
         weight = torch.stack([entries[k][0] for k in group])
@@ -166,8 +172,8 @@ def _split_boxes_batch(colour: Tensor, weight: Tensor, max_boxes: int) -> tuple[
 
     Each round ranks each set's boxes by squared error (weight x summed channel variance) and
     splits the worst ones (as many as the remaining budget and ``_SPLIT_FRACTION`` allow)
-    along their highest-variance channel at the weighted median, all boxes of all sets in one
-    sort. (Cutting where the most squared error is removed instead, as Wu's quantiser does, was
+    along their highest-variance channel at the weighted median: one sort of every set's entries
+    a round (a row each, in the compiled loop's float32 key). (Cutting where the most squared error is removed instead, as Wu's quantiser does, was
     measured 0.1 dB worse after k-means refinement on the benchmark clip.) The sets are kept
     apart by numbering set p's boxes from p x ``max_boxes``; each set's boxes come out as they
     would alone (tests/kernels/test_palette.py).
@@ -194,9 +200,7 @@ def _split_boxes_batch(colour: Tensor, weight: Tensor, max_boxes: int) -> tuple[
     tallies = torch.stack([weight, positive.to(torch.int64)], dim=2).view(-1, 2)
     slot = torch.arange(max_boxes, device=device).expand(sets, max_boxes)
     first = torch.arange(sets, device=device).unsqueeze(1) * max_boxes  # set p's boxes: p x max_boxes on
-    # Sets apart in the sort: set p's keys (box x 512 + coordinate, float32 as the compiled loop
-    # forms them, < 2^18) raised by p x 2^18, exactly, in float64.
-    apart = torch.arange(sets, device=device, dtype=torch.float64).unsqueeze(1) * float(1 << 18)
+    entry_base = torch.arange(sets, device=device).unsqueeze(1) * n_entries  # set p's entries, flattened
     # ``rounds``: enough to reach max_boxes when boxes grow by (1 + fraction) per round, plus slack
     # for boxes that cannot be split (single bin) and for rounding. (Big Buck Bunny and random
     # noise both reach 255 boxes one round before the nominal count.)
@@ -217,10 +221,12 @@ def _split_boxes_batch(colour: Tensor, weight: Tensor, max_boxes: int) -> tuple[
         new_id = first + n_boxes.unsqueeze(1) + rank  # only meaningful where split
         axis = var.argmax(1).view(sets, max_boxes)
 
-        # Sort entries by (set, box, coordinate along the box's axis).
+        # Sort each set's entries by (box, coordinate along the box's axis), the float32 key the
+        # compiled loop forms, set by set (one key across the sets, raised by the set's number,
+        # rounded a near-black box's coordinates together: a review found palettes that differed)
         coord = colour.gather(2, axis.gather(1, box).unsqueeze(2)).squeeze(2)
-        key = (box.to(torch.float32) * 512.0 + coord).to(torch.float64) + apart
-        perm = torch.argsort(key.view(-1), stable=True)
+        key = box.to(torch.float32) * 512.0 + coord
+        perm = (torch.argsort(key, dim=1, stable=True) + entry_base).view(-1)
         sbox = everywhere.index_select(0, perm)
         entry = tallies.index_select(0, perm)  # [P x E, 2]: weight, occupied
         # Per-box values each sorted entry needs, gathered in one go: totals of all

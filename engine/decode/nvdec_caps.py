@@ -345,9 +345,11 @@ def largest_picture(media: MediaInfo) -> tuple[int, int]:
     the Hopper table): a decoder created with a larger maximum fails outright (MPEG-4 Part 2 on an
     H200: "Resolution not supported on this GPU", 3840x2176 asked, 2048x2048 the most)."""
     limits = HOPPER_NVDEC.get(media.codec)
-    chroma, bits = chroma_and_bits(media.pixel_format)
-    if limits is None or chroma is None:
+    if limits is None:
         return (1 << 30, 1 << 30)
+    chroma, bits = chroma_and_bits(media.pixel_format)
+    if chroma is None:
+        return limits.max_size
     supported, _, high, _, _ = _picture_limits(limits, chroma, bits)
     return high if supported else limits.max_size
 

@@ -269,6 +269,16 @@ def test_matroska_without_reordering_is_checked_by_its_stamps(stand_in, tmp_path
     clip = clipmaker.make_clip(tmp_path / "v.webm", codec="vp9", fps=25, frames=30, gop=25)
     gpu, cpu = decode_both(clip, [0.0, 0.5, 1.0])
     assert read(gpu) == read(cpu)
+    stand_in["shift"] = 10  # and a wrong stamp there is refused
+    with pytest.raises(DecoderUnavailable, match="frame numbering differs"):
+        NvdecDecoder(0, device=CPU).decode_frames(probe(clip), [0.0, 0.5, 1.0])
+
+
+def test_matroska_with_reordered_frames_is_checked_by_pts_where_the_version_stamps_pts(stand_in, tmp_path):
+    stand_in["stamps"] = "pts"  # version 2.0.0
+    mkv = clipmaker.make_clip(tmp_path / "b.mkv", fps=25, frames=30, gop=25)
+    gpu, cpu = decode_both(mkv, [0.0, 0.5])
+    assert read(gpu) == read(cpu)
 
 
 def test_stamps_follow_the_decode_order_from_pynvvideocodec_2_2():
