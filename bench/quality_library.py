@@ -115,8 +115,8 @@ class Case:
     hdr: str | None
     categories: tuple[str, ...]
 
-    def job(self, side: str) -> harness.Job:
-        return self.gif if FORMAT[side] == "gif" else self.webp
+    def job(self, side: str, formats: dict[str, str] = FORMAT) -> harness.Job:
+        return self.gif if formats[side] == "gif" else self.webp
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,8 +308,11 @@ def contact_sheet(reference, panels: list[tuple[str, object]], path: Path, title
         cw, ch = max(64, int(cw * 0.8)), max(40, int(ch * 0.8))
 
 
-def score_case(case: Case, outputs: dict[str, str | None], contact: str | None) -> dict:
-    """PSNR of each side's output of one case (best of the two conventions), and its contact sheet."""
+def score_case(case: Case, outputs: dict[str, str | None], contact: str | None,
+               formats: dict[str, str] = FORMAT) -> dict:
+    """PSNR of each side's output of one case (best of the two conventions), and its contact sheet.
+    ``formats``: each side's format (default: this benchmark's sides; bench/gpu_session names its
+    own, "cuda-gif" and so on)."""
     import numpy as np
 
     job = case.gif
@@ -326,7 +329,7 @@ def score_case(case: Case, outputs: dict[str, str | None], contact: str | None) 
     for side, path in outputs.items():
         if not path:
             continue
-        side_job = case.job(side)
+        side_job = case.job(side, formats)
         anim = psnr.decode_animation(Path(path))
         if anim.size not in sized:
             sized[anim.size] = {name: psnr.SourceFrames(psnr.resize_reference(src, anim.size), src.source_times,

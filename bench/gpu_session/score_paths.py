@@ -15,12 +15,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from bench import psnr  # noqa: E402
-from bench.quality_library import load_library, make_cases  # noqa: E402
+from bench.quality_library import load_library, make_cases, score_case  # noqa: E402
 
 LIBRARY = Path(".gpu-lib")
 
@@ -34,25 +32,20 @@ def main(argv: list[str], library: Path = LIBRARY) -> int:
     for number, case in enumerate(make_cases(clips, library)):
         if number % shards != shard:
             continue
-        started = time.perf_counter()
-        job = case.gif
-        times = psnr.instants(job.seek, job.duration, job.fps)
-        refs = psnr.decode_conventions(case.reference, times, rotate=True, fps=job.fps)
-        sized: dict[tuple[int, int], dict[str, psnr.SourceFrames]] = {}
-        for fmt, fmt_job in (("gif", case.gif), ("webp", case.webp)):
-            row: dict = {"case": f"{case.clip}-{case.kind}", "format": fmt}
+        outputs, formats = {}, {}
+        for fmt in ("gif", "webp"):
             for side, folder in sides.items():
                 path = folder / f"{case.clip}-{case.kind}-{fmt}.{fmt}"
-                if not path.exists():
-                    continue
-                anim = psnr.decode_animation(path)
-                if anim.size not in sized:
-                    sized[anim.size] = {name: psnr.SourceFrames(psnr.resize_reference(src, anim.size), src.source_times,
-                                                                src.notes) for name, src in refs.items()}
-                size = (fmt_job.width, fmt_job.height) if fmt_job.width else case.size
-                score = psnr.score_best(anim, sized[anim.size], fmt_job.fps, fmt_job.duration, size)
-                row[side] = {"psnr_mean_db": round(score["psnr_mean_db"], 3), "bytes": path.stat().st_size}
-            row["seconds"] = round(time.perf_counter() - started, 2)
+                if path.exists():
+                    outputs[f"{side}-{fmt}"], formats[f"{side}-{fmt}"] = str(path), fmt
+        scored = score_case(case, outputs, None, formats)  # the reference decoded once for both formats
+        for fmt in ("gif", "webp"):
+            row: dict = {"case": f"{case.clip}-{case.kind}", "format": fmt}
+            for side in sides:
+                if f"{side}-{fmt}" in scored["scores"]:
+                    row[side] = {"psnr_mean_db": round(scored["scores"][f"{side}-{fmt}"]["psnr_mean_db"], 3),
+                                 "bytes": Path(outputs[f"{side}-{fmt}"]).stat().st_size}
+            row["seconds"] = round(scored["score_s"], 2)
             with out.open("a") as sink:
                 sink.write(json.dumps(row) + "\n")
     return 0
