@@ -46,7 +46,8 @@ bench: install
 	$(BIN)/python -m bench.bench
 
 # The project's GPU verification (bench/gpu_check.py): GPU tests, doctor, CPU/GPU parity, decoder
-# reuse, `engine bench --devices cpu,cuda`, in under 5 minutes; figures to bench/results/gpu-check-*.
+# reuse, processes per GPU, `engine bench --devices cpu,cuda`, in under 5 minutes; figures to
+# bench/results/gpu-check-*.
 # Without a GPU it says so and exits 0 at once. No install step: on a GPU node it runs with the
 # venv's Python when there is one, else with $(PYTHON) (a machine's own torch + PyAV +
 # PyNvVideoCodec, the package taken from this checkout).
