@@ -35,6 +35,7 @@ import functools
 import math
 import os
 import shutil
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
@@ -628,3 +629,38 @@ def with_display_matrix(source: Path, target: Path, matrix: tuple[int, int, int,
     data[offset:offset + 36] = b"".join(v.to_bytes(4, "big", signed=True) for v in values)
     Path(target).write_bytes(bytes(data))
     return Path(target)
+
+
+def ffmpeg_can(*names: str) -> bool:
+    """The ffmpeg on PATH has every one of these filters or encoders (False without ffmpeg)."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        return False
+    listing = subprocess.run([ffmpeg, "-hide_banner", "-filters"], capture_output=True, text=True).stdout
+    encoders = subprocess.run([ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    return all(f" {name} " in listing or f" {name} " in encoders for name in names)
+
+
+HDR_CLIPS = ("zscale", "libx265")
+"""What :func:`hdr_clip` needs of ffmpeg (``ffmpeg_can(*HDR_CLIPS)``)."""
+
+
+def hdr_clip(path: Path, transfer: str, size: tuple[int, int] = (320, 240)) -> Path:
+    """2 s of testsrc2 converted by zimg from SDR to 10-bit BT.2020 ``transfer`` (an ffmpeg
+    color_trc name: "smpte2084", "arib-std-b67"), tagged: HEVC, or VP9 profile 2 for an odd size
+    (x265 codes 4:2:0 in even sizes only). Needs ffmpeg with zscale and libx265 (Debian's)."""
+    if size[0] % 2 or size[1] % 2:
+        codec = ["-c:v", "libvpx-vp9", "-profile:v", "2", "-deadline", "realtime", "-cpu-used", "8",
+                 "-color_primaries", "bt2020", "-color_trc", transfer, "-colorspace", "bt2020nc"]
+        path = path.with_suffix(".webm")
+    else:
+        codec = ["-c:v", "libx265", "-x265-params",
+                 f"colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc:log-level=error"]
+    even = (size[0] + size[0] % 2, size[1] + size[1] % 2)  # testsrc2 draws even sizes, zimg subsamples
+    graph = (f"format=gbrp,crop={size[0]}:{size[1]}:0:0,format=yuv444p,"  # even ones only: 4:4:4, then 4:2:0
+             f"zscale=tin=bt709:t={transfer}:pin=bt709:p=bt2020:min=bt709:m=bt2020nc:rin=tv:r=tv:npl=100,"
+             "format=yuv444p10le,format=yuv420p10le")
+    subprocess.run([shutil.which("ffmpeg") or "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=size={even[0]}x{even[1]}:rate=25:duration=2", "-vf", graph, *codec, str(path)],
+                   check=True)
+    return path

@@ -120,9 +120,10 @@ class StreamTags:
     mirrored: bool = False
     """The display matrix mirrors the picture: flipped left-right as coded, before the turns."""
     transfer: str | None = None
-    """"pq" or "hlg" when the frame itself is tagged with an HDR transfer (whatever the header says)."""
+    """"pq" or "hlg": the frames are HDR and tone-mapped (:func:`hdr_transfer`: the frame's own
+    tag, or the header's for an untagged frame), as the CPU path decides per frame."""
     wide_gamut: bool = False
-    """The frame is tagged with BT.2020 primaries (:func:`wide_gamut`)."""
+    """SDR frames tagged with BT.2020 primaries, mapped to BT.709's (:func:`wide_gamut`)."""
 
 
 def select_frames(media: MediaInfo, instants: Sequence[float]) -> FrameSelection:
@@ -315,9 +316,9 @@ class _FirstFrame:
     Decoding here is an extra, never a reason to fail: a decoder error leaves ``tags`` None and
     :func:`read_stream_tags` decodes on its own (and reports the error as a decoding error)."""
 
-    def __init__(self, stream: av.video.stream.VideoStream, header_colorspace: int) -> None:
+    def __init__(self, stream: av.video.stream.VideoStream, media: MediaInfo) -> None:
         self.context = stream.codec_context
-        self.header_colorspace = header_colorspace  # ``MediaInfo.colorspace``: what the header said
+        self.media = media  # what the header said of colour, for untagged frames
         _one_thread(self.context)
         self.tags: StreamTags | None = None
         self.failed = False
@@ -334,7 +335,7 @@ class _FirstFrame:
             self.failed = True
             return
         if frames:
-            self.tags = tags_of(frames[0], self.header_colorspace)
+            self.tags = tags_of(frames[0], self.media.colorspace, self.media.transfer)
 
 
 def _one_thread(context: av.codec.context.CodecContext) -> None:
@@ -351,7 +352,7 @@ def _demux_timestamps(media: MediaInfo, last_instant: float, want_tags: bool = F
     container = open_container(media.path)
     try:
         stream = container.streams[media.stream_index]
-        first = _FirstFrame(stream, media.colorspace) if want_tags else None
+        first = _FirstFrame(stream, media) if want_tags else None
         tb = stream.time_base
         pts, dts, keyframe, discard = array("q"), array("q"), bytearray(), bytearray()
         for packet in container.demux(stream):
@@ -412,7 +413,7 @@ def _decode_stream_tags(media: MediaInfo) -> StreamTags:
             ErrorCode.INVALID_VIDEO_FORMAT,
             f"no frame of {media.path.name} could be decoded; the file may be truncated or corrupt",
         )
-    return tags_of(frame, media.colorspace)
+    return tags_of(frame, media.colorspace, media.transfer)
 
 
 def orientation(frame: av.VideoFrame) -> tuple[int, bool]:
@@ -466,10 +467,12 @@ def wide_gamut(frame: av.VideoFrame) -> bool:
     return int(frame.color_primaries or 0) == _BT2020_PRIMARIES
 
 
-def tags_of(frame: av.VideoFrame, stream_colorspace: int | None = 0) -> StreamTags:
+def tags_of(frame: av.VideoFrame, stream_colorspace: int | None = 0, stream_transfer: str | None = None) -> StreamTags:
     """The rules engine/decode/pyav.py applies when it converts ``frame`` (of a stream whose
-    header says ``stream_colorspace``) to RGB."""
-    matrix = MATRIX_BY_COLORSPACE.get(colorspace_of(frame, stream_colorspace), "bt601")
+    header says ``stream_colorspace`` and ``stream_transfer``) to RGB: an HDR frame takes BT.2020's
+    matrix when untagged, and only an SDR frame is gamut-mapped."""
+    transfer = hdr_transfer(frame, stream_transfer)
+    matrix = MATRIX_BY_COLORSPACE.get(colorspace_of(frame, stream_colorspace, hdr=transfer is not None), "bt601")
     name = frame.format.name
     turns, mirrored = orientation(frame)
     return StreamTags(
@@ -478,8 +481,8 @@ def tags_of(frame: av.VideoFrame, stream_colorspace: int | None = 0) -> StreamTa
         matrix=matrix,
         full_range=frame.color_range == _FULL_RANGE or name.startswith("yuvj"),
         bits=pixel_bits(name),
-        transfer=hdr_transfer(frame),
-        wide_gamut=wide_gamut(frame),
+        transfer=transfer,
+        wide_gamut=transfer is None and wide_gamut(frame),
     )
 
 

@@ -2,8 +2,9 @@
 
 A thin adapter. The work that can be checked without a GPU lives elsewhere and is tested on CPU:
 which frame numbers to fetch (:mod:`engine.decode.frame_index`, from the container's real
-timestamps), which colour matrix, range and rotation apply (the CPU path's rules, read once per
-file), and the NV12/P016 -> RGB conversion (:mod:`kernels.colour`). This module asks a
+timestamps), which colour matrix, range, transfer and rotation apply (the CPU path's rules, read
+once per file), the NV12/P016 -> RGB conversion (:mod:`kernels.colour`), and for HDR and BT.2020
+SDR the CPU path's tone and gamut maps on the decoder's planes (:mod:`engine.decode.wide_colour`). This module asks a
 ``SimpleDecoder`` for those frame numbers in ascending order (it seeks to the keyframe before the
 first one and decodes no further than the last), takes each frame over with DLPack (no copy),
 checks that the frame is the one asked for by its timestamp, and converts each batch to RGB on
@@ -35,7 +36,8 @@ Every failure that is about the GPU path rather than the video (an import error,
 refuses at the first fetch, a frame numbering that disagrees with the timestamps) surfaces as an
 exception; the job then decodes the clip on the CPU and notes why (engine/job.py).
 
-Never run on a GPU yet: notes/gpu-path.md lists every GPU-only line, and
+Run on a GPU once (an H200, bench/results/gpu-session-nvidia-h200.md), before the HDR steps were
+added: notes/gpu-path.md lists every GPU-only line and what it showed, and
 tests/engine/test_gpu_parity.py holds what a GPU session must check.
 """
 
@@ -53,6 +55,7 @@ import torch
 from . import DecodedClip, DecoderUnavailable, Fit
 from .frame_index import FrameSelection, StreamTags, read_stream_tags, select_frames
 from .nvdec_caps import largest_picture, pynvvideocodec
+from .wide_colour import wide_colour
 from ..probe import MediaInfo
 from ...kernels.colour import split_nv12, yuv420_to_rgb
 
@@ -187,16 +190,15 @@ class NvdecDecoder:
                 "(Matroska with reordered frames has none), so nvdec's frame numbering cannot be checked"
             )
         tags = read_stream_tags(media)
-        if tags.transfer is not None:  # the header said SDR (else the job never came here): the frames say HDR
-            raise DecoderUnavailable(f"the frames are tagged {tags.transfer.upper()} HDR though the stream's header "
-                                     "says SDR; HDR is tone-mapped on the CPU path only")
-        if tags.wide_gamut:
-            raise DecoderUnavailable("the frames have BT.2020 primaries; they are converted to BT.709's on the CPU "
-                                     "path only")
         on_gpu = self.device.type == "cuda"
+        chroma = "nearest" if tags.bits == 8 else "bilinear"  # follows swscale's filter per bit depth
 
-        def finish(batch: torch.Tensor) -> torch.Tensor:
-            """Upright, then shrunk: GPU memory holds one batch at source size, not the clip."""
+        def finish(y: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+            """A batch's planes to upright RGB bytes, shrunk: GPU memory holds one batch at source
+            size, not the clip. HDR and BT.2020 SDR frames take the CPU path's colour steps."""
+            if tags.transfer is not None or tags.wide_gamut:
+                return wide_colour(y, uv, tags, fit)
+            batch = yuv420_to_rgb(y, uv, matrix=tags.matrix, full_range=tags.full_range, chroma=chroma)
             if tags.mirrored:
                 batch = batch.flip(3)
             if tags.turns:
@@ -212,6 +214,8 @@ class NvdecDecoder:
             source_times=selection.source_times,
             frames_decoded=selection.frames_decoded,
             rotation=tags.turns,
+            tone_mapped=tags.transfer,
+            gamut_mapped=tags.wide_gamut,
         )
 
     def _decoder(self, nvc: Any, media: MediaInfo, stream: DecodeStream) -> Any:
@@ -245,7 +249,8 @@ class NvdecDecoder:
         return nvc.SimpleDecoder(str(media.path), **options)
 
     def _fetch(self, nvc, media: MediaInfo, selection: FrameSelection, tags: StreamTags,
-               finish: Callable[[torch.Tensor], torch.Tensor], stream: DecodeStream, by_decode_order: bool) -> torch.Tensor:
+               finish: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], stream: DecodeStream,
+               by_decode_order: bool) -> torch.Tensor:
         decoder = self._decoder(nvc, media, stream)
         try:
             frames = self._fetch_all(decoder, media, selection, tags, finish, stream, by_decode_order)
@@ -258,7 +263,7 @@ class NvdecDecoder:
         return frames
 
     def _fetch_all(self, decoder: Any, media: MediaInfo, selection: FrameSelection, tags: StreamTags,
-                   finish: Callable[[torch.Tensor], torch.Tensor], stream: DecodeStream,
+                   finish: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], stream: DecodeStream,
                    by_decode_order: bool) -> torch.Tensor:
         counted = len(decoder)
         if selection.numbers[-1] >= counted:
@@ -267,7 +272,6 @@ class NvdecDecoder:
                 "its numbering differs from the timestamps"
             )
         done: list[torch.Tensor] = []
-        chroma = "nearest" if tags.bits == 8 else "bilinear"  # follows swscale's filter per bit depth
         with stream.activate():
             for start in range(0, len(selection.numbers), FETCH_BATCH):
                 numbers = list(selection.numbers[start : start + FETCH_BATCH])
@@ -277,7 +281,7 @@ class NvdecDecoder:
                 surfaces = torch.stack([_surface(torch.from_dlpack(frame), media.height, tags.bits) for frame in fetched])
                 y, uv = split_nv12(surfaces, round(surfaces.shape[1] / 1.5), media.width)
                 y, uv = y[:, : media.height], uv[:, : (media.height + 1) // 2]  # a surface taller than the picture
-                done.append(finish(yuv420_to_rgb(y, uv, matrix=tags.matrix, full_range=tags.full_range, chroma=chroma)))
+                done.append(finish(y, uv))
                 stream.synchronize()  # the copy must be done before the next call reuses the decoder's buffers
             return done[0] if len(done) == 1 else torch.cat(done)
 

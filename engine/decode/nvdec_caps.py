@@ -313,8 +313,6 @@ def caps_source(gpu: int, gpu_name: str) -> str:
 
 def nvdec_refusal(media: MediaInfo, gpu: int, gpu_name: str = "this GPU") -> str | None:
     """Why NVDEC on GPU ``gpu`` cannot serve this video through the GPU path, or None if it can."""
-    if media.transfer is not None:
-        return f"{media.transfer.upper()} HDR is tone-mapped to SDR on the CPU path only"
     limits = HOPPER_NVDEC.get(media.codec)
     if limits is None:
         return f"nvdec does not decode {media.codec}"

@@ -1,8 +1,9 @@
 """The GPU path on a real GPU: NVDEC fetches the right frames, and GPU and CPU give the same animation.
 
 Every test here is marked ``gpu`` and is skipped where torch sees no CUDA device (tests/conftest.py).
-NVDEC tests also need PyNvVideoCodec and skip, saying so, where it does not import. None of this
-has run yet on a GPU: these are the checks a GPU session must pass (see engine/decode/nvdec.py).
+NVDEC tests also need PyNvVideoCodec and skip, saying so, where it does not import. They ran once
+on an H200 (bench/results/gpu-session-nvidia-h200.md); tests added since (HDR, HEVC after a seek)
+wait for the next GPU session: these are the checks it must pass (see engine/decode/nvdec.py).
 
 "Same animation": the same frame count, fps, duration and per-frame delays, the same source frame
 on screen at every instant (read back from the frames' own index stamps), and a GPU picture within
@@ -261,6 +262,21 @@ def test_ten_bit_hevc_matches_the_cpu(nvdec, tmp_path):
     assert shown(clip) == [0, 3, 9]
     cpu = PyAVDecoder().decode_frames(probe(path), instants)
     assert psnr(clip.frames.cpu().numpy(), cpu.frames.contiguous().numpy()) >= 40
+
+
+@pytest.mark.skipif(not clipmaker.ffmpeg_can(*clipmaker.HDR_CLIPS), reason="needs ffmpeg with zscale and libx265")
+@pytest.mark.parametrize("transfer", ["smpte2084", "arib-std-b67"], ids=["pq", "hlg"])
+@pytest.mark.parametrize("fields", [{"width": 160, "height": 120}, {}], ids=["shrunk", "source-size"])
+def test_hdr_is_tone_mapped_on_the_gpu_like_on_the_cpu(nvdec, tmp_path, transfer, fields):
+    """HDR HEVC through NVDEC's P016 and the tone map on CUDA (engine/decode/wide_colour.py): the
+    pictures the CPU path makes, within what WebP's coding and float rounding on another device
+    leave (CPU tests with a stand-in decoder give >= 45 dB shrunk, >= 30 at the source size)."""
+    path = clipmaker.hdr_clip(tmp_path / "hdr.mp4", transfer)
+    require_nvdec_takes(path)
+    cpu, gpu = run_both(path, tmp_path, "webp", fps=5, seek=0.2, duration=1.2, **fields)
+    assert any(note.startswith("HDR (") for note in gpu.notes), gpu.notes
+    a, b = clients.pillow_frames(cpu.output), clients.pillow_frames(gpu.output)
+    assert psnr(np.stack([f for f, _ in a]), np.stack([f for f, _ in b])) >= (40 if fields else 30)
 
 
 @pytest.mark.parametrize("variant", ["av1", "h264-10bit"])

@@ -27,34 +27,8 @@ from animated_previews.kernels.yuv import yuv_to_rgb
 
 FFMPEG = shutil.which("ffmpeg")
 
-
-def _ffmpeg_can(*names: str) -> bool:
-    if FFMPEG is None:
-        return False
-    listing = subprocess.run([FFMPEG, "-hide_banner", "-filters"], capture_output=True, text=True).stdout
-    encoders = subprocess.run([FFMPEG, "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
-    return all(f" {name} " in listing or f" {name} " in encoders for name in names)
-
-
-pytestmark = pytest.mark.skipif(not _ffmpeg_can("zscale", "tonemap", "libx265"),
+pytestmark = pytest.mark.skipif(not clipmaker.ffmpeg_can("zscale", "tonemap", "libx265"),
                                 reason="needs ffmpeg with zscale, tonemap and libx265 (Debian's ffmpeg has them)")
-
-
-def hdr_clip(path: Path, transfer: str, size: tuple[int, int] = (320, 240)) -> Path:
-    """2 s of testsrc2 converted by zimg from SDR to 10-bit BT.2020 ``transfer``, tagged: HEVC,
-    or VP9 profile 2 for an odd size (x265 codes 4:2:0 in even sizes only)."""
-    if size[0] % 2 or size[1] % 2:
-        codec = ["-c:v", "libvpx-vp9", "-profile:v", "2", "-deadline", "realtime", "-cpu-used", "8",
-                 "-color_primaries", "bt2020", "-color_trc", transfer, "-colorspace", "bt2020nc"]
-        path = path.with_suffix(".webm")
-    else:
-        codec = ["-c:v", "libx265", "-x265-params", f"colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc:log-level=error"]
-    even = (size[0] + size[0] % 2, size[1] + size[1] % 2)  # testsrc2 draws even sizes, zimg subsamples
-    subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={even[0]}x{even[1]}:rate=25:duration=2",
-                    "-vf", f"format=gbrp,crop={size[0]}:{size[1]}:0:0,format=yuv444p,"  # even ones only: 4:4:4, then 4:2:0
-                           f"zscale=tin=bt709:t={transfer}:pin=bt709:p=bt2020:min=bt709:m=bt2020nc:rin=tv:r=tv:npl=100,"
-                           "format=yuv444p10le,format=yuv420p10le", *codec, str(path)], check=True)
-    return path
 
 
 def ffmpeg_frame(path: Path, at: float, filters: str, size: tuple[int, int] = (320, 240)) -> np.ndarray:
@@ -72,7 +46,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def test_pq_frames_match_ffmpegs_tone_map_and_not_the_naive_reading(tmp_path, size):
     """At any width: FFmpeg's scaler (PyAV's build) made 4:2:0 frames of odd width into wrong
     packed RGB48 (whole frames blue or magenta, 7 dB); the frames are read as planar RGB."""
-    clip = hdr_clip(tmp_path / "pq.mp4", "smpte2084", size)
+    clip = clipmaker.hdr_clip(tmp_path / "pq.mp4", "smpte2084", size)
     media = probe(clip)
     ours = PyAVDecoder().decode_frames(media, [1.0]).frames[0].permute(1, 2, 0).numpy()
     reference = ffmpeg_frame(clip, 1.0, "format=yuv444p10le,"  # zimg takes no 4:2:0 of odd size
@@ -85,15 +59,15 @@ def test_pq_frames_match_ffmpegs_tone_map_and_not_the_naive_reading(tmp_path, si
     assert psnr(naive, reference) < 20  # what a decoder without tone mapping shows (14.8 dB)
 
 
-def test_hlg_jobs_succeed_say_so_and_never_take_the_gpu_path(tmp_path):
-    clip = hdr_clip(tmp_path / "hlg.mp4", "arib-std-b67")
+def test_hlg_jobs_succeed_and_say_so(tmp_path):
+    clip = clipmaker.hdr_clip(tmp_path / "hlg.mp4", "arib-std-b67")
     media = probe(clip)
     spec = parse_job({"input": str(clip), "format": "gif", "fps": 5, "duration": 1}, default_id="h", input_root=tmp_path)
     result = run_job(spec, tmp_path / "out", PyAVDecoder())
 
     assert media.transfer == "hlg"
     assert result.ok and "HDR (HLG, BT.2020) tone-mapped to SDR BT.709" in result.notes
-    assert "tone-mapped to SDR on the CPU path" in nvdec_refusal(media, 0)
+    assert nvdec_refusal(media, 0) is None  # the GPU path tone-maps too (tests/engine/test_nvdec_adapter.py)
     # zimg renders HLG with its own display assumptions (this engine follows BT.2100 with a
     # 1000 cd/m² display, checked against BT.2408's 203 cd/m² reference white in
     # tests/kernels/test_tonemap.py), so only "closer than the naive reading" is asked here:
@@ -125,7 +99,7 @@ def test_shrunk_hdr_frames_are_converted_from_their_planes_and_match_the_rgb48_r
     """A resized HDR job hands the fit the decoder's 10-bit planes (no full-size RGB48 frame
     is made); the picture is the one the scaler's RGB48 route gives, within rounding of the
     chroma's resampling."""
-    clip = hdr_clip(tmp_path / "hdr.mp4", transfer)
+    clip = clipmaker.hdr_clip(tmp_path / "hdr.mp4", transfer)
     media = probe(clip)
     spec = hdr_spec(clip, width=160, height=120)
     planar_fit, rgb_fit = PlanesSpy(spec, media), Fitter(spec, media)
@@ -146,7 +120,7 @@ def test_shrunk_hdr_frames_are_converted_from_their_planes_and_match_the_rgb48_r
 @pytest.mark.parametrize("fields", [{}, {"width": 320, "height": 240}, {"width": 200, "height": 200, "fit": "pad"},
                                     {"width": 200, "height": 200, "fit": "cover"}])
 def test_hdr_frames_kept_at_their_size_cropped_or_padded_go_the_rgb48_route(tmp_path, fields):
-    clip = hdr_clip(tmp_path / "pq.mp4", "smpte2084")
+    clip = clipmaker.hdr_clip(tmp_path / "pq.mp4", "smpte2084")
     media = probe(clip)
     fit = PlanesSpy(hdr_spec(clip, **fields), media)
     frames = PyAVDecoder().decode_frames(media, [0.5], fit=fit).frames
@@ -187,7 +161,7 @@ def test_frames_the_planes_route_cannot_read_say_so():
 
 def test_a_mirrored_hdr_clip_is_mirrored_on_the_planes_route_too(tmp_path):
     """The planes route (resized HDR) flips the coded planes as the RGB route flips pixels."""
-    clip = hdr_clip(tmp_path / "hdr.mp4", "smpte2084")
+    clip = clipmaker.hdr_clip(tmp_path / "hdr.mp4", "smpte2084")
     mirrored = clipmaker.with_display_matrix(clip, tmp_path / "mirrored.mp4", (-1, 0, 0, 1), (320, 0))
     frames = {}
     for name, path in (("plain", clip), ("mirrored", mirrored)):
@@ -208,7 +182,7 @@ def test_pq_said_only_by_the_container_is_tone_mapped_as_it_says(tmp_path):
     """FFmpeg's HEVC decoder hands over the frames of a bitstream without colour tags untagged,
     whatever the container says: they were shown washed out as SDR while the notes said
     tone-mapped. An untagged frame now takes the stream's transfer."""
-    tagged = hdr_clip(tmp_path / "pq.mp4", "smpte2084")
+    tagged = clipmaker.hdr_clip(tmp_path / "pq.mp4", "smpte2084")
     bare = tmp_path / "bare.mp4"  # the same picture, the bitstream untagged
     subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(tagged), "-vf",
                     "setparams=color_primaries=unknown:color_trc=unknown:colorspace=unknown", "-c:v", "libx265",
@@ -231,7 +205,7 @@ def test_frames_that_say_pq_under_a_header_that_says_sdr_are_tone_mapped_and_the
     """The frames' own tags decide (here a Matroska header says BT.709 over a PQ bitstream; an
     HLG alternative-transfer SEI in a stream tagged BT.2020 SDR is the same case), and the note
     follows what was done, not the header."""
-    clip = _remuxed(hdr_clip(tmp_path / "pq.mp4", "smpte2084"), tmp_path / "says-sdr.mkv",
+    clip = _remuxed(clipmaker.hdr_clip(tmp_path / "pq.mp4", "smpte2084"), tmp_path / "says-sdr.mkv",
                     "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709")
     spec = parse_job({"input": str(clip), "format": "gif", "fps": 5, "duration": 1}, default_id="s", input_root=tmp_path)
     result = run_job(spec, tmp_path / "out", PyAVDecoder())

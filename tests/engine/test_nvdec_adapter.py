@@ -26,7 +26,9 @@ import clipmaker
 from threads import run_together
 import animated_previews.engine.decode.nvdec_caps as nvdec_caps
 import animated_previews.engine.device as device
+import animated_previews.engine.decode.frame_index as frame_index
 import animated_previews.engine.decode.nvdec as nvdec
+import animated_previews.engine.decode.wide_colour as wide_colour
 import animated_previews.engine.job as job
 from animated_previews.engine.decode import DecoderUnavailable
 from animated_previews.engine.decode.nvdec import FETCH_BATCH, MAX_HEIGHT, MAX_WIDTH, NvdecDecoder, choose_stream
@@ -547,19 +549,119 @@ def test_frames_handed_to_another_stream_make_it_wait_for_the_decode_streams_wor
     assert calls == []
 
 
-def test_frames_that_say_hdr_are_left_to_the_cpu_paths_tone_map(stand_in, tmp_path):
-    """A header that says SDR over frames that say PQ (an SEI, a remux) sends the job to NVDEC,
-    which would show the PQ codes as SDR: the adapter refuses, and the job falls back to the CPU."""
+# HDR and BT.2020 SDR: the CPU path's colour steps on the decoder's planes (engine/decode/wide_colour.py)
+
+needs_hdr_clips = pytest.mark.skipif(not clipmaker.ffmpeg_can(*clipmaker.HDR_CLIPS),
+                                     reason="needs ffmpeg with zscale and libx265 (Debian's ffmpeg has them)")
+
+
+def run_both(monkeypatch, spec, tmp_path):
+    monkeypatch.setattr(job, "choose_device", lambda requested, media: DeviceChoice("cuda:0", "nvdec", "test"))
+    monkeypatch.setattr(job, "_gpu_decoder", lambda choice: NvdecDecoder(0, device=CPU))
+    return (job.run_job(spec, tmp_path / "nvdec", PyAVDecoder(), device="cuda"),
+            job.run_job(spec, tmp_path / "cpu", PyAVDecoder(), device="cpu"))
+
+
+@needs_hdr_clips
+@pytest.mark.parametrize("transfer, fields, floor", [
+    ("smpte2084", {"width": 160, "height": 120}, 45),  # shrunk: the planes route, the CPU's own function
+    ("arib-std-b67", {"width": 160, "height": 120}, 45),
+    ("smpte2084", {}, 30),  # kept at its size: R'G'B' from the planes here, FFmpeg's scaler on the CPU
+    ("smpte2084", {"width": 200, "height": 200, "fit": "pad", "pad_colour": "#3060C0"}, 30),
+])
+def test_hdr_jobs_on_the_nvdec_path_are_tone_mapped_like_on_the_cpu(stand_in, monkeypatch, tmp_path, transfer, fields,
+                                                                      floor):
+    """HDR went to the CPU on a GPU node; NVDEC's P016 words (the 10-bit codes in the high bits)
+    now take the CPU path's steps: the same pictures, the same note."""
+    import clients
+
+    clip = clipmaker.hdr_clip(tmp_path / "hdr.mp4", transfer)
+    spec = parse_job({"id": "h", "input": str(clip), "format": "webp", "fps": 5, "seek": 0.2, "duration": 1.2,
+                      **fields}, default_id="h", input_root=tmp_path)
+    on_nvdec, on_cpu = run_both(monkeypatch, spec, tmp_path)
+    name = {"smpte2084": "PQ", "arib-std-b67": "HLG"}[transfer]
+    assert on_nvdec.ok and on_nvdec.device == "nvdec", on_nvdec.notes
+    assert f"HDR ({name}, BT.2020) tone-mapped to SDR BT.709" in on_nvdec.notes
+    assert (on_nvdec.frames, on_nvdec.width, on_nvdec.height) == (on_cpu.frames, on_cpu.width, on_cpu.height)
+    a, b = clients.pillow_frames(on_cpu.output), clients.pillow_frames(on_nvdec.output)
+    assert psnr(np.stack([f for f, _ in a]), np.stack([f for f, _ in b])) >= floor
+    if "pad_colour" in fields:  # the bars painted again after the tone map (lossy WebP: within a few levels)
+        for frames in (a, b):
+            assert np.abs(frames[0][0][0, :40].astype(int) - (0x30, 0x60, 0xC0)).max() <= 8
+
+
+@needs_hdr_clips
+def test_hdr_frames_fetched_as_p016_are_the_cpu_paths_pictures_on_the_planes_route(stand_in, tmp_path):
+    """Shrunk frames go through the very function the CPU path uses, from the same codes."""
+    clip = clipmaker.hdr_clip(tmp_path / "pq.mp4", "smpte2084")
+    media = probe(clip)
+    spec = parse_job({"id": "p", "input": str(clip), "format": "gif", "fps": 5, "duration": 1, "width": 160,
+                      "height": 120}, default_id="p", input_root=tmp_path)
+    from animated_previews.engine.render import Fitter
+
+    instants = [0.2, 0.6, 1.0]
+    gpu = NvdecDecoder(0, device=CPU).decode_frames(media, instants, fit=Fitter(spec, media))
+    cpu = PyAVDecoder().decode_frames(media, instants, fit=Fitter(spec, media))
+    assert gpu.tone_mapped == cpu.tone_mapped == "pq"
+    assert torch.equal(gpu.frames.contiguous(), cpu.frames.contiguous())
+
+
+@needs_hdr_clips
+def test_a_rotated_and_mirrored_hdr_clip_is_turned_on_the_nvdec_path_as_on_the_cpu(stand_in, tmp_path):
+    clip = clipmaker.hdr_clip(tmp_path / "pq.mp4", "smpte2084")
+    turned = clipmaker.with_display_matrix(clip, tmp_path / "turned.mp4", (0, -1, -1, 0), (240, 320))
+    media = probe(turned)
+    mirrored, turns = read_stream_tags_of(turned)
+    assert mirrored and turns % 2  # a transpose: mirrored, and a quarter turn
+    from animated_previews.engine.render import Fitter
+
+    for fields in ({"width": 120}, {}):
+        spec = parse_job({"id": "t", "input": str(turned), "format": "gif", "fps": 5, "duration": 1, **fields},
+                          default_id="t",
+                         input_root=tmp_path)
+        gpu = NvdecDecoder(0, device=CPU).decode_frames(media, [0.6], fit=Fitter(spec, media)).frames
+        cpu = PyAVDecoder().decode_frames(media, [0.6], fit=Fitter(spec, media)).frames
+        assert gpu.shape == cpu.shape and gpu.shape[-2] > gpu.shape[-1]  # shown upright: taller than wide
+        assert psnr(gpu[0].permute(1, 2, 0).numpy(), cpu[0].permute(1, 2, 0).numpy()) >= 30
+
+
+def read_stream_tags_of(path) -> tuple[bool, int]:
+    tags = frame_index.read_stream_tags(probe(path))
+    return tags.mirrored, tags.turns
+
+
+def test_frames_that_say_pq_under_a_header_that_says_sdr_are_tone_mapped_on_the_nvdec_path_too(stand_in, tmp_path):
+    """The frames' own tags decide, as on the CPU path (an 8-bit stream tagged PQ in its SEI)."""
     path = clipmaker.make_clip(tmp_path / "pq.mp4", fps=25, frames=10, width=160, height=120, encoder_options={
         "x264-params": "transfer=smpte2084:colorprim=bt2020:colormatrix=bt2020nc"})
     with av.open(str(path)) as container:
         assert next(container.decode(video=0)).color_trc == 16  # SMPTE ST 2084
-    with pytest.raises(DecoderUnavailable, match="tagged PQ HDR"):
-        NvdecDecoder(0, device=CPU).decode_frames(probe(path), [0.0])
+    gpu, cpu = decode_both(path, [0.0, 0.2])
+    assert gpu.tone_mapped == cpu.tone_mapped == "pq"
+    assert psnr(gpu.frames.permute(0, 2, 3, 1).numpy(), cpu.frames.permute(0, 2, 3, 1).numpy()) >= 30
 
 
-def test_frames_with_bt2020_primaries_are_left_to_the_cpu_paths_gamut_map(stand_in, tmp_path):
+def test_frames_with_bt2020_primaries_are_gamut_mapped_on_the_nvdec_path_too(stand_in, tmp_path):
     path = clipmaker.make_clip(tmp_path / "wide.mp4", fps=25, frames=10, width=160, height=120, encoder_options={
         "x264-params": "transfer=bt2020-10:colorprim=bt2020:colormatrix=bt2020nc"})
-    with pytest.raises(DecoderUnavailable, match="BT.2020 primaries"):
-        NvdecDecoder(0, device=CPU).decode_frames(probe(path), [0.0])
+    gpu, cpu = decode_both(path, [0.0, 0.2])
+    assert gpu.gamut_mapped and cpu.gamut_mapped and gpu.tone_mapped is None
+    assert psnr(gpu.frames.permute(0, 2, 3, 1).numpy(), cpu.frames.permute(0, 2, 3, 1).numpy()) >= 40
+
+
+@pytest.mark.parametrize("dtype", [torch.uint16, torch.int16])
+def test_p016_words_become_their_samples_codes_whichever_way_they_are_typed(dtype):
+    codes = torch.tensor([0, 64, 512, 940, 1023], dtype=torch.int32)
+    words = (codes << 6).to(torch.int32)
+    given = words.to(torch.int16) if dtype == torch.int16 else words.to(torch.uint16)  # 1023 << 6 wraps in int16
+    assert torch.equal(wide_colour.sample_codes(given, 10), codes)
+    assert torch.equal(wide_colour.sample_codes((codes << 4).to(dtype), 12), codes)
+    eight = torch.tensor([16, 235], dtype=torch.uint8)
+    assert wide_colour.sample_codes(eight, 8) is eight
+
+
+def test_sdr_bt709_frames_are_not_for_the_wide_colour_steps():
+    tags = frame_index.StreamTags(turns=0, matrix="bt709", full_range=False, bits=8)
+    with pytest.raises(ValueError, match="HDR or BT.2020"):
+        wide_colour.wide_colour(torch.zeros((1, 4, 4), dtype=torch.uint8), torch.zeros((1, 2, 2, 2), dtype=torch.uint8),
+                                tags, None)
