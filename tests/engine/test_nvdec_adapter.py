@@ -57,10 +57,12 @@ class StandInFrame:
 
 
 def nv12(frame: av.VideoFrame) -> np.ndarray:
-    """The frame's planes as one (1.5 H, W) NV12 / P016 plane."""
+    """The frame's planes as one (1.5 H, W) NV12 / P016 plane (W rounded up to even)."""
     deep = frame.format.name.endswith("10le")
     dtype = np.uint16 if deep else np.uint8
     y, u, v = (np.frombuffer(p, dtype).reshape(p.height, p.line_size // dtype().itemsize)[:, : p.width] for p in frame.planes)
+    if y.shape[1] % 2:  # an odd width: NVDEC's surfaces are an even number of columns wide
+        y = np.concatenate((y, y[:, -1:]), axis=1)
     surface = np.concatenate((y, np.stack((u, v), axis=-1).reshape(u.shape[0], -1)), axis=0)
     return (surface.astype(np.uint32) << 6).astype(np.uint16) if deep else np.ascontiguousarray(surface)
 
@@ -665,3 +667,21 @@ def test_sdr_bt709_frames_are_not_for_the_wide_colour_steps():
     with pytest.raises(ValueError, match="HDR or BT.2020"):
         wide_colour.wide_colour(torch.zeros((1, 4, 4), dtype=torch.uint8), torch.zeros((1, 2, 2, 2), dtype=torch.uint8),
                                 tags, None)
+
+
+@needs_hdr_clips
+@pytest.mark.parametrize("fields", [{"width": 160}, {}], ids=["shrunk", "source-size"])
+def test_an_odd_sized_hdr_clip_keeps_its_last_column_and_row_on_the_nvdec_path(stand_in, tmp_path, fields):
+    """VP9 profile 2 at 321x241: 4:2:0 chroma of ceil(W/2) x ceil(H/2), as on the CPU path."""
+    clip = clipmaker.hdr_clip(tmp_path / "odd.mp4", "smpte2084", (321, 241))
+    media = probe(clip)
+    from animated_previews.engine.render import Fitter
+
+    spec = parse_job({"id": "o", "input": str(clip), "format": "gif", "fps": 5, "duration": 1, **fields},
+                     default_id="o", input_root=tmp_path)
+    gpu = NvdecDecoder(0, device=CPU).decode_frames(media, [0.2, 0.6], fit=Fitter(spec, media))
+    cpu = PyAVDecoder().decode_frames(media, [0.2, 0.6], fit=Fitter(spec, media))
+    assert gpu.frames.shape == cpu.frames.shape and gpu.tone_mapped == "pq"
+    assert psnr(gpu.frames.permute(0, 2, 3, 1).numpy(), cpu.frames.permute(0, 2, 3, 1).numpy()) >= 30
+    last = (gpu.frames[:, :, -1, :].float() - cpu.frames[:, :, -1, :].float()).abs().mean()  # the last row
+    assert last < 6, last
