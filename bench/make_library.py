@@ -216,7 +216,7 @@ def build(variants: list[Variant], out_dir: Path = DEFAULT_OUT, corpus: Path = D
 
 PREVIEW_CATEGORIES = ("animation", "live-action", "camera-motion", "talking-head", "fast-motion", "low-light",
                       "film-grain", "screen-text", "flat-graphics", "colour-bars", "4:3", "portrait", "rotation",
-                      "1080p", "10-bit", "hdr")
+                      "1080p", "10-bit", "hdr", "vp9", "av1")
 RESIZED_LONG_SIDE = 480  # the resized jobs: the longer displayed side, as users ask (480x270 for 16:9)
 
 
@@ -233,13 +233,14 @@ class Clip:
     duration: float = 5.0
     rotation: int = 0  # display rotation written as metadata (degrees clockwise)
     hdr: str | None = None  # "pq" or "hlg": 10-bit HEVC made from an 8-bit SDR master kept beside it
+    codec: str = "h264"  # "vp9" (WebM) or "av1" (MP4): web video as sites serve it
     job_seek: float = 1.0
     job_duration: float = 3.0
     job_fps: float = 15.0
 
     @property
     def filename(self) -> str:
-        return f"{self.name}.mp4"
+        return f"{self.name}.{'webm' if self.codec == 'vp9' else 'mp4'}"
 
     @property
     def master_filename(self) -> str | None:
@@ -302,6 +303,12 @@ PREVIEW_CLIPS = (
     Clip("hdr_hlg_hevc10", ("hdr", "10-bit", "live-action"),
          "HEVC Main 10, BT.2020 HLG made from an SDR master of the NASA footage, 640x360 29.97 fps",
          640, 360, "30000/1001", duration=4.0, hdr="hlg"),  # the footage's 480x270 stream ends at 13 s
+    Clip("web_vp9_bbb", ("vp9", "animation"),
+         "VP9 in WebM as video sites serve it: Big Buck Bunny from 24 s, 1280x720 24 fps", 1280, 720, "24",
+         codec="vp9"),
+    Clip("web_av1_chaplin", ("av1", "live-action"),
+         "AV1 in MP4 as video sites serve it: the Chaplin film (no grain added), 640x360 25 fps", 640, 360, "25",
+         codec="av1"),
 )
 
 _BT709_TAGS = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
@@ -311,6 +318,24 @@ _HEAD = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
 def _x264(crf: int = 18) -> list[str]:
     return (["-c:v", "libx264", "-preset", "fast", "-crf", str(crf), "-pix_fmt", "yuv420p"] + _BT709_TAGS
             + ["-movflags", "+faststart"])
+
+
+def _coded(clip: Clip, crf: int) -> list[str]:
+    """The encoder options of ``clip``: x264 at ``crf``, or VP9 / AV1 at a quality web video is
+    served at (a key frame every 2 s, as sites encode for seeking), BT.709 tags either way."""
+    if clip.codec == "h264":
+        return _x264(crf)
+    gop = str(round(2 * _fps_value(clip.fps)))
+    if clip.codec == "vp9":
+        return ["-c:v", "libvpx-vp9", "-deadline", "good", "-cpu-used", "4", "-row-mt", "1", "-b:v", "0",
+                "-crf", "32", "-g", gop, "-pix_fmt", "yuv420p", *_BT709_TAGS]
+    if clip.codec == "av1":
+        if _av1_encoder() == "libsvtav1":
+            return ["-c:v", "libsvtav1", "-preset", "8", "-crf", "32", "-g", gop, "-pix_fmt", "yuv420p",
+                    *_BT709_TAGS, "-movflags", "+faststart"]
+        return ["-c:v", "libaom-av1", "-cpu-used", "6", "-crf", "32", "-b:v", "0", "-g", gop, "-pix_fmt", "yuv420p",
+                *_BT709_TAGS, "-movflags", "+faststart"]
+    raise ValueError(f"no encoder for codec {clip.codec!r}")
 
 
 def _to709(in_matrix: str | None = None, size: str | None = None, flags: str = "lanczos") -> str:
@@ -476,8 +501,8 @@ def preview_steps(clip: Clip, out: Path, corpus: Path) -> list[tuple[list[str], 
     steps: list[tuple[list[str], object, Path]] = []
     frames = None
     n = clip.name
-    if n == "animation_bbb" or n == "hd1080_bbb" or n == "hdr_pq_hevc10":
-        seek = {"animation_bbb": "8", "hd1080_bbb": "14", "hdr_pq_hevc10": "22"}[n]
+    if n in ("animation_bbb", "hd1080_bbb", "hdr_pq_hevc10", "web_vp9_bbb"):
+        seek = {"animation_bbb": "8", "hd1080_bbb": "14", "hdr_pq_hevc10": "22", "web_vp9_bbb": "24"}[n]
         cmd = ["-ss", seek, "-i", str(src(SOURCES["bbb"])), "-t", d, "-vf", _to709("bt709", size)]
     elif n == "lowlight_bbb":
         cmd = ["-ss", "20", "-i", str(src(SOURCES["bbb"])), "-t", d, "-vf",
@@ -491,6 +516,8 @@ def preview_steps(clip: Clip, out: Path, corpus: Path) -> list[tuple[list[str], 
     elif n == "film_grain_chaplin":
         cmd = ["-ss", "1.5", "-i", str(src(SOURCES["chaplin"])), "-t", d, "-vf",
                _to709("bt601", size) + ",noise=c0s=22:c0f=t+u"]
+    elif n == "web_av1_chaplin":
+        cmd = ["-ss", "4", "-i", str(src(SOURCES["chaplin"])), "-t", d, "-vf", _to709("bt601", size)]
     elif n == "bars_4x3":
         cmd = ["-stream_loop", "2", "-i", str(src("example_480p_2s.mp4")), "-t", d, "-vf", _to709("bt601", size)]
     elif n == "portrait_rotated":
@@ -535,7 +562,7 @@ def preview_steps(clip: Clip, out: Path, corpus: Path) -> list[tuple[list[str], 
     if "-t" not in cmd:
         cmd += ["-t", d]
     crf = 10 if clip.hdr else 18  # an HDR clip's master is the reference: near lossless
-    steps.append((_HEAD + cmd + ["-map_metadata", "-1", "-an", "-sn", "-dn", "-r", clip.fps] + _x264(crf)
+    steps.append((_HEAD + cmd + ["-map_metadata", "-1", "-an", "-sn", "-dn", "-r", clip.fps] + _coded(clip, crf)
                   + [str(master)], frames, master))
     if clip.hdr:
         trc = {"pq": "smpte2084", "hlg": "arib-std-b67"}[clip.hdr]
