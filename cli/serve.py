@@ -80,6 +80,9 @@ def serve(host: str, port: int, store: Path | None, media_roots: tuple[Path, ...
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     click.echo(f"serving {server.public_url} (store {server.store_path}, {workers} worker process(es))")
+    if server.images_url != server.served_url:
+        click.echo(f"image links: {server.images_url} (the store's base_url; `engine config set base_url ''` "
+                   f"links them here)")
     click.echo(f"gallery: {server.gallery_link()}", nl=True)
     try:
         server.serve_forever(poll_interval=0.2)

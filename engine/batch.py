@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator, Mapping, TextIO
 
 from .device import DeviceRequest, parse_device
 from .errors import EngineError, ErrorCode
-from .executors import Executor, open_executor
+from .executors import Executor, open_executor, refuse_in_worker_start_up
 from .first_lines import FirstLines
 from .manifest import ManifestEntry
 from .output import resolve_output
@@ -223,6 +223,7 @@ def run_batch(
     process pool with ``workers`` processes). This runs every entry, remembering nothing: the
     store's batch runs (:meth:`engine.Service.run_batch`) skip what an earlier run did.
     """
+    refuse_in_worker_start_up()
     request = parse_device(device)
     executor = executor or open_executor("local", workers=workers)
     out_dir = Path(out_dir)

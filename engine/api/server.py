@@ -143,6 +143,7 @@ class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], config: ServeConfig) -> None:
+        self.services: _ServicePool | None = None  # the base class calls server_close() when it cannot bind
         super().__init__(address, _Handler)
         self.config = config
         self.services = _ServicePool(config.store, config.pool_size)
@@ -154,9 +155,12 @@ class ApiServer(ThreadingHTTPServer):
             self.images_dir = service.images_dir.resolve()
             self.images_dir.mkdir(parents=True, exist_ok=True)
             self.url_key = service.url_signing_key()
-            # Every URL the service hands out (answers, events of every worker on this store) now
-            # points here, signed.
-            service.set_setting("base_url", self.public_url + "/images")
+            # Every image URL the service hands out (answers, events of every worker on this store)
+            # now points here, signed, unless the store's base_url says where the images are served
+            # from (a CDN in front of this server): that stays as its owner set it. Removed at close.
+            self.served_url = self.public_url + "/images"
+            service.set_setting("served_url", self.served_url)
+            self.images_url = service.site.images_url
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hung up before its answer was written (a broken pipe, a reset) is not an
@@ -171,7 +175,16 @@ class ApiServer(ThreadingHTTPServer):
 
     def server_close(self) -> None:
         super().server_close()
+        if self.services is None:
+            return
+        try:
+            with self.services.service() as service:
+                if service.settings().get("served_url") == getattr(self, "served_url", None):
+                    service.set_setting("served_url", None)  # ours, not a server's started since on this store
+        except Exception:  # a store gone bad: what is left is the next server's to overwrite
+            log.warning("could not remove served_url from the store", exc_info=True)
         self.services.close()
+        self.services = None
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -43,9 +43,30 @@ EXECUTORS: dict[str, tuple[str, str]] = {
 keyword arguments."""
 
 
+UNGUARDED_SCRIPT = (
+    "a batch was started while a worker process was importing the script that starts batches: "
+    "worker processes import the main script again (multiprocessing's forkserver and spawn), so a "
+    "script that runs a batch must do it under `if __name__ == \"__main__\":`")
+"""Why a batch started during a worker's start-up is refused, and what the script needs."""
+
+
+def refuse_in_worker_start_up() -> None:
+    """Raise RuntimeError(:data:`UNGUARDED_SCRIPT`) when called while this process is a
+    multiprocessing worker still importing the parent's main script: a Python script that runs a
+    batch at its top level, without the ``__main__`` guard, would otherwise start a batch inside
+    every worker (which then dies, and its jobs were reported as corrupt files, or waits on the
+    parent's lease on the store and never ends). Python sets ``_inheriting`` on the process object
+    for exactly that stretch; its absence (another interpreter) lets everything through."""
+    import multiprocessing
+
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise RuntimeError(UNGUARDED_SCRIPT)
+
+
 def open_executor(name: str = "local", **options: Any) -> Executor:
     """The executor called ``name``, built with ``options`` (``local``: ``workers``; ``gpu-node``:
     ``gpus``, ``threads``, ``encoders``; ``ray``: ``address``, ``actors``, ``output``, ``workers``)."""
+    refuse_in_worker_start_up()
     if name not in EXECUTORS:
         raise EngineError(ErrorCode.INVALID_PARAMETER,
                           f"unknown executor {name!r}; known: {', '.join(sorted(EXECUTORS))}")
@@ -53,4 +74,4 @@ def open_executor(name: str = "local", **options: Any) -> Executor:
     return getattr(importlib.import_module(module, __name__), cls)(**options)
 
 
-__all__ = ["EXECUTORS", "Executor", "open_executor"]
+__all__ = ["EXECUTORS", "Executor", "UNGUARDED_SCRIPT", "open_executor", "refuse_in_worker_start_up"]

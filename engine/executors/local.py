@@ -103,29 +103,44 @@ def _pool(workers: int, threads: int, device: DeviceRequest,
                                initargs=(threads, device, os.getpid(), budget))
 
 
-def _died(entry: ManifestEntry, exitcode: int | None) -> Result:
-    """The Result of a job whose process died running it alone, by how it died."""
-    if exitcode == -signal.SIGKILL:
+def _how(exitcode: int | None) -> str:
+    """How a process ended, in words: "exit status 1", "signal SIGSEGV"."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit status {exitcode}"
+
+
+def _died(entry: ManifestEntry, exitcode: int | None, started: bool = True) -> Result:
+    """The Result of a job whose process died running it alone, by how it died; ``started``
+    False: it died before it reached the job (while importing the main script)."""
+    if not started:
+        error = EngineError(ErrorCode.INTERNAL_ERROR, (
+            f"the worker process died while starting ({_how(exitcode)}), before this job ran; when a Python "
+            "script runs the batch, that is what a missing `if __name__ == \"__main__\":` guard around the "
+            "call does (worker processes import the main script again: see its error on standard error)"))
+    elif exitcode == -signal.SIGKILL:
         error = EngineError(ErrorCode.RESOURCE_EXHAUSTED, (
             "the worker ran out of memory: it was killed (SIGKILL, what the kernel's out-of-memory killer "
             "sends) while running this job alone; lower the output size, fps or duration, or run fewer "
             f"--workers (or lower ${BUDGET_ENV}, so that such jobs are refused before they start)"))
     else:
-        how = f"exit status {exitcode}"
-        if exitcode is not None and exitcode < 0:
-            try:
-                how = f"signal {signal.Signals(-exitcode).name}"
-            except ValueError:
-                how = f"signal {-exitcode}"
         error = EngineError(ErrorCode.INVALID_VIDEO_FORMAT, (
-            f"the decoder crashed on this input (its worker process died: {how}); the file is likely corrupt"))
+            f"the decoder crashed on this input (its worker process died: {_how(exitcode)}); the file is likely corrupt"))
     return Result.failure(entry.id, error, line=entry.line, input=str(entry.spec.input) if entry.spec else None)
+
+
+_STARTED = "started"
+"""What a process running one job alone sends first: it got past importing the main script."""
 
 
 def _alone_main(answer, job, entry: ManifestEntry, out_dir: Path, threads: int, device: DeviceRequest,
                 run_pid: int, budget: Budget | EngineError | None) -> None:
-    """The life of a process that runs one job alone (:func:`_run_alone`): a worker's set-up, the
-    job, and its Result (or the exception it raised) sent back through ``answer``."""
+    """The life of a process that runs one job alone (:func:`_run_alone`): word that it started, a
+    worker's set-up, the job, and its Result (or the exception it raised) sent back through ``answer``."""
+    answer.send(_STARTED)
     _init_worker(threads, device, run_pid, budget)
     try:
         outcome = (True, job(entry, out_dir))
@@ -151,11 +166,13 @@ def _run_alone(entry: ManifestEntry, out_dir: Path, threads: int, device: Device
     try:
         process.start()
         writer.close()  # the child holds the only writer now: its death ends reader.recv()
+        started = False
         try:
+            started = reader.recv() == _STARTED
             ok, value = reader.recv()
         except EOFError:
             process.join()
-            return _died(entry, process.exitcode)
+            return _died(entry, process.exitcode, started)
         process.join()
     finally:
         reader.close()

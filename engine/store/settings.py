@@ -23,6 +23,7 @@ KEYS = {
     "callback_auth_key": "the AuthKey in X-VOD-SIGNATURE = md5(CallbackURL|timestamp|AuthKey)",
     "callback_event_types": "comma list of event types POSTed to the callback [default: DynamicImageComplete]",
     "base_url": "URL prefix that image paths below the images folder map to",
+    "served_url": "set by engine serve while it runs: where it serves the images folder (used without base_url)",
     "url_signing_key": "key that signs image URLs (auth_key tokens); made on first use by engine serve",
 }
 SECRET_KEYS = frozenset({"callback_secret", "callback_auth_key", "url_signing_key"})

@@ -72,7 +72,7 @@ def record_queued_job(site: Site, job: Job, worker: str, spec: JobSpec, result: 
                 set_cover(conn, job.video_id, image.id)
             event = dynamic_image_complete(
                 job_id=job.id, video_id=job.video_id, status="success",
-                url=image_url(image.path, site.images_dir, site.base_url, site.url_signing_key), width=image.width, height=image.height,
+                url=image_url(image.path, site.images_dir, site.images_url, site.url_signing_key), width=image.width, height=image.height,
                 size=image.bytes, format=image.format, fps=image.fps)
         else:
             if not finish_job(conn, job.id, worker, error_code=result.error_code, error_message=result.error_message):

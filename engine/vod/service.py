@@ -378,7 +378,7 @@ class Service:
 
     # -- images (ListDynamicImage) ---------------------------------------------------------------
     def image_url(self, image: DynamicImage) -> str:
-        return shapes.image_url(image.path, self.images_dir, self.base_url, self.site.url_signing_key)
+        return shapes.image_url(image.path, self.images_dir, self.site.images_url, self.site.url_signing_key)
 
     def images(self, video_id: str) -> list[DynamicImage]:
         return list_images(self.connection, self.video(video_id).id)

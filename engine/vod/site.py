@@ -42,8 +42,16 @@ class Site:
 
     @property
     def base_url(self) -> str | None:
-        """URL prefix that paths below the images folder (or a batch's out dir) map to."""
+        """URL prefix that paths below the images folder (or a batch's out dir) map to, as the
+        flag or ``engine config set base_url`` said."""
         return self._base_url or get_setting(self.connection, "base_url")
+
+    @property
+    def images_url(self) -> str | None:
+        """URL prefix of the images folder: :attr:`base_url`, else where a running ``engine serve``
+        serves it (its ``served_url``, which it removes when it stops). Only the images folder:
+        the server serves nothing of a batch's out dir."""
+        return self.base_url or get_setting(self.connection, "served_url")
 
     @property
     def callback_url(self) -> str | None:

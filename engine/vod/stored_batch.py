@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Iterator
 from ..batch import OutputClaims, ResultsLog, check_results_path, results_file, run_files
 from ..device import DeviceRequest, parse_device
 from ..errors import EngineError, ErrorCode
-from ..executors import Executor, open_executor
+from ..executors import Executor, open_executor, refuse_in_worker_start_up
 from ..first_lines import FirstLines
 from ..liveness import holder_gone, new_worker_id
 from ..manifest import ManifestEntry
@@ -173,6 +173,7 @@ def run_stored_batch(
     ``on_drained`` gets what became of them: ``pending`` is how many of them still wait (in the
     outbox, for ``engine events flush`` or any later run or worker).
     """
+    refuse_in_worker_start_up()  # before the store: a worker importing an unguarded script would wait on its lease
     request = parse_device(device)
     executor = executor or open_executor("local", workers=workers)
     out_dir = Path(out_dir)

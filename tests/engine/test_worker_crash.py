@@ -9,6 +9,8 @@ import signal
 import threading
 import time
 
+import pytest
+
 import clipmaker
 from processes import children_of, parents
 from animated_previews.engine import load_manifest, run_batch
@@ -103,3 +105,42 @@ def test_a_job_whose_worker_segfaults_is_still_reported_as_a_decoder_crash(tmp_p
     assert poison.error_code == "InvalidVideoFormat" and "crashed" in poison.error_message
     assert "SIGSEGV" in poison.error_message
     assert all(results[name].ok for name in "abc"), {k: r.error_message for k, r in results.items()}
+
+
+UNGUARDED = {
+    "run_batch": """
+from animated_previews.engine import Manifest, run_batch
+for result in run_batch(Manifest({manifest!r}), out_dir={out!r}, workers=1, device="cpu"):
+    print("RESULT", result.id, result.status, result.error_code, result.error_message)
+""",
+    "Service.run_batch": """
+from animated_previews.engine import Service
+with Service(store={store!r}) as service:
+    for result in service.run_batch(service.manifest({manifest!r}), {out!r}, workers=1, device="cpu"):
+        print("RESULT", result.id, result.status, result.error_code, result.error_message)
+""",
+}
+
+
+@pytest.mark.parametrize("api", sorted(UNGUARDED))
+def test_a_script_without_the_main_guard_gets_a_clear_error_not_a_corrupt_file_or_a_hang(tmp_path, api):
+    """A script that starts a batch at its top level (the README's example saved as a file, without
+    ``if __name__ == "__main__":``) is imported again by each worker process. It was told its good
+    files were corrupt (run_batch) or never ended (Service.run_batch: the worker waited on the
+    parent's lease on the store). Now the worker refuses to start a batch, and each job says why."""
+    import subprocess
+    import sys
+
+    clip = clipmaker.make_clip(tmp_path / "ok.mp4", fps=10, frames=10)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"id": "ok", "input": str(clip), "format": "gif", "fps": 5, "duration": 0.5}) + "\n")
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED[api].format(manifest=str(manifest), out=str(tmp_path / "out"),
+                                            store=str(tmp_path / "s.db")))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
+    assert done.returncode == 0 and len(lines) == 1, (done.stdout, done.stderr[-2000:])
+    assert lines[0].startswith("RESULT ok failed InternalError the worker process died while starting")
+    assert 'if __name__ == "__main__":' in lines[0]
+    assert "the file is likely corrupt" not in lines[0]
+    assert "main script again" in done.stderr  # the worker's own RuntimeError, on standard error
