@@ -58,7 +58,7 @@ class DeviceParam(click.ParamType):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="animated-previews-engine")
 def main() -> None:
-    """Turn videos into animated GIF and WebP previews, in bulk."""
+    """Turn videos into animated GIF, WebP and AVIF previews, in bulk."""
 
 
 STORE_HELP = (f"Store file (SQLite) that remembers every job [default: ${STORE_ENV}, else "

@@ -114,7 +114,8 @@ def summary_table(results: Tally, wall_seconds: float, results_file: object = "r
     if results.jobs > len(rows):
         lines.append(f"... {results.jobs - len(rows)} more (failures listed first); every job is in {results_file}")
     ok = results.jobs - results.failed
-    lines.append(f"{ok} succeeded, {results.failed} failed, {results.jobs} jobs in {wall_seconds:.2f} s")
+    lines.append(f"{ok} succeeded, {results.failed} failed, {results.jobs} job{'' if results.jobs == 1 else 's'} "
+                 f"in {wall_seconds:.2f} s")
     if results.reused:
         lines.append(f"{results.reused} of them done by an earlier run and not redone (failures run again with --retry-failed)")
     for reason, count in results.fallbacks.most_common():

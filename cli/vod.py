@@ -386,16 +386,16 @@ def worker(service: Service, as_json: bool, until_empty: bool, lease_seconds: fl
     summary = {"Worker": report.worker, "Succeeded": report.succeeded, "Failed": report.failed,
                "EventsDelivered": report.events_delivered}
     _emit({"Summary": summary}) if as_json else click.echo(
-        f"{report.jobs} jobs: {report.succeeded} succeeded, {report.failed} failed")
+        f"{report.jobs} job{'' if report.jobs == 1 else 's'}: {report.succeeded} succeeded, {report.failed} failed")
 
 
 @click.group("jobs")
 def jobs_group() -> None:
-    """Submitted jobs: state and errors."""
+    """Jobs in the store, submitted ones and batch manifest lines: state and errors."""
 
 
 @jobs_group.command("list")
-@click.option("--state", type=click.Choice(JOB_STATES))
+@click.option("--state", type=click.Choice(JOB_STATES), help="Only jobs in this state.")
 @click.option("--video", "video_id", help="Only this video's jobs.")
 @click.option("--kind", type=click.Choice(["batch", "submitted"]),
               help="Only manifest lines of `engine run` (batch) or only `engine submit` jobs (submitted).")
@@ -409,8 +409,8 @@ def jobs_list(service: Service, as_json: bool, state: str | None, video_id: str 
     if as_json:
         _emit({"JobList": [service.job_info(j) for j in jobs]})
         return
-    _table([[j.id, j.video_id or j.input, j.state, j.attempts, j.error_code] for j in jobs],
-           ["JobId", "VideoId / batch input", "State", "Attempts", "ErrorCode"])
+    _table([[j.id, j.video_id or j.input, j.state, j.attempts, j.error_code, j.name] for j in jobs],
+           ["JobId", "VideoId / batch input", "State", "Attempts", "ErrorCode", "ManifestId"])
 
 
 @jobs_group.command("show")
@@ -510,7 +510,7 @@ def config_set(service: Service, as_json: bool, key: str, value: str) -> None:
     """Set a setting ("" removes it)."""
     service.set_setting(key, value)
     shown = "***" if key in SECRET_SETTING_KEYS and value else value
-    _emit({key: shown}) if as_json else click.echo(f"{key} set")
+    _emit({key: shown}) if as_json else click.echo(f"{key} set" if value else f"{key} removed")
 
 
 @config_group.command("show")

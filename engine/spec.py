@@ -347,7 +347,7 @@ _SHAPES = ("flat {Format, Fps, Width, Height, TimeSpan: {Seek, Duration | End}, 
            "SetAsCover, Fit, PadColour, MaxBytes}")
 
 _FLAT_LABELS = {"set_as_cover": "SetAsCover"}
-"""Field -> the name its messages use, for snake_case lines and the flat shape (others: the field)."""
+"""Field -> the name its messages use in a flat TemplateConfig (others: the field)."""
 _NESTED_LABELS = {
     "format": "TemplateConfig.Container.Format", "fps": "TemplateConfig.Video.Fps",
     "width": "TemplateConfig.Video.Width", "height": "TemplateConfig.Video.Height",
@@ -490,7 +490,7 @@ def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path,
         fields, labels = _flatten_vod(line)
     else:
         _check_unknown(line, _SNAKE_FIELDS, "the manifest line")
-        fields, labels = dict(line), _FLAT_LABELS
+        fields, labels = dict(line), {}  # a snake_case line: messages name fields as it wrote them
 
     def name(field: str) -> str:
         """How messages name ``field``: as the line wrote it for a nested config, else snake_case."""
@@ -514,6 +514,8 @@ def parse_job(line: Mapping[str, Any], *, default_id: str, input_root: Path,
 
     fmt = fields.get("format")
     fmt = fmt.strip().lower() if isinstance(fmt, str) else fmt
+    if fmt is None:
+        raise _fail(f"{name('format')} is required: one of {', '.join(format_names())}")
     if fmt not in format_names():  # the format table (engine.encode) is the one list of formats
         raise _fail(f"{name('format')} must be one of {', '.join(format_names())}, got {fields.get('format')!r}")
 

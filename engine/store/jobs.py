@@ -90,8 +90,10 @@ def get_job(conn: sqlite3.Connection, job_id: str) -> Job:
 def list_jobs(conn: sqlite3.Connection, *, state: str | None = None, video_id: str | None = None,
               kind: str | None = None, last: int | None = None) -> list[Job]:
     """Jobs, oldest first: only ``state``, ``video_id``, ``kind`` ("batch" or "submitted") when
-    given, and only the ``last`` most recent (a batch store holds one job per manifest line)."""
-    query, args = "SELECT * FROM jobs WHERE 1 = 1", []
+    given, and only the ``last`` most recent (a batch store holds one job per manifest line).
+    Jobs made in the same instant (a batch's lines are enlisted together) keep the order they
+    were stored in (the table's rowid), not their random ids'."""
+    query, args = "SELECT *, rowid AS stored FROM jobs WHERE 1 = 1", []
     if state is not None:
         query += " AND state = ?"
         args.append(state)
@@ -101,9 +103,9 @@ def list_jobs(conn: sqlite3.Connection, *, state: str | None = None, video_id: s
     if kind is not None:
         query += " AND batch_key IS NOT NULL" if kind == "batch" else " AND batch_key IS NULL"
     if last is not None:
-        query = f"SELECT * FROM ({query} ORDER BY created DESC, id DESC LIMIT ?)"
+        query = f"SELECT * FROM ({query} ORDER BY created DESC, stored DESC LIMIT ?)"
         args.append(last)
-    return [job_from_row(r) for r in conn.execute(query + " ORDER BY created, id", args)]
+    return [job_from_row(r) for r in conn.execute(query + " ORDER BY created, stored", args)]
 
 
 def claim_job(conn: sqlite3.Connection, worker: str, lease_seconds: float, *, gone: HolderGone,

@@ -335,3 +335,20 @@ def test_jobs_list_tells_batch_lines_from_submitted_jobs(tmp_path, clip):
     assert [j["JobId"] for j in listed("--kind", "submitted")] == [submitted.id]
     assert [j["JobId"] for j in listed("--last", "1")] == [submitted.id]
     assert len(listed()) == 3
+
+
+def test_jobs_list_last_gives_a_batchs_latest_lines_in_manifest_order(tmp_path, clip, monkeypatch):
+    """A batch's lines are enlisted in the same instant; ties were broken by the random JobId, so
+    `--last 2` of six lines gave b2 and b5."""
+    import animated_previews.engine.store.batch_jobs as batch_jobs
+
+    manifest = write_manifest(tmp_path / "m.jsonl", [job(f"b{k}", clip, fps=k) for k in range(1, 7)])
+    store = tmp_path / "s.db"
+    monkeypatch.setattr(batch_jobs.time, "time", lambda: 1_700_000_000.0)  # every line in one instant
+    with Service(store=store) as engine:
+        run(engine, manifest, tmp_path / "out")
+    result = CliRunner().invoke(main, ["jobs", "list", "--store", str(store), "--json", "--kind", "batch", "--last", "2"])
+    assert result.exit_code == 0, result.output
+    assert [j["ManifestId"] for j in json.loads(result.stdout)["JobList"]] == ["b5", "b6"]
+    table = CliRunner().invoke(main, ["jobs", "list", "--store", str(store), "--kind", "batch"])
+    assert [line.split()[-1] for line in table.output.splitlines()[1:] if line.strip()] == [f"b{k}" for k in range(1, 7)]

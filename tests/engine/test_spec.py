@@ -139,3 +139,14 @@ def test_manifest_reports_bad_lines_and_duplicates_without_stopping():
     ]
     assert "not valid JSON" in entries[1].error.message
     assert "unique" in entries[2].error.message
+
+
+def test_a_line_without_a_format_is_told_it_is_required_not_shown_none():
+    with pytest.raises(EngineError, match=r"^InvalidParameter: format is required: one of gif, webp, avif$"):
+        parse_job({"input": "a.mp4", "fps": 5, "duration": 1}, default_id="x", input_root=Path("."))
+
+
+def test_a_snake_case_line_hears_its_own_field_names():
+    with pytest.raises(EngineError, match="^InvalidParameter: set_as_cover must be true or false"):
+        parse_job({"input": "a.mp4", "format": "gif", "fps": 5, "duration": 1, "set_as_cover": "yes"},
+                  default_id="x", input_root=Path("."))
