@@ -322,7 +322,7 @@ def _x264(crf: int = 18) -> list[str]:
 
 def _coded(clip: Clip, crf: int) -> list[str]:
     """The encoder options of ``clip``: x264 at ``crf``, or VP9 / AV1 at a quality web video is
-    served at (a key frame every 2 s, as sites encode for seeking), BT.709 tags either way."""
+    served at (a key frame at least every 2 s, as sites encode for seeking), BT.709 tags either way."""
     if clip.codec == "h264":
         return _x264(crf)
     gop = str(round(2 * _fps_value(clip.fps)))

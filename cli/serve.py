@@ -89,9 +89,11 @@ def serve(host: str, port: int, store: Path | None, media_roots: tuple[Path, ...
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        server.server_close()
-        if pool is not None:
-            pool.stop()
+        try:
+            if pool is not None:
+                pool.stop()  # first: a job finishing meanwhile still links its image here
+        finally:
+            server.server_close()
     click.echo("stopped: no longer accepting requests; jobs in flight went back to the queue")
 
 

@@ -21,7 +21,8 @@ from ..engine.device import parse_device
 
 from ..engine.errors import EngineError, ErrorCode
 from ..engine.spec import parse_json
-from ..engine.vod import JOB_STATES, SECRET_ENV, SECRET_SETTING_KEYS, SETTING_KEYS, STORE_ENV, Service, add_videos
+from ..engine.vod import (JOB_STATES, SECRET_ENV, SECRET_SETTING_KEYS, SERVER_SETTING_KEYS, SETTING_KEYS, STORE_ENV,
+                          Service, add_videos)
 from ..engine.vod.webhook import check_callback_url
 
 STORE_HELP = (f"Store file (SQLite). Default: ${STORE_ENV}, else $XDG_DATA_HOME/animated-previews/store.db "
@@ -87,7 +88,8 @@ def event_options(func: Callable) -> Callable:
 
 def url_options(func: Callable) -> Callable:
     func = click.option("--base-url", help="URL prefix that paths below the images folder map to "
-                        "[default: the store's base_url setting, else file:// URLs].")(func)
+                        "[default: the store's base_url setting, else the address of an `engine serve` "
+                        "running on the store, else file:// URLs].")(func)
     return click.option("--out-dir", "images_dir", type=click.Path(file_okay=False, path_type=Path),
                         help="Images folder [default: images/ beside the store].")(func)
 
@@ -503,7 +505,7 @@ def config_group() -> None:
 
 
 @config_group.command("set")
-@click.argument("key", type=click.Choice(sorted(SETTING_KEYS)))
+@click.argument("key", type=click.Choice(sorted(set(SETTING_KEYS) - SERVER_SETTING_KEYS)))
 @click.argument("value")
 @store_command
 def config_set(service: Service, as_json: bool, key: str, value: str) -> None:

@@ -179,8 +179,8 @@ class ApiServer(ThreadingHTTPServer):
             return
         try:
             with self.services.service() as service:
-                if service.settings().get("served_url") == getattr(self, "served_url", None):
-                    service.set_setting("served_url", None)  # ours, not a server's started since on this store
+                if getattr(self, "served_url", None):  # ours only: a server started since on this store keeps its own
+                    service.remove_setting_if("served_url", self.served_url)
         except Exception:  # a store gone bad: what is left is the next server's to overwrite
             log.warning("could not remove served_url from the store", exc_info=True)
         self.services.close()

@@ -5,10 +5,11 @@ word). SDR BT.709/BT.601 frames go to RGB bytes in one kernel (:func:`kernels.co
 HDR (PQ, HLG) and SDR frames with BT.2020 primaries need what engine/decode/pyav.py does for
 them instead, and this module does it with the same kernels on whatever device the planes are on:
 
-* HDR frames the fit only resizes: the planes are resized as they are and converted at the
-  output size (:meth:`engine.render.Fitter.fit_planes`), then tone-mapped
+* 10- to 16-bit HDR frames the fit only resizes: the planes are resized as they are and
+  converted at the output size (:meth:`engine.render.Fitter.fit_planes`), then tone-mapped
   (:func:`kernels.tonemap.hdr_to_sdr`): the CPU path's planes route, the same function.
-* HDR frames kept at their size, cropped or padded: R'G'B' at the source size as floats
+* HDR frames kept at their size, cropped or padded, and 8-bit ones (which the CPU path's planes
+  route does not read either): R'G'B' at the source size as floats
   (:func:`kernels.yuv.yuv_to_rgb`; the CPU path has FFmpeg's scaler make 16-bit RGB here, so the
   chroma upsampling differs a little), turned upright, fitted, then tone-mapped.
 * BT.2020 SDR: 16-bit R'G'B' codes at the source size mapped to BT.709's primaries
@@ -16,7 +17,9 @@ them instead, and this module does it with the same kernels on whatever device t
   turned and fitted as bytes.
 
 Frames go through :data:`FRAMES_AT_ONCE` at a time: float R'G'B' at the source size is 12 bytes
-a pixel (100 MB a 4K frame), against 1.5 for the NV12 batch it comes from.
+a pixel (100 MB a 4K frame), against 1.5 (NV12) or 3 (P016) for the batch it comes from. At 4K,
+four HDR frames peak near 1 GB plus the tone map's per-frame intermediates; four BT.2020 SDR
+frames near 2 GB (the gamut map holds 16-bit codes, int64 indices and float light at once).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from ...kernels.yuv import yuv_to_rgb
 __all__ = ["FRAMES_AT_ONCE", "sample_codes", "wide_colour"]
 
 FRAMES_AT_ONCE = 4
-"""Frames converted at once (see the module docstring): a 4K batch peaks near 1 GB, not 8."""
+"""Frames converted at once (see the module docstring): a 4K batch peaks at 1-2 GB, not 8-16."""
 
 
 def sample_codes(samples: torch.Tensor, bits: int) -> torch.Tensor:
@@ -63,13 +66,16 @@ def wide_colour(y: torch.Tensor, uv: torch.Tensor, tags: StreamTags, fit: Fit | 
 
 def _converted(luma: torch.Tensor, chroma: torch.Tensor, tags: StreamTags, fit: Fit | None) -> torch.Tensor:
     height, width = luma.shape[-2:]
-    if tags.transfer is not None and isinstance(fit, CodedFit) and fit.takes_planes(width, height, tags.turns):
+    if tags.transfer is not None and tags.bits > 8 and isinstance(fit, CodedFit) \
+            and fit.takes_planes(width, height, tags.turns):
         planes = YUVPlanes(luma=luma, chroma=chroma, matrix=tags.matrix, bits=tags.bits, full_range=tags.full_range)
         return hdr_to_sdr(fit.fit_planes(planes, tags.turns), tags.transfer)
     rgb = yuv_to_rgb(luma, chroma, height, width, matrix=tags.matrix, bits=tags.bits, full_range=tags.full_range,
                      sharpen=False)
     if tags.transfer is None:
-        rgb = bt2020_sdr_to_bt709(rgb.clamp_(0, 1).mul_(65535).round_().to(torch.int32))
+        codes = rgb.clamp_(0, 1).mul_(65535).round_().to(torch.int32)
+        del rgb  # the float frames go before the gamut map makes its own
+        rgb = bt2020_sdr_to_bt709(codes)
     if tags.turns:
         rgb = torch.rot90(rgb, k=tags.turns, dims=(2, 3))
     if fit is not None:

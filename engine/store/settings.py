@@ -27,6 +27,8 @@ KEYS = {
     "url_signing_key": "key that signs image URLs (auth_key tokens); made on first use by engine serve",
 }
 SECRET_KEYS = frozenset({"callback_secret", "callback_auth_key", "url_signing_key"})
+SERVER_KEYS = frozenset({"served_url"})
+"""Settings only ``engine serve`` writes (``engine config set`` does not offer them)."""
 """Settings that are keys: shown masked, never printed."""
 AUTH_SWITCH_VALUES = ("on", "off")
 DEFAULT_EVENT_TYPES = ("DynamicImageComplete",)
@@ -113,6 +115,12 @@ def set_setting(conn: sqlite3.Connection, key: str, value: str | None) -> None:
                      (key, _normalize(key, value)))
     else:
         conn.execute("DELETE FROM config WHERE key = ?", (key,))
+
+
+def remove_setting_if(conn: sqlite3.Connection, key: str, value: str) -> bool:
+    """Remove ``key`` only while it still holds ``value`` (one statement: nobody's newer value is
+    removed); whether it did."""
+    return conn.execute("DELETE FROM config WHERE key = ? AND value = ?", (_check(key), value)).rowcount > 0
 
 
 def get_setting(conn: sqlite3.Connection, key: str) -> str | None:

@@ -11,10 +11,11 @@ from ..store.db import STORE_ENV
 from ..store.jobs import STATES as JOB_STATES
 from ..store.settings import KEYS as SETTING_KEYS
 from ..store.settings import SECRET_KEYS as SECRET_SETTING_KEYS
+from ..store.settings import SERVER_KEYS as SERVER_SETTING_KEYS
 from .delivery import DeliveryReport
 from .service import Service, add_videos
 from .webhook import SECRET_ENV
 from .worker import WorkerReport
 
-__all__ = ["JOB_STATES", "SECRET_ENV", "SECRET_SETTING_KEYS", "SETTING_KEYS", "STORE_ENV", "AccessKey", "DeliveryReport",
+__all__ = ["JOB_STATES", "SECRET_ENV", "SECRET_SETTING_KEYS", "SERVER_SETTING_KEYS", "SETTING_KEYS", "STORE_ENV", "AccessKey", "DeliveryReport",
            "Service", "WorkerReport", "add_videos"]

@@ -48,7 +48,7 @@ from ..store.access_keys import AccessKey
 from ..store.heartbeat import LEASE_S, POLL_S
 from ..store.images import DynamicImage, delete_image, get_image, list_images
 from ..store.jobs import Job, get_job, list_jobs, submit_job
-from ..store.settings import (all_settings, check_callback_url, ensure_url_signing_key, get_setting,
+from ..store.settings import (all_settings, check_callback_url, ensure_url_signing_key, get_setting, remove_setting_if,
                               parse_event_types, set_setting, subscribed_event_types)
 from ..store.templates import (Template, build_template, delete_template, get_template, insert_template,
                                     list_templates, merge_config, parse_body, update_template)
@@ -123,6 +123,10 @@ class Service:
     def set_setting(self, key: str, value: str | None) -> None:
         """Keep a setting (:data:`engine.store.settings.KEYS`) in the store (None removes it)."""
         set_setting(self.connection, key, value)
+
+    def remove_setting_if(self, key: str, value: str) -> bool:
+        """Remove a setting only while it holds ``value`` (atomic: another writer's newer value stays)."""
+        return remove_setting_if(self.connection, key, value)
 
     def settings(self) -> dict[str, str]:
         """Every stored setting, keys included: a face that shows them masks SECRET_SETTING_KEYS."""

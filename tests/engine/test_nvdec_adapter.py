@@ -641,6 +641,15 @@ def test_frames_that_say_pq_under_a_header_that_says_sdr_are_tone_mapped_on_the_
     gpu, cpu = decode_both(path, [0.0, 0.2])
     assert gpu.tone_mapped == cpu.tone_mapped == "pq"
     assert psnr(gpu.frames.permute(0, 2, 3, 1).numpy(), cpu.frames.permute(0, 2, 3, 1).numpy()) >= 30
+    from animated_previews.engine.render import Fitter  # shrunk: 8-bit frames take the RGB route on both paths
+
+    media = probe(path)
+    spec = parse_job({"id": "e", "input": str(path), "format": "gif", "fps": 5, "duration": 0.4, "width": 80},
+                     default_id="e", input_root=tmp_path)
+    gpu = NvdecDecoder(0, device=CPU).decode_frames(media, [0.0, 0.2], fit=Fitter(spec, media)).frames
+    cpu = PyAVDecoder().decode_frames(media, [0.0, 0.2], fit=Fitter(spec, media)).frames
+    assert gpu.shape == cpu.shape == (2, 3, 60, 80)
+    assert psnr(gpu.permute(0, 2, 3, 1).numpy(), cpu.permute(0, 2, 3, 1).numpy()) >= 30
 
 
 def test_frames_with_bt2020_primaries_are_gamut_mapped_on_the_nvdec_path_too(stand_in, tmp_path):

@@ -94,7 +94,7 @@ def test_errors_exit_1_with_code_and_message(run, clip, tmp_path):
     assert "JobNotFound" in run("jobs", "show", "nope", code=1).stderr
     both = run("video", "add", clip, tmp_path / "missing.mp4", "--json", code=1)
     assert [e["Code"] for e in as_json(both)["Errors"]] == ["InputNotFound"] and len(as_json(both)["Videos"]) == 1
-    assert "format must be one of gif, webp" in run("template", "add", "--name", "no-fields", code=1).stderr
+    assert "format is required: one of gif, webp, avif" in run("template", "add", "--name", "no-fields", code=1).stderr
     assert "--name is required" in run("template", "add", "--format", "gif", code=2).stderr
 
 
