@@ -22,7 +22,7 @@ over time (:mod:`animated_previews.kernels.denoise`) at a hold slack that fits
 (:func:`_denoised`), kept when it shows less error or keeps frames the ladder had to drop. A
 WebP likewise tries libwebp's slower method at the highest quality that fits
 (:func:`_more_effort`), the decoded images compared. At most :data:`MAX_ENCODES` +
-:data:`REGAIN_ENCODES` + :data:`COLOUR_ENCODES` + :data:`DENOISE_ENCODES` +
+:data:`REGAIN_ENCODES` + :data:`COLOUR_ENCODES` + :data:`COLOUR_SETTLE` + :data:`DENOISE_ENCODES` +
 :data:`DENOISE_SETTLE` encodes besides the first for a GIF, :data:`MAX_ENCODES` + :data:`REGAIN_ENCODES` + :data:`EFFORT_ENCODES` +
 :data:`EFFORT_SETTLE` for a WebP, whatever the ladder; only a setting that was encoded and
 measured under the budget is ever chosen, so the result is never over it.
@@ -75,6 +75,12 @@ COLOURS_ALONE = (128, 64, 32)
 """Palette sizes a GIF at every frame may also try at its own hold slack (:func:`_fewer_colours`)."""
 COLOUR_ENCODES = 2
 """Encodes that search :data:`COLOURS_ALONE`: 64 first, then 128 or 32."""
+COLOUR_SETTLE = 2
+"""Encodes that then search the palette sizes between the one found and the one before it. The
+library's GIF jobs under gifski's bytes (the run at b82234d, each again with the search): a
+greyscale film 32 -> 40 colours, 42.17 -> 44.59 dB (gifski 42.81); film grain 64 -> 56 colours
+at full hold, 44.00 -> 45.43 dB at its own size, 42.38 -> 42.75 resized; screen text 50.00 dB
+with 112 (48.72 with 64); fast motion +0.13 and +0.38; the other 7 budgeted jobs the same image."""
 DENOISED_HOLDS = (0.1, 0.2, 0.35, 0.6, 1.0, 1.6)
 """Hold slacks a GIF's denoised frames are tried at (:func:`_denoised`), most kept first. Averaged
 frames hold most pixels at any slack, so the route starts below the format's own 0.35: the
@@ -358,14 +364,18 @@ def _fewer_colours(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callabl
     """The other way to a GIF's size at every frame: only fewer colours, at the format's own
     hold slack. Where the ladder's rung held colours longer, the most colours of
     :data:`COLOURS_ALONE` that fit (a binary search of at most :data:`COLOUR_ENCODES` encodes),
-    or None when none of those tried fits. Text and flat graphics lose less to fewer colours
-    than to held ones (screen text at gifski's bytes: 48.7 dB with 64 colours, 47.9 with the
-    slack at 0.54); the caller keeps whichever shows less error."""
+    then the most between it and the step above (:data:`COLOUR_SETTLE` halvings), or None when
+    none of those tried fits. Text and flat graphics lose less to fewer colours than to held ones
+    (screen text at gifski's bytes: 48.7 dB with 64 colours, 47.9 with the slack at 0.54; 50.0
+    with 112, found between the steps); the caller keeps whichever shows less error."""
     rung = chosen.rung
     if rung is None or rung.hold is None or rung.every != 1 or rung.scale != 1.0:
         return None
-    levels = [Rung(colours=c) for c in COLOURS_ALONE if fmt.palette_colours is not None and c < fmt.palette_colours]
-    return _first_that_fits(levels, attempt, max_bytes, COLOUR_ENCODES, None)
+    if fmt.palette_colours is None:
+        return None
+    values = [c for c in COLOURS_ALONE if c < fmt.palette_colours]
+    return _fit_then_settle(values, lambda c: Rung(colours=int(c)), round, attempt, max_bytes, COLOUR_ENCODES,
+                            COLOUR_SETTLE)
 
 
 def _denoised(fmt: Format, clip: DecodedClip, max_bytes: int, attempt: Callable[[Rung], Fitted]) -> Fitted | None:
