@@ -221,6 +221,11 @@ def run(manifest: Path, out_dir: Path, input_root: Path | None, results_path: Pa
     except KeyboardInterrupt:
         click.echo(f"stopped after {tally.jobs} of {counted.count} jobs"
                    + ("; the rest go on when the same command runs again" if service else ""), err=True)
+        if as_json:  # the summary line a reader of --json waits for, saying the run stopped
+            click.echo(json.dumps({"summary": {"jobs": tally.jobs, "succeeded": tally.jobs - tally.failed,
+                                               "failed": tally.failed, "reused": tally.reused, "stopped": True,
+                                               "seconds": round(time.perf_counter() - started, 3),
+                                               "results": str(results_file)}}))
         sys.exit(130)
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -49,6 +49,29 @@ def test_some_failed_exits_1_and_json_gives_one_line_per_job_and_a_summary(tmp_p
     assert lines[-1]["summary"]["failed"] == 1 and lines[-1]["summary"]["jobs"] == 2
 
 
+def test_an_interrupted_json_run_still_ends_with_a_summary_saying_it_stopped(tmp_path, clip, monkeypatch):
+    """Ctrl-C or SIGTERM mid-run (exit 130): a --json reader still gets its last line."""
+    import animated_previews.cli.main as cli_main
+
+    real = cli_main.run_batch
+
+    def stopped_after_one(*args, **kwargs):
+        stream = real(*args, **kwargs)
+        yield next(stream)
+        stream.close()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "run_batch", stopped_after_one)
+    m = manifest(tmp_path, *({"id": f"j{k}", "input": str(clip), "format": "gif", "fps": 5, "duration": 0.4}
+                             for k in range(3)))
+    result = CliRunner().invoke(main, ["run", "--batch", str(m), "--out-dir", str(tmp_path / "o"), "--json",
+                                       "--workers", "1", "--no-store"])
+    assert result.exit_code == 130, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 2 and "id" in lines[0]
+    assert lines[-1]["summary"]["stopped"] is True and lines[-1]["summary"]["jobs"] == 1
+
+
 def test_missing_manifest_is_a_usage_error_with_exit_2(tmp_path):
     result = invoke("run", "--batch", str(tmp_path / "none.jsonl"), "--out-dir", str(tmp_path / "o"))
     assert result.exit_code == 2 and "does not exist" in result.output
