@@ -128,7 +128,8 @@ def _died(entry: ManifestEntry, exitcode: int | None, started: bool = True) -> R
             f"--workers (or lower ${BUDGET_ENV}, so that such jobs are refused before they start)"))
     else:
         error = EngineError(ErrorCode.INVALID_VIDEO_FORMAT, (
-            f"the decoder crashed on this input (its worker process died: {_how(exitcode)}); the file is likely corrupt"))
+            f"the decoder crashed on this input (its worker process died: {_how(exitcode)}); "
+            "the file is likely corrupt"))
     return Result.failure(entry.id, error, line=entry.line, input=str(entry.spec.input) if entry.spec else None)
 
 

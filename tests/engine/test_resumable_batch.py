@@ -347,8 +347,9 @@ def test_jobs_list_last_gives_a_batchs_latest_lines_in_manifest_order(tmp_path, 
     monkeypatch.setattr(batch_jobs.time, "time", lambda: 1_700_000_000.0)  # every line in one instant
     with Service(store=store) as engine:
         run(engine, manifest, tmp_path / "out")
-    result = CliRunner().invoke(main, ["jobs", "list", "--store", str(store), "--json", "--kind", "batch", "--last", "2"])
+    listed = ["jobs", "list", "--store", str(store), "--kind", "batch"]
+    result = CliRunner().invoke(main, [*listed, "--json", "--last", "2"])
     assert result.exit_code == 0, result.output
     assert [j["ManifestId"] for j in json.loads(result.stdout)["JobList"]] == ["b5", "b6"]
-    table = CliRunner().invoke(main, ["jobs", "list", "--store", str(store), "--kind", "batch"])
-    assert [line.split()[-1] for line in table.output.splitlines()[1:] if line.strip()] == [f"b{k}" for k in range(1, 7)]
+    table = CliRunner().invoke(main, listed).output.splitlines()[1:]
+    assert [line.split()[-1] for line in table if line.strip()] == [f"b{k}" for k in range(1, 7)]
