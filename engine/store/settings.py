@@ -27,9 +27,9 @@ KEYS = {
     "url_signing_key": "key that signs image URLs (auth_key tokens); made on first use by engine serve",
 }
 SECRET_KEYS = frozenset({"callback_secret", "callback_auth_key", "url_signing_key"})
+"""Settings that are keys: shown masked, never printed."""
 SERVER_KEYS = frozenset({"served_url"})
 """Settings only ``engine serve`` writes (``engine config set`` does not offer them)."""
-"""Settings that are keys: shown masked, never printed."""
 AUTH_SWITCH_VALUES = ("on", "off")
 DEFAULT_EVENT_TYPES = ("DynamicImageComplete",)
 URL_SIGNING_KEY_CHARS = 32
