@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["MATRICES", "chroma_weights", "split_nv12", "yuv420_to_rgb"]
+__all__ = ["MATRICES", "chroma_weights", "split_nv12", "word_values", "yuv420_to_rgb"]
 
 MATRICES: dict[str, tuple[float, float]] = {
     "bt601": (0.299, 0.114),
@@ -127,15 +127,21 @@ def _coefficients(matrix: str, full_range: bool) -> tuple[float, ...]:
     return (offset, luma_gain, chroma_gain, *chroma_weights(matrix))
 
 
+def word_values(words: Tensor) -> Tensor:
+    """16-bit words (P016's, as uint16 or int16: the same bits) as their unsigned values, int32.
+
+    Read through int16 with the sign undone in int32: torch's uint16 has only barebones support,
+    on CUDA in particular, while int16 and int32 work everywhere."""
+    if words.dtype == torch.uint16:
+        words = words.view(torch.int16)
+    return words.to(torch.int32).bitwise_and_(0xFFFF)
+
+
 def _to_float(samples: Tensor) -> Tensor:
     """Samples as float32 on the 8-bit scale (a 16-bit word w becomes w / 256)."""
     if samples.dtype == torch.uint8:
         return samples.to(torch.float32)
-    # Words are read through int16 (the same bits, sign undone in int32): torch's uint16 has only
-    # barebones support, on CUDA in particular, while int16 and int32 work everywhere.
-    if samples.dtype == torch.uint16:
-        samples = samples.view(torch.int16)
-    return samples.to(torch.int32).bitwise_and_(0xFFFF).to(torch.float32).mul_(1.0 / 256.0)
+    return word_values(samples).to(torch.float32).mul_(1.0 / 256.0)
 
 
 def _nearest_chroma(uv: Tensor, height: int, width: int) -> Tensor:

@@ -28,6 +28,7 @@ import torch
 
 from . import CodedFit, Fit, YUVPlanes
 from .frame_index import StreamTags
+from ...kernels.colour import word_values
 from ...kernels.gamut import bt2020_sdr_to_bt709
 from ...kernels.tonemap import hdr_to_sdr
 from ...kernels.yuv import yuv_to_rgb
@@ -43,9 +44,7 @@ def sample_codes(samples: torch.Tensor, bits: int) -> torch.Tensor:
     as uint16 or int16 (the same bits), whose sample sits in the high bits: int32 codes."""
     if samples.dtype == torch.uint8:
         return samples
-    if samples.dtype == torch.uint16:
-        samples = samples.view(torch.int16)
-    return samples.to(torch.int32).bitwise_and_(0xFFFF).bitwise_right_shift_(16 - bits)
+    return word_values(samples).bitwise_right_shift_(16 - bits)
 
 
 def wide_colour(y: torch.Tensor, uv: torch.Tensor, tags: StreamTags, fit: Fit | None) -> torch.Tensor:
