@@ -56,7 +56,9 @@ def refuse_in_worker_start_up() -> None:
     batch at its top level, without the ``__main__`` guard, would otherwise start a batch inside
     every worker (which then dies, and its jobs were reported as corrupt files, or waits on the
     parent's lease on the store and never ends). Python sets ``_inheriting`` on the process object
-    for exactly that stretch; its absence (another interpreter) lets everything through."""
+    for exactly that stretch; its absence (another interpreter) lets everything through. Asked
+    first thing by the two ways into a batch, :func:`engine.batch.run_batch` and
+    :func:`engine.vod.stored_batch.run_stored_batch` (the second before it touches the store)."""
     import multiprocessing
 
     if getattr(multiprocessing.current_process(), "_inheriting", False):
@@ -66,7 +68,6 @@ def refuse_in_worker_start_up() -> None:
 def open_executor(name: str = "local", **options: Any) -> Executor:
     """The executor called ``name``, built with ``options`` (``local``: ``workers``; ``gpu-node``:
     ``gpus``, ``threads``, ``encoders``; ``ray``: ``address``, ``actors``, ``output``, ``workers``)."""
-    refuse_in_worker_start_up()
     if name not in EXECUTORS:
         raise EngineError(ErrorCode.INVALID_PARAMETER,
                           f"unknown executor {name!r}; known: {', '.join(sorted(EXECUTORS))}")
