@@ -305,15 +305,24 @@ def job_spec(path, fmt):
                      default_id="n", input_root=path.parent)
 
 
+def on_nvdec_path(monkeypatch) -> None:
+    """Jobs asked for on "cuda" take the adapter (with the stand-in decoder, on the CPU)."""
+    monkeypatch.setattr(job, "choose_device", lambda requested, media: DeviceChoice("cuda:0", "nvdec", "test"))
+    monkeypatch.setattr(job, "_gpu_decoder", lambda choice: NvdecDecoder(0, device=CPU))
+
+
+def run_both(monkeypatch, spec, tmp_path):
+    """``spec`` on the nvdec path and on the CPU path: (the nvdec Result, the CPU Result)."""
+    on_nvdec_path(monkeypatch)
+    return (job.run_job(spec, tmp_path / "nvdec", PyAVDecoder(), device="cuda"),
+            job.run_job(spec, tmp_path / "cpu", PyAVDecoder(), device="cpu"))
+
+
 @pytest.mark.parametrize("fmt", ["gif", "webp"])
 def test_a_job_on_the_nvdec_path_makes_the_same_animation_as_the_cpu(stand_in, monkeypatch, h264_clip, tmp_path, fmt):
     import clients
 
-    monkeypatch.setattr(job, "choose_device", lambda requested, media: DeviceChoice("cuda:0", "nvdec", "test"))
-    monkeypatch.setattr(job, "_gpu_decoder", lambda choice: NvdecDecoder(0, device=CPU))
-    spec = job_spec(h264_clip, fmt)
-    on_nvdec = job.run_job(spec, tmp_path / "nvdec", PyAVDecoder(), device="cuda")
-    on_cpu = job.run_job(spec, tmp_path / "cpu", PyAVDecoder(), device="cpu")
+    on_nvdec, on_cpu = run_both(monkeypatch, job_spec(h264_clip, fmt), tmp_path)
     assert on_nvdec.ok and on_nvdec.device == "nvdec" and on_nvdec.notes == ()
     assert (on_nvdec.frames, on_nvdec.duration, on_nvdec.width) == (on_cpu.frames, on_cpu.duration, on_cpu.width)
     a, b = clients.pillow_frames(on_cpu.output), clients.pillow_frames(on_nvdec.output)
@@ -324,8 +333,7 @@ def test_a_job_on_the_nvdec_path_makes_the_same_animation_as_the_cpu(stand_in, m
 
 def test_a_refusal_mid_job_falls_back_to_the_cpu_with_the_reason(stand_in, monkeypatch, h264_clip, tmp_path):
     stand_in["shift"] = 0
-    monkeypatch.setattr(job, "choose_device", lambda requested, media: DeviceChoice("cuda:0", "nvdec", "test"))
-    monkeypatch.setattr(job, "_gpu_decoder", lambda choice: NvdecDecoder(0, device=CPU))
+    on_nvdec_path(monkeypatch)
     result = job.run_job(job_spec(h264_clip, "gif"), tmp_path, PyAVDecoder(), device="cuda")
     assert result.ok and result.device == "pyav"
     assert any("frame numbering differs" in n and n.startswith("fallback: the GPU path failed on cuda:0") for n in result.notes)
@@ -555,13 +563,6 @@ def test_frames_handed_to_another_stream_make_it_wait_for_the_decode_streams_wor
 
 needs_hdr_clips = pytest.mark.skipif(not clipmaker.ffmpeg_can(*clipmaker.HDR_CLIPS),
                                      reason="needs ffmpeg with zscale and libx265 (Debian's ffmpeg has them)")
-
-
-def run_both(monkeypatch, spec, tmp_path):
-    monkeypatch.setattr(job, "choose_device", lambda requested, media: DeviceChoice("cuda:0", "nvdec", "test"))
-    monkeypatch.setattr(job, "_gpu_decoder", lambda choice: NvdecDecoder(0, device=CPU))
-    return (job.run_job(spec, tmp_path / "nvdec", PyAVDecoder(), device="cuda"),
-            job.run_job(spec, tmp_path / "cpu", PyAVDecoder(), device="cpu"))
 
 
 @needs_hdr_clips
