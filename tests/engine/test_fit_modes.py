@@ -429,27 +429,10 @@ def test_pad_bars_of_hdr_frames_are_painted_again_after_the_tone_map():
     assert torch.equal(clip.frames[:, :, 10:30], mapped[:, :, 10:30])  # the picture is left as it was
 
 
-def _ffmpeg_makes_hdr() -> bool:
-    import shutil
-    import subprocess
-
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        return False
-    listing = subprocess.run([ffmpeg, "-hide_banner", "-filters"], capture_output=True, text=True).stdout
-    encoders = subprocess.run([ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
-    return " zscale " in listing and " libx265 " in encoders
-
-
-@pytest.mark.skipif(not _ffmpeg_makes_hdr(), reason="needs ffmpeg with zscale and libx265 (Debian's ffmpeg has them)")
+@pytest.mark.skipif(not clipmaker.ffmpeg_can(*clipmaker.HDR_CLIPS),
+                    reason="needs ffmpeg with zscale and libx265 (Debian's ffmpeg has them)")
 def test_an_hdr_source_gets_bars_of_the_asked_colour(tmp_path):
-    import subprocess
-
-    clip = tmp_path / "pq.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=0.4",
-                    "-vf", "zscale=tin=bt709:t=smpte2084:pin=bt709:p=bt2020:min=bt709:m=bt2020nc:rin=tv:r=tv:npl=100,"
-                           "format=yuv420p10le", "-c:v", "libx265", "-x265-params",
-                    "colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:log-level=error", str(clip)], check=True)
+    clip = clipmaker.hdr_clip(tmp_path / "pq.mp4", "smpte2084")
     job = parse_job({"input": str(clip), "format": "gif", "fps": 5, "duration": 0.2, "width": 200, "height": 200,
                      "fit": "pad", "pad_colour": "#ff00ff"}, default_id="hdr", input_root=tmp_path)
     result = run_job(job, tmp_path / "out", PyAVDecoder())
