@@ -1,5 +1,6 @@
 """The animated WebP writer: every frame as a viewer composites it, only changed areas coded,
-unchanged frames merged into longer ones, and no drift on slow changes."""
+still detailed blocks inside them left see-through, unchanged frames merged into longer ones,
+and no drift on slow changes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 import clients
-from animated_previews.engine.encode.webp import encode_webp
+from animated_previews.engine.encode.webp import SEE_THROUGH_THRESHOLD, buffered, encode_webp, plan_frames
 
 
 def decode(data: bytes, tmp_path) -> list[tuple[np.ndarray, int]]:
@@ -92,3 +93,112 @@ def test_frames_coded_in_threads_give_the_same_file(threads):
     one = encode_webp(frames, [100] * 7, threads=1)
     assert encode_webp(frames, [100] * 7, threads=threads) == one
     assert encode_webp(frames[:1], [100], threads=threads) == encode_webp(frames[:1], [100], threads=1)
+
+
+def detailed_background() -> np.ndarray:
+    """Fine detail everywhere (grain on a gradient, as in film): what costs a lossy coder bytes
+    in every frame it codes."""
+    grain = np.random.default_rng(7).integers(-24, 25, (97, 161, 3))
+    return np.clip(background().astype(np.int16) + grain, 0, 255).astype(np.uint8)[:96, :160]
+
+
+def corner_squares(background: np.ndarray, count: int = 8) -> np.ndarray:
+    """Two squares changing colour in opposite corners: the changed box spans the frame (it is
+    coded whole), its middle still."""
+    frames = np.repeat(background[None], count, axis=0)
+    for k in range(count):
+        frames[k, 4:20, 4:20] = (255, 40 * k % 256, 0)
+        frames[k, 76:92, 136:152] = (0, 255, 40 * k % 256)
+    return frames
+
+
+def blocks_covering(plan, rows: slice, cols: slice) -> np.ndarray:
+    """The plan's see-through flags of the blocks that touch canvas rows/cols (box origin 0, 0)."""
+    return plan.see_through[rows.start // 8:(rows.stop + 7) // 8, cols.start // 8:(cols.stop + 7) // 8]
+
+
+def test_still_detailed_blocks_inside_the_changed_box_are_left_see_through(tmp_path):
+    frames = corner_squares(detailed_background())
+    plan = plan_frames(frames, [100] * 8)
+    assert [p.box for p in plan[1:]] == [(0, 0, 160, 96)] * 7  # whole frames: the squares are far apart
+    for p in plan[1:]:
+        assert p.see_through is not None and p.see_through.mean() > 0.8
+        assert not blocks_covering(p, slice(4, 20), slice(4, 20)).any()
+        assert not blocks_covering(p, slice(76, 92), slice(136, 152)).any()
+    data = encode_webp(frames, [100] * 8)
+    opaque = encode_webp(frames, [100] * 8, see_through_threshold=None)
+    assert len(data) < 0.5 * len(opaque)
+    shown, opaque_shown = decode(data, tmp_path), decode(opaque, tmp_path)
+    assert len(shown) == len(opaque_shown) == 8
+    for (rgb, _), (opaque_rgb, _), source in zip(shown, opaque_shown, frames):
+        assert psnr(rgb, source) > psnr(opaque_rgb, source) - 0.5
+    if shutil.which("webpmux"):
+        path = tmp_path / "see-through.webp"
+        path.write_bytes(data)
+        info = clients.webpmux_info(path)
+        assert info["frames"] == 8 and "transparency" in info["features"]
+        assert [row["blend"] for row in info["frame_table"]] == ["no"] + ["yes"] * 7
+        assert [row["alpha"] for row in info["frame_table"]] == ["no"] + ["yes"] * 7
+
+
+def test_smooth_still_blocks_are_not_worth_a_transparent_frame():
+    """Flat still blocks cost a lossy coder little, and transparency makes it code the rest worse:
+    such frames stay opaque."""
+    flat = np.full((96, 160, 3), (90, 120, 150), np.uint8)
+    frames = corner_squares(flat)
+    frames[:, 4:20, 4:20:2] = 0  # detail only in the squares
+    frames[:, 76:92, 136:152:2] = 255
+    assert all(p.see_through is None for p in plan_frames(frames, [100] * 8))
+    assert all(p.see_through is None for p in plan_frames(corner_squares(detailed_background()), [100] * 8,
+                                                          see_through_threshold=None))
+
+
+def test_a_see_through_block_drifting_slowly_is_refreshed_instead_of_drifting(tmp_path):
+    """The canvas keeps the pixels the viewer keeps, so a still block drifting one level a frame
+    is coded again once it is more than the threshold away from what the viewer shows."""
+    count = 24
+    frames = corner_squares(detailed_background(), count).astype(np.int16)
+    frames[:, 40:56, 64:96] += np.arange(count)[:, None, None, None]  # +1 level a frame
+    frames = np.clip(frames, 0, 255).astype(np.uint8)
+    plan = plan_frames(frames, [50] * count)
+    drifting = [blocks_covering(p, slice(40, 56), slice(64, 96)).all() for p in plan[1:]]
+    assert any(drifting) and not all(drifting)  # kept for a while, then coded again
+    run, longest = 0, 0
+    for kept in drifting:
+        run = run + 1 if kept else 0
+        longest = max(longest, run)
+    assert longest <= SEE_THROUGH_THRESHOLD  # +1 a frame: at most 2 frames shown stale
+    shown = decode(encode_webp(frames, [50] * count), tmp_path)
+    opaque = decode(encode_webp(frames, [50] * count, see_through_threshold=None), tmp_path)
+    assert len(shown) == len(opaque) == count
+    for (rgb, _), (opaque_rgb, _), source in zip(shown, opaque, frames):
+        area = (slice(40, 56), slice(64, 96))
+        error = np.abs(rgb[area].astype(np.int16) - source[area]).mean()
+        opaque_error = np.abs(opaque_rgb[area].astype(np.int16) - source[area]).mean()
+        assert error < opaque_error + SEE_THROUGH_THRESHOLD
+
+
+def test_at_libwebps_slower_methods_see_through_blocks_beside_opaque_ones_keep_their_pixels():
+    """From method 3 on libwebp's loop filter would smear flattened blocks into the opaque pixels
+    beside them: those blocks are coded with their own pixels, the ones further in flattened."""
+    see_through = np.zeros((5, 6), bool)
+    see_through[:, 2:] = True  # two opaque columns of blocks on the left
+    rgb = detailed_background()[:40, :48]
+    out = buffered(rgb, see_through)
+    assert np.array_equal(out[:, :24], rgb[:, :24])  # opaque blocks and the see-through column beside them
+    flat = out[:, 24:]
+    assert (flat == flat[0, 0]).all()  # the rest: one colour, cheap to code
+    assert np.abs(flat[0, 0].astype(int) - rgb[:, 16:].reshape(-1, 3).mean(axis=0)).max() <= 1
+    everywhere = buffered(rgb, np.ones((5, 6), bool))
+    assert (everywhere == everywhere[0, 0]).all()  # all see-through: nothing to buffer
+
+
+@pytest.mark.parametrize("method", [1, 4])
+def test_see_through_frames_cost_fewer_bytes_and_show_the_same_at_any_method(tmp_path, method):
+    frames = corner_squares(detailed_background())
+    data = encode_webp(frames, [100] * 8, method=method)
+    opaque = encode_webp(frames, [100] * 8, method=method, see_through_threshold=None)
+    assert len(data) < 0.6 * len(opaque)
+    shown, opaque_shown = decode(data, tmp_path), decode(opaque, tmp_path)
+    for (rgb, _), (opaque_rgb, _), source in zip(shown, opaque_shown, frames):
+        assert psnr(rgb, source) > psnr(opaque_rgb, source) - 0.5
