@@ -161,12 +161,10 @@ def _changed_box(distance: np.ndarray, threshold: int) -> tuple[int, int, int, i
 
 def _blocks(pixels: np.ndarray) -> np.ndarray:
     """A view of the whole 8x8 blocks of ``pixels`` [H, W, ...] as [rows, 8, cols, 8, ...] (the
-    partial blocks at the right and bottom edges left out). Splitting axes never copies."""
+    partial blocks at the right and bottom edges left out): writing to it writes ``pixels``, also
+    for a crop of a larger array, since splitting axes never needs a copy."""
     rows, cols = pixels.shape[0] // _BLOCK, pixels.shape[1] // _BLOCK
-    whole = pixels[:rows * _BLOCK, :cols * _BLOCK]
-    view = whole.reshape(rows, _BLOCK, cols, _BLOCK, *pixels.shape[2:])
-    assert np.shares_memory(view, pixels)
-    return view
+    return pixels[:rows * _BLOCK, :cols * _BLOCK].reshape(rows, _BLOCK, cols, _BLOCK, *pixels.shape[2:])
 
 
 def _across_block(values: np.ndarray, combine: np.ufunc) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import clients
-from animated_previews.engine.encode.webp import SEE_THROUGH_THRESHOLD, buffered, encode_webp, plan_frames
+from animated_previews.engine.encode.webp import SEE_THROUGH_THRESHOLD, _blocks, buffered, encode_webp, plan_frames
 
 
 def decode(data: bytes, tmp_path) -> list[tuple[np.ndarray, int]]:
@@ -202,3 +202,21 @@ def test_see_through_frames_cost_fewer_bytes_and_show_the_same_at_any_method(tmp
     shown, opaque_shown = decode(data, tmp_path), decode(opaque, tmp_path)
     for (rgb, _), (opaque_rgb, _), source in zip(shown, opaque_shown, frames):
         assert psnr(rgb, source) > psnr(opaque_rgb, source) - 0.5
+
+
+def test_block_views_of_a_crop_write_through_to_the_frame():
+    """The canvas is updated block by block through a view of a crop of it: never a copy."""
+    canvas = np.zeros((37, 45, 3), np.uint8)
+    crop = canvas[3:30, 5:40]  # 27x35: 3x4 whole blocks, the rest partial
+    view = _blocks(crop)
+    assert view.shape == (3, 8, 4, 8, 3)
+    view[1, :, 2] = 7
+    assert (canvas[11:19, 21:29] == 7).all() and canvas.sum() == 7 * 64 * 3
+
+
+@pytest.mark.skipif(clients.CHROMIUM is None, reason="headless Chromium is not installed")
+def test_chromium_loads_an_animation_with_see_through_frames(tmp_path):
+    frames = corner_squares(detailed_background())
+    assert all(p.see_through is not None for p in plan_frames(frames, [100] * 8)[1:])
+    (tmp_path / "s.webp").write_bytes(encode_webp(frames, [100] * 8))
+    assert clients.load_in_chromium(tmp_path, ["s.webp"]) == {"s.webp": [160, 96]}
