@@ -20,11 +20,11 @@ alone are tried too, keeping whichever of the two shows less error against the c
 (:func:`_fewer_colours`). A GIF then tries one more way: its frames with the noise averaged out
 over time (:mod:`animated_previews.kernels.denoise`) at a hold slack that fits
 (:func:`_denoised`), kept when it shows less error or keeps frames the ladder had to drop. A
-WebP likewise tries libwebp's slower method at the highest quality that fits
+WebP likewise tries libwebp's other methods at the highest quality that fits
 (:func:`_more_effort`), the decoded images compared. At most :data:`MAX_ENCODES` +
 :data:`REGAIN_ENCODES` + :data:`COLOUR_ENCODES` + :data:`COLOUR_SETTLE` + :data:`DENOISE_ENCODES` +
-:data:`DENOISE_SETTLE` encodes besides the first for a GIF, :data:`MAX_ENCODES` + :data:`REGAIN_ENCODES` + :data:`EFFORT_ENCODES` +
-:data:`EFFORT_SETTLE` for a WebP, whatever the ladder; only a setting that was encoded and
+:data:`DENOISE_SETTLE` encodes besides the first for a GIF, :data:`MAX_ENCODES` + :data:`REGAIN_ENCODES` +
+(:data:`EFFORT_ENCODES` + :data:`EFFORT_SETTLE`) for each other effort of a WebP, whatever the ladder; only a setting that was encoded and
 measured under the budget is ever chosen, so the result is never over it.
 """
 
@@ -93,8 +93,8 @@ DENOISE_SETTLE = 2
 previews library's talking head at 480x270 under 200 KB fitted at 1.0 (156 KB) where 0.6 did
 not; with the search, 0.7 (190 KB)."""
 EFFORT_QUALITIES = (90, 75, 60, 45, 35, 27, 20, 12, 5)
-"""Qualities a format with a slower encoder effort (WebP: libwebp's method 4) is tried at with
-it (:func:`_more_effort`), most first. Its quality numbers do not mean the same picture as the
+"""Qualities a format's other encoder efforts (WebP: libwebp's methods 2 and 4) are each tried at
+(:func:`_more_effort`), most first. Its quality numbers do not mean the same picture as the
 default effort's: at quality 45, method 4 coded screen text in 1.30 MB at 37.93 dB where
 method 1 took 1.66 MB for 38.11, but the talking head in 134 KB at 36.17 dB where method 1
 took 205 KB for 37.82 and 194 KB at quality 40 for 37.36 (method 4 at 70: 174 KB, 36.69; the
@@ -260,10 +260,13 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
     if measure:
         chosen = _less_error(chosen, _fewer_colours(chosen, fmt, max_bytes, attempt_rung))
         chosen = _less_error(chosen, _denoised(fmt, clip, max_bytes, attempt_rung))
-    if image_error is not None and len(fmt.efforts) > 1 and fmt.qualities:
-        other = _more_effort(fmt, max_bytes, attempt_rung)
-        if other is not None:  # decoded only now: two measures, not one per attempt
-            milliseconds = [d * 1000 / fmt.ticks_per_second for d in delays]
+    if image_error is not None and fmt.qualities:
+        milliseconds = [d * 1000 / fmt.ticks_per_second for d in delays]
+        for effort in fmt.efforts[1:]:
+            other = _more_effort(fmt, effort, max_bytes, attempt_rung)
+            if other is None:
+                continue
+            # decoded only now: one measure per way, not one per attempt
             other = dataclasses.replace(other, error=image_error(other.data, clip, milliseconds))
             if chosen.error is None and chosen.frames == len(clip.index) and chosen.width == clip.width \
                     and chosen.height == clip.height:
@@ -394,13 +397,13 @@ def _denoised(fmt: Format, clip: DecodedClip, max_bytes: int, attempt: Callable[
                             lambda h: round(h, 3), attempt, max_bytes, DENOISE_ENCODES, DENOISE_SETTLE)
 
 
-def _more_effort(fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted]) -> Fitted | None:
-    """A format's other way to its size at every frame and full size: its slower encoder effort
-    (the last of :attr:`engine.encode.Format.efforts`) at the highest of
+def _more_effort(fmt: Format, effort: int, max_bytes: int, attempt: Callable[[Rung], Fitted]) -> Fitted | None:
+    """A format's other way to its size at every frame and full size: one of its other encoder
+    efforts (:attr:`engine.encode.Format.efforts` after the first) at the highest of
     :data:`EFFORT_QUALITIES` that fits (at most :data:`EFFORT_ENCODES` encodes), then the
     highest whole-number quality below the next one up that fits (:data:`EFFORT_SETTLE`
     encodes); None when none tried fits. The caller compares what each way shows."""
-    effort, own = fmt.efforts[-1], fmt.qualities[0]
+    own = fmt.qualities[0]
     return _fit_then_settle(EFFORT_QUALITIES, lambda q: Rung(quality=None if q == own else int(q), effort=effort),
                             round, attempt, max_bytes, EFFORT_ENCODES, EFFORT_SETTLE)
 

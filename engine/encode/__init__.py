@@ -154,9 +154,10 @@ WEBP = Format(
     palette_colours=None,
     encode=_writer("webp", "encode_webp", RGBFrames, "WebP", effort_option="method"),
     qualities=(45, 35, 27, 20, 12, 5),
-    # libwebp's method: 1 by default (engine/encode/webp.py: DEFAULT_METHOD); 4 takes 2.5x the
-    # time, and a byte budget tries it (engine/byte_budget.py: EFFORT_QUALITIES says what it gives)
-    efforts=(1, 4),
+    # libwebp's method: 1 by default (engine/encode/webp.py: DEFAULT_METHOD); a byte budget also
+    # tries 2 and 4 (4 takes 2.5x the time; engine/byte_budget.py: EFFORT_QUALITIES says what they
+    # give, webp.py's DEFAULT_METHOD why 2 joined)
+    efforts=(1, 2, 4),
 )
 
 def avif_unavailable() -> str | None:

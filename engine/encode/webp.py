@@ -62,11 +62,14 @@ DEFAULT_METHOD = 1
 """libwebp's effort (0 fast .. 6 small). ffmpeg's default is 4; on the benchmark clip method 2
 coded frames 2.3x as fast as 4 for 6 % more bytes (45 stills: 0.33 s vs 0.77 s, 619 vs 582 KB);
 on the library method 1 is about 10% faster again for about 10% more bytes at equal quality, and
-the encoder is the slowest stage of a WebP job. A byte budget (``max_bytes``) also tries method 4
-(``Format.efforts``, engine/byte_budget.py ``_more_effort``): at quality 45, screen text 1.66 MB
--> 1.30 MB (38.11 -> 37.93 dB), film grain 1.15 -> 0.95 MB (32.46 -> 32.19 dB), but the talking
-head 205 -> 134 KB at 37.82 -> 36.17 dB, for 2.5x the encoding time (the previews library at
-source size, 2026-12-04): what its decoded frames show decides."""
+the encoder is the slowest stage of a WebP job. A byte budget (``max_bytes``) also tries methods 2
+and 4 (``Format.efforts``, engine/byte_budget.py ``_more_effort``): at quality 45, method 4 codes
+screen text 1.66 MB -> 1.30 MB (38.11 -> 37.93 dB), film grain 1.15 -> 0.95 MB (32.46 -> 32.19
+dB), but the talking head 205 -> 134 KB at 37.82 -> 36.17 dB, for 2.5x the encoding time (the
+previews library at source size, 2026-12-04): what its decoded frames show decides. Method 2
+joined when see-through blocks came (:data:`BUFFERED_FROM_METHOD`): it flattens them all, as
+method 1 does, but codes better; at ffmpeg's bytes it took colour bars from 31.55 to 33.26 dB and
+the talking head from 37.36 to 38.80 (the library's WebP pair, 2026-12-04)."""
 CHANGE_THRESHOLD = 6
 """A pixel counts as changed when a channel differs from the canvas by more than this (0-255)."""
 CODING_THREADS: int | None = None
