@@ -209,7 +209,7 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
     what is seen (:func:`_fewer_colours`, :func:`_denoised`); it is always measured against
     ``clip``'s own frames. ``image_error`` (:func:`engine.render.decoded_error`: an encoded
     image decoded, against the clip at each instant, the delays in milliseconds) lets a format
-    with a slower encoder effort choose between it and the default effort (:func:`_more_effort`)."""
+    with other encoder efforts choose between them and the default effort (:func:`_more_effort`)."""
     delays = tuple(delays)
     own = Fitted(first, None, delays, len(clip.index), clip.width, clip.height, 1)
     if len(first) <= max_bytes:

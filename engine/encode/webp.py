@@ -87,8 +87,9 @@ BUFFERED_FROM_METHOD = 3
 pixels (coded, never shown) and only the others are flattened, by this module, to one colour
 (``exact=True``). libwebp's loop filter at these methods smooths across the edge of a flattened
 block into the opaque pixels beside it: one 1080p animation frame, 76% see-through, quality 45,
-method 4: the opaque pixels 39.05 dB coded opaque, 36.95 with libwebp's flattening, 39.05 again
-with the filter off (cwebp -f 0, which costs the opaque frame 2 dB); over the library's
+method 4 (cwebp): the opaque pixels 39.05 dB coded opaque, 36.95 with libwebp's flattening; with
+the filter off (-f 0) the two nearly agree, 37.11 and 36.89 (the filter is worth 2 dB to the
+opaque frame), and -segments 1 (37.39) or -sns 0 (37.34) do not close the gap; over the library's
 see-through frames at method 4, the opaque pixels 38.37 / 34.04 / 38.24 dB (1080p: opaque /
 flattened / buffered), colour bars 30.25 / 28.61 / 30.03, the still film 34.76 / 33.69 / 34.48;
 the buffer costs back about half the bytes flattening saves. At methods 0-2 the filter harms
