@@ -72,6 +72,10 @@ class DoctorReport:
     ffmpeg_libraries: dict[str, str]
     pillow: str
     libwebp: str | None
+    webp_stills: str
+    """How the WebP writer codes its frames: through libwebp's own API ("libwebp (PATH)"), or
+    through Pillow and why (then frames with see-through blocks keep libwebp's loop filter on:
+    valid files, a little less quality per byte; engine/encode/libwebp.py)."""
     avif: bool
     """Whether Pillow has its AVIF plugin (``--format avif`` needs it)."""
     libavif: str | None
@@ -213,12 +217,23 @@ def diagnose(video: Path | None = None) -> DoctorReport:
         ffmpeg_libraries={name: ".".join(str(part) for part in version) for name, version in av.library_versions.items()},
         pillow=PIL.__version__,
         libwebp=features.version("webp"),
+        webp_stills=_webp_stills(),
         avif=_pillow_has("avif"),
         libavif=_pillow_version("avif"),
         cpu_loops=_cpu_loops(),
         auto_for=described,
         auto=devices.choose_device("auto", media),
     )
+
+
+def _webp_stills() -> str:
+    """What :attr:`DoctorReport.webp_stills` says."""
+    from .encode import libwebp
+
+    why = libwebp.unavailable()
+    if why is None:
+        return f"libwebp ({libwebp.loaded_from()})"
+    return f"Pillow ({why}; see-through frames keep the loop filter on)"
 
 
 def _cpu_loops() -> str:
@@ -271,6 +286,7 @@ def render_text(report: DoctorReport) -> str:
     lines.append(f"Pillow          {report.pillow}, libwebp {report.libwebp or 'missing'}, "
                  + (f"AVIF yes (libavif {report.libavif or 'version unknown'})" if report.avif
                     else "AVIF no (--format avif fails: Pillow lacks its AVIF plugin)"))
+    lines.append(f"WebP stills     {report.webp_stills}")
     lines.append(f"CPU loops       {report.cpu_loops}")
     lines.append(f"NVDEC codecs    {report.nvdec_codecs_source}:")
     by_codec: dict[str, list[CodecSupport]] = {}

@@ -18,20 +18,23 @@ its pixels have drifted past the threshold, so no error accumulates beyond it.
 
 Inside the box, 8x8 blocks whose pixels are all within :data:`SEE_THROUGH_THRESHOLD` of the
 canvas may be left see-through (alpha 0, the frame alpha-blended onto the canvas): libwebp
-flattens fully transparent 8x8 blocks before coding (Pillow's ``exact=False``), so they cost
-almost nothing. That is what made libwebp's animation encoder smaller on still footage (a film
-where the whole picture moves a little but most blocks repeat exactly: ours stored 34 of 45
-frames whole). It is done only when the blocks left see-through hold at least
+flattens fully transparent 8x8 blocks before coding, so they cost almost nothing. That is what
+made libwebp's animation encoder smaller on still footage (a film where the whole picture moves a
+little but most blocks repeat exactly: ours stored 34 of 45 frames whole). Such frames are coded
+with libwebp's loop filter off, as its animation encoder codes the frames it blends (the filter
+would smooth across the flattened blocks' edges into the opaque pixels beside them;
+:mod:`.libwebp`). It is done only when the blocks left see-through hold at least
 :data:`SEE_THROUGH_DETAIL` of the box's detail (the sum of the pixel-to-pixel differences),
-because a frame with transparency is coded worse where it is opaque (the loop filter smooths
-across the flattened blocks' edges into the opaque pixels beside them; at slower methods much
-more, see :data:`BUFFERED_FROM_METHOD`), which smooth still blocks (sky, a flat background) do
-not pay back: their coded bytes were few. Measured at method 1 frame by frame against every
-frame coded opaque, each way's quality raised until it filled the opaque coding's bytes at
-quality 45 (notes/quality-per-byte.md): the still film +2.05 dB, colour bars +0.74, flat logo
-+0.77, 1080p animation +0.07, VP9 animation, screen text and the live camera within 0.01 dB;
-without the detail rule the 1080p animation -0.46 and flat logo -0.64; only blocks still to
-the level (threshold 0): the film +0.39 instead of +2.05.
+because a frame with transparency is coded worse where it is opaque, which smooth still blocks
+(sky, a flat background) do not pay back: their coded bytes were few. Measured at method 1 frame
+by frame against every frame coded opaque, each way's quality raised until it filled the opaque
+coding's bytes at quality 45 (notes/quality-per-byte.md): the still film +2.05 dB, colour bars
++0.74, flat logo +0.77, 1080p animation +0.07, VP9 animation, screen text and the live camera
+within 0.01 dB; without the detail rule the 1080p animation -0.46 and flat logo -0.64. And only
+when the clip's first see-through frames (:data:`SEE_THROUGH_TRIAL`), coded both ways, come out
+smaller than opaque: on smooth footage the flattened blocks' edges and the alpha plane cost more
+than the still blocks did (the talking head at 480 px: every see-through frame 1.01-1.32x the
+opaque one's bytes at methods 1 and 4, and its file at ffmpeg's bytes 35.5 dB instead of 38.9).
 
 Lossy at quality 45, libwebp's method 1, by default: chosen by measurement against ffmpeg's
 ``libwebp_anim -quality 75`` (its default) on the 14-clip previews library
@@ -56,6 +59,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
+from . import libwebp
+
 DEFAULT_QUALITY = 45
 """libwebp's quality, 0..100 (see the module docstring for how 45 was chosen)."""
 DEFAULT_METHOD = 1
@@ -67,34 +72,23 @@ and 4 (``Format.efforts``, engine/byte_budget.py ``_more_effort``): at quality 4
 screen text 1.66 MB -> 1.30 MB (38.11 -> 37.93 dB), film grain 1.15 -> 0.95 MB (32.46 -> 32.19
 dB), but the talking head 205 -> 134 KB at 37.82 -> 36.17 dB, for 2.5x the encoding time (the
 previews library at source size, 2026-12-04): what its decoded frames show decides. Method 2
-joined when see-through blocks came (:data:`BUFFERED_FROM_METHOD`): it flattens them all, as
-method 1 does, but codes better; at ffmpeg's bytes it took colour bars from 31.55 to 33.26 dB and
-the talking head from 37.36 to 38.80 (the library's WebP pair, 2026-12-04)."""
+joined with the see-through blocks: at ffmpeg's bytes it took colour bars from 31.55 to 33.26 dB
+and the talking head from 37.36 to 38.80 (the library's WebP pair, 2026-12-04)."""
 CHANGE_THRESHOLD = 6
 """A pixel counts as changed when a channel differs from the canvas by more than this (0-255)."""
 CODING_THREADS: int | None = None
 """Stills :func:`encode_webp` codes at once when not told: None, the job's compute threads
 (``torch.get_num_threads()``, which the process executors set to each job's share of the cores);
 the GPU node executor sets 1, its pool of encoder threads being the parallelism there."""
-SEE_THROUGH_THRESHOLD = 2
+SEE_THROUGH_THRESHOLD = 5
 """An 8x8 block may be left see-through when no channel of its pixels is more than this (0-255)
 from the canvas. The canvas keeps its old pixels there, so no error accumulates beyond it."""
 SEE_THROUGH_DETAIL = 0.4
 """Blocks are left see-through only when they hold at least this share of the box's detail (see
 the module docstring); below it the frame is coded opaque."""
-BUFFERED_FROM_METHOD = 3
-"""From this libwebp method on, the see-through blocks that touch an opaque block keep their own
-pixels (coded, never shown) and only the others are flattened, by this module, to one colour
-(``exact=True``). libwebp's loop filter at these methods smooths across the edge of a flattened
-block into the opaque pixels beside it: one 1080p animation frame, 76% see-through, quality 45,
-method 4 (cwebp): the opaque pixels 39.05 dB coded opaque, 36.95 with libwebp's flattening; with
-the filter off (-f 0) the two nearly agree, 37.11 and 36.89 (the filter is worth 2 dB to the
-opaque frame), and -segments 1 (37.39) or -sns 0 (37.34) do not close the gap; over the library's
-see-through frames at method 4, the opaque pixels 38.37 / 34.04 / 38.24 dB (1080p: opaque /
-flattened / buffered), colour bars 30.25 / 28.61 / 30.03, the still film 34.76 / 33.69 / 34.48;
-the buffer costs back about half the bytes flattening saves. At methods 0-2 the filter harms
-less (1080p 37.86 / 36.85 at method 1) and whole flattening gives more at equal bytes (colour
-bars resized +4.24 dB over ffmpeg against +2.84 buffered), so they flatten everything."""
+SEE_THROUGH_TRIAL = 3
+"""How many of a clip's first see-through frames are also coded opaque; see-through frames are kept
+only if these came out smaller in total (else every frame is planned opaque)."""
 _FULL_FRAME_SHARE = 0.75
 """Above this share of the canvas a changed box is coded as the whole frame (simpler, no seams)."""
 _BLOCK = 8
@@ -122,17 +116,21 @@ def _u24(value: int) -> bytes:
     return struct.pack("<I", value)[:3]
 
 
-def _still_bitstream(rgb: np.ndarray, alpha: np.ndarray | None, quality: int, method: int,
-                     exact: bool = False) -> bytes:
-    """The image-data chunks (VP8, or ALPH + VP8) of one frame coded as a still WebP; ``exact``:
-    libwebp codes the pixels under alpha 0 as given instead of flattening them."""
-    height, width, _ = rgb.shape
-    image = Image.frombuffer("RGB", (width, height), np.ascontiguousarray(rgb), "raw", "RGB", 0, 1)
-    if alpha is not None:
-        image.putalpha(Image.frombuffer("L", (width, height), alpha, "raw", "L", 0, 1))
-    buffer = io.BytesIO()
-    image.save(buffer, format="WEBP", quality=quality, method=method, lossless=False, exact=exact)
-    data = buffer.getvalue()
+def _still_bitstream(rgb: np.ndarray, alpha: np.ndarray | None, quality: int, method: int) -> bytes:
+    """The image-data chunks (VP8, or ALPH + VP8) of one frame coded as a still WebP. A frame with
+    see-through blocks (``alpha``) is coded with libwebp's loop filter off, as libwebp's animation
+    encoder codes the frames it blends (:mod:`.libwebp` says why); through Pillow, with the filter
+    on, where that module cannot load libwebp."""
+    if libwebp.unavailable() is None:
+        data = libwebp.encode_still(rgb, alpha, quality, method, loop_filter=alpha is None)
+    else:
+        height, width, _ = rgb.shape
+        image = Image.frombuffer("RGB", (width, height), np.ascontiguousarray(rgb), "raw", "RGB", 0, 1)
+        if alpha is not None:
+            image.putalpha(Image.frombuffer("L", (width, height), alpha, "raw", "L", 0, 1))
+        buffer = io.BytesIO()
+        image.save(buffer, format="WEBP", quality=quality, method=method, lossless=False)
+        data = buffer.getvalue()
     chunks, offset = [], 12
     while offset + 8 <= len(data):
         fourcc, size = data[offset:offset + 4], struct.unpack("<I", data[offset + 4:offset + 8])[0]
@@ -245,26 +243,6 @@ def plan_frames(
     return planned
 
 
-def buffered(rgb: np.ndarray, see_through: np.ndarray) -> np.ndarray:
-    """``rgb`` (a box's pixels) with its see-through blocks that touch no opaque block (the eight
-    around them; outside the box counts as see-through) set to one colour, their mean: what
-    libwebp's flattening would do, less the blocks beside opaque ones, which keep their pixels
-    so that the loop filter finds the picture there (:data:`BUFFERED_FROM_METHOD`)."""
-    rows, cols = see_through.shape
-    around = np.pad(see_through, 1, constant_values=True)
-    inside = see_through.copy()
-    for dy in range(3):
-        for dx in range(3):
-            inside &= around[dy:dy + rows, dx:dx + cols]
-    if not inside.any():
-        return rgb
-    out = rgb.copy()
-    blocks = _blocks(out)
-    colour = blocks.transpose(0, 2, 1, 3, 4)[see_through].reshape(-1, 3).mean(axis=0).round().astype(np.uint8)
-    np.copyto(blocks, colour, where=inside[:, None, :, None, None])
-    return out
-
-
 def _alpha_plane(plan: PlannedFrame) -> np.ndarray | None:
     """The box's alpha: 0 in its see-through blocks, 255 elsewhere; None for an opaque frame."""
     if plan.see_through is None:
@@ -308,18 +286,29 @@ def encode_webp(
 
     def code(plan: PlannedFrame) -> bytes:
         x0, y0, x1, y1 = plan.box
-        rgb = frames[plan.index, y0:y1, x0:x1]
-        if plan.see_through is not None and method >= BUFFERED_FROM_METHOD:
-            return _still_bitstream(buffered(rgb, plan.see_through), _alpha_plane(plan), quality, method, exact=True)
-        return _still_bitstream(rgb, _alpha_plane(plan), quality, method)
+        return _still_bitstream(frames[plan.index, y0:y1, x0:x1], _alpha_plane(plan), quality, method)
 
-    if threads > 1 and len(planned) > 1:
-        with ThreadPoolExecutor(max_workers=min(threads, len(planned)), thread_name_prefix="webp") as pool:
-            coded = list(pool.map(code, planned))
-    else:
-        coded = [code(plan) for plan in planned]
+    def code_all(plans: list[PlannedFrame]) -> list[bytes]:
+        if threads > 1 and len(plans) > 1:
+            with ThreadPoolExecutor(max_workers=min(threads, len(plans)), thread_name_prefix="webp") as pool:
+                return list(pool.map(code, plans))
+        return [code(plan) for plan in plans]
+
+    def key(plan: PlannedFrame) -> tuple:  # what a stored frame's bytes depend on, quality and method aside
+        return plan.index, plan.box, plan.see_through is not None
+
+    coded: dict[tuple, bytes] = {}
+    trial = [plan for plan in planned if plan.see_through is not None][:SEE_THROUGH_TRIAL]
+    if trial:  # see-through frames are worth it only if smaller: the first few coded both ways decide
+        opaque = [replace(plan, see_through=None) for plan in trial]
+        coded.update(zip(map(key, trial + opaque), code_all(trial + opaque)))
+        if sum(len(coded[key(plan)]) for plan in trial) >= sum(len(coded[key(plan)]) for plan in opaque):
+            planned = plan_frames(frames, delays_ms, change_threshold, None)
+    todo = [plan for plan in planned if key(plan) not in coded]
+    coded.update(zip(map(key, todo), code_all(todo)))
     body = []
-    for plan, image_data in zip(planned, coded):
+    for plan in planned:
+        image_data = coded[key(plan)]
         x0, y0, x1, y1 = plan.box
         blending = 0 if plan.see_through is not None else 0b10  # alpha-blend onto the canvas, or replace
         header = (_u24(x0 // 2) + _u24(y0 // 2) + _u24(x1 - x0 - 1) + _u24(y1 - y0 - 1)

@@ -133,6 +133,17 @@ def test_avif_support_is_reported_as_pillow_has_it():
         assert "AVIF no (--format avif fails" in text
 
 
+def test_how_webp_frames_are_coded_is_reported():
+    from animated_previews.engine.encode import libwebp
+
+    report = json.loads(doctor("--json"))
+    if libwebp.unavailable() is None:
+        assert report["webp_stills"] == f"libwebp ({libwebp.loaded_from()})"
+    else:
+        assert report["webp_stills"].startswith(f"Pillow ({libwebp.unavailable()}")
+    assert f"WebP stills     {report['webp_stills']}" in doctor()
+
+
 def test_a_pillow_without_avif_is_a_finding_not_a_crash(monkeypatch):
     import animated_previews.engine.doctor as doctor_module
 
