@@ -82,7 +82,11 @@ CODING_THREADS: int | None = None
 the GPU node executor sets 1, its pool of encoder threads being the parallelism there."""
 SEE_THROUGH_THRESHOLD = 5
 """An 8x8 block may be left see-through when no channel of its pixels is more than this (0-255)
-from the canvas. The canvas keeps its old pixels there, so no error accumulates beyond it."""
+from the canvas. The canvas keeps its old pixels there, so no error accumulates beyond it. 5
+(libwebp's animation encoder allows 5 at its quality 75) rather than 2: the still film at ffmpeg's
+bytes +0.58 dB instead of -1.19 (source; resized +0.06 instead of -1.56), colour bars +7.01
+instead of +6.69; at 8 the engine's own files lose more quality than they save bytes (the film
+-0.44). The library's WebP pair, 2026-12-05 (notes/quality-per-byte.md)."""
 SEE_THROUGH_DETAIL = 0.4
 """Blocks are left see-through only when they hold at least this share of the box's detail (see
 the module docstring); below it the frame is coded opaque."""
