@@ -12,8 +12,8 @@ ctypes, with the same library Pillow loaded: at the same settings the bytes are 
 
 Which library: the libwebp that Pillow's WebP plugin is linked against, found in the process's
 memory map once the plugin is imported (Pillow's wheels bundle it as ``pillow.libs/libwebp-*.so``),
-else the system's (``ctypes.util.find_library``). Where neither loads (a Pillow with libwebp linked
-in statically, as on Windows), :func:`unavailable` says why and the writer codes through Pillow
+else the system's (``ctypes.util.find_library``). Where neither loads (a Pillow built with libwebp
+linked into its plugin, and no system libwebp), :func:`unavailable` says why and the writer codes through Pillow
 with the filter on: valid files, a little less quality per byte on see-through frames.
 
 The structures below are libwebp's public ``WebPConfig``, ``WebPPicture`` and

@@ -255,10 +255,11 @@ def test_without_libwebps_own_api_the_frames_are_coded_through_pillow(tmp_path, 
     frames = corner_squares(detailed_background())
     direct = encode_webp(frames, [100] * 8)
     opaque = encode_webp(frames, [100] * 8, see_through_threshold=None)
+    direct_available = libwebp.unavailable() is None
     monkeypatch.setattr(libwebp, "_library", lambda: (None, "linked in statically"))
     through_pillow = encode_webp(frames, [100] * 8)
     assert encode_webp(frames, [100] * 8, see_through_threshold=None) == opaque
-    assert through_pillow != direct or libwebp.unavailable() is not None
+    assert through_pillow != direct or not direct_available  # filter on: other bytes
     shown, shown_direct = decode(through_pillow, tmp_path), decode(direct, tmp_path)
     assert len(shown) == len(shown_direct) == 8
     for (rgb, _), (rgb_direct, _), source in zip(shown, shown_direct, frames):
