@@ -130,16 +130,21 @@ class Rung:
     """Rendered from the frames with their noise averaged out over time
     (:func:`animated_previews.kernels.denoise.temporal_denoise`)."""
 
-    def describe(self, fmt: Format) -> str:
+    def describe(self, fmt: Format, own: tuple[int, int] | None = None) -> str:
+        """What was given up, each loss with what the job's own image had: ``own`` (quality,
+        effort) where the frames chose them (:attr:`engine.encode.Format.own_setting`), else the
+        format's defaults."""
+        own_quality, own_effort = own or (fmt.qualities[0] if fmt.qualities else None,
+                                          fmt.efforts[0] if fmt.efforts else None)
         parts = ["noise averaged out over frames"] if self.denoised else []
         if self.effort is not None:
-            parts.append(f"speed (encoder effort {self.effort}, from {fmt.efforts[0]})")
+            parts.append(f"speed (encoder effort {self.effort}, from {own_effort})")
         if self.hold is not None:
             parts.append(f"hold slack {self.hold:g} (from {_own_slack(fmt):g})")
         if self.colours is not None:
             parts.append(f"{self.colours} colours (from {fmt.palette_colours})")
         if self.quality is not None:
-            parts.append(f"quality {self.quality} (from {fmt.qualities[0]})")
+            parts.append(f"quality {self.quality} (from {own_quality})")
         if self.every > 1:
             parts.append(f"every {'2nd' if self.every == 2 else f'{self.every}rd'} frame")
         if self.scale != 1.0:
@@ -182,10 +187,12 @@ class Fitted:
     """The image's :func:`engine.render.shown_error` where it was measured (a GIF setting at
     every frame and full size that fitted), else None."""
 
-    def note(self, fmt: Format, max_bytes: int, first_size: int) -> str | None:
+    def note(self, fmt: Format, max_bytes: int, first_size: int, own: tuple[int, int] | None = None) -> str | None:
+        """The result's note on what the budget gave up (None when nothing was); ``own``: see
+        :meth:`Rung.describe`."""
         if self.rung is None:
             return None
-        return (f"max_bytes {max_bytes}: {first_size} bytes as asked; gave up {self.rung.describe(fmt)} "
+        return (f"max_bytes {max_bytes}: {first_size} bytes as asked; gave up {self.rung.describe(fmt, own)} "
                 f"-> {len(self.data)} bytes ({self.encodes} encodes)")
 
 

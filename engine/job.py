@@ -357,11 +357,12 @@ def encode_job(job: RenderedJob, *, waited: bool = False) -> Result:
         t = watch.lap("encode", t)
         frame_count, fps, delays = timeline.frame_count, timeline.fps, timeline.delays
         if job.kept is not None:
+            own = fmt.own_setting(job.frames) if fmt.own_setting is not None else None  # what the note starts from
             job.frames = None
             fitted = fit_budget(fmt, job.kept, timeline.delays, spec.max_bytes, render, data, error=shown_error,
                                 image_error=decoded_error)
             job.kept = None
-            note = fitted.note(fmt, spec.max_bytes, len(data))
+            note = fitted.note(fmt, spec.max_bytes, len(data), own)
             if note:
                 notes.append(note)
             data, delays, width, height = fitted.data, fitted.delays, fitted.width, fitted.height

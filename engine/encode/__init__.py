@@ -93,6 +93,11 @@ class Format:
     """The encoder's effort settings (slower, usually fewer bytes at the same quality number), the
     default first; a byte budget also tries the last, and keeps it where its decoded image shows
     less error (WebP: libwebp's method 1, then 4); empty: none."""
+    own_setting: Callable[[Frames], tuple[int, int]] | None = None
+    """The (quality, effort) the encoder codes these frames at when given neither, where the frames
+    decide (WebP: libwebp's method 2 at quality 60 on footage mixing flat and busy areas,
+    ``webp.chosen_setting``); None: always ``qualities[0]`` and ``efforts[0]``. What a byte
+    budget's note says it started from."""
     unavailable: Callable[[], str | None] = lambda: None
     """Why this installation cannot write the format, or None when it can. Asked before a job
     decodes anything, so a missing library costs a job nothing but its message."""
@@ -129,6 +134,19 @@ def _writer(module: str, function: str, takes: type, label: str, effort_option: 
     return encode
 
 
+def _chooser(module: str, function: str) -> Callable[[Frames], tuple[int, int]]:
+    """An entry's :attr:`Format.own_setting`: the writer module's ``function`` on the RGB frames,
+    imported only when asked."""
+
+    def choose(frames: Frames) -> tuple[int, int]:
+        if not isinstance(frames, RGBFrames):
+            raise TypeError(f"{function} takes RGBFrames, got {type(frames).__name__}")
+        return getattr(importlib.import_module(f".{module}", __name__), function)(frames.rgb)
+
+    choose.__name__ = choose.__qualname__ = function
+    return choose
+
+
 GIF = Format(
     name="gif",
     ticks_per_second=100,
@@ -154,10 +172,12 @@ WEBP = Format(
     palette_colours=None,
     encode=_writer("webp", "encode_webp", RGBFrames, "WebP", effort_option="method"),
     qualities=(45, 35, 27, 20, 12, 5),
-    # libwebp's method: 1 by default (engine/encode/webp.py: DEFAULT_METHOD); a byte budget also
+    # libwebp's method: 1 by default, 2 on footage mixing flat and busy areas (engine/encode/webp.py:
+    # DEFAULT_METHOD, MIXED_DETAIL_SETTING; the writer chooses when no effort is named); a byte budget also
     # tries 2 and 4 (4 takes 2.5x the time; engine/byte_budget.py: EFFORT_QUALITIES says what they
     # give, webp.py's DEFAULT_METHOD why 2 joined)
     efforts=(1, 2, 4),
+    own_setting=_chooser("webp", "chosen_setting"),
 )
 
 def avif_unavailable() -> str | None:

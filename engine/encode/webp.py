@@ -48,7 +48,10 @@ Resized to 480 px: 45/1 31.73 dB at 462 KB against ffmpeg's 29.98 dB at 502 KB. 
 frames look better than libwebp's animation encoder makes them at its default, in fewer bytes,
 1.3-1.6x as fast. Per clip it is not uniform: on film grain and on screen text ffmpeg's frames
 score higher (-0.9 to -2.7 dB), on flat graphics and colour bars ours take more bytes for
-+3 to +7 dB (bench/results/quality-library.md).
++3 to +7 dB (bench/results/quality-library.md). Footage that mixes flat and busy areas (text,
+graphics, a face before a plain wall) is coded at method 2, quality 60 instead
+(:func:`chosen_setting`): there libwebp's block analysis, which method 1 skips, is worth more
+than its time.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ from . import libwebp
 DEFAULT_QUALITY = 45
 """libwebp's quality, 0..100 (see the module docstring for how 45 was chosen)."""
 DEFAULT_METHOD = 1
-"""libwebp's effort (0 fast .. 6 small). ffmpeg's default is 4; on the benchmark clip method 2
+"""libwebp's effort (0 fast .. 6 small) for most footage (:data:`MIXED_DETAIL_SETTING` for the rest). ffmpeg's default is 4; on the benchmark clip method 2
 coded frames 2.3x as fast as 4 for 6 % more bytes (45 stills: 0.33 s vs 0.77 s, 619 vs 582 KB);
 on the library method 1 is about 10% faster again for about 10% more bytes at equal quality, and
 the encoder is the slowest stage of a WebP job. A byte budget (``max_bytes``) also tries methods 2
@@ -76,6 +79,23 @@ dB), but the talking head 205 -> 134 KB at 37.82 -> 36.17 dB, for 2.5x the encod
 previews library at source size, 2026-12-04): what its decoded frames show decides. Method 2
 joined with the see-through blocks: at ffmpeg's bytes it took colour bars from 31.55 to 33.26 dB
 and the talking head from 37.36 to 38.80 (the library's WebP pair, 2026-12-04)."""
+MIXED_DETAIL_SETTING = (60, 2)
+"""(quality, method) for footage whose macroblocks mix flat and busy areas (:func:`detail_spread` at
+least :data:`MIXED_DETAIL_SPREAD`): text, graphics and bars on flat ground, a face before a plain
+wall, a still film. libwebp's methods 0 and 1 skip its per-macroblock analysis, so every block
+gets one quantizer; from method 2 it sorts blocks into segments by activity and shifts bits from
+busy ones (where noise hides the error) to flat ones. On such footage that is worth +0.7 to +2.5
+dB at the same bytes for 1.3x the coding time; on footage busy all over (grain, sport, pixel art,
+the PQ clip) -0.4 to +0.3 dB. Quality 60 because method 2's quality numbers make fewer bytes:
+on the 15 library jobs above the line, method 2 at 60 made 1-21% fewer bytes than method 1 at 45
+at +0.27 to +0.92 dB (the writer on the previews library's captured frames, 2026-12-05;
+notes/quality-per-byte.md)."""
+MIXED_DETAIL_SPREAD = 3.4
+"""The :func:`detail_spread` from which a clip is coded at :data:`MIXED_DETAIL_SETTING`. On the
+previews library's 32 jobs (16 clips, source size and 480 px), method 2 at equal bytes gained
++0.68 to +2.49 dB on the 15 at 3.42-5.85, and -0.38 to +0.85 on the 17 at 1.54-3.38 (5 of them
++0.49 to +0.85: the 1080p and VP9 animations at source size, low light resized, the rotated
+clip; left at method 1, the cheaper mistake)."""
 CHANGE_THRESHOLD = 6
 """A pixel counts as changed when a channel differs from the canvas by more than this (0-255)."""
 CODING_THREADS: int | None = None
@@ -212,6 +232,33 @@ def _see_through_blocks(distance: np.ndarray, crop: np.ndarray, threshold: int,
     return still
 
 
+def detail_spread(frames: np.ndarray, samples: int = 4) -> float:
+    """How unevenly detail is spread over the picture: the standard deviation, over its 16x16
+    macroblocks, of log2(1 + the block's variance), the median over ``samples`` frames spread
+    through the clip (one title card or fade does not decide). Green stands in for luma and every
+    other row is read (3 ms a 1080p frame). About 1-2.5 on footage busy all over, 3-3.4 on
+    ordinary scenes, 3.5-6 on flat ground with sharp detail (:data:`MIXED_DETAIL_SPREAD`)."""
+    count, height, width, _ = frames.shape
+    rows, cols = height // 16, width // 16
+    if rows == 0 or cols == 0:
+        return 0.0
+    spreads = []
+    for k in np.linspace(0, count - 1, min(samples, count)).round().astype(int):
+        green = frames[k, :rows * 16:2, :cols * 16, 1].astype(np.float32).reshape(rows, 8, cols, 16)
+        mean = green.mean(axis=(1, 3))
+        variance = np.maximum((green * green).mean(axis=(1, 3)) - mean * mean, 0.0)
+        spreads.append(float(np.log2(1.0 + variance).std()))
+    return float(np.median(spreads))
+
+
+def chosen_setting(frames: np.ndarray) -> tuple[int, int]:
+    """The (quality, method) a clip is coded at when the caller names neither: :data:`MIXED_DETAIL_SETTING`
+    for mixed flat and busy footage, else :data:`DEFAULT_QUALITY` at :data:`DEFAULT_METHOD`."""
+    if detail_spread(frames) >= MIXED_DETAIL_SPREAD:
+        return MIXED_DETAIL_SETTING
+    return DEFAULT_QUALITY, DEFAULT_METHOD
+
+
 def plan_frames(
     frames: np.ndarray,
     delays_ms: tuple[int, ...] | list[int],
@@ -263,8 +310,8 @@ def encode_webp(
     frames: np.ndarray,
     delays_ms: tuple[int, ...] | list[int],
     *,
-    quality: int = DEFAULT_QUALITY,
-    method: int = DEFAULT_METHOD,
+    quality: int | None = None,
+    method: int | None = None,
     change_threshold: int = CHANGE_THRESHOLD,
     see_through_threshold: int | None = SEE_THROUGH_THRESHOLD,
     threads: int | None = None,
@@ -276,11 +323,18 @@ def encode_webp(
     without the GIL, so a job alone on two cores codes its frames in about half the time (8
     frames of 960x540: method 1 0.245 -> 0.153 s, method 4 0.772 -> 0.370 s), the same bytes; a
     pool with a job per core gives each one thread, as before. ``see_through_threshold``: see
-    :func:`plan_frames` (None: every stored frame opaque).
+    :func:`plan_frames` (None: every stored frame opaque). ``method`` None: the frames choose
+    (:func:`chosen_setting`), and so does ``quality`` if it is None too; a ``method`` given alone
+    codes at :data:`DEFAULT_QUALITY`.
     """
     count, height, width, _ = frames.shape
     if len(delays_ms) != count:
         raise ValueError(f"{count} frames but {len(delays_ms)} delays")
+    if method is None:
+        chosen_quality, method = chosen_setting(frames)
+        quality = chosen_quality if quality is None else quality
+    elif quality is None:
+        quality = DEFAULT_QUALITY
     planned = plan_frames(frames, delays_ms, change_threshold, see_through_threshold)
 
     if threads is None:

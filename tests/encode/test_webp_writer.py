@@ -11,8 +11,10 @@ import pytest
 
 import clients
 from animated_previews.engine.encode import libwebp
-from animated_previews.engine.encode.webp import (SEE_THROUGH_THRESHOLD, _alpha_plane, _blocks, _still_bitstream,
-                                                encode_webp, plan_frames)
+from animated_previews.engine.encode.webp import (DEFAULT_METHOD, DEFAULT_QUALITY, MIXED_DETAIL_SETTING,
+                                                MIXED_DETAIL_SPREAD, SEE_THROUGH_THRESHOLD, _alpha_plane, _blocks,
+                                                _still_bitstream, chosen_setting, detail_spread, encode_webp,
+                                                plan_frames)
 
 
 def decode(data: bytes, tmp_path) -> list[tuple[np.ndarray, int]]:
@@ -264,3 +266,83 @@ def test_without_libwebps_own_api_the_frames_are_coded_through_pillow(tmp_path, 
     assert len(shown) == len(shown_direct) == 8
     for (rgb, _), (rgb_direct, _), source in zip(shown, shown_direct, frames):
         assert psnr(rgb, source) > psnr(rgb_direct, source) - 1
+
+
+# --- the setting chosen by the footage ------------------------------------------------------
+
+
+def text_page(count: int = 6, h: int = 144, w: int = 256, density: float = 0.1) -> np.ndarray:
+    """Dark glyph-like strokes in a tenth of the 8x8 cells of a pale, nearly flat page, scrolling."""
+    rng = np.random.default_rng(3)
+    ys, xs = np.mgrid[0:h, 0:w]
+    ground = np.stack([200 + xs * 20 // w, 205 + ys * 20 // h, 190 + 0 * xs], axis=-1).astype(np.uint8)
+    cells = np.kron(rng.random((h // 8, w // 8)) < density, np.ones((8, 8), bool))
+    ink = cells & (rng.random((h, w)) < 0.5)
+    frames = np.repeat(ground[None], count, axis=0)
+    for k in range(count):
+        frames[k][np.roll(ink, -3 * k, axis=0)] = (20, 30, 40)
+    return frames
+
+
+def grain(count: int = 6, h: int = 144, w: int = 256) -> np.ndarray:
+    """A gradient under fresh noise in every frame: busy everywhere."""
+    rng = np.random.default_rng(4)
+    base = background(h, w).astype(np.int16)
+    return np.stack([np.clip(base + rng.normal(0, 12, (h, w, 1)), 0, 255).astype(np.uint8) for _ in range(count)])
+
+
+def shown_psnr(data: bytes, frames: np.ndarray, tmp_path) -> float:
+    shown = decode(data, tmp_path)
+    assert len(shown) == len(frames)
+    return float(np.mean([psnr(image, frame) for (image, _), frame in zip(shown, frames)]))
+
+
+def test_text_over_flat_ground_is_coded_with_libwebps_block_analysis():
+    frames = text_page()
+    assert detail_spread(frames) >= MIXED_DETAIL_SPREAD
+    assert chosen_setting(frames) == MIXED_DETAIL_SETTING
+    quality, method = MIXED_DETAIL_SETTING
+    assert encode_webp(frames, [100] * 6) == encode_webp(frames, [100] * 6, quality=quality, method=method)
+
+
+def test_footage_busy_all_over_keeps_the_fast_method():
+    frames = grain()
+    assert detail_spread(frames) < MIXED_DETAIL_SPREAD
+    assert chosen_setting(frames) == (DEFAULT_QUALITY, DEFAULT_METHOD)
+    assert encode_webp(frames, [100] * 6) == encode_webp(frames, [100] * 6, quality=DEFAULT_QUALITY,
+                                                         method=DEFAULT_METHOD)
+
+
+def test_one_flat_frame_at_the_start_does_not_decide():
+    frames = text_page(count=8)
+    frames[0] = 0  # a fade from black
+    assert chosen_setting(frames) == MIXED_DETAIL_SETTING
+
+
+def test_frames_smaller_than_a_macroblock_keep_the_fast_method():
+    frames = text_page()[:, :12, :40]
+    assert detail_spread(frames) == 0.0
+    assert chosen_setting(frames) == (DEFAULT_QUALITY, DEFAULT_METHOD)
+
+
+def test_a_quality_or_a_method_named_alone_keeps_the_other_default_or_chosen():
+    frames = text_page()
+    quality, method = MIXED_DETAIL_SETTING
+    assert encode_webp(frames, [100] * 6, method=method) == encode_webp(frames, [100] * 6, quality=DEFAULT_QUALITY,
+                                                                        method=method)
+    assert encode_webp(frames, [100] * 6, quality=30) == encode_webp(frames, [100] * 6, quality=30, method=method)
+
+
+def test_on_text_over_flat_ground_the_chosen_setting_beats_the_fast_method_at_the_same_bytes(tmp_path):
+    frames = text_page()
+    chosen = encode_webp(frames, [100] * 6)
+    low, high, fast = 1, 100, None  # the fast method's highest quality within the chosen file's bytes
+    while low <= high:
+        quality = (low + high) // 2
+        data = encode_webp(frames, [100] * 6, quality=quality, method=DEFAULT_METHOD)
+        if len(data) <= len(chosen):
+            fast, low = data, quality + 1
+        else:
+            high = quality - 1
+    assert fast is not None
+    assert shown_psnr(chosen, frames, tmp_path) >= shown_psnr(fast, frames, tmp_path) + 0.4

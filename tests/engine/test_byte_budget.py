@@ -17,7 +17,7 @@ import clipmaker
 from animated_previews.engine import EngineError, Manifest, run_batch
 from animated_previews.engine.byte_budget import (COLOUR_ENCODES, COLOUR_SETTLE, DENOISE_ENCODES, DENOISE_SETTLE, EFFORT_ENCODES,
                                                   EFFORT_SETTLE,
-                                                  GIF_LOSSES, MAX_ENCODES, REGAIN_ENCODES, Rung,
+                                                  GIF_LOSSES, MAX_ENCODES, REGAIN_ENCODES, Fitted, Rung,
                                                   fewer_instants, fit_budget, ladder, losses)
 from animated_previews.engine.encode import AVIF, GIF, WEBP
 from animated_previews.engine.spec import parse_job
@@ -460,6 +460,24 @@ def test_fewer_instants_keep_the_animation_length():
     kept, delays = fewer_instants(index, [10, 10, 10, 10, 10, 10, 5], 3)
     assert kept.tolist() == [0, 3, 6] and delays == (30, 30, 5)
     assert Rung(colours=16, every=3, scale=0.5).describe(GIF) == "16 colours (from 255), every 3rd frame, 0.5 of the size"
+
+
+def test_the_note_starts_from_the_setting_the_frames_chose():
+    """A WebP of text over flat ground is coded at method 2, quality 60 (the writer's choice), so
+    what a budget gave up is counted from there, not from the format's defaults."""
+    from animated_previews.engine.encode import RGBFrames
+    from animated_previews.engine.encode.webp import MIXED_DETAIL_SETTING
+
+    rung = Rung(quality=52, effort=4)
+    assert rung.describe(WEBP) == "speed (encoder effort 4, from 1), quality 52 (from 45)"
+    page = np.full((4, 64, 64, 3), 220, np.uint8)
+    page[:, 8:40:4, 8:56] = 20  # strokes on a third of the blocks
+    own = WEBP.own_setting(RGBFrames(page))
+    assert own == MIXED_DETAIL_SETTING == (60, 2)
+    assert rung.describe(WEBP, own) == "speed (encoder effort 4, from 2), quality 52 (from 60)"
+    fitted = Fitted(b"x", rung, (100,) * 4, 4, 64, 64, 9)
+    assert "quality 52 (from 60)" in fitted.note(WEBP, 1000, 2000, own)
+    assert GIF.own_setting is None
 
 
 @pytest.mark.parametrize("value", [1024, "50000", 2.0e6])
