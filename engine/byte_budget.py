@@ -208,7 +208,8 @@ def fewer_instants(index: torch.Tensor, delays: Sequence[int], every: int) -> tu
 def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes: int,
                render: Callable[[Format, DecodedClip], Frames], first: bytes,
                error: Callable[[Frames, DecodedClip], float] | None = None,
-               image_error: Callable[[bytes, DecodedClip, Sequence[float]], float] | None = None) -> Fitted:
+               image_error: Callable[[bytes, DecodedClip, Sequence[float]], float] | None = None,
+               own: tuple[int, int] | None = None) -> Fitted:
     """The job's image under ``max_bytes``: ``first`` (the job's own encode) if it fits, else the
     least-loss rung that does (module docstring). ``render`` is :func:`engine.render.render`;
     ``error`` (:func:`engine.render.shown_error`), for a format with a palette, lets a GIF that
@@ -216,11 +217,14 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
     what is seen (:func:`_fewer_colours`, :func:`_denoised`); it is always measured against
     ``clip``'s own frames. ``image_error`` (:func:`engine.render.decoded_error`: an encoded
     image decoded, against the clip at each instant, the delays in milliseconds) lets a format
-    with other encoder efforts choose between them and the default effort (:func:`_more_effort`)."""
+    with other encoder efforts choose between them and the default effort (:func:`_more_effort`).
+    ``own``: the (quality, effort) the frames chose for the job's own image
+    (:attr:`engine.encode.Format.own_setting`), where the first quality below it searches back
+    up to (:func:`_settle`); None: the format's default quality."""
     delays = tuple(delays)
-    own = Fitted(first, None, delays, len(clip.index), clip.width, clip.height, 1)
+    as_asked = Fitted(first, None, delays, len(clip.index), clip.width, clip.height, 1)
     if len(first) <= max_bytes:
-        return own
+        return as_asked
     rungs = ladder(fmt)
     encodes = 1
     tried: dict[int, Fitted] = {}
@@ -263,7 +267,7 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
             high = middle
         else:
             low = middle
-    chosen = _regain(tried[high], fmt, max_bytes, attempt_rung)
+    chosen = _regain(tried[high], fmt, max_bytes, attempt_rung, own)
     if measure:
         chosen = _less_error(chosen, _fewer_colours(chosen, fmt, max_bytes, attempt_rung))
         chosen = _less_error(chosen, _denoised(fmt, clip, max_bytes, attempt_rung))
@@ -291,7 +295,8 @@ def _less_error(chosen: Fitted, other: Fitted | None) -> Fitted:
     return other if chosen.error is None or other.error < chosen.error else chosen
 
 
-def _regain(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted]) -> Fitted:
+def _regain(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted],
+            own: tuple[int, int] | None = None) -> Fitted:
     """Once frames or size had to go, the losses need not stay at the floor: at the
     chosen frame rate and size, binary-search them back up (at most :data:`REGAIN_ENCODES`
     encodes), keeping the best that was measured under the budget. Without it a budget just
@@ -301,7 +306,7 @@ def _regain(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung
     if rung is None:
         return chosen
     if rung.every == 1 and rung.scale == 1.0:
-        return _settle(chosen, fmt, max_bytes, attempt)
+        return _settle(chosen, fmt, max_bytes, attempt, own)
     steps = losses(fmt)
     if not steps:
         return chosen
@@ -329,15 +334,17 @@ def _first_that_fits(levels: list[Rung], attempt: Callable[[Rung], Fitted], max_
     return best
 
 
-def _settle(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted]) -> Fitted:
+def _settle(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted],
+            own: tuple[int, int] | None = None) -> Fitted:
     """A rung found at every frame and full size may give up more than it needs: its setting is
     continuous where the ladder has steps, and the ladder's steps can be half the bytes apart
     (film grain as GIF: 0.74x -> 0.32x of its own image from 64 to 32 colours). So between the
     rung's setting (fits) and the one before it (did not, or was not tried) binary-search the
     least loss that fits (at most :data:`REGAIN_ENCODES` encodes): a GIF's hold slack down
     towards the format's own at the rung's colours, an encoder's quality up towards the quality
-    before it (whole numbers). Without it a budget just under one step drops to the next and
-    leaves that much of the budget unused."""
+    before it (whole numbers; before the first step, the job's ``own`` quality where the frames
+    chose it). Without it a budget just under one step drops to the next and leaves that much of
+    the budget unused."""
     rung = chosen.rung
     if rung is None:
         return chosen
@@ -345,7 +352,8 @@ def _settle(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung
         return _bisect(chosen, rung.hold, _own_slack(fmt), lambda h: round(h, 3),
                        lambda h: dataclasses.replace(rung, hold=h), attempt, max_bytes)
     if rung.quality is not None and rung.quality in fmt.qualities[1:]:
-        before = fmt.qualities[fmt.qualities.index(rung.quality) - 1]
+        step = fmt.qualities.index(rung.quality)
+        before = own[0] if step == 1 and own is not None else fmt.qualities[step - 1]
         return _bisect(chosen, rung.quality, before, round, lambda q: dataclasses.replace(rung, quality=q),
                        attempt, max_bytes)
     return chosen

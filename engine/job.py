@@ -360,7 +360,7 @@ def encode_job(job: RenderedJob, *, waited: bool = False) -> Result:
             own = fmt.own_setting(job.frames) if fmt.own_setting is not None else None  # what the note starts from
             job.frames = None
             fitted = fit_budget(fmt, job.kept, timeline.delays, spec.max_bytes, render, data, error=shown_error,
-                                image_error=decoded_error)
+                                image_error=decoded_error, own=own)
             job.kept = None
             note = fitted.note(fmt, spec.max_bytes, len(data), own)
             if note:

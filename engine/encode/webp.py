@@ -85,7 +85,7 @@ least :data:`MIXED_DETAIL_SPREAD`): text, graphics and bars on flat ground, a fa
 wall, a still film. libwebp's methods 0 and 1 skip its per-macroblock analysis, so every block
 gets one quantizer; from method 2 it sorts blocks into segments by activity and shifts bits from
 busy ones (where noise hides the error) to flat ones. On such footage that is worth +0.7 to +2.5
-dB at the same bytes for 1.3x the coding time; on footage busy all over (grain, sport, pixel art,
+dB at the same bytes for 1.15-1.55x the coding time; on footage busy all over (grain, sport, pixel art,
 the PQ clip) -0.4 to +0.3 dB. Quality 60 because method 2's quality numbers make fewer bytes:
 on the 15 library jobs above the line, method 2 at 60 made 1-21% fewer bytes than method 1 at 45
 at +0.27 to +0.92 dB (the writer on the previews library's captured frames, 2026-12-05;
@@ -240,7 +240,7 @@ def detail_spread(frames: np.ndarray, samples: int = 4) -> float:
     ordinary scenes, 3.5-6 on flat ground with sharp detail (:data:`MIXED_DETAIL_SPREAD`)."""
     count, height, width, _ = frames.shape
     rows, cols = height // 16, width // 16
-    if rows == 0 or cols == 0:
+    if count == 0 or rows == 0 or cols == 0:
         return 0.0
     spreads = []
     for k in np.linspace(0, count - 1, min(samples, count)).round().astype(int):

@@ -208,6 +208,21 @@ def test_a_quality_between_the_ladders_steps_is_found_when_every_frame_is_kept()
     assert fitted.encodes <= 1 + MAX_ENCODES + REGAIN_ENCODES
 
 
+def test_where_the_frames_chose_a_higher_quality_the_search_climbs_back_towards_it():
+    """A WebP the writer coded at quality 60 (text over flat ground): modelled bytes quality x
+    10,000, budget 530,000. The ladder's first step (35) fits; the search back up runs towards
+    60, the job's own, not the format's default 45 (which would stop it at 45 or below)."""
+    def encode(frames, delays, quality=None, effort=None):
+        return bytes((quality or 60) * 10_000)
+
+    fmt = dataclasses.replace(WEBP, encode=encode)
+    clip = noisy_room(frames=4, width=8, height=8)
+    own = fit_budget(fmt, clip, [100] * 4, 530_000, lambda f, c: c.frames, encode(None, None), own=(60, 2))
+    assert 45 < own.rung.quality <= 53 and len(own.data) <= 530_000, own.rung
+    default = fit_budget(fmt, clip, [100] * 4, 530_000, lambda f, c: c.frames, encode(None, None))
+    assert default.rung.quality <= 45
+
+
 def marked_webp(quality: int | None, effort: int | None, frames: int) -> bytes:
     """A modelled WebP: (quality x 10,000 x frames / 4) bytes, four fifths of that at method 2,
     three fifths at method 4; its first byte says which method made it."""
