@@ -6,7 +6,9 @@
 
 For each clip the frames are made once by the engine's own pipeline (its parser, probe,
 timeline, PyAV decoder, fit and render stage: exactly what a job hands its encoder), then encoded
-by the engine's WebP writer (the ``webp`` table entry: quality 75, method 2) and by
+by the engine's WebP writer (the ``webp`` table entry at the setting the frames choose: quality 45 at
+libwebp's method 1, or 60 at method 2 on footage mixing flat and busy areas; quality 75 at method 2
+before 2026-12-05, when the committed results were made) and by
 :func:`engine.encode.avif.encode_avif` at every quality x speed x chroma subsampling of the grid
 (plus ``--extra`` settings). Each output is decoded by Pillow and scored two ways:
 
@@ -195,7 +197,8 @@ def markdown(report: dict) -> str:
         f"Command: `{report['command'].strip()}`",
         "",
         "Frames: each clip's frames as the engine renders them for its encoder (spec, probe, timeline, PyAV decode, "
-        "fit, render). WebP: the engine's writer (quality 75, method 2). AVIF: `encode_avif` (Pillow `save_all`, "
+        "fit, render). WebP: the engine's writer at the setting its frames choose (the JSON's `webp_setting`: "
+        "quality and libwebp method). AVIF: `encode_avif` (Pillow `save_all`, "
         f"libavif/libaom, one thread) at the row's quality, speed and chroma subsampling. Encode s: CPU seconds of the encoder (one thread: its cost however busy the "
         f"machine), best of {report['repeat']} runs; the JSON has wall seconds too. PSNR: pooled over each clip's "
         "frames, *vs source* against the source frame on screen at each instant (Lanczos-resized, bench/psnr.py), "
@@ -326,7 +329,10 @@ def main(argv: list[str] | None = None) -> int:
             report["clips"].append({"id": cid, "input": name, "seek": seek, "duration": duration, "fps": fps,
                                     "width": int(rgb.shape[2]), "height": int(rgb.shape[1]), "frames": len(rgb)})
             report["clip_ids"].append(cid)
-            data, runs = timed(lambda: webp_format.encode(RGBFrames(rgb), delays), args.repeat)
+            setting = webp_format.setting_for(RGBFrames(rgb))
+            report["clips"][-1]["webp_setting"] = [setting.quality, setting.effort]
+            data, runs = timed(lambda: webp_format.encode(RGBFrames(rgb), delays, quality=setting.quality,
+                                                          effort=setting.effort), args.repeat)
             report["webp"][cid] = measure(cid, data, "webp", runs, source, given, fps, duration, tmp)
             print(f"{cid}: {rgb.shape[2]}x{rgb.shape[1]} x{len(rgb)}  webp {len(data)} B {report['webp'][cid]['encode_s']:.3f} s "
                   f"{report['webp'][cid]['psnr_source_pooled_db']:.2f} dB", flush=True)

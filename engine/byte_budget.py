@@ -41,7 +41,7 @@ from ..kernels.denoise import temporal_denoise
 from ..kernels.hold import DEFAULT_HOLD_SLACK
 from ..kernels.resize import resize
 from .decode import DecodedClip
-from .encode import Format, Frames
+from .encode import Format, Frames, Setting
 from .errors import EngineError, ErrorCode
 
 GIF_LOSSES = ((255, 0.6), (128, 0.6), (255, 1.0), (128, 1.0), (64, 1.0), (64, 1.6), (32, 1.6), (16, 1.6))
@@ -119,9 +119,9 @@ class Rung:
     hold: float | None = None
     """GIF hold slack (None: the format's own, :attr:`engine.encode.Format.hold_slack`)."""
     quality: int | None = None
-    """Encoder quality (None: the format's default)."""
+    """Encoder quality (None: the job's own, :meth:`engine.encode.Format.setting_for`)."""
     effort: int | None = None
-    """Encoder effort (None: the format's default; :attr:`engine.encode.Format.efforts`)."""
+    """Encoder effort (None: the job's own; :attr:`engine.encode.Format.efforts`)."""
     every: int = 1
     """Keep every n-th output instant."""
     scale: float = 1.0
@@ -130,21 +130,20 @@ class Rung:
     """Rendered from the frames with their noise averaged out over time
     (:func:`animated_previews.kernels.denoise.temporal_denoise`)."""
 
-    def describe(self, fmt: Format, own: tuple[int, int] | None = None) -> str:
-        """What was given up, each loss with what the job's own image had: ``own`` (quality,
-        effort) where the frames chose them (:attr:`engine.encode.Format.own_setting`), else the
-        format's defaults."""
-        own_quality, own_effort = own or (fmt.qualities[0] if fmt.qualities else None,
-                                          fmt.efforts[0] if fmt.efforts else None)
+    def describe(self, fmt: Format, own: Setting | None = None) -> str:
+        """What was given up, each loss with what the job's own image had (``own``, the job's
+        setting; None: the format's :attr:`~engine.encode.Format.default_setting`). A quality or
+        effort equal to the job's own is no loss and is not named."""
+        own = own or fmt.default_setting
         parts = ["noise averaged out over frames"] if self.denoised else []
-        if self.effort is not None:
-            parts.append(f"speed (encoder effort {self.effort}, from {own_effort})")
+        if self.effort is not None and self.effort != own.effort:
+            parts.append(f"speed (encoder effort {self.effort}, from {own.effort})")
         if self.hold is not None:
             parts.append(f"hold slack {self.hold:g} (from {_own_slack(fmt):g})")
         if self.colours is not None:
             parts.append(f"{self.colours} colours (from {fmt.palette_colours})")
-        if self.quality is not None:
-            parts.append(f"quality {self.quality} (from {own_quality})")
+        if self.quality is not None and self.quality != own.quality:
+            parts.append(f"quality {self.quality} (from {own.quality})")
         if self.every > 1:
             parts.append(f"every {'2nd' if self.every == 2 else f'{self.every}rd'} frame")
         if self.scale != 1.0:
@@ -187,7 +186,7 @@ class Fitted:
     """The image's :func:`engine.render.shown_error` where it was measured (a GIF setting at
     every frame and full size that fitted), else None."""
 
-    def note(self, fmt: Format, max_bytes: int, first_size: int, own: tuple[int, int] | None = None) -> str | None:
+    def note(self, fmt: Format, max_bytes: int, first_size: int, own: Setting | None = None) -> str | None:
         """The result's note on what the budget gave up (None when nothing was); ``own``: see
         :meth:`Rung.describe`."""
         if self.rung is None:
@@ -209,7 +208,7 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
                render: Callable[[Format, DecodedClip], Frames], first: bytes,
                error: Callable[[Frames, DecodedClip], float] | None = None,
                image_error: Callable[[bytes, DecodedClip, Sequence[float]], float] | None = None,
-               own: tuple[int, int] | None = None) -> Fitted:
+               own: Setting | None = None) -> Fitted:
     """The job's image under ``max_bytes``: ``first`` (the job's own encode) if it fits, else the
     least-loss rung that does (module docstring). ``render`` is :func:`engine.render.render`;
     ``error`` (:func:`engine.render.shown_error`), for a format with a palette, lets a GIF that
@@ -217,11 +216,15 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
     what is seen (:func:`_fewer_colours`, :func:`_denoised`); it is always measured against
     ``clip``'s own frames. ``image_error`` (:func:`engine.render.decoded_error`: an encoded
     image decoded, against the clip at each instant, the delays in milliseconds) lets a format
-    with other encoder efforts choose between them and the default effort (:func:`_more_effort`).
-    ``own``: the (quality, effort) the frames chose for the job's own image
-    (:attr:`engine.encode.Format.own_setting`), where the first quality below it searches back
-    up to (:func:`_settle`); None: the format's default quality."""
+    with other encoder efforts choose between them and the job's own (:func:`_more_effort`).
+    ``own``: the job's setting (:meth:`engine.encode.Format.setting_for`; None: the format's
+    default), which ``first`` was encoded at: every rung keeps what it does not give up of it (a
+    WebP's libwebp method stays the job's on every step of the ladder, even where dropped frames
+    or a smaller size would have chosen another), the search back up from the ladder's first
+    quality runs towards its quality (:func:`_settle`), and the other efforts tried are those
+    other than its own."""
     delays = tuple(delays)
+    own = own or fmt.default_setting
     as_asked = Fitted(first, None, delays, len(clip.index), clip.width, clip.height, 1)
     if len(first) <= max_bytes:
         return as_asked
@@ -242,8 +245,9 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
         nonlocal encodes
         shaped, rung_delays = _shape(source(rung), delays, rung)
         frames = render(_rendered_as(fmt, rung), shaped)
-        options = {name: value for name, value in (("quality", rung.quality), ("effort", rung.effort))
-                   if value is not None}
+        quality = rung.quality if rung.quality is not None else own.quality
+        effort = rung.effort if rung.effort is not None else own.effort
+        options = {name: value for name, value in (("quality", quality), ("effort", effort)) if value is not None}
         data = fmt.encode(frames, rung_delays, **options)
         encodes += 1
         measured = (error(frames, clip) if measure and len(data) <= max_bytes and rung.every == 1
@@ -258,7 +262,7 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
     if len(floor.data) > max_bytes:
         raise EngineError(ErrorCode.MAX_BYTES_UNREACHABLE, (
             f"max_bytes {max_bytes} cannot be met: the smallest image reached is {len(floor.data)} bytes "
-            f"({floor.rung.describe(fmt) if floor.rung else ''}, {floor.width}x{floor.height}, {floor.frames} frames; "
+            f"({floor.rung.describe(fmt, own) if floor.rung else ''}, {floor.width}x{floor.height}, {floor.frames} frames; "
             f"the image as asked: {len(first)} bytes); raise max_bytes, or shorten the duration or lower the size"))
     low, high = -1, len(rungs) - 1  # rungs[high] fits; everything at or before low did not (or the own encode)
     while high - low > 1 and encodes - 1 < MAX_ENCODES:
@@ -273,8 +277,8 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
         chosen = _less_error(chosen, _denoised(fmt, clip, max_bytes, attempt_rung))
     if image_error is not None and fmt.qualities:
         milliseconds = [d * 1000 / fmt.ticks_per_second for d in delays]
-        for effort in fmt.efforts[1:]:
-            other = _more_effort(fmt, effort, max_bytes, attempt_rung)
+        for effort in (effort for effort in fmt.efforts if effort != own.effort):
+            other = _more_effort(effort, max_bytes, attempt_rung)
             if other is None:
                 continue
             # decoded only now: one measure per way, not one per attempt
@@ -296,7 +300,7 @@ def _less_error(chosen: Fitted, other: Fitted | None) -> Fitted:
 
 
 def _regain(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted],
-            own: tuple[int, int] | None = None) -> Fitted:
+            own: Setting | None = None) -> Fitted:
     """Once frames or size had to go, the losses need not stay at the floor: at the
     chosen frame rate and size, binary-search them back up (at most :data:`REGAIN_ENCODES`
     encodes), keeping the best that was measured under the budget. Without it a budget just
@@ -335,7 +339,7 @@ def _first_that_fits(levels: list[Rung], attempt: Callable[[Rung], Fitted], max_
 
 
 def _settle(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted],
-            own: tuple[int, int] | None = None) -> Fitted:
+            own: Setting | None = None) -> Fitted:
     """A rung found at every frame and full size may give up more than it needs: its setting is
     continuous where the ladder has steps, and the ladder's steps can be half the bytes apart
     (film grain as GIF: 0.74x -> 0.32x of its own image from 64 to 32 colours). So between the
@@ -353,7 +357,8 @@ def _settle(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung
                        lambda h: dataclasses.replace(rung, hold=h), attempt, max_bytes)
     if rung.quality is not None and rung.quality in fmt.qualities[1:]:
         step = fmt.qualities.index(rung.quality)
-        before = own[0] if step == 1 and own is not None else fmt.qualities[step - 1]
+        before = own.quality if step == 1 and own is not None and own.quality is not None \
+            else fmt.qualities[step - 1]
         return _bisect(chosen, rung.quality, before, round, lambda q: dataclasses.replace(rung, quality=q),
                        attempt, max_bytes)
     return chosen
@@ -412,14 +417,13 @@ def _denoised(fmt: Format, clip: DecodedClip, max_bytes: int, attempt: Callable[
                             lambda h: round(h, 3), attempt, max_bytes, DENOISE_ENCODES, DENOISE_SETTLE)
 
 
-def _more_effort(fmt: Format, effort: int, max_bytes: int, attempt: Callable[[Rung], Fitted]) -> Fitted | None:
-    """A format's other way to its size at every frame and full size: one of its other encoder
-    efforts (:attr:`engine.encode.Format.efforts` after the first) at the highest of
+def _more_effort(effort: int, max_bytes: int, attempt: Callable[[Rung], Fitted]) -> Fitted | None:
+    """A format's other way to its size at every frame and full size: one of its encoder efforts
+    other than the job's own (:attr:`engine.encode.Format.efforts`) at the highest of
     :data:`EFFORT_QUALITIES` that fits (at most :data:`EFFORT_ENCODES` encodes), then the
     highest whole-number quality below the next one up that fits (:data:`EFFORT_SETTLE`
     encodes); None when none tried fits. The caller compares what each way shows."""
-    own = fmt.qualities[0]
-    return _fit_then_settle(EFFORT_QUALITIES, lambda q: Rung(quality=None if q == own else int(q), effort=effort),
+    return _fit_then_settle(EFFORT_QUALITIES, lambda q: Rung(quality=int(q), effort=effort),
                             round, attempt, max_bytes, EFFORT_ENCODES, EFFORT_SETTLE)
 
 

@@ -353,16 +353,16 @@ def encode_job(job: RenderedJob, *, waited: bool = False) -> Result:
     try:
         t = watch.lap("queued", job.t) if waited else job.t
         assert job.frames is not None, "a rendered job is encoded once"
-        data = fmt.encode(job.frames, timeline.delays)
+        setting = fmt.setting_for(job.frames)  # chosen once: the budget's encodes keep what they do not give up
+        data = fmt.encode(job.frames, timeline.delays, quality=setting.quality, effort=setting.effort)
         t = watch.lap("encode", t)
         frame_count, fps, delays = timeline.frame_count, timeline.fps, timeline.delays
         if job.kept is not None:
-            own = fmt.own_setting(job.frames) if fmt.own_setting is not None else None  # what the note starts from
             job.frames = None
             fitted = fit_budget(fmt, job.kept, timeline.delays, spec.max_bytes, render, data, error=shown_error,
-                                image_error=decoded_error, own=own)
+                                image_error=decoded_error, own=setting)
             job.kept = None
-            note = fitted.note(fmt, spec.max_bytes, len(data), own)
+            note = fitted.note(fmt, spec.max_bytes, len(data), setting)
             if note:
                 notes.append(note)
             data, delays, width, height = fitted.data, fitted.delays, fitted.width, fitted.height

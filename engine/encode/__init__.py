@@ -57,6 +57,15 @@ frame k's display time in the format's ticks; ``quality`` one of the format's
 format without efforts is never given one). The animation loops forever."""
 
 
+@dataclass(frozen=True)
+class Setting:
+    """An encoder's quality and effort for one job (None: the format has no such setting, or
+    leaves it to its encoder)."""
+
+    quality: int | None = None
+    effort: int | None = None
+
+
 KEEP = 255
 """An index in :class:`IndexedFrames` that shows no palette colour: the pixel keeps the colour on
 screen (the same value as :data:`animated_previews.kernels.hold.KEEP`, which makes it)."""
@@ -91,13 +100,12 @@ class Format:
     palette colours instead: :data:`animated_previews.engine.byte_budget.GIF_LOSSES`)."""
     efforts: tuple[int, ...] = ()
     """The encoder's effort settings (slower, usually fewer bytes at the same quality number), the
-    default first; a byte budget also tries the last, and keeps it where its decoded image shows
-    less error (WebP: libwebp's method 1, then 4); empty: none."""
-    own_setting: Callable[[Frames], tuple[int, int]] | None = None
-    """The (quality, effort) the encoder codes these frames at when given neither, where the frames
-    decide (WebP: libwebp's method 2 at quality 60 on footage mixing flat and busy areas,
-    ``webp.chosen_setting``); None: always ``qualities[0]`` and ``efforts[0]``. What a byte
-    budget's note says it started from."""
+    default first; a byte budget also tries the others than the job's own, and keeps one where
+    its decoded image shows less error (WebP: libwebp's methods 1, 2 and 4); empty: none."""
+    chooses: Callable[[Frames], Setting] | None = None
+    """Where the frames decide the job's setting (WebP: libwebp's method 2 at quality 60 on footage
+    mixing flat and busy areas, ``webp.chosen_setting``); None: always :attr:`default_setting`.
+    Read through :meth:`setting_for`."""
     unavailable: Callable[[], str | None] = lambda: None
     """Why this installation cannot write the format, or None when it can. Asked before a job
     decodes anything, so a missing library costs a job nothing but its message."""
@@ -110,6 +118,16 @@ class Format:
     def tick(self) -> float:
         """Seconds per delay tick."""
         return 1.0 / self.ticks_per_second
+
+    @property
+    def default_setting(self) -> Setting:
+        """The first of :attr:`qualities` and of :attr:`efforts` (None where there are none)."""
+        return Setting(self.qualities[0] if self.qualities else None, self.efforts[0] if self.efforts else None)
+
+    def setting_for(self, frames: Frames) -> Setting:
+        """The job's own setting for these frames: chosen once, then given to every encode of the
+        job (its own, and a byte budget's, which counts what it gives up from it)."""
+        return self.default_setting if self.chooses is None else self.chooses(frames)
 
 
 def _writer(module: str, function: str, takes: type, label: str, effort_option: str | None = None) -> Encoder:
@@ -134,14 +152,14 @@ def _writer(module: str, function: str, takes: type, label: str, effort_option: 
     return encode
 
 
-def _chooser(module: str, function: str) -> Callable[[Frames], tuple[int, int]]:
-    """An entry's :attr:`Format.own_setting`: the writer module's ``function`` on the RGB frames,
-    imported only when asked."""
+def _chooser(module: str, function: str) -> Callable[[Frames], Setting]:
+    """An entry's :attr:`Format.chooses`: the writer module's ``function`` (RGB frames ->
+    (quality, effort)), imported only when asked."""
 
-    def choose(frames: Frames) -> tuple[int, int]:
+    def choose(frames: Frames) -> Setting:
         if not isinstance(frames, RGBFrames):
             raise TypeError(f"{function} takes RGBFrames, got {type(frames).__name__}")
-        return getattr(importlib.import_module(f".{module}", __name__), function)(frames.rgb)
+        return Setting(*getattr(importlib.import_module(f".{module}", __name__), function)(frames.rgb))
 
     choose.__name__ = choose.__qualname__ = function
     return choose
@@ -177,7 +195,7 @@ WEBP = Format(
     # tries 2 and 4 (4 takes 2.5x the time; engine/byte_budget.py: EFFORT_QUALITIES says what they
     # give, webp.py's DEFAULT_METHOD why 2 joined)
     efforts=(1, 2, 4),
-    own_setting=_chooser("webp", "chosen_setting"),
+    chooses=_chooser("webp", "chosen_setting"),
 )
 
 def avif_unavailable() -> str | None:
@@ -244,5 +262,5 @@ def get_format(name: str) -> Format:
     return fmt
 
 
-__all__ = ["AVIF", "FORMATS", "GIF", "WEBP", "Encoder", "Format", "Frames", "IndexedFrames", "RGBFrames",
+__all__ = ["AVIF", "FORMATS", "GIF", "WEBP", "Encoder", "Format", "Frames", "IndexedFrames", "RGBFrames", "Setting",
            "format_names", "get_format", "register_format"]

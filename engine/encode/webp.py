@@ -46,8 +46,9 @@ clips' own size, the mean over 14 clips: quality 75 method 2 (the old default) 3
 900 KB; 50/1 33.30 dB at 989 KB; 45/1 33.03 dB at 929 KB in 0.56 s a clip against ffmpeg's 0.90 s.
 Resized to 480 px: 45/1 31.73 dB at 462 KB against ffmpeg's 29.98 dB at 502 KB. So the same
 frames look better than libwebp's animation encoder makes them at its default, in fewer bytes,
-1.3-1.6x as fast. Per clip it is not uniform: on film grain and on screen text ffmpeg's frames
-score higher (-0.9 to -2.7 dB), on flat graphics and colour bars ours take more bytes for
+1.3-1.6x as fast. Per clip it was not uniform: on film grain and on screen text ffmpeg's frames
+scored higher (-0.9 to -2.7 dB; screen text at equal bytes +1.01 / +0.15 at source size / resized
+since the mixed-detail setting below), on flat graphics and colour bars ours take more bytes for
 +3 to +7 dB (bench/results/quality-library.md). Footage that mixes flat and busy areas (text,
 graphics, a face before a plain wall) is coded at method 2, quality 60 instead
 (:func:`chosen_setting`): there libwebp's block analysis, which method 1 skips, is worth more

@@ -314,7 +314,11 @@ def test_footage_busy_all_over_keeps_the_fast_method():
 
 
 def test_one_flat_frame_at_the_start_does_not_decide():
-    frames = text_page(count=8)
+    """Denser text (spread about 4.0): with one of the four sampled frames black, the median
+    stays above the line, where a mean (about 2.9) would fall under it."""
+    frames = text_page(count=8, density=0.25)
+    spread = detail_spread(frames)
+    assert MIXED_DETAIL_SPREAD <= spread < MIXED_DETAIL_SPREAD * 4 / 3
     frames[0] = 0  # a fade from black
     assert chosen_setting(frames) == MIXED_DETAIL_SETTING
 

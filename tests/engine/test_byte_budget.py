@@ -19,7 +19,7 @@ from animated_previews.engine.byte_budget import (COLOUR_ENCODES, COLOUR_SETTLE,
                                                   EFFORT_SETTLE,
                                                   GIF_LOSSES, MAX_ENCODES, REGAIN_ENCODES, Fitted, Rung,
                                                   fewer_instants, fit_budget, ladder, losses)
-from animated_previews.engine.encode import AVIF, GIF, WEBP
+from animated_previews.engine.encode import AVIF, GIF, WEBP, Setting
 from animated_previews.engine.spec import parse_job
 from animated_previews.engine.store.batch_jobs import effective_config
 from animated_previews.kernels.hold import DEFAULT_HOLD_SLACK, KEEP
@@ -209,18 +209,44 @@ def test_a_quality_between_the_ladders_steps_is_found_when_every_frame_is_kept()
 
 
 def test_where_the_frames_chose_a_higher_quality_the_search_climbs_back_towards_it():
-    """A WebP the writer coded at quality 60 (text over flat ground): modelled bytes quality x
-    10,000, budget 530,000. The ladder's first step (35) fits; the search back up runs towards
-    60, the job's own, not the format's default 45 (which would stop it at 45 or below)."""
+    """Modelled bytes quality x 10,000. A WebP the writer coded at quality 60 (text over flat
+    ground) under 530,000: the ladder's first step (35) fits, and the search back up runs towards
+    60, the job's own (4 halvings: 48, 54 misses, 51, 52). At the format's default (45) under
+    430,000 it runs towards 45 (40, 42, 44 misses, 43)."""
+    seen = []
+
     def encode(frames, delays, quality=None, effort=None):
-        return bytes((quality or 60) * 10_000)
+        seen.append(effort)
+        return bytes(quality * 10_000)
 
     fmt = dataclasses.replace(WEBP, encode=encode)
     clip = noisy_room(frames=4, width=8, height=8)
-    own = fit_budget(fmt, clip, [100] * 4, 530_000, lambda f, c: c.frames, encode(None, None), own=(60, 2))
-    assert 45 < own.rung.quality <= 53 and len(own.data) <= 530_000, own.rung
-    default = fit_budget(fmt, clip, [100] * 4, 530_000, lambda f, c: c.frames, encode(None, None))
-    assert default.rung.quality <= 45
+    chose = fit_budget(fmt, clip, [100] * 4, 530_000, lambda f, c: c.frames, bytes(600_000), own=Setting(60, 2))
+    assert (chose.rung.quality, len(chose.data)) == (52, 520_000), chose.rung
+    assert set(seen) == {2}  # every rung at the job's own method
+    seen.clear()
+    default = fit_budget(fmt, clip, [100] * 4, 430_000, lambda f, c: c.frames, bytes(450_000))
+    assert (default.rung.quality, len(default.data)) == (43, 430_000), default.rung
+    assert set(seen) == {1}
+
+
+def test_the_other_efforts_tried_are_those_other_than_the_jobs_own():
+    """A job coded at method 2 (the writer's choice) tries methods 1 and 4 beside its ladder."""
+    tried = set()
+
+    def encode(frames, delays, quality=None, effort=None):
+        tried.add(effort)
+        return marked_webp(quality, effort, len(delays))
+
+    fmt = dataclasses.replace(WEBP, encode=encode)
+    clip = noisy_room(frames=4, width=8, height=8)
+    fit_budget(fmt, clip, [100] * 4, 300_000, lambda f, c: c.frames, encode(None, [100] * 4, 60, 2),
+               image_error=lambda data, reference, delays_ms: 1.0, own=Setting(60, 2))
+    assert tried == {1, 2, 4}
+    tried.clear()
+    fit_budget(fmt, clip, [100] * 4, 300_000, lambda f, c: c.frames, encode(None, [100] * 4, 45, 1),
+               image_error=lambda data, reference, delays_ms: 1.0)
+    assert tried == {1, 2, 4}
 
 
 def marked_webp(quality: int | None, effort: int | None, frames: int) -> bytes:
@@ -280,6 +306,11 @@ def test_webps_efforts_start_at_the_writers_default_method_and_other_formats_tak
     from animated_previews.engine.encode.webp import DEFAULT_METHOD
 
     assert WEBP.efforts == (DEFAULT_METHOD, 2, 4) and GIF.efforts == () and AVIF.efforts == ()
+    from animated_previews.engine.encode import avif, webp
+
+    # a job's encode is given its format's default setting explicitly: it must be the writers' own
+    assert WEBP.default_setting == Setting(webp.DEFAULT_QUALITY, webp.DEFAULT_METHOD)
+    assert AVIF.default_setting == Setting(avif.DEFAULT_QUALITY, None) and GIF.default_setting == Setting()
     frames = IndexedFrames(np.zeros((1, 4, 4), np.uint8), np.zeros((1, 3), np.uint8))
     with pytest.raises(TypeError, match="no effort"):
         GIF.encode(frames, [10], effort=4)
@@ -477,9 +508,42 @@ def test_fewer_instants_keep_the_animation_length():
     assert Rung(colours=16, every=3, scale=0.5).describe(GIF) == "16 colours (from 255), every 3rd frame, 0.5 of the size"
 
 
+def text_page_video(path: Path, frames: int = 20, width: int = 320, height: int = 192) -> Path:
+    """Dark strokes in a tenth of the 8x8 cells of a pale page, scrolling: footage the WebP
+    writer codes at its mixed-detail setting."""
+    import av
+
+    rng = np.random.default_rng(3)
+    cells = np.kron(rng.random((height // 8, width // 8)) < 0.1, np.ones((8, 8), bool))
+    ink = cells & (rng.random((height, width)) < 0.5)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "12"}
+        for k in range(frames):
+            page = np.full((height, width, 3), 215, np.uint8)
+            page[np.roll(ink, -2 * k, axis=0)] = (20, 30, 40)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(page, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def test_a_webp_jobs_budget_note_counts_from_the_setting_its_frames_chose(tmp_path):
+    clip = text_page_video(tmp_path / "page.mp4")
+    results = run(tmp_path, clip, [{"id": "free", "format": "webp"}])
+    budget = results["free"].bytes * 2 // 3
+    results.update(run(tmp_path, clip, [{"id": "tight", "format": "webp", "max_bytes": budget}]))
+    tight = results["tight"]
+    assert tight.status == "success" and tight.bytes <= budget
+    (note,) = [n for n in tight.notes if n.startswith("max_bytes")]
+    assert "(from 60)" in note or "from 2)" in note, note
+    assert "(from 45)" not in note and "from 1)" not in note, note
+
+
 def test_the_note_starts_from_the_setting_the_frames_chose():
     """A WebP of text over flat ground is coded at method 2, quality 60 (the writer's choice), so
-    what a budget gave up is counted from there, not from the format's defaults."""
+    what a budget gave up is counted from there, not from the format's defaults; what equals the
+    job's own is no loss and is not named."""
     from animated_previews.engine.encode import RGBFrames
     from animated_previews.engine.encode.webp import MIXED_DETAIL_SETTING
 
@@ -487,12 +551,14 @@ def test_the_note_starts_from_the_setting_the_frames_chose():
     assert rung.describe(WEBP) == "speed (encoder effort 4, from 1), quality 52 (from 45)"
     page = np.full((4, 64, 64, 3), 220, np.uint8)
     page[:, 8:40:4, 8:56] = 20  # strokes on a third of the blocks
-    own = WEBP.own_setting(RGBFrames(page))
-    assert own == MIXED_DETAIL_SETTING == (60, 2)
+    own = WEBP.setting_for(RGBFrames(page))
+    assert own == Setting(*MIXED_DETAIL_SETTING) == Setting(60, 2)
     assert rung.describe(WEBP, own) == "speed (encoder effort 4, from 2), quality 52 (from 60)"
+    assert Rung(quality=45, effort=2).describe(WEBP, own) == "quality 45 (from 60)"
+    assert Rung(quality=60, effort=1).describe(WEBP, own) == "speed (encoder effort 1, from 2)"
     fitted = Fitted(b"x", rung, (100,) * 4, 4, 64, 64, 9)
     assert "quality 52 (from 60)" in fitted.note(WEBP, 1000, 2000, own)
-    assert GIF.own_setting is None
+    assert GIF.chooses is None and GIF.setting_for(None) == Setting(None, None)
 
 
 @pytest.mark.parametrize("value", [1024, "50000", 2.0e6])
