@@ -331,8 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             report["clip_ids"].append(cid)
             setting = webp_format.setting_for(RGBFrames(rgb))
             report["clips"][-1]["webp_setting"] = [setting.quality, setting.effort]
-            data, runs = timed(lambda: webp_format.encode(RGBFrames(rgb), delays, quality=setting.quality,
-                                                          effort=setting.effort), args.repeat)
+            data, runs = timed(lambda: webp_format.encode(RGBFrames(rgb), delays, **setting.options()), args.repeat)
             report["webp"][cid] = measure(cid, data, "webp", runs, source, given, fps, duration, tmp)
             print(f"{cid}: {rgb.shape[2]}x{rgb.shape[1]} x{len(rgb)}  webp {len(data)} B {report['webp'][cid]['encode_s']:.3f} s "
                   f"{report['webp'][cid]['psnr_source_pooled_db']:.2f} dB", flush=True)

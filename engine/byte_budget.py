@@ -245,10 +245,9 @@ def fit_budget(fmt: Format, clip: DecodedClip, delays: Sequence[int], max_bytes:
         nonlocal encodes
         shaped, rung_delays = _shape(source(rung), delays, rung)
         frames = render(_rendered_as(fmt, rung), shaped)
-        quality = rung.quality if rung.quality is not None else own.quality
-        effort = rung.effort if rung.effort is not None else own.effort
-        options = {name: value for name, value in (("quality", quality), ("effort", effort)) if value is not None}
-        data = fmt.encode(frames, rung_delays, **options)
+        setting = Setting(rung.quality if rung.quality is not None else own.quality,
+                          rung.effort if rung.effort is not None else own.effort)
+        data = fmt.encode(frames, rung_delays, **setting.options())
         encodes += 1
         measured = (error(frames, clip) if measure and len(data) <= max_bytes and rung.every == 1
                     and rung.scale == 1.0 else None)

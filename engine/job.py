@@ -354,7 +354,7 @@ def encode_job(job: RenderedJob, *, waited: bool = False) -> Result:
         t = watch.lap("queued", job.t) if waited else job.t
         assert job.frames is not None, "a rendered job is encoded once"
         setting = fmt.setting_for(job.frames)  # chosen once: the budget's encodes keep what they do not give up
-        data = fmt.encode(job.frames, timeline.delays, quality=setting.quality, effort=setting.effort)
+        data = fmt.encode(job.frames, timeline.delays, **setting.options())
         t = watch.lap("encode", t)
         frame_count, fps, delays = timeline.frame_count, timeline.fps, timeline.delays
         if job.kept is not None:

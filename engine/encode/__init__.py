@@ -65,6 +65,13 @@ class Setting:
     quality: int | None = None
     effort: int | None = None
 
+    def options(self) -> dict[str, int]:
+        """The keywords an :data:`Encoder` is called with: only the settings that are set, so a
+        format without them (GIF, or an extension's encoder taking frames and delays alone) is
+        called as it always was."""
+        return {name: value for name, value in (("quality", self.quality), ("effort", self.effort))
+                if value is not None}
+
 
 KEEP = 255
 """An index in :class:`IndexedFrames` that shows no palette colour: the pixel keeps the colour on
