@@ -298,8 +298,7 @@ def _less_error(chosen: Fitted, other: Fitted | None) -> Fitted:
     return other if chosen.error is None or other.error < chosen.error else chosen
 
 
-def _regain(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted],
-            own: Setting | None = None) -> Fitted:
+def _regain(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted], own: Setting) -> Fitted:
     """Once frames or size had to go, the losses need not stay at the floor: at the
     chosen frame rate and size, binary-search them back up (at most :data:`REGAIN_ENCODES`
     encodes), keeping the best that was measured under the budget. Without it a budget just
@@ -337,16 +336,15 @@ def _first_that_fits(levels: list[Rung], attempt: Callable[[Rung], Fitted], max_
     return best
 
 
-def _settle(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted],
-            own: Setting | None = None) -> Fitted:
+def _settle(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung], Fitted], own: Setting) -> Fitted:
     """A rung found at every frame and full size may give up more than it needs: its setting is
     continuous where the ladder has steps, and the ladder's steps can be half the bytes apart
     (film grain as GIF: 0.74x -> 0.32x of its own image from 64 to 32 colours). So between the
     rung's setting (fits) and the one before it (did not, or was not tried) binary-search the
     least loss that fits (at most :data:`REGAIN_ENCODES` encodes): a GIF's hold slack down
     towards the format's own at the rung's colours, an encoder's quality up towards the quality
-    before it (whole numbers; before the first step, the job's ``own`` quality where the frames
-    chose it). Without it a budget just under one step drops to the next and leaves that much of
+    before it (whole numbers; before the ladder's first step, the job's ``own`` quality, which
+    the frames may have chosen above the format's default). Without it a budget just under one step drops to the next and leaves that much of
     the budget unused."""
     rung = chosen.rung
     if rung is None:
@@ -356,8 +354,7 @@ def _settle(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callable[[Rung
                        lambda h: dataclasses.replace(rung, hold=h), attempt, max_bytes)
     if rung.quality is not None and rung.quality in fmt.qualities[1:]:
         step = fmt.qualities.index(rung.quality)
-        before = own.quality if step == 1 and own is not None and own.quality is not None \
-            else fmt.qualities[step - 1]
+        before = own.quality if step == 1 and own.quality is not None else fmt.qualities[step - 1]
         return _bisect(chosen, rung.quality, before, round, lambda q: dataclasses.replace(rung, quality=q),
                        attempt, max_bytes)
     return chosen

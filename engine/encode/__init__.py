@@ -107,7 +107,7 @@ class Format:
     palette colours instead: :data:`animated_previews.engine.byte_budget.GIF_LOSSES`)."""
     efforts: tuple[int, ...] = ()
     """The encoder's effort settings (slower, usually fewer bytes at the same quality number), the
-    default first; a byte budget also tries the others than the job's own, and keeps one where
+    default first; a byte budget also tries those other than the job's own, and keeps one where
     its decoded image shows less error (WebP: libwebp's methods 1, 2 and 4); empty: none."""
     chooses: Callable[[Frames], Setting] | None = None
     """Where the frames decide the job's setting (WebP: libwebp's method 2 at quality 60 on footage
@@ -137,6 +137,11 @@ class Format:
         return self.default_setting if self.chooses is None else self.chooses(frames)
 
 
+def _from_writer(module: str, function: str) -> Callable:
+    """``function`` of the writer module ``module``, imported when first asked (not at start-up)."""
+    return getattr(importlib.import_module(f".{module}", __name__), function)
+
+
 def _writer(module: str, function: str, takes: type, label: str, effort_option: str | None = None) -> Encoder:
     """An entry's encoder: imports its writer module (and Pillow) only when a file of that format
     is made, and hands it the frames it takes (indices and palette, or RGB) with the delays;
@@ -145,7 +150,7 @@ def _writer(module: str, function: str, takes: type, label: str, effort_option: 
     def encode(frames: Frames, delays: Sequence[int], quality: int | None = None, effort: int | None = None) -> bytes:
         if not isinstance(frames, takes):
             raise TypeError(f"{label} takes {takes.__name__}, got {type(frames).__name__}")
-        write = getattr(importlib.import_module(f".{module}", __name__), function)
+        write = _from_writer(module, function)
         options: dict[str, int] = {} if quality is None else {"quality": quality}
         if effort is not None:
             if effort_option is None:
@@ -166,7 +171,7 @@ def _chooser(module: str, function: str) -> Callable[[Frames], Setting]:
     def choose(frames: Frames) -> Setting:
         if not isinstance(frames, RGBFrames):
             raise TypeError(f"{function} takes RGBFrames, got {type(frames).__name__}")
-        return Setting(*getattr(importlib.import_module(f".{module}", __name__), function)(frames.rgb))
+        return Setting(*_from_writer(module, function)(frames.rgb))
 
     choose.__name__ = choose.__qualname__ = function
     return choose
@@ -197,10 +202,10 @@ WEBP = Format(
     palette_colours=None,
     encode=_writer("webp", "encode_webp", RGBFrames, "WebP", effort_option="method"),
     qualities=(45, 35, 27, 20, 12, 5),
-    # libwebp's method: 1 by default, 2 on footage mixing flat and busy areas (engine/encode/webp.py:
-    # DEFAULT_METHOD, MIXED_DETAIL_SETTING; the writer chooses when no effort is named); a byte budget also
-    # tries 2 and 4 (4 takes 2.5x the time; engine/byte_budget.py: EFFORT_QUALITIES says what they
-    # give, webp.py's DEFAULT_METHOD why 2 joined)
+    # libwebp's method: 1 by default, 2 at quality 60 on footage mixing flat and busy areas (`chooses`;
+    # engine/encode/webp.py: DEFAULT_METHOD, MIXED_DETAIL_SETTING); a byte budget also tries the
+    # methods other than the job's own (4 takes 2.5x method 1's time; engine/byte_budget.py:
+    # EFFORT_QUALITIES says what they give, webp.py's DEFAULT_METHOD why 2 joined)
     efforts=(1, 2, 4),
     chooses=_chooser("webp", "chosen_setting"),
 )

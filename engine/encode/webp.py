@@ -70,9 +70,9 @@ from . import libwebp
 DEFAULT_QUALITY = 45
 """libwebp's quality, 0..100 (see the module docstring for how 45 was chosen)."""
 DEFAULT_METHOD = 1
-"""libwebp's effort (0 fast .. 6 small) for most footage (:data:`MIXED_DETAIL_SETTING` for the rest). ffmpeg's default is 4; on the benchmark clip method 2
-coded frames 2.3x as fast as 4 for 6 % more bytes (45 stills: 0.33 s vs 0.77 s, 619 vs 582 KB);
-on the library method 1 is about 10% faster again for about 10% more bytes at equal quality, and
+"""libwebp's effort (0 fast .. 6 small) for most footage (:data:`MIXED_DETAIL_SETTING` for the
+rest). ffmpeg's default is 4; on the benchmark clip method 2 coded frames 2.3x as fast as 4 for
+6 % more bytes (45 stills: 0.33 s vs 0.77 s, 619 vs 582 KB); on the library method 1 is about 10% faster again for about 10% more bytes at equal quality, and
 the encoder is the slowest stage of a WebP job. A byte budget (``max_bytes``) also tries methods 2
 and 4 (``Format.efforts``, engine/byte_budget.py ``_more_effort``): at quality 45, method 4 codes
 screen text 1.66 MB -> 1.30 MB (38.11 -> 37.93 dB), film grain 1.15 -> 0.95 MB (32.46 -> 32.19
