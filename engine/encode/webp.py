@@ -86,17 +86,16 @@ least :data:`MIXED_DETAIL_SPREAD`): text, graphics and bars on flat ground, a fa
 wall, a still film. libwebp's methods 0 and 1 skip its per-macroblock analysis, so every block
 gets one quantizer; from method 2 it sorts blocks into segments by activity and shifts bits from
 busy ones (where noise hides the error) to flat ones. On such footage that is worth +0.7 to +2.5
-dB at the same bytes for 1.15-1.55x the coding time; on footage busy all over (grain, sport, pixel art,
+dB at the same bytes for 1.16-1.39x the coding time; on footage busy all over (grain, sport, pixel art,
 the PQ clip) -0.4 to +0.3 dB. Quality 60 because method 2's quality numbers make fewer bytes:
 on the 15 library jobs above the line, method 2 at 60 made 1-21% fewer bytes than method 1 at 45
-at +0.27 to +0.92 dB (the writer on the previews library's captured frames, 2026-12-05;
-notes/quality-per-byte.md)."""
+at +0.27 to +0.92 dB (``python -m bench.webp_methods``, bench/results/webp-methods.md, 2026-12-05)."""
 MIXED_DETAIL_SPREAD = 3.4
 """The :func:`detail_spread` from which a clip is coded at :data:`MIXED_DETAIL_SETTING`. On the
 previews library's 32 jobs (16 clips, source size and 480 px), method 2 at equal bytes gained
 +0.68 to +2.49 dB on the 15 at 3.42-5.85, and -0.38 to +0.85 on the 17 at 1.54-3.38 (5 of them
 +0.49 to +0.85: the 1080p and VP9 animations at source size, low light resized, the rotated
-clip; left at method 1, the cheaper mistake)."""
+clip; left at method 1, the cheaper mistake; bench/results/webp-methods.md)."""
 CHANGE_THRESHOLD = 6
 """A pixel counts as changed when a channel differs from the canvas by more than this (0-255)."""
 CODING_THREADS: int | None = None

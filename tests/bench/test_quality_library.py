@@ -405,3 +405,22 @@ def test_job_time_runs_a_library_job_and_reports_its_stages(tmp_path, capsys, mo
     assert (spec.width, spec.height, spec.seek, spec.fps) == (480, 270, 0.2, 10.0)
     with pytest.raises(SystemExit, match="no clip 'nope'"):
         job_time.job_spec(lib, "nope", "gif", "source")
+
+
+@needs_ffmpeg
+def test_webp_methods_compares_each_method_within_method_1s_bytes(tmp_path, capsys):
+    from bench import webp_methods
+
+    lib = _tiny_library(tmp_path)
+    assert webp_methods.main(["--library", str(lib), "--results-dir", str(tmp_path / "r"), "--name", "m"]) == 0
+    report = json.loads((tmp_path / "r" / "m.json").read_text())
+    assert [job["id"] for job in report["jobs"]] == ["pixel_life-source-webp", "pixel_life-resized-webp"]
+    for job in report["jobs"]:
+        base = job["method_1"]
+        assert (base["quality"], base["method"]) == (45, 1)
+        for method, found in job["methods"].items():
+            assert found["method"] == int(method) and found["bytes"] <= base["bytes"]  # at most method 1's bytes
+        assert (job["chosen"]["quality"], job["chosen"]["method"]) in ((45, 1), (60, 2))
+        assert job["spread"] >= 0
+    table = (tmp_path / "r" / "m.md").read_text()
+    assert "| pixel_life-resized-webp |" in table and "Method 2 at method 1's bytes" in table
