@@ -519,6 +519,21 @@ def _sine_chunks(seconds: float, rate: int, fmt: str, freq: float = 997.0, chunk
         yield frame
 
 
+def text_page(count: int = 6, height: int = 144, width: int = 256, density: float = 0.1) -> np.ndarray:
+    """uint8 [count, height, width, 3]: dark glyph-like strokes in ``density`` of the 8x8 cells of a
+    pale, nearly flat page, scrolling up 3 rows a frame: footage that mixes flat and busy blocks
+    (the WebP writer's mixed-detail setting)."""
+    rng = np.random.default_rng(3)
+    ys, xs = np.mgrid[0:height, 0:width]
+    ground = np.stack([200 + xs * 20 // width, 205 + ys * 20 // height, 190 + 0 * xs], axis=-1).astype(np.uint8)
+    cells = np.kron(rng.random((height // 8, width // 8)) < density, np.ones((8, 8), bool))
+    ink = cells & (rng.random((height, width)) < 0.5)
+    frames = np.repeat(ground[None], count, axis=0)
+    for k in range(count):
+        frames[k][np.roll(ink, -3 * k, axis=0)] = (20, 30, 40)
+    return frames
+
+
 def make_audio_only(path, *, seconds: float = 1.0) -> Path:
     """Write an audio-only file (sine) chosen by suffix: .m4a/.aac-in-mp4 (aac),
     .mp3 (libmp3lame), .wav (pcm_s16le), .ogg/.opus (libopus), .mka (aac)."""

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import clients
+from clipmaker import text_page
 from animated_previews.engine.encode import libwebp
 from animated_previews.engine.encode.webp import (DEFAULT_METHOD, DEFAULT_QUALITY, MIXED_DETAIL_SETTING,
                                                 MIXED_DETAIL_SPREAD, SEE_THROUGH_THRESHOLD, _alpha_plane, _blocks,
@@ -269,19 +270,6 @@ def test_without_libwebps_own_api_the_frames_are_coded_through_pillow(tmp_path, 
 
 
 # --- the setting chosen by the footage ------------------------------------------------------
-
-
-def text_page(count: int = 6, h: int = 144, w: int = 256, density: float = 0.1) -> np.ndarray:
-    """Dark glyph-like strokes in a tenth of the 8x8 cells of a pale, nearly flat page, scrolling."""
-    rng = np.random.default_rng(3)
-    ys, xs = np.mgrid[0:h, 0:w]
-    ground = np.stack([200 + xs * 20 // w, 205 + ys * 20 // h, 190 + 0 * xs], axis=-1).astype(np.uint8)
-    cells = np.kron(rng.random((h // 8, w // 8)) < density, np.ones((8, 8), bool))
-    ink = cells & (rng.random((h, w)) < 0.5)
-    frames = np.repeat(ground[None], count, axis=0)
-    for k in range(count):
-        frames[k][np.roll(ink, -3 * k, axis=0)] = (20, 30, 40)
-    return frames
 
 
 def grain(count: int = 6, h: int = 144, w: int = 256) -> np.ndarray:
