@@ -209,11 +209,20 @@ def _cut_to_frames(spec: JobSpec, media: MediaInfo, timeline: Timeline, clip: De
     """The clip and timeline planned again for where the frames really end, when a header that
     lies about the length (a Matroska duration of 100 s on 3 s of video) planned instants far
     past them: a trim-from-end job would otherwise hold the last frame for 97 s. Unchanged when
-    the frames reached the last instant or ended within :data:`FRAMES_END_SLACK` of it, and when
-    the span starts at their end (its one frame, the last, is what there is to show)."""
+    the frames reached the last instant or ended within :data:`FRAMES_END_SLACK` of it. A span
+    that starts at or after their end has nothing of the video in it: refused as the decoder
+    refuses a seek further past the last frame (it lets one frame period through), rather than
+    a last frame held for the whole span (found by a frame-timing sweep, 2026-12-05: seek 6.02 s
+    into 6.007 s of frames under an 8 s header made 2 s of one frame, 6.06 s was refused)."""
     end = clip.frames_end
-    if end is None or timeline.instants[-1] < end + FRAMES_END_SLACK or spec.seek >= end:
+    if end is None or timeline.instants[-1] < end + FRAMES_END_SLACK:
         return clip, timeline
+    if spec.seek >= end:
+        raise EngineError(
+            ErrorCode.INVALID_TIME_RANGE,
+            f"the video's frames end at {end:.3f} s although its header says {media.duration:.3f} s; "
+            f"seek {spec.seek:g} s is at or past their end; use a seek below {end:.3f}",
+        )
     cut = plan_timeline(spec, dataclasses.replace(media, duration=end))
     count = cut.frame_count
     note = (f"clamped: the video's frames end at {end:.3f} s although its header says {media.duration:.3f} s; "

@@ -84,6 +84,13 @@ def _delays(fps: float, count: int, duration: float, ticks_per_second: int, mini
     return tuple(max(minimum, b - a) for a, b in zip(bounds, bounds[1:]))
 
 
+FRAME_COUNT_DIGITS = 3
+"""``duration × fps`` is rounded to this many decimals before it is rounded to a frame count: a
+length worked out from times kept to the microsecond (a container's start, 0.066667 s, against a
+stream's exact 2/30) is off by a few millionths of a frame, which tipped a span of exactly 7.5
+frames to 7 where the same request on another file gave 8 (found by a frame-timing sweep)."""
+
+
 def plan_timeline(spec: JobSpec, media: MediaInfo) -> Timeline:
     """Check the request's time span against the video and compute the sampling instants."""
     fmt = get_format(spec.format)
@@ -92,7 +99,7 @@ def plan_timeline(spec: JobSpec, media: MediaInfo) -> Timeline:
     if fps > fmt.max_fps:
         notes.append(f"fps {fps:g} lowered to {fmt.max_fps:g}: {fmt.max_fps_reason}")
         fps = fmt.max_fps
-    count = max(1, round(duration * fps))
+    count = max(1, round(round(duration * fps, FRAME_COUNT_DIGITS)))
     if count > MAX_FRAMES:
         raise EngineError(
             ErrorCode.INVALID_PARAMETER,

@@ -138,15 +138,21 @@ def test_packed_b_frames_in_avi_keep_their_cadence(tmp_path):
     assert set(steps[3:]) <= {2, 3}, shown
 
 
+def long_audio(tmp_path: Path) -> Path:
+    """3 s of 25 fps video beside 10 s of audio in Matroska: its header says 10 s."""
+    source = make(tmp_path / "long-audio.mkv", ["-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "10",
+                                                "-c:v", "libx264", "-c:a", "pcm_s16le"],
+                  source=["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=3"])
+    assert source is not None
+    return source
+
+
 def test_a_header_far_longer_than_the_frames_cuts_the_clip_where_they_end(tmp_path):
     """A Matroska file of 3 s of video and 10 s of audio says 10 s (found by a sweep of odd files,
     with a header patched to 100 s): a trim-from-end preview held the last frame for 6.5 s, a
     long duration for 7. Now the clip ends with the frames, and says so; a tail within half a
     second of the request is still held (a video track a little shorter than its audio)."""
-    source = make(tmp_path / "long-audio.mkv", ["-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "10",
-                                                "-c:v", "libx264", "-c:a", "pcm_s16le"],
-                  source=["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=3"])
-    assert source is not None
+    source = long_audio(tmp_path)
     assert probe(source).duration == pytest.approx(10.0)
     trimmed = one_job(tmp_path, source, seek=1, duration=None, trim_end=0.5)
     assert trimmed.ok, trimmed.error_message
@@ -160,6 +166,22 @@ def test_a_header_far_longer_than_the_frames_cuts_the_clip_where_they_end(tmp_pa
     held = one_job(tmp_path, source, seek=2, duration=1.4)  # 0.4 s past the frames: held, as before
     assert held.ok and held.duration == pytest.approx(1.4) and held.frames == 14
     assert not any("frames end" in note for note in held.notes)
+
+
+@pytest.mark.parametrize("seek,fields", [(3.0, {"duration": 2}), (3.03, {"duration": 2}),
+                                         (3.02, {"duration": None, "trim_end": 0.5})])
+def test_a_span_starting_where_the_frames_end_under_a_longer_header_is_refused(tmp_path, seek, fields):
+    """The same 3 s of frames under a 10 s header: a seek at or just past their end (within the
+    frame period the decoder lets through after the last frame) has none of the video in its
+    span. It used to come out as the last frame held for the whole span (2 s of one picture, found
+    by a frame-timing sweep); now it is refused as a seek further on is, saying where the frames
+    end."""
+    source = long_audio(tmp_path)
+    result = one_job(tmp_path, source, seek=seek, **fields)
+    assert not result.ok and result.error_code == "InvalidTimeRange"
+    assert "frames end at 3.000 s although its header says 10.000 s" in result.error_message
+    assert "use a seek below 3.000" in result.error_message
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 # (name, matrix, how the picture as coded (rows, columns) should be shown)

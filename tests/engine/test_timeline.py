@@ -39,6 +39,14 @@ def test_delays_add_up_to_the_requested_duration_within_10ms(fmt, ticks, fps, du
     assert all(d >= 2 for d in tl.delays) if fmt == "gif" else all(d >= 1 for d in tl.delays)
 
 
+@pytest.mark.parametrize("length", [8.0, 8.0 - 3e-7, 8.0 + 3e-7])
+def test_a_length_off_by_microseconds_gives_the_frame_count_of_the_exact_one(length):
+    """seek 7.5 s to the end at 15 fps is 7.5 frames, rounded to 8 (Python's round, half to even),
+    whether the video's length comes out as 8 s or a few tenths of a microsecond either side."""
+    tl = plan_timeline(spec(fps=15, seek=7.5, duration=2), media(length))
+    assert tl.frame_count == 8
+
+
 def test_gif_delays_spread_the_rounding_instead_of_accumulating_it():
     tl = plan_timeline(spec(fps=30, duration=1), media())
     assert sorted(set(tl.delays)) == [3, 4]  # 3.33 cs per frame: mostly 3, every third 4
