@@ -145,6 +145,39 @@ def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
     return float(value * time_base)
 
 
+TAIL_PACKETS = 4096
+"""At most this many packets are read after the seek to the end in :func:`_matroska_length` (a
+file without cues may seek back to its start: then the header is taken as it is)."""
+
+
+def _matroska_length(container: av.container.InputContainer, stream, start: float, header: float) -> float:
+    """The length of a Matroska file whose timestamps start at ``start`` > 0, from its ``header``
+    Duration. FFmpeg's Matroska muxer writes the last timestamp there (36003 s for 3 s of video
+    made with ``-output_ts_offset 36000``), and its demuxer hands that on as a length, so a
+    trim-from-end job planned 36001.5 s (found by a sweep of odd inputs, 2026-12-05); other
+    muxers write a length. The stream's last packets decide which: their end lies near the
+    header when it is an end time, near ``start`` + header when it is a length (a video track a
+    little shorter than its audio is near neither, and counts as the closer one). Without
+    them (no cues to seek by, nothing timed) the header is taken as a length, as before."""
+    tb = stream.time_base
+    if not tb:
+        return header
+    try:
+        container.seek(int(header / tb), stream=stream, backward=True, any_frame=False)
+        end = None
+        for n, packet in enumerate(container.demux(stream)):
+            if n >= TAIL_PACKETS:
+                return header
+            if packet.pts is not None:
+                finish = float((packet.pts + (packet.duration or 0)) * tb)
+                end = finish if end is None else max(end, finish)
+    except av.error.FFmpegError:
+        return header
+    if end is None or abs(end - header) >= abs(end - (start + header)):
+        return header
+    return header - start
+
+
 def _scan_duration(path: Path, stream_index: int, start: float, fps: float | None) -> float | None:
     """Demux (no decoding) to the end to find the last packet's end, counted from ``start``.
 
@@ -193,6 +226,8 @@ def probe(path: Path) -> MediaInfo:
             duration = (stream_start if stream_start is not None else start) + stream_length - start
         elif container.duration and container.duration > 0:
             duration, source = container.duration / av.time_base, "container"
+            if start > 0 and container.format.name.startswith("matroska"):
+                duration = _matroska_length(container, stream, start, duration)
         sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
         sar = Fraction(sar) if sar and sar > 0 else Fraction(1)
         info = dict(

@@ -168,6 +168,37 @@ def test_a_header_far_longer_than_the_frames_cuts_the_clip_where_they_end(tmp_pa
     assert not any("frames end" in note for note in held.notes)
 
 
+@pytest.mark.parametrize("offset", [50, 36000])
+def test_a_matroska_file_whose_times_start_late_is_as_long_as_its_frames(tmp_path, offset):
+    """FFmpeg's Matroska muxer writes the last timestamp as the Duration, and its demuxer reads
+    that as a length: 3 s of video starting at 50 s (or 10 h, a broadcast clock) was taken as 53 s
+    (36003 s) long, so a trim-from-end job planned 52.5 s and carried a note about a damaged
+    header, or asked for 360015 frames and was refused (found by a sweep of odd inputs). The
+    stream's last packets say the header is an end time; the same video in MP4 was right already."""
+    source = make(tmp_path / "late.mkv", ["-c:v", "libx264", "-output_ts_offset", str(offset)],
+                  source=["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=3"])
+    assert source is not None
+    media = probe(source)
+    assert media.start_time == pytest.approx(offset) and media.duration == pytest.approx(3.0, abs=0.05)
+    trimmed = one_job(tmp_path, source, seek=1, duration=None, trim_end=0.5)
+    assert trimmed.ok, trimmed.error_message
+    assert trimmed.frames == 15 and trimmed.duration == pytest.approx(1.5)
+    assert trimmed.notes == ()
+
+
+def test_a_late_matroska_file_with_longer_audio_still_has_its_header_length(tmp_path):
+    """The Duration of a late-starting file with 10 s of audio beside 3 s of video ends with the
+    audio: as an end time it gives 10 s, and the clip is cut where the frames end, as when the
+    file starts at 0."""
+    source = make(tmp_path / "late-long-audio.mkv", ["-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "10",
+                                                     "-c:v", "libx264", "-c:a", "pcm_s16le", "-output_ts_offset", "50"],
+                  source=["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=3"])
+    assert source is not None
+    assert probe(source).duration == pytest.approx(10.0, abs=0.05)
+    trimmed = one_job(tmp_path, source, seek=1, duration=None, trim_end=0.5)
+    assert trimmed.ok and trimmed.frames == 15 and any("frames end at 3.000 s" in note for note in trimmed.notes)
+
+
 @pytest.mark.parametrize("seek,fields", [(3.0, {"duration": 2}), (3.03, {"duration": 2}),
                                          (3.02, {"duration": None, "trim_end": 0.5})])
 def test_a_span_starting_where_the_frames_end_under_a_longer_header_is_refused(tmp_path, seek, fields):
