@@ -60,6 +60,9 @@ class DecodedClip:
     was. Told by the frames as decoded, which may say otherwise than the stream's header."""
     gamut_mapped: bool = False
     """SDR frames tagged with BT.2020 primaries were converted to BT.709's (:mod:`kernels.gamut`)."""
+    over_black: bool = False
+    """The frames carry transparency (an alpha plane or a palette): see-through areas are shown
+    over black (the CPU decoder's ``over_black``)."""
 
     @property
     def height(self) -> int:

@@ -41,16 +41,20 @@ def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bo
     ``stream_colorspace`` for an untagged frame). ``wide``: an SDR frame with BT.2020 primaries,
     mapped to BT.709's (:mod:`kernels.gamut`)."""
     colorspace = colorspace_of(frame, stream_colorspace, hdr=transfer is not None)
+    deep = transfer is not None or wide
+    alpha = has_alpha(frame)
     converted = frame.reformat(
         # HDR: 16 bits per channel into the tone map, as planar RGB: FFmpeg's packed RGB48 output
         # of 4:2:0 frames of odd width has the wrong colours (whole frames blue or magenta);
         # wide-gamut SDR as 16 bits too, which the gamut map needs near black (kernels/gamut.py)
-        format="gbrp16le" if transfer is not None or wide else "rgb24",
+        format=("gbrap16le" if alpha else "gbrp16le") if deep else ("rgba" if alpha else "rgb24"),
         src_colorspace=colorspace,
         src_color_range=frame.color_range or None,
         dst_color_range=av.video.reformatter.ColorRange.JPEG,
         threads=1,
     ).to_ndarray()
+    if alpha:
+        converted = over_black(converted)
     if wide:
         from ...kernels.gamut import bt2020_sdr_to_bt709  # imports the tone map's loop: only when needed
 
@@ -61,6 +65,26 @@ def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bo
     if turns:
         rgb = np.rot90(rgb, k=turns)
     return np.ascontiguousarray(rgb)
+
+
+def has_alpha(frame: av.VideoFrame) -> bool:
+    """Whether the frame carries transparency: an alpha plane (ProRes 4444, QuickTime Animation,
+    PNG/APNG, GIF as FFmpeg decodes it) or a palette, whose entries may be see-through."""
+    return frame.format.has_palette or any(component.is_alpha for component in frame.format.components)
+
+
+def over_black(rgba: np.ndarray) -> np.ndarray:
+    """RGBA (8 or 16 bits, channels last) as the picture it shows over black: each colour times
+    its opacity. Converted straight to RGB, a see-through pixel shows whatever colour was left
+    under it (random noise in a sweep's QuickTime Animation file, 2026-12-05). Black rather than
+    white or a checkerboard: overlay graphics (titles, lower thirds) are mostly light, and a
+    player with nothing behind a video shows black. Opaque pixels are unchanged."""
+    top = np.iinfo(rgba.dtype).max
+    rgb, opacity = rgba[..., :3], rgba[..., 3:]
+    if (opacity == top).all():
+        return rgb
+    wide = np.uint32 if top == 255 else np.uint64
+    return ((rgb.astype(wide) * opacity + top // 2) // top).astype(rgba.dtype)
 
 
 def _keep_top_field(rgb: np.ndarray) -> np.ndarray:
@@ -169,13 +193,15 @@ class PyAVDecoder:
         interlaced = False
         tone_mapped: str | None = None
         gamut_mapped = False
+        see_through = False
 
         def show(shown: tuple, row: int) -> int:
             """Put ``shown`` (frame, time) on screen at the next instant, converting it once."""
-            nonlocal interlaced, tone_mapped, gamut_mapped
+            nonlocal interlaced, tone_mapped, gamut_mapped, see_through
             if row < 0:
                 frame = shown[0]
                 interlaced = interlaced or bool(frame.interlaced_frame)
+                see_through = see_through or has_alpha(frame)
                 (turns, mirrored), transfer = orientation(frame), hdr_transfer(frame, media.transfer)
                 tone_mapped = tone_mapped or transfer
                 wide = transfer is None and wide_gamut(frame)
@@ -251,6 +277,7 @@ class PyAVDecoder:
             frames_end=frames_end,
             tone_mapped=tone_mapped,
             gamut_mapped=gamut_mapped,
+            over_black=see_through,
         )
 
 

@@ -270,3 +270,37 @@ def test_an_animated_webp_says_why_it_cannot_be_read(tmp_path):
     result = one_job(tmp_path, tmp_path / "anim.webp", seek=0, duration=0.2)
     assert result.error_code == "InvalidVideoFormat"
     assert "animated WebP cannot be read" in result.error_message
+
+
+# the left half opaque testsrc2, the right half fully see-through over random colours
+SEE_THROUGH = ("format=argb,geq=r='if(lt(X,80),r(X,Y),random(1)*255)':g='if(lt(X,80),g(X,Y),random(2)*255)'"
+               ":b='if(lt(X,80),b(X,Y),random(3)*255)':a='if(lt(X,80),255,0)'")
+
+
+@pytest.mark.parametrize("name,codec", [("qtrle.mov", ["-c:v", "qtrle", "-pix_fmt", "argb"]),
+                                        ("prores4444.mov", ["-c:v", "prores_ks", "-profile:v", "4444",
+                                                            "-pix_fmt", "yuva444p10le"])])
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
+def test_see_through_areas_are_shown_over_black_and_said(tmp_path, name, codec, fmt):
+    """Found by a sweep of odd files: the alpha plane of QuickTime Animation and ProRes 4444 was
+    dropped, so a fully see-through half showed the noise left under it, with no word. Now the
+    picture is what it shows over black, and the result says so; the opaque half is unchanged."""
+    source = make(tmp_path / name, ["-vf", SEE_THROUGH, *codec],
+                  source=["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=2"])
+    assert source is not None
+    result = one_job(tmp_path, source, format=fmt, width=None)
+    assert result.ok, result.error_message
+    assert any("see-through areas are shown over black" in note for note in result.notes)
+    with Image.open(result.output) as image:
+        image.seek(2)
+        rgb = np.asarray(image.convert("RGB"), dtype=np.float64)
+    assert rgb[:, 84:].mean() < 3  # black, where the noise averaged 127
+    assert rgb[:, :76].mean() > 60  # the opaque half keeps its picture
+
+
+def test_an_opaque_source_says_nothing_of_transparency(tmp_path):
+    source = make(tmp_path / "opaque.mov", ["-c:v", "qtrle"],
+                  source=["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=2"])
+    assert source is not None
+    result = one_job(tmp_path, source)
+    assert result.ok and not any("see-through" in note for note in result.notes)
