@@ -67,7 +67,7 @@ def test_an_empty_file_is_an_invalid_video_format(tmp_path):
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     r = run_one(tmp_path, {"input": str(empty), "format": "gif", "fps": 10, "duration": 1})
-    assert r.error_code == "InvalidVideoFormat"
+    assert r.error_code == "InvalidVideoFormat" and r.error_message == "empty.mp4 is empty (0 bytes)"
 
 
 def test_a_truncated_mp4_without_its_index_is_an_invalid_video_format(tmp_path):
@@ -75,7 +75,15 @@ def test_a_truncated_mp4_without_its_index_is_an_invalid_video_format(tmp_path):
     cut = clipmaker.make_truncated(whole, tmp_path / "cut.mp4", 0.5)  # moov atom at the end: lost
     r = run_one(tmp_path, {"input": str(cut), "format": "webp", "fps": 10, "duration": 1})
     assert r.error_code == "InvalidVideoFormat" and "cut.mp4" in r.error_message
+    assert "without its index (no 'moov' box)" in r.error_message  # FFmpeg says only "Invalid data found"
     assert not (tmp_path / "out" / "j.webp").exists()
+
+
+def test_random_bytes_named_mp4_are_not_taken_for_a_cut_off_mp4(tmp_path):
+    noise = tmp_path / "noise.mp4"
+    noise.write_bytes(bytes(range(256)) * 64)
+    r = run_one(tmp_path, {"input": str(noise), "format": "gif", "fps": 10, "duration": 1})
+    assert r.error_code == "InvalidVideoFormat" and "is not a readable media file" in r.error_message
 
 
 def test_a_directory_is_not_an_input(tmp_path):
