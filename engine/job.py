@@ -217,16 +217,13 @@ def _cut_to_frames(spec: JobSpec, media: MediaInfo, timeline: Timeline, clip: De
     end = clip.frames_end
     if end is None or timeline.instants[-1] < end + FRAMES_END_SLACK:
         return clip, timeline
+    short = f"the video's frames end at {end:.3f} s although its header says {media.duration:.3f} s"
     if spec.seek >= end:
-        raise EngineError(
-            ErrorCode.INVALID_TIME_RANGE,
-            f"the video's frames end at {end:.3f} s although its header says {media.duration:.3f} s; "
-            f"seek {spec.seek:g} s is at or past their end; use a seek below {end:.3f}",
-        )
+        raise EngineError(ErrorCode.INVALID_TIME_RANGE,
+                          f"{short}; seek {spec.seek:g} s is at or past their end; use a seek below {end:.3f}")
     cut = plan_timeline(spec, dataclasses.replace(media, duration=end))
     count = cut.frame_count
-    note = (f"clamped: the video's frames end at {end:.3f} s although its header says {media.duration:.3f} s; "
-            f"the span was planned for where they end, lasting {cut.duration:.3f} s")
+    note = f"clamped: {short}; the span was planned for where they end, lasting {cut.duration:.3f} s"
     # the first plan's notes (what the request met in the header) and this one; not the new plan's
     # own clamp, which would say the same as this note from a duration no header gave
     cut = dataclasses.replace(cut, notes=timeline.notes + (note,))

@@ -191,6 +191,11 @@ def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
     return float(value * time_base)
 
 
+def _packet_end(packet: av.Packet, time_base: Fraction) -> float:
+    """Seconds (on the stream's clock) at which a timed packet's frame stops being shown."""
+    return float((packet.pts + (packet.duration or 0)) * time_base)
+
+
 TAIL_PACKETS = 4096
 """At most this many packets are read after the seek to the end in :func:`_matroska_length` (a
 file without cues may seek back to its start: then the header is taken as it is)."""
@@ -215,7 +220,7 @@ def _matroska_length(container: av.container.InputContainer, stream, start: floa
             if n >= TAIL_PACKETS:
                 return header
             if packet.pts is not None:
-                finish = float((packet.pts + (packet.duration or 0)) * tb)
+                finish = _packet_end(packet, tb)
                 end = finish if end is None else max(end, finish)
     except av.error.FFmpegError:
         return header
@@ -240,7 +245,7 @@ def _scan_duration(path: Path, stream_index: int, start: float, fps: float | Non
                 if packet.size:
                     untimed += float(packet.duration * tb) if packet.duration and tb else 1.0 / (fps or 25.0)
                 continue
-            finish = float((packet.pts + (packet.duration or 0)) * tb)
+            finish = _packet_end(packet, tb)
             end = finish if end is None else max(end, finish)
     if end is None:
         return untimed or None

@@ -61,8 +61,8 @@ class DecodedClip:
     gamut_mapped: bool = False
     """SDR frames tagged with BT.2020 primaries were converted to BT.709's (:mod:`kernels.gamut`)."""
     over_black: bool = False
-    """The frames carry transparency (an alpha plane or a palette): see-through areas are shown
-    over black (the CPU decoder's ``over_black``)."""
+    """Some shown frame had see-through pixels (an alpha plane or a palette): they are shown over
+    black (the CPU decoder's ``over_black``)."""
 
     @property
     def height(self) -> int:

@@ -30,7 +30,7 @@ _SEEK_BACKOFF = (0.0, 1.0, 5.0, 30.0)
 
 
 def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bool,
-            stream_colorspace: int = 0, wide: bool = False) -> np.ndarray:
+            stream_colorspace: int = 0, wide: bool = False) -> tuple[np.ndarray, bool]:
     """RGB array of a frame, honouring its colour matrix and range; flipped left-right as coded
     when ``mirrored``, then turned ``turns`` quarter turns (0 for a :class:`CodedFit`, which
     turns it after shrinking it): the frame's :func:`orientation`, read once by the caller. SDR
@@ -39,7 +39,8 @@ def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bo
     packed RGB48, and a little closer to the exact matrix), for the tone map that runs once they
     are shrunk (:class:`_FrameCollector`). The matrix: :func:`colorspace_of` (the stream's
     ``stream_colorspace`` for an untagged frame). ``wide``: an SDR frame with BT.2020 primaries,
-    mapped to BT.709's (:mod:`kernels.gamut`)."""
+    mapped to BT.709's (:mod:`kernels.gamut`). Also says whether any pixel was see-through
+    (:func:`over_black`)."""
     colorspace = colorspace_of(frame, stream_colorspace, hdr=transfer is not None)
     deep = transfer is not None or wide
     alpha = has_alpha(frame)
@@ -53,8 +54,9 @@ def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bo
         dst_color_range=av.video.reformatter.ColorRange.JPEG,
         threads=1,
     ).to_ndarray()
+    see_through = False
     if alpha:
-        converted = over_black(converted)
+        converted, see_through = over_black(converted)
     if wide:
         from ...kernels.gamut import bt2020_sdr_to_bt709  # imports the tone map's loop: only when needed
 
@@ -64,7 +66,7 @@ def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bo
         rgb = rgb[:, ::-1]
     if turns:
         rgb = np.rot90(rgb, k=turns)
-    return np.ascontiguousarray(rgb)
+    return np.ascontiguousarray(rgb), see_through
 
 
 def has_alpha(frame: av.VideoFrame) -> bool:
@@ -73,18 +75,20 @@ def has_alpha(frame: av.VideoFrame) -> bool:
     return frame.format.has_palette or any(component.is_alpha for component in frame.format.components)
 
 
-def over_black(rgba: np.ndarray) -> np.ndarray:
+def over_black(rgba: np.ndarray) -> tuple[np.ndarray, bool]:
     """RGBA (8 or 16 bits, channels last) as the picture it shows over black: each colour times
-    its opacity. Converted straight to RGB, a see-through pixel shows whatever colour was left
+    its opacity; and whether any pixel was see-through (FFmpeg decodes every GIF as BGRA, most of
+    them opaque: only those that are not get the job's note). Converted straight to RGB, a see-through pixel shows whatever colour was left
     under it (random noise in a sweep's QuickTime Animation file, 2026-12-05). Black rather than
     white or a checkerboard: overlay graphics (titles, lower thirds) are mostly light, and a
     player with nothing behind a video shows black. Opaque pixels are unchanged."""
     top = np.iinfo(rgba.dtype).max
     rgb, opacity = rgba[..., :3], rgba[..., 3:]
-    if (opacity == top).all():
-        return rgb
+    # 16-bit alpha scaled from 8 bits by FFmpeg comes out a few steps short of the top (65532)
+    if (opacity >= top - top // 256).all():
+        return rgb, False
     wide = np.uint32 if top == 255 else np.uint64
-    return ((rgb.astype(wide) * opacity + top // 2) // top).astype(rgba.dtype)
+    return ((rgb.astype(wide) * opacity + top // 2) // top).astype(rgba.dtype), True
 
 
 def _keep_top_field(rgb: np.ndarray) -> np.ndarray:
@@ -201,7 +205,6 @@ class PyAVDecoder:
             if row < 0:
                 frame = shown[0]
                 interlaced = interlaced or bool(frame.interlaced_frame)
-                see_through = see_through or has_alpha(frame)
                 (turns, mirrored), transfer = orientation(frame), hdr_transfer(frame, media.transfer)
                 tone_mapped = tone_mapped or transfer
                 wide = transfer is None and wide_gamut(frame)
@@ -212,8 +215,9 @@ class PyAVDecoder:
                 if planes is not None:
                     row = frames.add_planes(*planes, turns, transfer)
                 else:
-                    row = frames.add(_to_rgb(frame, transfer, 0 if frames.coded else turns, mirrored, media.colorspace,
-                                             wide), turns, transfer)
+                    rgb, clear = _to_rgb(frame, transfer, 0 if frames.coded else turns, mirrored, media.colorspace, wide)
+                    see_through = see_through or clear
+                    row = frames.add(rgb, turns, transfer)
                 times.append(shown[1])
             index.append(row)
             return row

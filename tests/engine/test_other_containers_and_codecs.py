@@ -298,8 +298,9 @@ def test_see_through_areas_are_shown_over_black_and_said(tmp_path, name, codec, 
     assert rgb[:, :76].mean() > 60  # the opaque half keeps its picture
 
 
-def test_an_opaque_source_says_nothing_of_transparency(tmp_path):
-    source = make(tmp_path / "opaque.mov", ["-c:v", "qtrle"],
+@pytest.mark.parametrize("name", ["opaque.mov", "opaque.gif"])  # FFmpeg decodes every GIF as BGRA
+def test_an_opaque_source_says_nothing_of_transparency(tmp_path, name):
+    source = make(tmp_path / name, ["-c:v", "qtrle"] if name.endswith(".mov") else [],
                   source=["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=2"])
     assert source is not None
     result = one_job(tmp_path, source)
