@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..kernels.liveliness import SampleScore, cells, least_bad_window, liveliest_window, score_samples
+from .decode.key_frames import KeyFrame, key_frames
 from .probe import MediaInfo, open_container
 
 MAX_SAMPLES = 48
@@ -53,94 +54,10 @@ def _small(frame: av.VideoFrame) -> np.ndarray:
     return frame.reformat(width=SAMPLE_WIDTH, height=height, format="rgb24").to_ndarray()
 
 
-@dataclass(frozen=True)
-class _Key:
-    """The key frame a target's decoding starts from: ``time`` (seconds from the video's start)
-    groups the targets sharing it; ``seek`` (in the stream's time base) is where a seek lands on it."""
-
-    time: float
-    seek: int
-
-
-SCAN_BACK = 1.0
-"""Seconds read back from a target at first when looking for its key frame by demuxing (doubled
-until one is found or the previous target is reached)."""
-REORDER = 0.5
-"""Seconds a key frame's decoding time may precede its display time (B-frames): a backward scan
-starts this much earlier so a key frame displayed at the window's start is not missed."""
-
-
-def _first_packet(container, stream, at: int):
-    """The first packet with a time after seeking to ``at`` (stream time base), or None at the end."""
-    container.seek(at, stream=stream, backward=True, any_frame=False)
-    return next((packet for packet in container.demux(stream) if packet.pts is not None), None)
-
-
-def _last_key_before(container, stream, target: float, lo: float, hi: float, media: MediaInfo) -> _Key | None:
-    """The last key frame displayed at or before ``target`` among the packets decoded from ``lo``
-    (less :data:`REORDER`) to ``hi`` seconds (from the video's start), demuxed, not decoded."""
-    tb = stream.time_base
-    found = None
-    container.seek(int((lo - REORDER + media.start_time) / tb), stream=stream, backward=True, any_frame=False)
-    for packet in container.demux(stream):
-        decoded_at = packet.dts if packet.dts is not None else packet.pts
-        if decoded_at is None:
-            continue
-        if float(decoded_at * tb) - media.start_time > hi:
-            break  # this and every later packet is shown after ``target``
-        shown = None if packet.pts is None else float(packet.pts * tb) - media.start_time
-        if packet.is_keyframe and shown is not None and shown <= target + 1e-6:
-            found = _Key(max(0.0, shown), decoded_at)
-    return found
-
-
-def _scan_back(container, stream, target: float, floor: float, media: MediaInfo) -> _Key | None:
-    """The key frame at or before ``target`` and after ``floor`` (the previous target; 0 for the
-    first), found by demuxing back from ``target`` in windows doubling from :data:`SCAN_BACK`
-    seconds, each read only up to where the last began; None when there is none.
-
-    For a container whose seeks do not land on key frames (MPEG-TS: no index, FFmpeg seeks by
-    timestamp to any packet). Its ``seek`` is the key frame's own decoding time, where a seek
-    lands on it exactly (its display time is later, after B-frames, and lands past it)."""
-    back, hi = SCAN_BACK, target
-    while True:
-        lo = max(floor, target - back)
-        key = _last_key_before(container, stream, target, lo, hi, media)
-        if key is not None or lo <= floor:
-            return key
-        back, hi = back * 2, lo
-
-
-def _key_frames(container, stream, targets: list[float], media: MediaInfo) -> list[_Key]:
-    """Where decoding for each target starts: the key frame at or before it.
-
-    Asked first by seeking to the target and reading one packet (a few kilobytes): a container with
-    an index (MP4, Matroska) lands on the key frame. MPEG-TS has none, and FFmpeg's seek there
-    lands on whatever packet is near the time; decoding from it, the H.264 decoder drops every
-    frame up to the next key frame, so each target was sampled at the next key frame's time or
-    dropped as its duplicate (the sweep: 9 samples of a 20 s TS with key frames 2 s apart, where
-    its MP4 copy gives 48; none at all of a 3 s TS with one key frame, which then started at 0).
-    Such a target's key frame is found by demuxing back from it (:func:`_scan_back`)."""
-    tb = stream.time_base
-    keys: list[_Key] = []
-    known: _Key | None = None  # the last key frame found, at or before the previous target
-    for k, target in enumerate(targets):
-        at = int((target + media.start_time) / tb)
-        packet = _first_packet(container, stream, at)
-        landed = None if packet is None else float(packet.pts * tb) - media.start_time
-        if landed is not None and packet.is_keyframe and landed <= target + 1e-6:
-            known = _Key(min(target, max(0.0, landed)), at)
-        elif landed is not None:
-            known = _scan_back(container, stream, target, targets[k - 1] if k else 0.0, media) or known
-        # no key frame yet (a stream cut mid-GOP) or past the end: on its own, landing where it may, as before
-        keys.append(known if landed is not None and known is not None else _Key(target, at))
-    return keys
-
-
-def _groups(targets: list[float], keys: list[_Key]) -> list[tuple[_Key, list[float]]]:
+def _groups(targets: list[float], keys: list[KeyFrame]) -> list[tuple[KeyFrame, list[float]]]:
     """The targets grouped by the key frame their seek lands on, in time order: one seek per
     group (to where it lands on that key frame), then decoding forward through its targets."""
-    groups: list[tuple[_Key, list[float]]] = []
+    groups: list[tuple[KeyFrame, list[float]]] = []
     for k, (target, key) in enumerate(zip(targets, keys)):
         if k and abs(key.time - keys[k - 1].time) < 1e-6:
             groups[-1][1].append(target)
@@ -155,7 +72,8 @@ def sample_video(media: MediaInfo) -> tuple[list[float], np.ndarray, np.ndarray]
 
     Two passes over at most :data:`MAX_SAMPLES` evenly spread targets. The first seeks to each
     and reads only the next packet's time, which tells where the key frames are (where that packet
-    is no key frame, as in MPEG-TS, it demuxes back to the one before: :func:`_key_frames`). The
+    is no key frame, as in MPEG-TS, it demuxes back to the one before:
+    :func:`engine.decode.key_frames.key_frames`). The
     second visits
     each key frame once (targets landing on the same key frame share it) and decodes forward
     through its targets, each key frame given an equal share of what is left of
@@ -172,7 +90,7 @@ def sample_video(media: MediaInfo) -> tuple[list[float], np.ndarray, np.ndarray]
     try:
         stream = container.streams[media.stream_index]
         stream.codec_context.thread_type = "AUTO"
-        groups = _groups(targets, _key_frames(container, stream, targets, media))
+        groups = _groups(targets, key_frames(container, stream, targets, media))
         left = FRAME_BUDGET
         for g, (key, group) in enumerate(groups):
             share = max(2, left // (len(groups) - g))

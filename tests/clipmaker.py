@@ -679,3 +679,15 @@ def hdr_clip(path: Path, transfer: str, size: tuple[int, int] = (320, 240)) -> P
                     f"testsrc2=size={even[0]}x{even[1]}:rate=25:duration=2", "-vf", graph, *codec, str(path)],
                    check=True)
     return path
+
+
+def ts_and_mp4_copy(folder: Path, name: str, seconds: int, *x264: str) -> tuple[Path, Path]:
+    """An MPEG-TS H.264 clip made by ffmpeg (testsrc2, 160x120, 25 fps; x264's defaults put key
+    frames 10 s apart; its muxer starts the times at 1.4 s) and its stream copy to MP4: the same
+    frames, one container indexed, the other not. Needs ffmpeg with testsrc2 and libx264."""
+    ffmpeg = [shutil.which("ffmpeg") or "ffmpeg", "-nostdin", "-v", "error", "-y"]
+    ts, mp4 = Path(folder) / f"{name}.ts", Path(folder) / f"{name}.mp4"
+    subprocess.run([*ffmpeg, "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-t", str(seconds),
+                    "-c:v", "libx264", "-preset", "veryfast", *x264, str(ts)], check=True)
+    subprocess.run([*ffmpeg, "-i", str(ts), "-c", "copy", str(mp4)], check=True)
+    return ts, mp4

@@ -22,6 +22,7 @@ import torch
 
 from . import FIT_CHUNK, FIT_CHUNK_BYTES, CodedFit, DecodedClip, Fit, YUVPlanes, unreadable
 from .frame_index import MATRIX_BY_COLORSPACE, colorspace_of, hdr_transfer, orientation, wide_gamut
+from .key_frames import KeyFrame, key_frame_before
 from ..errors import EngineError, ErrorCode
 from ..probe import MediaInfo, open_container
 
@@ -141,24 +142,37 @@ class PyAVDecoder:
         """Let the decoder drop frames no instant shows where nothing refers to them (:class:`_Unshown`)."""
 
     def decode_frames(self, media: MediaInfo, instants: Sequence[float], fit: Fit | None = None) -> DecodedClip:
-        """The frames on screen at ``instants``: after a seek to the first one (stepping back
-        when the demuxer lands late), else decoded from the start of a freshly opened file."""
+        """The frames on screen at ``instants``: decoded from the key frame before the first one
+        (:func:`.key_frames.key_frame_before`; in MPEG-TS found by demuxing back), else from
+        ever earlier seeks (:data:`_SEEK_BACKOFF`), else from the start of a freshly opened file."""
         try:
             with open_container(media.path) as container:
                 stream = self._stream(container, media)
-                for target in dict.fromkeys(max(0.0, instants[0] - back) for back in _SEEK_BACKOFF):
-                    result = self._decode_from(container, stream, media, instants, target, fit)
+                tb = stream.time_base
+                seeks = [] if (key := self._key_frame(container, stream, media, instants[0])) is None else [key.seek]
+                seeks += [int((max(0.0, instants[0] - back) + media.start_time) / tb) for back in _SEEK_BACKOFF]
+                for seek in dict.fromkeys(seeks):
+                    result = self._decode_from(container, stream, media, instants, seek, fit)
                     if result is not None:
                         return result
-            # No seek landed early enough, or none gave a frame (MPEG-TS with B-frames after a
-            # seek to its first timestamp; program streams whose seek to 0 lands on a later key
-            # frame): decode from the start, without seeking, in a demuxer that never sought.
+            # No seek landed early enough, or none gave a frame (a program stream whose seek to 0
+            # lands on a later key frame): decode from the start, without seeking, in a demuxer
+            # that never sought.
             with open_container(media.path) as container:
                 result = self._decode_from(container, self._stream(container, media), media, instants, None, fit)
             assert result is not None
             return result
         except av.error.FFmpegError as exc:
             raise unreadable(media.path, "decoding", exc) from None
+
+    @staticmethod
+    def _key_frame(container, stream, media: MediaInfo, instant: float) -> KeyFrame | None:
+        """The key frame before ``instant``, searched back as far as the seeks would step
+        (:data:`_SEEK_BACKOFF`); None when none is found or the demuxer cannot seek."""
+        try:
+            return key_frame_before(container, stream, instant, max(0.0, instant - _SEEK_BACKOFF[-1]), media)
+        except av.error.FFmpegError:
+            return None
 
     def _stream(self, container: av.container.InputContainer, media: MediaInfo):
         """The job's video stream, its decoder set to this decoder's threads."""
@@ -168,17 +182,18 @@ class PyAVDecoder:
         ctx.thread_type = "AUTO" if self.threads > 1 else "SLICE"
         return stream
 
-    def _decode_from(self, container, stream, media: MediaInfo, instants: Sequence[float], target: float | None,
+    def _decode_from(self, container, stream, media: MediaInfo, instants: Sequence[float], seek: int | None,
                      fit: Fit | None):
-        """Decode from a seek to ``target`` (None: from where a just-opened container starts).
+        """Decode from a seek to ``seek`` (the stream's time base; None: from where a just-opened
+        container starts).
 
         Returns None when the seek landed after ``instants[0]`` or gave no frame at all (then the
         caller seeks earlier, or decodes from the start).
         """
         tb = stream.time_base
-        if target is not None:
+        if seek is not None:
             try:  # PyAV flushes the decoder on seek, so a retry starts clean
-                container.seek(int((target + media.start_time) / tb), stream=stream, backward=True, any_frame=False)
+                container.seek(seek, stream=stream, backward=True, any_frame=False)
             except av.error.FFmpegError:
                 return None
 
@@ -242,7 +257,7 @@ class PyAVDecoder:
                 first_time = t
                 # The seek overshot: the frame shown at the first instant lies before this one
                 # (or, after a seek to 0, the stream's first frames were skipped).
-                if target is not None and t > instants[0] + 1e-6:
+                if seek is not None and t > instants[0] + 1e-6:
                     return None
             while k < n and instants[k] < t - 1e-6:
                 if previous is None:  # instant before the first frame of the video: show that frame
@@ -253,7 +268,7 @@ class PyAVDecoder:
                 break
             previous, previous_row = (frame, t), -1
         if previous is None:
-            if target is not None:
+            if seek is not None:
                 return None  # nothing after the seek point: let the caller try from earlier
             raise EngineError(
                 ErrorCode.INVALID_VIDEO_FORMAT,

@@ -4,9 +4,7 @@ section and end credits (white lines scrolling up over black)."""
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
-import subprocess
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
@@ -267,17 +265,6 @@ needs_ffmpeg_x264 = pytest.mark.skipif(not clipmaker.ffmpeg_can("testsrc2", "lib
                                        reason="needs the ffmpeg command with testsrc2 and libx264")
 
 
-def _ts_and_mp4_copy(folder: Path, name: str, seconds: int, *x264: str) -> tuple[Path, Path]:
-    """An MPEG-TS H.264 clip made by ffmpeg (its muxer starts the times at 1.4 s) and its stream
-    copy to MP4: the same frames, one container indexed, the other not."""
-    ffmpeg = [shutil.which("ffmpeg") or "ffmpeg", "-nostdin", "-v", "error", "-y"]
-    ts, mp4 = folder / f"{name}.ts", folder / f"{name}.mp4"
-    subprocess.run([*ffmpeg, "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-t", str(seconds),
-                    "-c:v", "libx264", "-preset", "veryfast", *x264, str(ts)], check=True)
-    subprocess.run([*ffmpeg, "-i", str(ts), "-c", "copy", str(mp4)], check=True)
-    return ts, mp4
-
-
 @needs_ffmpeg_x264
 @pytest.mark.parametrize("x264", [("-g", "50"), ("-g", "50", "-bf", "0"), ()],
                          ids=["key-every-2s-bframes", "key-every-2s-no-bframes", "one-key-frame"])
@@ -286,7 +273,7 @@ def test_an_mpeg_ts_file_is_sampled_as_densely_as_its_mp4_copy_at_the_same_times
     next key frame, so the sweep's TS files got one sample a key frame (9 of 48 at 20 s; none of a
     3 s clip with one key frame). Now as many as the MP4 copy, each at its own time counted from
     the container's start (1.4 s into the TS's clock, later still with B-frames)."""
-    ts, mp4 = _ts_and_mp4_copy(tmp_path, "clip", 6, *x264)
+    ts, mp4 = clipmaker.ts_and_mp4_copy(tmp_path, "clip", 6, *x264)
     media = probe(ts)
     assert media.start_time >= 1.4 and media.container == "mpegts"
     ts_times, ts_shots, ts_after = sample_video(media)
@@ -299,7 +286,7 @@ def test_an_mpeg_ts_file_is_sampled_as_densely_as_its_mp4_copy_at_the_same_times
 @needs_ffmpeg_x264
 def test_a_short_mpeg_ts_clip_with_one_key_frame_starts_where_its_mp4_copy_does(tmp_path):
     """The sweep's case: 3 s of TS, one key frame, a 1 s span: was 'too few samples', started at 0."""
-    ts, mp4 = _ts_and_mp4_copy(tmp_path, "plain3s", 3)
+    ts, mp4 = clipmaker.ts_and_mp4_copy(tmp_path, "plain3s", 3)
     from_ts, from_mp4 = choose_start(probe(ts), 1.0), choose_start(probe(mp4), 1.0)
     assert "liveliest 1 s of 12 samples" in from_ts.note, from_ts.note
     assert from_ts.seek == pytest.approx(from_mp4.seek, abs=1e-3) and from_ts.seek > 0, (from_ts.note, from_mp4.note)

@@ -384,3 +384,20 @@ def test_a_matrix_said_only_by_the_container_is_the_one_used(tmp_path, container
     assert (ours - want).abs().max() <= 1
     assert (untold - want).abs().max() > 10
     assert frame_index.read_stream_tags(media).matrix == "bt709"
+
+
+@pytest.mark.skipif(not clipmaker.ffmpeg_can("testsrc2", "libx264"), reason="needs the ffmpeg command with libx264")
+@pytest.mark.parametrize("seek", [0.0, 13.3, 25.0])
+def test_a_seek_into_mpeg_ts_decodes_from_the_key_frame_before_it_as_its_mp4_copy_does(tmp_path, seek):
+    """x264's default key frames are 10 s apart. MPEG-TS has no index: a seek lands on any packet
+    and the decoder drops frames up to the next key frame, so the first frame came late and the
+    decoder tried again from 1, 5 and 30 s earlier: 25 s into this TS it kept 219 frames where the MP4
+    copy decodes 87 (a 720p TS 35 s in: 375 against 101, 1.48 s against 0.27 s). The
+    key frame before the span is now found by demuxing back, and decoding starts there."""
+    ts, mp4 = clipmaker.ts_and_mp4_copy(tmp_path, "gop10s", 30)
+    instants = [seek + k / 10 for k in range(10)]
+    from_ts = PyAVDecoder().decode_frames(probe(ts), instants)
+    from_mp4 = PyAVDecoder().decode_frames(probe(mp4), instants)
+    assert from_ts.frames_decoded == from_mp4.frames_decoded, (from_ts.frames_decoded, from_mp4.frames_decoded)
+    assert from_ts.source_times == pytest.approx(from_mp4.source_times, abs=1e-3)
+    assert torch.equal(from_ts.frames[from_ts.index], from_mp4.frames[from_mp4.index])
