@@ -200,6 +200,12 @@ def _decode_and_render(fmt: Format, spec: JobSpec, media: MediaInfo, timeline: T
     return clip, frames, timeline, t
 
 
+START_DIGITS = 6
+"""Decimals of a result's ``start``: a microsecond, within the decoder's tolerance when a frame's
+time is compared with an instant (1e-6 s), so the start ``seek: "auto"`` chose (a frame's own time,
+1.8685352 s at 29.97 fps), asked for again, shows the same frame first; four decimals named the
+instant before it."""
+
 FRAMES_END_SLACK = 0.5
 """Seconds the last frame may stay on screen past the stream's end (a video track a little
 shorter than its audio) before the clip is cut where the frames end instead."""
@@ -395,6 +401,6 @@ def encode_job(job: RenderedJob, *, waited: bool = False) -> Result:
         notes=timeline.notes + tuple(notes),
         timings=watch.totals(),
         source_frames_decoded=job.decoded,
-        start=round(spec.seek, 4),
+        start=round(spec.seek, START_DIGITS),
         **base,
     )

@@ -323,3 +323,21 @@ def test_engine_template_add_takes_seek_auto_and_a_line_naming_it_chooses_its_st
     own = parse_job({"input": "a.mp4", "template": "lively-gif", "seek": 5}, default_id="j", input_root=ROOT,
                     templates=lambda name: fields)
     assert (own.seek, own.seek_auto) == (5.0, False)  # the line's own seek wins
+
+
+def test_the_start_a_seek_auto_job_reports_makes_the_same_preview_when_asked_for(tmp_path):
+    """``start`` is the second the clip starts at. ``seek: "auto"`` starts on a frame's own time,
+    which at 29.97 fps has more decimals than four: rounded to 1.8685 s (frame 56 is at 1.8685352 s)
+    it named the instant before frame 56, and a job asking for it showed frame 55 first (found
+    by a sweep of broadcast files). Now ``start``, asked for, gives the same image byte for byte."""
+    source = clipmaker.make_clip(tmp_path / "ntsc.mp4", fps=Fraction(30000, 1001), frames=150, width=160, height=120,
+                                 gop=15)
+    fields = {"input": str(source), "format": "gif", "fps": 10, "duration": 1.0}
+    chosen = run_job(parse_job({"id": "auto", "seek": "auto", **fields}, default_id="j", input_root=tmp_path),
+                     tmp_path / "a", PyAVDecoder())
+    assert chosen.ok and chosen.start > 0, (chosen.error_message, chosen.notes)
+    assert abs(chosen.start * 30000 / 1001 - round(chosen.start * 30000 / 1001)) < 1e-3  # on a frame's time
+    again = run_job(parse_job({"id": "auto", "seek": chosen.start, **fields}, default_id="j", input_root=tmp_path),
+                    tmp_path / "b", PyAVDecoder())
+    assert again.ok and again.start == chosen.start
+    assert Path(again.output).read_bytes() == Path(chosen.output).read_bytes()
