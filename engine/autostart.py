@@ -153,6 +153,9 @@ def choose_start(media: MediaInfo, span: float) -> AutoStart:
     if span >= length - 1e-6:
         return AutoStart(0.0, f"seek auto: 0 s (the video, {_seconds(length)} s, is not longer than the "
                               f"{_seconds(span)} s asked; started at 0)")
+    if media.joined is not None:  # the sampling pass seeks by time, which lands in any of the parts
+        return AutoStart(0.0, "seek auto: 0 s (the video's times jump back: recordings joined end to end, "
+                              "which the sampling pass cannot seek in; started at 0)")
     try:
         times, shots, after = sample_video(media)
     except (av.error.FFmpegError, OSError, ValueError) as exc:

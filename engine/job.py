@@ -346,6 +346,8 @@ def decode_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | No
             notes.append("SDR with BT.2020 primaries: colours converted to BT.709's")
         if clip.over_black:
             notes.append("the source carries transparency (an alpha channel or palette): see-through areas are shown over black")
+        if media.joined is not None:
+            notes.append(media.joined.note())
         if clip.deinterlaced:
             notes.append("interlaced source: each frame shows its top field (the lines between interpolated)")
         if clip.damaged_packets:

@@ -17,6 +17,7 @@ from pathlib import Path
 import av
 
 from .errors import EngineError, ErrorCode
+from .time_jumps import Joined, find_jumps
 
 
 HDR_TRANSFERS = {16: "pq", 18: "hlg"}
@@ -70,6 +71,10 @@ class MediaInfo:
     is the average); they differ for variable-frame-rate streams."""
     size: int = 0
     """The file's size in bytes (0: not known)."""
+    joined: Joined | None = None
+    """An MPEG-TS/PS file whose times jump back (recordings joined end to end), laid out as one
+    timeline (:mod:`engine.time_jumps`); ``duration`` is then that timeline's length. None for
+    every other file."""
 
     @property
     def interlaced(self) -> bool:
@@ -279,6 +284,9 @@ def probe(path: Path) -> MediaInfo:
             duration, source = container.duration / av.time_base, "container"
             if start > 0 and container.format.name.startswith("matroska"):
                 duration = _matroska_length(container, stream, start, duration)
+        joined = find_jumps(container, stream, start, fps, path.stat().st_size)
+        if joined is not None:
+            duration, source = joined.length, "scan"
         sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
         sar = Fraction(sar) if sar and sar > 0 else Fraction(1)
         info = dict(
@@ -292,7 +300,7 @@ def probe(path: Path) -> MediaInfo:
             brand=(container.metadata or {}).get("major_brand") if container.format.name.startswith("mov,") else None,
             header_frames=max(0, int(stream.frames or 0)),
             base_fps=float(stream.base_rate) if stream.base_rate else None,
-            size=path.stat().st_size,
+            size=path.stat().st_size, joined=joined,
         )
     except av.error.FFmpegError as exc:
         raise EngineError(ErrorCode.INVALID_VIDEO_FORMAT, f"{path.name} cannot be read ({exc.strerror or exc})") from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import av
@@ -25,6 +26,7 @@ from .frame_index import MATRIX_BY_COLORSPACE, colorspace_of, hdr_transfer, orie
 from .key_frames import KeyFrame, key_frame_before
 from ..errors import EngineError, ErrorCode
 from ..probe import MediaInfo, open_container
+from ..time_jumps import Placer
 
 _SEEK_BACKOFF = (0.0, 1.0, 5.0, 30.0)
 """Seconds to step back when a demuxer's seek lands after the wanted time (imprecise indexes)."""
@@ -144,15 +146,14 @@ class PyAVDecoder:
     def decode_frames(self, media: MediaInfo, instants: Sequence[float], fit: Fit | None = None) -> DecodedClip:
         """The frames on screen at ``instants``: decoded from the key frame before the first one
         (:func:`.key_frames.key_frame_before`; in MPEG-TS found by demuxing back), else from
-        ever earlier seeks (:data:`_SEEK_BACKOFF`), else from the start of a freshly opened file."""
+        ever earlier seeks (:data:`_SEEK_BACKOFF`), else from the start of a freshly opened file.
+        A file whose times jump back (:mod:`engine.time_jumps`) is sought by byte, its frames
+        placed on its one timeline."""
         try:
             with open_container(media.path) as container:
                 stream = self._stream(container, media)
-                tb = stream.time_base
-                seeks = [] if (key := self._key_frame(container, stream, media, instants[0])) is None else [key.seek]
-                seeks += [int((max(0.0, instants[0] - back) + media.start_time) / tb) for back in _SEEK_BACKOFF]
-                for seek in dict.fromkeys(seeks):
-                    result = self._decode_from(container, stream, media, instants, seek, fit)
+                for start in self._starts(container, stream, media, instants[0]):
+                    result = self._decode_from(container, stream, media, instants, start, fit)
                     if result is not None:
                         return result
             # No seek landed early enough, or none gave a frame (a program stream whose seek to 0
@@ -164,6 +165,16 @@ class PyAVDecoder:
             return result
         except av.error.FFmpegError as exc:
             raise unreadable(media.path, "decoding", exc) from None
+
+    def _starts(self, container, stream, media: MediaInfo, instant: float) -> list[_Start]:
+        """Where to try decoding from, in turn, to show ``instant``."""
+        if media.joined is not None:  # a seek by time is ambiguous there: by byte to the key frame
+            key = media.joined.key_before(instant)
+            return [] if key is None else [_Start(key[1], by_byte=True, part=key[2])]
+        tb = stream.time_base
+        seeks = [] if (key := self._key_frame(container, stream, media, instant)) is None else [key.seek]
+        seeks += [int((max(0.0, instant - back) + media.start_time) / tb) for back in _SEEK_BACKOFF]
+        return [_Start(seek) for seek in dict.fromkeys(seeks)]
 
     @staticmethod
     def _key_frame(container, stream, media: MediaInfo, instant: float) -> KeyFrame | None:
@@ -182,10 +193,9 @@ class PyAVDecoder:
         ctx.thread_type = "AUTO" if self.threads > 1 else "SLICE"
         return stream
 
-    def _decode_from(self, container, stream, media: MediaInfo, instants: Sequence[float], seek: int | None,
+    def _decode_from(self, container, stream, media: MediaInfo, instants: Sequence[float], seek: _Start | None,
                      fit: Fit | None):
-        """Decode from a seek to ``seek`` (the stream's time base; None: from where a just-opened
-        container starts).
+        """Decode from ``seek`` (None: from where a just-opened container starts).
 
         Returns None when the seek landed after ``instants[0]`` or gave no frame at all (then the
         caller seeks earlier, or decodes from the start).
@@ -193,7 +203,10 @@ class PyAVDecoder:
         tb = stream.time_base
         if seek is not None:
             try:  # PyAV flushes the decoder on seek, so a retry starts clean
-                container.seek(seek, stream=stream, backward=True, any_frame=False)
+                if seek.by_byte:
+                    container.seek(seek.at, any_frame=True, backward=False, unsupported_byte_offset=True)
+                else:
+                    container.seek(seek.at, stream=stream, backward=True, any_frame=False)
             except av.error.FFmpegError:
                 return None
 
@@ -241,13 +254,15 @@ class PyAVDecoder:
         last_time = None
         damage = _Damage()
         clock = _BestEffortClock()
-        unshown = (_Unshown(instants, tb, media.start_time)
-                   if self.skip_unshown and _Unshown.applies(container, stream) else None)
+        unshown = (_Unshown(instants, tb, media.start_time)  # judges by packet times: not across jumps
+                   if self.skip_unshown and media.joined is None and _Unshown.applies(container, stream) else None)
+        place = Placer(media.joined, 0 if seek is None else seek.part) if media.joined is not None else None
         for frame in _decoded(container, stream, damage, unshown):
             decoded += 1
             stamp = clock.stamp(frame.pts, frame.dts)
             if stamp is not None:
                 t = float(stamp * tb) - media.start_time
+                t = place(t) if place is not None else t
             elif last_time is not None:
                 t = last_time + 1.0 / (media.fps or 25.0)
             else:
@@ -298,6 +313,16 @@ class PyAVDecoder:
             gamut_mapped=gamut_mapped,
             over_black=see_through,
         )
+
+
+@dataclass(frozen=True)
+class _Start:
+    """Where a decoding attempt seeks: ``at`` in the stream's time base, or a byte position
+    (``by_byte``) whose frames belong to part ``part`` of a file whose times jump back."""
+
+    at: int
+    by_byte: bool = False
+    part: int = 0
 
 
 class _BestEffortClock:

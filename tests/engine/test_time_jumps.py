@@ -1,0 +1,85 @@
+"""MPEG-TS/PS files whose times jump back (recordings joined with ``cat``) play as one timeline:
+each part after the one before, every instant one frame, as the ffmpeg command plays them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import clipmaker
+from animated_previews.engine.autostart import choose_start
+from animated_previews.engine.decode.pyav import PyAVDecoder
+from animated_previews.engine.job import run_job
+from animated_previews.engine.probe import probe
+from animated_previews.engine.spec import parse_job
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command")
+
+FPS = 25
+PART = 75  # frames in each recording: 3 s
+
+
+def _recording(folder: Path, name: str, first: int, fmt: str, codec: str) -> Path:
+    """3 s whose frame k shows ``first + k``, its own clock from 0 (each muxer starts it afresh)."""
+    made = clipmaker.make_clip(folder / f"{name}.mp4", codec=codec, fps=FPS, frames=PART, width=160, height=120,
+                               gop=25, first_index=first)
+    out = folder / f"{name}.{'ts' if fmt == 'mpegts' else 'mpg'}"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(made), "-c", "copy", "-f", fmt, str(out)],
+                   check=True)
+    return out
+
+
+def _joined(folder: Path, parts: int = 2, fmt: str = "mpegts", codec: str = "h264") -> Path:
+    """``parts`` recordings of 3 s joined byte for byte: the times restart at each join."""
+    joined = folder / f"joined.{'ts' if fmt == 'mpegts' else 'mpg'}"
+    joined.write_bytes(b"".join(_recording(folder, f"part{p}", p * PART, fmt, codec).read_bytes()
+                                for p in range(parts)))
+    return joined
+
+
+def _shown(path: Path, instants: list[float]) -> list[int]:
+    clip = PyAVDecoder().decode_frames(probe(path), instants)
+    frames = clip.frames.permute(0, 2, 3, 1).numpy()
+    return [clipmaker.read_index(frames[i]) for i in clip.index.tolist()]
+
+
+@pytest.mark.parametrize("fmt, codec", [("mpegts", "h264"), ("mpegts", "mpeg2video"), ("mpeg", "mpeg2video")])
+def test_joined_recordings_are_as_long_as_all_their_parts(tmp_path, fmt, codec):
+    """FFmpeg's header length for joined 3 s recordings is 3 s (the last one's end less the first
+    one's start); three parts are 9 s on the one timeline."""
+    media = probe(_joined(tmp_path, 3, fmt, codec))
+    assert media.duration == pytest.approx(9.0, abs=0.05)
+    assert media.joined is not None and media.joined.jumps == 2
+
+
+def test_a_single_recording_is_not_taken_for_joined_ones(tmp_path):
+    media = probe(_recording(tmp_path, "one", 0, "mpegts", "h264"))
+    assert media.joined is None and media.duration == pytest.approx(3.0, abs=0.05)
+
+
+@pytest.mark.parametrize("seek", [0.0, 1.0, 2.3, 2.4, 2.9, 3.0, 3.4, 5.0, 7.9])
+def test_every_instant_shows_the_frame_of_its_own_part_whatever_the_seek(tmp_path, seek):
+    """Seeks by time landed in whichever recording FFmpeg's search found (2.3 s showed the first,
+    2.4 s the second), and a span ran on into the other recording's last frame (a sweep of
+    broadcast files). Now seeks go by byte to the key frame before the span, on the one timeline."""
+    path = _joined(tmp_path, 3)
+    instants = [seek + k / 10 for k in range(12) if seek + k / 10 < 9.0]
+    assert _shown(path, instants) == [int(t * FPS + 1e-6) for t in instants]
+
+
+def test_a_job_across_the_join_shows_both_parts_in_order_and_says_why(tmp_path):
+    path = _joined(tmp_path, 2)
+    spec = parse_job({"id": "j", "input": str(path), "format": "gif", "fps": 10, "seek": 2.0, "trim_end": 0.001},
+                     default_id="j", input_root=tmp_path)
+    result = run_job(spec, tmp_path / "out", PyAVDecoder())
+    assert result.ok, result.error_message
+    assert result.frames == 40  # 2.0 .. 5.999 s at 10 fps: the second recording counts
+    assert any("times jump back 1 time(s)" in note and "6.000 s in all" in note for note in result.notes), result.notes
+
+
+def test_seek_auto_on_joined_recordings_starts_at_0_and_says_why(tmp_path):
+    choice = choose_start(probe(_joined(tmp_path, 2)), 1.0)
+    assert choice.seek == 0.0 and "times jump back" in choice.note, choice.note
