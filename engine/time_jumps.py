@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import av
 
@@ -34,28 +35,36 @@ FORMATS = ("mpegts", "mpeg")
 """Containers whose clock may restart mid-file (FFmpeg's names: transport and program streams)."""
 
 
+class PartKey(NamedTuple):
+    """A key frame of a joined file: its time on the one timeline, its byte position, its part."""
+
+    time: float
+    pos: int
+    part: int
+
+
 @dataclass(frozen=True)
 class Joined:
     """A file whose times jump back, laid out as one timeline (seconds from the container's start).
 
     ``shifts[p]`` is added to the times of part ``p`` (the stretch after the ``p``-th jump);
-    ``keys`` are the key frames as (time on the timeline, byte position, part), in file order;
+    ``keys`` are the key frames, in file order;
     ``length`` is the timeline's length."""
 
     shifts: tuple[float, ...]
-    keys: tuple[tuple[float, int, int], ...]
+    keys: tuple[PartKey, ...]
     length: float
 
     @property
     def jumps(self) -> int:
         return len(self.shifts) - 1
 
-    def key_before(self, instant: float) -> tuple[float, int, int] | None:
+    def key_before(self, instant: float) -> PartKey | None:
         """The last key frame shown at or before ``instant`` on the timeline (the first one for an
         instant before it); None when the scan found no key frame."""
         if not self.keys:
             return None
-        times = [key[0] for key in self.keys]
+        times = [key.time for key in self.keys]
         return self.keys[max(0, bisect_right(times, instant + 1e-6) - 1)]
 
     def note(self) -> str:
@@ -104,7 +113,7 @@ def _scan(container, stream, start: float, fps: float | None) -> Joined | None:
     tb = stream.time_base
     container.seek(0, any_frame=True, backward=False, unsupported_byte_offset=True)
     shifts = [0.0]
-    keys: list[tuple[float, int, int]] = []
+    keys: list[PartKey] = []
     decoded_last = None
     part_end = None  # the current part's end, in its own times
     for packet in container.demux(stream):
@@ -123,7 +132,7 @@ def _scan(container, stream, start: float, fps: float | None) -> Joined | None:
         period = float(packet.duration * tb) if packet.duration else 1.0 / (fps or 25.0)
         part_end = shown + period if part_end is None else max(part_end, shown + period)
         if packet.is_keyframe and packet.pos is not None and packet.pos >= 0:
-            keys.append((shown + shifts[-1], int(packet.pos), len(shifts) - 1))
+            keys.append(PartKey(shown + shifts[-1], int(packet.pos), len(shifts) - 1))
     if len(shifts) == 1 or part_end is None:
         return None
     return Joined(shifts=tuple(shifts), keys=tuple(keys), length=part_end + shifts[-1])

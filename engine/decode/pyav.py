@@ -170,7 +170,7 @@ class PyAVDecoder:
         """Where to try decoding from, in turn, to show ``instant``."""
         if media.joined is not None:  # a seek by time is ambiguous there: by byte to the key frame
             key = media.joined.key_before(instant)
-            return [] if key is None else [_Start(key[1], by_byte=True, part=key[2])]
+            return [] if key is None else [_Start(key.pos, by_byte=True, part=key.part)]
         tb = stream.time_base
         seeks = [] if (key := self._key_frame(container, stream, media, instant)) is None else [key.seek]
         seeks += [int((max(0.0, instant - back) + media.start_time) / tb) for back in _SEEK_BACKOFF]
