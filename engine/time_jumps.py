@@ -22,6 +22,8 @@ Jumps forward are left as FFmpeg reads them (the file's length includes the gap,
 from __future__ import annotations
 
 from bisect import bisect_right
+import math
+from array import array
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -29,6 +31,10 @@ import av
 
 JUMP_BACK = 1.0
 """Seconds a time must go back, in decoding order, to start a new part (B-frames reorder by less)."""
+SETTLE = 5
+"""Packets after a jump back (and before it) that must agree for it to begin a new part."""
+LEAD = 20
+"""Packets at a part's start among which its earliest displayed time is looked for."""
 SAMPLES = 16
 """Places, spread over the file by bytes, whose first packet's time is read to see whether times go back."""
 FORMATS = ("mpegts", "mpeg")
@@ -47,11 +53,12 @@ class PartKey(NamedTuple):
 class Joined:
     """A file whose times jump back, laid out as one timeline (seconds from the container's start).
 
-    ``shifts[p]`` is added to the times of part ``p`` (the stretch after the ``p``-th jump);
-    ``keys`` are the key frames, in file order;
+    ``shifts[p]`` is added to the times of part ``p`` (the stretch after the ``p``-th jump), whose
+    own times start at ``firsts[p]``; ``keys`` are the key frames, in file order;
     ``length`` is the timeline's length."""
 
     shifts: tuple[float, ...]
+    firsts: tuple[float, ...]
     keys: tuple[PartKey, ...]
     length: float
 
@@ -74,19 +81,21 @@ class Joined:
 
 class Placer:
     """Frame times (seconds from the container's start, in display order) onto the timeline,
-    starting in part ``part``: each time that goes back by more than :data:`JUMP_BACK` begins
-    the next part."""
+    starting in part ``part``: a time that goes back by more than :data:`JUMP_BACK` to where the
+    next part starts begins it (one that goes back elsewhere is a damaged time, left as it is)."""
 
     def __init__(self, joined: Joined, part: int = 0) -> None:
-        self._shifts = joined.shifts
+        self._joined = joined
         self._part = part
         self._last: float | None = None
 
     def __call__(self, t: float) -> float:
-        if self._last is not None and t < self._last - JUMP_BACK and self._part + 1 < len(self._shifts):
-            self._part += 1
+        following = self._part + 1
+        if (self._last is not None and t < self._last - JUMP_BACK and following < len(self._joined.shifts)
+                and abs(t - self._joined.firsts[following]) <= JUMP_BACK):
+            self._part = following
         self._last = t
-        return t + self._shifts[self._part]
+        return t + self._joined.shifts[self._part]
 
 
 def _goes_back(container, stream, start: float, size: int) -> bool:
@@ -107,35 +116,49 @@ def _goes_back(container, stream, start: float, size: int) -> bool:
     return False
 
 
+def _part_starts(decoded: array) -> list[int]:
+    """Where parts begin: packets whose decoding time, and that of the :data:`SETTLE` packets
+    after them, lies more than :data:`JUMP_BACK` below every one of the :data:`SETTLE` before.
+    One packet with a wild time (damage) starts no part, whether it is too low or too high."""
+    starts = []
+    for i in range(1, len(decoded)):
+        if decoded[i] < decoded[i - 1] - JUMP_BACK:
+            floor = min(decoded[max(0, i - SETTLE):i]) - JUMP_BACK
+            if all(t < floor for t in decoded[i:i + SETTLE]):
+                starts.append(i)
+    return starts
+
+
 def _scan(container, stream, start: float, fps: float | None) -> Joined | None:
-    """The whole video stream demuxed from the start: its parts and key frames; None when its
-    times never go back after all."""
+    """The whole video stream demuxed from the start (packets read, nothing decoded): its parts
+    and key frames; None when its times do not go back after all (a damaged timestamp)."""
     tb = stream.time_base
     container.seek(0, any_frame=True, backward=False, unsupported_byte_offset=True)
-    shifts = [0.0]
-    keys: list[PartKey] = []
-    decoded_last = None
-    part_end = None  # the current part's end, in its own times
+    decoded, shown, ends, positions = array("d"), array("d"), array("d"), array("q")
     for packet in container.demux(stream):
         stamp = packet.dts if packet.dts is not None else packet.pts
         if stamp is None:
             continue
-        decoded_at = float(stamp * tb) - start
-        shown = None if packet.pts is None else float(packet.pts * tb) - start
-        if decoded_last is not None and decoded_at < decoded_last - JUMP_BACK and part_end is not None:
-            first = shown if shown is not None else decoded_at
-            shifts.append(shifts[-1] + part_end - first)
-            part_end = None
-        decoded_last = decoded_at
-        if shown is None:
-            continue
-        period = float(packet.duration * tb) if packet.duration else 1.0 / (fps or 25.0)
-        part_end = shown + period if part_end is None else max(part_end, shown + period)
-        if packet.is_keyframe and packet.pos is not None and packet.pos >= 0:
-            keys.append(PartKey(shown + shifts[-1], int(packet.pos), len(shifts) - 1))
-    if len(shifts) == 1 or part_end is None:
+        decoded.append(float(stamp * tb) - start)
+        at = float(packet.pts * tb) - start if packet.pts is not None else math.nan
+        shown.append(at)
+        ends.append(at + (float(packet.duration * tb) if packet.duration else 1.0 / (fps or 25.0)))
+        key = packet.is_keyframe and packet.pts is not None and packet.pos is not None and packet.pos >= 0
+        positions.append(int(packet.pos) if key else -1)
+    bounds = _part_starts(decoded)
+    if not bounds:
         return None
-    return Joined(shifts=tuple(shifts), keys=tuple(keys), length=part_end + shifts[-1])
+    shifts, firsts, keys, end = [], [], [], 0.0
+    for part, (lo, hi) in enumerate(zip([0, *bounds], [*bounds, len(decoded)])):
+        times = [t for t in shown[lo:lo + LEAD] if not math.isnan(t)]  # B-frames: the earliest shown leads
+        if not times:  # a part of packets without a presentation time: laid on the one before
+            times = [firsts[-1] if firsts else 0.0]
+        first = min(times)
+        shifts.append(0.0 if part == 0 else end - first)
+        firsts.append(first)
+        keys += [PartKey(shown[i] + shifts[-1], positions[i], part) for i in range(lo, hi) if positions[i] >= 0]
+        end = max([end] + [e + shifts[-1] for e in ends[lo:hi] if not math.isnan(e)])
+    return Joined(shifts=tuple(shifts), firsts=tuple(firsts), keys=tuple(keys), length=end)
 
 
 def find_jumps(container, stream, start: float, fps: float | None, size: int) -> Joined | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from array import array
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,9 @@ from animated_previews.engine.decode.pyav import PyAVDecoder
 from animated_previews.engine.job import run_job
 from animated_previews.engine.probe import probe
 from animated_previews.engine.spec import parse_job
+from animated_previews.engine.time_jumps import Joined, Placer, _part_starts
 
-pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command")
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command")
 
 FPS = 25
 PART = 75  # frames in each recording: 3 s
@@ -46,6 +48,7 @@ def _shown(path: Path, instants: list[float]) -> list[int]:
     return [clipmaker.read_index(frames[i]) for i in clip.index.tolist()]
 
 
+@needs_ffmpeg
 @pytest.mark.parametrize("fmt, codec", [("mpegts", "h264"), ("mpegts", "mpeg2video"), ("mpeg", "mpeg2video")])
 def test_joined_recordings_are_as_long_as_all_their_parts(tmp_path, fmt, codec):
     """FFmpeg's header length for joined 3 s recordings is 3 s (the last one's end less the first
@@ -55,11 +58,13 @@ def test_joined_recordings_are_as_long_as_all_their_parts(tmp_path, fmt, codec):
     assert media.joined is not None and media.joined.jumps == 2
 
 
+@needs_ffmpeg
 def test_a_single_recording_is_not_taken_for_joined_ones(tmp_path):
     media = probe(_recording(tmp_path, "one", 0, "mpegts", "h264"))
     assert media.joined is None and media.duration == pytest.approx(3.0, abs=0.05)
 
 
+@needs_ffmpeg
 @pytest.mark.parametrize("seek", [0.0, 1.0, 2.3, 2.4, 2.9, 3.0, 3.4, 5.0, 7.9])
 def test_every_instant_shows_the_frame_of_its_own_part_whatever_the_seek(tmp_path, seek):
     """Seeks by time landed in whichever recording FFmpeg's search found (2.3 s showed the first,
@@ -70,6 +75,7 @@ def test_every_instant_shows_the_frame_of_its_own_part_whatever_the_seek(tmp_pat
     assert _shown(path, instants) == [int(t * FPS + 1e-6) for t in instants]
 
 
+@needs_ffmpeg
 def test_a_job_across_the_join_shows_both_parts_in_order_and_says_why(tmp_path):
     path = _joined(tmp_path, 2)
     spec = parse_job({"id": "j", "input": str(path), "format": "gif", "fps": 10, "seek": 2.0, "trim_end": 0.001},
@@ -80,6 +86,28 @@ def test_a_job_across_the_join_shows_both_parts_in_order_and_says_why(tmp_path):
     assert any("times jump back 1 time(s)" in note and "6.000 s in all" in note for note in result.notes), result.notes
 
 
+@needs_ffmpeg
 def test_seek_auto_on_joined_recordings_starts_at_0_and_says_why(tmp_path):
     choice = choose_start(probe(_joined(tmp_path, 2)), 1.0)
     assert choice.seek == 0.0 and "times jump back" in choice.note, choice.note
+
+
+def _times(*runs: tuple[float, float]) -> array:
+    """Decoding times at 25 fps: each run from its first to its last second."""
+    return array("d", [t0 + k / FPS for t0, t1 in runs for k in range(round((t1 - t0) * FPS) + 1)])
+
+
+def test_one_damaged_time_starts_no_part_whether_too_low_or_too_high():
+    clean = _times((0.0, 4.0))
+    for wild in (0.0, 90.0):
+        damaged = array("d", clean)
+        damaged[50] = wild
+        assert _part_starts(damaged) == []
+    assert _part_starts(_times((0.0, 4.0), (0.0, 4.0), (1.0, 2.0))) == [101, 202]
+
+
+def test_the_decoder_moves_to_the_next_part_only_where_it_starts():
+    joined = Joined(shifts=(0.0, 3.0), firsts=(0.0, 0.0), keys=(), length=6.0)
+    place = Placer(joined)
+    assert [place(t) for t in (2.8, 2.9, 1.5, 2.96)] == [2.8, 2.9, 1.5, 2.96]  # 1.5: a damaged time, same part
+    assert [place(t) for t in (0.0, 0.04)] == [3.0, 3.04]  # back to where part 1 starts
