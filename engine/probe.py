@@ -284,7 +284,7 @@ def probe(path: Path) -> MediaInfo:
             duration, source = container.duration / av.time_base, "container"
             if start > 0 and container.format.name.startswith("matroska"):
                 duration = _matroska_length(container, stream, start, duration)
-        joined = find_jumps(container, stream, start, fps, path.stat().st_size)
+        joined = find_jumps(container, stream, start, fps, path)
         if joined is not None:
             duration, source = joined.length, "scan"
         sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio

@@ -23,8 +23,11 @@ from __future__ import annotations
 
 from bisect import bisect_right
 import math
+import threading
 from array import array
+from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import av
@@ -37,8 +40,14 @@ LEAD = 20
 """Packets at a part's start among which its earliest displayed time is looked for."""
 SAMPLES = 16
 """Places, spread over the file by bytes, whose first packet's time is read to see whether times go back."""
+KEPT = 8
+"""Scanned files whose layout a process keeps (:func:`find_jumps`)."""
 FORMATS = ("mpegts", "mpeg")
 """Containers whose clock may restart mid-file (FFmpeg's names: transport and program streams)."""
+
+
+_SCANNED: OrderedDict[tuple, Joined | None] = OrderedDict()
+_LOCK = threading.Lock()
 
 
 class PartKey(NamedTuple):
@@ -161,14 +170,28 @@ def _scan(container, stream, start: float, fps: float | None) -> Joined | None:
     return Joined(shifts=tuple(shifts), firsts=tuple(firsts), keys=tuple(keys), length=end)
 
 
-def find_jumps(container, stream, start: float, fps: float | None, size: int) -> Joined | None:
+def find_jumps(container, stream, start: float, fps: float | None, path: Path) -> Joined | None:
     """The file laid out as one timeline when its times jump back (see the module's doc), else None.
-    Only MPEG-TS/PS are looked at; a file that cannot be sought by bytes is taken as it is."""
+    Only MPEG-TS/PS are looked at; a file that cannot be sought by bytes is taken as it is.
+
+    The whole-stream scan (seconds for hours of video) is kept for the last :data:`KEPT` files a
+    process scanned, by path, size and modification time: every job on a file probes it."""
     if container.format.name not in FORMATS:
         return None
     try:
-        if size <= 0 or not _goes_back(container, stream, start, size):
+        facts = path.stat()
+        if facts.st_size <= 0 or not _goes_back(container, stream, start, facts.st_size):
             return None
-        return _scan(container, stream, start, fps)
+        key = (str(path), stream.index, facts.st_size, facts.st_mtime_ns)
+        with _LOCK:
+            if key in _SCANNED:
+                _SCANNED.move_to_end(key)
+                return _SCANNED[key]
+        joined = _scan(container, stream, start, fps)
+        with _LOCK:
+            _SCANNED[key] = joined
+            while len(_SCANNED) > KEPT:
+                _SCANNED.popitem(last=False)
+        return joined
     except (av.error.FFmpegError, OSError):
         return None

@@ -3,6 +3,7 @@ each part after the one before, every instant one frame, as the ffmpeg command p
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from array import array
@@ -16,6 +17,7 @@ from animated_previews.engine.decode.pyav import PyAVDecoder
 from animated_previews.engine.job import run_job
 from animated_previews.engine.probe import probe
 from animated_previews.engine.spec import parse_job
+from animated_previews.engine import time_jumps
 from animated_previews.engine.time_jumps import Joined, Placer, _part_starts
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command")
@@ -111,3 +113,17 @@ def test_the_decoder_moves_to_the_next_part_only_where_it_starts():
     place = Placer(joined)
     assert [place(t) for t in (2.8, 2.9, 1.5, 2.96)] == [2.8, 2.9, 1.5, 2.96]  # 1.5: a damaged time, same part
     assert [place(t) for t in (0.0, 0.04)] == [3.0, 3.04]  # back to where part 1 starts
+
+
+@needs_ffmpeg
+def test_a_joined_file_is_scanned_once_per_process_until_it_changes(tmp_path, monkeypatch):
+    """Every job on a file probes it; the whole-stream scan (seconds for hours) is kept."""
+    path = _joined(tmp_path, 2)
+    scans = []
+    real = time_jumps._scan
+    monkeypatch.setattr(time_jumps, "_scan", lambda *args: scans.append(1) or real(*args))
+    assert probe(path).duration == probe(path).duration == pytest.approx(6.0, abs=0.05)
+    assert len(scans) == 1  # the path is this test's own: no earlier scan of it
+    path.write_bytes(path.read_bytes())  # rewritten: a new modification time
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert probe(path).joined is not None and len(scans) == 2
