@@ -21,10 +21,10 @@ Jumps forward are left as FFmpeg reads them (the file's length includes the gap,
 
 from __future__ import annotations
 
-from bisect import bisect_right
 import math
 import threading
 from array import array
+from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
