@@ -138,10 +138,14 @@ class PyAVDecoder:
 
     name = "pyav"
 
-    def __init__(self, threads: int = 1, skip_unshown: bool = True) -> None:
+    def __init__(self, threads: int = 1, skip_unshown: bool = True, key_frame_search: bool = True) -> None:
         self.threads = max(1, threads)
         self.skip_unshown = skip_unshown
         """Let the decoder drop frames no instant shows where nothing refers to them (:class:`_Unshown`)."""
+        self.key_frame_search = key_frame_search
+        """Start at the key frame before the first instant (:func:`.key_frames.key_frame_before`);
+        False: only the seeks that step back (:data:`_SEEK_BACKOFF`), the A/B's other side in
+        ``python -m bench.ts_seek``."""
 
     def decode_frames(self, media: MediaInfo, instants: Sequence[float], fit: Fit | None = None) -> DecodedClip:
         """The frames on screen at ``instants``: decoded from the key frame before the first one
@@ -172,7 +176,8 @@ class PyAVDecoder:
             key = media.joined.key_before(instant)
             return [] if key is None else [_Start(key.pos, by_byte=True, part=key.part)]
         tb = stream.time_base
-        seeks = [] if (key := self._key_frame(container, stream, media, instant)) is None else [key.seek]
+        key = self._key_frame(container, stream, media, instant) if self.key_frame_search else None
+        seeks = [] if key is None else [key.seek]
         seeks += [int((max(0.0, instant - back) + media.start_time) / tb) for back in _SEEK_BACKOFF]
         return [_Start(seek) for seek in dict.fromkeys(seeks)]
 

@@ -401,3 +401,15 @@ def test_a_seek_into_mpeg_ts_decodes_from_the_key_frame_before_it_as_its_mp4_cop
     assert from_ts.frames_decoded == from_mp4.frames_decoded, (from_ts.frames_decoded, from_mp4.frames_decoded)
     assert from_ts.source_times == pytest.approx(from_mp4.source_times, abs=1e-3)
     assert torch.equal(from_ts.frames[from_ts.index], from_mp4.frames[from_mp4.index])
+
+
+@pytest.mark.skipif(not clipmaker.ffmpeg_can("testsrc2", "libx264"), reason="needs the ffmpeg command with libx264")
+def test_without_the_key_frame_search_the_decoder_steps_back_and_shows_the_same_frames(tmp_path):
+    """``key_frame_search=False`` is the other side of ``python -m bench.ts_seek``: the steps back
+    alone, decoding from further back (219 frames 25 s into this TS, against 87), same pictures."""
+    ts, _ = clipmaker.ts_and_mp4_copy(tmp_path, "gop10s", 30)
+    instants = [25.0 + k / 10 for k in range(10)]
+    searched = PyAVDecoder().decode_frames(probe(ts), instants)
+    stepped = PyAVDecoder(key_frame_search=False).decode_frames(probe(ts), instants)
+    assert stepped.frames_decoded > 2 * searched.frames_decoded, (stepped.frames_decoded, searched.frames_decoded)
+    assert torch.equal(stepped.frames[stepped.index], searched.frames[searched.index])
