@@ -40,6 +40,8 @@ LEAD = 20
 """Packets at a part's start among which its earliest displayed time is looked for."""
 SAMPLES = 16
 """Places, spread over the file by bytes, whose first packet's time is read to see whether times go back."""
+TAIL = 64 * 1024
+"""Bytes before the file's end of the last sample: a short last recording is found too."""
 KEPT = 8
 """Scanned files whose layout a process keeps (:func:`find_jumps`)."""
 FORMATS = ("mpegts", "mpeg")
@@ -108,13 +110,13 @@ class Placer:
 
 
 def _goes_back(container, stream, start: float, size: int) -> bool:
-    """Whether the first packet's time at :data:`SAMPLES` byte positions of the file's ``size``
-    ever goes back by more than :data:`JUMP_BACK` (the cheap test: a short part between two
-    samples can hide)."""
+    """Whether the first packet's time at :data:`SAMPLES` byte positions of the file's ``size``,
+    and :data:`TAIL` bytes before its end, ever goes back by more than :data:`JUMP_BACK` (the
+    cheap test: a short part between two samples can hide, unless it is the last)."""
     tb = stream.time_base
     last = None
-    for k in range(SAMPLES):
-        container.seek(size * k // SAMPLES, any_frame=True, backward=False, unsupported_byte_offset=True)
+    for at in [size * k // SAMPLES for k in range(SAMPLES)] + [max(0, size - TAIL)]:
+        container.seek(at, any_frame=True, backward=False, unsupported_byte_offset=True)
         packet = next((p for p in container.demux(stream) if p.pts is not None), None)
         if packet is None:
             break

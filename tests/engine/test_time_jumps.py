@@ -26,9 +26,9 @@ FPS = 25
 PART = 75  # frames in each recording: 3 s
 
 
-def _recording(folder: Path, name: str, first: int, fmt: str, codec: str) -> Path:
-    """3 s whose frame k shows ``first + k``, its own clock from 0 (each muxer starts it afresh)."""
-    made = clipmaker.make_clip(folder / f"{name}.mp4", codec=codec, fps=FPS, frames=PART, width=160, height=120,
+def _recording(folder: Path, name: str, first: int, fmt: str, codec: str, frames: int = PART) -> Path:
+    """``frames`` (3 s) whose frame k shows ``first + k``, its own clock from 0 (each muxer starts it afresh)."""
+    made = clipmaker.make_clip(folder / f"{name}.mp4", codec=codec, fps=FPS, frames=frames, width=160, height=120,
                                gop=25, first_index=first)
     out = folder / f"{name}.{'ts' if fmt == 'mpegts' else 'mpg'}"
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(made), "-c", "copy", "-f", fmt, str(out)],
@@ -127,3 +127,16 @@ def test_a_joined_file_is_scanned_once_per_process_until_it_changes(tmp_path, mo
     path.write_bytes(path.read_bytes())  # rewritten: a new modification time
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     assert probe(path).joined is not None and len(scans) == 2
+
+
+@needs_ffmpeg
+def test_a_short_last_recording_is_found_too(tmp_path):
+    """16 samples spread over 12 s of recording fall 0.75 s apart: a 0.4 s recording joined at the
+    end lies after the last of them (missed: 12.0 s long); the sample just before the end finds it."""
+    long, short = (_recording(tmp_path, name, first, "mpegts", "h264", frames)
+                   for name, first, frames in (("long", 0, 300), ("short", 300, 10)))
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(long.read_bytes() + short.read_bytes())
+    media = probe(joined)
+    assert media.joined is not None and media.duration == pytest.approx(12.4, abs=0.05)
+    assert _shown(joined, [11.9, 12.0, 12.2, 12.36]) == [297, 300, 305, 309]
