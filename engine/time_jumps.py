@@ -10,7 +10,7 @@ command line, when it plays such a file, shifts each part to follow the one befo
 engine, so that every time names one frame:
 
 - :func:`find_jumps` (called by the probe) reads the first packet's time at 16 places spread over
-  the file by bytes (a few milliseconds) and, only when those go back, demuxes the whole video
+  the file by bytes and one just before its end (a few milliseconds) and, only when those go back, demuxes the whole video
   stream (packets read, nothing decoded) into :class:`Joined`: each part's shift and the key
   frames' times on the one timeline with their byte positions.
 - The CPU decoder seeks by byte to the key frame before a span and shifts each frame's time by
