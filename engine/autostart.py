@@ -27,6 +27,7 @@ import torch
 from ..kernels.liveliness import SampleScore, cells, least_bad_window, liveliest_window, score_samples
 from .decode.key_frames import KeyFrame, key_frames
 from .probe import MediaInfo, open_container
+from .time_jumps import PartKey, Placer
 
 MAX_SAMPLES = 48
 """Most instants sampled, whatever the video's length."""
@@ -54,10 +55,10 @@ def _small(frame: av.VideoFrame) -> np.ndarray:
     return frame.reformat(width=SAMPLE_WIDTH, height=height, format="rgb24").to_ndarray()
 
 
-def _groups(targets: list[float], keys: list[KeyFrame]) -> list[tuple[KeyFrame, list[float]]]:
+def _groups(targets: list[float], keys: list[KeyFrame | PartKey]) -> list[tuple[KeyFrame | PartKey, list[float]]]:
     """The targets grouped by the key frame their seek lands on, in time order: one seek per
     group (to where it lands on that key frame), then decoding forward through its targets."""
-    groups: list[tuple[KeyFrame, list[float]]] = []
+    groups: list[tuple[KeyFrame | PartKey, list[float]]] = []
     for k, (target, key) in enumerate(zip(targets, keys)):
         if k and abs(key.time - keys[k - 1].time) < 1e-6:
             groups[-1][1].append(target)
@@ -90,27 +91,37 @@ def sample_video(media: MediaInfo) -> tuple[list[float], np.ndarray, np.ndarray]
     try:
         stream = container.streams[media.stream_index]
         stream.codec_context.thread_type = "AUTO"
-        groups = _groups(targets, key_frames(container, stream, targets, media))
+        joined = media.joined
+        if joined is None:
+            keys: list[KeyFrame | PartKey] = key_frames(container, stream, targets, media)
+        else:  # recordings joined end to end: by byte to the key frame on the one timeline
+            keys = [joined.key_before(target) for target in targets] if joined.keys else []  # type: ignore[misc]
+            targets = targets if keys else []
         left = FRAME_BUDGET
-        for g, (key, group) in enumerate(groups):
+        for g, (key, group) in enumerate(groups := _groups(targets, keys)):
             share = max(2, left // (len(groups) - g))
-            container.seek(key.seek, stream=stream, backward=True, any_frame=False)
+            place = None
+            if isinstance(key, PartKey):
+                container.seek(key.pos, any_frame=True, backward=False, unsupported_byte_offset=True)
+                place = Placer(joined, key.part)
+            else:
+                container.seek(key.seek, stream=stream, backward=True, any_frame=False)
             frames = container.decode(stream)
             decoded = 0
             for target in group:
-                chosen = None
+                chosen, when = None, 0.0
                 for frame in frames:
                     decoded += 1
                     if frame.time is None:
                         continue
-                    chosen = frame
-                    if frame.time - media.start_time >= target - 0.5 / rate or decoded >= share - 1:
+                    chosen, when = frame, frame.time - media.start_time
+                    when = place(when) if place is not None else when
+                    if when >= target - 0.5 / rate or decoded >= share - 1:
                         break
                 if chosen is None:  # the stream ended
                     break
                 nxt = next(frames, None)
                 decoded += nxt is not None
-                when = chosen.time - media.start_time
                 if not times or when > times[-1] + 1e-6:
                     times.append(when)
                     shots.append(_small(chosen))
@@ -153,9 +164,6 @@ def choose_start(media: MediaInfo, span: float) -> AutoStart:
     if span >= length - 1e-6:
         return AutoStart(0.0, f"seek auto: 0 s (the video, {_seconds(length)} s, is not longer than the "
                               f"{_seconds(span)} s asked; started at 0)")
-    if media.joined is not None:  # the sampling pass seeks by time, which lands in any of the parts
-        return AutoStart(0.0, "seek auto: 0 s (the video's times jump back: recordings joined end to end, "
-                              "which the sampling pass cannot seek in; started at 0)")
     try:
         times, shots, after = sample_video(media)
     except (av.error.FFmpegError, OSError, ValueError) as exc:

@@ -13,8 +13,8 @@ engine, so that every time names one frame:
   the file by bytes and one just before its end (a few milliseconds) and, only when those go back, demuxes the whole video
   stream (packets read, nothing decoded) into :class:`Joined`: each part's shift and the key
   frames' times on the one timeline with their byte positions.
-- The CPU decoder seeks by byte to the key frame before a span and shifts each frame's time by
-  its part's (:class:`Placer`); ``seek: "auto"`` does not sample such a file (its seeks are by time).
+- The CPU decoder, and ``seek: "auto"``'s sampling pass, seek by byte to the key frame before an
+  instant and shift each frame's time by its part's (:class:`Placer`).
 
 Jumps forward are left as FFmpeg reads them (the file's length includes the gap, as ffprobe says).
 """

@@ -89,9 +89,20 @@ def test_a_job_across_the_join_shows_both_parts_in_order_and_says_why(tmp_path):
 
 
 @needs_ffmpeg
-def test_seek_auto_on_joined_recordings_starts_at_0_and_says_why(tmp_path):
-    choice = choose_start(probe(_joined(tmp_path, 2)), 1.0)
-    assert choice.seek == 0.0 and "times jump back" in choice.note, choice.note
+def test_seek_auto_on_joined_recordings_finds_the_lively_one(tmp_path):
+    """A still recording joined to a lively one: the sampling pass seeks by byte to the key frames
+    of the one timeline (a seek by time there lands in either recording), so the lively second
+    recording is found; FFmpeg's header said the file was 3 s long, the first part's length."""
+    ffmpeg = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"]
+    still, lively = tmp_path / "still.ts", tmp_path / "lively.ts"
+    subprocess.run([*ffmpeg, "smptebars=size=160x120:rate=25:duration=6", "-c:v", "mpeg2video", str(still)], check=True)
+    subprocess.run([*ffmpeg, "testsrc2=size=160x120:rate=25:duration=6", "-c:v", "mpeg2video", str(lively)], check=True)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(still.read_bytes() + lively.read_bytes())
+    media = probe(joined)
+    assert media.joined is not None and media.duration == pytest.approx(12.0, abs=0.05)
+    choice = choose_start(media, 2.0)
+    assert 6.0 - 1e-6 <= choice.seek <= 10.0 and "liveliest 2 s" in choice.note, choice.note
 
 
 def _times(*runs: tuple[float, float]) -> array:
