@@ -56,6 +56,10 @@ class MediaInfo:
     """The stream's colour matrix as its header tags it (FFmpeg's AVColorSpace; 0 or 2: untold):
     what a frame the decoder hands over untagged is converted with (HEVC's decoder leaves the
     frames of a bitstream without colour tags untagged, whatever the container's ``colr`` says)."""
+    primaries: int = 0
+    """The stream's colour primaries as its header tags them (FFmpeg's AVColorPrimaries; 0 or 2:
+    untold): what an untagged frame's primaries are taken to be, as the matrix is (a BT.2020 SDR
+    stream tagged only in its MP4 ``colr`` box was shown unmapped, desaturated)."""
     # What the GPU path's refusals need (engine.decode.nvdec_caps.nvdec_refusal): all read from the
     # header FFmpeg already parsed, so they cost nothing here and spare a second open per job.
     field_order: str = "unknown"
@@ -295,7 +299,7 @@ def probe(path: Path) -> MediaInfo:
             sample_aspect_ratio=sar, fps=fps, start_time=start,
             video_streams=len(video_streams(container)),
             transfer=HDR_TRANSFERS.get(int(ctx.color_trc or 0)),
-            colorspace=int(ctx.colorspace or 0),
+            colorspace=int(ctx.colorspace or 0), primaries=int(ctx.color_primaries or 0),
             field_order=FIELD_ORDERS.get(int(getattr(ctx, "field_order", 0) or 0), "unknown"),
             brand=(container.metadata or {}).get("major_brand") if container.format.name.startswith("mov,") else None,
             header_frames=max(0, int(stream.frames or 0)),

@@ -335,7 +335,7 @@ class _FirstFrame:
             self.failed = True
             return
         if frames:
-            self.tags = tags_of(frames[0], self.media.colorspace, self.media.transfer)
+            self.tags = tags_of(frames[0], self.media.colorspace, self.media.transfer, self.media.primaries)
 
 
 def _one_thread(context: av.codec.context.CodecContext) -> None:
@@ -413,7 +413,7 @@ def _decode_stream_tags(media: MediaInfo) -> StreamTags:
             ErrorCode.INVALID_VIDEO_FORMAT,
             f"no frame of {media.path.name} could be decoded; the file may be truncated or corrupt",
         )
-    return tags_of(frame, media.colorspace, media.transfer)
+    return tags_of(frame, media.colorspace, media.transfer, media.primaries)
 
 
 def orientation(frame: av.VideoFrame) -> tuple[int, bool]:
@@ -459,18 +459,22 @@ def hdr_transfer(frame: av.VideoFrame, stream_transfer: str | None = None) -> st
 
 
 _BT2020_PRIMARIES = 9  # AVCOL_PRI_BT2020
+_UNTOLD_PRIMARIES = (0, 2)  # AVCOL_PRI_RESERVED0, AVCOL_PRI_UNSPECIFIED
 
 
-def wide_gamut(frame: av.VideoFrame) -> bool:
-    """The frame is tagged with BT.2020 primaries (an SDR one is mapped to BT.709's by
-    :mod:`kernels.gamut` on the CPU path; HDR frames get that in the tone map)."""
-    return int(frame.color_primaries or 0) == _BT2020_PRIMARIES
+def wide_gamut(frame: av.VideoFrame, stream_primaries: int = 0) -> bool:
+    """The frame is tagged with BT.2020 primaries, or untagged in a stream whose header says
+    ``stream_primaries`` are BT.2020 (an SDR one is mapped to BT.709's by :mod:`kernels.gamut`;
+    HDR frames get that in the tone map)."""
+    told = int(frame.color_primaries or 0)
+    return (told if told not in _UNTOLD_PRIMARIES else stream_primaries) == _BT2020_PRIMARIES
 
 
-def tags_of(frame: av.VideoFrame, stream_colorspace: int | None = 0, stream_transfer: str | None = None) -> StreamTags:
+def tags_of(frame: av.VideoFrame, stream_colorspace: int | None = 0, stream_transfer: str | None = None,
+            stream_primaries: int = 0) -> StreamTags:
     """The rules engine/decode/pyav.py applies when it converts ``frame`` (of a stream whose
-    header says ``stream_colorspace`` and ``stream_transfer``) to RGB: an HDR frame takes BT.2020's
-    matrix when untagged, and only an SDR frame is gamut-mapped."""
+    header says ``stream_colorspace``, ``stream_transfer`` and ``stream_primaries``) to RGB: an
+    HDR frame takes BT.2020's matrix when untagged, and only an SDR frame is gamut-mapped."""
     transfer = hdr_transfer(frame, stream_transfer)
     matrix = MATRIX_BY_COLORSPACE.get(colorspace_of(frame, stream_colorspace, hdr=transfer is not None), "bt601")
     name = frame.format.name
@@ -482,7 +486,7 @@ def tags_of(frame: av.VideoFrame, stream_colorspace: int | None = 0, stream_tran
         full_range=frame.color_range == _FULL_RANGE or name.startswith("yuvj"),
         bits=pixel_bits(name),
         transfer=transfer,
-        wide_gamut=transfer is None and wide_gamut(frame),
+        wide_gamut=transfer is None and wide_gamut(frame, stream_primaries),
     )
 
 

@@ -240,7 +240,7 @@ class PyAVDecoder:
                 interlaced = interlaced or bool(frame.interlaced_frame)
                 (turns, mirrored), transfer = orientation(frame), hdr_transfer(frame, media.transfer)
                 tone_mapped = tone_mapped or transfer
-                wide = transfer is None and wide_gamut(frame)
+                wide = transfer is None and wide_gamut(frame, media.primaries)
                 gamut_mapped = gamut_mapped or wide
                 planes = None
                 if transfer is not None and frames.coded and fit.takes_planes(frame.width, frame.height, turns):

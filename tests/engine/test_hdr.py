@@ -239,3 +239,27 @@ def test_sdr_with_bt2020_primaries_is_shown_with_bt709s_not_desaturated(tmp_path
     spec = parse_job({"input": str(wide), "format": "gif", "fps": 5, "duration": 1}, default_id="w", input_root=tmp_path)
     notes = run_job(spec, tmp_path / "out", PyAVDecoder()).notes
     assert "SDR with BT.2020 primaries: colours converted to BT.709's" in notes and not any("HDR" in n for n in notes)
+
+
+def test_bt2020_primaries_said_only_by_the_container_are_mapped_too(tmp_path):
+    """The same BT.2020 SDR stream with its HEVC VUI set to 'unspecified' and the primaries left
+    in the MP4 ``colr`` box: the matrix came from the container but the primaries did not, so it
+    was shown unmapped, 20.6 levels off its master with no note (a sweep of colour tags). Untagged
+    frames take the stream's primaries as they take its matrix."""
+    tagged = tmp_path / "tagged.mp4"
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
+                    "-vf", "zscale=tin=bt709:min=bt709:pin=bt709:rin=tv:t=bt2020-10:m=bt2020nc:p=bt2020:r=tv,"
+                    "format=yuv420p10le", "-c:v", "libx265", "-x265-params",
+                    "log-level=error:lossless=1:colorprim=bt2020:transfer=bt2020-10:colormatrix=bt2020nc", str(tagged)],
+                   check=True)
+    container_only = tmp_path / "colr.mp4"
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(tagged), "-c", "copy", "-bsf:v",
+                    "hevc_metadata=colour_primaries=2:transfer_characteristics=2:matrix_coefficients=2",
+                    "-color_primaries", "bt2020", "-color_trc", "bt2020-10", "-colorspace", "bt2020nc",
+                    "-movflags", "+write_colr", str(container_only)], check=True)
+    with av.open(str(container_only)) as opened:
+        assert int(next(opened.decode(video=0)).color_primaries or 0) in (0, 2)  # the frames say nothing
+    want = PyAVDecoder().decode_frames(probe(tagged), [0.5])
+    clip = PyAVDecoder().decode_frames(probe(container_only), [0.5])
+    assert want.gamut_mapped and clip.gamut_mapped
+    assert (clip.frames.float() - want.frames.float()).abs().max() <= 1
