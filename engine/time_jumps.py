@@ -41,7 +41,8 @@ LEAD = 20
 SAMPLES = 16
 """Places, spread over the file by bytes, whose first packet's time is read to see whether times go back."""
 TAIL = 64 * 1024
-"""Bytes before the file's end of the last sample: a short last recording is found too."""
+"""Bytes before the file's end of the last sample (a quarter of the last stretch in a small file):
+a short last recording is found too."""
 KEPT = 8
 """Scanned files whose layout a process keeps (:func:`find_jumps`)."""
 FORMATS = ("mpegts", "mpeg")
@@ -115,7 +116,11 @@ def _goes_back(container, stream, start: float, size: int) -> bool:
     cheap test: a short part between two samples can hide, unless it is the last)."""
     tb = stream.time_base
     last = None
-    for at in [size * k // SAMPLES for k in range(SAMPLES)] + [max(0, size - TAIL)]:
+    places = [size * k // SAMPLES for k in range(SAMPLES)]
+    # the last one in file order too: in a small file TAIL bytes from the end would lie before the
+    # place above, and seem to go back (every small TS was scanned whole)
+    places.append(size - min(TAIL, (size - places[-1]) // 4))
+    for at in places:
         container.seek(at, any_frame=True, backward=False, unsupported_byte_offset=True)
         packet = next((p for p in container.demux(stream) if p.pts is not None), None)
         if packet is None:
