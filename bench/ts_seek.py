@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import subprocess
 import time
 from pathlib import Path
+
+from bench import report
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "bench" / "library" / "ts_seek"
@@ -80,8 +81,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gop {gop:3d} seek {seek:5.1f}: TS {r['ts_s']:.3f} s ({r['ts_frames']}), steps back "
                   f"{r['ts_steps_back_s']:.3f} s ({r['ts_steps_back_frames']}), MP4 {r['mp4_s']:.3f} s "
                   f"({r['mp4_frames']}); same frames: {same}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ts-seek.json").write_text(json.dumps(rows, indent=1) + "\n")
     lines = [f"# Seeks into MPEG-TS ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
              "`python -m bench.ts_seek`: testsrc2 1280x720 H.264, 60 s at 25 fps, as MPEG-TS and its MP4 copy; "
              "2 s at 10 fps from each seek, decoded by the CPU decoder on one thread, best of 3. Frames: those "
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", f"In all: TS {ts_total:.2f} s with the key-frame search, {back_total:.2f} s with the steps back only, "
                   f"MP4 copy {mp4_total:.2f} s; {sum(r['same_frames'] for r in rows)} of {len(rows)} spans the same "
                   "frames all three ways."]
-    (RESULTS / "ts-seek.md").write_text("\n".join(lines) + "\n")
+    report.write_results(rows, "ts-seek", RESULTS, markdown="\n".join(lines) + "\n")
     print(lines[-1])
     return 0
 

@@ -27,7 +27,7 @@ import torch
 from ..kernels.liveliness import SampleScore, cells, least_bad_window, liveliest_window, score_samples
 from .decode.key_frames import KeyFrame, key_frames
 from .probe import MediaInfo, open_container
-from .time_jumps import PartKey, Placer
+from .time_jumps import PartKey, Placer, seek_to_byte
 
 MAX_SAMPLES = 48
 """Most instants sampled, whatever the video's length."""
@@ -102,7 +102,7 @@ def sample_video(media: MediaInfo) -> tuple[list[float], np.ndarray, np.ndarray]
             share = max(2, left // (len(groups) - g))
             place = None
             if isinstance(key, PartKey):
-                container.seek(key.pos, any_frame=True, backward=False, unsupported_byte_offset=True)
+                seek_to_byte(container, key.pos)
                 place = Placer(joined, key.part)
             else:
                 container.seek(key.seek, stream=stream, backward=True, any_frame=False)

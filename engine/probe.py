@@ -288,7 +288,8 @@ def probe(path: Path) -> MediaInfo:
             duration, source = container.duration / av.time_base, "container"
             if start > 0 and container.format.name.startswith("matroska"):
                 duration = _matroska_length(container, stream, start, duration)
-        joined = find_jumps(container, stream, start, fps, path)
+        facts = path.stat()
+        joined = find_jumps(container, stream, start, fps, path, facts)
         if joined is not None:
             duration, source = joined.length, "scan"
         sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
@@ -304,7 +305,7 @@ def probe(path: Path) -> MediaInfo:
             brand=(container.metadata or {}).get("major_brand") if container.format.name.startswith("mov,") else None,
             header_frames=max(0, int(stream.frames or 0)),
             base_fps=float(stream.base_rate) if stream.base_rate else None,
-            size=path.stat().st_size, joined=joined,
+            size=facts.st_size, joined=joined,
         )
     except av.error.FFmpegError as exc:
         raise EngineError(ErrorCode.INVALID_VIDEO_FORMAT, f"{path.name} cannot be read ({exc.strerror or exc})") from None

@@ -21,7 +21,9 @@ Jumps forward are left as FFmpeg reads them (the file's length includes the gap,
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import threading
 from array import array
 from bisect import bisect_right
@@ -83,8 +85,11 @@ class Joined:
         instant before it); None when the scan found no key frame."""
         if not self.keys:
             return None
-        times = [key.time for key in self.keys]
-        return self.keys[max(0, bisect_right(times, instant + 1e-6) - 1)]
+        return self.keys[max(0, bisect_right(self._key_times, instant + 1e-6) - 1)]
+
+    @functools.cached_property
+    def _key_times(self) -> tuple[float, ...]:
+        return tuple(key.time for key in self.keys)
 
     def note(self) -> str:
         return (f"the video's times jump back {self.jumps} time(s) (recordings joined end to end): its parts are "
@@ -110,6 +115,11 @@ class Placer:
         return t + self._joined.shifts[self._part]
 
 
+def seek_to_byte(container, position: int) -> None:
+    """Seek ``container`` to a byte position (MPEG-TS/PS resynchronise on the next packet there)."""
+    container.seek(position, any_frame=True, backward=False, unsupported_byte_offset=True)
+
+
 def _goes_back(container, stream, start: float, size: int) -> bool:
     """Whether the first packet's time at :data:`SAMPLES` byte positions of the file's ``size``,
     and :data:`TAIL` bytes before its end, ever goes back by more than :data:`JUMP_BACK` (the
@@ -121,7 +131,7 @@ def _goes_back(container, stream, start: float, size: int) -> bool:
     # place above, and seem to go back (every small TS was scanned whole)
     places.append(size - min(TAIL, (size - places[-1]) // 4))
     for at in places:
-        container.seek(at, any_frame=True, backward=False, unsupported_byte_offset=True)
+        seek_to_byte(container, at)
         packet = next((p for p in container.demux(stream) if p.pts is not None), None)
         if packet is None:
             break
@@ -149,7 +159,7 @@ def _scan(container, stream, start: float, fps: float | None) -> Joined | None:
     """The whole video stream demuxed from the start (packets read, nothing decoded): its parts
     and key frames; None when its times do not go back after all (a damaged timestamp)."""
     tb = stream.time_base
-    container.seek(0, any_frame=True, backward=False, unsupported_byte_offset=True)
+    seek_to_byte(container, 0)
     decoded, shown, ends, positions = array("d"), array("d"), array("d"), array("q")
     for packet in container.demux(stream):
         stamp = packet.dts if packet.dts is not None else packet.pts
@@ -177,16 +187,16 @@ def _scan(container, stream, start: float, fps: float | None) -> Joined | None:
     return Joined(shifts=tuple(shifts), firsts=tuple(firsts), keys=tuple(keys), length=end)
 
 
-def find_jumps(container, stream, start: float, fps: float | None, path: Path) -> Joined | None:
+def find_jumps(container, stream, start: float, fps: float | None, path: Path, facts: os.stat_result) -> Joined | None:
     """The file laid out as one timeline when its times jump back (see the module's doc), else None.
     Only MPEG-TS/PS are looked at; a file that cannot be sought by bytes is taken as it is.
 
     The whole-stream scan (seconds for hours of video) is kept for the last :data:`KEPT` files a
-    process scanned, by path, size and modification time: every job on a file probes it."""
+    process scanned, by path, size and modification time (``facts``, the file's stat): every job on
+    a file probes it."""
     if container.format.name not in FORMATS:
         return None
     try:
-        facts = path.stat()
         if facts.st_size <= 0 or not _goes_back(container, stream, start, facts.st_size):
             return None
         key = (str(path), stream.index, facts.st_size, facts.st_mtime_ns)

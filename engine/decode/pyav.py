@@ -26,7 +26,7 @@ from .frame_index import MATRIX_BY_COLORSPACE, colorspace_of, hdr_transfer, orie
 from .key_frames import KeyFrame, key_frame_before
 from ..errors import EngineError, ErrorCode
 from ..probe import MediaInfo, open_container
-from ..time_jumps import Placer
+from ..time_jumps import Placer, seek_to_byte
 
 _SEEK_BACKOFF = (0.0, 1.0, 5.0, 30.0)
 """Seconds to step back when a demuxer's seek lands after the wanted time (imprecise indexes)."""
@@ -81,8 +81,8 @@ def has_alpha(frame: av.VideoFrame) -> bool:
 def over_black(rgba: np.ndarray) -> tuple[np.ndarray, bool]:
     """RGBA (8 or 16 bits, channels last) as the picture it shows over black: each colour times
     its opacity; and whether any pixel was see-through (FFmpeg decodes every GIF as BGRA, most of
-    them opaque: only those that are not get the job's note). Converted straight to RGB, a see-through pixel shows whatever colour was left
-    under it (random noise in a sweep's QuickTime Animation file, 2026-12-05). Black rather than
+    them opaque: only those that are not get the job's note). Converted straight to RGB, a
+    see-through pixel shows whatever colour was left under it (random noise in a sweep's QuickTime Animation file, 2026-12-05). Black rather than
     white or a checkerboard: overlay graphics (titles, lower thirds) are mostly light, and a
     player with nothing behind a video shows black. Opaque pixels are unchanged."""
     top = np.iinfo(rgba.dtype).max
@@ -209,7 +209,7 @@ class PyAVDecoder:
         if seek is not None:
             try:  # PyAV flushes the decoder on seek, so a retry starts clean
                 if seek.by_byte:
-                    container.seek(seek.at, any_frame=True, backward=False, unsupported_byte_offset=True)
+                    seek_to_byte(container, seek.at)
                 else:
                     container.seek(seek.at, stream=stream, backward=True, any_frame=False)
             except av.error.FFmpegError:
