@@ -49,11 +49,13 @@ _HLG_PEAK_NITS = 1000.0
 _HLG_GAMMA = 1.2
 _BT2020_LUMA = (0.2627, 0.6780, 0.0593)
 
-_BT2020_TO_BT709 = (  # BT.2087, rows summing to 1 so that greys stay grey
+BT2020_TO_BT709 = (
     (1.660491, -0.587641, -0.072850),
     (-0.124550, 1.132900, -0.008350),
     (-0.018151, -0.100579, 1.118730),
 )
+"""Linear BT.2020 RGB -> linear BT.709 RGB as BT.2087 publishes it, rows summing to 1 so that greys
+stay grey (kernels/gamut.py uses it for BT.2020 SDR)."""
 
 _HABLE = (0.15, 0.50, 0.10, 0.20, 0.02, 0.30)
 
@@ -78,7 +80,7 @@ def _hlg_inverse_oetf(e: Tensor) -> Tensor:
 
 def bt2020_to_bt709(linear: Tensor) -> Tensor:
     """Linear-light primaries conversion on [N, 3, H, W]; out-of-gamut colours go below 0."""
-    matrix = torch.tensor(_BT2020_TO_BT709, dtype=linear.dtype, device=linear.device)
+    matrix = torch.tensor(BT2020_TO_BT709, dtype=linear.dtype, device=linear.device)
     return torch.einsum("ij,njhw->nihw", matrix, linear)
 
 
@@ -194,7 +196,7 @@ def _map_planes(planes: Tensor, transfer: str, peak: float, signal: Tensor, outp
 @functools.lru_cache(maxsize=8)
 def _primary_columns(device: torch.device) -> Tensor:
     """BT.2020 -> BT.709 as columns [3 (input channel), 3 (output channel), 1], float32."""
-    return torch.tensor(_BT2020_TO_BT709, dtype=torch.float32, device=device).T.reshape(3, 3, 1).contiguous()
+    return torch.tensor(BT2020_TO_BT709, dtype=torch.float32, device=device).T.reshape(3, 3, 1).contiguous()
 
 
 def _scan(rgb: Tensor, transfer: str, peak: float, signal: Tensor, output: Tensor, out: Tensor) -> None:
@@ -221,7 +223,7 @@ def _scan(rgb: Tensor, transfer: str, peak: float, signal: Tensor, output: Tenso
         SCAN(frame_codes, hlg, signal, output, _PRIMARIES, _LUMA, curve, _HLG_GAMMA - 1, out[k].numpy())
 
 
-_PRIMARIES = np.array(_BT2020_TO_BT709, dtype=np.float32)
+_PRIMARIES = np.array(BT2020_TO_BT709, dtype=np.float32)
 _LUMA = np.array(_BT2020_LUMA, dtype=np.float32)
 """The loop's matrices, float32 as torch rounds the Python numbers."""
 

@@ -58,8 +58,9 @@ class DecodedClip:
     tone_mapped: str | None = None
     """The HDR transfer ("pq" or "hlg") of frames that were tone-mapped to SDR; None when none
     was. Told by the frames as decoded, which may say otherwise than the stream's header."""
-    gamut_mapped: bool = False
-    """SDR frames tagged with BT.2020 primaries were converted to BT.709's (:mod:`kernels.gamut`)."""
+    gamut_mapped: str | None = None
+    """The wide primaries ("bt2020", "p3") SDR frames were tagged with and converted from to
+    BT.709's (:mod:`kernels.gamut`); None when no frame was."""
     over_black: bool = False
     """Some shown frame had see-through pixels (an alpha plane or a palette): they are shown over
     black (the CPU decoder's ``over_black``)."""

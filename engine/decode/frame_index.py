@@ -46,12 +46,11 @@ from fractions import Fraction
 from typing import Hashable, Sequence
 
 import av
-import numpy as np
-from av.sidedata.sidedata import Type
 
 from . import DecoderUnavailable, unreadable
 from ..errors import EngineError, ErrorCode
-from ..probe import HDR_TRANSFERS, MediaInfo, open_container
+from ..probe import MediaInfo, open_container
+from .frame_tags import StreamTags, tags_of
 
 NO_TIMESTAMP = -(2**63)
 """FFmpeg's AV_NOPTS_VALUE: what a packet without a timestamp carries (and PyNvVideoCodec reports)."""
@@ -65,13 +64,6 @@ _READ_AHEAD = 30.0
 further (and at least twice as far): a file with jobs at two spans likely has jobs at more, and
 each read starts again from the file's start. The first job on a file reads only what it needs."""
 
-MATRIX_BY_COLORSPACE = {1: "bt709", 4: "fcc", 5: "bt601", 6: "bt601", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
-"""FFmpeg's AVColorSpace tags -> kernel matrix names. Any other tag gets BT.601, as swscale
-(the CPU path's converter) does."""
-_UNSPECIFIED = (None, 0, 2)
-"""Tags that say nothing: none, reserved, unspecified (:func:`colorspace_of`, :func:`hdr_transfer`)."""
-_BT709, _BT601, _BT2020 = 1, 5, 9  # AVColorSpace values, which swscale's SWS_CS_* share
-_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 CACHED_FILES = 32
 """Files whose timestamps and tags are kept. Timestamps cost about 24 bytes a frame read (a
 ten-minute 30 fps file: 0.4 MB; a two-hour one read to its end: 5 MB), so this bounds the cache
@@ -104,26 +96,6 @@ class FrameSelection:
     def frames_decoded(self) -> int:
         """Frames a decoder goes through: from the keyframe to the last frame fetched."""
         return self.numbers[-1] - self.keyframe + 1
-
-
-@dataclass(frozen=True)
-class StreamTags:
-    """What the CPU path reads from each decoded frame, read once for a backend that cannot."""
-
-    turns: int
-    """Quarter turns counter-clockwise that make the picture upright (display matrix)."""
-    matrix: str
-    """YCbCr matrix for kernels.colour: "bt601", "bt709", "bt2020", ..."""
-    full_range: bool
-    bits: int
-    """Bits per sample (8, 10, 12)."""
-    mirrored: bool = False
-    """The display matrix mirrors the picture: flipped left-right as coded, before the turns."""
-    transfer: str | None = None
-    """"pq" or "hlg": the frames are HDR and tone-mapped (:func:`hdr_transfer`: the frame's own
-    tag, or the header's for an untagged frame), as the CPU path decides per frame."""
-    wide_gamut: bool = False
-    """SDR frames tagged with BT.2020 primaries, mapped to BT.709's (:func:`wide_gamut`)."""
 
 
 def select_frames(media: MediaInfo, instants: Sequence[float]) -> FrameSelection:
@@ -335,7 +307,7 @@ class _FirstFrame:
             self.failed = True
             return
         if frames:
-            self.tags = tags_of(frames[0], self.media.colorspace, self.media.transfer, self.media.primaries)
+            self.tags = tags_of(frames[0], self.media)
 
 
 def _one_thread(context: av.codec.context.CodecContext) -> None:
@@ -413,88 +385,4 @@ def _decode_stream_tags(media: MediaInfo) -> StreamTags:
             ErrorCode.INVALID_VIDEO_FORMAT,
             f"no frame of {media.path.name} could be decoded; the file may be truncated or corrupt",
         )
-    return tags_of(frame, media.colorspace, media.transfer, media.primaries)
-
-
-def orientation(frame: av.VideoFrame) -> tuple[int, bool]:
-    """How the frame's display matrix shows it: (quarter turns counter-clockwise, mirrored), the
-    mirror (left-right, as coded) applied first. PyAV's ``rotation`` reads the matrix as a pure
-    rotation, so a mirrored one (a horizontal flip, or a transpose) came out turned instead of
-    flipped: upside down for a mirror. Here a matrix with a negative determinant is a mirror,
-    and the rotation is read from the matrix with the mirror taken out."""
-    for side in frame.side_data:
-        if side.type is not Type.DISPLAYMATRIX:
-            continue
-        a, b, _, c, d = np.frombuffer(side, dtype=np.int32)[:5].astype(np.float64)
-        if a * d - b * c >= 0 or not (math.hypot(a, c) and math.hypot(b, d)):
-            break
-        # as libavutil's av_display_rotation_get, on the matrix with its first column negated
-        angle = -math.degrees(math.atan2(-b / math.hypot(b, d), -a / math.hypot(a, c)))
-        return round(angle / 90) % 4, True
-    return round((frame.rotation or 0) / 90) % 4, False
-
-
-def colorspace_of(frame: av.VideoFrame, stream_colorspace: int | None = 0, hdr: bool = False) -> int:
-    """The AVColorSpace ``frame`` is converted with, on both paths: its own tag; untagged, the
-    stream's (``MediaInfo.colorspace``: a container's tag the decoder did not pass on); neither,
-    BT.2020 for HDR, else BT.709 from 720 rows up and BT.601 below, as players assume."""
-    if frame.colorspace not in _UNSPECIFIED:
-        return int(frame.colorspace)
-    if stream_colorspace not in _UNSPECIFIED:
-        return int(stream_colorspace)
-    if hdr:
-        return _BT2020
-    return _BT709 if frame.height >= 720 else _BT601
-
-
-def hdr_transfer(frame: av.VideoFrame, stream_transfer: str | None = None) -> str | None:
-    """"pq" or "hlg" when the frame is tagged with an HDR transfer, None when it is tagged with
-    another; an untagged frame has the stream's (``stream_transfer``, from the container's
-    tags as probed): FFmpeg's HEVC decoder hands over frames untagged when only the container
-    says PQ, and they were shown washed out as SDR while the notes said tone-mapped. (A frame's
-    own tag wins: an alternative-transfer SEI saying HLG in a stream tagged BT.2020 SDR.)"""
-    if frame.color_trc in _UNSPECIFIED:
-        return stream_transfer
-    return HDR_TRANSFERS.get(int(frame.color_trc))
-
-
-_BT2020_PRIMARIES = 9  # AVCOL_PRI_BT2020
-_UNTOLD_PRIMARIES = (0, 2)  # AVCOL_PRI_RESERVED0, AVCOL_PRI_UNSPECIFIED
-
-
-def wide_gamut(frame: av.VideoFrame, stream_primaries: int = 0) -> bool:
-    """The frame is tagged with BT.2020 primaries, or untagged in a stream whose header says
-    ``stream_primaries`` are BT.2020 (an SDR one is mapped to BT.709's by :mod:`kernels.gamut`;
-    HDR frames get that in the tone map)."""
-    told = int(frame.color_primaries or 0)
-    return (told if told not in _UNTOLD_PRIMARIES else stream_primaries) == _BT2020_PRIMARIES
-
-
-def tags_of(frame: av.VideoFrame, stream_colorspace: int | None = 0, stream_transfer: str | None = None,
-            stream_primaries: int = 0) -> StreamTags:
-    """The rules engine/decode/pyav.py applies when it converts ``frame`` (of a stream whose
-    header says ``stream_colorspace``, ``stream_transfer`` and ``stream_primaries``) to RGB: an
-    HDR frame takes BT.2020's matrix when untagged, and only an SDR frame is gamut-mapped."""
-    transfer = hdr_transfer(frame, stream_transfer)
-    matrix = MATRIX_BY_COLORSPACE.get(colorspace_of(frame, stream_colorspace, hdr=transfer is not None), "bt601")
-    name = frame.format.name
-    turns, mirrored = orientation(frame)
-    return StreamTags(
-        turns=turns,
-        mirrored=mirrored,
-        matrix=matrix,
-        full_range=frame.color_range == _FULL_RANGE or name.startswith("yuvj"),
-        bits=pixel_bits(name),
-        transfer=transfer,
-        wide_gamut=transfer is None and wide_gamut(frame, stream_primaries),
-    )
-
-
-def pixel_bits(pixel_format: str) -> int:
-    """Bits per sample from an FFmpeg pixel format name: yuv420p -> 8, yuv420p10le -> 10, p010le -> 10."""
-    if pixel_format.startswith("p0") and pixel_format[1:4].isdigit():  # p010le, p016le: NV12-like words
-        return int(pixel_format[1:4])
-    for bits in (16, 14, 12, 10, 9):
-        if f"p{bits}" in pixel_format:
-            return bits
-    return 8
+    return tags_of(frame, media)

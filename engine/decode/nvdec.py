@@ -53,7 +53,8 @@ from typing import Any, Callable, ContextManager, Protocol, Sequence, TypeVar
 import torch
 
 from . import DecodedClip, DecoderUnavailable, Fit
-from .frame_index import FrameSelection, StreamTags, read_stream_tags, select_frames
+from .frame_index import FrameSelection, read_stream_tags, select_frames
+from .frame_tags import StreamTags
 from .nvdec_caps import largest_picture, pynvvideocodec
 from .wide_colour import wide_colour
 from ..probe import MediaInfo

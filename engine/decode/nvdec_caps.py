@@ -245,7 +245,7 @@ def clear_caches() -> None:
 
 def chroma_and_bits(pixel_format: str) -> tuple[str | None, int]:
     """("420" | "422" | "444" | "400" | None, bits per sample) of an FFmpeg pixel format name."""
-    from .frame_index import pixel_bits
+    from .frame_tags import pixel_bits
 
     name = pixel_format.lower()
     bits = pixel_bits(name)

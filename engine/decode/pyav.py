@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from . import FIT_CHUNK, FIT_CHUNK_BYTES, CodedFit, DecodedClip, Fit, YUVPlanes, unreadable
-from .frame_index import MATRIX_BY_COLORSPACE, colorspace_of, hdr_transfer, orientation, wide_gamut
+from .frame_tags import MATRIX_BY_COLORSPACE, colorspace_of, gamut_of, hdr_transfer, orientation
 from .key_frames import KeyFrame, key_frame_before
 from ..errors import EngineError, ErrorCode
 from ..probe import MediaInfo, open_container
@@ -33,19 +33,19 @@ _SEEK_BACKOFF = (0.0, 1.0, 5.0, 30.0)
 
 
 def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bool,
-            stream_colorspace: int = 0, wide: bool = False) -> tuple[np.ndarray, bool]:
+            media: MediaInfo | None = None, gamut: str | None = None) -> tuple[np.ndarray, bool]:
     """RGB array of a frame, honouring its colour matrix and range; flipped left-right as coded
     when ``mirrored``, then turned ``turns`` quarter turns (0 for a :class:`CodedFit`, which
     turns it after shrinking it): the frame's :func:`orientation`, read once by the caller. SDR
     frames come as RGB24; HDR ones (``transfer``, :func:`hdr_transfer`) as 16-bit BT.2020
     R'G'B' (channels last, read from FFmpeg's planar GBR: 1.6 ms a 960x540 frame against 2.9 for
     packed RGB48, and a little closer to the exact matrix), for the tone map that runs once they
-    are shrunk (:class:`_FrameCollector`). The matrix: :func:`colorspace_of` (the stream's
-    ``stream_colorspace`` for an untagged frame). ``wide``: an SDR frame with BT.2020 primaries,
-    mapped to BT.709's (:mod:`kernels.gamut`). Also says whether any pixel was see-through
+    are shrunk (:class:`_FrameCollector`). The matrix: :func:`colorspace_of` (the header's,
+    in ``media``, for an untagged frame). ``gamut``: the wide primaries of an SDR frame
+    (:func:`gamut_of`), mapped to BT.709's (:mod:`kernels.gamut`). Also says whether any pixel was see-through
     (:func:`over_black`)."""
-    colorspace = colorspace_of(frame, stream_colorspace, hdr=transfer is not None)
-    deep = transfer is not None or wide
+    colorspace = colorspace_of(frame, media, hdr=transfer is not None)
+    deep = transfer is not None or gamut is not None
     alpha = has_alpha(frame)
     converted = frame.reformat(
         # HDR: 16 bits per channel into the tone map, as planar RGB: FFmpeg's packed RGB48 output
@@ -60,10 +60,10 @@ def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bo
     see_through = False
     if alpha:
         converted, see_through = over_black(converted)
-    if wide:
-        from ...kernels.gamut import bt2020_sdr_to_bt709  # imports the tone map's loop: only when needed
+    if gamut is not None:
+        from ...kernels.gamut import sdr_to_bt709  # imports the tone map's loop: only when needed
 
-        converted = bt2020_sdr_to_bt709(torch.from_numpy(converted).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
+        converted = sdr_to_bt709(torch.from_numpy(converted).permute(2, 0, 1)[None], gamut)[0].permute(1, 2, 0).numpy()
     rgb = _keep_top_field(converted) if frame.interlaced_frame else converted
     if mirrored:
         rgb = rgb[:, ::-1]
@@ -115,7 +115,7 @@ _PLANAR_YUV_BITS = {f"yuv{sub}p{bits}le": bits for sub in ("420", "422", "444") 
 
 
 def _yuv_planes(frame: av.VideoFrame, mirrored: bool = False,
-                stream_colorspace: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[str, int, bool]] | None:
+                media: MediaInfo | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, int, bool]] | None:
     """An HDR frame's planes as decoded (as coded, not turned; flipped left-right when
     ``mirrored``): luma uint16 [H, W], chroma [2, h, w] (Cb, Cr), and (matrix, bits, full
     range); None when they cannot be read that way (another pixel format, an interlaced frame),
@@ -124,7 +124,7 @@ def _yuv_planes(frame: av.VideoFrame, mirrored: bool = False,
     bits = _PLANAR_YUV_BITS.get(frame.format.name)
     if bits is None or frame.interlaced_frame:
         return None
-    matrix = MATRIX_BY_COLORSPACE.get(colorspace_of(frame, stream_colorspace, hdr=True), "bt601")
+    matrix = MATRIX_BY_COLORSPACE.get(colorspace_of(frame, media, hdr=True), "bt601")
     planes = [np.frombuffer(plane, dtype=np.uint16).reshape(plane.height, plane.line_size // 2)[:, : plane.width]
               for plane in frame.planes]
     full_range = int(frame.color_range or 0) == int(av.video.reformatter.ColorRange.JPEG)
@@ -229,7 +229,7 @@ class PyAVDecoder:
 
         interlaced = False
         tone_mapped: str | None = None
-        gamut_mapped = False
+        gamut_mapped: str | None = None
         see_through = False
 
         def show(shown: tuple, row: int) -> int:
@@ -238,17 +238,17 @@ class PyAVDecoder:
             if row < 0:
                 frame = shown[0]
                 interlaced = interlaced or bool(frame.interlaced_frame)
-                (turns, mirrored), transfer = orientation(frame), hdr_transfer(frame, media.transfer)
+                (turns, mirrored), transfer = orientation(frame), hdr_transfer(frame, media)
                 tone_mapped = tone_mapped or transfer
-                wide = transfer is None and wide_gamut(frame, media.primaries)
-                gamut_mapped = gamut_mapped or wide
+                gamut = gamut_of(frame, media) if transfer is None else None
+                gamut_mapped = gamut_mapped or gamut
                 planes = None
                 if transfer is not None and frames.coded and fit.takes_planes(frame.width, frame.height, turns):
-                    planes = _yuv_planes(frame, mirrored, media.colorspace)
+                    planes = _yuv_planes(frame, mirrored, media)
                 if planes is not None:
                     row = frames.add_planes(*planes, turns, transfer)
                 else:
-                    rgb, clear = _to_rgb(frame, transfer, 0 if frames.coded else turns, mirrored, media.colorspace, wide)
+                    rgb, clear = _to_rgb(frame, transfer, 0 if frames.coded else turns, mirrored, media, gamut)
                     see_through = see_through or clear
                     row = frames.add(rgb, turns, transfer)
                 times.append(shown[1])

@@ -1,8 +1,8 @@
-"""HDR and BT.2020 SDR frames from a GPU decoder's 4:2:0 planes, with the CPU path's colour steps.
+"""HDR and wide-gamut SDR frames from a GPU decoder's 4:2:0 planes, with the CPU path's colour steps.
 
 NVDEC hands over NV12 (8-bit) or P016 (deeper video, each sample in the high bits of a 16-bit
 word). SDR BT.709/BT.601 frames go to RGB bytes in one kernel (:func:`kernels.colour.yuv420_to_rgb`).
-HDR (PQ, HLG) and SDR frames with BT.2020 primaries need what engine/decode/pyav.py does for
+HDR (PQ, HLG) and SDR frames with wide primaries (BT.2020, Display P3) need what engine/decode/pyav.py does for
 them instead, and this module does it with the same kernels on whatever device the planes are on:
 
 * 10- to 16-bit HDR frames the fit only resizes: the planes are resized as they are and
@@ -12,14 +12,14 @@ them instead, and this module does it with the same kernels on whatever device t
   route does not read either): R'G'B' at the source size as floats
   (:func:`kernels.yuv.yuv_to_rgb`; the CPU path has FFmpeg's scaler make 16-bit RGB here, so the
   chroma upsampling differs a little), turned upright, fitted, then tone-mapped.
-* BT.2020 SDR: 16-bit R'G'B' codes at the source size mapped to BT.709's primaries
-  (:func:`kernels.gamut.bt2020_sdr_to_bt709`), as the CPU path maps its 16-bit frames, then
+* Wide-gamut SDR: 16-bit R'G'B' codes at the source size mapped to BT.709's primaries
+  (:func:`kernels.gamut.sdr_to_bt709`), as the CPU path maps its 16-bit frames, then
   turned and fitted as bytes.
 
 Frames go through :data:`FRAMES_AT_ONCE` at a time: float R'G'B' at the source size is 12 bytes
 a pixel (100 MB a 4K frame), against 1.5 (NV12) or 3 (P016) for the batch it comes from. By
 arithmetic from the tensors' sizes (not measured on a GPU): at 4K, four HDR frames peak near 1 GB
-plus the tone map's per-frame intermediates; four BT.2020 SDR frames near 2 GB (the gamut map
+plus the tone map's per-frame intermediates; four wide-gamut SDR frames near 2 GB (the gamut map
 holds 16-bit codes, int64 indices and float light at once).
 """
 
@@ -28,9 +28,9 @@ from __future__ import annotations
 import torch
 
 from . import CodedFit, Fit, YUVPlanes
-from .frame_index import StreamTags
+from .frame_tags import StreamTags
 from ...kernels.colour import word_values
-from ...kernels.gamut import bt2020_sdr_to_bt709
+from ...kernels.gamut import sdr_to_bt709
 from ...kernels.tonemap import hdr_to_sdr
 from ...kernels.yuv import yuv_to_rgb
 
@@ -50,11 +50,11 @@ def sample_codes(samples: torch.Tensor, bits: int) -> torch.Tensor:
 
 
 def wide_colour(y: torch.Tensor, uv: torch.Tensor, tags: StreamTags, fit: Fit | None) -> torch.Tensor:
-    """Upright, fitted SDR BT.709 bytes [N, 3, h, w] from HDR (``tags.transfer``) or BT.2020 SDR
+    """Upright, fitted SDR BT.709 bytes [N, 3, h, w] from HDR (``tags.transfer``) or wide-gamut SDR
     (``tags.wide_gamut``) 4:2:0 planes as coded: ``y`` [N, H, W] and ``uv`` [N, H/2, W/2, 2]
     (:func:`kernels.colour.split_nv12`), flipped left-right first when ``tags.mirrored``."""
     if tags.transfer is None and not tags.wide_gamut:
-        raise ValueError("wide_colour is for HDR or BT.2020 frames; SDR BT.709/601 goes through yuv420_to_rgb")
+        raise ValueError("wide_colour is for HDR or wide-gamut frames; SDR BT.709/601 goes through yuv420_to_rgb")
     done = []
     for start in range(0, y.shape[0], FRAMES_AT_ONCE):
         luma = sample_codes(y[start:start + FRAMES_AT_ONCE], tags.bits).unsqueeze(1)
@@ -76,7 +76,7 @@ def _converted(luma: torch.Tensor, chroma: torch.Tensor, tags: StreamTags, fit: 
     if tags.transfer is None:
         codes = rgb.clamp_(0, 1).mul_(65535).round_().to(torch.int32)
         del rgb  # the float frames go before the gamut map makes its own
-        rgb = bt2020_sdr_to_bt709(codes)
+        rgb = sdr_to_bt709(codes, tags.wide_gamut)
     if tags.turns:
         rgb = torch.rot90(rgb, k=tags.turns, dims=(2, 3))
     if fit is not None:

@@ -13,7 +13,8 @@ import pytest
 
 import clipmaker
 import animated_previews.engine.decode.frame_index as frame_index
-from animated_previews.engine.decode.frame_index import pixel_bits, read_stream_tags, select_frames
+from animated_previews.engine.decode.frame_index import read_stream_tags, select_frames
+from animated_previews.engine.decode.frame_tags import tags_of
 from animated_previews.engine.decode.pyav import PyAVDecoder
 from animated_previews.engine.errors import EngineError, ErrorCode
 from animated_previews.engine.probe import probe
@@ -114,12 +115,6 @@ def test_stream_tags_follow_the_cpu_paths_rules(rotated_clip, clip_10bit, tmp_pa
     assert read_stream_tags(probe(hd)).matrix == "bt709"  # untagged HD
 
 
-@pytest.mark.parametrize("name,bits", [("yuv420p", 8), ("yuvj420p", 8), ("yuv420p10le", 10),
-                                       ("yuv422p12le", 12), ("p010le", 10), ("p016le", 16), ("nv12", 8)])
-def test_pixel_bits(name, bits):
-    assert pixel_bits(name) == bits
-
-
 # Per-file cache (issue 14 item 10): what a job learns about a file serves the next job on it.
 
 
@@ -209,7 +204,7 @@ def test_tags_cached_per_file_are_the_ones_its_frames_carry(rotated_clip, clip_1
         media = probe(path)
         with frame_index.av.open(str(path)) as container:
             first = next(container.decode(container.streams.video[0]))
-        assert read_stream_tags(media) == frame_index.tags_of(first)
+        assert read_stream_tags(media) == tags_of(first, media)
 
 
 def test_tags_come_from_a_frame_because_the_codec_context_can_say_less(corpus):
@@ -221,4 +216,4 @@ def test_tags_come_from_a_frame_because_the_codec_context_can_say_less(corpus):
         assert container.streams.video[0].codec_context.colorspace in (None, 0, 2)  # says nothing
         first = next(container.decode(container.streams.video[0]))
     tags = read_stream_tags(probe(path))
-    assert tags == frame_index.tags_of(first) and tags.matrix == "bt601"
+    assert tags == tags_of(first) and tags.matrix == "bt601"

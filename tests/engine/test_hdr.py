@@ -241,6 +241,30 @@ def test_sdr_with_bt2020_primaries_is_shown_with_bt709s_not_desaturated(tmp_path
     assert "SDR with BT.2020 primaries: colours converted to BT.709's" in notes and not any("HDR" in n for n in notes)
 
 
+def test_sdr_with_display_p3_primaries_is_shown_with_bt709s_not_desaturated(tmp_path):
+    """Display P3 (smpte432) SDR was shown as BT.709 with no note, 15 dB from its master (a colour
+    tag sweep); it is mapped as BT.2020 SDR is, with P3's own matrix."""
+    master = tmp_path / "master.mp4"
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
+                    "-vf", "format=yuv444p", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p",
+                    "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", str(master)], check=True)
+    p3 = tmp_path / "p3.mp4"
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(master), "-vf",
+                    "zscale=tin=bt709:min=bt709:pin=bt709:rin=tv:t=bt709:m=bt709:p=smpte432:r=tv,format=yuv444p10le",
+                    "-c:v", "libx264", "-qp", "0", "-x264-params", "colorprim=smpte432:transfer=bt709:colormatrix=bt709",
+                    str(p3)], check=True)
+    want = PyAVDecoder().decode_frames(probe(master), [0.5]).frames[0].permute(1, 2, 0).numpy()
+    clip = PyAVDecoder().decode_frames(probe(p3), [0.5])
+    ours = clip.frames[0].permute(1, 2, 0).numpy()
+    with av.open(str(p3)) as opened:  # the P3 codes shown as if BT.709
+        naive = [f for f in opened.decode(video=0) if f.time <= 0.5][-1].reformat(format="rgb24").to_ndarray()
+    assert clip.gamut_mapped == "p3" and clip.tone_mapped is None
+    assert psnr(ours, want) >= 38 and psnr(naive, want) < 20  # 42.8 and 15.1 dB when written
+    spec = parse_job({"input": str(p3), "format": "gif", "fps": 5, "duration": 1}, default_id="p", input_root=tmp_path)
+    assert "SDR with Display P3 primaries: colours converted to BT.709's" in run_job(spec, tmp_path / "out",
+                                                                                      PyAVDecoder()).notes
+
+
 def test_bt2020_primaries_said_only_by_the_container_are_mapped_too(tmp_path):
     """The same BT.2020 SDR stream with its HEVC VUI set to 'unspecified' and the primaries left
     in the MP4 ``colr`` box: the matrix came from the container but the primaries did not, so it

@@ -33,6 +33,7 @@ import animated_previews.engine.job as job
 from animated_previews.engine.decode import DecoderUnavailable
 from animated_previews.engine.decode.nvdec import FETCH_BATCH, MAX_HEIGHT, MAX_WIDTH, NvdecDecoder, choose_stream
 from animated_previews.engine.decode.frame_index import NO_TIMESTAMP
+from animated_previews.engine.decode.frame_tags import StreamTags
 from animated_previews.engine.decode.pyav import PyAVDecoder
 from animated_previews.engine.device import DeviceChoice
 from animated_previews.engine.probe import probe
@@ -673,8 +674,8 @@ def test_p016_words_become_their_samples_codes_whichever_way_they_are_typed(dtyp
 
 
 def test_sdr_bt709_frames_are_not_for_the_wide_colour_steps():
-    tags = frame_index.StreamTags(turns=0, matrix="bt709", full_range=False, bits=8)
-    with pytest.raises(ValueError, match="HDR or BT.2020"):
+    tags = StreamTags(turns=0, matrix="bt709", full_range=False, bits=8)
+    with pytest.raises(ValueError, match="HDR or wide-gamut"):
         wide_colour.wide_colour(torch.zeros((1, 4, 4), dtype=torch.uint8), torch.zeros((1, 2, 2, 2), dtype=torch.uint8),
                                 tags, None)
 
