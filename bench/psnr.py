@@ -8,7 +8,8 @@ or gets the timing wrong pays for it in PSNR:
   presentation timeline (the last decoded frame whose timestamp is ``<= t``; timestamps are taken
   relative to the container's start time, which is how ``ffmpeg -ss`` counts; or, with
   ``origin="stream"``, relative to the video stream's first timestamp), decoded
-  with PyAV, converted to RGB24 and resized to the output's size with Pillow LANCZOS.
+  with PyAV, converted to RGB24 as a player shows it (:func:`source_rgb`: chroma interpolated,
+  exact rounding) and resized to the output's size with Pillow LANCZOS.
 * **Displayed frame k** of an output is decoded with Pillow (frames composited as a viewer would,
   over black where transparent) and chosen by the output's own per-frame delays: the frame whose
   display interval ``[start, start + delay)`` contains instant ``k/fps`` (modulo the animation's total
@@ -30,6 +31,13 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import Image
+
+PLAYER_CONVERSION = 0x4 | 0x2000 | 0x40000
+"""swscale's flags for the reference's Y'CbCr -> RGB: SWS_BICUBIC | SWS_FULL_CHR_H_INT |
+SWS_ACCURATE_RND, the picture as players show it (their shaders interpolate chroma and round
+exactly). Until 2026-12-05 the reference took swscale's default unscaled converter, which repeats
+chroma over 2x2 pixels and rounds down: about one level dark on every channel, 43-47 dB from 4:4:4
+masters made 4:2:0 by zimg where this conversion is 51-54 (bench/colour_conversion.py)."""
 
 PSNR_CAP_DB = 100.0
 DURATION_TOLERANCE_MS = 10.0
@@ -108,7 +116,7 @@ def decode_on_screen(path: Path, times: list[Fraction], origin: str = "container
                 while i < len(times) and times[i] < ft:
                     if prev is not None:
                         if prev_arr is None:  # convert only frames that are picked
-                            prev_arr = prev.to_ndarray(format="rgb24")
+                            prev_arr = source_rgb(prev)
                         picked[i], picked_t[i] = prev_arr, prev_t
                     i += 1
                 if i >= len(times):
@@ -116,7 +124,7 @@ def decode_on_screen(path: Path, times: list[Fraction], origin: str = "container
                 prev, prev_t, prev_arr = frame, ft, None
             while i < len(times):  # past the end of the stream: the last frame stays on screen
                 if prev is not None and prev_arr is None:
-                    prev_arr = prev.to_ndarray(format="rgb24")
+                    prev_arr = source_rgb(prev)
                 picked[i], picked_t[i] = prev_arr, prev_t
                 i += 1
             return picked, picked_t, first_time
@@ -156,10 +164,16 @@ A tool is not wrong for following any of them; :func:`score_best` scores against
 the better."""
 
 
+def source_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """RGB24 of a decoded source frame as a player shows it: its own matrix and range (PyAV reads
+    the frame's tags), :data:`PLAYER_CONVERSION`."""
+    return frame.to_ndarray(format="rgb24", interpolation=PLAYER_CONVERSION)
+
+
 def _upright(frame, rotate: bool) -> np.ndarray:
-    """RGB24 of a decoded frame (PyAV's conversion, as :func:`decode_on_screen`), turned upright by
+    """RGB24 of a decoded frame (:func:`source_rgb`, as :func:`decode_on_screen`), turned upright by
     its display rotation when ``rotate`` (as players, ffmpeg's autorotate and the engine do)."""
-    rgb = frame.to_ndarray(format="rgb24")
+    rgb = source_rgb(frame)
     turns = round((frame.rotation or 0) / 90) % 4 if rotate else 0
     return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
 
