@@ -76,7 +76,8 @@ def split_nv12(surfaces: Tensor, height: int, width: int | None = None) -> tuple
 
 
 def yuv420_to_rgb(y: Tensor, uv: Tensor, *, matrix: str, full_range: bool, chroma: str = "nearest") -> Tensor:
-    """RGB uint8 [N, 3, H, W] from 4:2:0 planes y [N, H, W] and uv [N, ceil(H/2), ceil(W/2), 2].
+    """RGB uint8 [N, 3, H, W] from 4:2:0 planes y [N, H, W] and uv [N, ceil(H/2), ceil(W/2), 2]
+    (or 4:2:2 ones, uv [N, H, ceil(W/2), 2]: the CPU decoder's, :mod:`kernels.colour_scan`).
 
     ``matrix`` names the YCbCr matrix (a key of :data:`MATRICES`: "bt601", "bt709", ...);
     ``full_range`` is True for full-range ("JPEG") video, False for limited range (Y in 16..235,
@@ -95,8 +96,8 @@ def yuv420_to_rgb(y: Tensor, uv: Tensor, *, matrix: str, full_range: bool, chrom
     if y.dim() != 3 or uv.dim() != 4 or uv.shape[-1] != 2:
         raise ValueError(f"expected y [N, H, W] and uv [N, H/2, W/2, 2], got {tuple(y.shape)} and {tuple(uv.shape)}")
     n, height, width = y.shape
-    if uv.shape[0] != n or uv.shape[1] != (height + 1) // 2 or uv.shape[2] != (width + 1) // 2:
-        raise ValueError(f"chroma {tuple(uv.shape)} does not fit luma {tuple(y.shape)} in 4:2:0")
+    if uv.shape[0] != n or uv.shape[1] not in ((height + 1) // 2, height) or uv.shape[2] != (width + 1) // 2:
+        raise ValueError(f"chroma {tuple(uv.shape)} does not fit luma {tuple(y.shape)} in 4:2:0 or 4:2:2")
     if y.dtype != uv.dtype or y.dtype not in (torch.uint8, torch.uint16, torch.int16):
         raise ValueError(f"planes must both be uint8, uint16 or int16, got {y.dtype} and {uv.dtype}")
     out = torch.empty((n, 3, height, width), dtype=torch.uint8, device=y.device)
@@ -145,15 +146,16 @@ def _to_float(samples: Tensor) -> Tensor:
 
 
 def _nearest_chroma(uv: Tensor, height: int, width: int) -> Tensor:
-    """Cb/Cr [n, 2, h/2, w/2] -> [n, 2, H, W]: each sample repeated over its 2x2 block."""
-    return uv.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)[..., :height, :width]
+    """Cb/Cr [n, 2, h/2 or H, w/2] -> [n, 2, H, W]: each sample repeated over its 2x2 block (2x1 in 4:2:2)."""
+    rows = uv.repeat_interleave(2, dim=-2) if uv.shape[-2] < height else uv
+    return rows.repeat_interleave(2, dim=-1)[..., :height, :width]
 
 
 def _bilinear_chroma(uv: Tensor, height: int, width: int) -> Tensor:
-    """Cb/Cr [n, 2, h/2, w/2] -> [n, 2, H, W] by bilinear interpolation with MPEG-2 siting.
+    """Cb/Cr [n, 2, h/2 or H, w/2] -> [n, 2, H, W] by bilinear interpolation with MPEG-2 siting.
 
     Vertically each chroma row sits between two luma rows (centre siting), which is what
-    ``interpolate(align_corners=False)`` assumes. Horizontally each chroma sample is co-sited
+    ``interpolate(align_corners=False)`` assumes (4:2:2's rows are the luma's, kept as they are). Horizontally each chroma sample is co-sited
     with an even luma column, so even output columns take the sample itself and odd columns the
     mean of their two neighbours (the last column repeats the edge sample).
     """

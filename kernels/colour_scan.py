@@ -1,25 +1,26 @@
-"""8-bit 4:2:0 Y'CbCr -> RGB as one compiled loop, for the CPU decoder's frames: the arithmetic of
-:func:`kernels.colour.yuv420_to_rgb` with ``chroma="bilinear"``, on the decoder's planes as they are.
+"""8-bit 4:2:0 and 4:2:2 Y'CbCr -> RGB as one compiled loop, for the CPU decoder's frames: the
+arithmetic of :func:`kernels.colour.yuv420_to_rgb` with ``chroma="bilinear"``, on the decoder's
+planes as they are (4:2:2's chroma rows are the luma's: the row interpolation keeps them).
 
 Why not FFmpeg's scaler, which the CPU path used until 2026-12-05: its unscaled 8-bit 4:2:0 ->
 RGB24 converter (what PyAV's ``reformat`` takes at the same size) repeats each chroma sample over
-its 2x2 block and rounds down, so every picture came out about one level dark (mean -0.7 to -1.1
-on every channel) and, on five clips made 4:2:0 by zimg from 4:4:4 masters (960x540: testsrc2,
-the NASA clip, Big Buck Bunny, the screen recording, the talking head), 43.0-46.6 dB from the
-master where this conversion gives 50.1-53.7 (31.6 against 30.1 on testsrc2's saturated edges).
-The scaler's accurate path (``ACCURATE_RND | FULL_CHR_H_INT``) gives the same 50-54 dB, at
-2.0-2.3 ms a 960x540 frame against 0.26 ms; this loop (measured in
-tests/kernels/test_colour.py's module notes and bench/results/colour-conversion.md) costs about
-what the inexact converter did.
+its 2x2 block and rounds down, so every picture came out about one level dark (mean -0.6 to -1.4
+a channel) and, on four library clips' frames made 4:2:0 by zimg from 4:4:4 masters (960x540),
+43.0-46.6 dB from the master where this conversion gives 50.1-54.2 (bench/colour_conversion.py,
+bench/results/colour-conversion.md). The scaler's accurate path (``ACCURATE_RND |
+FULL_CHR_H_INT``) lands as close, at 3.2-3.7 ms a 960x540 frame; this loop takes 0.60-0.67 ms,
+the inexact converter 0.26 (its SIMD code), the torch kernel 12-14 ms on one CPU thread.
 
 Each output row's chroma is interpolated once between its two chroma rows (centre siting, as
-``interpolate(align_corners=False)`` weighs them), then each pixel's from its chroma column and
-the next (co-siting: even columns take the sample, odd ones the mean of two), in float32 as the
-torch kernel computes it, and rounded half to even. tests/kernels/test_colour.py holds the two to
-the same bytes but for float rounding (at most one level, on a handful of pixels).
+``interpolate(align_corners=False)`` weighs them), then spread over the row (co-siting: even
+columns take the sample, odd ones the mean of two), then each pixel is converted in a loop with
+neither a branch nor a call per value (a first version with both took 2.4-2.5 ms a frame): float32
+throughout in the torch kernel's order of operations, rounded half to even by adding and taking
+away 1.5 x 2^23 (what ``torch.round`` gives, for values this small), clamped. tests/kernels/test_colour_scan.py holds the loop to
+the torch kernel's bytes (noise and clip frames, odd sizes, both ranges, BT.601 and BT.709).
 
 Compiled by :func:`kernels.compiled.compile_loop` (``SCAN`` is None without numba, and the CPU
-decoder keeps FFmpeg's converter).
+decoder runs the torch kernel instead: the same bytes).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ __all__ = ["SCAN", "colour_scan"]
 def colour_scan(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, width: int, coefficients: np.ndarray,
                 out: np.ndarray) -> None:
     """``out`` (uint8 [H, W x 3], rows of RGB triplets) from the planes ``luma`` (uint8 [H, >= W]),
-    ``cb`` and ``cr`` (uint8 [ceil(H/2), >= ceil(W/2)]; rows may be longer than the picture, as a
+    ``cb`` and ``cr`` (uint8 [ceil(H/2) or H, >= ceil(W/2)]; rows may be longer than the picture, as a
     decoder's padded lines are), ``width`` W; ``coefficients`` float32 [7]: (luma offset, luma gain,
     chroma gain, R<-Cr, G<-Cb, G<-Cr, B<-Cb), :func:`kernels.colour.conversion_coefficients`."""
     height = out.shape[0]

@@ -69,22 +69,23 @@ def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bo
 
 
 _CPU = torch.device("cpu")
-_PLANAR_420 = frozenset({"yuv420p", "yuvj420p"})
-"""8-bit 4:2:0 pixel formats :func:`_planes_to_rgb` converts itself (what H.264, HEVC, VP8/9, AV1,
-MPEG-2 and MPEG-4 decoders give for almost every file)."""
+_PLANAR_8_BIT = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p"})
+"""8-bit pixel formats :func:`_planes_to_rgb` converts itself: 4:2:0 (what H.264, HEVC, VP8/9, AV1,
+MPEG-2 and MPEG-4 decoders give for almost every file) and 4:2:2 (Motion JPEG from cameras,
+DNxHD, broadcast MPEG-2), which FFmpeg's unscaled converter darkens alike (4:4:4 it does not)."""
 
 
 def _planes_to_rgb(frame: av.VideoFrame, colorspace: int) -> np.ndarray | None:
-    """RGB24 [H, W, 3] of a progressive 8-bit 4:2:0 frame: chroma interpolated, every value
+    """RGB24 [H, W, 3] of a progressive 8-bit 4:2:0 or 4:2:2 frame: chroma interpolated, every value
     rounded (FFmpeg's unscaled converter repeats chroma and rounds down, about one level dark:
     43-47 dB from 4:4:4 masters where this is 50-54; bench/results/colour-conversion.md). By
     :mod:`kernels.colour_scan`, or where its loop does not run the torch kernel it repeats (the
     same bytes, 20 times the time). None for any other frame, which FFmpeg's scaler converts
     (:func:`_scaled_to_rgb`)."""
-    if frame.format.name not in _PLANAR_420:
+    if frame.format.name not in _PLANAR_8_BIT:
         return None
     luma, cb, cr = (np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size) for plane in frame.planes)
-    full_range = int(frame.color_range or 0) == int(av.video.reformatter.ColorRange.JPEG) or frame.format.name == "yuvj420p"
+    full_range = int(frame.color_range or 0) == int(av.video.reformatter.ColorRange.JPEG) or frame.format.name.startswith("yuvj")
     matrix = MATRIX_BY_COLORSPACE.get(colorspace, "bt601")
     if not compiled.runs(COLOUR_SCAN, _CPU):
         width = (frame.width + 1) // 2

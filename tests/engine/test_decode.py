@@ -112,6 +112,24 @@ def test_eight_bit_frames_come_out_with_interpolated_chroma_and_exact_rounding(t
     assert torch.equal(PyAVDecoder().decode_frames(media, [0.2]).frames[0], ours)
 
 
+@pytest.mark.skipif(not clipmaker.ffmpeg_can("testsrc2", "mjpeg"), reason="needs the ffmpeg command")
+def test_motion_jpegs_4_2_2_frames_are_converted_the_same_way(tmp_path):
+    """Cameras' Motion JPEG is full-range 4:2:2, which FFmpeg's unscaled converter darkens too."""
+    from animated_previews.kernels.colour import yuv420_to_rgb
+
+    path = tmp_path / "camera.avi"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10",
+                    "-t", "0.5", "-c:v", "mjpeg", "-pix_fmt", "yuvj422p", "-q:v", "2", str(path)], check=True)
+    ours = PyAVDecoder().decode_frames(probe(path), [0.0]).frames[0]
+    with av.open(str(path)) as opened:
+        frame = next(opened.decode(video=0))
+    assert frame.format.name == "yuvj422p"
+    luma, cb, cr = (torch.from_numpy(np.frombuffer(p, dtype=np.uint8).reshape(p.height, p.line_size)) for p in frame.planes)
+    want = yuv420_to_rgb(luma[:, :160][None].contiguous(), torch.stack((cb[:, :80], cr[:, :80]), -1)[None],
+                         matrix="bt601", full_range=True, chroma="bilinear")[0]
+    assert torch.equal(ours, want)
+
+
 def test_the_last_frame_stays_on_screen_to_the_end(tmp_path):
     path = clipmaker.make_clip(tmp_path / "short.mp4", fps=10, frames=10, width=160, height=120)
     indices, _ = shown_indices(path, [0.85, 0.95, 0.99])

@@ -36,19 +36,21 @@ def torch_rgb(frame: av.VideoFrame, matrix: str, full_range: bool) -> np.ndarray
     return rgb[0].permute(1, 2, 0).numpy()
 
 
-def coded(rgb: np.ndarray, matrix: str, full_range: bool) -> av.VideoFrame:
+def coded(rgb: np.ndarray, matrix: str, full_range: bool, layout: str = "yuv420p") -> av.VideoFrame:
     space = {"bt601": Colorspace.ITU601, "bt709": Colorspace.ITU709}[matrix]
     return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
-        format="yuv420p", dst_colorspace=space, dst_color_range=ColorRange.JPEG if full_range else ColorRange.MPEG)
+        format=layout, dst_colorspace=space, dst_color_range=ColorRange.JPEG if full_range else ColorRange.MPEG)
 
 
+@pytest.mark.parametrize("layout", ["yuv420p", "yuv422p"])
 @pytest.mark.parametrize("size", [(320, 240), (321, 241), (7, 5), (2, 2)])
 @pytest.mark.parametrize("matrix,full_range", [("bt709", False), ("bt601", False), ("bt601", True)])
-def test_the_loop_gives_the_torch_kernels_bilinear_bytes(size, matrix, full_range):
+def test_the_loop_gives_the_torch_kernels_bilinear_bytes(size, matrix, full_range, layout):
     width, height = size
     noise = (np.random.default_rng(5).random((height + height % 2, width + width % 2, 3)) * 255).astype(np.uint8)
     for picture in (noise[:height, :width], clipmaker.render_frame(3, width, height) if width >= 48 else noise[:height, :width]):
-        frame = coded(np.ascontiguousarray(picture), matrix, full_range)
+        frame = coded(np.ascontiguousarray(picture), matrix, full_range, layout)
+        assert frame.planes[1].height == (height if layout == "yuv422p" else (height + 1) // 2)
         assert np.array_equal(loop_rgb(frame, matrix, full_range), torch_rgb(frame, matrix, full_range))
 
 
