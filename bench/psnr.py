@@ -35,9 +35,17 @@ from PIL import Image
 PLAYER_CONVERSION = 0x4 | 0x2000 | 0x40000
 """swscale's flags for the reference's Y'CbCr -> RGB: SWS_BICUBIC | SWS_FULL_CHR_H_INT |
 SWS_ACCURATE_RND, the picture as players show it (their shaders interpolate chroma and round
-exactly). Until 2026-12-05 the reference took swscale's default unscaled converter, which repeats
-chroma over 2x2 pixels and rounds down: about one level dark on every channel, 43-47 dB from 4:4:4
-masters made 4:2:0 by zimg where this conversion is 51-54 (bench/colour_conversion.py)."""
+exactly). swscale's default unscaled converter, the only reading until 2026-12-05, repeats chroma
+over 2x2 pixels and rounds down: about one level dark on every channel, 43-47 dB from 4:4:4 masters
+made 4:2:0 by zimg where this conversion is 51-54 (bench/colour_conversion.py)."""
+CHROMA_READINGS: dict[str, int | None] = {"players": PLAYER_CONVERSION, "ffmpeg": None}
+"""The ways the reference reads a source's Y'CbCr, each what some tool gives its viewers:
+``players`` (:data:`PLAYER_CONVERSION`: chroma interpolated, as players show video) and
+``ffmpeg`` (swscale's default: chroma repeated, rounded down, as the ffmpeg command hands frames
+to its filters and to gifski). They differ little on camera footage (41-46 dB apart) and a great
+deal on pixel art whose cells sit on the chroma grid (16 dB on the library's pixel_life, where
+repeating chroma gives back the cells' colours and interpolating smears them): a tool is not
+wrong for either, so :func:`decode_conventions` gives both, as it gives each sampling rule."""
 
 PSNR_CAP_DB = 100.0
 DURATION_TOLERANCE_MS = 10.0
@@ -164,24 +172,29 @@ A tool is not wrong for following any of them; :func:`score_best` scores against
 the better."""
 
 
-def source_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """RGB24 of a decoded source frame as a player shows it: its own matrix and range (PyAV reads
-    the frame's tags), :data:`PLAYER_CONVERSION`."""
-    return frame.to_ndarray(format="rgb24", interpolation=PLAYER_CONVERSION)
+def source_rgb(frame: av.VideoFrame, flags: int | None = PLAYER_CONVERSION) -> np.ndarray:
+    """RGB24 of a decoded source frame, by default as a player shows it: its own matrix and range
+    (PyAV reads the frame's tags), swscale's ``flags`` (None: its default, :data:`CHROMA_READINGS`)."""
+    if flags is None:
+        return frame.to_ndarray(format="rgb24")
+    return frame.to_ndarray(format="rgb24", interpolation=flags)
 
 
-def _upright(frame, rotate: bool) -> np.ndarray:
+def _upright(frame, rotate: bool, flags: int | None = PLAYER_CONVERSION) -> np.ndarray:
     """RGB24 of a decoded frame (:func:`source_rgb`, as :func:`decode_on_screen`), turned upright by
     its display rotation when ``rotate`` (as players, ffmpeg's autorotate and the engine do)."""
-    rgb = source_rgb(frame)
+    rgb = source_rgb(frame, flags)
     turns = round((frame.rotation or 0) / 90) % 4 if rotate else 0
     return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
 
 
 def decode_conventions(path: Path, times: list[Fraction], origin: str = "container", rotate: bool = True,
-                       fps: float | None = None) -> dict[str, SourceFrames]:
+                       fps: float | None = None, readings: dict[str, int | None] = CHROMA_READINGS
+                       ) -> dict[str, SourceFrames]:
     """One decode of ``path``: the source frames at ``times`` under each of :data:`CONVENTIONS`
-    (``mid_slot`` only when the output rate ``fps`` is given).
+    (``mid_slot`` only when the output rate ``fps`` is given) and each of ``readings``
+    (:data:`CHROMA_READINGS`): keyed by the convention for the first reading, "CONVENTION+READING"
+    for the others.
 
     ``on_screen`` picks what :func:`decode_on_screen` picks. Instants before the first frame take
     the first frame, instants after the last take the last (noted). ``rotate``: frames are turned
@@ -191,7 +204,7 @@ def decode_conventions(path: Path, times: list[Fraction], origin: str = "contain
     if fps:
         half = 1 / (2 * Fraction(str(fps)))
         queries["mid_slot"] = ("lt", [t + half for t in times])
-    picked = {name: [None] * n for name in queries}
+    picks = {name: [None] * n for name in queries}  # the (serial, time, frame) each instant takes
     stamps = {name: [None] * n for name in queries}
     notes: list[str] = []
     with av.open(str(path)) as container:
@@ -199,20 +212,13 @@ def decode_conventions(path: Path, times: list[Fraction], origin: str = "contain
         stream.thread_type = "AUTO"
         start = time_origin(container, stream, origin)
         tb = stream.time_base
-        cache: dict[int, np.ndarray] = {}  # frame serial -> RGB, converted once and only when picked
-
-        def rgb(entry):
-            if entry[0] not in cache:
-                cache[entry[0]] = _upright(entry[2], rotate)
-            return cache[entry[0]]
 
         def collect(seek_to: Fraction | None):
             if seek_to is not None and seek_to > 0:
                 container.seek(int((start + seek_to) / tb), stream=stream, backward=True, any_frame=False)
             for name in queries:
-                picked[name][:] = [None] * n
+                picks[name][:] = [None] * n
                 stamps[name][:] = [None] * n
-            cache.clear()
             pos = {name: 0 for name in queries}
             prev = None  # (serial, time, frame)
             first_time = None
@@ -232,7 +238,7 @@ def decode_conventions(path: Path, times: list[Fraction], origin: str = "contain
                             pick = prev
                             if rule == "near" and not (qs[i] - prev[1] < cur[1] - qs[i]):
                                 pick = cur
-                            picked[name][i], stamps[name][i] = rgb(pick), pick[1]
+                            picks[name][i], stamps[name][i] = pick, pick[1]
                         i += 1
                     pos[name] = i
                 if all(i >= n for i in pos.values()):
@@ -241,7 +247,7 @@ def decode_conventions(path: Path, times: list[Fraction], origin: str = "contain
             if prev is not None:  # past the last frame: it stays on screen
                 for name in queries:
                     for i in range(pos[name], n):
-                        picked[name][i], stamps[name][i] = rgb(prev), prev[1]
+                        picks[name][i], stamps[name][i] = prev, prev[1]
             return first_time
 
         first_time = collect(times[0] - 1 if times[0] > 1 else None)
@@ -251,10 +257,10 @@ def decode_conventions(path: Path, times: list[Fraction], origin: str = "contain
             first_time = collect(None)
         if first_time is None:
             raise ValueError(f"no frame decoded from {path}")
-        if picked["on_screen"][0] is None:
+        if picks["on_screen"][0] is None:
             notes.append("instants before the first frame use the first frame")
         for name in queries:  # instants before the first frame: a player shows the first frame
-            frames = picked[name]
+            frames = picks[name]
             first_real = next((k for k in range(n) if frames[k] is not None), None)
             if first_real is None:
                 raise ValueError(f"no frame decoded from {path} at the instants asked")
@@ -262,7 +268,17 @@ def decode_conventions(path: Path, times: list[Fraction], origin: str = "contain
                 frames[k], stamps[name][k] = frames[first_real], stamps[name][first_real]
         if times[-1] - stamps["on_screen"][-1] > 1:
             notes.append("instants past the end of the stream use its last frame")
-    return {name: SourceFrames(picked[name], [float(t) for t in stamps[name]], list(notes)) for name in queries}
+    out = {}
+    for number, (reading, flags) in enumerate(readings.items()):
+        cache: dict[int, np.ndarray] = {}  # frame serial -> RGB, converted once and only when picked
+        for name in queries:
+            for pick in picks[name]:
+                if pick[0] not in cache:
+                    cache[pick[0]] = _upright(pick[2], rotate, flags)
+            frames = [cache[pick[0]] for pick in picks[name]]
+            key = name if number == 0 else f"{name}+{reading}"
+            out[key] = SourceFrames(frames, [float(t) for t in stamps[name]], list(notes))
+    return out
 
 
 def resize_reference(src: SourceFrames, size: tuple[int, int]) -> list[np.ndarray]:

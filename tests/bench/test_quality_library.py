@@ -11,6 +11,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,8 +76,26 @@ def test_conventions_pick_their_frames(tmp_path):
     anim = psnr.Animation(frames, [1000 / 15] * 4, [1000 / 15] * 4, (64, 36), "GIF", 0, [])
     best = psnr.score_best(anim, refs, 15, 0.3)
     assert best["convention"] == "nearest" and best["psnr_mean_db"] == psnr.PSNR_CAP_DB
-    assert set(best["psnr_mean_db_by_convention"]) == set(psnr.CONVENTIONS)
+    assert set(best["psnr_mean_db_by_convention"]) == {f"{c}{r}" for c in psnr.CONVENTIONS for r in ("", "+ffmpeg")}
     assert best["psnr_mean_db_by_convention"]["on_screen"] < psnr.PSNR_CAP_DB
+
+
+@needs_ffmpeg
+def test_each_convention_is_read_as_players_show_chroma_and_as_ffmpeg_hands_it_on(tmp_path):
+    """A tool fed by the ffmpeg command sees chroma repeated (and a level dark), a player shows it
+    interpolated: an output of either kind scores best against its own reading."""
+    clip = _tiny(tmp_path / "c.mp4")
+    times = psnr.instants(0, 0.3, 15)
+    refs = psnr.decode_conventions(clip, times, fps=15)
+    players, ffmpeg = refs["on_screen"], refs["on_screen+ffmpeg"]
+    assert players.source_times == ffmpeg.source_times
+    assert (np.stack(ffmpeg.frames).astype(float) - np.stack(players.frames)).mean() < -0.3  # a level dark, about
+    with av.open(str(clip)) as opened:
+        first = next(opened.decode(video=0))
+    assert np.array_equal(ffmpeg.frames[0], first.to_ndarray(format="rgb24"))
+    for own in ("on_screen", "on_screen+ffmpeg"):
+        anim = psnr.Animation(refs[own].frames, [1000 / 15] * 4, [1000 / 15] * 4, (64, 36), "GIF", 0, [])
+        assert psnr.score_best(anim, refs, 15, 0.3)["convention"] == own
 
 
 @needs_ffmpeg
