@@ -6,13 +6,18 @@ accurate scaler) are made 4:2:0 BT.709 limited range by zimg (chroma sited left,
 and the engine's kernel assume) and coded losslessly; each frame is then converted back:
 
 ============== =====================================================================================
-ffmpeg-default PyAV's ``reformat(format="rgb24")``, FFmpeg's unscaled converter: what the CPU path
-               used until 2026-12-05 (chroma repeated over 2x2 pixels, rounding down)
+ffmpeg-default PyAV's ``reformat(format="rgb24")``, FFmpeg's unscaled converter: the CPU path's
+               (chroma repeated over 2x2 pixels, rounding down)
 ffmpeg-accurate the same with ``SWS_BICUBIC | SWS_FULL_CHR_H_INT | SWS_ACCURATE_RND``: the
-               benchmark's reference since then (bench/psnr.py ``PLAYER_CONVERSION``)
-engine-loop    :mod:`kernels.colour_scan`: the CPU path's conversion since then (bilinear chroma)
-engine-torch   :func:`kernels.colour.yuv420_to_rgb` ``chroma="bilinear"`` on CPU tensors: the GPU
-               path's kernel (here on one CPU thread, so its time says nothing of a GPU)
+               benchmark's "players" reading (bench/psnr.py ``PLAYER_CONVERSION``)
+engine-torch   :func:`kernels.colour.yuv420_to_rgb` ``chroma="bilinear"`` on CPU tensors (here on
+               one CPU thread, so its time says nothing of a GPU)
+
+Mind what this measures: 4:2:0 made by zimg, whose chroma filter suits an interpolating reader.
+Clips made 4:2:0 by FFmpeg's own default scaler (the library's synthetic clips) come back closest
+through FFmpeg's default reader instead: against their RGB frames, pixel_life 31.9 dB that way,
+17.7 interpolated; flat_logo 37.6 against 34.2 (2026-12-05, a one-off check). Which reader suits
+real footage is open (notes of 2026-12-05).
 ============== =====================================================================================
 
 Per clip and conversion: mean absolute error against the master (levels), mean signed error (the
@@ -73,19 +78,12 @@ def conversions():
     import av
     import torch
 
-    from animated_previews.kernels.colour import conversion_coefficients, yuv420_to_rgb
-    from animated_previews.kernels.colour_scan import SCAN
+    from animated_previews.kernels.colour import yuv420_to_rgb
 
-    coefficients = np.array(conversion_coefficients("bt709", False), dtype=np.float32)
     full = av.video.reformatter.ColorRange.JPEG
 
     def planes(frame):
         return [np.frombuffer(p, dtype=np.uint8).reshape(p.height, p.line_size) for p in frame.planes]
-
-    def loop(frame):
-        out = np.empty((frame.height, frame.width * 3), dtype=np.uint8)
-        SCAN(*planes(frame), frame.width, coefficients, out)
-        return out.reshape(frame.height, frame.width, 3)
 
     def kernel(frame):
         y, u, v = planes(frame)
@@ -94,15 +92,12 @@ def conversions():
                             chroma="bilinear")
         return rgb[0].permute(1, 2, 0).numpy()
 
-    found = {
+    return {
         "ffmpeg-default": lambda f: f.reformat(format="rgb24", dst_color_range=full, threads=1).to_ndarray(),
         "ffmpeg-accurate": lambda f: f.reformat(format="rgb24", dst_color_range=full, threads=1,
                                                 interpolation=ACCURATE).to_ndarray(),
         "engine-torch": kernel,
     }
-    if SCAN is not None:
-        found["engine-loop"] = loop
-    return found
 
 
 def measure(rgb: Path, coded: Path) -> dict[str, dict]:

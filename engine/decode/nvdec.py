@@ -192,13 +192,14 @@ class NvdecDecoder:
             )
         tags = read_stream_tags(media)
         on_gpu = self.device.type == "cuda"
+        chroma = "nearest" if tags.bits == 8 else "bilinear"  # follows swscale's filter per bit depth
 
         def finish(y: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
             """A batch's planes to upright RGB bytes, shrunk: GPU memory holds one batch at source
             size, not the clip. HDR and BT.2020 SDR frames take the CPU path's colour steps."""
             if tags.transfer is not None or tags.wide_gamut:
                 return wide_colour(y, uv, tags, fit)
-            batch = yuv420_to_rgb(y, uv, matrix=tags.matrix, full_range=tags.full_range, chroma="bilinear")  # the CPU path's (kernels/colour_scan.py)
+            batch = yuv420_to_rgb(y, uv, matrix=tags.matrix, full_range=tags.full_range, chroma=chroma)
             if tags.mirrored:
                 batch = batch.flip(3)
             if tags.turns:

@@ -27,9 +27,6 @@ from .key_frames import KeyFrame, key_frame_before
 from ..errors import EngineError, ErrorCode
 from ..probe import MediaInfo, open_container
 from ..time_jumps import Placer, seek_to_byte
-from ...kernels import compiled
-from ...kernels.colour import conversion_coefficients, yuv420_to_rgb
-from ...kernels.colour_scan import SCAN as COLOUR_SCAN
 
 _SEEK_BACKOFF = (0.0, 1.0, 5.0, 30.0)
 """Seconds to step back when a demuxer's seek lands after the wanted time (imprecise indexes)."""
@@ -50,9 +47,16 @@ def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bo
     colorspace = colorspace_of(frame, media, hdr=transfer is not None)
     deep = transfer is not None or gamut is not None
     alpha = has_alpha(frame)
-    converted = None if deep or frame.interlaced_frame else _planes_to_rgb(frame, colorspace)
-    if converted is None:
-        converted = _scaled_to_rgb(frame, colorspace, deep, alpha)
+    converted = frame.reformat(
+        # HDR: 16 bits per channel into the tone map, as planar RGB: FFmpeg's packed RGB48 output
+        # of 4:2:0 frames of odd width has the wrong colours (whole frames blue or magenta);
+        # wide-gamut SDR as 16 bits too, which the gamut map needs near black (kernels/gamut.py)
+        format=("gbrap16le" if alpha else "gbrp16le") if deep else ("rgba" if alpha else "rgb24"),
+        src_colorspace=colorspace,
+        src_color_range=frame.color_range or None,
+        dst_color_range=av.video.reformatter.ColorRange.JPEG,
+        threads=1,
+    ).to_ndarray()
     see_through = False
     if alpha:
         converted, see_through = over_black(converted)
@@ -66,51 +70,6 @@ def _to_rgb(frame: av.VideoFrame, transfer: str | None, turns: int, mirrored: bo
     if turns:
         rgb = np.rot90(rgb, k=turns)
     return np.ascontiguousarray(rgb), see_through
-
-
-_CPU = torch.device("cpu")
-_PLANAR_8_BIT = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p"})
-"""8-bit pixel formats :func:`_planes_to_rgb` converts itself: 4:2:0 (what H.264, HEVC, VP8/9, AV1,
-MPEG-2 and MPEG-4 decoders give for almost every file) and 4:2:2 (Motion JPEG from cameras,
-DNxHD, broadcast MPEG-2), which FFmpeg's unscaled converter darkens alike (4:4:4 it does not)."""
-
-
-def _planes_to_rgb(frame: av.VideoFrame, colorspace: int) -> np.ndarray | None:
-    """RGB24 [H, W, 3] of a progressive 8-bit 4:2:0 or 4:2:2 frame: chroma interpolated, every value
-    rounded (FFmpeg's unscaled converter repeats chroma and rounds down, about one level dark:
-    43-47 dB from 4:4:4 masters where this is 50-54; bench/results/colour-conversion.md). By
-    :mod:`kernels.colour_scan`, or where its loop does not run the torch kernel it repeats (the
-    same bytes, 20 times the time). None for any other frame, which FFmpeg's scaler converts
-    (:func:`_scaled_to_rgb`)."""
-    if frame.format.name not in _PLANAR_8_BIT:
-        return None
-    luma, cb, cr = (np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size) for plane in frame.planes)
-    full_range = int(frame.color_range or 0) == int(av.video.reformatter.ColorRange.JPEG) or frame.format.name.startswith("yuvj")
-    matrix = MATRIX_BY_COLORSPACE.get(colorspace, "bt601")
-    if not compiled.runs(COLOUR_SCAN, _CPU):
-        width = (frame.width + 1) // 2
-        chroma = torch.from_numpy(np.stack((cb[:, :width], cr[:, :width]), axis=-1))[None]
-        rgb = yuv420_to_rgb(torch.from_numpy(luma[:, : frame.width].copy())[None], chroma, matrix=matrix,
-                            full_range=full_range, chroma="bilinear")
-        return rgb[0].permute(1, 2, 0).numpy()
-    out = np.empty((frame.height, frame.width * 3), dtype=np.uint8)
-    COLOUR_SCAN(luma, cb, cr, frame.width, np.array(conversion_coefficients(matrix, full_range), dtype=np.float32), out)
-    return out.reshape(frame.height, frame.width, 3)
-
-
-def _scaled_to_rgb(frame: av.VideoFrame, colorspace: int, deep: bool, alpha: bool) -> np.ndarray:
-    """The frame through FFmpeg's scaler: RGB24, RGBA with ``alpha``, 16-bit planar GBR(A) when
-    ``deep`` (HDR and wide-gamut SDR: channels last either way)."""
-    return frame.reformat(
-        # HDR: 16 bits per channel into the tone map, as planar RGB: FFmpeg's packed RGB48 output
-        # of 4:2:0 frames of odd width has the wrong colours (whole frames blue or magenta);
-        # wide-gamut SDR as 16 bits too, which the gamut map needs near black (kernels/gamut.py)
-        format=("gbrap16le" if alpha else "gbrp16le") if deep else ("rgba" if alpha else "rgb24"),
-        src_colorspace=colorspace,
-        src_color_range=frame.color_range or None,
-        dst_color_range=av.video.reformatter.ColorRange.JPEG,
-        threads=1,
-    ).to_ndarray()
 
 
 def has_alpha(frame: av.VideoFrame) -> bool:

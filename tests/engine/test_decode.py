@@ -13,7 +13,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 import torch
 
@@ -85,49 +84,6 @@ def test_ten_bit_video_gives_the_same_colours_as_eight_bit(tmp_path):
     a = PyAVDecoder().decode_frames(probe(eight), [0.2]).frames.float()
     b = PyAVDecoder().decode_frames(probe(ten), [0.2]).frames.float()
     assert (a - b).abs().mean() < 3.0  # same picture, only compression noise apart
-
-
-def test_eight_bit_frames_come_out_with_interpolated_chroma_and_exact_rounding(tmp_path, monkeypatch):
-    """FFmpeg's unscaled converter (what the decoder used) repeats chroma and rounds down: every
-    picture about one level dark. The decoder converts 8-bit 4:2:0 itself (kernels/colour_scan.py),
-    the GPU path's kernel to the byte, and with the compiled loops off the torch kernel gives the
-    same bytes (odd sizes: tests/kernels/test_colour_scan.py)."""
-    from animated_previews.kernels import compiled
-    from animated_previews.kernels.colour import yuv420_to_rgb
-
-    width, height = 160, 120
-    path = clipmaker.make_clip(tmp_path / "c.mp4", fps=10, frames=5, width=width, height=height)
-    media = probe(path)
-    ours = PyAVDecoder().decode_frames(media, [0.2]).frames[0]
-    with av.open(str(path)) as opened:
-        frame = [f for f in opened.decode(video=0) if f.time <= 0.2][-1]
-    planes = [torch.from_numpy(np.frombuffer(p, dtype=np.uint8).reshape(p.height, p.line_size)) for p in frame.planes]
-    cw = (width + 1) // 2
-    want = yuv420_to_rgb(planes[0][:, :width][None].contiguous(), torch.stack((planes[1][:, :cw], planes[2][:, :cw]), -1)[None],
-                         matrix="bt601", full_range=False, chroma="bilinear")[0]
-    assert torch.equal(ours, want)
-    swscale = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
-    assert (ours.float() - swscale.float()).mean() > 0.4  # the old converter's darkness, measured against ours
-    monkeypatch.setattr(compiled, "ENABLED", False)
-    assert torch.equal(PyAVDecoder().decode_frames(media, [0.2]).frames[0], ours)
-
-
-@pytest.mark.skipif(not clipmaker.ffmpeg_can("testsrc2", "mjpeg"), reason="needs the ffmpeg command")
-def test_motion_jpegs_4_2_2_frames_are_converted_the_same_way(tmp_path):
-    """Cameras' Motion JPEG is full-range 4:2:2, which FFmpeg's unscaled converter darkens too."""
-    from animated_previews.kernels.colour import yuv420_to_rgb
-
-    path = tmp_path / "camera.avi"
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10",
-                    "-t", "0.5", "-c:v", "mjpeg", "-pix_fmt", "yuvj422p", "-q:v", "2", str(path)], check=True)
-    ours = PyAVDecoder().decode_frames(probe(path), [0.0]).frames[0]
-    with av.open(str(path)) as opened:
-        frame = next(opened.decode(video=0))
-    assert frame.format.name == "yuvj422p"
-    luma, cb, cr = (torch.from_numpy(np.frombuffer(p, dtype=np.uint8).reshape(p.height, p.line_size)) for p in frame.planes)
-    want = yuv420_to_rgb(luma[:, :160][None].contiguous(), torch.stack((cb[:, :80], cr[:, :80]), -1)[None],
-                         matrix="bt601", full_range=True, chroma="bilinear")[0]
-    assert torch.equal(ours, want)
 
 
 def test_the_last_frame_stays_on_screen_to_the_end(tmp_path):

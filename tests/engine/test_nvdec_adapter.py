@@ -194,14 +194,6 @@ def decode_both(path, instants):
     return NvdecDecoder(0, device=CPU).decode_frames(media, instants), PyAVDecoder().decode_frames(media, instants)
 
 
-def test_eight_bit_frames_are_the_cpu_paths_pictures_to_the_byte(stand_in, tmp_path):
-    """Both paths convert 8-bit 4:2:0 with the same arithmetic (kernels/colour.py's bilinear chroma,
-    compiled on the CPU path as kernels/colour_scan.py)."""
-    path = clipmaker.make_clip(tmp_path / "c.mp4", fps=25, frames=10, width=160, height=120)
-    gpu, cpu = decode_both(path, [0.0, 0.2])
-    assert torch.equal(gpu.frames.contiguous(), cpu.frames.contiguous())
-
-
 def test_frames_are_fetched_by_number_in_batches_and_copied_before_buffers_are_reused(stand_in, tmp_path):
     count = 2 * FETCH_BATCH + 11
     path = clipmaker.make_clip(tmp_path / "many.mp4", fps=25, frames=count + 20, gop=25, width=160, height=120)
