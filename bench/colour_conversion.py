@@ -58,8 +58,8 @@ def make_master(out: Path, name: str) -> tuple[Path, Path] | None:
     """``name``'s master (raw RGB24, FRAMES frames) and its lossless 4:2:0 coding; None when its
     source is missing (the library not made)."""
     source = SOURCES[name]
-    if "-i" in source and not source[source.index("-i") + 1].startswith("testsrc") and \
-            not Path(source[source.index("-i") + 1]).exists():
+    given = source[source.index("-i") + 1]
+    if "-f" not in source and not Path(given).exists():  # a library clip (lavfi sources need no file)
         return None
     rgb, coded = out / f"{name}.rgb", out / f"{name}.mp4"
     if not rgb.exists() or not coded.exists():

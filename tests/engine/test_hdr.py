@@ -218,13 +218,18 @@ def test_sdr_notes_say_nothing_of_hdr(tmp_path):
     assert not any("HDR" in note for note in run_job(spec, tmp_path / "out", PyAVDecoder()).notes)
 
 
+def _bt709_master(path: Path) -> Path:
+    """One second of testsrc2, lossless 4:4:4 BT.709: the picture a wide-gamut coding should give back."""
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
+                    "-vf", "format=yuv444p", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p",
+                    "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", str(path)], check=True)
+    return path
+
+
 def test_sdr_with_bt2020_primaries_is_shown_with_bt709s_not_desaturated(tmp_path):
     """BT.2020 SDR (transfer bt2020-10: no tone map) read as BT.709 came out desaturated, 12 dB
     from its master; its colours are now mapped to BT.709's primaries (kernels/gamut.py)."""
-    master = tmp_path / "master.mp4"
-    subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
-                    "-vf", "format=yuv444p", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p",
-                    "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", str(master)], check=True)
+    master = _bt709_master(tmp_path / "master.mp4")
     wide = tmp_path / "wide.mp4"
     subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(master), "-vf",
                     "zscale=tin=bt709:min=bt709:pin=bt709:rin=tv:t=bt2020-10:m=bt2020nc:p=bt2020:r=tv,format=yuv444p10le",
@@ -244,10 +249,7 @@ def test_sdr_with_bt2020_primaries_is_shown_with_bt709s_not_desaturated(tmp_path
 def test_sdr_with_display_p3_primaries_is_shown_with_bt709s_not_desaturated(tmp_path):
     """Display P3 (smpte432) SDR was shown as BT.709 with no note, 15 dB from its master (a colour
     tag sweep); it is mapped as BT.2020 SDR is, with P3's own matrix."""
-    master = tmp_path / "master.mp4"
-    subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
-                    "-vf", "format=yuv444p", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p",
-                    "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", str(master)], check=True)
+    master = _bt709_master(tmp_path / "master.mp4")
     p3 = tmp_path / "p3.mp4"
     subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(master), "-vf",
                     "zscale=tin=bt709:min=bt709:pin=bt709:rin=tv:t=bt709:m=bt709:p=smpte432:r=tv,format=yuv444p10le",
