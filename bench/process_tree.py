@@ -122,7 +122,9 @@ class MemorySampler:
 
     ``peak_child_hwm_kib``: the largest VmHWM (peak resident set) of any descendant;
     ``peak_total_kib``: the largest sum of VmRSS over this process and its descendants at one
-    sample; ``series``: (seconds since start, total RSS KiB, worker processes alive) per sample.
+    sample (reported as at least ``peak_child_hwm_kib``: a child's peak can fall between two
+    samples, or in an ffmpeg process that ended unsampled, and the tree held at least that much
+    then); ``series``: (seconds since start, total RSS KiB, worker processes alive) per sample.
     With ``gpu=True`` it also polls nvidia-smi (every ``gpu_interval`` s) for the GPU memory of
     this process tree (``peak_gpu_mib``)."""
 
@@ -196,7 +198,7 @@ class MemorySampler:
 
     def to_dict(self) -> dict:
         mib = lambda k: round(k / 1024, 1)  # noqa: E731
-        return {"peak_worker_rss_mib": mib(self.peak_child_hwm_kib), "peak_total_rss_mib": mib(self.peak_total_kib),
+        return {"peak_worker_rss_mib": mib(self.peak_child_hwm_kib), "peak_total_rss_mib": mib(max(self.peak_total_kib, self.peak_child_hwm_kib)),
                 "peak_bench_rss_mib": mib(self.peak_self_rss_kib),
                 "peak_gpu_mib": None if self.peak_gpu_mib is None else round(self.peak_gpu_mib, 1),
                 "samples": len(self.series)}
