@@ -566,7 +566,10 @@ def preview_steps(clip: Clip, out: Path, corpus: Path) -> list[tuple[list[str], 
                   + [str(master)], frames, master))
     if clip.hdr:
         trc = {"pq": "smpte2084", "hlg": "arib-std-b67"}[clip.hdr]
-        npl = 203 if clip.hdr == "pq" else 1000
+        # SDR white placed at HDR reference white, 203 cd/m² (BT.2408's display-light mapping): PQ
+        # 203 cd/m², HLG 75 % (zimg's npl sets where SDR's 1.0 lands for both). Until 2026-12-05 the
+        # HLG clip took npl=1000, SDR white at HLG's peak: its mid-grey at HLG's reference white.
+        npl = 203
         x265 = (f"colorprim=bt2020:transfer={trc}:colormatrix=bt2020nc:range=limited:log-level=error"
                 + (":hdr10=1:max-cll=203,100:master-display=G(13250,34500)B(7500,3000)R(34000,16000)"
                    "WP(15635,16450)L(10000000,50)" if clip.hdr == "pq" else ""))

@@ -4,16 +4,27 @@ Phones record HDR by default (HLG HEVC), and streaming masters are often PQ. Dec
 their non-linear BT.2020 values read as BT.709 and the preview comes out grey and washed out.
 These ops turn the decoder's non-linear R'G'B' (BT.2020 primaries, values in [0, 1]) into SDR:
 
-1. the transfer's inverse, to light relative to SDR reference white (100 cd/m², as FFmpeg's
-   ``zscale=npl=100`` does): PQ (SMPTE ST 2084) is absolute; HLG (ARIB STD-B67) is scene light
-   shown on a 1000 cd/m² display with the BT.2100 OOTF (system gamma 1.2);
+1. the transfer's inverse, to light relative to HDR reference white, 203 cd/m² (ITU-R BT.2408:
+   the level of diffuse white, a white page or a face's highlight, in HDR grading; what SDR
+   white is shown as beside HDR in libplacebo and Chrome): PQ (SMPTE ST 2084) is absolute; HLG
+   (ARIB STD-B67) is scene light shown on a 1000 cd/m² display with the BT.2100 OOTF (system
+   gamma 1.2), which puts HLG's 75 % signal at 203 cd/m²;
 2. BT.2020 -> BT.709 primaries in linear light (BT.2087);
-3. the Hable filmic curve on each pixel's largest component, scaling its three components alike
-   so hue is kept, normalised so that ``peak`` (default 1000 cd/m², the common mastering peak)
-   reaches white: the same operator as FFmpeg's ``tonemap=hable``;
+3. highlights above :data:`KNEE` of reference white rolled off so that ``peak`` (the content's
+   brightest, :func:`engine.decode.frame_tags.content_peak`, else 1000 cd/m², the common mastering
+   peak and HLG's nominal display) reaches white, on each pixel's largest component, its three
+   components scaled alike so hue is kept; below the knee the light is kept as it is. The curve
+   is a Möbius map (value and slope continuous at the knee, white at the peak): the same operator
+   as FFmpeg's ``tonemap=mobius`` with ``param`` = :data:`KNEE`. Content no brighter than
+   reference white is not compressed at all;
 4. the inverse of the SDR display's EOTF (BT.1886, gamma 2.4), to 8 bits: the light is display
    light by now, so it is encoded for the display that will show it (as zimg's ``t=bt709`` does
    for linear input), not with the camera OETF.
+
+Until 2026-12-05 step 1 took 100 cd/m² as white and step 3 was the Hable filmic curve to a fixed
+1000 cd/m² (FFmpeg's ``zscale=npl=100`` + ``tonemap=hable`` recipe): HDR reference white came out
+at 193 of 255 and 100 cd/m² at 157, every HDR preview darker than the same scene in SDR
+(the library's PQ clip 34 levels darker than its SDR master, notes/quality-per-byte.md).
 
 Pure tensor ops on any device, no host sync; float32, but for HLG's power and the square root
 (float64, rounded: see :func:`_map_planes`). CPU tensors go through the compiled loop of
@@ -32,9 +43,15 @@ from torch import Tensor
 from .compiled import runs
 from .tonemap_scan import CODES, SCAN
 
-REFERENCE_WHITE_NITS = 100.0
-"""SDR white, cd/m²: linear 1.0 after step 1."""
+REFERENCE_WHITE_NITS = 203.0
+"""HDR reference white (BT.2408), cd/m²: linear 1.0 after step 1, shown as SDR white."""
 DEFAULT_PEAK_NITS = 1000.0
+"""The peak assumed when the stream says none: the usual HDR10 mastering display's, and the
+nominal display HLG's OOTF is defined for."""
+KNEE = 0.5
+"""Where the highlight roll-off starts, as a fraction of reference white (about 100 cd/m²). BT.2390's
+EETF, mapping a 1000 cd/m² master into 203, starts its roll-off at 98 cd/m²; one knee for every
+peak keeps mid-tones the same whatever the metadata says."""
 
 _PQ_M1 = 2610 / 16384
 _PQ_M2 = 2523 / 4096 * 128
@@ -57,11 +74,9 @@ BT2020_TO_BT709 = (
 """Linear BT.2020 RGB -> linear BT.709 RGB as BT.2087 publishes it, rows summing to 1 so that greys
 stay grey (kernels/gamut.py uses it for BT.2020 SDR)."""
 
-_HABLE = (0.15, 0.50, 0.10, 0.20, 0.02, 0.30)
-
 
 def pq_to_linear(signal: Tensor) -> Tensor:
-    """SMPTE ST 2084 EOTF: non-linear [0, 1] -> light relative to 100 cd/m² (10000 cd/m² = 100)."""
+    """SMPTE ST 2084 EOTF: non-linear [0, 1] -> light relative to reference white (203 cd/m² = 1)."""
     e = signal.clamp(0, 1).pow(1 / _PQ_M2)
     nits = 10000.0 * ((e - _PQ_C1).clamp_min(0) / (_PQ_C2 - _PQ_C3 * e)).pow(1 / _PQ_M1)
     return nits / REFERENCE_WHITE_NITS
@@ -69,7 +84,7 @@ def pq_to_linear(signal: Tensor) -> Tensor:
 
 def hlg_to_linear(signal: Tensor) -> Tensor:
     """ARIB STD-B67 inverse OETF then the BT.2100 OOTF for a 1000 cd/m² display, on [N, 3, H, W]:
-    light relative to 100 cd/m²."""
+    light relative to reference white (203 cd/m² = 1)."""
     return _hlg_ootf(_hlg_inverse_oetf(signal.clamp(0, 1)))
 
 
@@ -84,16 +99,22 @@ def bt2020_to_bt709(linear: Tensor) -> Tensor:
     return torch.einsum("ij,njhw->nihw", matrix, linear)
 
 
-def _hable(x: Tensor | float) -> Tensor | float:
-    a, b, c, d, e, f = _HABLE
-    return (x * (a * x + c * b) + d * e) / (x * (a * x + b) + d * f) - e / f
+def rolloff_rate(peak: float) -> float:
+    """The Möbius roll-off's one constant for a ``peak`` (relative to reference white): above the
+    knee, ``x -> KNEE + e / (1 + e * rate)`` with ``e = x - KNEE`` has slope 1 at the knee and
+    reaches 1 at ``peak``; 0 (no compression) for a peak at or below white."""
+    if peak <= 1.0:
+        return 0.0
+    room, span = 1.0 - KNEE, peak - KNEE
+    return (span - room) / (span * room)
 
 
-def hable(linear: Tensor, peak: float) -> Tensor:
-    """Compress each pixel's largest component with the Hable curve (``peak`` -> 1), scaling all
-    three by the same factor."""
+def rolloff(linear: Tensor, peak: float) -> Tensor:
+    """Roll off each pixel's largest component above :data:`KNEE` (``peak`` -> 1, below the knee
+    unchanged), scaling all three by the same factor."""
     top = linear.amax(dim=1, keepdim=True).clamp_min(1e-6)
-    mapped = _hable(top) / _hable(peak)
+    excess = (top - KNEE).clamp_min(0)
+    mapped = torch.where(top < KNEE, top, KNEE + excess / (1 + excess * rolloff_rate(peak)))
     return linear * (mapped / top)
 
 
@@ -108,18 +129,19 @@ def _hlg_ootf(scene: Tensor) -> Tensor:
     return scene * luma.clamp_min(1e-6).pow(_HLG_GAMMA - 1) * (_HLG_PEAK_NITS / REFERENCE_WHITE_NITS)
 
 
-def hdr_to_sdr(rgb: Tensor, transfer: str, peak_nits: float = DEFAULT_PEAK_NITS) -> Tensor:
+def hdr_to_sdr(rgb: Tensor, transfer: str, peak_nits: float | None = None) -> Tensor:
     """Non-linear BT.2020 R'G'B' [N, 3, H, W] (float in [0, 1], or integers 0-65535, e.g. the
     decoder's uint16) -> SDR BT.709 uint8 [N, 3, H, W]: channels last from the compiled loop,
     planar from the torch kernel (each writes its own layout fastest; the pipeline takes either).
-    ``transfer`` is "pq" or "hlg".
+    ``transfer`` is "pq" or "hlg"; ``peak_nits`` the content's brightest (None:
+    :data:`DEFAULT_PEAK_NITS`).
 
     The per-channel curves are tables, not arithmetic: the signal as a 16-bit code indexes the
     transfer's inverse (65,536 floats), and the result leaves through a table indexed by the
     square root of display light (fine steps near black, where the 2.4 gamma is steepest), so
-    only the primaries, the Hable curve and HLG's OOTF are computed per pixel. Same output as
+    only the primaries, the roll-off and HLG's OOTF are computed per pixel. Same output as
     the formulas (:func:`pq_to_linear`, :func:`hlg_to_linear`, :func:`bt2020_to_bt709`,
-    :func:`hable`, :func:`bt1886_inverse`: the reference, in float64) but on rare rounding ties:
+    :func:`rolloff`, :func:`bt1886_inverse`: the reference, in float64) but on rare rounding ties:
     of 300,000 random values 0.04% (PQ) and 0.08% (HLG) differ, by one code (test_tonemap.py).
 
     CPU tensors go through the compiled loop (:mod:`kernels.tonemap_scan`, the same bytes) when
@@ -138,7 +160,7 @@ def hdr_to_sdr(rgb: Tensor, transfer: str, peak_nits: float = DEFAULT_PEAK_NITS)
     pixels = height * width
     signal = _signal_table(transfer, rgb.device)
     output = _output_table(rgb.device)
-    peak = peak_nits / REFERENCE_WHITE_NITS
+    peak = (DEFAULT_PEAK_NITS if peak_nits is None else peak_nits) / REFERENCE_WHITE_NITS
     if runs(SCAN, rgb.device):
         rows = torch.empty((count, pixels, 3), dtype=torch.uint8)
         _scan(rgb, transfer, peak, signal, output, rows)
@@ -188,7 +210,9 @@ def _map_planes(planes: Tensor, transfer: str, peak: float, signal: Tensor, outp
     columns = _primary_columns(linear.device)  # row i: m[i][0] * r + m[i][1] * g + m[i][2] * b, in that order
     sdr = (columns[0] * linear[0] + columns[1] * linear[1] + columns[2] * linear[2]).clamp_min_(0)
     top = sdr.amax(dim=0).clamp_min_(1e-6)
-    scale = _hable(top).div_(_hable(peak)).div_(top)  # hable(), per pixel
+    excess = (top - KNEE).clamp_min_(0)
+    mapped = torch.where(top < KNEE, top, excess.div(excess.mul(rolloff_rate(peak)).add_(1)).add_(KNEE))
+    scale = mapped.div_(top)  # rolloff(), per pixel
     root = sdr.mul_(scale).clamp_(max=1).double().sqrt_().float()  # float32 sqrt, rounded once
     target.copy_(_lookup(output, root.mul_(_OUT_STEPS).add_(0.5).to(torch.int32)))
 
@@ -230,10 +254,9 @@ _LUMA = np.array(_BT2020_LUMA, dtype=np.float32)
 
 def scan_curve(peak: float) -> tuple[float, ...]:
     """The loop's float constants, as Python numbers the torch kernel hands its float32 operations
-    (each rounded to float32 the same way when the loop's array is made): Hable's a, c*b, d*e, b,
-    d*f, e/f, hable(``peak``) and HLG's OOTF scale."""
-    a, b, c, d, e, f = _HABLE
-    return (a, c * b, d * e, b, d * f, e / f, _hable(peak), _HLG_PEAK_NITS / REFERENCE_WHITE_NITS)
+    (each rounded to float32 the same way when the loop's array is made): the knee, the roll-off's
+    rate for ``peak`` and HLG's OOTF scale."""
+    return (KNEE, rolloff_rate(peak), _HLG_PEAK_NITS / REFERENCE_WHITE_NITS)
 
 
 def _lookup(table: Tensor, index: Tensor) -> Tensor:
@@ -247,8 +270,8 @@ _OUT_STEPS = 65535
 
 @functools.lru_cache(maxsize=8)
 def _signal_table(transfer: str, device: torch.device) -> Tensor:
-    """The transfer's inverse at every 16-bit code, float32 [65536]: light relative to 100
-    cd/m² (PQ), or scene light before the OOTF (HLG)."""
+    """The transfer's inverse at every 16-bit code, float32 [65536]: light relative to reference
+    white (PQ), or scene light before the OOTF (HLG)."""
     signal = torch.arange(65536, dtype=torch.float64) / 65535
     if transfer == "pq":
         table = pq_to_linear(signal)

@@ -2,7 +2,7 @@
 tensors.
 
 The torch kernel maps each tile of 32 Ki pixels through about twenty whole-tile operations (the
-transfer's table, HLG's OOTF, the primaries, the Hable curve, the square root, the output
+transfer's table, HLG's OOTF, the primaries, the roll-off, the square root, the output
 table), each a pass over the tile: 45 PQ frames at 960x540 (23 M pixels) took it 0.52-0.66 s on
 one thread (0.73 s since its steps are the ones this loop repeats exactly). This loop reads each
 pixel's three uint16 codes once and writes its three bytes channels last, the layout the remap
@@ -49,14 +49,14 @@ def tonemap_scan(codes: np.ndarray, hlg: bool, signal: np.ndarray, output: np.nd
     R'G'B' as 16-bit codes). ``signal`` float32 [65536] is the transfer's
     inverse at each code, ``output`` uint8 [65536] the SDR code at each step of sqrt(display
     light), ``primaries`` float32 [3, 3] BT.2020 -> BT.709; for HLG, ``luma`` float32 [3] the
-    BT.2020 luma weights and ``lift_power`` the OOTF's gamma - 1; ``curve`` float32 [8] the
-    constants as torch rounds Python scalars: :func:`kernels.tonemap.scan_curve`.
+    BT.2020 luma weights and ``lift_power`` the OOTF's gamma - 1; ``curve`` float32 [3] the
+    constants as torch rounds Python scalars (the knee, the roll-off's rate, HLG's OOTF scale):
+    :func:`kernels.tonemap.scan_curve`.
 
     Each block of :data:`BLOCK` pixels goes in three passes (the module's docstring says why):
     the transfer's table (and HLG's OOTF), the arithmetic, the output table."""
     count = codes.shape[0]
-    a, cb, de, b, df, ef = curve[0], curve[1], curve[2], curve[3], curve[4], curve[5]
-    peak, ootf_scale = curve[6], curve[7]
+    knee, rate, ootf_scale = curve[0], curve[1], curve[2]
     m00, m01, m02 = primaries[0, 0], primaries[0, 1], primaries[0, 2]
     m10, m11, m12 = primaries[1, 0], primaries[1, 1], primaries[1, 2]
     m20, m21, m22 = primaries[2, 0], primaries[2, 1], primaries[2, 2]
@@ -91,7 +91,11 @@ def tonemap_scan(codes: np.ndarray, hlg: bool, signal: np.ndarray, output: np.nd
             top = red if red > green else green
             top = top if top > blue else blue
             top = top if top > tiny else tiny
-            scale = ((top * (a * top + cb) + de) / (top * (a * top + b) + df) - ef) / peak / top
+            excess = top - knee
+            excess = excess if excess > zero else zero
+            mapped = knee + excess / (one + excess * rate)
+            mapped = top if top < knee else mapped
+            scale = mapped / top
             x = red * scale
             ir[q] = np.int32(np.sqrt(x if x < one else one) * steps + half)
             x = green * scale

@@ -1,5 +1,5 @@
 """What a decoded frame's tags, and its stream's header, say about showing it: which way up, which
-colour matrix and range, HDR or not, which primaries.
+colour matrix and range, HDR or not (and how bright its brightest pixel), which primaries.
 
 One set of rules for both paths: the CPU decoder (engine/decode/pyav.py) applies them to every
 frame, the GPU path reads them once per file from the first frame (:func:`tags_of`, cached by
@@ -15,6 +15,7 @@ file says (:data:`STAMPED_MATRIX`).
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 
 import av
@@ -23,8 +24,8 @@ from av.sidedata.sidedata import Type
 
 from ..probe import HDR_TRANSFERS, MediaInfo
 
-__all__ = ["MATRIX_BY_COLORSPACE", "STAMPED_MATRIX", "WIDE_PRIMARIES", "StreamTags", "colorspace_of", "gamut_of",
-           "hdr_transfer", "orientation", "pixel_bits", "tags_of"]
+__all__ = ["MATRIX_BY_COLORSPACE", "PLAUSIBLE_PEAK_NITS", "STAMPED_MATRIX", "WIDE_PRIMARIES", "StreamTags",
+           "colorspace_of", "content_peak", "gamut_of", "hdr_transfer", "orientation", "pixel_bits", "tags_of"]
 
 MATRIX_BY_COLORSPACE = {1: "bt709", 4: "fcc", 5: "bt601", 6: "bt601", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
 """FFmpeg's AVColorSpace tags -> kernel matrix names. Any other tag gets BT.601, as swscale
@@ -39,6 +40,10 @@ STAMPED_MATRIX = frozenset({"dnxhd"})
 """Codecs whose FFmpeg decoder tags every frame with one matrix whatever the file says: the VC-3
 (DNxHD/DNxHR) decoder says BT.709 in files whose header says BT.2020 or BT.601. Their frames take
 the header's matrix where it gives one."""
+PLAUSIBLE_PEAK_NITS = (100.0, 10000.0)
+"""The peaks a stream's light-level metadata is believed within, cd/m²: PQ stops at 10000, and a
+MaxCLL of 0 (unknown, as the standard says) or a few nits is an encoder's placeholder, not a
+picture (a real one that dark is tone-mapped the same either way: nothing reaches the knee)."""
 _UNSPECIFIED = (None, 0, 2)
 """Tags that say nothing: none, reserved, unspecified."""
 _BT709, _BT601, _BT2020 = 1, 5, 9  # AVColorSpace values, which swscale's SWS_CS_* share
@@ -64,6 +69,9 @@ class StreamTags:
     wide_gamut: str | None = None
     """The wide primaries SDR frames are coded with ("bt2020", "p3": :func:`gamut_of`), mapped to
     BT.709's; None for BT.709's own (and for HDR frames, which the tone map converts)."""
+    peak_nits: float | None = None
+    """The brightest the HDR frames get, cd/m², from their light-level metadata
+    (:func:`content_peak`); None: not said, the tone map assumes its default."""
 
 
 def orientation(frame: av.VideoFrame) -> tuple[int, bool]:
@@ -111,6 +119,35 @@ def hdr_transfer(frame: av.VideoFrame, media: MediaInfo | None = None) -> str | 
     return HDR_TRANSFERS.get(int(frame.color_trc))
 
 
+def content_peak(frame: av.VideoFrame, transfer: str | None) -> float | None:
+    """How bright a PQ stream's brightest pixel is, in cd/m², as its metadata says: the content
+    light level's MaxCLL (the brightest pixel of the whole programme), else the mastering display's
+    peak (the brightest it could have been graded to), as FFmpeg's tone mapping reads them; None
+    when neither says a plausible one (:data:`PLAUSIBLE_PEAK_NITS`), or for HLG, whose signal is
+    scene light for a nominal 1000 cd/m² display whatever the metadata says. FFmpeg attaches both
+    to decoded frames, from the HEVC/AV1 SEI or OBUs and from the container's ``mdcv``/``clli``
+    boxes and Matroska's colour elements."""
+    if transfer != "pq":
+        return None
+    low, high = PLAUSIBLE_PEAK_NITS
+    cll = mastering = None
+    for side in frame.side_data:
+        data = bytes(side)
+        if side.type is Type.CONTENT_LIGHT_LEVEL and len(data) >= 8:
+            cll = float(struct.unpack_from("<I", data)[0])  # AVContentLightMetadata.MaxCLL
+        elif side.type is Type.MASTERING_DISPLAY_METADATA and len(data) >= 88:
+            # AVMasteringDisplayMetadata: 8 rationals of primaries and white point, min and max
+            # luminance, has_primaries, has_luminance
+            fields = struct.unpack_from("<22i", data)
+            num, den, has_luminance = fields[18], fields[19], fields[21]
+            if has_luminance and den > 0:
+                mastering = num / den
+    for told in (cll, mastering):
+        if told is not None and low <= told <= high:
+            return told
+    return None
+
+
 def gamut_of(frame: av.VideoFrame, media: MediaInfo | None = None) -> str | None:
     """The wide primaries (:data:`WIDE_PRIMARIES`) the frame is tagged with, or the header's
     (``media.primaries``) when the frame says none; None for any other. An SDR frame so tagged is
@@ -137,6 +174,7 @@ def tags_of(frame: av.VideoFrame, media: MediaInfo | None = None) -> StreamTags:
         bits=pixel_bits(name),
         transfer=transfer,
         wide_gamut=gamut_of(frame, media) if transfer is None else None,
+        peak_nits=content_peak(frame, transfer),
     )
 
 
