@@ -210,8 +210,9 @@ FRAMES_END_SLACK = 0.5
 """Seconds the last frame may stay on screen past the stream's end (a video track a little
 shorter than its audio) before the clip is cut where the frames end instead."""
 
-GAMUT_NAMES = {"bt2020": "BT.2020", "p3": "Display P3"}
-"""How a job's note names the wide primaries its SDR frames were mapped from (``DecodedClip.gamut_mapped``)."""
+GAMUT_NAMES = {"bt2020": "BT.2020", "p3": "Display P3", "bt709": "BT.709"}
+"""How a job's notes name the primaries its frames were mapped from (``DecodedClip.gamut_mapped``
+for SDR frames, ``DecodedClip.hdr_primaries`` for tone-mapped ones)."""
 
 
 def _cut_to_frames(spec: JobSpec, media: MediaInfo, timeline: Timeline, clip: DecodedClip) -> tuple[DecodedClip, Timeline]:
@@ -344,7 +345,7 @@ def decode_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | No
         clip, frames, timeline, t = done
         width, height, decoded = clip.width, clip.height, clip.frames_decoded
         if clip.tone_mapped is not None:  # as the frames said, which the header may not
-            notes.append(f"HDR ({clip.tone_mapped.upper()}, BT.2020) tone-mapped to SDR BT.709")
+            notes.append(f"HDR ({clip.tone_mapped.upper()}, {GAMUT_NAMES[clip.hdr_primaries]}) tone-mapped to SDR BT.709")
         if clip.gamut_mapped is not None:
             notes.append(f"SDR with {GAMUT_NAMES.get(clip.gamut_mapped, clip.gamut_mapped)} primaries: colours converted to BT.709's")
         if clip.over_black:

@@ -11,9 +11,8 @@ camera curve, BT.709's OETF, instead: 17.2 dB), the rest being the 4:2:0 chroma 
 Display P3 frames read as BT.709 come out desaturated too, less so (P3 lies between the two), and
 take the same steps with their own matrix.
 
-The matrices: BT.2020's is BT.2087's as published (the tone map's); any other is worked out from
-the primaries' and white's chromaticities (CIE 1931 xy) as SMPTE RP 177 does, which gives BT.2087's
-to within 1e-6 from BT.2020's (tests/kernels/test_gamut.py).
+The matrices: :func:`kernels.primaries.to_bt709_matrix` (BT.2087's for BT.2020; worked out from
+the chromaticities for the others).
 
 Pure tensor ops; the per-code curve is a table (256 or 65,536 entries). Take 16-bit input where
 there is any (the decoder hands these frames over so): near black gamma 2.4 magnifies steps, and
@@ -29,19 +28,10 @@ import functools
 import torch
 from torch import Tensor
 
-from .tonemap import BT2020_TO_BT709, bt1886_inverse
+from .primaries import to_bt709_matrix
+from .tonemap import bt1886_inverse
 
-__all__ = ["CHROMATICITIES", "sdr_to_bt709", "to_bt709_matrix"]
-
-Chromaticity = tuple[float, float]
-CHROMATICITIES: dict[str, tuple[Chromaticity, Chromaticity, Chromaticity]] = {
-    "bt709": ((0.640, 0.330), (0.300, 0.600), (0.150, 0.060)),
-    "bt2020": ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046)),
-    "p3": ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060)),
-}
-"""Red, green and blue primaries (CIE 1931 x, y) of BT.709, BT.2020 and Display P3 (SMPTE EG 432-1),
-all three with the D65 white point (:data:`_D65`)."""
-_D65 = (0.3127, 0.3290)
+__all__ = ["sdr_to_bt709"]
 
 _GAMMA = 2.4
 """BT.1886's display gamma: the EOTF whose inverse is the tone map's output step (:func:`bt1886_inverse`)."""
@@ -57,30 +47,6 @@ def sdr_to_bt709(rgb: Tensor, primaries: str) -> Tensor:
     codes = rgb.to(torch.int64) if bits == 8 else rgb.to(torch.int64).clamp_(0, 65535)
     linear = torch.einsum("ij,njhw->nihw", matrix, _display_light(bits, rgb.device)[codes])
     return bt1886_inverse(linear).mul_(255).round_().to(torch.uint8)  # clipped to [0, 1]
-
-
-@functools.lru_cache(maxsize=8)
-def to_bt709_matrix(primaries: str) -> tuple[tuple[float, float, float], ...]:
-    """The 3x3 matrix from linear RGB with ``primaries`` (a key of :data:`CHROMATICITIES`) to
-    linear BT.709 RGB, D65 on both sides; BT.2020's is BT.2087's published one."""
-    if primaries not in CHROMATICITIES:
-        raise ValueError(f"primaries must be one of {sorted(CHROMATICITIES)}, got {primaries!r}")
-    if primaries == "bt2020":
-        return BT2020_TO_BT709
-    to_xyz = _rgb_to_xyz(CHROMATICITIES[primaries])
-    from_xyz = torch.linalg.inv(_rgb_to_xyz(CHROMATICITIES["bt709"]))
-    return tuple(tuple(row) for row in (from_xyz @ to_xyz).tolist())
-
-
-def _rgb_to_xyz(primaries: tuple[Chromaticity, Chromaticity, Chromaticity]) -> Tensor:
-    """RGB -> CIE XYZ for these primaries and D65 white (RP 177): the primaries' XYZ at Y = 1 as
-    columns, each scaled so that R = G = B = 1 is the white point at Y = 1; float64 [3, 3]."""
-    def xyz(x: float, y: float) -> list[float]:
-        return [x / y, 1.0, (1 - x - y) / y]
-
-    columns = torch.tensor([xyz(*p) for p in primaries], dtype=torch.float64).T
-    scale = torch.linalg.solve(columns, torch.tensor(xyz(*_D65), dtype=torch.float64))
-    return columns * scale
 
 
 @functools.lru_cache(maxsize=4)

@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from .compiled import runs
+from .primaries import BT2020_TO_BT709, to_bt709_matrix
 from .tonemap_scan import CODES, SCAN
 
 REFERENCE_WHITE_NITS = 203.0
@@ -65,14 +66,6 @@ _HLG_C = 0.5 - _HLG_A * math.log(4 * _HLG_A)
 _HLG_PEAK_NITS = 1000.0
 _HLG_GAMMA = 1.2
 _BT2020_LUMA = (0.2627, 0.6780, 0.0593)
-
-BT2020_TO_BT709 = (
-    (1.660491, -0.587641, -0.072850),
-    (-0.124550, 1.132900, -0.008350),
-    (-0.018151, -0.100579, 1.118730),
-)
-"""Linear BT.2020 RGB -> linear BT.709 RGB as BT.2087 publishes it, rows summing to 1 so that greys
-stay grey (kernels/gamut.py uses it for BT.2020 SDR)."""
 
 
 def pq_to_linear(signal: Tensor) -> Tensor:
@@ -129,12 +122,13 @@ def _hlg_ootf(scene: Tensor) -> Tensor:
     return scene * luma.clamp_min(1e-6).pow(_HLG_GAMMA - 1) * (_HLG_PEAK_NITS / REFERENCE_WHITE_NITS)
 
 
-def hdr_to_sdr(rgb: Tensor, transfer: str, peak_nits: float | None = None) -> Tensor:
+def hdr_to_sdr(rgb: Tensor, transfer: str, peak_nits: float | None = None, primaries: str = "bt2020") -> Tensor:
     """Non-linear BT.2020 R'G'B' [N, 3, H, W] (float in [0, 1], or integers 0-65535, e.g. the
     decoder's uint16) -> SDR BT.709 uint8 [N, 3, H, W]: channels last from the compiled loop,
     planar from the torch kernel (each writes its own layout fastest; the pipeline takes either).
     ``transfer`` is "pq" or "hlg"; ``peak_nits`` the content's brightest (None:
-    :data:`DEFAULT_PEAK_NITS`).
+    :data:`DEFAULT_PEAK_NITS`); ``primaries`` those the frames are coded with (a key of
+    :data:`kernels.primaries.CHROMATICITIES`: BT.2020's, or Display P3's for P3-D65 masters).
 
     The per-channel curves are tables, not arithmetic: the signal as a 16-bit code indexes the
     transfer's inverse (65,536 floats), and the result leaves through a table indexed by the
@@ -163,7 +157,7 @@ def hdr_to_sdr(rgb: Tensor, transfer: str, peak_nits: float | None = None) -> Te
     peak = (DEFAULT_PEAK_NITS if peak_nits is None else peak_nits) / REFERENCE_WHITE_NITS
     if runs(SCAN, rgb.device):
         rows = torch.empty((count, pixels, 3), dtype=torch.uint8)
-        _scan(rgb, transfer, peak, signal, output, rows)
+        _scan(rgb, transfer, peak, signal, output, rows, primaries)
         return rows.view(count, height, width, 3).permute(0, 3, 1, 2)
     out = torch.empty((count, 3, height, width), dtype=torch.uint8, device=rgb.device)
     tile = CPU_TILE if rgb.device.type == "cpu" else max(1, pixels)
@@ -177,7 +171,8 @@ def hdr_to_sdr(rgb: Tensor, transfer: str, peak_nits: float | None = None) -> Te
         planes = planes.reshape(3, pixels)  # a copy only for channels-last float frames
         target = out[k].view(3, pixels)
         for start in range(0, pixels, tile):
-            _map_planes(planes[:, start:start + tile], transfer, peak, signal, output, target[:, start:start + tile])
+            _map_planes(planes[:, start:start + tile], transfer, peak, signal, output, target[:, start:start + tile],
+                        primaries)
     return out
 
 
@@ -195,7 +190,8 @@ def _codes(planes: Tensor) -> Tensor:
     return planes.to(torch.int32).clamp(0, 65535)
 
 
-def _map_planes(planes: Tensor, transfer: str, peak: float, signal: Tensor, output: Tensor, target: Tensor) -> None:
+def _map_planes(planes: Tensor, transfer: str, peak: float, signal: Tensor, output: Tensor, target: Tensor,
+                primaries: str = "bt2020") -> None:
     """The tone map of [3, P] R'G'B' (float or integer codes) into ``target`` uint8 [3, P].
 
     Written as separate float32 operations (the primaries as products and sums, not a matmul;
@@ -207,7 +203,7 @@ def _map_planes(planes: Tensor, transfer: str, peak: float, signal: Tensor, outp
         wr, wg, wb = _BT2020_LUMA
         lift = (linear[0] * wr + linear[1] * wg + linear[2] * wb).clamp_min_(1e-6).double().pow_(_HLG_GAMMA - 1).float()
         linear = linear * lift * (_HLG_PEAK_NITS / REFERENCE_WHITE_NITS)
-    columns = _primary_columns(linear.device)  # row i: m[i][0] * r + m[i][1] * g + m[i][2] * b, in that order
+    columns = _primary_columns(primaries, linear.device)  # row i: m[i][0] * r + m[i][1] * g + m[i][2] * b, in that order
     sdr = (columns[0] * linear[0] + columns[1] * linear[1] + columns[2] * linear[2]).clamp_min_(0)
     top = sdr.amax(dim=0).clamp_min_(1e-6)
     excess = (top - KNEE).clamp_min_(0)
@@ -218,12 +214,14 @@ def _map_planes(planes: Tensor, transfer: str, peak: float, signal: Tensor, outp
 
 
 @functools.lru_cache(maxsize=8)
-def _primary_columns(device: torch.device) -> Tensor:
-    """BT.2020 -> BT.709 as columns [3 (input channel), 3 (output channel), 1], float32."""
-    return torch.tensor(BT2020_TO_BT709, dtype=torch.float32, device=device).T.reshape(3, 3, 1).contiguous()
+def _primary_columns(primaries: str, device: torch.device) -> Tensor:
+    """``primaries`` -> BT.709 as columns [3 (input channel), 3 (output channel), 1], float32."""
+    matrix = to_bt709_matrix(primaries)
+    return torch.tensor(matrix, dtype=torch.float32, device=device).T.reshape(3, 3, 1).contiguous()
 
 
-def _scan(rgb: Tensor, transfer: str, peak: float, signal: Tensor, output: Tensor, out: Tensor) -> None:
+def _scan(rgb: Tensor, transfer: str, peak: float, signal: Tensor, output: Tensor, out: Tensor,
+          primaries: str = "bt2020") -> None:
     """:func:`hdr_to_sdr` through the compiled loop, frame by frame, into ``out`` uint8 [N, P, 3].
 
     The loop reads uint16 codes [P, 3]: the decoder's channels-last frames are that already;
@@ -232,6 +230,7 @@ def _scan(rgb: Tensor, transfer: str, peak: float, signal: Tensor, output: Tenso
     count, _, height, width = rgb.shape
     pixels = height * width
     curve = np.array(scan_curve(peak), dtype=np.float32)
+    matrix = np.array(to_bt709_matrix(primaries), dtype=np.float32)  # float32, as torch rounds the Python numbers
     hlg = transfer == "hlg"
     signal, output = signal.numpy(), output.numpy()
     codes = np.empty((pixels, 3), dtype=np.uint16)
@@ -244,12 +243,11 @@ def _scan(rgb: Tensor, transfer: str, peak: float, signal: Tensor, output: Tenso
             frame_codes = codes
         else:
             frame_codes = _codes(frame.permute(1, 2, 0)).to(torch.uint16).contiguous().view(pixels, 3).numpy()
-        SCAN(frame_codes, hlg, signal, output, _PRIMARIES, _LUMA, curve, _HLG_GAMMA - 1, out[k].numpy())
+        SCAN(frame_codes, hlg, signal, output, matrix, _LUMA, curve, _HLG_GAMMA - 1, out[k].numpy())
 
 
-_PRIMARIES = np.array(BT2020_TO_BT709, dtype=np.float32)
 _LUMA = np.array(_BT2020_LUMA, dtype=np.float32)
-"""The loop's matrices, float32 as torch rounds the Python numbers."""
+"""The HLG OOTF's luma weights for the loop, float32 as torch rounds the Python numbers."""
 
 
 def scan_curve(peak: float) -> tuple[float, ...]:

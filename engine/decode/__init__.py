@@ -58,6 +58,9 @@ class DecodedClip:
     tone_mapped: str | None = None
     """The HDR transfer ("pq" or "hlg") of frames that were tone-mapped to SDR; None when none
     was. Told by the frames as decoded, which may say otherwise than the stream's header."""
+    hdr_primaries: str = "bt2020"
+    """The primaries the tone-mapped frames were coded with ("bt2020"; "p3" for P3-D65 masters;
+    "bt709"), converted to BT.709's in the tone map; meaningless when none was tone-mapped."""
     gamut_mapped: str | None = None
     """The wide primaries ("bt2020", "p3") SDR frames were tagged with and converted from to
     BT.709's (:mod:`kernels.gamut`); None when no frame was."""

@@ -25,7 +25,8 @@ from av.sidedata.sidedata import Type
 from ..probe import HDR_TRANSFERS, MediaInfo
 
 __all__ = ["MATRIX_BY_COLORSPACE", "PLAUSIBLE_PEAK_NITS", "STAMPED_MATRIX", "WIDE_PRIMARIES", "StreamTags",
-           "colorspace_of", "content_peak", "gamut_of", "hdr_transfer", "orientation", "pixel_bits", "tags_of"]
+           "colorspace_of", "content_peak", "gamut_of", "hdr_primaries", "hdr_transfer", "orientation", "pixel_bits",
+           "tags_of"]
 
 MATRIX_BY_COLORSPACE = {1: "bt709", 4: "fcc", 5: "bt601", 6: "bt601", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
 """FFmpeg's AVColorSpace tags -> kernel matrix names. Any other tag gets BT.601, as swscale
@@ -36,6 +37,9 @@ WIDE_PRIMARIES = {9: "bt2020", 12: "p3"}
 DCI-P3's primaries with D65 white, the P3 of wide-gamut screens). The BT.601
 primaries (470BG, 170M) sit within a few codes of BT.709's on saturated colours and are shown
 as they are, as players do; DCI-P3 with its own white point (431) is left unmapped."""
+HDR_PRIMARIES = {1: "bt709", 9: "bt2020", 12: "p3"}
+"""FFmpeg's AVColorPrimaries tags HDR frames are converted from in the tone map: BT.2020 (HDR10,
+HLG, and any HDR frame that says nothing else), Display P3 (P3-D65 PQ masters), BT.709."""
 STAMPED_MATRIX = frozenset({"dnxhd"})
 """Codecs whose FFmpeg decoder tags every frame with one matrix whatever the file says: the VC-3
 (DNxHD/DNxHR) decoder says BT.709 in files whose header says BT.2020 or BT.601. Their frames take
@@ -69,6 +73,8 @@ class StreamTags:
     wide_gamut: str | None = None
     """The wide primaries SDR frames are coded with ("bt2020", "p3": :func:`gamut_of`), mapped to
     BT.709's; None for BT.709's own (and for HDR frames, which the tone map converts)."""
+    hdr_primaries: str = "bt2020"
+    """The primaries HDR frames are coded with (:func:`hdr_primaries`), converted in the tone map."""
     peak_nits: float | None = None
     """The brightest the HDR frames get, cd/m², from their light-level metadata
     (:func:`content_peak`); None: not said, the tone map assumes its default."""
@@ -152,10 +158,23 @@ def gamut_of(frame: av.VideoFrame, media: MediaInfo | None = None) -> str | None
     """The wide primaries (:data:`WIDE_PRIMARIES`) the frame is tagged with, or the header's
     (``media.primaries``) when the frame says none; None for any other. An SDR frame so tagged is
     mapped to BT.709's by :mod:`kernels.gamut`; HDR frames get BT.2020's conversion in the tone map."""
+    return WIDE_PRIMARIES.get(_primaries_tag(frame, media))
+
+
+def hdr_primaries(frame: av.VideoFrame, media: MediaInfo | None = None) -> str:
+    """The primaries an HDR frame is coded with (:data:`HDR_PRIMARIES`: the frame's tag, else the
+    header's), BT.2020 when neither says one of those: HDR's own, and what the tone map assumed
+    for every HDR frame before P3-D65 masters were read as such (their greens and reds came out
+    too saturated, read as BT.2020's)."""
+    return HDR_PRIMARIES.get(_primaries_tag(frame, media), "bt2020")
+
+
+def _primaries_tag(frame: av.VideoFrame, media: MediaInfo | None) -> int:
+    """The frame's AVColorPrimaries tag, or the header's when the frame says none."""
     told = int(frame.color_primaries or 0)
     if told in _UNSPECIFIED and media is not None:
         told = media.primaries
-    return WIDE_PRIMARIES.get(told)
+    return told
 
 
 def tags_of(frame: av.VideoFrame, media: MediaInfo | None = None) -> StreamTags:
@@ -174,6 +193,7 @@ def tags_of(frame: av.VideoFrame, media: MediaInfo | None = None) -> StreamTags:
         bits=pixel_bits(name),
         transfer=transfer,
         wide_gamut=gamut_of(frame, media) if transfer is None else None,
+        hdr_primaries=hdr_primaries(frame, media),
         peak_nits=content_peak(frame, transfer),
     )
 

@@ -216,6 +216,7 @@ class NvdecDecoder:
             frames_decoded=selection.frames_decoded,
             rotation=tags.turns,
             tone_mapped=tags.transfer,
+            hdr_primaries=tags.hdr_primaries,
             gamut_mapped=tags.wide_gamut,
         )
 

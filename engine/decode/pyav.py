@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from . import FIT_CHUNK, FIT_CHUNK_BYTES, CodedFit, DecodedClip, Fit, YUVPlanes, unreadable
-from .frame_tags import MATRIX_BY_COLORSPACE, colorspace_of, content_peak, gamut_of, hdr_transfer, orientation
+from .frame_tags import (MATRIX_BY_COLORSPACE, colorspace_of, content_peak, gamut_of, hdr_primaries, hdr_transfer,
+                         orientation)
 from .key_frames import KeyFrame, key_frame_before
 from ..errors import EngineError, ErrorCode
 from ..probe import MediaInfo, open_container
@@ -239,8 +240,9 @@ class PyAVDecoder:
                 frame = shown[0]
                 interlaced = interlaced or bool(frame.interlaced_frame)
                 (turns, mirrored), transfer = orientation(frame), hdr_transfer(frame, media)
-                if transfer is not None and tone_mapped is None:  # one peak for the whole clip: no flicker
+                if transfer is not None and tone_mapped is None:  # one mapping for the whole clip: no flicker
                     frames.peak_nits = content_peak(frame, transfer)
+                    frames.hdr_primaries = hdr_primaries(frame, media)
                 tone_mapped = tone_mapped or transfer
                 gamut = gamut_of(frame, media) if transfer is None else None
                 gamut_mapped = gamut_mapped or gamut
@@ -317,6 +319,7 @@ class PyAVDecoder:
             damaged_packets=damage.packets,
             frames_end=frames_end,
             tone_mapped=tone_mapped,
+            hdr_primaries=frames.hdr_primaries,
             gamut_mapped=gamut_mapped,
             over_black=see_through,
         )
@@ -509,6 +512,8 @@ class _FrameCollector:
         self.peak_nits: float | None = None
         """The HDR frames' peak, cd/m², as the first one's metadata says (:func:`content_peak`); the
         tone map's default when None."""
+        self.hdr_primaries = "bt2020"
+        """The primaries the HDR frames are coded with, as the first one says (:func:`hdr_primaries`)."""
         self._layout: tuple[str, int, bool] | None = None
         """(matrix, bits, full range) while the pending frames are planes; None for RGB."""
         self._done: list[torch.Tensor] = []
@@ -600,7 +605,8 @@ class _FrameCollector:
             planes = YUVPlanes(luma=torch.from_numpy(np.stack([p[0] for p in pending[start:end]])).unsqueeze(1),
                                chroma=torch.from_numpy(np.stack([p[1] for p in pending[start:end]])),
                                matrix=matrix, bits=bits, full_range=full_range)
-            self._done.append(hdr_to_sdr(self._fit.fit_planes(planes, self._rotation), self._transfer, self.peak_nits))
+            self._done.append(hdr_to_sdr(self._fit.fit_planes(planes, self._rotation), self._transfer, self.peak_nits,
+                                         self.hdr_primaries))
             start = end
 
     def _flush_hdr(self) -> None:
@@ -622,7 +628,7 @@ class _FrameCollector:
             height, width = frames[0].shape[-2:]
             chunk = torch.cat([f if f.shape[-2:] == (height, width) else resize(f, height, width, sharpen=False) for f in frames])
         self._pending, self._pending_bytes = [], 0
-        self._done.append(hdr_to_sdr(self._fitted(chunk), self._transfer, self.peak_nits))
+        self._done.append(hdr_to_sdr(self._fitted(chunk), self._transfer, self.peak_nits, self.hdr_primaries))
 
     def tensor(self) -> torch.Tensor:
         self._flush()

@@ -70,7 +70,7 @@ def _converted(luma: torch.Tensor, chroma: torch.Tensor, tags: StreamTags, fit: 
     if tags.transfer is not None and tags.bits > 8 and isinstance(fit, CodedFit) \
             and fit.takes_planes(width, height, tags.turns):
         planes = YUVPlanes(luma=luma, chroma=chroma, matrix=tags.matrix, bits=tags.bits, full_range=tags.full_range)
-        return hdr_to_sdr(fit.fit_planes(planes, tags.turns), tags.transfer, tags.peak_nits)
+        return hdr_to_sdr(fit.fit_planes(planes, tags.turns), tags.transfer, tags.peak_nits, tags.hdr_primaries)
     rgb = yuv_to_rgb(luma, chroma, height, width, matrix=tags.matrix, bits=tags.bits, full_range=tags.full_range,
                      sharpen=False)
     if tags.transfer is None:
@@ -81,4 +81,4 @@ def _converted(luma: torch.Tensor, chroma: torch.Tensor, tags: StreamTags, fit: 
         rgb = torch.rot90(rgb, k=tags.turns, dims=(2, 3))
     if fit is not None:
         rgb = fit(rgb, tags.turns)
-    return rgb if tags.transfer is None else hdr_to_sdr(rgb, tags.transfer, tags.peak_nits)
+    return rgb if tags.transfer is None else hdr_to_sdr(rgb, tags.transfer, tags.peak_nits, tags.hdr_primaries)

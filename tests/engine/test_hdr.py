@@ -324,6 +324,35 @@ def test_sdr_with_display_p3_primaries_is_shown_with_bt709s_not_desaturated(tmp_
                                                                                       PyAVDecoder()).notes
 
 
+def _pq_from_master(master: Path, path: Path, primaries: str) -> Path:
+    """``master`` coded as 10-bit PQ with ``primaries`` (a zimg/x265 name), its white at 203 cd/m²
+    and MaxCLL 203: the tone map leaves it as it was, so only the primaries can move colours."""
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(master), "-vf",
+                    f"zscale=tin=bt709:min=bt709:pin=bt709:rin=tv:t=smpte2084:m=bt2020nc:p={primaries}:r=tv:npl=203,"
+                    "format=yuv444p10le", "-c:v", "libx265", "-x265-params",
+                    f"log-level=error:lossless=1:colorprim={primaries}:transfer=smpte2084:colormatrix=bt2020nc:"
+                    "hdr10=1:max-cll=203,100", str(path)], check=True)
+    return path
+
+
+def test_pq_with_p3_primaries_is_converted_from_p3s_not_bt2020s(tmp_path):
+    """P3-D65 PQ (the primaries of many HDR mastering deliverables) was converted as if BT.2020:
+    greens and reds oversaturated, 25.8 dB from its master; now 40.2 (a BT.2020 coding of the
+    same master: 34.9), and the notes name the primaries."""
+    master = _bt709_master(tmp_path / "master.mp4")
+    want = PyAVDecoder().decode_frames(probe(master), [0.5]).frames[0].permute(1, 2, 0).numpy()
+    p3 = _pq_from_master(master, tmp_path / "p3.mp4", "smpte432")
+    bt2020 = _pq_from_master(master, tmp_path / "bt2020.mp4", "bt2020")
+    clip = PyAVDecoder().decode_frames(probe(p3), [0.5])
+    ours = clip.frames[0].permute(1, 2, 0).numpy()
+    same_via_bt2020 = PyAVDecoder().decode_frames(probe(bt2020), [0.5]).frames[0].permute(1, 2, 0).numpy()
+    assert clip.tone_mapped == "pq" and clip.hdr_primaries == "p3"
+    assert psnr(ours, want) >= psnr(same_via_bt2020, want) - 1
+    assert psnr(ours, want) >= 36
+    spec = parse_job({"input": str(p3), "format": "gif", "fps": 5, "duration": 1}, default_id="p", input_root=tmp_path)
+    assert "HDR (PQ, Display P3) tone-mapped to SDR BT.709" in run_job(spec, tmp_path / "out", PyAVDecoder()).notes
+
+
 def test_bt2020_primaries_said_only_by_the_container_are_mapped_too(tmp_path):
     """The same BT.2020 SDR stream with its HEVC VUI set to 'unspecified' and the primaries left
     in the MP4 ``colr`` box: the matrix came from the container but the primaries did not, so it

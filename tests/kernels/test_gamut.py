@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from animated_previews.kernels.gamut import CHROMATICITIES, _rgb_to_xyz, sdr_to_bt709, to_bt709_matrix
-from animated_previews.kernels.tonemap import BT2020_TO_BT709
+from animated_previews.kernels.gamut import sdr_to_bt709
+from animated_previews.kernels.primaries import BT2020_TO_BT709, CHROMATICITIES, rgb_to_xyz, to_bt709_matrix
 
 WIDE = ["bt2020", "p3"]
 
@@ -46,7 +46,7 @@ def test_colours_outside_bt709_are_clipped_not_wrapped():
 
 def test_the_matrix_worked_out_from_bt2020s_chromaticities_is_the_one_bt2087_publishes():
     """So the same arithmetic gives Display P3's from its chromaticities (SMPTE EG 432-1)."""
-    worked_out = torch.linalg.inv(_rgb_to_xyz(CHROMATICITIES["bt709"])) @ _rgb_to_xyz(CHROMATICITIES["bt2020"])
+    worked_out = torch.linalg.inv(rgb_to_xyz(CHROMATICITIES["bt709"])) @ rgb_to_xyz(CHROMATICITIES["bt2020"])
     assert (worked_out - torch.tensor(BT2020_TO_BT709, dtype=torch.float64)).abs().max() < 1e-6
     p3 = torch.tensor(to_bt709_matrix("p3"), dtype=torch.float64)
     assert torch.allclose(p3.sum(dim=1), torch.ones(3, dtype=torch.float64))  # white stays white

@@ -169,6 +169,16 @@ def test_the_compiled_tone_map_agrees_on_a_million_random_colours(monkeypatch, t
     assert torch.equal(looped, hdr_to_sdr(rgb, transfer))
 
 
+@pytest.mark.skipif(tonemap_scan.SCAN is None, reason="numba is not installed: the torch kernel is the only one")
+@pytest.mark.parametrize("primaries", ["p3", "bt709"])
+def test_the_compiled_tone_map_agrees_for_other_primaries_and_a_given_peak(monkeypatch, primaries):
+    rgb = codes_of("uint16", 2, 90, 160, seed=5)
+    looped = hdr_to_sdr(rgb, "pq", 4000.0, primaries)
+    assert not torch.equal(looped, hdr_to_sdr(rgb, "pq", 4000.0))  # the primaries matter
+    monkeypatch.setattr(compiled, "ENABLED", False)
+    assert torch.equal(looped, hdr_to_sdr(rgb, "pq", 4000.0, primaries))
+
+
 def test_a_nan_from_a_float_caller_maps_to_black_in_both_kernels(monkeypatch):
     """A NaN reads no table out of bounds (the loop does not check): it becomes code 0."""
     rgb = grey([0.5, 0.25])
