@@ -5,8 +5,9 @@ their non-linear BT.2020 values read as BT.709 and the preview comes out grey an
 These ops turn the decoder's non-linear R'G'B' (BT.2020 primaries, values in [0, 1]) into SDR:
 
 1. the transfer's inverse, to light relative to HDR reference white, 203 cd/m² (ITU-R BT.2408:
-   the level of diffuse white, a white page or a face's highlight, in HDR grading; what SDR
-   white is shown as beside HDR in libplacebo and Chrome): PQ (SMPTE ST 2084) is absolute; HLG
+   the level of diffuse white, a white page or a face's highlight, in HDR grading; libplacebo,
+   mpv's and FFmpeg's ``vf_libplacebo`` renderer, takes the same as SDR white, its
+   ``PL_COLOR_SDR_WHITE``): PQ (SMPTE ST 2084) is absolute; HLG
    (ARIB STD-B67) is scene light shown on a 1000 cd/m² display with the BT.2100 OOTF (system
    gamma 1.2), which puts HLG's 75 % signal at 203 cd/m²;
 2. BT.2020 -> BT.709 primaries in linear light (BT.2087);
@@ -24,7 +25,7 @@ These ops turn the decoder's non-linear R'G'B' (BT.2020 primaries, values in [0,
 Until 2026-12-05 step 1 took 100 cd/m² as white and step 3 was the Hable filmic curve to a fixed
 1000 cd/m² (FFmpeg's ``zscale=npl=100`` + ``tonemap=hable`` recipe): HDR reference white came out
 at 193 of 255 and 100 cd/m² at 157, every HDR preview darker than the same scene in SDR
-(the library's PQ clip 34 levels darker than its SDR master, notes/quality-per-byte.md).
+(the library's PQ clip 34 levels darker than its SDR master: notes/hdr.md).
 
 Pure tensor ops on any device, no host sync; float32, but for HLG's power and the square root
 (float64, rounded: see :func:`_map_planes`). CPU tensors go through the compiled loop of
