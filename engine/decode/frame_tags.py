@@ -157,7 +157,8 @@ def content_peak(frame: av.VideoFrame, transfer: str | None) -> float | None:
 def gamut_of(frame: av.VideoFrame, media: MediaInfo | None = None) -> str | None:
     """The wide primaries (:data:`WIDE_PRIMARIES`) the frame is tagged with, or the header's
     (``media.primaries``) when the frame says none; None for any other. An SDR frame so tagged is
-    mapped to BT.709's by :mod:`kernels.gamut`; HDR frames get BT.2020's conversion in the tone map."""
+    mapped to BT.709's by :mod:`kernels.gamut`; HDR frames are converted from their own in the tone
+    map (:func:`hdr_primaries`)."""
     return WIDE_PRIMARIES.get(_primaries_tag(frame, media))
 
 
