@@ -660,20 +660,21 @@ HDR_CLIPS = ("zscale", "libx265")
 """What :func:`hdr_clip` needs of ffmpeg (``ffmpeg_can(*HDR_CLIPS)``)."""
 
 
-def hdr_clip(path: Path, transfer: str, size: tuple[int, int] = (320, 240)) -> Path:
-    """2 s of testsrc2 converted by zimg from SDR to 10-bit BT.2020 ``transfer`` (an ffmpeg
-    color_trc name: "smpte2084", "arib-std-b67"), tagged: HEVC, or VP9 profile 2 for an odd size
-    (x265 codes 4:2:0 in even sizes only). Needs ffmpeg with zscale and libx265 (Debian's)."""
+def hdr_clip(path: Path, transfer: str, size: tuple[int, int] = (320, 240), primaries: str = "bt2020") -> Path:
+    """2 s of testsrc2 converted by zimg from SDR to 10-bit ``transfer`` (an ffmpeg color_trc
+    name: "smpte2084", "arib-std-b67") with ``primaries`` (BT.2020's, or e.g. "smpte432": P3-D65),
+    tagged: HEVC, or VP9 profile 2 for an odd size (x265 codes 4:2:0 in even sizes only). Needs
+    ffmpeg with zscale and libx265 (Debian's)."""
     if size[0] % 2 or size[1] % 2:
         codec = ["-c:v", "libvpx-vp9", "-profile:v", "2", "-deadline", "realtime", "-cpu-used", "8",
-                 "-color_primaries", "bt2020", "-color_trc", transfer, "-colorspace", "bt2020nc"]
+                 "-color_primaries", primaries, "-color_trc", transfer, "-colorspace", "bt2020nc"]
         path = path.with_suffix(".webm")
     else:
         codec = ["-c:v", "libx265", "-x265-params",
-                 f"colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc:log-level=error"]
+                 f"colorprim={primaries}:transfer={transfer}:colormatrix=bt2020nc:log-level=error"]
     even = (size[0] + size[0] % 2, size[1] + size[1] % 2)  # testsrc2 draws even sizes, zimg subsamples
     graph = (f"format=gbrp,crop={size[0]}:{size[1]}:0:0,format=yuv444p,"  # even ones only: 4:4:4, then 4:2:0
-             f"zscale=tin=bt709:t={transfer}:pin=bt709:p=bt2020:min=bt709:m=bt2020nc:rin=tv:r=tv:npl=100,"
+             f"zscale=tin=bt709:t={transfer}:pin=bt709:p={primaries}:min=bt709:m=bt2020nc:rin=tv:r=tv:npl=100,"
              "format=yuv444p10le,format=yuv420p10le")
     subprocess.run([shutil.which("ffmpeg") or "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
                     f"testsrc2=size={even[0]}x{even[1]}:rate=25:duration=2", "-vf", graph, *codec, str(path)],

@@ -611,6 +611,23 @@ def test_hdr_frames_fetched_as_p016_are_the_cpu_paths_pictures_on_the_planes_rou
 
 
 @needs_hdr_clips
+def test_p3_hdr_frames_are_converted_from_p3_on_the_nvdec_path_too(stand_in, tmp_path):
+    """The primaries are read once per file from the first frame (StreamTags.hdr_primaries) and
+    go to the same tone map: the CPU path's bytes."""
+    clip = clipmaker.hdr_clip(tmp_path / "p3.mp4", "smpte2084", primaries="smpte432")
+    media = probe(clip)
+    spec = parse_job({"id": "p", "input": str(clip), "format": "gif", "fps": 5, "duration": 1, "width": 160,
+                      "height": 120}, default_id="p", input_root=tmp_path)
+    from animated_previews.engine.render import Fitter
+
+    instants = [0.2, 0.6]
+    gpu = NvdecDecoder(0, device=CPU).decode_frames(media, instants, fit=Fitter(spec, media))
+    cpu = PyAVDecoder().decode_frames(media, instants, fit=Fitter(spec, media))
+    assert gpu.hdr_primaries == cpu.hdr_primaries == "p3"
+    assert torch.equal(gpu.frames.contiguous(), cpu.frames.contiguous())
+
+
+@needs_hdr_clips
 def test_a_rotated_and_mirrored_hdr_clip_is_turned_on_the_nvdec_path_as_on_the_cpu(stand_in, tmp_path):
     clip = clipmaker.hdr_clip(tmp_path / "pq.mp4", "smpte2084")
     turned = clipmaker.with_display_matrix(clip, tmp_path / "turned.mp4", (0, -1, -1, 0), (240, 320))
