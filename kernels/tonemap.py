@@ -10,7 +10,8 @@ These ops turn the decoder's non-linear R'G'B' (BT.2020 primaries, values in [0,
    ``PL_COLOR_SDR_WHITE``): PQ (SMPTE ST 2084) is absolute; HLG
    (ARIB STD-B67) is scene light shown on a 1000 cd/m² display with the BT.2100 OOTF (system
    gamma 1.2), which puts HLG's 75 % signal at 203 cd/m²;
-2. BT.2020 -> BT.709 primaries in linear light (BT.2087);
+2. BT.2020 -> BT.709 primaries in linear light (BT.2087; Display P3's for P3-D65 masters:
+   :mod:`kernels.primaries`);
 3. highlights above :data:`KNEE` of reference white rolled off so that ``peak`` (the content's
    brightest, :func:`engine.decode.frame_tags.content_peak`, else 1000 cd/m², the common mastering
    peak and HLG's nominal display) reaches white, on each pixel's largest component, its three
