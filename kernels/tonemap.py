@@ -53,8 +53,9 @@ DEFAULT_PEAK_NITS = 1000.0
 nominal display HLG's OOTF is defined for."""
 KNEE = 0.5
 """Where the highlight roll-off starts, as a fraction of reference white (about 100 cd/m²). BT.2390's
-EETF, mapping a 1000 cd/m² master into 203, starts its roll-off at 98 cd/m²; one knee for every
-peak keeps mid-tones the same whatever the metadata says."""
+EETF, mapping a 1000 cd/m² master into 203, starts its roll-off near there (88 cd/m², 0.43 of
+white; about 40 for a 4000 cd/m² master); one knee for every peak keeps mid-tones the same
+whatever the metadata says."""
 
 _PQ_M1 = 2610 / 16384
 _PQ_M2 = 2523 / 4096 * 128
@@ -125,8 +126,8 @@ def _hlg_ootf(scene: Tensor) -> Tensor:
 
 
 def hdr_to_sdr(rgb: Tensor, transfer: str, peak_nits: float | None = None, primaries: str = "bt2020") -> Tensor:
-    """Non-linear BT.2020 R'G'B' [N, 3, H, W] (float in [0, 1], or integers 0-65535, e.g. the
-    decoder's uint16) -> SDR BT.709 uint8 [N, 3, H, W]: channels last from the compiled loop,
+    """Non-linear HDR R'G'B' [N, 3, H, W] coded with ``primaries`` (float in [0, 1], or integers
+    0-65535, e.g. the decoder's uint16) -> SDR BT.709 uint8 [N, 3, H, W]: channels last from the compiled loop,
     planar from the torch kernel (each writes its own layout fastest; the pipeline takes either).
     ``transfer`` is "pq" or "hlg"; ``peak_nits`` the content's brightest (None:
     :data:`DEFAULT_PEAK_NITS`); ``primaries`` those the frames are coded with (a key of

@@ -45,10 +45,10 @@ lookups, so it compiles to vector instructions."""
 
 def tonemap_scan(codes: np.ndarray, hlg: bool, signal: np.ndarray, output: np.ndarray, primaries: np.ndarray,
                  luma: np.ndarray, curve: np.ndarray, lift_power: float, out: np.ndarray) -> None:
-    """``out`` (uint8 [P, 3]): the SDR colours of ``codes`` (uint16 [P, 3]: non-linear BT.2020
-    R'G'B' as 16-bit codes). ``signal`` float32 [65536] is the transfer's
-    inverse at each code, ``output`` uint8 [65536] the SDR code at each step of sqrt(display
-    light), ``primaries`` float32 [3, 3] BT.2020 -> BT.709; for HLG, ``luma`` float32 [3] the
+    """``out`` (uint8 [P, 3]): the SDR colours of ``codes`` (uint16 [P, 3]: non-linear HDR R'G'B'
+    as 16-bit codes). ``signal`` float32 [65536] is the transfer's inverse at each code,
+    ``output`` uint8 [65536] the SDR code at each step of sqrt(display light), ``primaries``
+    float32 [3, 3] the frames' primaries -> BT.709 (BT.2020's, P3's, ...); for HLG, ``luma`` float32 [3] the
     BT.2020 luma weights and ``lift_power`` the OOTF's gamma - 1; ``curve`` float32 [3] the
     constants as torch rounds Python scalars (the knee, the roll-off's rate, HLG's OOTF scale):
     :func:`kernels.tonemap.scan_curve`.

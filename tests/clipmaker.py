@@ -682,6 +682,21 @@ def hdr_clip(path: Path, transfer: str, size: tuple[int, int] = (320, 240), prim
     return path
 
 
+def pq_card(path: Path, x265_metadata: str = "") -> Path:
+    """1 s of a 64x64 grey card (SDR code 0xBF: about half of white's light, 101 cd/m²) with a white
+    32x32 patch in its top-left corner at 203 cd/m² (BT.2408's HDR reference white: SDR placed in
+    PQ as ``zscale=npl=203`` does), lossless 10-bit PQ HEVC with ``x265_metadata`` (its SEI:
+    max-cll, master-display) or none. Needs ffmpeg with zscale and libx265."""
+    graph = ("format=yuv444p,drawbox=x=0:y=0:w=32:h=32:color=white:t=fill,"
+             "zscale=tin=bt709:min=bt709:pin=bt709:rin=tv:t=smpte2084:m=bt2020nc:p=bt2020:r=tv:npl=203,"
+             "format=yuv420p10le")
+    params = "colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:log-level=error:lossless=1"
+    subprocess.run([shutil.which("ffmpeg") or "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "color=c=0xbfbfbf:s=64x64:r=5:d=1", "-vf", graph, "-c:v", "libx265", "-x265-params",
+                    params + (":" + x265_metadata if x265_metadata else ""), str(path)], check=True)
+    return path
+
+
 def ts_and_mp4_copy(folder: Path, name: str, seconds: int, *x264: str) -> tuple[Path, Path]:
     """An MPEG-TS H.264 clip made by ffmpeg (testsrc2, 160x120, 25 fps; x264's defaults put key
     frames 10 s apart; its muxer starts the times at 1.4 s) and its stream copy to MP4: the same

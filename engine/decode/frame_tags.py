@@ -86,7 +86,7 @@ def orientation(frame: av.VideoFrame) -> tuple[int, bool]:
     rotation, so a mirrored one (a horizontal flip, or a transpose) came out turned instead of
     flipped: upside down for a mirror. Here a matrix with a negative determinant is a mirror,
     and the rotation is read from the matrix with the mirror taken out."""
-    for side in frame.side_data:
+    for side in _side_data(frame):
         if side.type is not Type.DISPLAYMATRIX:
             continue
         a, b, _, c, d = np.frombuffer(side, dtype=np.int32)[:5].astype(np.float64)
@@ -96,6 +96,19 @@ def orientation(frame: av.VideoFrame) -> tuple[int, bool]:
         angle = -math.degrees(math.atan2(-b / math.hypot(b, d), -a / math.hypot(a, c)))
         return round(angle / 90) % 4, True
     return round((frame.rotation or 0) / 90) % 4, False
+
+
+def _side_data(frame: av.VideoFrame) -> tuple:
+    """The frame's side data as PyAV lists it, or none when PyAV cannot list it: it names each
+    entry with its own enum, which ends at the side-data types it knows (27, VIDEO_HINT, in PyAV
+    18), and a frame carrying one the bundled FFmpeg added since (LCEVC, an MV-HEVC view id, 3D
+    reference displays) makes the listing raise ValueError, which failed the job. Without the
+    list, the turn comes from PyAV's ``rotation`` (read without the enum) and a mirror is missed;
+    the HDR peak is the default."""
+    try:
+        return tuple(frame.side_data)
+    except ValueError:
+        return ()
 
 
 def colorspace_of(frame: av.VideoFrame, media: MediaInfo | None = None, hdr: bool = False) -> int:
@@ -137,7 +150,7 @@ def content_peak(frame: av.VideoFrame, transfer: str | None) -> float | None:
         return None
     low, high = PLAUSIBLE_PEAK_NITS
     cll = mastering = None
-    for side in frame.side_data:
+    for side in _side_data(frame):
         data = bytes(side)
         if side.type is Type.CONTENT_LIGHT_LEVEL and len(data) >= 8:
             cll = float(struct.unpack_from("<I", data)[0])  # AVContentLightMetadata.MaxCLL

@@ -4,13 +4,15 @@ the header speaks for an untagged frame and for a decoder that stamps one matrix
 from __future__ import annotations
 
 import dataclasses
+import struct
 import subprocess
 
 import av
 import pytest
+from av.sidedata.sidedata import Type
 
 import clipmaker
-from animated_previews.engine.decode.frame_tags import gamut_of, pixel_bits, tags_of
+from animated_previews.engine.decode.frame_tags import content_peak, gamut_of, orientation, pixel_bits, tags_of
 from animated_previews.engine.decode.pyav import PyAVDecoder
 from animated_previews.engine.probe import probe
 
@@ -76,3 +78,63 @@ def test_hdr_frames_are_not_gamut_mapped_on_top_of_the_tone_map():
 def test_untagged_frames_under_an_untold_header_take_the_matrix_players_assume_for_their_size():
     small, large = av.VideoFrame(640, 480, "yuv420p"), av.VideoFrame(1280, 720, "yuv420p")
     assert tags_of(small).matrix == "bt601" and tags_of(large).matrix == "bt709"
+
+
+class _Side:
+    """A stand-in for PyAV's SideData: a type and the bytes FFmpeg's struct would hold."""
+
+    def __init__(self, kind, data: bytes):
+        self.type, self._data = kind, data
+
+    def __bytes__(self) -> bytes:
+        return self._data
+
+
+class _Frame:
+    """Only what content_peak and orientation read of a frame."""
+
+    def __init__(self, sides=(), rotation=0, unlistable=False):
+        self._sides, self.rotation, self._unlistable = tuple(sides), rotation, unlistable
+
+    @property
+    def side_data(self):
+        if self._unlistable:  # PyAV 18 on a side-data type its enum lacks (FFmpeg 8's LCEVC, view ids)
+            raise ValueError("40 is not a valid Type")
+        return self._sides
+
+
+def _cll(max_cll: int) -> _Side:
+    return _Side(Type.CONTENT_LIGHT_LEVEL, struct.pack("<2I", max_cll, 100))
+
+
+def _mastering(num: int, den: int, has_luminance: int = 1, size: int = 88) -> _Side:
+    fields = [0] * 18 + [num, den, 1, has_luminance]  # 8 rationals of primaries and white, min, max, flags
+    return _Side(Type.MASTERING_DISPLAY_METADATA, struct.pack("<22i", *fields)[:size])
+
+
+@pytest.mark.parametrize("sides,peak", [
+    ([_cll(1000)], 1000.0),
+    ([_cll(0), _mastering(40000000, 10000)], 4000.0),  # MaxCLL unknown: the mastering display's
+    ([_cll(4000), _mastering(10000000, 10000)], 4000.0),  # MaxCLL first, as FFmpeg reads them
+    ([_cll(65535)], None),  # past PQ's 10000
+    ([_mastering(10000000, 0)], None),  # no denominator
+    ([_mastering(-10000000, 10000)], None),
+    ([_mastering(10000000, 10000, has_luminance=0)], None),
+    ([_mastering(10000000, 10000, size=40)], None),  # shorter than the struct
+    ([_Side(Type.CONTENT_LIGHT_LEVEL, b"\x01")], None),
+    ([], None),
+])
+def test_content_peak_believes_only_whole_plausible_metadata(sides, peak):
+    assert content_peak(_Frame(sides), "pq") == peak
+
+
+def test_hlg_has_no_metadata_peak():
+    assert content_peak(_Frame([_cll(1000)]), "hlg") is None
+
+
+def test_a_frame_whose_side_data_pyav_cannot_list_still_gives_its_turn_and_no_peak():
+    """PyAV 18's Type enum ends at 27; FFmpeg 8 attaches newer types (an MV-HEVC view id on a
+    phone's spatial video), and listing them raised ValueError, which failed the job."""
+    frame = _Frame(unlistable=True, rotation=90)
+    assert orientation(frame) == (1, False)  # from PyAV's rotation, read without the enum
+    assert content_peak(frame, "pq") is None

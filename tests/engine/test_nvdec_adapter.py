@@ -628,6 +628,22 @@ def test_p3_hdr_frames_are_converted_from_p3_on_the_nvdec_path_too(stand_in, tmp
 
 
 @needs_hdr_clips
+def test_a_pq_streams_maxcll_sets_the_peak_on_the_nvdec_path_too(stand_in, tmp_path):
+    """Read once per file from the first frame (StreamTags.peak_nits): MaxCLL 203 leaves reference
+    white at SDR white, as on the CPU path (without it the white patch is rolled off to 228)."""
+    clip = clipmaker.pq_card(tmp_path / "cll.mp4", "hdr10=1:max-cll=203,100")
+    media = probe(clip)
+    spec = parse_job({"id": "c", "input": str(clip), "format": "gif", "fps": 5, "duration": 1, "width": 32,
+                      "height": 32}, default_id="c", input_root=tmp_path)
+    from animated_previews.engine.render import Fitter
+
+    gpu = NvdecDecoder(0, device=CPU).decode_frames(media, [0.4], fit=Fitter(spec, media))
+    cpu = PyAVDecoder().decode_frames(media, [0.4], fit=Fitter(spec, media))
+    assert int(gpu.frames[0, 1, 2:12, 2:12].float().mean().round()) >= 253  # the white patch, shrunk
+    assert torch.equal(gpu.frames.contiguous(), cpu.frames.contiguous())
+
+
+@needs_hdr_clips
 def test_a_rotated_and_mirrored_hdr_clip_is_turned_on_the_nvdec_path_as_on_the_cpu(stand_in, tmp_path):
     clip = clipmaker.hdr_clip(tmp_path / "pq.mp4", "smpte2084")
     turned = clipmaker.with_display_matrix(clip, tmp_path / "turned.mp4", (0, -1, -1, 0), (240, 320))

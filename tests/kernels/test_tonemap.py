@@ -75,6 +75,10 @@ def test_mid_tones_below_the_knee_are_kept_and_highlights_roll_off_to_the_peak(t
     if transfer == "pq":
         assert low == round((40 / 203) ** (1 / 2.4) * 255)
         assert knee == round((KNEE * 0.99) ** (1 / 2.4) * 255)
+    else:  # BT.2100: scene light E, shown at 1000 cd/m² x E^1.2 on the nominal display
+        for code, got in ((0.3, low), (0.5, knee)):
+            light = 1000 * (code * code / 3) ** 1.2 / 203  # both below the knee: shown as they are
+            assert light < KNEE and got == round(light ** (1 / 2.4) * 255)
     assert 215 <= white <= 235  # 228: reference white rolled off to 0.765 of SDR white's light
     assert peak == 255
 
