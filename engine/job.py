@@ -345,7 +345,8 @@ def decode_job(spec: JobSpec, out_dir: Path, decoder: Decoder, *, line: int | No
         clip, frames, timeline, t = done
         width, height, decoded = clip.width, clip.height, clip.frames_decoded
         if clip.tone_mapped is not None:  # as the frames said, which the header may not
-            notes.append(f"HDR ({clip.tone_mapped.upper()}, {GAMUT_NAMES[clip.hdr_primaries]}) tone-mapped to SDR BT.709")
+            primaries = GAMUT_NAMES.get(clip.hdr_primaries, clip.hdr_primaries)
+            notes.append(f"HDR ({clip.tone_mapped.upper()}, {primaries}) tone-mapped to SDR BT.709")
         if clip.gamut_mapped is not None:
             notes.append(f"SDR with {GAMUT_NAMES.get(clip.gamut_mapped, clip.gamut_mapped)} primaries: colours converted to BT.709's")
         if clip.over_black:
