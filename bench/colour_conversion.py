@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import report
+from bench.psnr import PLAYER_CONVERSION
 
 REPO = Path(__file__).resolve().parent.parent
 LIBRARY = REPO / "bench" / "library"
@@ -51,7 +52,6 @@ SOURCES = {
     "screen_text": ["-i", str(LIBRARY / "screen_text.mp4")],
     "talking_head": ["-i", str(LIBRARY / "talking_head.mp4")],
 }
-ACCURATE = 0x4 | 0x2000 | 0x40000  # SWS_BICUBIC | SWS_FULL_CHR_H_INT | SWS_ACCURATE_RND
 
 
 def make_master(out: Path, name: str) -> tuple[Path, Path] | None:
@@ -95,7 +95,7 @@ def conversions():
     return {
         "ffmpeg-default": lambda f: f.reformat(format="rgb24", dst_color_range=full, threads=1).to_ndarray(),
         "ffmpeg-accurate": lambda f: f.reformat(format="rgb24", dst_color_range=full, threads=1,
-                                                interpolation=ACCURATE).to_ndarray(),
+                                                interpolation=PLAYER_CONVERSION).to_ndarray(),
         "engine-torch": kernel,
     }
 
