@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import types
+from pathlib import Path
 
 import av
 import numpy as np
@@ -594,18 +595,24 @@ def test_hdr_jobs_on_the_nvdec_path_are_tone_mapped_like_on_the_cpu(stand_in, mo
             assert np.abs(frames[0][0][0, :40].astype(int) - (0x30, 0x60, 0xC0)).max() <= 8
 
 
+def shrunk_on_both_paths(clip: Path, instants: list[float], size: tuple[int, int]):
+    """``clip``'s frames at ``instants``, fitted to ``size`` as a GIF job would: (the NVDEC path's
+    with the stand-in decoder, the CPU path's)."""
+    from animated_previews.engine.render import Fitter
+
+    media = probe(clip)
+    spec = parse_job({"id": "s", "input": str(clip), "format": "gif", "fps": 5, "duration": 1, "width": size[0],
+                      "height": size[1]}, default_id="s", input_root=clip.parent)
+    gpu = NvdecDecoder(0, device=CPU).decode_frames(media, instants, fit=Fitter(spec, media))
+    cpu = PyAVDecoder().decode_frames(media, instants, fit=Fitter(spec, media))
+    return gpu, cpu
+
+
 @needs_hdr_clips
 def test_hdr_frames_fetched_as_p016_are_the_cpu_paths_pictures_on_the_planes_route(stand_in, tmp_path):
     """Shrunk frames go through the very function the CPU path uses, from the same codes."""
     clip = clipmaker.hdr_clip(tmp_path / "pq.mp4", "smpte2084")
-    media = probe(clip)
-    spec = parse_job({"id": "p", "input": str(clip), "format": "gif", "fps": 5, "duration": 1, "width": 160,
-                      "height": 120}, default_id="p", input_root=tmp_path)
-    from animated_previews.engine.render import Fitter
-
-    instants = [0.2, 0.6, 1.0]
-    gpu = NvdecDecoder(0, device=CPU).decode_frames(media, instants, fit=Fitter(spec, media))
-    cpu = PyAVDecoder().decode_frames(media, instants, fit=Fitter(spec, media))
+    gpu, cpu = shrunk_on_both_paths(clip, [0.2, 0.6, 1.0], (160, 120))
     assert gpu.tone_mapped == cpu.tone_mapped == "pq"
     assert torch.equal(gpu.frames.contiguous(), cpu.frames.contiguous())
 
@@ -615,14 +622,7 @@ def test_p3_hdr_frames_are_converted_from_p3_on_the_nvdec_path_too(stand_in, tmp
     """The primaries are read once per file from the first frame (StreamTags.hdr_primaries) and
     go to the same tone map: the CPU path's bytes."""
     clip = clipmaker.hdr_clip(tmp_path / "p3.mp4", "smpte2084", primaries="smpte432")
-    media = probe(clip)
-    spec = parse_job({"id": "p", "input": str(clip), "format": "gif", "fps": 5, "duration": 1, "width": 160,
-                      "height": 120}, default_id="p", input_root=tmp_path)
-    from animated_previews.engine.render import Fitter
-
-    instants = [0.2, 0.6]
-    gpu = NvdecDecoder(0, device=CPU).decode_frames(media, instants, fit=Fitter(spec, media))
-    cpu = PyAVDecoder().decode_frames(media, instants, fit=Fitter(spec, media))
+    gpu, cpu = shrunk_on_both_paths(clip, [0.2, 0.6], (160, 120))
     assert gpu.hdr_primaries == cpu.hdr_primaries == "p3"
     assert torch.equal(gpu.frames.contiguous(), cpu.frames.contiguous())
 
@@ -632,13 +632,7 @@ def test_a_pq_streams_maxcll_sets_the_peak_on_the_nvdec_path_too(stand_in, tmp_p
     """Read once per file from the first frame (StreamTags.peak_nits): MaxCLL 203 leaves reference
     white at SDR white, as on the CPU path (without it the white patch is rolled off to 228)."""
     clip = clipmaker.pq_card(tmp_path / "cll.mp4", "hdr10=1:max-cll=203,100")
-    media = probe(clip)
-    spec = parse_job({"id": "c", "input": str(clip), "format": "gif", "fps": 5, "duration": 1, "width": 32,
-                      "height": 32}, default_id="c", input_root=tmp_path)
-    from animated_previews.engine.render import Fitter
-
-    gpu = NvdecDecoder(0, device=CPU).decode_frames(media, [0.4], fit=Fitter(spec, media))
-    cpu = PyAVDecoder().decode_frames(media, [0.4], fit=Fitter(spec, media))
+    gpu, cpu = shrunk_on_both_paths(clip, [0.4], (32, 32))
     assert int(gpu.frames[0, 1, 2:12, 2:12].float().mean().round()) >= 253  # the white patch, shrunk
     assert torch.equal(gpu.frames.contiguous(), cpu.frames.contiguous())
 
