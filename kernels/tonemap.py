@@ -109,9 +109,14 @@ def rolloff(linear: Tensor, peak: float) -> Tensor:
     """Roll off each pixel's largest component above :data:`KNEE` (``peak`` -> 1, below the knee
     unchanged), scaling all three by the same factor."""
     top = linear.amax(dim=1, keepdim=True).clamp_min(1e-6)
-    excess = (top - KNEE).clamp_min(0)
-    mapped = torch.where(top < KNEE, top, KNEE + excess / (1 + excess * rolloff_rate(peak)))
-    return linear * (mapped / top)
+    return linear * (_rolled(top, rolloff_rate(peak)) / top)
+
+
+def _rolled(top: Tensor, rate: float) -> Tensor:
+    """``top`` (a pixel's largest component) through the roll-off: kept below :data:`KNEE`, above it
+    ``KNEE + e / (1 + e * rate)``, in the float operations and order the compiled loop repeats."""
+    excess = (top - KNEE).clamp_min_(0)
+    return torch.where(top < KNEE, top, excess.div(excess.mul(rate).add_(1)).add_(KNEE))
 
 
 def bt1886_inverse(linear: Tensor) -> Tensor:
@@ -209,9 +214,7 @@ def _map_planes(planes: Tensor, transfer: str, peak: float, signal: Tensor, outp
     columns = _primary_columns(primaries, linear.device)  # row i: m[i][0] * r + m[i][1] * g + m[i][2] * b, in that order
     sdr = (columns[0] * linear[0] + columns[1] * linear[1] + columns[2] * linear[2]).clamp_min_(0)
     top = sdr.amax(dim=0).clamp_min_(1e-6)
-    excess = (top - KNEE).clamp_min_(0)
-    mapped = torch.where(top < KNEE, top, excess.div(excess.mul(rolloff_rate(peak)).add_(1)).add_(KNEE))
-    scale = mapped.div_(top)  # rolloff(), per pixel
+    scale = _rolled(top, rolloff_rate(peak)).div_(top)  # rolloff(), per pixel
     root = sdr.mul_(scale).clamp_(max=1).double().sqrt_().float()  # float32 sqrt, rounded once
     target.copy_(_lookup(output, root.mul_(_OUT_STEPS).add_(0.5).to(torch.int32)))
 
