@@ -667,8 +667,12 @@ def _run_step(cmd: list[str], frames, target: Path) -> None:
 
 def build_previews(clips=PREVIEW_CLIPS, out_dir: Path = DEFAULT_OUT, corpus: Path = DEFAULT_CORPUS, *,
                    force: bool = False, log=lambda m: None) -> dict:
-    """Make every clip that is not there yet; write ``library.json`` (its ``"clips"``) and the
-    ``previews.jsonl`` manifest; return the index."""
+    """Make every clip that is not there yet, or whose recipe (its ffmpeg commands, kept in the
+    index) changed since it was made (the HLG clip's on 2026-12-05: a library made before would
+    have kept the old clip and the comparison judged it silently; the commands name the library's
+    and the footage's folders, so a library moved or pointed at another corpus folder is remade
+    too); write ``library.json`` (its ``"clips"``) and the ``previews.jsonl`` manifest; return the
+    index."""
     if shutil.which("ffmpeg") is None:
         raise RuntimeError("ffmpeg is not on PATH")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -683,11 +687,21 @@ def build_previews(clips=PREVIEW_CLIPS, out_dir: Path = DEFAULT_OUT, corpus: Pat
         path = out_dir / clip.filename
         master = out_dir / clip.master_filename if clip.hdr else None
         there = path.exists() and path.stat().st_size > 0 and (master is None or master.exists())
-        if there and not force and clip.name in index["clips"]:
+        known = index["clips"].get(clip.name)
+        try:
+            steps = preview_steps(clip, path, corpus)
+        except FileNotFoundError:
+            if there and known is not None:  # its footage is gone: what was made stays
+                log(f"kept  {clip.filename} (its source is absent)")
+                continue
+            raise
+        recipe = [" ".join(c) for c, _, _ in steps]
+        if there and not force and known is not None and known.get("commands") == recipe:
             log(f"kept  {clip.filename}")
             continue
+        if there and known is not None and not force:
+            log(f"remake {clip.filename}: its recipe changed")
         t0 = time.perf_counter()
-        steps = preview_steps(clip, path, corpus)
         for cmd, frames, target in steps:
             _run_step(cmd, frames, target)
         if clip.rotation:
@@ -702,7 +716,7 @@ def build_previews(clips=PREVIEW_CLIPS, out_dir: Path = DEFAULT_OUT, corpus: Pat
             "job": {"seek": clip.job_seek, "duration": clip.job_duration, "fps": clip.job_fps},
             "resized": {"width": rw, "height": rh},
             "probe": info, "encode_s": round(time.perf_counter() - t0, 2),
-            "commands": [" ".join(c) for c, _, _ in steps]}
+            "commands": recipe}
         log(f"made  {clip.filename}: {info['codec']} {info['pix_fmt']} {info['width']}x{info['height']}"
             f"{' rot ' + str(info['rotation']) if info['rotation'] else ''} {info['duration']:.1f} s, "
             f"{info['bytes'] / 1e6:.2f} MB in {time.perf_counter() - t0:.1f} s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -81,3 +82,22 @@ def test_command_line_lists_the_cross_product(capsys):
     out = capsys.readouterr().out.split()
     assert len(out) == 8
     assert "bbb_720p_vp9_10s_gop10s.webm" in out
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_a_preview_clip_is_kept_until_its_recipe_changes(tmp_path):
+    """A library made before a recipe changed (the HLG clip's, 2026-12-05) kept the old clip and the
+    comparison judged it without a word; the index's commands now say which recipe made it."""
+    clip = next(c for c in make_library.PREVIEW_CLIPS if c.name == "pixel_life")  # lavfi only, no corpus
+    said: list[str] = []
+    make_library.build_previews([clip], tmp_path, tmp_path, log=said.append)
+    path = tmp_path / clip.filename
+    made = path.stat().st_mtime_ns
+    make_library.build_previews([clip], tmp_path, tmp_path, log=said.append)
+    assert path.stat().st_mtime_ns == made and said[-1] == f"kept  {clip.filename}"
+    index = json.loads((tmp_path / "library.json").read_text())
+    index["clips"][clip.name]["commands"][0] += " -older-recipe"
+    (tmp_path / "library.json").write_text(json.dumps(index))
+    make_library.build_previews([clip], tmp_path, tmp_path, log=said.append)
+    assert path.stat().st_mtime_ns != made
+    assert f"remake {clip.filename}: its recipe changed" in said
