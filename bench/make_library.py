@@ -44,6 +44,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "bench" / "library"
+HOLDOUT_OUT = REPO / "bench" / "library-holdout"  # the held-out clips' own folder (--preset holdout)
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus"
 SOURCES = {"bbb": "bbb_720p_30s.webm", "chaplin": "chaplin_360p.mp4"}  # corpus footage by short name
 CODECS = ("h264", "hevc", "vp9", "av1")
@@ -311,6 +312,119 @@ PREVIEW_CLIPS = (
          codec="av1"),
 )
 
+# A second library the engine was never tuned on (2026-12-05): every setting of the engine was chosen
+# by measuring PREVIEW_CLIPS, so a comparison on them alone can flatter it. These clips differ in
+# kind (smooth full-hue gradients, cross-fades, fades to black, text on black, a hue drift, colour
+# noise, a tiny source, near-black real footage, a phone screen recording coded portrait, flat
+# charts) and are judged by the same comparison: `--preset holdout` (bench/library-holdout).
+HOLDOUT_CLIPS = (
+    Clip("plasma_hues", ("gradients", "full-hue"),
+         "demo-scene plasma: three moving sine fields, every hue, smooth, 640x360 25 fps", 640, 360, "25"),
+    Clip("sky_gradient", ("gradients", "flat-graphics"),
+         "a four-colour dusk gradient turning slowly, nothing else (banding), 960x540 30 fps", 960, 540, "30"),
+    Clip("slideshow_xfade", ("slideshow", "fades", "camera-motion"),
+         "two stills (animation, black-and-white film) zoomed slowly and cross-faded over 1 s, 640x360 25 fps",
+         640, 360, "25", duration=4.0),
+    Clip("credits_roll", ("text-on-black",), "white credits rolling up over black, 854x480 24 fps",
+         854, 480, "24"),
+    Clip("fade_nasa", ("fades", "live-action"),
+         "NASA footage faded in from black and out to black, 640x360 29.97 fps", 640, 360, "30000/1001"),
+    Clip("tiny_nasa", ("small-source", "live-action"), "NASA footage's own 320x180 stream, 25 fps",
+         320, 180, "25"),
+    Clip("near_black_vp9", ("low-light", "live-action"),
+         "the corpus's near-black VP9 footage (levels 0-30), 1280x720 14.985 fps", 1280, 720, "15000/1001",
+         duration=4.9),
+    Clip("hue_drift_bbb", ("colour-drift", "animation"),
+         "Big Buck Bunny from 12 s with its hue turning 70 degrees a second, 640x360 24 fps", 640, 360, "24"),
+    Clip("colour_grain_nasa", ("film-grain", "colour-noise", "live-action"),
+         "NASA footage with strong colour noise in every channel, 640x360 29.97 fps", 640, 360, "30000/1001",
+         duration=4.0),
+    Clip("phone_feed", ("portrait", "screen-text"),
+         "phone screen recording coded upright: a feed of cards, text and a playing video scrolled up, "
+         "540x960 30 fps", 540, 960, "30"),
+    Clip("bar_chart", ("flat-graphics", "text"), "an animated bar chart with a title on white, 640x360 25 fps",
+         640, 360, "25"),
+)
+
+
+def _credits_text() -> str:
+    """Forty credit lines (deterministic), a role and a name each."""
+    roles = ("Director", "Producer", "Editor", "Colourist", "Sound", "Camera", "Gaffer", "Grip")
+    names = ("Ada Moreau", "Bo Lindqvist", "Chen Wei", "Dara O'Neill", "Emeka Obi", "Fatima Zahra")
+    return "\n".join(f"{roles[i % len(roles)]:>12}   {names[(i * 5) % len(names)]}" for i in range(40)) + "\n"
+
+
+def holdout_command(clip: Clip, out: Path, src) -> list[str]:
+    """The ffmpeg input and filter arguments of a HOLDOUT_CLIPS clip (``src(name)``: a corpus file)."""
+    n, d, size = clip.name, f"{clip.duration:g}", f"w={clip.width}:h={clip.height}"
+    lavfi_bg = ["-f", "lavfi", "-i", f"color=c=black:s={clip.width}x{clip.height}:r={clip.fps}"]
+    sans = _filter_path(_font(bold=True))
+    if n == "plasma_hues":
+        return lavfi_bg + ["-t", d, "-vf",
+                           "geq=r='128+127*sin(X/23+T*1.1)':g='128+127*sin((X+Y)/31+T*1.7)':"
+                           "b='128+127*sin(hypot(X-320\\,Y-180)/17-T*2.3)'," + _to709()]
+    if n == "sky_gradient":
+        return ["-f", "lavfi", "-i", f"gradients=s={clip.width}x{clip.height}:r={clip.fps}:c0=0x0b1d51:c1=0x2b5876:"
+                "c2=0xff7e5f:c3=0xfeb47b:nb_colors=4:speed=0.02", "-t", d, "-vf", _to709()]
+    if n == "slideshow_xfade":
+        still = ("trim=end_frame=1,loop=loop=150:size=1,setpts=N/25/TB,"
+                 f"zoompan=z='1+0.0025*on':d=1:x='iw/2-iw/zoom/2':y='ih/2-ih/zoom/2':s={clip.width}x{clip.height}:fps=25,"
+                 "trim=duration=2.5,setpts=PTS-STARTPTS")
+        graph = (f"[0]scale=1280:720,{still},format=yuv420p[a];[1]scale=1280:720,{still},format=yuv420p[b];"
+                 f"[a][b]xfade=transition=fade:duration=1:offset=1.5,{_to709('bt709')}")
+        return ["-ss", "5", "-i", str(src(SOURCES["bbb"])), "-ss", "2", "-i", str(src(SOURCES["chaplin"])),
+                "-filter_complex", graph, "-t", d]
+    if n == "credits_roll":
+        text = out.with_name("credits_roll.txt")
+        text.write_text(_credits_text())
+        mono = _filter_path(_font(mono=True))
+        return lavfi_bg + ["-t", d, "-vf",
+                           f"drawtext=fontfile='{mono}':textfile='{_filter_path(text)}':fontsize=22:fontcolor=white:"
+                           f"line_spacing=14:x=(w-tw)/2:y=h-t*90," + _to709()]
+    if n == "fade_nasa":
+        return ["-ss", "2", "-i", str(src("nasa_13013.mp4")), "-t", d, "-map", "0:v:1", "-vf",
+                _to709(None, size, "bicubic") + ",fade=in:st=0:d=2,fade=out:st=3:d=2"]
+    if n == "tiny_nasa":
+        return ["-ss", "3", "-i", str(src("nasa_13013.mp4")), "-t", d, "-map", "0:v:0", "-vf", _to709()]
+    if n == "near_black_vp9":
+        return ["-i", str(src("vp9_no_duration.webm")), "-t", d, "-map", "0:v:0", "-vf", _to709("bt709")]
+    if n == "hue_drift_bbb":
+        return ["-ss", "12", "-i", str(src(SOURCES["bbb"])), "-t", d, "-vf",
+                _to709("bt709", size) + ",hue=H=t*1.22"]
+    if n == "colour_grain_nasa":
+        return ["-ss", "7", "-i", str(src("nasa_13013.mp4")), "-t", d, "-map", "0:v:1", "-vf",
+                _to709(None, size, "bicubic") + ",noise=alls=16:allf=t+u"]
+    # FFmpeg 5.1's drawbox places its box once, so what moves is cropped or overlaid, per frame
+    if n == "phone_feed":
+        w, h = clip.width, clip.height
+        cards = ",".join(f"drawbox=x=20:y={80 + 330 * k}:w={w - 40}:h=300:color=white:t=fill,"
+                         f"drawbox=x=40:y={100 + 330 * k}:w=48:h=48:color=0x{('6366f1', 'f43f5e', '10b981', 'f59e0b')[k % 4]}:t=fill,"
+                         f"drawtext=fontfile='{sans}':text='Post {k + 1}  -  {3 + k} min ago':fontsize=20:fontcolor=0x111827:"
+                         f"x=104:y={112 + 330 * k}"
+                         for k in range(6))
+        graph = (f"[0]{cards},crop=w={w}:h={h}:x=0:y='t*140'[feed];[1]scale={w - 80}:-2,setsar=1[v];"
+                 f"[feed][v]overlay=x=40:y='170-t*140',"
+                 f"drawbox=x=0:y=0:w=iw:h=60:color=0x111827:t=fill,"
+                 f"drawtext=fontfile='{sans}':text='Feed':fontsize=26:fontcolor=white:x=20:y=16,{_to709()}")
+        return ["-f", "lavfi", "-i", f"color=c=0xf2f2f7:s={w}x{h + 1100}:r={clip.fps}",
+                "-ss", "16", "-i", str(src(SOURCES["bbb"])), "-t", d, "-filter_complex", graph]
+    if n == "bar_chart":
+        colours = ("2563eb", "dc2626", "16a34a", "f59e0b")
+        inputs = ["-f", "lavfi", "-i", f"color=c=white:s={clip.width}x{clip.height}:r={clip.fps}"]
+        graph, last = "", "0"
+        for k, c in enumerate(colours):  # a bar 240 px tall, risen from below the axis by its height
+            inputs += ["-f", "lavfi", "-i", f"color=c=0x{c}:s=80x240:r={clip.fps}"]
+            graph += (f"[{last}][{k + 1}]overlay=x={60 + 120 * k}:"
+                      f"y='300-{40 + 10 * k}-{100 - 5 * k}*(1+sin(t*{1.7 - 0.3 * k:.1f}+{k}))'[b{k}];")
+            last = f"b{k}"
+        graph += (f"[{last}]drawbox=x=0:y=300:w=iw:h=ih-300:color=white:t=fill,"
+                  "drawbox=x=40:y=300:w=560:h=2:color=0x374151:t=fill,"
+                  f"drawtext=fontfile='{sans}':text='Quarterly views':fontsize=28:fontcolor=0x111827:x=40:y=24,"
+                  + _to709())
+        return inputs + ["-t", d, "-filter_complex", graph]
+    raise ValueError(f"no recipe for clip {clip.name!r}")
+
+
 _BT709_TAGS = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
 _HEAD = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
 
@@ -557,6 +671,8 @@ def preview_steps(clip: Clip, out: Path, corpus: Path) -> list[tuple[list[str], 
         cmd = ["-f", "lavfi", "-i", f"life=s={clip.width // 2}x{clip.height // 2}:r={clip.fps}:seed=7:ratio=0.25:"
                "mold=10:life_color=0xfbbf24:death_color=0x1e293b:mold_color=0x7c3aed", "-t", d,
                "-vf", _to709(None, size, "neighbor")]
+    elif n in {c.name for c in HOLDOUT_CLIPS}:
+        cmd = holdout_command(clip, out, src)
     else:
         raise ValueError(f"no recipe for clip {clip.name!r}")
     if "-t" not in cmd:
@@ -723,7 +839,7 @@ def build_previews(clips=PREVIEW_CLIPS, out_dir: Path = DEFAULT_OUT, corpus: Pat
         index_path.write_text(json.dumps(index, indent=1) + "\n")
     index_path.write_text(json.dumps(index, indent=1) + "\n")
     with open(out_dir / "previews.jsonl", "w", encoding="utf-8") as f:
-        known = {c.name: c for c in (*PREVIEW_CLIPS, *clips)}
+        known = {c.name: c for c in (*PREVIEW_CLIPS, *HOLDOUT_CLIPS, *clips)}
         for name in index["clips"]:
             clip = known.get(name)
             if clip is not None:
@@ -739,13 +855,14 @@ def _floats(s: str) -> list[float]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.make_library", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="library folder")
+    ap.add_argument("--out", type=Path, help=f"library folder [default: {DEFAULT_OUT}; {HOLDOUT_OUT} with --preset holdout]")
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="folder holding the source footage")
     ap.add_argument("--source", default="bbb", help=f"footage: {', '.join(SOURCES)} (from the corpus) or gen (testsrc2)")
     ap.add_argument("--preset", default="scaling",
-                    help="tiny, scaling, full (ignored when any axis below is given) or previews (the clips "
-                         "bench/quality_library.py compares tools on)")
-    ap.add_argument("--clips", help="previews preset: only these clips, e.g. talking_head,bars_4x3")
+                    help="tiny, scaling, full (ignored when any axis below is given), previews (the clips "
+                         "bench/quality_library.py compares tools on) or holdout (clips no setting was tuned on, "
+                         "for the same comparison)")
+    ap.add_argument("--clips", help="previews or holdout preset: only these clips, e.g. talking_head,bars_4x3")
     ap.add_argument("--heights", help="e.g. 360,720,1080,2160")
     ap.add_argument("--codecs", help=f"subset of {','.join(CODECS)}")
     ap.add_argument("--durations", help="seconds, e.g. 10,600 (longer than the source: looped)")
@@ -755,8 +872,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.source != "gen" and args.source not in SOURCES:
         ap.error(f"--source takes {', '.join(SOURCES)} or gen")
-    if args.preset == "previews":
-        clips = list(PREVIEW_CLIPS)
+    out = args.out or (HOLDOUT_OUT if args.preset == "holdout" else DEFAULT_OUT)
+    if args.preset in ("previews", "holdout"):
+        clips = list(PREVIEW_CLIPS if args.preset == "previews" else HOLDOUT_CLIPS)
         if args.clips:
             wanted = [c.strip() for c in args.clips.split(",") if c.strip()]
             unknown = sorted(set(wanted) - {c.name for c in clips})
@@ -768,10 +886,10 @@ def main(argv=None) -> int:
                 print(f"{c.filename}\t{','.join(c.categories)}\t{c.description}")
             return 0
         t0 = time.perf_counter()
-        build_previews(clips, args.out, args.corpus, force=args.force,
+        build_previews(clips, out, args.corpus, force=args.force,
                        log=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"{len(clips)} clips in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-        print(args.out / "library.json")
+        print(out / "library.json")
         return 0
     if any((args.heights, args.codecs, args.durations, args.gops)):
         variants = [Variant(args.source, int(h), c, d, g)
@@ -786,8 +904,8 @@ def main(argv=None) -> int:
         for v in variants:
             print(v.filename)
         return 0
-    build(variants, args.out, args.corpus, force=args.force, log=lambda m: print(m, file=sys.stderr, flush=True))
-    print(args.out / "library.json")
+    build(variants, out, args.corpus, force=args.force, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(out / "library.json")
     return 0
 
 

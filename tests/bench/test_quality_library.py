@@ -46,6 +46,37 @@ def test_previews_preset_covers_a_real_library():
     assert any(c.height >= 1080 for c in PREVIEW_CLIPS)
 
 
+def test_the_holdout_clips_are_others_the_engine_was_not_tuned_on(tmp_path):
+    """Every setting was chosen on PREVIEW_CLIPS; the held-out library shares none of their names
+    or kinds of scene, each clip has a recipe, and its jobs lie inside it."""
+    holdout = make_library.HOLDOUT_CLIPS
+    assert len(holdout) >= 10 and len({c.name for c in holdout}) == len(holdout)
+    assert not {c.name for c in holdout} & {c.name for c in PREVIEW_CLIPS}
+    assert {cat for c in holdout for cat in c.categories} - {cat for c in PREVIEW_CLIPS for cat in c.categories}
+    corpus = make_library.DEFAULT_CORPUS
+    for c in holdout:
+        assert c.job_seek + c.job_duration <= c.duration
+        if corpus.exists():
+            steps = make_library.preview_steps(c, tmp_path / c.filename, corpus)
+            assert steps and steps[-1][2] == tmp_path / c.filename
+
+
+@needs_ffmpeg
+def test_holdout_preset_builds_its_own_library(tmp_path, capsys):
+    out = tmp_path / "holdout"
+    assert make_library.main(["--preset", "holdout", "--clips", "bar_chart", "--out", str(out)]) == 0
+    index = json.loads((out / "library.json").read_text())
+    assert list(index["clips"]) == ["bar_chart"]
+    info = index["clips"]["bar_chart"]["probe"]
+    assert (info["width"], info["height"]) == (640, 360)
+    lines = [json.loads(x) for x in (out / "previews.jsonl").read_text().splitlines()]
+    chart = next(c for c in make_library.HOLDOUT_CLIPS if c.name == "bar_chart")
+    assert [x["id"] for x in lines] == [j["id"] for j in chart.jobs()]
+    with av.open(str(out / chart.filename)) as f:  # the bars move (FFmpeg 5.1's drawbox would not)
+        frames = [fr.to_ndarray(format="gray") for i, fr in zip(range(40), f.decode(video=0)) if i in (0, 39)]
+    assert np.abs(frames[0].astype(int) - frames[1]).max() > 100
+
+
 def test_previews_list_on_the_command_line(capsys):
     assert make_library.main(["--preset", "previews", "--list"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
