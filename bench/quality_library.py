@@ -562,10 +562,16 @@ def markdown_table(rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
+def _library_origin(library: str | None) -> str:
+    """How the library was made, from its folder's name: the held-out clips have their own."""
+    preset = "holdout" if library and Path(library).name == make_library.HOLDOUT_OUT.name else "previews"
+    return f"bench/make_library.py --preset {preset}"
+
+
 def render_markdown(rep: dict) -> str:
     cfg, m = rep["config"], rep["machine"]
     lines = [
-        "# Quality and speed across the previews library",
+        f"# Quality and speed across the {_library_origin(cfg.get('library')).split()[-1]} library",
         "",
         f"`{cfg['command']}` on {m.get('date')}, {m.get('cpu_model', '?')} ({m.get('cpus_usable')} CPUs usable), "
         f"{cfg['jobs']} jobs in flight on every side, "
@@ -573,7 +579,7 @@ def render_markdown(rep: dict) -> str:
         f"{cfg.get('total_s', '?')} s in all; engine at "
         f"{(m.get('git_commit') or '?')[:7]}{' (engine/ or kernels/ modified)' if m.get('git_dirty') else ''}. "
         f"{' '.join(str(m.get('ffmpeg_version', 'ffmpeg ?')).split()[:3])}; "
-        f"gifski: {'gifski ' + rep['gifski']['version'] + ' --quality ' + str(rep['gifski']['quality']) if rep['gifski'].get('version') else rep['gifski']['note']}. Library: {cfg['clips']} clips (bench/make_library.py --preset previews); "
+        f"gifski: {'gifski ' + rep['gifski']['version'] + ' --quality ' + str(rep['gifski']['quality']) if rep['gifski'].get('version') else rep['gifski']['note']}. Library: {cfg['clips']} clips ({_library_origin(cfg.get('library'))}); "
         f"each job {cfg['job_summary']}.",
         "",
         "s: per clip, the job's own latency with the other jobs running beside it (engine: its `timings.total`; "
