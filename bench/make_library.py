@@ -332,7 +332,7 @@ HOLDOUT_CLIPS = (
     Clip("tiny_nasa", ("small-source", "live-action"), "NASA footage's own 320x180 stream, 25 fps",
          320, 180, "25"),
     Clip("near_black_vp9", ("low-light", "live-action"),
-         "the corpus's near-black VP9 footage (levels 0-30), 1280x720 14.985 fps", 1280, 720, "15000/1001",
+         "the corpus's near-black VP9 footage (RGB levels 0-12), 1280x720 14.985 fps", 1280, 720, "15000/1001",
          duration=4.9),
     Clip("hue_drift_bbb", ("colour-drift", "animation"),
          "Big Buck Bunny from 12 s with its hue turning 70 degrees a second, 640x360 24 fps", 640, 360, "24"),
