@@ -140,52 +140,48 @@ def palettes_from_histograms(histograms: list[tuple[Tensor, Tensor]], max_colour
 def _entries(counts: Tensor, sums: Tensor, occupied_only: bool) -> tuple[Tensor, Tensor]:
     """The histogram's most populated bins, most first: their weights (int64 [E]) and mean
     colours (float32 [E, 3]); past :data:`_MAX_ENTRIES` occupied bins, the least populated ones
-    folded into coarser bins (:func:`_folded`). ``occupied_only`` (the CPU) trims to the
+    folded into coarser cells (:func:`_folded`). ``occupied_only`` (the CPU) trims to the
     occupied entries; otherwise the shapes stay fixed and the choice is made on the device."""
     entries = min(_MAX_ENTRIES, counts.numel())
-    occupied = torch.count_nonzero(counts)
-    if counts.numel() <= entries:  # every bin fits (a 4-bit histogram or coarser): nothing to fold
-        over = None
-    elif occupied_only:
-        over = bool(occupied > entries)
-    else:
-        over = occupied > entries
-    if over is True:
-        weight, colour = _folded(counts, sums, entries)
-        kept = int(torch.count_nonzero(weight))
-        return weight[:kept], colour[:kept]
+    if counts.numel() > entries:  # more bins than entries: past ``entries`` occupied, fold the tail
+        occupied = torch.count_nonzero(counts)
+        if not occupied_only:  # both ways, chosen on the device: no host synchronisation on a GPU
+            weight, colour = _most_populated(counts, sums, entries)
+            folded_weight, folded_colour = _folded(counts, sums, entries)
+            over = occupied > entries
+            return torch.where(over, folded_weight, weight), torch.where(over, folded_colour, colour)
+        if int(occupied) > entries:
+            weight, colour = _folded(counts, sums, entries)
+            kept = int(torch.count_nonzero(weight))  # empty cells weigh 0 and sort last
+            return weight[:kept], colour[:kept]
     if occupied_only:
-        entries = max(1, min(entries, int(occupied)))
-    weight, bins = torch.topk(counts, entries)  # sorted, most populated first
-    colour = sums[bins] / weight.clamp(min=1).unsqueeze(1).to(torch.float32)
-    if isinstance(over, Tensor):
-        folded_weight, folded_colour = _folded(counts, sums, entries)
-        weight = torch.where(over, folded_weight, weight)
-        colour = torch.where(over, folded_colour, colour)
-    return weight, colour
+        entries = max(1, min(entries, int(torch.count_nonzero(counts))))
+    return _most_populated(counts, sums, entries)
+
+
+def _most_populated(counts: Tensor, sums: Tensor, entries: int) -> tuple[Tensor, Tensor]:
+    """The ``entries`` most populated bins, most first: weights and mean colours."""
+    weight, bins = torch.topk(counts, entries)
+    return weight, sums[bins] / weight.clamp(min=1).unsqueeze(1).to(torch.float32)
 
 
 def _folded(counts: Tensor, sums: Tensor, entries: int) -> tuple[Tensor, Tensor]:
     """``entries`` entries, most populated first: the ``entries - 8**TAIL_BITS`` most populated
     bins as they are, and every other bin added into its cell of a :data:`TAIL_BITS` grid
-    (weights and exact mean colours; cells with nothing in them weigh 0)."""
-    bits = (counts.numel().bit_length() - 1) // 3
-    shift = bits - TAIL_BITS
-    cells = 1 << (3 * TAIL_BITS)
-    weight, bins = torch.topk(counts, entries - cells)
-    tail = counts.index_fill(0, bins, 0)
-    index = torch.arange(counts.numel(), device=counts.device)
-    low = (1 << bits) - 1
-    cell = ((((index >> (2 * bits)) >> shift) << (2 * TAIL_BITS)) | ((((index >> bits) & low) >> shift) << TAIL_BITS)
-            | ((index & low) >> shift))
-    cell_weight = torch.zeros(cells, dtype=counts.dtype, device=counts.device).index_add_(0, cell, tail)
-    tail_sums = torch.where((tail > 0).unsqueeze(1), sums, torch.zeros((), dtype=sums.dtype, device=sums.device))
-    cell_sums = torch.zeros((cells, 3), dtype=sums.dtype, device=sums.device).index_add_(0, cell, tail_sums)
-    weight = torch.cat([weight, cell_weight])
+    (weights and exact mean colours; cells with nothing in them weigh 0). Bin (r, g, b) of a
+    grid of ``side`` bins a channel is ``(r * side + g) * side + b``, so a cell is a block of the
+    histogram seen as [cells, fold, cells, fold, cells, fold]."""
+    side = round(counts.numel() ** (1 / 3))
+    cells = 1 << TAIL_BITS
+    fold = side // cells
+    weight, bins = torch.topk(counts, entries - cells**3)
+    tail_counts = counts.index_fill(0, bins, 0).view(cells, fold, cells, fold, cells, fold)
+    tail_sums = sums.index_fill(0, bins, 0).view(cells, fold, cells, fold, cells, fold, 3)
+    weight = torch.cat([weight, tail_counts.sum((1, 3, 5)).reshape(-1)])
+    colour = torch.cat([sums[bins], tail_sums.sum((1, 3, 5)).reshape(-1, 3)])
     order = torch.argsort(weight, descending=True, stable=True)
     weight = weight[order]
-    colour = torch.cat([sums[bins], cell_sums])[order] / weight.clamp(min=1).unsqueeze(1).to(torch.float32)
-    return weight, colour
+    return weight, colour[order] / weight.clamp(min=1).unsqueeze(1).to(torch.float32)
 
 
 def _chosen(weight: Tensor, colour: Tensor, centroids: Tensor, n_boxes: Tensor, max_colours: int) -> tuple[Tensor, Tensor]:
