@@ -10,6 +10,7 @@ frames, so seeking costs what the GOP says).
     python -m bench.make_library --preset full           # every codec x resolution, GOPs 1-10 s, a 10-minute file
     python -m bench.make_library --heights 360,720 --codecs h264,vp9 --durations 10 --gops 1,5
     python -m bench.make_library --preset previews       # a library that looks like a real one (bench/quality_library.py)
+    python -m bench.make_library --preset holdout        # clips no default was chosen on (bench/library-holdout)
 
 Files go to ``bench/library/`` (override with ``--out``), named
 ``<source>_<height>p_<codec>_<duration>s_gop<gop>s.<ext>``, with ``library.json`` listing every
@@ -27,6 +28,10 @@ footage (:data:`PREVIEW_CLIPS` below). Its entries go under
 quality comparison runs on them (bench/quality_library.py), and, for the HDR clips, the SDR master
 they were made from (the reference a tone-mapped preview is judged against). It also writes
 ``previews.jsonl``, a manifest of those jobs at source size and resized, for ``engine bench``.
+
+The ``holdout`` preset (:data:`HOLDOUT_CLIPS`, its own folder) is made the same way from other
+kinds of footage, after every default of the engine was chosen on the previews clips: the same
+comparison on it says whether those choices hold on footage nobody tuned them to.
 """
 
 from __future__ import annotations
