@@ -1,7 +1,8 @@
 """Clip-wide palette selection: batched median cut on a colour histogram, refined by k-means.
 
 Everything after the histogram works on a fixed number of histogram entries (the most
-populated bins) with fixed tensor shapes, so no step needs to know on the host how many
+populated bins, and past 4,096 occupied bins the rest added up into coarse cells) with fixed
+tensor shapes, so no step needs to know on the host how many
 boxes or colours exist. Only the public :func:`median_cut` trims the result to the colours
 actually found, which is a single device-to-host synchronisation per clip; use
 :func:`median_cut_slots` to stay fully asynchronous.
@@ -23,8 +24,8 @@ __all__ = ["median_cut", "median_cut_slots", "palette_from_histogram", "palettes
 
 # Histogram entries kept for median cut and k-means: the most populated bins. A 45-frame
 # 640x360 Big Buck Bunny clip fills 5,794 of the 32,768 5-bit bins; the top 4,096 hold
-# 99.86 % of its pixels. Dropped bins only lose their say in where palette colours go
-# (8,192 entries measured no better, 37.30 vs 37.32 dB, and k-means took twice as long).
+# 99.86 % of its pixels (8,192 entries measured no better, 37.30 vs 37.32 dB, and k-means took
+# twice as long). The bins past them are not dropped but folded into coarse cells (TAIL_BITS).
 # On a GPU the shapes stay fixed at this size (no host synchronisation); on the CPU the engine
 # asks for the occupied bins only (``occupied_only``) (a clip with few colours: 132 bins of film grain, 4 ms instead of 19 ms
 # a palette; a full one, 3,757 bins of animation, 22 instead of 24 ms), the same palettes but for
@@ -33,14 +34,17 @@ _MAX_ENTRIES = 4096
 
 TAIL_BITS = 3
 """When a histogram has more occupied bins than :data:`_MAX_ENTRIES`, the bins past the most
-populated ``_MAX_ENTRIES - 8**TAIL_BITS`` are not dropped but added up into the 512 bins of a
-3-bit grid (counts and exact colour sums), so every sampled pixel still has its say in where the
-palette's colours go. Found on a clip nobody tuned to (2026-12-05, bench/library-holdout): a
-plasma of every hue fills all 32,768 5-bit bins and the top 4,096 held 44 % of its pixels; its
-palette ignored the rest and its GIF scored 22.15 dB against gifski's 25.61 (patches of one
-colour across whole gradients). Folded, 26.13 dB in 2 % fewer bytes, as good as keeping all
-32,768 entries (26.04 dB) at the cost of 4,096; where the top 4,096 held 97.6-99.1 % (1080p and
-VP9 animation, a hue drift, HDR) -0.02 to +0.09 dB and 0.8-2 % fewer bytes; clips with fewer
+populated ``_MAX_ENTRIES - 8**TAIL_BITS`` are not dropped but added up into the 512 cells of a
+3-bit grid (counts and float32 colour sums), so every sampled pixel still has its say in where
+the palette's colours go. Found on the held-out library's first run (2026-12-05,
+bench/library-holdout, made after the other defaults were chosen; this one was then chosen on its
+plasma clip): a plasma of every hue fills all 32,768 5-bit bins and the top 4,096 held 44 % of its
+pixels; its palette ignored the rest and its GIF scored 22.15 dB against gifski's 25.61 (patches
+of one colour across whole gradients). Folded, 26.13 dB in 2 % fewer bytes, as good as keeping all
+32,768 entries (26.04 dB) at the cost of 4,096 (the engine's own measure of the decoded job; the
+library comparison gave the same 22.15 -> 26.13). Clips with more occupied bins than 4,096 whose
+top 4,096 held 97.6-99.1 % (the previews library's animation, 1080p, PQ, VP9 and bars; a hue
+drift) moved by -0.23 to +0.09 dB, mostly with a few percent fewer bytes; clips with fewer
 occupied bins do not change."""
 
 # Fraction of the current boxes split per round, largest error first. Splitting every box
@@ -103,7 +107,7 @@ def palette_from_histogram(counts: Tensor, sums: Tensor, max_colours: int = 255,
     :func:`kernels.histogram.colour_histogram` returns them): a caller that histograms runs of
     frames anyway (kernels/scenes.py) adds them up instead of reading the frames again.
     ``occupied_only`` works on the occupied bins alone instead of a fixed :data:`_MAX_ENTRIES`:
-    less work for a clip with few colours, at the price of one read of their count to the host
+    less work for a clip with few colours, at the price of reads of their count to the host
     (free on the CPU, a stall on a GPU)."""
     return palettes_from_histograms([(counts, sums)], max_colours, refine_iterations, occupied_only)[0]
 
@@ -143,8 +147,8 @@ def _entries(counts: Tensor, sums: Tensor, occupied_only: bool) -> tuple[Tensor,
     folded into coarser cells (:func:`_folded`). ``occupied_only`` (the CPU) trims to the
     occupied entries; otherwise the shapes stay fixed and the choice is made on the device."""
     entries = min(_MAX_ENTRIES, counts.numel())
+    occupied = torch.count_nonzero(counts)
     if counts.numel() > entries:  # more bins than entries: past ``entries`` occupied, fold the tail
-        occupied = torch.count_nonzero(counts)
         if not occupied_only:  # both ways, chosen on the device: no host synchronisation on a GPU
             weight, colour = _most_populated(counts, sums, entries)
             folded_weight, folded_colour = _folded(counts, sums, entries)
@@ -155,7 +159,7 @@ def _entries(counts: Tensor, sums: Tensor, occupied_only: bool) -> tuple[Tensor,
             kept = int(torch.count_nonzero(weight))  # empty cells weigh 0 and sort last
             return weight[:kept], colour[:kept]
     if occupied_only:
-        entries = max(1, min(entries, int(torch.count_nonzero(counts))))
+        entries = max(1, min(entries, int(occupied)))
     return _most_populated(counts, sums, entries)
 
 
@@ -174,6 +178,8 @@ def _folded(counts: Tensor, sums: Tensor, entries: int) -> tuple[Tensor, Tensor]
     side = round(counts.numel() ** (1 / 3))
     cells = 1 << TAIL_BITS
     fold = side // cells
+    if side**3 != counts.numel() or fold * cells != side or entries <= cells**3:
+        raise ValueError(f"cannot fold {counts.numel()} bins into {cells**3} cells within {entries} entries")
     weight, bins = torch.topk(counts, entries - cells**3)
     tail_counts = counts.index_fill(0, bins, 0).view(cells, fold, cells, fold, cells, fold)
     tail_sums = sums.index_fill(0, bins, 0).view(cells, fold, cells, fold, cells, fold, 3)

@@ -1,5 +1,7 @@
 """Clip-wide palette by batched median cut plus k-means refinement."""
 
+from collections import Counter
+
 import pytest
 import torch
 
@@ -197,17 +199,59 @@ def test_past_4096_occupied_bins_every_pixel_still_counts(monkeypatch):
     assert folded >= everything - 0.3
 
 
-def test_folding_keeps_every_pixel_and_its_colour():
+def test_folding_adds_each_left_out_bin_into_its_own_coarse_cell():
+    """Against the cells worked out bin by bin: bin (r, g, b) of the 5-bit grid goes to cell
+    (r >> 2, g >> 2, b >> 2) of the 3-bit one, with its count and colour sum."""
     from animated_previews.kernels.histogram import colour_histogram
 
     counts, sums = colour_histogram(plasma_clip())
-    weight, colour = palette_module._folded(counts, sums, palette_module._MAX_ENTRIES)
-    assert weight.shape == (palette_module._MAX_ENTRIES,) and bool((weight[:-1] >= weight[1:]).all())
-    assert int(weight.sum()) == int(counts.sum())
-    total = (colour.double() * weight.unsqueeze(1).double()).sum(0)
-    assert torch.allclose(total, sums.double().sum(0), rtol=1e-5)
-    top = torch.topk(counts, palette_module._MAX_ENTRIES - 8 ** palette_module.TAIL_BITS).values
-    assert set(top.tolist()) <= set(weight.tolist())
+    entries, cells = palette_module._MAX_ENTRIES, 8 ** palette_module.TAIL_BITS
+    weight, colour = palette_module._folded(counts, sums, entries)
+    kept_weight, kept = torch.topk(counts, entries - cells)
+    tail = torch.ones(counts.numel(), dtype=torch.bool)
+    tail[kept] = False
+    bins = torch.arange(counts.numel())[tail]
+    cell = ((bins >> 12) << 6) | (((bins >> 7) & 7) << 3) | ((bins >> 2) & 7)
+    cell_weight = torch.zeros(cells, dtype=counts.dtype).index_add_(0, cell, counts[bins])
+    cell_sums = torch.zeros((cells, 3), dtype=torch.float64).index_add_(0, cell, sums[bins].double())
+    expected = list(zip(kept_weight.tolist(), map(tuple, sums[kept].tolist())))
+    expected += list(zip(cell_weight.tolist(), map(tuple, cell_sums.tolist())))
+    got = sorted(zip(weight.tolist(), map(tuple, (colour.double() * weight.unsqueeze(1).double()).tolist())))
+    assert int(weight.sum()) == int(counts.sum()) and bool((weight[:-1] >= weight[1:]).all())
+    assert len(got) == len(expected)
+    for (w, c), (ew, ec) in zip(got, sorted(expected)):
+        assert w == ew and c == pytest.approx(ec, rel=1e-5, abs=1e-3)
+
+
+@pytest.mark.parametrize("occupied_only", [True, False])
+def test_a_histogram_folds_only_past_4096_occupied_bins(occupied_only):
+    """4,096 occupied bins are read as they are, 4,097 fold, on the CPU's trimmed entries and on
+    the fixed-shape ones alike."""
+    def histogram(occupied):
+        counts = torch.zeros(1 << 15, dtype=torch.int64)
+        bins = torch.randperm(1 << 15, generator=torch.Generator().manual_seed(occupied))[:occupied]
+        counts[bins] = torch.arange(1, occupied + 1)
+        return counts, counts.unsqueeze(1).float() * torch.tensor([10.0, 20.0, 30.0])
+
+    plain_weight, _ = palette_module._entries(*histogram(4096), occupied_only)
+    assert sorted(plain_weight.tolist()) == list(range(1, 4097))
+    folded_weight, _ = palette_module._entries(*histogram(4097), occupied_only)
+    assert int(folded_weight.sum()) == 4097 * 4098 // 2  # nothing left out
+    assert not Counter(range(514, 4098)) - Counter(folded_weight.tolist())  # the top 3,584 as they are
+    assert folded_weight.shape[0] <= 4096 and (folded_weight.shape[0] == 4096 or occupied_only)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_fixed_shape_entries_make_no_host_synchronisation():
+    from animated_previews.kernels.histogram import colour_histogram
+
+    counts, sums = (t.cuda() for t in colour_histogram(plasma_clip()))
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        weight, colour = palette_module._entries(counts, sums, occupied_only=False)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert weight.shape == (palette_module._MAX_ENTRIES,) and colour.is_cuda
 
 
 @pytest.mark.skipif(median_cut_scan.SCAN is None, reason="numba is not installed: the torch kernel is the only one")
