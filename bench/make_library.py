@@ -363,7 +363,6 @@ def holdout_command(clip: Clip, out: Path, src) -> list[str]:
     """The ffmpeg input and filter arguments of a HOLDOUT_CLIPS clip (``src(name)``: a corpus file)."""
     n, d, size = clip.name, f"{clip.duration:g}", f"w={clip.width}:h={clip.height}"
     lavfi_bg = ["-f", "lavfi", "-i", f"color=c=black:s={clip.width}x{clip.height}:r={clip.fps}"]
-    sans = _filter_path(_font(bold=True))
     if n == "plasma_hues":
         return lavfi_bg + ["-t", d, "-vf",
                            "geq=r='128+127*sin(X/23+T*1.1)':g='128+127*sin((X+Y)/31+T*1.7)':"
@@ -401,7 +400,7 @@ def holdout_command(clip: Clip, out: Path, src) -> list[str]:
                 _to709(None, size, "bicubic") + ",noise=alls=16:allf=t+u"]
     # FFmpeg 5.1's drawbox places its box once, so what moves is cropped or overlaid, per frame
     if n == "phone_feed":
-        w, h = clip.width, clip.height
+        w, h, sans = clip.width, clip.height, _filter_path(_font(bold=True))
         cards = ",".join(f"drawbox=x=20:y={80 + 330 * k}:w={w - 40}:h=300:color=white:t=fill,"
                          f"drawbox=x=40:y={100 + 330 * k}:w=48:h=48:color=0x{('6366f1', 'f43f5e', '10b981', 'f59e0b')[k % 4]}:t=fill,"
                          f"drawtext=fontfile='{sans}':text='Post {k + 1}  -  {3 + k} min ago':fontsize=20:fontcolor=0x111827:"
@@ -414,7 +413,7 @@ def holdout_command(clip: Clip, out: Path, src) -> list[str]:
         return ["-f", "lavfi", "-i", f"color=c=0xf2f2f7:s={w}x{h + 1100}:r={clip.fps}",
                 "-ss", "16", "-i", str(src(SOURCES["bbb"])), "-t", d, "-filter_complex", graph]
     if n == "bar_chart":
-        colours = ("2563eb", "dc2626", "16a34a", "f59e0b")
+        colours, sans = ("2563eb", "dc2626", "16a34a", "f59e0b"), _filter_path(_font(bold=True))
         inputs = ["-f", "lavfi", "-i", f"color=c=white:s={clip.width}x{clip.height}:r={clip.fps}"]
         graph, last = "", "0"
         for k, c in enumerate(colours):  # a bar 240 px tall, risen from below the axis by its height
@@ -787,7 +786,7 @@ def _run_step(cmd: list[str], frames, target: Path) -> None:
 
 
 def build_previews(clips=PREVIEW_CLIPS, out_dir: Path = DEFAULT_OUT, corpus: Path = DEFAULT_CORPUS, *,
-                   force: bool = False, log=lambda m: None) -> dict:
+                   force: bool = False, log=lambda m: None, preset: str = "previews") -> dict:
     """Make every clip that is not there yet, or whose recipe (its ffmpeg commands, kept in the
     index) changed since it was made (the HLG clip's on 2026-12-05: a library made before would
     have kept the old clip and the comparison judged it silently; the commands name the library's
@@ -804,6 +803,7 @@ def build_previews(clips=PREVIEW_CLIPS, out_dir: Path = DEFAULT_OUT, corpus: Pat
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     index.setdefault("variants", {})
     index.setdefault("clips", {})
+    index["preset"] = preset  # which clips these are: bench/quality_library.py names it in its report
     for clip in clips:
         path = out_dir / clip.filename
         master = out_dir / clip.master_filename if clip.hdr else None
@@ -860,7 +860,8 @@ def _floats(s: str) -> list[float]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.make_library", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--out", type=Path, help=f"library folder [default: {DEFAULT_OUT}; {HOLDOUT_OUT} with --preset holdout]")
+    ap.add_argument("--out", type=Path, default=argparse.SUPPRESS,
+                    help=f"library folder (default: {DEFAULT_OUT}; {HOLDOUT_OUT} with --preset holdout)")
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="folder holding the source footage")
     ap.add_argument("--source", default="bbb", help=f"footage: {', '.join(SOURCES)} (from the corpus) or gen (testsrc2)")
     ap.add_argument("--preset", default="scaling",
@@ -877,7 +878,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.source != "gen" and args.source not in SOURCES:
         ap.error(f"--source takes {', '.join(SOURCES)} or gen")
-    out = args.out or (HOLDOUT_OUT if args.preset == "holdout" else DEFAULT_OUT)
+    out = getattr(args, "out", None) or (HOLDOUT_OUT if args.preset == "holdout" else DEFAULT_OUT)
     if args.preset in ("previews", "holdout"):
         clips = list(PREVIEW_CLIPS if args.preset == "previews" else HOLDOUT_CLIPS)
         if args.clips:
@@ -891,7 +892,7 @@ def main(argv=None) -> int:
                 print(f"{c.filename}\t{','.join(c.categories)}\t{c.description}")
             return 0
         t0 = time.perf_counter()
-        build_previews(clips, out, args.corpus, force=args.force,
+        build_previews(clips, out, args.corpus, force=args.force, preset=args.preset,
                        log=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"{len(clips)} clips in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         print(out / "library.json")

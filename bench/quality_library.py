@@ -123,6 +123,13 @@ class Case:
 # the library and its jobs
 
 
+def library_preset(library: Path) -> str:
+    """The make_library preset a library was made with (``library.json``'s ``"preset"``; a library
+    made before 2026-12-05 says none and is the previews one)."""
+    index = library / "library.json"
+    return (json.loads(index.read_text()).get("preset") if index.exists() else None) or "previews"
+
+
 def load_library(library: Path) -> dict:
     """``library.json``'s clips ({} when there is no previews library there)."""
     index = library / "library.json"
@@ -562,16 +569,10 @@ def markdown_table(rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def _library_origin(library: str | None) -> str:
-    """How the library was made, from its folder's name: the held-out clips have their own."""
-    preset = "holdout" if library and Path(library).name == make_library.HOLDOUT_OUT.name else "previews"
-    return f"bench/make_library.py --preset {preset}"
-
-
 def render_markdown(rep: dict) -> str:
     cfg, m = rep["config"], rep["machine"]
     lines = [
-        f"# Quality and speed across the {_library_origin(cfg.get('library')).split()[-1]} library",
+        f"# Quality and speed across the {cfg.get('preset', 'previews')} library",
         "",
         f"`{cfg['command']}` on {m.get('date')}, {m.get('cpu_model', '?')} ({m.get('cpus_usable')} CPUs usable), "
         f"{cfg['jobs']} jobs in flight on every side, "
@@ -579,7 +580,7 @@ def render_markdown(rep: dict) -> str:
         f"{cfg.get('total_s', '?')} s in all; engine at "
         f"{(m.get('git_commit') or '?')[:7]}{' (engine/ or kernels/ modified)' if m.get('git_dirty') else ''}. "
         f"{' '.join(str(m.get('ffmpeg_version', 'ffmpeg ?')).split()[:3])}; "
-        f"gifski: {'gifski ' + rep['gifski']['version'] + ' --quality ' + str(rep['gifski']['quality']) if rep['gifski'].get('version') else rep['gifski']['note']}. Library: {cfg['clips']} clips ({_library_origin(cfg.get('library'))}); "
+        f"gifski: {'gifski ' + rep['gifski']['version'] + ' --quality ' + str(rep['gifski']['quality']) if rep['gifski'].get('version') else rep['gifski']['note']}. Library: {cfg['clips']} clips (bench/make_library.py --preset {cfg.get('preset', 'previews')}); "
         f"each job {cfg['job_summary']}.",
         "",
         "s: per clip, the job's own latency with the other jobs running beside it (engine: its `timings.total`; "
@@ -682,7 +683,8 @@ def run(library: Path, *, jobs: int = 2, only: list[str] | None = None, kinds=KI
     ratios by 0.3)."""
     clips = load_library(library)
     if not clips:
-        raise SystemExit(f"{library}/library.json has no clips: run `python -m bench.make_library --preset previews`")
+        raise SystemExit(f"{library}/library.json has no clips: run `python -m bench.make_library --preset "
+                         f"{'holdout' if library.resolve() == make_library.HOLDOUT_OUT.resolve() else 'previews'}`")
     unknown = sorted(set(only or []) - set(clips))
     if unknown:
         raise SystemExit(f"--only: no clip {', '.join(unknown)} in {library} (clips: {', '.join(clips)})")
@@ -697,7 +699,8 @@ def run(library: Path, *, jobs: int = 2, only: list[str] | None = None, kinds=KI
     first = cases[0]
     rep: dict = {
         "kind": "quality-library",
-        "config": {"command": command, "library": str(library), "jobs": jobs, "repeat": repeat, "kinds": list(kinds),
+        "config": {"command": command, "library": str(library), "preset": library_preset(library), "jobs": jobs,
+                   "repeat": repeat, "kinds": list(kinds),
                    "clips": len({c.clip for c in cases}), "sides": sides,
                    "job_summary": (f"{first.gif.duration:g} s from {first.gif.seek:g} s at {first.gif.fps:g} fps "
                                    "unless the library says otherwise (see the JSON)")},

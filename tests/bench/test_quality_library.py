@@ -47,8 +47,9 @@ def test_previews_preset_covers_a_real_library():
 
 
 def test_the_holdout_clips_are_others_the_engine_was_not_tuned_on(tmp_path):
-    """Every setting was chosen on PREVIEW_CLIPS; the held-out library shares none of their names
-    or kinds of scene, each clip has a recipe, and its jobs lie inside it."""
+    """Every setting was chosen on PREVIEW_CLIPS; the held-out clips are others (no name shared,
+    kinds of footage the previews library lacks among them), each has a recipe, and its jobs lie
+    inside it."""
     holdout = make_library.HOLDOUT_CLIPS
     assert len(holdout) >= 10 and len({c.name for c in holdout}) == len(holdout)
     assert not {c.name for c in holdout} & {c.name for c in PREVIEW_CLIPS}
@@ -62,11 +63,16 @@ def test_the_holdout_clips_are_others_the_engine_was_not_tuned_on(tmp_path):
 
 
 @needs_ffmpeg
-def test_holdout_preset_builds_its_own_library(tmp_path, capsys):
+def test_holdout_preset_builds_its_own_library(tmp_path, capsys, monkeypatch):
+    """In its own folder, not the previews library's, and says which clips it holds (the
+    comparison's report names the preset)."""
     out = tmp_path / "holdout"
-    assert make_library.main(["--preset", "holdout", "--clips", "bar_chart", "--out", str(out)]) == 0
+    monkeypatch.setattr(make_library, "HOLDOUT_OUT", out)
+    assert make_library.main(["--preset", "holdout", "--clips", "bar_chart"]) == 0
     index = json.loads((out / "library.json").read_text())
-    assert list(index["clips"]) == ["bar_chart"]
+    assert list(index["clips"]) == ["bar_chart"] and index["preset"] == "holdout"
+    assert quality_library.library_preset(out) == "holdout"
+    assert quality_library.library_preset(tmp_path / "nowhere") == "previews"
     info = index["clips"]["bar_chart"]["probe"]
     assert (info["width"], info["height"]) == (640, 360)
     lines = [json.loads(x) for x in (out / "previews.jsonl").read_text().splitlines()]
