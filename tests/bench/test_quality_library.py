@@ -46,7 +46,7 @@ def test_previews_preset_covers_a_real_library():
     assert any(c.height >= 1080 for c in PREVIEW_CLIPS)
 
 
-def test_the_holdout_clips_are_others_the_engine_was_not_tuned_on(tmp_path):
+def test_the_holdout_clips_are_others_than_the_defaults_were_chosen_on(tmp_path):
     """Every setting was chosen on PREVIEW_CLIPS; the held-out clips are others (no name shared,
     kinds of footage the previews library lacks among them), each has a recipe, and its jobs lie
     inside it."""
