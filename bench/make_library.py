@@ -352,6 +352,18 @@ HOLDOUT_CLIPS = (
          "540x960 30 fps", 540, 960, "30"),
     Clip("bar_chart", ("flat-graphics", "text"), "an animated bar chart with a title on white, 640x360 25 fps",
          640, 360, "25"),
+    # six more, added the same day after the first eleven's runs (bench/results/quality-holdout-more.md)
+    Clip("hue_wheel", ("full-hue", "flat-graphics"),
+         "a turning colour wheel whose channels wrap past white: hard-edged polygons of every hue, 640x360 25 fps",
+         640, 360, "25"),
+    Clip("tv_static", ("noise",), "full-frame random noise, new every frame, 480x270 25 fps", 480, 270, "25"),
+    Clip("glow_particles", ("low-light", "bright-colours"),
+         "Conway's life cells glowing orange with trails on black, 640x360 25 fps", 640, 360, "25"),
+    Clip("mandel_small", ("fractal", "full-hue"), "a Mandelbrot zoom, 320x180 25 fps", 320, 180, "25"),
+    Clip("tiny_text_scroll", ("screen-text", "small-text"),
+         "10 px text scrolling diagonally over a pale gradient, 640x360 30 fps", 640, 360, "30"),
+    Clip("fast_gradients", ("gradients", "colour-drift"), "eight-colour gradients moving fast, 640x360 25 fps",
+         640, 360, "25"),
 )
 
 
@@ -401,6 +413,30 @@ def holdout_command(clip: Clip, out: Path, src) -> list[str]:
     if n == "colour_grain_nasa":
         return ["-ss", "7", "-i", str(src("nasa_13013.mp4")), "-t", d, "-map", "0:v:1", "-vf",
                 _to709(None, size, "bicubic") + ",noise=alls=16:allf=t+u"]
+    if n == "hue_wheel":  # radius-scaled cosines past 0-255 wrap: the hard edges are meant
+        polar = "hypot(X-320\\,Y-180)/200)*cos(atan2(Y-180\\,X-320)+T"
+        return lavfi_bg + ["-t", d, "-vf", f"geq=r='128+127*({polar})':g='128+127*({polar}+2.094)':"
+                                           f"b='128+127*({polar}+4.189)'," + _to709()]
+    if n == "tv_static":
+        return lavfi_bg + ["-t", d, "-vf", "geq=r='random(1)*255':g='random(2)*255':b='random(3)*255'," + _to709()]
+    if n == "glow_particles":
+        return ["-f", "lavfi", "-i", f"life=s={clip.width}x{clip.height}:r={clip.fps}:seed=3:ratio=0.05:mold=0:"
+                "life_color=0xff8a00:death_color=black", "-t", d,
+                "-vf", "tmix=frames=4:weights='1 2 3 4',gblur=sigma=1.5,eq=saturation=1.5," + _to709()]
+    if n == "mandel_small":
+        return ["-f", "lavfi", "-i", f"mandelbrot=s={clip.width}x{clip.height}:r={clip.fps}:maxiter=300:start_scale=2:"
+                "end_scale=0.6:end_pts=5:outer=normalized_iteration_count", "-t", d, "-vf", _to709()]
+    if n == "tiny_text_scroll":
+        text = out.with_name("tiny_text_scroll.txt")
+        text.write_text("\n".join(f"{i:03d} the quick brown fox jumps over the lazy dog 0123456789 ABCDEFGHIJ"
+                                  for i in range(60)))
+        return ["-f", "lavfi", "-i", f"gradients=s={clip.width}x{clip.height}:r={clip.fps}:c0=0xfff1c1:c1=0xc1e8ff:"
+                "nb_colors=2:speed=0.01", "-t", d, "-vf",
+                f"drawtext=fontfile='{_filter_path(_font())}':textfile='{_filter_path(text)}':fontsize=10:"
+                "fontcolor=0x202020:line_spacing=3:x=20-t*15:y=10-t*40," + _to709()]
+    if n == "fast_gradients":
+        return ["-f", "lavfi", "-i", f"gradients=s={clip.width}x{clip.height}:r={clip.fps}:nb_colors=8:seed=5:speed=0.08",
+                "-t", d, "-vf", _to709()]
     # FFmpeg 5.1's drawbox places its box once, so what moves is cropped or overlaid, per frame
     if n == "phone_feed":
         w, h, sans = clip.width, clip.height, _filter_path(_font(bold=True))
