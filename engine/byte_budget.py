@@ -383,8 +383,9 @@ def _fewer_colours(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callabl
     """The other way to a GIF's size at every frame: only fewer colours, at the format's own
     hold slack. Where the ladder's rung held colours longer, the most colours of
     :data:`COLOURS_ALONE` that fit (a binary search of at most :data:`COLOUR_ENCODES` encodes),
-    then the most between it and the step above (:data:`COLOUR_SETTLE` halvings), or None when
-    none of those tried fits. Text and flat graphics lose less to fewer colours than to held ones
+    then the most between it and the step above (:data:`COLOUR_SETTLE` halvings; above 128, the
+    format's own palette size, which missed: fast-moving gradients under gifski's 2.12 MB took
+    128 colours and 1.79 MB before), or None when none of those tried fits. Text and flat graphics lose less to fewer colours than to held ones
     (screen text at gifski's bytes: 48.7 dB with 64 colours, 47.9 with the slack at 0.54; 50.0
     with 112, found between the steps); the caller keeps whichever shows less error."""
     rung = chosen.rung
@@ -394,7 +395,7 @@ def _fewer_colours(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callabl
         return None
     values = [c for c in COLOURS_ALONE if c < fmt.palette_colours]
     return _fit_then_settle(values, lambda c: Rung(colours=int(c)), round, attempt, max_bytes, COLOUR_ENCODES,
-                            COLOUR_SETTLE)
+                            COLOUR_SETTLE, missed=fmt.palette_colours)
 
 
 def _denoised(fmt: Format, clip: DecodedClip, max_bytes: int, attempt: Callable[[Rung], Fitted]) -> Fitted | None:
@@ -424,17 +425,22 @@ def _more_effort(effort: int, max_bytes: int, attempt: Callable[[Rung], Fitted])
 
 
 def _fit_then_settle(values: Sequence[float], rung_at: Callable[[float], Rung], snap: Callable[[float], float],
-                     attempt: Callable[[Rung], Fitted], max_bytes: int, encodes: int, settle: int) -> Fitted | None:
+                     attempt: Callable[[Rung], Fitted], max_bytes: int, encodes: int, settle: int,
+                     missed: float | None = None) -> Fitted | None:
     """The first of ``values`` (most kept first) whose rung fits, a binary search of at most
     ``encodes`` encodes, then the setting between it and the value before it (which missed, or
-    was not tried) in at most ``settle`` halvings (:func:`_bisect`); None when none tried fits."""
+    was not tried) in at most ``settle`` halvings (:func:`_bisect`); None when none tried fits.
+    ``missed``: a setting before ``values[0]`` known not to fit (the format's own), searched
+    towards when the first value fits."""
     levels = [rung_at(value) for value in values]
     found = _first_that_fits(levels, attempt, max_bytes, encodes, None)
     if found is None:
         return None
     place = levels.index(found.rung)
     if place == 0:
-        return found
+        if missed is None:
+            return found
+        return _bisect(found, values[0], missed, snap, rung_at, attempt, max_bytes, encodes=settle)
     return _bisect(found, values[place], values[place - 1], snap, rung_at, attempt, max_bytes, encodes=settle)
 
 
