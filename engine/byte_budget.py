@@ -385,9 +385,10 @@ def _fewer_colours(chosen: Fitted, fmt: Format, max_bytes: int, attempt: Callabl
     :data:`COLOURS_ALONE` that fit (a binary search of at most :data:`COLOUR_ENCODES` encodes),
     then the most between it and the step above (:data:`COLOUR_SETTLE` halvings; above 128, the
     format's own palette size, which missed: fast-moving gradients under gifski's 2.12 MB took
-    128 colours and 1.79 MB before), or None when none of those tried fits. Text and flat graphics lose less to fewer colours than to held ones
-    (screen text at gifski's bytes: 48.7 dB with 64 colours, 47.9 with the slack at 0.54; 50.0
-    with 112, found between the steps); the caller keeps whichever shows less error."""
+    128 colours and 1.79 MB before, 160 and 2.03 MB since), or None when none of those tried
+    fits. Text and flat graphics lose less to fewer colours than to held ones (screen text at
+    gifski's bytes: 48.7 dB with 64 colours, 47.9 with the slack at 0.54; 50.0 with 112, found
+    between the steps); the caller keeps whichever shows less error."""
     rung = chosen.rung
     if rung is None or rung.hold is None or rung.every != 1 or rung.scale != 1.0:
         return None
@@ -437,11 +438,10 @@ def _fit_then_settle(values: Sequence[float], rung_at: Callable[[float], Rung], 
     if found is None:
         return None
     place = levels.index(found.rung)
-    if place == 0:
-        if missed is None:
-            return found
-        return _bisect(found, values[0], missed, snap, rung_at, attempt, max_bytes, encodes=settle)
-    return _bisect(found, values[place], values[place - 1], snap, rung_at, attempt, max_bytes, encodes=settle)
+    above = values[place - 1] if place else missed
+    if above is None:
+        return found
+    return _bisect(found, values[place], above, snap, rung_at, attempt, max_bytes, encodes=settle)
 
 
 def _own_slack(fmt: Format) -> float:

@@ -346,6 +346,13 @@ def palette_factor(colours: int) -> float:
     return 1.0 if colours >= 255 else 0.6 + 0.35 * colours / 128
 
 
+def more_colours_show_less_error(frames, clip) -> float:
+    """An error model: fewer colours at the own hold slack show the least error, the more colours
+    the less; held colours show more."""
+    colours, slack = frames
+    return 1.0 + (255 - colours) / 255 if slack == DEFAULT_HOLD_SLACK else 5.0
+
+
 @pytest.mark.parametrize("settle, colours", [(COLOUR_SETTLE, 80), (0, 64)])
 def test_fewer_colours_are_searched_between_the_palette_steps(monkeypatch, settle, colours):
     """A greyscale film under gifski's bytes took 32 colours where 40 fitted (42.17 dB against
@@ -360,14 +367,11 @@ def test_fewer_colours_are_searched_between_the_palette_steps(monkeypatch, settl
         colours, slack = frames
         return bytes(int((3 - slack) * 100_000 * palette_factor(colours)))
 
-    def error(frames, clip):  # fewer colours at the own slack show the least error, the more the better
-        colours, slack = frames
-        return 1.0 + (255 - colours) / 255 if slack == DEFAULT_HOLD_SLACK else 5.0
 
     fmt = dataclasses.replace(GIF, encode=encode)
     clip = noisy_room(frames=4, width=8, height=8)
     fitted = fit_budget(fmt, clip, [10] * 4, 220_000, as_settings, encode((255, DEFAULT_HOLD_SLACK), None),
-                        error=error)
+                        error=more_colours_show_less_error)
     assert (fitted.rung.colours, fitted.rung.hold, fitted.frames) == (colours, None, 4), fitted.rung
     assert len(fitted.data) <= 220_000
 
@@ -381,14 +385,11 @@ def test_above_128_colours_the_sizes_up_to_the_formats_own_are_searched():
         colours, slack = frames
         return bytes(int((3 - slack) * 100_000 * min(colours, 255) / 255))
 
-    def error(frames, clip):  # fewer colours at the own slack show the least error, the more the better
-        colours, slack = frames
-        return 1.0 + (255 - colours) / 255 if slack == DEFAULT_HOLD_SLACK else 5.0
 
     fmt = dataclasses.replace(GIF, encode=encode)
     clip = noisy_room(frames=4, width=8, height=8)
     fitted = fit_budget(fmt, clip, [10] * 4, 215_000, as_settings, encode((255, DEFAULT_HOLD_SLACK), None),
-                        error=error)
+                        error=more_colours_show_less_error)
     assert (fitted.rung.colours, fitted.rung.hold, fitted.frames) == (192, None, 4), fitted.rung
     assert len(fitted.data) <= 215_000
 
