@@ -80,6 +80,24 @@ def _same_folder(folder: Path, fd: int) -> bool:
         os.close(again)
 
 
+_IN_PROGRESS: set[Path] = set()
+"""The temporary files this process is writing now (:func:`write_atomic`), named before they are
+created: what :func:`drop_writes_in_progress` deletes when the process must end mid-write."""
+
+
+def drop_writes_in_progress() -> None:
+    """Delete the temporary files this process is writing. For a worker about to end at once
+    (``os._exit``: its run was killed, engine/executors/local.py): the run that takes its job over
+    clears the job's temporary files when it starts it, but this worker may still be writing one
+    for up to its watchdog's period after that (seen in CI: a ``.part`` left behind by a killed
+    run's worker)."""
+    for partial in list(_IN_PROGRESS):
+        try:
+            partial.unlink()
+        except OSError:
+            pass
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers only ever see the whole file.
 
@@ -91,14 +109,17 @@ def write_atomic(path: Path, data: bytes) -> None:
     except OSError as exc:
         raise EngineError(ErrorCode.OUTPUT_ERROR, f"cannot write in {path.parent}: {exc.strerror or exc} (a folder on "
                           "the way that is a symbolic link is not followed)") from None
-    temp = None
+    temp = partial = None
     try:
         for _ in range(100):
             name = f".{path.name}.{secrets.token_hex(4)}.part"  # what remove_partial_files clears
+            partial = path.parent / name
+            _IN_PROGRESS.add(partial)  # before it exists: no moment when it is there unlisted
             try:
                 fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
                              0o600, dir_fd=folder)
             except FileExistsError:
+                _IN_PROGRESS.discard(partial)
                 continue
             temp = name
             break
@@ -122,6 +143,7 @@ def write_atomic(path: Path, data: bytes) -> None:
                 os.unlink(temp, dir_fd=folder)
             except OSError:
                 pass
+        _IN_PROGRESS.discard(partial)
         os.close(folder)
 
 

@@ -37,6 +37,7 @@ from ..errors import EngineError, ErrorCode
 from ..liveness import process_gone
 from ..manifest import ManifestEntry
 from ..memory import BUDGET_ENV, Budget, budget_for_pool, set_job_budget, usable_cores
+from ..output import drop_writes_in_progress
 from ..result import Result
 
 _worker_decoder = None
@@ -51,6 +52,7 @@ def _exit_with_run(run_pid: int, period: float = 0.5) -> None:
     def watch() -> None:
         while not process_gone(run_pid):
             time.sleep(period)
+        drop_writes_in_progress()  # no half-written output left behind by the exit
         os._exit(1)
 
     threading.Thread(target=watch, name="run-watchdog", daemon=True).start()

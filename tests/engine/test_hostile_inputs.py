@@ -304,6 +304,49 @@ def test_the_swap_check_holds_right_before_the_rename(tmp_path, monkeypatch):
     assert list(outside.iterdir()) == [] and list((tmp_path / "moved").iterdir()) == []
 
 
+def test_a_worker_ended_mid_write_leaves_no_half_written_file(tmp_path, monkeypatch):
+    """A worker whose run was killed ends at once (its watchdog's ``os._exit``), maybe in the middle
+    of writing an output: the temporary file it was writing goes first (a killed run's worker left
+    a ``.part`` once in CI, written after the next run had cleared the job's)."""
+    import subprocess
+    import time
+
+    from animated_previews.engine import output
+    from animated_previews.engine.executors import local
+
+    out = tmp_path / "out"
+    out.mkdir()
+    seen: list[list[str]] = []
+    real_fsync = os.fsync
+
+    def fsync_then_end(fd):  # the watchdog fires while the temporary file is there
+        real_fsync(fd)
+        seen.append(sorted(p.name for p in out.iterdir()))
+        output.drop_writes_in_progress()
+        seen.append(sorted(p.name for p in out.iterdir()))
+        raise SystemExit  # the write goes no further, as under os._exit
+
+    monkeypatch.setattr(output.os, "fsync", fsync_then_end)
+    with pytest.raises(SystemExit):
+        write_atomic((out / "a.gif").resolve(), b"GIF89a")
+    assert len(seen[0]) == 1 and seen[0][0].startswith(".a.gif.") and seen[1] == []
+    monkeypatch.setattr(output.os, "fsync", real_fsync)
+    write_atomic((out / "b.gif").resolve(), b"GIF89a")  # a finished write leaves nothing listed
+    assert output._IN_PROGRESS == set() and sorted(p.name for p in out.iterdir()) == ["b.gif"]
+
+    # and the watchdog drops them before it ends the worker
+    calls: list[str] = []
+    monkeypatch.setattr(local, "drop_writes_in_progress", lambda: calls.append("drop"))
+    monkeypatch.setattr(local.os, "_exit", lambda status: calls.append(f"exit {status}"))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    local._exit_with_run(gone.pid, period=0.01)
+    deadline = time.monotonic() + 5
+    while len(calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert calls == ["drop", "exit 1"]
+
+
 def test_two_lines_naming_one_output_with_different_settings_refuse_the_second_in_both_paths(tmp_path, clip):
     manifest = write_lines(tmp_path / "m.jsonl", [json.dumps(good("one", clip, output="same.gif")),
                                                   json.dumps(good("two", clip, output="same.gif", fps=10)),
