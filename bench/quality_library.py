@@ -123,19 +123,21 @@ class Case:
 # the library and its jobs
 
 
+def _index(library: Path) -> dict:
+    """``library.json`` ({} when there is none)."""
+    index = library / "library.json"
+    return json.loads(index.read_text()) if index.exists() else {}
+
+
 def library_preset(library: Path) -> str:
     """The make_library preset a library was made with (``library.json``'s ``"preset"``; a library
     made before 2026-12-05 says none and is the previews one)."""
-    index = library / "library.json"
-    return (json.loads(index.read_text()).get("preset") if index.exists() else None) or "previews"
+    return _index(library).get("preset") or "previews"
 
 
 def load_library(library: Path) -> dict:
     """``library.json``'s clips ({} when there is no previews library there)."""
-    index = library / "library.json"
-    if not index.exists():
-        return {}
-    return json.loads(index.read_text()).get("clips") or {}
+    return _index(library).get("clips") or {}
 
 
 def make_cases(clips: dict, library: Path, kinds=KINDS, only: list[str] | None = None) -> list[Case]:
