@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import clipmaker
 from clients import gif_images
 
 from animated_previews.engine.decode.pyav import PyAVDecoder
@@ -159,16 +160,8 @@ def plasma_clip(tmp_path_factory) -> Path:
     4,096 most populated hold 45 % of its pixels: those where a sine lingers near its crest, so
     the colours between are the ones left out."""
     width, height = PLASMA_SIZE
-    y, x = np.mgrid[0:height, 0:width].astype(float)
-
-    def frame(k: int) -> np.ndarray:
-        t = 3 * k / FPS
-        return np.stack([128 + 127 * np.sin(x / 18 + 1.1 * t), 128 + 127 * np.sin((x + y) / 26 + 1.7 * t),
-                         128 + 127 * np.sin(np.hypot(x - width / 2, y - height / 2) / 14 - 2.3 * t)],
-                        axis=-1).round().astype(np.uint8)
-
-    return write_clip(tmp_path_factory.mktemp("gif-plasma") / "plasma.mp4", (frame(k) for k in range(PLASMA_FRAMES)),
-                      PLASMA_SIZE)
+    frames = clipmaker.plasma(PLASMA_FRAMES, height, width, scale=2, step=3 / FPS)
+    return write_clip(tmp_path_factory.mktemp("gif-plasma") / "plasma.mp4", frames, PLASMA_SIZE)
 
 
 def test_a_clip_of_every_hue_gets_a_palette_from_all_of_its_pixels(tmp_path, plasma_clip):

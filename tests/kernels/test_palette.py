@@ -5,6 +5,8 @@ from collections import Counter
 import pytest
 import torch
 
+import clipmaker
+
 import animated_previews.kernels.palette as palette_module
 from animated_previews.kernels import kmeans_scan, median_cut_scan
 from animated_previews.kernels.palette import median_cut, median_cut_slots
@@ -160,14 +162,9 @@ def test_occupied_bins_only_gives_a_palette_as_good_as_the_fixed_size_one(max_co
 
 
 def plasma_clip(n=3, height=96, width=128):
-    """Three sine fields, one per channel: every hue, smooth, 17,122 occupied 5-bit bins (more
-    than the 4,096 entries a palette is made from)."""
-    y, x = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
-                          indexing="ij")
-    frames = [torch.stack([128 + 127 * torch.sin(x / 9 + t), 128 + 127 * torch.sin((x + y) / 13 + 1.7 * t),
-                           128 + 127 * torch.sin(torch.hypot(x - width / 2, y - height / 2) / 7 - 2.3 * t)])
-              for t in range(n)]
-    return torch.stack(frames).round().clamp(0, 255).to(torch.uint8)
+    """:func:`clipmaker.plasma` as [N, 3, H, W]: every hue, smooth, more occupied 5-bit bins than
+    the 4,096 entries a palette is made from."""
+    return torch.from_numpy(clipmaker.plasma(n, height, width)).permute(0, 3, 1, 2).contiguous()
 
 
 def test_past_4096_occupied_bins_every_pixel_still_counts(monkeypatch):
