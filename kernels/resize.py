@@ -1,159 +1,199 @@
-"""Antialiased resizing of RGB frame batches (uint8; float for HDR frames before their tone map)."""
+"""Antialiased Lanczos resizing of frame batches: uint8 RGB, float RGB (16-bit HDR scaled to
+[0, 1], before its tone map) and float planes of any channel count (Y'CbCr).
+
+The filter is Lanczos with three lobes, stretched by the shrink factor when shrinking (so every
+source pixel counts: detail averages out instead of aliasing into moire), each output's weights
+normalised to sum to one over the part of the window inside the picture: the filter previews are
+judged against (Pillow's ``LANCZOS``, ffmpeg's ``lanczos`` scaler, the frames gifski is given).
+It replaced torch's antialiased bicubic plus a 3x3 sharpening cross (2026-12-05): against
+Pillow's ``LANCZOS`` that was 38.9 dB on 10 px text shrunk 640 -> 480 px, this is 53.8; screen
+text 960 -> 480 44.1 -> 49.3 dB, 1080p animation 52.1 -> 57.8, flat logo 51.6 -> 65.9, colour
+bars 47.7 -> 60.1 (frames of the bench libraries; notes/quality-per-byte.md has the table). It
+costs more where the factor is large (24 taps each way at 1920 -> 480 against bicubic's 16):
+measured in ``bench.job_time`` before it was taken (notes/cpu-kernels.md).
+
+CPU tensors go through the compiled loops (:mod:`kernels.lanczos_scan`); GPU tensors, and the
+CPU without numba, through the torch kernel here: a sum over taps, each tap one gather along
+the axis, the same integer arithmetic for uint8 (the same bytes) and float32 for floats.
+"""
 
 from __future__ import annotations
 
+import functools
+from typing import Callable
+
+import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from .compiled import launch_bound, rgb_rows, runs
-from .sharpen_scan import SCAN
+from .compiled import rgb_rows, runs
+from .lanczos_scan import FRACTION_BITS, MIDDLE_BITS, SCAN_BYTES, SCAN_FLOATS
 
-__all__ = ["resize", "resize_planes"]
+__all__ = ["LOBES", "resize", "resize_planes", "taps"]
 
-# Bicubic with antialias=True measured 53.0 dB PSNR against PIL's LANCZOS on a 1280x720 ->
-# 640x360 Big Buck Bunny clip, bilinear 44.5 dB: the wider bicubic kernel is much closer
-# to the Lanczos reference that other tools (ffmpeg, PIL) are judged by.
-_MODE = "bicubic"
+LOBES = 3
+"""Lanczos-3: the window is three lobes of the sinc each side (times the shrink factor)."""
 
-SHARPEN = 0.09
-"""After a downscale, each pixel moves ``SHARPEN / 4`` of the way away from each of its four
-neighbours (a 3x3 cross, edges repeated): antialiased bicubic (the kernel torch has in uint8)
-is softer than Lanczos, the filter previews are judged against (Pillow, ffmpeg's scaler, and the
-frames gifski is given). Against Pillow's LANCZOS, frames of the previews library resized to
-480 px: 0 / 0.06 / 0.09 / 0.12 gave screen text 41.3 / 43.5 / 44.1 / 44.0 dB, 1080p animation
-48.7 / 51.4 / 52.6 / 53.2, colour bars 44.5 / 47.0 / 47.7 / 47.8, film grain 45.2 / 47.3 / 48.2 /
-48.5, talking head 50.8 / 51.9 / 52.1 / 52.3, flat logo 51.9 / 52.7 / 51.8 / 50.9 (flat graphics
-need it least); a 3x3 box instead of the cross was up to 0.6 dB worse."""
-
-# Float fallback works on this many values per chunk (64 Mi float32 = 256 MB at most for
-# input plus output), so a long 720p clip never has to be materialised as float at once.
-_FLOAT_CHUNK_VALUES = 1 << 25
+_CHUNK_VALUES = 1 << 24
+"""The torch kernel works on chunks of frames of about this many output values (int32 or float32:
+64 MB a temporary), so a long 1080p clip on a GPU never needs a clip-sized temporary per tap."""
 
 
-def resize(frames: Tensor, height: int, width: int, sharpen: bool = True) -> Tensor:
-    """Resize uint8 frames [N, 3, H, W] to [N, 3, height, width] with antialiasing. Float frames
-    (16-bit HDR scaled to [0, 1], resized before their tone map) come back as float, unclamped.
+def resize(frames: Tensor, height: int, width: int) -> Tensor:
+    """Frames [N, 3, H, W] resized to [N, 3, height, width] with :data:`LOBES`-lobe Lanczos.
 
-    Downscaling averages over the source footprint (``antialias=True``) instead of point
-    sampling, so fine detail turns into its average colour rather than aliasing into moire.
-    Returns the input itself when the size already matches. When both sides shrink, the result
-    is sharpened by :data:`SHARPEN` (``sharpen=False``: not), which brings it 1-4 dB closer to a
-    Lanczos resize for the cost of a 3x3 filter at the output size.
-
-    On CPU, torch has a native uint8 antialiased bicubic kernel (fixed-point, rounds and
-    saturates internally) that is ~10x faster than converting to float; it is fastest on
-    channels_last input and then also returns channels_last (still a valid [N, 3, h, w]
-    tensor). Other devices use a float32 path, chunked over frames to bound memory.
+    uint8 frames come back as uint8 (rounded, clamped: Lanczos overshoots at edges),
+    channels-last on the CPU (the layout decode gives and the palette kernels read; still a valid
+    [N, 3, h, w] tensor). Float frames (16-bit HDR codes scaled to [0, 1]) come back as float32,
+    unclamped. Returns the input itself when the size already matches.
     """
     if frames.dim() != 4 or frames.shape[1] != 3:
         raise ValueError(f"frames must be [N, 3, H, W], got {tuple(frames.shape)}")
     if frames.dtype != torch.uint8 and not frames.is_floating_point():
         raise ValueError(f"frames must be uint8 or float, got {frames.dtype}")
-    if height < 1 or width < 1:
-        raise ValueError(f"target size must be positive, got {height}x{width}")
+    _check_size(height, width)
     if frames.shape[-2:] == (height, width):
         return frames
     if frames.shape[0] == 0:
         return frames.new_empty((0, 3, height, width))
-    if frames.is_floating_point():  # e.g. 16-bit HDR scaled to [0, 1]: no rounding, no clamping
-        return resize_planes(frames, height, width, sharpen)
-    amount = SHARPEN if sharpen and height < frames.shape[-2] and width < frames.shape[-1] else 0.0
-    if frames.device.type == "cpu":
-        return _sharpened_bytes(F.interpolate(frames, size=(height, width), mode=_MODE, antialias=True), amount)
-    return _resize_float(frames, height, width, amount)
+    if frames.is_floating_point():
+        return resize_planes(frames, height, width)
+    rows, cols = _taps_on(frames.shape[-2], height, frames.device), _taps_on(frames.shape[-1], width, frames.device)
+    if runs(SCAN_BYTES, frames.device):
+        count = frames.shape[0]
+        out = torch.empty((count, height, width, 3), dtype=torch.uint8)
+        src = rgb_rows(frames).reshape(count, frames.shape[-2], -1)
+        SCAN_BYTES(src, rows.starts.numpy(), rows.fixed.numpy(), cols.starts.numpy(), cols.fixed.numpy(),
+                   out.numpy().reshape(count, height, width * 3))
+        return out.permute(0, 3, 1, 2)
+    return _chunked(frames, height, width, lambda part: _bytes(part, rows, cols))
 
 
-def resize_planes(planes: Tensor, height: int, width: int, sharpen: bool = True) -> Tensor:
-    """Float planes [N, C, H, W] (any number of channels: R'G'B', or a YUV frame's luma or chroma
-    planes) resized as :func:`resize` resizes float frames: antialiased bicubic, then
-    :data:`SHARPEN` when both sides shrink; unclamped. Returns the input itself when the size
-    already matches."""
+def resize_planes(planes: Tensor, height: int, width: int) -> Tensor:
+    """Float planes [N, C, H, W] (any number of channels: R'G'B', or a Y'CbCr frame's luma or
+    chroma planes) resized as :func:`resize` resizes float frames: float32, unclamped. Returns the
+    input itself when the size already matches."""
     if planes.dim() != 4 or not planes.is_floating_point():
         raise ValueError(f"planes must be float [N, C, H, W], got {planes.dtype} {tuple(planes.shape)}")
+    _check_size(height, width)
     if planes.shape[-2:] == (height, width):
         return planes
     if planes.shape[0] == 0:
-        return planes.new_empty((0, planes.shape[1], height, width))
-    amount = SHARPEN if sharpen and height < planes.shape[-2] and width < planes.shape[-1] else 0.0
-    return _sharpened(F.interpolate(planes, size=(height, width), mode=_MODE, antialias=True), amount)
+        return planes.new_empty((0, planes.shape[1], height, width), dtype=torch.float32)
+    rows, cols = _taps_on(planes.shape[-2], height, planes.device), _taps_on(planes.shape[-1], width, planes.device)
+    count, channels = planes.shape[:2]
+    if runs(SCAN_FLOATS, planes.device):  # each plane a one-channel picture
+        src = planes.to(torch.float32).contiguous().reshape(count * channels, planes.shape[-2], planes.shape[-1])
+        out = torch.empty((count, channels, height, width), dtype=torch.float32)
+        SCAN_FLOATS(src.numpy(), rows.starts.numpy(), rows.weights.numpy(), cols.starts.numpy(),
+                    cols.weights.numpy(), out.numpy().reshape(count * channels, height, width))
+        return out
+    return _chunked(planes, height, width, lambda part: _floats(part, rows, cols))
 
 
-_FIXED_SHIFT = 10
-"""The uint8 sharpening's fixed point: ``amount / 4`` in 1/1024ths (0.09 -> 23/1024)."""
-_BAND_ROWS = 64
-"""Rows of a frame sharpened at once, so the int16 intermediates stay in cache."""
+class Taps:
+    """One axis's resampling: output ``o`` is ``weights[o] . source[starts[o] : starts[o] + K]``.
+
+    ``weights`` float32 (summing to 1), ``fixed`` the same in 1/2^14ths (int32, summing to 2^14
+    exactly), ``starts`` int32; every window lies inside the source (a window the picture's edge
+    cuts is moved inwards, the weights it does not cover are zero)."""
+
+    __slots__ = ("fixed", "starts", "weights")
+
+    def __init__(self, starts: Tensor, weights: Tensor, fixed: Tensor) -> None:
+        self.starts, self.weights, self.fixed = starts, weights, fixed
 
 
-def _sharpened_bytes(frames: Tensor, amount: float) -> Tensor:
-    """uint8 frames [N, 3, H, W] sharpened as :func:`_sharpened` does (edges repeated), in int16
-    fixed point (each output within a level of the float filter), band by band: 0.6-1 ms for a
-    480x270 frame (0.6 when measured against a float depthwise convolution's 1.7-4 ms; 45 frames
-    in 43-49 ms when the loop was written), 0.42 ms through the compiled loop."""
-    count, _, height, width = frames.shape
-    if not amount:
-        return frames
-    weight = round(amount / 4 * (1 << _FIXED_SHIFT))
-    pixels = frames.permute(0, 2, 3, 1)  # [N, H, W, 3]: a view of channels-last memory
-    if runs(SCAN, frames.device):  # compiled: kernels/sharpen_scan.py
-        out = torch.empty(pixels.shape, dtype=torch.uint8)
-        rows = rgb_rows(frames).reshape(count, height, width * 3)
-        SCAN(rows, weight, _FIXED_SHIFT, out.numpy().reshape(count, height, width * 3))
-        return out.permute(0, 3, 1, 2)
-    out = torch.empty_like(pixels)
-    rows = min(_BAND_ROWS, height)
-    around = torch.empty((rows, width, 3), dtype=torch.int16, device=frames.device)
-    detail = torch.empty_like(around)
-    for top in range(0, height, rows):
-        bottom = min(height, top + rows)
-        above_below = torch.arange(top - 1, bottom + 1, device=frames.device).clamp_(0, height - 1)
-        ring, lap = around[: bottom - top], detail[: bottom - top]
-        for k in range(count):
-            band = pixels[k].index_select(0, above_below).to(torch.int16)  # one row more each side
-            band = torch.cat([band[:, :1], band, band[:, -1:]], dim=1)  # one column more each side
-            centre = band[1:-1, 1:-1]
-            torch.add(band[:-2, 1:-1], band[2:, 1:-1], out=ring)
-            ring += band[1:-1, :-2]
-            ring += band[1:-1, 2:]
-            torch.mul(centre, 4, out=lap)
-            lap -= ring  # 4 x centre - neighbours, then x amount / 4, rounded, onto the centre
-            lap.mul_(weight).add_(1 << (_FIXED_SHIFT - 1)).bitwise_right_shift_(_FIXED_SHIFT)
-            out[k, top:bottom] = lap.add_(centre).clamp_(0, 255)
-    return out.permute(0, 3, 1, 2)
+@functools.lru_cache(maxsize=64)
+def taps(source: int, target: int) -> Taps:
+    """The Lanczos taps taking ``source`` samples to ``target`` (CPU tensors; cached: every job of
+    a batch asks for the same few sizes).
+
+    Output ``o``'s centre is ``(o + 0.5) x source / target`` in source pixels; when shrinking, the
+    window is :data:`LOBES` x the factor each side (the filter stretched: an average over the
+    footprint), else :data:`LOBES`. Window bounds and weights as Pillow's resampler computes them
+    (so a resize here is within rounding of ``Image.resize(..., LANCZOS)``), except that taps whose
+    fixed-point weight is zero are dropped (no work for a tap that adds nothing: an axis that
+    keeps its size has one tap)."""
+    scale = source / target
+    stretch = max(scale, 1.0)
+    support = LOBES * stretch
+    centres = (np.arange(target) + 0.5) * scale
+    low = np.maximum((centres - support + 0.5).astype(np.int64), 0)  # truncation, as C's (int)
+    high = np.minimum((centres + support + 0.5).astype(np.int64), source)
+    width = int((high - low).max())
+    positions = low[:, None] + np.arange(width)[None, :]
+    inside = positions < high[:, None]
+    weights = np.where(inside, _lanczos((positions - centres[:, None] + 0.5) / stretch), 0.0)
+    weights /= weights.sum(axis=1, keepdims=True)
+    fixed = np.round(weights * (1 << FRACTION_BITS)).astype(np.int64)
+    biggest = np.argmax(np.abs(weights), axis=1)
+    fixed[np.arange(target), biggest] += (1 << FRACTION_BITS) - fixed.sum(axis=1)
+    used = fixed != 0
+    first = np.argmax(used, axis=1)
+    last = width - 1 - np.argmax(used[:, ::-1], axis=1)
+    count = int((last - first).max()) + 1
+    starts = np.minimum(low + first, source - count)
+    shift = low[:, None] - starts[:, None] + np.arange(width)[None, :]  # where each tap lands in the window
+    keep = (shift >= 0) & (shift < count)
+    rows = np.broadcast_to(np.arange(target)[:, None], shift.shape)
+    kept_weights = np.zeros((target, count))
+    kept_fixed = np.zeros((target, count), dtype=np.int64)
+    kept_weights[rows[keep], shift[keep]] = weights[keep]
+    kept_weights /= kept_weights.sum(axis=1, keepdims=True)  # the dropped taps' share (under 2^-15 each)
+    kept_fixed[rows[keep], shift[keep]] = fixed[keep]
+    return Taps(torch.from_numpy(starts.astype(np.int32)), torch.from_numpy(kept_weights.astype(np.float32)),
+                torch.from_numpy(kept_fixed.astype(np.int32)))
 
 
-def _sharpened(frames: Tensor, amount: float) -> Tensor:
-    """Float frames [N, C, H, W] sharpened by a 3x3 cross (centre 1 + amount, each neighbour
-    -amount / 4; edges repeated), frame by frame as shifted sums: 10x as fast on the CPU as the
-    same weights as a depthwise convolution (15 frames at 480x270, one thread: 0.009 s, was 0.13 s)."""
-    if not amount:
-        return frames
-    out = torch.empty_like(frames, memory_format=torch.contiguous_format)
-    # On the CPU a frame at a time (its intermediates stay in cache); elsewhere every frame at once
-    # (a GPU: 5 operations for the chunk, not 5 a frame, each launched holding the GIL)
-    step = max(1, frames.shape[0]) if launch_bound(frames.device) else 1
-    for k in range(0, frames.shape[0], step):
-        frame = frames[k : k + step]
-        edged = F.pad(frame, (1, 1, 1, 1), mode="replicate")
-        ring = torch.add(edged[:, :, :-2, 1:-1], edged[:, :, 2:, 1:-1], out=out[k : k + step])
-        ring += edged[:, :, 1:-1, :-2]
-        ring += edged[:, :, 1:-1, 2:]
-        ring.mul_(-amount / 4).add_(frame, alpha=1 + amount)
+def _lanczos(x: np.ndarray) -> np.ndarray:
+    """The Lanczos window: sinc(x) sinc(x / LOBES) inside |x| < LOBES, 0 outside."""
+    return np.where(np.abs(x) < LOBES, np.sinc(x) * np.sinc(x / LOBES), 0.0)
+
+
+def _taps_on(source: int, target: int, device: torch.device) -> Taps:
+    """:func:`taps` with its tensors on ``device``."""
+    found = taps(source, target)
+    if device.type == "cpu":
+        return found
+    return Taps(found.starts.to(device), found.weights.to(device), found.fixed.to(device))
+
+
+def _check_size(height: int, width: int) -> None:
+    if height < 1 or width < 1:
+        raise ValueError(f"target size must be positive, got {height}x{width}")
+
+
+def _chunked(frames: Tensor, height: int, width: int, kernel: Callable[[Tensor], Tensor]) -> Tensor:
+    """``kernel`` over chunks of frames whose intermediates hold about :data:`_CHUNK_VALUES`."""
+    count, channels, source_height, source_width = frames.shape
+    per_frame = channels * max(height * source_width, height * width)
+    step = max(1, _CHUNK_VALUES // per_frame)
+    if step >= count:
+        return kernel(frames)
+    return torch.cat([kernel(frames[k : k + step]) for k in range(0, count, step)])
+
+
+def _along(values: Tensor, axis: int, found: Taps, weights: Tensor) -> Tensor:
+    """``sum_k weights[:, k] * values.index_select(axis, starts + k)``: one axis resampled."""
+    shape = [1] * values.dim()
+    shape[axis] = -1
+    out = None
+    for k in range(weights.shape[1]):
+        term = values.index_select(axis, found.starts + k).mul_(weights[:, k].view(shape))
+        out = term if out is None else out.add_(term)
     return out
 
 
-def _resize_float(frames: Tensor, height: int, width: int, sharpen: float = 0.0) -> Tensor:
-    """Float32 antialiased resize for devices without a uint8 kernel, chunked over frames.
+def _bytes(frames: Tensor, rows: Taps, cols: Taps) -> Tensor:
+    """The torch kernel for uint8 frames: :func:`kernels.lanczos_scan.lanczos_bytes`'s integers."""
+    middle = _along(frames.to(torch.int32), 2, rows, rows.fixed)
+    middle.add_(1 << (MIDDLE_BITS - 1)).bitwise_right_shift_(MIDDLE_BITS)
+    last = 2 * FRACTION_BITS - MIDDLE_BITS
+    out = _along(middle, 3, cols, cols.fixed)
+    return out.add_(1 << (last - 1)).bitwise_right_shift_(last).clamp_(0, 255).to(torch.uint8)
 
-    Bicubic overshoots near edges, so values are rounded to nearest and clamped to
-    [0, 255] before the cast (a bare cast would truncate and wrap).
-    """
-    n, _, h, w = frames.shape
-    per_frame = 3 * max(h * w, height * width)
-    chunk = max(1, _FLOAT_CHUNK_VALUES // per_frame)
-    out = torch.empty((n, 3, height, width), dtype=torch.uint8, device=frames.device)
-    for start in range(0, n, chunk):
-        part = frames[start : start + chunk].to(torch.float32)
-        scaled = _sharpened(F.interpolate(part, size=(height, width), mode=_MODE, antialias=True), sharpen)
-        out[start : start + chunk] = scaled.round_().clamp_(0, 255).to(torch.uint8)
-    return out
+
+def _floats(planes: Tensor, rows: Taps, cols: Taps) -> Tensor:
+    """The torch kernel for float planes."""
+    return _along(_along(planes.to(torch.float32), 2, rows, rows.weights), 3, cols, cols.weights)

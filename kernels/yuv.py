@@ -24,7 +24,7 @@ __all__ = ["yuv_to_rgb"]
 
 
 def yuv_to_rgb(luma: Tensor, chroma: Tensor, height: int, width: int, *, matrix: str, bits: int,
-               full_range: bool, sharpen: bool = True) -> Tensor:
+               full_range: bool) -> Tensor:
     """Non-linear R'G'B' float [N, 3, height, width] (nominally in [0, 1], unclamped: the
     resize overshoots at edges and out-of-range codes stay out of range) from integer planes:
     ``luma`` [N, 1, H, W] and ``chroma`` [N, 2, h, w] (Cb then Cr; any h, w: 4:2:0, 4:2:2,
@@ -32,7 +32,7 @@ def yuv_to_rgb(luma: Tensor, chroma: Tensor, height: int, width: int, *, matrix:
     ``full_range``: codes span 0..2^bits-1 (BT.2100's full range: white is 2^bits-1 exactly);
     otherwise the studio range (luma 16-235, chroma 16-240, scaled to the bit depth). ``matrix``
     is a key of :data:`kernels.colour.MATRICES`. Both planes are resized with
-    :func:`kernels.resize.resize_planes` (``sharpen`` as there).
+    :func:`kernels.resize.resize_planes`.
 
     :func:`kernels.colour.yuv420_to_rgb` is the same conversion at the source size, to bytes,
     for NVDEC's surfaces."""
@@ -50,8 +50,8 @@ def yuv_to_rgb(luma: Tensor, chroma: Tensor, height: int, width: int, *, matrix:
         black, luma_span, chroma_span = 16 * step, 219 * step, 224 * step
     y = _as_float(luma).sub_(black).mul_(1 / luma_span)
     c = _as_float(chroma).sub_(1 << (bits - 1)).mul_(1 / chroma_span)
-    y = resize_planes(y, height, width, sharpen)
-    c = resize_planes(c, height, width, sharpen)
+    y = resize_planes(y, height, width)
+    c = resize_planes(c, height, width)
     red_cr, green_cb, green_cr, blue_cb = chroma_weights(matrix)
     cb, cr = c[:, 0:1], c[:, 1:2]
     out = torch.empty((y.shape[0], 3, height, width), dtype=torch.float32, device=y.device)

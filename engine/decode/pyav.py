@@ -626,7 +626,7 @@ class _FrameCollector:
             frames = [torch.from_numpy(f).permute(2, 0, 1).unsqueeze(0).to(torch.float32).mul_(1 / 65535)
                       for f in self._pending]
             height, width = frames[0].shape[-2:]
-            chunk = torch.cat([f if f.shape[-2:] == (height, width) else resize(f, height, width, sharpen=False) for f in frames])
+            chunk = torch.cat([f if f.shape[-2:] == (height, width) else resize(f, height, width) for f in frames])
         self._pending, self._pending_bytes = [], 0
         self._done.append(hdr_to_sdr(self._fitted(chunk), self._transfer, self.peak_nits, self.hdr_primaries))
 
@@ -649,6 +649,6 @@ def _conform(frames: list[np.ndarray]) -> list[np.ndarray]:
     for f in frames:
         if f.shape[:2] != (h, w):
             t = torch.from_numpy(f).permute(2, 0, 1).unsqueeze(0).contiguous()
-            f = resize(t, h, w, sharpen=False)[0].permute(1, 2, 0).numpy()
+            f = resize(t, h, w)[0].permute(1, 2, 0).numpy()
         out.append(f)
     return out

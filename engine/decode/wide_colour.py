@@ -71,8 +71,7 @@ def _converted(luma: torch.Tensor, chroma: torch.Tensor, tags: StreamTags, fit: 
             and fit.takes_planes(width, height, tags.turns):
         planes = YUVPlanes(luma=luma, chroma=chroma, matrix=tags.matrix, bits=tags.bits, full_range=tags.full_range)
         return hdr_to_sdr(fit.fit_planes(planes, tags.turns), tags.transfer, tags.peak_nits, tags.hdr_primaries)
-    rgb = yuv_to_rgb(luma, chroma, height, width, matrix=tags.matrix, bits=tags.bits, full_range=tags.full_range,
-                     sharpen=False)
+    rgb = yuv_to_rgb(luma, chroma, height, width, matrix=tags.matrix, bits=tags.bits, full_range=tags.full_range)
     if tags.transfer is None:
         codes = rgb.clamp_(0, 1).mul_(65535).round_().to(torch.int32)
         del rgb  # the float frames go before the gamut map makes its own
