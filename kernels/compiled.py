@@ -51,18 +51,20 @@ def warm() -> None:
 
 
 def compile_loop(function: Callable[..., None], signature: Callable[[Any], Any], *,
-                 vectorise_division: bool = False) -> Callable[..., None] | None:
+                 vectorise_division: bool = False, inline: bool = False) -> Callable[..., None] | None:
     """``function`` compiled for the signature(s) ``signature(numba)`` builds, or None when numba
     cannot be imported (the caller then runs its torch kernel). ``vectorise_division``: float
     division without Python's zero check (numba's ``error_model="numpy"``: x / 0 is inf, not an
     exception), whose branch would keep a loop that divides from vector instructions; for loops
-    whose divisors cannot be zero."""
+    whose divisors cannot be zero. ``inline``: a helper that other loops call, compiled into each
+    of them (numba's ``inline="always"``) rather than called."""
     try:
         import numba
     except ImportError:
         return None
     error_model = "numpy" if vectorise_division else "python"
-    return numba.njit(signature(numba), cache=True, nogil=True, error_model=error_model)(function)
+    options = {"inline": "always"} if inline else {}
+    return numba.njit(signature(numba), cache=True, nogil=True, error_model=error_model, **options)(function)
 
 
 def rgb_rows(frames: Tensor) -> np.ndarray:

@@ -20,6 +20,7 @@ the axis, the same integer arithmetic for uint8 (the same bytes) and float32 for
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -91,6 +92,7 @@ def resize_planes(planes: Tensor, height: int, width: int) -> Tensor:
     return _chunked(planes, height, width, lambda part: _floats(part, rows, cols))
 
 
+@dataclass(frozen=True, slots=True)
 class Taps:
     """One axis's resampling: output ``o`` is ``weights[o] . source[starts[o] : starts[o] + K]``.
 
@@ -98,10 +100,9 @@ class Taps:
     exactly), ``starts`` int32; every window lies inside the source (a window the picture's edge
     cuts is moved inwards, the weights it does not cover are zero)."""
 
-    __slots__ = ("fixed", "starts", "weights")
-
-    def __init__(self, starts: Tensor, weights: Tensor, fixed: Tensor) -> None:
-        self.starts, self.weights, self.fixed = starts, weights, fixed
+    starts: Tensor
+    weights: Tensor
+    fixed: Tensor
 
 
 @functools.lru_cache(maxsize=64)
@@ -165,9 +166,10 @@ def _check_size(height: int, width: int) -> None:
 
 
 def _chunked(frames: Tensor, height: int, width: int, kernel: Callable[[Tensor], Tensor]) -> Tensor:
-    """``kernel`` over chunks of frames whose intermediates hold about :data:`_CHUNK_VALUES`."""
+    """``kernel`` over chunks of frames whose copies (the frames as int32 or float32, the column
+    pass's result) hold about :data:`_CHUNK_VALUES` each."""
     count, channels, source_height, source_width = frames.shape
-    per_frame = channels * max(height * source_width, height * width)
+    per_frame = channels * max(source_height * source_width, height * source_width, height * width)
     step = max(1, _CHUNK_VALUES // per_frame)
     if step >= count:
         return kernel(frames)

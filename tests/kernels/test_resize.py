@@ -196,6 +196,21 @@ def test_the_taps_sum_to_one_and_stay_inside_the_source():
         assert (found.starts >= 0).all() and (found.starts + count <= source).all()
 
 
+def test_the_fixed_point_sums_cannot_overflow():
+    """The row pass's int32 sums are bounded by 255 x 2^7 x 2^14 x (the weights' sizes summed)^2
+    (kernels/lanczos_scan.py MIDDLE_BITS): at most 1.57 a window, where the edge cuts it at tiny
+    sizes; and the worst picture for it, stripes that every weight's sign meets at its extreme,
+    comes out as the exact filter does."""
+    sizes = list(range(1, 40)) + [270, 360, 480, 540, 1080, 1920]
+    worst = max(taps(s, t).fixed.abs().sum(dim=1).max().item() for s in sizes for t in sizes) / (1 << FRACTION_BITS)
+    assert worst <= 1.6
+    assert 255 * (1 << 7) * (1 << FRACTION_BITS) * worst**2 < 2**31
+    for source, target in [(4, 5), (5, 7), (3, 4), (9, 4)]:
+        stripes = (torch.arange(source) % 2 * 255).to(torch.uint8)
+        frames = (stripes.view(1, 1, 1, -1) ^ stripes.view(1, 1, -1, 1)).expand(1, 3, source, source).contiguous()
+        assert (resize(frames, target, target).double() - exact_lanczos(frames, target, target)).abs().max() <= 1
+
+
 def test_the_window_is_three_lobes_stretched_by_the_shrink_factor():
     assert taps(1920, 480).fixed.shape[1] == 2 * LOBES * 4  # 24 source pixels an output
     assert taps(32, 64).fixed.shape[1] <= 2 * LOBES  # enlarging: three lobes each side, unstretched
