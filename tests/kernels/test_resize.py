@@ -267,3 +267,16 @@ def test_the_torch_kernel_works_in_chunks_of_frames_with_the_same_result(monkeyp
     whole = resize(frames, 12, 17)
     monkeypatch.setattr(resize_module, "_CHUNK_VALUES", 1)  # one frame a chunk
     assert torch.equal(resize(frames, 12, 17), whole)
+
+
+@pytest.mark.gpu
+def test_cuda_frames_give_the_cpu_loops_bytes():
+    """A GPU node's frames go through the torch kernel: the same integers, so the same bytes as the
+    CPU's compiled loop; float planes within float rounding."""
+    frames = detailed_frames(4, 216, 384, seed=7)
+    for target in [(54, 96), (162, 288), (300, 500)]:
+        gpu = resize(frames.cuda(), *target)
+        assert gpu.device.type == "cuda"
+        assert torch.equal(gpu.cpu().contiguous(), resize(frames, *target).contiguous())
+        planes = frames.float() / 255
+        assert (resize_planes(planes.cuda(), *target).cpu() - resize_planes(planes, *target)).abs().max() < 1e-5
