@@ -154,8 +154,10 @@ def _lanczos(x: np.ndarray) -> np.ndarray:
     return np.where(np.abs(x) < LOBES, np.sinc(x) * np.sinc(x / LOBES), 0.0)
 
 
+@functools.lru_cache(maxsize=64)
 def _taps_on(source: int, target: int, device: torch.device) -> Taps:
-    """:func:`taps` with its tensors on ``device``."""
+    """:func:`taps` with its tensors on ``device``, copied there once per size pair and device
+    (a copy to a GPU waits for the work queued there: once a job's first chunk, not every chunk)."""
     found = taps(source, target)
     if device.type == "cpu":
         return found
