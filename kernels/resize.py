@@ -9,8 +9,9 @@ It replaced torch's antialiased bicubic plus a 3x3 sharpening cross (2026-12-05)
 Pillow's ``LANCZOS`` that was 38.9 dB on 10 px text shrunk 640 -> 480 px, this is 53.8; screen
 text 960 -> 480 44.1 -> 49.3 dB, 1080p animation 52.1 -> 57.8, flat logo 51.6 -> 65.9, colour
 bars 47.7 -> 60.1 (frames of the bench libraries; notes/quality-per-byte.md has the table). It
-costs more where the factor is large (24 taps each way at 1920 -> 480 against bicubic's 16):
-measured in ``bench.job_time`` before it was taken (notes/cpu-kernels.md).
+costs more where the factor is large (24 taps each way at 1920 -> 480 against bicubic's 16): one
+thread, to 480x270, 4.3 ms a 1080p frame against 2.4, 1.5 ms from 640x360 against 0.8; whole
+resized jobs 4-17 % longer (notes/cpu-kernels.md).
 
 CPU tensors go through the compiled loops (:mod:`kernels.lanczos_scan`); GPU tensors, and the
 CPU without numba, through the torch kernel here: a sum over taps, each tap one gather along
