@@ -238,7 +238,7 @@ def test_a_histogram_folds_only_past_4096_occupied_bins(occupied_only):
     assert folded_weight.shape[0] <= 4096 and (folded_weight.shape[0] == 4096 or occupied_only)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.gpu
 def test_the_fixed_shape_entries_make_no_host_synchronisation():
     from animated_previews.kernels.histogram import colour_histogram
 
