@@ -172,7 +172,7 @@ def _most_populated(counts: Tensor, sums: Tensor, entries: int) -> tuple[Tensor,
 def _folded(counts: Tensor, sums: Tensor, entries: int) -> tuple[Tensor, Tensor]:
     """``entries`` entries, most populated first: the ``entries - 8**TAIL_BITS`` most populated
     bins as they are, and every other bin added into its cell of a :data:`TAIL_BITS` grid
-    (weights and exact mean colours; cells with nothing in them weigh 0). Bin (r, g, b) of a
+    (weights, and mean colours from the float32 colour sums; cells with nothing in them weigh 0). Bin (r, g, b) of a
     grid of ``side`` bins a channel is ``(r * side + g) * side + b``, so a cell is a block of the
     histogram seen as [cells, fold, cells, fold, cells, fold]."""
     side = round(counts.numel() ** (1 / 3))

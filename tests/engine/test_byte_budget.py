@@ -367,7 +367,6 @@ def test_fewer_colours_are_searched_between_the_palette_steps(monkeypatch, settl
         colours, slack = frames
         return bytes(int((3 - slack) * 100_000 * palette_factor(colours)))
 
-
     fmt = dataclasses.replace(GIF, encode=encode)
     clip = noisy_room(frames=4, width=8, height=8)
     fitted = fit_budget(fmt, clip, [10] * 4, 220_000, as_settings, encode((255, DEFAULT_HOLD_SLACK), None),
@@ -384,7 +383,6 @@ def test_above_128_colours_the_sizes_up_to_the_formats_own_are_searched():
     def encode(frames, delays, quality=None):
         colours, slack = frames
         return bytes(int((3 - slack) * 100_000 * min(colours, 255) / 255))
-
 
     fmt = dataclasses.replace(GIF, encode=encode)
     clip = noisy_room(frames=4, width=8, height=8)
