@@ -1,10 +1,10 @@
 """Antialiased Lanczos resize of uint8 RGB frame batches, float frames and float planes."""
 
-import math
-
 import numpy as np
 import pytest
 import torch
+
+import clipmaker
 
 from animated_previews.kernels import compiled, lanczos_scan
 from animated_previews.kernels.lanczos_scan import FRACTION_BITS
@@ -38,7 +38,7 @@ def detailed_frames(n: int, height: int, width: int, seed: int) -> torch.Tensor:
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return 10 * math.log10(255**2 / (a.double() - b.double()).square().mean().item())
+    return clipmaker.psnr(a.numpy(), b.numpy())
 
 
 def pillow_lanczos(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
