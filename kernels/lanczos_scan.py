@@ -34,10 +34,11 @@ __all__ = ["FRACTION_BITS", "MIDDLE_BITS", "SCAN_BYTES", "SCAN_FLOATS", "lanczos
 FRACTION_BITS = 14
 """The fixed-point weights are whole numbers of 1/2^14ths."""
 MIDDLE_BITS = 7
-"""Fractional bits the column pass keeps for the row pass. A window's weights' sizes sum to 1.2-1.3
-at the usual sizes and at most 1.57 (4 -> 5 pixels, where the picture's edge cuts the window and
-the rest is renormalised; tests/kernels/test_resize.py), so the row pass's sums stay within
-255 x 1.57 x 2^7 x 2^14 x 1.57 = 1.3 x 2^30, under int32's 2^31."""
+"""Fractional bits the column pass keeps for the row pass. A window's weights' sizes sum to 1.2-1.4
+at the usual sizes (1.37-1.40 inside the picture) and at most 1.57 (4 -> 5 pixels, where the
+picture's edge cuts the window and the rest is renormalised; tests/kernels/test_resize.py), so the
+row pass's sums stay within
+255 x 1.57 x 2^7 x 2^14 x 1.57 = 1.23 x 2^30, under int32's 2^31."""
 
 
 def lanczos_bytes(src: np.ndarray, row_starts: np.ndarray, row_weights: np.ndarray,

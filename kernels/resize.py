@@ -11,7 +11,8 @@ text 960 -> 480 44.1 -> 49.3 dB, 1080p animation 52.1 -> 57.8, flat logo 51.6 ->
 bars 47.7 -> 60.1 (frames of the bench libraries; notes/quality-per-byte.md has the table). It
 costs more where the factor is large (24 taps each way at 1920 -> 480 against bicubic's 16): one
 thread, to 480x270, 4.3 ms a 1080p frame against 2.4, 1.5 ms from 640x360 against 0.8; whole
-resized jobs 5-17 % longer, the screen text's 25-55 % (notes/cpu-kernels.md).
+resized jobs 5-17 % longer, the screen text's 25-55 %, HDR ones 5 % shorter (their float planes
+now through a compiled loop; notes/cpu-kernels.md).
 
 CPU tensors go through the compiled loops (:mod:`kernels.lanczos_scan`); GPU tensors, and the
 CPU without numba, through the torch kernel here: a sum over taps, each tap one gather along
