@@ -65,6 +65,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
+from ...kernels import canvas_scan, compiled
 from . import libwebp
 
 DEFAULT_QUALITY = 45
@@ -175,16 +176,31 @@ def _distance(frame: np.ndarray, canvas: np.ndarray) -> np.ndarray:
     return distance
 
 
-def _changed_box(distance: np.ndarray, threshold: int) -> tuple[int, int, int, int] | None:
-    """(x0, y0, x1, y1) around pixels whose ``distance`` exceeds ``threshold``, x0/y0 even; None
-    if none. Reduces along rows first: a few passes over the frame's bytes."""
-    moved = distance > threshold
+def _rgb_rows(pixels: np.ndarray) -> np.ndarray:
+    """[H, W, 3] bytes as the [H, W x 3] rows the compiled loops read (a view of a C-ordered frame)."""
+    return np.ascontiguousarray(pixels).reshape(pixels.shape[0], -1)
+
+
+def _compiled() -> bool:
+    """Whether the planner's questions go to :mod:`kernels.canvas_scan`'s loops (else to NumPy)."""
+    return canvas_scan.SCAN_CHANGED_BOX is not None and compiled.ENABLED
+
+
+def _changed_box(frame: np.ndarray, canvas: np.ndarray, threshold: int) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) around the pixels of ``frame`` that a channel puts more than ``threshold``
+    from ``canvas``, x0/y0 even (ANMF stores offsets halved); None if none."""
+    if _compiled():
+        box = np.zeros(4, np.int64)
+        if not canvas_scan.SCAN_CHANGED_BOX(_rgb_rows(frame), _rgb_rows(canvas), threshold, box):
+            return None
+        x0, y0, x1, y1 = (int(value) for value in box)
+        return x0, y0, x1, y1
+    moved = _distance(frame, canvas) > threshold  # reduced along rows first: a few passes over the bytes
     rows = np.flatnonzero(moved.reshape(moved.shape[0], -1).any(axis=1))
     if rows.size == 0:
         return None
     cols = np.flatnonzero(moved[rows[0]:rows[-1] + 1].any(axis=0).any(axis=1))
-    x0, y0 = int(cols[0]) & ~1, int(rows[0]) & ~1  # ANMF stores offsets halved
-    return x0, y0, int(cols[-1]) + 1, int(rows[-1]) + 1
+    return int(cols[0]) & ~1, int(rows[0]) & ~1, int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 def _blocks(pixels: np.ndarray) -> np.ndarray:
@@ -204,19 +220,20 @@ def _across_block(values: np.ndarray, combine: np.ufunc) -> np.ndarray:
     return out
 
 
-def _see_through_blocks(distance: np.ndarray, crop: np.ndarray, threshold: int,
-                        detail: float) -> np.ndarray | None:
-    """The box's whole 8x8 blocks to leave see-through ([rows, cols] bool), or None to code the
-    box opaque: blocks within ``threshold`` of the canvas, when they hold at least ``detail`` of
-    the box's detail (horizontal and vertical neighbour differences of the channel sum, on every
-    other pixel: an estimate of what the blocks would cost to code)."""
+def _still_blocks(crop: np.ndarray, region: np.ndarray, threshold: int) -> np.ndarray:
+    """[rows, cols] bool: whether each whole 8x8 block of ``crop`` is within ``threshold`` of the
+    canvas's ``region`` in every channel."""
     rows, cols = crop.shape[0] // _BLOCK, crop.shape[1] // _BLOCK
-    if rows == 0 or cols == 0:
-        return None
-    near = distance[:rows * _BLOCK, :cols * _BLOCK].reshape(rows, _BLOCK, -1).max(axis=1)
-    still = _across_block(near.reshape(rows, cols, -1), np.maximum) <= threshold
-    if not still.any():
-        return None
+    near = _distance(crop[:rows * _BLOCK, :cols * _BLOCK], region[:rows * _BLOCK, :cols * _BLOCK])
+    near = near.reshape(rows, _BLOCK, -1).max(axis=1)
+    return _across_block(near.reshape(rows, cols, -1), np.maximum) <= threshold
+
+
+def _block_detail(crop: np.ndarray) -> np.ndarray:
+    """[rows, cols] int64: each whole 8x8 block's share of the box's detail (horizontal and vertical
+    neighbour differences of the channel sum, on every other pixel: an estimate of what the block
+    would cost to code)."""
+    rows, cols = crop.shape[0] // _BLOCK, crop.shape[1] // _BLOCK
     sampled = crop[:rows * _BLOCK:2, :cols * _BLOCK:2]
     level = sampled[..., 0].astype(np.int16)  # channel by channel: a sum over axis 2 is 10x slower
     level += sampled[..., 1]
@@ -225,7 +242,32 @@ def _see_through_blocks(distance: np.ndarray, crop: np.ndarray, threshold: int,
     np.abs(level[:, 1:] - level[:, :-1], out=edges[:, 1:])
     edges[1:] += np.abs(level[1:] - level[:-1])
     half = _BLOCK // 2
-    per_block = _across_block(edges.reshape(rows, half, -1).sum(axis=1).reshape(rows, cols, half), np.add)
+    return _across_block(edges.reshape(rows, half, -1).sum(axis=1).reshape(rows, cols, half), np.add)
+
+
+def _see_through_blocks(frame: np.ndarray, canvas: np.ndarray, box: tuple[int, int, int, int],
+                        threshold: int, detail: float) -> np.ndarray | None:
+    """The box's whole 8x8 blocks to leave see-through ([rows, cols] bool), or None to code the
+    box opaque: blocks within ``threshold`` of the canvas, when they hold at least ``detail`` of
+    the box's detail (:func:`_block_detail`)."""
+    x0, y0, x1, y1 = box
+    rows, cols = (y1 - y0) // _BLOCK, (x1 - x0) // _BLOCK
+    if rows == 0 or cols == 0:
+        return None
+    if _compiled():
+        frame_rows = _rgb_rows(frame)
+        still = np.empty((rows, cols), np.bool_)
+        canvas_scan.SCAN_STILL_BLOCKS(frame_rows, _rgb_rows(canvas), x0, y0, threshold, still)
+        if not still.any():
+            return None
+        per_block = np.empty((rows, cols), np.int64)
+        canvas_scan.SCAN_BLOCK_DETAIL(frame_rows, x0, y0, per_block)
+    else:
+        crop = frame[y0:y1, x0:x1]
+        still = _still_blocks(crop, canvas[y0:y1, x0:x1], threshold)
+        if not still.any():
+            return None
+        per_block = _block_detail(crop)
     total = int(per_block.sum())
     if total == 0 or int(per_block[still].sum()) < detail * total:
         return None
@@ -272,8 +314,7 @@ def plan_frames(
     canvas = frames[0].copy()
     planned: list[PlannedFrame] = []
     for k in range(count):
-        distance = None if k == 0 else _distance(frames[k], canvas)
-        box = (0, 0, width, height) if k == 0 else _changed_box(distance, change_threshold)
+        box = (0, 0, width, height) if k == 0 else _changed_box(frames[k], canvas, change_threshold)
         if box is None:  # nothing moved: the previous frame simply stays longer
             planned[-1] = replace(planned[-1], duration_ms=planned[-1].duration_ms + int(delays_ms[k]))
             continue
@@ -282,12 +323,14 @@ def plan_frames(
             x0, y0, x1, y1 = 0, 0, width, height
         crop, region = frames[k, y0:y1, x0:x1], canvas[y0:y1, x0:x1]
         see_through = None
-        if distance is not None and see_through_threshold is not None:
-            see_through = _see_through_blocks(distance[y0:y1, x0:x1], crop, see_through_threshold,
+        if k > 0 and see_through_threshold is not None:
+            see_through = _see_through_blocks(frames[k], canvas, (x0, y0, x1, y1), see_through_threshold,
                                               see_through_detail)
         if see_through is None:
             region[...] = crop
-        else:  # the canvas keeps its pixels where the viewer's does
+        elif _compiled():  # the canvas keeps its pixels where the viewer's does
+            canvas_scan.SCAN_PAINT_CANVAS(_rgb_rows(frames[k]), _rgb_rows(canvas), x0, y0, x1, y1, see_through)
+        else:
             rows, cols = see_through.shape
             region[rows * _BLOCK:] = crop[rows * _BLOCK:]
             region[:rows * _BLOCK, cols * _BLOCK:] = crop[:rows * _BLOCK, cols * _BLOCK:]
