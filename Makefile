@@ -22,7 +22,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
-# numba compiles the CPU loops into its disk cache (~19 s for all), here rather than in the first
+# numba compiles the CPU loops into its disk cache (~12 s for all), here rather than in the first
 # job; again whenever a loop's module changes (numba then recompiles that loop, the rest load)
 WARM := $(VENV)/.warm
 $(WARM): $(STAMP) kernels/compiled.py $(wildcard kernels/*_scan.py)

@@ -43,25 +43,12 @@ def _largest_difference(frame: np.ndarray, canvas: np.ndarray, row: int, start: 
     return largest
 
 
-def _changed(frame: np.ndarray, canvas: np.ndarray, row: int, column: int, threshold: int) -> bool:
-    """Whether a channel of pixel (``column``, ``row``) differs from the canvas by more than ``threshold``."""
-    return _largest_difference(frame, canvas, row, 3 * column, 3 * column + 3) > threshold
-
-
-def _first_changed(frame: np.ndarray, canvas: np.ndarray, row: int, start: int, stop: int,
-                   threshold: int) -> int:
-    """The first changed column of ``row`` in ``start:stop``, or -1."""
-    for column in range(start, stop):
-        if _changed(frame, canvas, row, column, threshold):
-            return column
-    return -1
-
-
-def _last_changed(frame: np.ndarray, canvas: np.ndarray, row: int, start: int, stop: int,
-                  threshold: int) -> int:
-    """The last changed column of ``row`` in ``start:stop``, or -1."""
-    for column in range(stop - 1, start - 1, -1):
-        if _changed(frame, canvas, row, column, threshold):
+def _changed_column(frame: np.ndarray, canvas: np.ndarray, row: int, start: int, stop: int, step: int,
+                    threshold: int) -> int:
+    """The first column of ``range(start, stop, step)`` (``step`` 1 or -1) in ``row`` whose pixel
+    differs from the canvas by more than ``threshold`` in a channel, or -1."""
+    for column in range(start, stop, step):
+        if _largest_difference(frame, canvas, row, 3 * column, 3 * column + 3) > threshold:
             return column
     return -1
 
@@ -80,21 +67,21 @@ def changed_box(frame: np.ndarray, canvas: np.ndarray, threshold: int, box: np.n
             break
     if top < 0:
         return False
-    left = _first_changed(frame, canvas, top, 0, width, threshold)
-    right = _last_changed(frame, canvas, top, left, width, threshold)
+    left = _changed_column(frame, canvas, top, 0, width, 1, threshold)
+    right = _changed_column(frame, canvas, top, width - 1, left - 1, -1, threshold)
     bottom = top
     for row in range(height - 1, top, -1):
         if _largest_difference(frame, canvas, row, 0, row_bytes) > threshold:
             bottom = row
-            first = _first_changed(frame, canvas, row, 0, left, threshold)
-            left = first if first >= 0 else left
-            right = max(right, _last_changed(frame, canvas, row, right + 1, width, threshold))
+            found = _changed_column(frame, canvas, row, 0, left, 1, threshold)
+            left = found if found >= 0 else left
+            right = max(right, _changed_column(frame, canvas, row, width - 1, right, -1, threshold))
             break
     for row in range(top + 1, bottom):  # only what lies outside the box so far can widen it
         if left > 0 and _largest_difference(frame, canvas, row, 0, 3 * left) > threshold:
-            left = _first_changed(frame, canvas, row, 0, left, threshold)
+            left = _changed_column(frame, canvas, row, 0, left, 1, threshold)
         if right < width - 1 and _largest_difference(frame, canvas, row, 3 * right + 3, row_bytes) > threshold:
-            right = _last_changed(frame, canvas, row, right + 1, width, threshold)
+            right = _changed_column(frame, canvas, row, width - 1, right, -1, threshold)
     box[0], box[1], box[2], box[3] = left & ~1, top & ~1, right + 1, bottom + 1
     return True
 
@@ -184,12 +171,9 @@ def block_detail(frame: np.ndarray, x0: int, y0: int, detail: np.ndarray) -> Non
 
 _largest_difference = compile_loop(_largest_difference, lambda nb: nb.int32(
     nb.uint8[:, ::1], nb.uint8[:, ::1], nb.int64, nb.int64, nb.int64), inline=True) or _largest_difference
-_changed = compile_loop(_changed, lambda nb: nb.boolean(
-    nb.uint8[:, ::1], nb.uint8[:, ::1], nb.int64, nb.int64, nb.int64), inline=True) or _changed
-_first_changed = compile_loop(_first_changed, lambda nb: nb.int64(
-    nb.uint8[:, ::1], nb.uint8[:, ::1], nb.int64, nb.int64, nb.int64, nb.int64), inline=True) or _first_changed
-_last_changed = compile_loop(_last_changed, lambda nb: nb.int64(
-    nb.uint8[:, ::1], nb.uint8[:, ::1], nb.int64, nb.int64, nb.int64, nb.int64), inline=True) or _last_changed
+_changed_column = compile_loop(_changed_column, lambda nb: nb.int64(
+    nb.uint8[:, ::1], nb.uint8[:, ::1], nb.int64, nb.int64, nb.int64, nb.int64, nb.int64),
+    inline=True) or _changed_column
 
 SCAN_CHANGED_BOX = compile_loop(changed_box, lambda nb: nb.boolean(
     nb.uint8[:, ::1], nb.uint8[:, ::1], nb.int64, nb.int64[::1]))

@@ -8,7 +8,8 @@ so the compile happens when the module is imported (in the worker pool's forkser
 it forks its workers) instead of in the middle of a job; cached on disk (the first import after
 installing compiles, on the project's VM 3.7-4.1 s for the hold scan, 0.2 s for the histogram,
 1.0 s for the remap, 5.5 s for the median cut, 3.1 s for k-means, 1.3 s for the nearest-colour
-search, 1.8 s for the Lanczos resize, 0.8 s for the tone map and 1.6 s for the temporal denoise; later processes load them all in about 0.35 s, plus 0.3 s to import numba);
+search, 1.8 s for the Lanczos resize, 0.8 s for the tone map, 1.6 s for the temporal denoise and 4.4 s for the WebP
+planner's loops; later processes load them all in about 0.35 s, plus 0.3 s to import numba);
 without the GIL, so threads of a GPU node's process can run them side by side.
 
 Two things measured while writing them: a view made inside the pixel loop (``a[k]`` per pixel)
@@ -43,7 +44,7 @@ LOOPS = tuple(sorted(path.stem for path in Path(__file__).parent.glob("*_scan.py
 
 def warm() -> None:
     """Import every loop once, so that numba's disk cache holds them (``make install`` and the
-    CUDA image call it, so no first job waits ~19 s for the compile)."""
+    CUDA image call it, so no first job waits ~12 s for the compile)."""
     import importlib
 
     for name in LOOPS:
