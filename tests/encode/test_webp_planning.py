@@ -107,3 +107,14 @@ def test_the_still_blocks_and_their_detail_are_the_numpy_planners(seed):
     detail = np.empty((rows, cols), np.int64)
     canvas_scan.SCAN_BLOCK_DETAIL(frame.reshape(height, -1), x0, y0, detail)
     assert np.array_equal(detail, webp._block_detail(crop))
+
+
+def test_the_alpha_plane_clears_exactly_the_see_through_blocks_of_the_box():
+    rng = np.random.default_rng(3)
+    still = rng.random((5, 7)) < 0.5
+    plan = webp.PlannedFrame((6, 4, 6 + 8 * 7 + 5, 4 + 8 * 5 + 3), 50, 1, still)  # partial blocks right and below
+    expected = np.full((43, 61), 255, np.uint8)
+    for r, c in zip(*np.nonzero(still)):
+        expected[8 * r:8 * r + 8, 8 * c:8 * c + 8] = 0
+    assert np.array_equal(webp._alpha_plane(plan), expected)
+    assert webp._alpha_plane(webp.PlannedFrame((0, 0, 16, 16), 50, 0)) is None
