@@ -311,7 +311,7 @@ def plan_frames(
     """Which frames to store, which box of the canvas each codes and which of its blocks it leaves
     see-through (``see_through_threshold`` None: none), tracking the canvas of source pixels."""
     count, height, width, _ = frames.shape
-    canvas = frames[0].copy()
+    canvas = np.array(frames[0], order="C")  # C-ordered whatever the frames are: the loops paint it in place
     planned: list[PlannedFrame] = []
     for k in range(count):
         box = (0, 0, width, height) if k == 0 else _changed_box(frames[k], canvas, change_threshold)

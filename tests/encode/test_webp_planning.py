@@ -118,3 +118,10 @@ def test_the_alpha_plane_clears_exactly_the_see_through_blocks_of_the_box():
         expected[8 * r:8 * r + 8, 8 * c:8 * c + 8] = 0
     assert np.array_equal(webp._alpha_plane(plan), expected)
     assert webp._alpha_plane(webp.PlannedFrame((0, 0, 16, 16), 50, 0)) is None
+
+
+def test_frames_not_in_c_order_are_planned_as_the_same_frames_in_c_order(monkeypatch):
+    frames = _clip(7)
+    strided = np.asfortranarray(frames)  # the same pixels, another layout (the loops read C-ordered rows)
+    assert not strided.flags.c_contiguous
+    assert _plans(strided, True, monkeypatch) == _plans(frames, True, monkeypatch) == _plans(strided, False, monkeypatch)
