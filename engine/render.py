@@ -33,6 +33,8 @@ import numpy as np
 import torch
 
 from ..kernels.fit import cover_crop, fill_outside, fit, pad, pad_placement
+from ..kernels.flicker import flicker_share
+from ..kernels.histogram import colour_histogram
 from ..kernels.hold import DEFAULT_HOLD_SLACK, KEEP, hold_indices
 from ..kernels.nearest import blocks_in_histogram
 from ..kernels.palette import palettes_from_histograms
@@ -56,6 +58,15 @@ a still picture is counted once over four frames)."""
 HISTOGRAM_BITS = 5
 """Bins per channel of the palette histograms (32^3): also where remap looks for the clip's
 colours first (:func:`kernels.nearest.blocks_in_histogram`)."""
+FINE_HISTOGRAM_BITS = 6
+"""Bins per channel (64^3) for a clip of few exact colours (:func:`_histograms`)."""
+FINE_MAX_FLICKER = 0.08
+"""Most :func:`kernels.flicker.flicker_share` a clip may have for :data:`FINE_HISTOGRAM_BITS`:
+the clips measured there are at 0.03 or below or at 0.22 or above."""
+FINE_MAX_RUNS = 4
+"""Most palette runs histogrammed at :data:`FINE_HISTOGRAM_BITS`: 5 MiB a histogram (counts and
+colour sums; the 5-bit one 0.6 MiB), so at most 20 MiB, within the job's fixed allowance
+(:data:`engine.job.JOB_OVERHEAD`)."""
 
 
 class Fitter:
@@ -253,7 +264,7 @@ def _indexed(clip: DecodedClip, colours: int, keeps_screen: bool = False,
     is not a whole new frame (and the colours accumulate: on 1080p animation, runs of 8 frames
     with it gave +0.6 dB for 1% more bytes; without it, +0.3 dB for 19% more). The frames are
     histogrammed once per run."""
-    runs, histograms = palette_runs(clip.frames, bits=HISTOGRAM_BITS, sample_stride=PALETTE_SAMPLE_STRIDE)
+    runs, histograms, bits = _histograms(clip.frames, colours)
     rows = clip.index.tolist()  # non-decreasing: a run's instants are one stretch
     indices = torch.empty((len(rows), clip.height, clip.width), dtype=torch.uint8, device=clip.frames.device)
     stretches = []
@@ -265,7 +276,7 @@ def _indexed(clip: DecodedClip, colours: int, keeps_screen: bool = False,
         first, end = bisect.bisect_left(rows, run.start), bisect.bisect_left(rows, run.stop)
         if first == end:
             continue
-        fresh = remap(clip.frames[run], palette, blocks=blocks_in_histogram(histogram[0], HISTOGRAM_BITS))
+        fresh = remap(clip.frames[run], palette, blocks=blocks_in_histogram(histogram[0], bits))
         hold_indices(clip.frames[run], fresh, clip.index[first:end] - run.start, palette,
                      slack=DEFAULT_HOLD_SLACK if slack is None else slack, out=indices[first:end], before=screen)
         stretches.append((first, end, palette))
@@ -277,6 +288,22 @@ def _indexed(clip: DecodedClip, colours: int, keeps_screen: bool = False,
     for first, end, palette in stretches:  # padded slots repeat a colour: remap never picks them
         palettes[first:end] = palette
     return IndexedFrames(to_host(indices), to_host(palettes))
+
+
+def _histograms(frames: torch.Tensor, colours: int) -> tuple[list[slice], list[tuple[torch.Tensor, torch.Tensor]], int]:
+    """The clip's palette runs (:func:`kernels.scenes.palette_runs`), each run's colour histogram
+    and its bins per channel. :data:`HISTOGRAM_BITS` unless every run occupies fewer of its bins
+    than the palette has colours and the clip hardly flickers (:mod:`kernels.flicker`): then the
+    palette would be the bins' means, colours up to 4 levels a channel off, with slots to spare,
+    and :data:`FINE_HISTOGRAM_BITS` places them (a chart, credits, a slide; on a GPU this
+    decision reads a count per run and the flicker back to the host, once a render)."""
+    runs, histograms = palette_runs(frames, bits=HISTOGRAM_BITS, sample_stride=PALETTE_SAMPLE_STRIDE)
+    if len(runs) > FINE_MAX_RUNS or any(int(torch.count_nonzero(counts)) >= colours for counts, _ in histograms):
+        return runs, histograms, HISTOGRAM_BITS
+    if float(flicker_share(frames)) > FINE_MAX_FLICKER:
+        return runs, histograms, HISTOGRAM_BITS
+    fine = [colour_histogram(frames[run], bits=FINE_HISTOGRAM_BITS, sample_stride=PALETTE_SAMPLE_STRIDE) for run in runs]
+    return runs, fine, FINE_HISTOGRAM_BITS
 
 
 def _shown(indices: torch.Tensor, palette: torch.Tensor, before: torch.Tensor | None) -> torch.Tensor:
