@@ -263,7 +263,7 @@ def _indexed(clip: DecodedClip, colours: int, keeps_screen: bool = False,
     (:data:`KEEP`) while the new palette does not show it clearly better, so a change of palette
     is not a whole new frame (and the colours accumulate: on 1080p animation, runs of 8 frames
     with it gave +0.6 dB for 1% more bytes; without it, +0.3 dB for 19% more). The frames are
-    histogrammed once per run."""
+    histogrammed once per run (twice for a clip of few still colours: :func:`_histograms`)."""
     runs, histograms, bits = _histograms(clip.frames, colours)
     rows = clip.index.tolist()  # non-decreasing: a run's instants are one stretch
     indices = torch.empty((len(rows), clip.height, clip.width), dtype=torch.uint8, device=clip.frames.device)
