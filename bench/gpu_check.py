@@ -60,8 +60,8 @@ process now)."""
 MIN_STAGE_S = 10
 """A stage with less time left than this is skipped."""
 REUSE_CLIPS = 8
-GPU_TEST_FILES = ("tests/engine/test_gpu_parity.py", "tests/kernels/test_fit.py", "tests/kernels/test_denoise.py",
-                  "tests/kernels/test_palette.py", "tests/kernels/test_resize.py")
+GPU_TEST_FILES = ("tests/engine/test_gif_quality.py", "tests/engine/test_gpu_parity.py", "tests/kernels/test_fit.py",
+                  "tests/kernels/test_denoise.py", "tests/kernels/test_palette.py", "tests/kernels/test_resize.py")
 """The files holding tests marked ``gpu`` (tests/bench/test_gpu_check.py keeps this list whole)."""
 PARITY_MARGIN_DB = 0.5
 """The bar tests/engine/test_gpu_parity.py sets (its own PARITY_MARGIN_DB): the GPU output's PSNR against the source frames at

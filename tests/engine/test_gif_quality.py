@@ -225,3 +225,17 @@ def test_the_finer_histogram_is_only_for_few_colours_that_hold_still():
     assert bits(clipmaker.plasma(4, 60, 80, scale=2, step=0.3)) == render.HISTOGRAM_BITS  # more bins than colours
     cuts = [chart(k) if k // 8 % 2 else 255 - chart(k) for k in range(8 * (render.FINE_MAX_RUNS + 1))]
     assert bits(cuts) == render.HISTOGRAM_BITS  # a palette per run of 8, more runs than are worth 5 MiB each
+
+
+@pytest.mark.gpu
+def test_cuda_frames_choose_the_same_histogram_as_the_cpu():
+    """The choice reads a count and the flicker back from the device: the same bits and counts there."""
+    from animated_previews.engine import render
+
+    rng = np.random.default_rng(3)
+    for frames in ([chart(k) for k in range(16)], [chart(k, rng) for k in range(16)]):
+        tensor = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+        cpu_runs, cpu_histograms, cpu_bits = render._histograms(tensor, 255)
+        gpu_runs, gpu_histograms, gpu_bits = render._histograms(tensor.cuda(), 255)
+        assert (gpu_runs, gpu_bits) == (cpu_runs, cpu_bits)
+        assert all(torch.equal(g[0].cpu(), c[0]) for g, c in zip(gpu_histograms, cpu_histograms))
