@@ -2,7 +2,7 @@
 
 A few of the CPU path's kernels (the ``kernels/*_scan.py`` modules, :data:`LOOPS`) are plain
 Python loops over NumPy arrays that numba compiles; each keeps its torch kernel beside it, for GPU
-tensors and for when numba is missing, and a test holds the two to the same output (the
+tensors and for when numba is missing (the WebP planner's, canvas_scan, its NumPy code), and a test holds the two to the same output (the
 nearest-colour search to the exact answer, which the torch tiers give wherever they are exact). One place decides how they are compiled: with the signature given,
 so the compile happens when the module is imported (in the worker pool's forkserver, once, before
 it forks its workers) instead of in the middle of a job; cached on disk (the first import after

@@ -177,7 +177,10 @@ def _distance(frame: np.ndarray, canvas: np.ndarray) -> np.ndarray:
 
 
 def _rgb_rows(pixels: np.ndarray) -> np.ndarray:
-    """[H, W, 3] bytes as the [H, W x 3] rows the compiled loops read (a view of a C-ordered frame)."""
+    """[H, W, 3] bytes as the [H, W x 3] rows the compiled loops read: a view of a C-ordered,
+    writable frame, else a copy (the loops' signatures take writable arrays only)."""
+    if not pixels.flags.writeable:
+        pixels = pixels.copy()
     return np.ascontiguousarray(pixels).reshape(pixels.shape[0], -1)
 
 
@@ -346,7 +349,7 @@ def _alpha_plane(plan: PlannedFrame) -> np.ndarray | None:
     x0, y0, x1, y1 = plan.box
     alpha = np.full((y1 - y0, x1 - x0), 255, np.uint8)
     opaque = np.where(plan.see_through, np.uint8(0), np.uint8(255))
-    _blocks(alpha)[...] = opaque[:, None, :, None]  # a broadcast copy: 0.6 ms a 720p frame, a masked one 1.1
+    _blocks(alpha)[...] = opaque[:, None, :, None]  # a broadcast copy: 0.5 ms a 720p frame, a masked one 1.1
     return alpha
 
 

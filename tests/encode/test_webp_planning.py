@@ -92,18 +92,27 @@ def test_painting_the_canvas_keeps_its_pixels_only_in_the_still_blocks():
     assert np.array_equal(canvas, expected)
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_the_still_blocks_and_their_detail_are_the_numpy_planners(seed):
+def test_the_still_blocks_and_their_detail_are_the_numpy_planners():
+    mixed: list[bool] = []
+    for seed in range(20):
+        _still_and_detail_against_numpy(seed, mixed)
+    assert sum(mixed) >= 5  # cases with still and moving blocks side by side
+
+
+def _still_and_detail_against_numpy(seed: int, mixed: list[bool]) -> None:
     rng = np.random.default_rng(seed)
     height, width = int(rng.integers(8, 70)), int(rng.integers(8, 90))
     canvas = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    frame = np.clip(canvas + rng.integers(-7, 8, canvas.shape), 0, 255).astype(np.uint8)
+    spread = np.where((np.arange(height) // 16 % 2 == 0)[:, None, None], 4, 7)  # bands within the threshold and past it
+    frame = np.clip(canvas + rng.integers(-7, 8, canvas.shape) % (spread + 1) * np.sign(rng.integers(-1, 2, canvas.shape)),
+                    0, 255).astype(np.uint8)
     x0, y0 = int(rng.integers(0, width - 7)), int(rng.integers(0, height - 7))
     crop, region = frame[y0:, x0:], canvas[y0:, x0:]
     rows, cols = crop.shape[0] // 8, crop.shape[1] // 8
     still = np.empty((rows, cols), np.bool_)
     canvas_scan.SCAN_STILL_BLOCKS(frame.reshape(height, -1), canvas.reshape(height, -1), x0, y0, 5, still)
     assert np.array_equal(still, webp._still_blocks(crop, region, 5))
+    mixed.append(bool(still.any()) and not bool(still.all()))
     detail = np.empty((rows, cols), np.int64)
     canvas_scan.SCAN_BLOCK_DETAIL(frame.reshape(height, -1), x0, y0, detail)
     assert np.array_equal(detail, webp._block_detail(crop))
@@ -125,3 +134,10 @@ def test_frames_not_in_c_order_are_planned_as_the_same_frames_in_c_order(monkeyp
     strided = np.asfortranarray(frames)  # the same pixels, another layout (the loops read C-ordered rows)
     assert not strided.flags.c_contiguous
     assert _plans(strided, True, monkeypatch) == _plans(frames, True, monkeypatch) == _plans(strided, False, monkeypatch)
+
+
+def test_read_only_frames_are_planned_and_coded_too():
+    frames = _clip(11)
+    frozen = frames.copy()
+    frozen.flags.writeable = False
+    assert webp.encode_webp(frozen, [40] * len(frames)) == webp.encode_webp(frames, [40] * len(frames))

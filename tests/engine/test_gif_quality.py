@@ -181,7 +181,7 @@ def test_a_clip_of_every_hue_gets_a_palette_from_all_of_its_pixels(tmp_path, pla
 
 def chart(k: int, noise: np.random.Generator | None = None) -> np.ndarray:
     """A chart-like frame: a ramp of 80 greys, three bars growing to the right with edges at
-    sub-pixel places (blends of bar and ground): about a hundred exact colours in 31 of the
+    sub-pixel places (blends of bar and ground): about a hundred exact colours in 25 to 31 (as sampled) of the
     palette histogram's 5-bit bins. ``noise``: a level or two on every pixel, as a camera adds."""
     y, x = np.mgrid[0:H, 0:W].astype(float)
     frame = np.repeat((60 + x * 0.5)[..., None], 3, axis=-1)
