@@ -177,11 +177,9 @@ def _distance(frame: np.ndarray, canvas: np.ndarray) -> np.ndarray:
 
 
 def _rgb_rows(pixels: np.ndarray) -> np.ndarray:
-    """[H, W, 3] bytes as the [H, W x 3] rows the compiled loops read: a view of a C-ordered,
-    writable frame, else a copy (the loops' signatures take writable arrays only)."""
-    if not pixels.flags.writeable:
-        pixels = pixels.copy()
-    return np.ascontiguousarray(pixels).reshape(pixels.shape[0], -1)
+    """[H, W, 3] bytes as the [H, W x 3] rows the compiled loops read: a view (:func:`plan_frames`
+    hands the loops C-ordered, writable frames, which their signatures require)."""
+    return pixels.reshape(pixels.shape[0], -1)
 
 
 def _compiled() -> bool:
@@ -314,6 +312,8 @@ def plan_frames(
     """Which frames to store, which box of the canvas each codes and which of its blocks it leaves
     see-through (``see_through_threshold`` None: none), tracking the canvas of source pixels."""
     count, height, width, _ = frames.shape
+    if _compiled() and not (frames.flags.c_contiguous and frames.flags.writeable):
+        frames = np.array(frames, order="C")  # once for the clip, not per frame and question
     canvas = np.array(frames[0], order="C")  # C-ordered whatever the frames are: the loops paint it in place
     planned: list[PlannedFrame] = []
     for k in range(count):
