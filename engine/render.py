@@ -67,9 +67,10 @@ Measured (every 2nd pixel; the rule samples every 4th): the clips of few bins at
 footage); of the others flat logo 0.025, phone feed 0.025, colour bars 0.107, screen text 0.116."""
 FINE_MAX_RUNS = 4
 """Most palette runs histogrammed at :data:`FINE_HISTOGRAM_BITS`: 5 MiB a histogram kept (counts and
-colour sums; the 5-bit one 0.6 MiB) and about 14 MiB of scratch while one is made, so up to 34
-MiB more than a 5-bit render, which :data:`engine.job.JOB_OVERHEAD` (64 MiB, about 61 of it
-counted before) does not yet include."""
+colour sums; the 5-bit one 0.6 MiB), and making one raised a process's peak RSS by 16.9 MiB (the
+5-bit one 0.4; /tmp/pf/mem.py, 2026-12-06), so four take up to about 32 MiB more than a 5-bit
+render, which :data:`engine.job.JOB_OVERHEAD` (64 MiB, about 61 of it counted before) does not
+yet include."""
 
 
 class Fitter:
