@@ -31,6 +31,6 @@ def flicker_share(frames: Tensor, levels: int = FLICKER_LEVELS, stride: int = 4)
         raise ValueError(f"frames must be uint8 [U, 3, H, W], got {frames.dtype} {tuple(frames.shape)}")
     if frames.shape[0] < 2:
         return torch.zeros((), dtype=torch.float32, device=frames.device)
-    sampled = frames[:, :, ::stride, ::stride].to(torch.int16)
-    change = (sampled[1:] - sampled[:-1]).abs_().amax(dim=1)
+    sampled = frames[:, :, ::stride, ::stride]
+    change = (torch.maximum(sampled[1:], sampled[:-1]) - torch.minimum(sampled[1:], sampled[:-1])).amax(dim=1)
     return ((change > 0) & (change <= levels)).to(torch.float32).mean()
